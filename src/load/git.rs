@@ -1,0 +1,95 @@
+//! Reading a configuration folder as it was at a git revision.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
+
+use super::{LoadError, Loaded, MAX_FILE_BYTES, is_config_file, too_large};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{path} is not inside a git repository: {message}")]
+    NoRepository { path: PathBuf, message: String },
+    #[error("cannot resolve revision {rev:?}: {message}")]
+    BadRevision { rev: String, message: String },
+    #[error("git: {0}")]
+    Other(String),
+}
+
+fn other(e: git2::Error) -> GitError {
+    GitError::Other(e.message().to_string())
+}
+
+fn open(dir: &Path) -> Result<(Repository, PathBuf), GitError> {
+    let abs =
+        dir.canonicalize().map_err(|e| GitError::NoRepository { path: dir.to_path_buf(), message: e.to_string() })?;
+    let repo = Repository::discover(&abs)
+        .map_err(|e| GitError::NoRepository { path: dir.to_path_buf(), message: e.message().to_string() })?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| GitError::Other("bare repositories are not supported".into()))?
+        .canonicalize()
+        .map_err(|e| GitError::Other(e.to_string()))?;
+    let sub = abs.strip_prefix(&workdir).map(Path::to_path_buf).unwrap_or_default();
+    Ok((repo, sub))
+}
+
+/// The commit id of HEAD for the repository holding `dir`, with `-dirty` when the folder has
+/// uncommitted changes; `None` outside a repository.
+pub fn commit_of(dir: &Path) -> Option<String> {
+    let (repo, sub) = open(dir).ok()?;
+    let head = repo.head().ok()?.peel_to_commit().ok()?;
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true);
+    if !sub.as_os_str().is_empty() {
+        opts.pathspec(&sub);
+    }
+    let dirty = repo.statuses(Some(&mut opts)).map(|s| !s.is_empty()).unwrap_or(false);
+    Some(format!("{}{}", head.id(), if dirty { "-dirty" } else { "" }))
+}
+
+/// Reads the configuration folder `dir` (inside a git work tree) as it was at `rev`.
+pub fn load_revision(dir: &Path, rev: &str) -> Result<Loaded, LoadError> {
+    let (repo, sub) = open(dir)?;
+    let object = repo
+        .revparse_single(rev)
+        .map_err(|e| GitError::BadRevision { rev: rev.to_string(), message: e.message().to_string() })?;
+    let tree = object
+        .peel_to_tree()
+        .map_err(|e| GitError::BadRevision { rev: rev.to_string(), message: e.message().to_string() })?;
+    let tree = if sub.as_os_str().is_empty() {
+        tree
+    } else {
+        match tree.get_path(&sub) {
+            Ok(entry) => repo.find_tree(entry.id()).map_err(other)?,
+            Err(_) => return Err(LoadError::NoSettings { root: dir.to_path_buf() }),
+        }
+    };
+    let mut blobs: Vec<(PathBuf, git2::Oid)> = Vec::new();
+    tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+        let name = entry.name().unwrap_or("");
+        if name.starts_with('.') {
+            return TreeWalkResult::Skip;
+        }
+        if entry.kind() == Some(ObjectType::Blob) {
+            let path = Path::new(parent).join(name);
+            if is_config_file(&path) {
+                blobs.push((path, entry.id()));
+            }
+        }
+        TreeWalkResult::Ok
+    })
+    .map_err(other)?;
+    blobs.sort();
+    let mut loaded = Loaded { root: dir.to_path_buf(), ..Loaded::default() };
+    for (path, oid) in blobs {
+        let blob = repo.find_blob(oid).map_err(other)?;
+        let size = blob.size() as u64;
+        if size > MAX_FILE_BYTES {
+            loaded.diagnostics.push(too_large(&path, size));
+            continue;
+        }
+        loaded.add_file(path, blob.content().to_vec());
+    }
+    loaded.finish()
+}

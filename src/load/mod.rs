@@ -1,0 +1,265 @@
+//! Reading a configuration folder, or the same folder at a git revision, into documents that
+//! remember their file and line.
+//!
+//! Guarantees: every `*.yaml`/`*.yml` file below the root is read (hidden folders and files are
+//! skipped), in a stable order; each YAML document (`---`) becomes one [`Document`] whose
+//! `start_line` is the 1-based line of its first line in the file. Files larger than
+//! [`MAX_FILE_BYTES`] or not UTF-8 are reported, not read. Nothing here decides what is valid.
+
+mod git;
+pub mod locate;
+
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use git::{GitError, commit_of, load_revision};
+pub use locate::{PathSeg, locate};
+
+use crate::diagnostic::Diagnostic;
+
+/// The largest configuration file keyward reads.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The settings file at the root of every configuration.
+pub const SETTINGS_FILE: &str = "keyward.yaml";
+
+/// One source file's text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Relative to the configuration root, with `/` separators.
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// An index into [`Loaded::files`].
+pub type FileId = usize;
+
+/// One YAML document of a file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub file: FileId,
+    /// Byte range of the document's text in its file.
+    pub span: Range<usize>,
+    /// 1-based line of the first line of `span`.
+    pub start_line: u32,
+}
+
+/// A configuration as read from disk or git.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub root: PathBuf,
+    pub files: Vec<SourceFile>,
+    /// Documents of `keyward.yaml` (there should be exactly one).
+    pub settings: Vec<Document>,
+    /// Resource documents of every other file.
+    pub documents: Vec<Document>,
+    /// Read problems: files too large, not UTF-8, or unreadable.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Every `*.rego` file, for custom policies.
+    pub rego: Vec<FileId>,
+}
+
+impl Loaded {
+    pub fn text(&self, doc: &Document) -> &str {
+        &self.files[doc.file].text[doc.span.clone()]
+    }
+
+    pub fn path(&self, doc: &Document) -> &Path {
+        &self.files[doc.file].path
+    }
+}
+
+/// Why a configuration could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0} is not a folder")]
+    NotADirectory(PathBuf),
+    #[error("{root} has no keyward.yaml; a configuration folder needs one at its root (see docs/configuration.md)")]
+    NoSettings { root: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+/// Reads the configuration folder at `root`.
+pub fn load_dir(root: &Path) -> Result<Loaded, LoadError> {
+    let meta = fs::metadata(root).map_err(|source| LoadError::Io { path: root.to_path_buf(), source })?;
+    if !meta.is_dir() {
+        return Err(LoadError::NotADirectory(root.to_path_buf()));
+    }
+    let mut paths = Vec::new();
+    walk(root, Path::new(""), &mut paths)?;
+    paths.sort();
+    let mut loaded = Loaded { root: root.to_path_buf(), ..Loaded::default() };
+    for rel in paths {
+        let full = root.join(&rel);
+        let size = fs::metadata(&full).map_err(|source| LoadError::Io { path: full.clone(), source })?.len();
+        if size > MAX_FILE_BYTES {
+            loaded.diagnostics.push(too_large(&rel, size));
+            continue;
+        }
+        let bytes = fs::read(&full).map_err(|source| LoadError::Io { path: full.clone(), source })?;
+        loaded.add_file(rel, bytes);
+    }
+    loaded.finish()
+}
+
+fn too_large(rel: &Path, size: u64) -> Diagnostic {
+    Diagnostic::error(
+        "file-too-large",
+        format!(
+            "file is {:.1} MiB; keyward reads configuration files of at most {} MiB",
+            size as f64 / (1024.0 * 1024.0),
+            MAX_FILE_BYTES / (1024 * 1024)
+        ),
+    )
+    .in_file(rel)
+    .help("split it into several files; any folder layout works")
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_string_lossy().starts_with('.')
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let dir = root.join(rel);
+    let entries = fs::read_dir(&dir).map_err(|source| LoadError::Io { path: dir.clone(), source })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| LoadError::Io { path: dir.clone(), source })?;
+        let name = entry.file_name();
+        if is_hidden(&name) {
+            continue;
+        }
+        let file_type = entry.file_type().map_err(|source| LoadError::Io { path: entry.path(), source })?;
+        let child = rel.join(&name);
+        if file_type.is_dir() {
+            walk(root, &child, out)?;
+        } else if file_type.is_file() && is_config_file(&child) {
+            out.push(child);
+        }
+    }
+    Ok(())
+}
+
+fn is_config_file(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "rego"))
+}
+
+impl Loaded {
+    /// Adds one file's bytes, splitting YAML into documents.
+    pub(crate) fn add_file(&mut self, rel: PathBuf, bytes: Vec<u8>) {
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let offset = e.utf8_error().valid_up_to();
+                let line = e.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() as u32 + 1;
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "not-utf8",
+                        format!("file is not valid UTF-8 (first bad byte at offset {offset})"),
+                    )
+                    .in_file(&rel)
+                    .at(line, 1)
+                    .help("save the file as UTF-8"),
+                );
+                return;
+            }
+        };
+        let id = self.files.len();
+        let is_rego = rel.extension().is_some_and(|e| e == "rego");
+        let is_settings = rel == Path::new(SETTINGS_FILE);
+        let docs = if is_rego { Vec::new() } else { split_documents(id, &text) };
+        if !is_rego && docs.is_empty() {
+            let msg = if is_settings {
+                "keyward.yaml is empty; it needs at least `version: 1`"
+            } else {
+                "file holds no YAML document"
+            };
+            self.diagnostics.push(
+                Diagnostic::error("empty-file", msg)
+                    .in_file(&rel)
+                    .help("add a resource with `kind` and `name`, or remove the file"),
+            );
+        }
+        self.files.push(SourceFile { path: rel, text });
+        if is_rego {
+            self.rego.push(id);
+        } else if is_settings {
+            self.settings.extend(docs);
+        } else {
+            self.documents.extend(docs);
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<Loaded, LoadError> {
+        let has_settings = self.files.iter().any(|f| f.path == Path::new(SETTINGS_FILE))
+            || self.diagnostics.iter().any(|d| d.file.as_deref() == Some(Path::new(SETTINGS_FILE)));
+        if !has_settings {
+            return Err(LoadError::NoSettings { root: self.root.clone() });
+        }
+        Ok(self)
+    }
+}
+
+/// Splits a YAML stream into documents at `---` and `...` lines, dropping documents that hold
+/// only comments and blank lines. A `---` at column 0 cannot occur inside a block scalar of a
+/// top-level mapping, so splitting on lines is exact for configuration files.
+fn split_documents(file: FileId, text: &str) -> Vec<Document> {
+    let mut docs = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 1u32;
+    let mut offset = 0usize;
+    let push = |docs: &mut Vec<Document>, range: Range<usize>, first_line: u32| {
+        let body = &text[range.clone()];
+        let has_content = body.lines().any(|l| {
+            let t = l.trim_start();
+            !t.is_empty() && !t.starts_with('#') && !t.starts_with('%')
+        });
+        if has_content {
+            docs.push(Document { file, span: range, start_line: first_line });
+        }
+    };
+    for (line_no, line) in (1u32..).zip(text.split_inclusive('\n')) {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let is_start = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
+        let is_end = bare == "..." || bare.starts_with("... ");
+        if is_start || is_end {
+            push(&mut docs, start..offset, start_line);
+            if is_start && bare.len() > 3 {
+                // Content on the marker line itself (`--- {kind: User}`).
+                start = offset + 4;
+                start_line = line_no;
+            } else {
+                start = offset + line.len();
+                start_line = line_no + 1;
+            }
+        }
+        offset += line.len();
+    }
+    push(&mut docs, start..text.len(), start_line);
+    docs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_documents_with_lines() {
+        let text = "# header\nkind: User\nname: a\n---\n# only a comment\n---\nkind: Role\nname: r\n...\n";
+        let docs = split_documents(0, text);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].start_line, 1);
+        assert_eq!(&text[docs[0].span.clone()], "# header\nkind: User\nname: a\n");
+        assert_eq!(docs[1].start_line, 7);
+        assert_eq!(&text[docs[1].span.clone()], "kind: Role\nname: r\n");
+    }
+
+    #[test]
+    fn empty_stream_has_no_documents() {
+        assert!(split_documents(0, "").is_empty());
+        assert!(split_documents(0, "# nothing\n\n---\n").is_empty());
+    }
+}

@@ -1,0 +1,350 @@
+//! `keyward.yaml`, in two stages: [`ConfigFile`] is what the user writes (a flat, forgiving
+//! shape that serde can locate errors in), [`Settings`] is the resolved value the rest of
+//! keyward uses, with one typed connection per provider.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::resource::string_or_map;
+use super::{Name, SecretRef};
+
+/// The settings file as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigFile {
+    /// The format version; only 1 exists.
+    pub version: u32,
+    /// Each live system keyward reconciles, by a name of the user's choice.
+    #[serde(default)]
+    pub targets: BTreeMap<Name, TargetFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<Ownership>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guards: Option<Guards>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyFile>,
+}
+
+/// One target as written. Which fields apply depends on `provider`; validation says which are
+/// missing or do not belong.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetFile {
+    pub provider: ProviderKind,
+    /// Which live accounts exist on this target: `all` (default for directories) or
+    /// `with-roles` (default for ERPs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<UsersScope>,
+    /// An extra trusted CA certificate (PEM file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// file: the JSON document holding the directory, relative to the configuration folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// scim, dataverse, fno, ldap: the service's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// scim: the bearer token, as a secret reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// A PEM file holding the certificate and key for a signed client assertion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// A file holding a federated token (workload identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_token_file: Option<String>,
+    /// graph: the Graph endpoint, for national clouds and tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// graph, dataverse, fno: the token authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_tls: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_dn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<LdapFlavor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_key: Option<String>,
+}
+
+/// The live systems keyward can reconcile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    #[default]
+    File,
+    Scim,
+    Graph,
+    Dataverse,
+    Fno,
+    Ldap,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::File => "file",
+            ProviderKind::Scim => "scim",
+            ProviderKind::Graph => "graph",
+            ProviderKind::Dataverse => "dataverse",
+            ProviderKind::Fno => "fno",
+            ProviderKind::Ldap => "ldap",
+        }
+    }
+    /// ERPs hold only the users that need them; directories hold everyone.
+    pub fn default_users(self) -> UsersScope {
+        match self {
+            ProviderKind::Dataverse | ProviderKind::Fno => UsersScope::WithRoles,
+            _ => UsersScope::All,
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsersScope {
+    All,
+    WithRoles,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LdapFlavor {
+    #[default]
+    Openldap,
+    Ad,
+}
+
+/// Which live accounts keyward manages.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ownership {
+    #[serde(default)]
+    pub scope: Scope,
+    /// userNames that are never disabled, deleted or stripped of roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected: Vec<String>,
+}
+
+/// `all`, or `{userNameSuffix: "@contoso.com"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Scope {
+    #[default]
+    #[schemars(with = "AllLiteral")]
+    All,
+    Suffix(SuffixScope),
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum AllLiteral {
+    #[serde(rename = "all")]
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SuffixScope {
+    pub user_name_suffix: String,
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_or_map(
+            d,
+            "`all` or {userNameSuffix: ...}",
+            |s| match s {
+                "all" => Ok(Scope::All),
+                other => Err(format!("unknown scope {other:?}; write `all` or {{userNameSuffix: \"@example.com\"}}")),
+            },
+            Scope::Suffix,
+        )
+    }
+}
+
+impl Scope {
+    /// Whether keyward manages the live account with this userName.
+    pub fn contains(&self, user_name: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Suffix(s) => {
+                let (u, suffix) = (user_name.to_ascii_lowercase(), s.user_name_suffix.to_ascii_lowercase());
+                u.ends_with(&suffix)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Lifecycle {
+    #[serde(default)]
+    pub removed_users: RemovedUsers,
+}
+
+/// What happens to a managed user that left git.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RemovedUsers {
+    #[default]
+    Disable,
+    Delete,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Guards {
+    /// A plan with more deletions and disables than this refuses to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deletes: Option<u32>,
+    /// A plan that would leave fewer holders of this role refuses to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_admins: Option<MinAdmins>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MinAdmins {
+    pub role: Name,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// The audit log, relative to the configuration folder. Default `.keyward/audit.jsonl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyFile {
+    /// A Slack- or Teams-compatible incoming webhook URL, as a secret reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub targets: BTreeMap<Name, Target>,
+    pub scope: Scope,
+    /// Lower-cased userNames of protected accounts.
+    pub protected: BTreeSet<String>,
+    pub removed_users: RemovedUsers,
+    pub max_deletes: Option<u32>,
+    pub min_admins: Option<MinAdmins>,
+    pub audit_path: String,
+    pub notify_webhook: Option<SecretRef>,
+}
+
+impl Settings {
+    pub fn is_protected(&self, user_name: &str) -> bool {
+        self.protected.contains(&user_name.to_ascii_lowercase())
+    }
+}
+
+/// One resolved target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: Name,
+    pub users: UsersScope,
+    pub ca_file: Option<String>,
+    pub connection: Connection,
+}
+
+impl Target {
+    pub fn provider(&self) -> ProviderKind {
+        match &self.connection {
+            Connection::File { .. } => ProviderKind::File,
+            Connection::Scim { .. } => ProviderKind::Scim,
+            Connection::Graph { .. } => ProviderKind::Graph,
+            Connection::Dataverse { .. } => ProviderKind::Dataverse,
+            Connection::Fno { .. } => ProviderKind::Fno,
+            Connection::Ldap { .. } => ProviderKind::Ldap,
+        }
+    }
+}
+
+/// How to reach a target.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Connection {
+    File {
+        path: String,
+    },
+    Scim {
+        url: String,
+        token: SecretRef,
+    },
+    Graph {
+        tenant: String,
+        client_id: String,
+        credential: ClientCredential,
+        endpoint: Option<String>,
+        authority: Option<String>,
+    },
+    Dataverse {
+        url: String,
+        tenant: String,
+        client_id: String,
+        credential: ClientCredential,
+        authority: Option<String>,
+    },
+    Fno {
+        url: String,
+        tenant: String,
+        client_id: String,
+        credential: ClientCredential,
+        authority: Option<String>,
+    },
+    Ldap(LdapConnection),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LdapConnection {
+    pub url: String,
+    pub start_tls: bool,
+    pub bind_dn: String,
+    pub password: SecretRef,
+    pub users_base: String,
+    pub groups_base: String,
+    pub flavor: LdapFlavor,
+    pub user_key: String,
+}
+
+/// How keyward authenticates to Entra ID.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientCredential {
+    Secret(SecretRef),
+    Certificate(SecretRef),
+    FederatedTokenFile(String),
+}

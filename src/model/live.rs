@@ -1,0 +1,208 @@
+//! Live state as read from a target, normalised by its provider into provider-neutral values.
+//!
+//! Providers own the wire formats; by the time data reaches this module it speaks keyward's
+//! language: accounts keyed by userName (compared case-insensitively), bindings by
+//! [`Binding`], members by the provider's account ids.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{AuthMethod, Binding, CredentialType, Timestamp};
+
+/// The managed attributes of a person's account. `None` means "not set" (on the live side) or
+/// "not managed" (on the desired side).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserAttrs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    /// The manager's userName.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_id: Option<String>,
+}
+
+/// The attributes in [`UserAttrs`], as data, so capabilities can list which a target stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UserField {
+    DisplayName,
+    GivenName,
+    FamilyName,
+    Email,
+    Department,
+    JobTitle,
+    Manager,
+    EmployeeId,
+}
+
+impl UserField {
+    pub const ALL: [UserField; 8] = [
+        UserField::DisplayName,
+        UserField::GivenName,
+        UserField::FamilyName,
+        UserField::Email,
+        UserField::Department,
+        UserField::JobTitle,
+        UserField::Manager,
+        UserField::EmployeeId,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserField::DisplayName => "displayName",
+            UserField::GivenName => "givenName",
+            UserField::FamilyName => "familyName",
+            UserField::Email => "email",
+            UserField::Department => "department",
+            UserField::JobTitle => "jobTitle",
+            UserField::Manager => "manager",
+            UserField::EmployeeId => "employeeId",
+        }
+    }
+}
+
+impl UserAttrs {
+    pub fn get(&self, f: UserField) -> Option<&String> {
+        match f {
+            UserField::DisplayName => self.display_name.as_ref(),
+            UserField::GivenName => self.given_name.as_ref(),
+            UserField::FamilyName => self.family_name.as_ref(),
+            UserField::Email => self.email.as_ref(),
+            UserField::Department => self.department.as_ref(),
+            UserField::JobTitle => self.job_title.as_ref(),
+            UserField::Manager => self.manager.as_ref(),
+            UserField::EmployeeId => self.employee_id.as_ref(),
+        }
+    }
+
+    pub fn slot(&mut self, f: UserField) -> &mut Option<String> {
+        match f {
+            UserField::DisplayName => &mut self.display_name,
+            UserField::GivenName => &mut self.given_name,
+            UserField::FamilyName => &mut self.family_name,
+            UserField::Email => &mut self.email,
+            UserField::Department => &mut self.department,
+            UserField::JobTitle => &mut self.job_title,
+            UserField::Manager => &mut self.manager,
+            UserField::EmployeeId => &mut self.employee_id,
+        }
+    }
+
+    /// Copies every field that `other` sets.
+    pub fn overlay(&mut self, other: &UserAttrs) {
+        for f in UserField::ALL {
+            if let Some(v) = other.get(f) {
+                *self.slot(f) = Some(v.clone());
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        UserField::ALL.iter().all(|f| self.get(*f).is_none())
+    }
+}
+
+/// A person's account on a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveAccount {
+    /// The provider's id for the account.
+    pub id: String,
+    pub user_name: String,
+    pub attrs: UserAttrs,
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sign_in: Option<Timestamp>,
+    /// The ETag or a digest of the account as read; used to refuse stale saved plans.
+    pub fingerprint: String,
+}
+
+/// A group or role on a target, with its members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveBinding {
+    pub id: String,
+    pub binding: Binding,
+    /// Member account ids (people and service accounts). Ids keyward does not know are foreign
+    /// members (nested groups, accounts of other systems) and are never touched.
+    pub members: Vec<String>,
+    pub fingerprint: String,
+}
+
+/// A credential on a service account. Never holds secret material.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveCredential {
+    pub id: String,
+    /// The credential's display name; keyward names its own `NAME@STARTDATE`.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: CredentialType,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbprint: Option<String>,
+}
+
+/// A service account on a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveServiceAccount {
+    pub id: String,
+    /// keyward's name for the account.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The owner's userName.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub credentials: Vec<LiveCredential>,
+    pub fingerprint: String,
+}
+
+/// Everything a provider read from one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveTarget {
+    pub accounts: Vec<LiveAccount>,
+    pub service_accounts: Vec<LiveServiceAccount>,
+    pub bindings: Vec<LiveBinding>,
+    /// The target's sign-in methods policy (method → enabled), where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_methods: Option<BTreeMap<AuthMethod, bool>>,
+}
+
+/// A stable digest of any serializable value, for fingerprints: `sha256:<hex>`.
+pub fn digest<T: Serialize + ?Sized>(value: &T) -> String {
+    let bytes = serde_json::to_vec(value).expect("live values serialize");
+    digest_bytes(&bytes)
+}
+
+/// `sha256:<hex>` of raw bytes.
+pub fn digest_bytes(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in hash {
+        use std::fmt::Write;
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}

@@ -1,0 +1,20 @@
+//! The typed desired and live state of access.
+//!
+//! Guarantees: no IO, no async, no printing. Every value here was either parsed from a
+//! configuration (and then checked by `validate`) or normalised by a provider at its edge.
+
+pub mod config;
+pub mod live;
+mod name;
+pub mod resource;
+mod secret;
+mod state;
+mod time;
+
+pub use config::{ConfigFile, ProviderKind, Settings, Target, UsersScope};
+pub use live::*;
+pub use name::{MAX_NAME_LEN, Name, NameError};
+pub use resource::*;
+pub use secret::{Secret, SecretRef, SecretRefError};
+pub use state::DesiredState;
+pub use time::{Date, Duration, Timestamp};

@@ -1,0 +1,717 @@
+//! The resource kinds of a configuration, exactly as written in YAML.
+//!
+//! These types are what users write and what the JSON Schemas in `schemas/` are generated
+//! from. Every struct denies unknown fields. An absent optional field means "not managed by
+//! keyward", never "clear it". Cross-references (roles, managers, owners, targets) are checked
+//! by `validate`, not here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{Date, Duration, Name};
+
+/// Defines a single-valued enum used as the `kind` tag of a resource document, so the schema
+/// says `"const": "User"` and serde rejects documents of another kind.
+macro_rules! kind_tag {
+    ($ty:ident, $lit:literal) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        pub enum $ty {
+            #[serde(rename = $lit)]
+            Tag,
+        }
+    };
+}
+
+kind_tag!(UserKind, "User");
+kind_tag!(RoleKind, "Role");
+kind_tag!(ServiceAccountKind, "ServiceAccount");
+kind_tag!(DataClassificationKind, "DataClassification");
+kind_tag!(AuthenticationPolicyKind, "AuthenticationPolicy");
+kind_tag!(EncryptionPolicyKind, "EncryptionPolicy");
+kind_tag!(SodRuleKind, "SodRule");
+
+/// The kinds of resource document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    User,
+    Role,
+    ServiceAccount,
+    DataClassification,
+    AuthenticationPolicy,
+    EncryptionPolicy,
+    SodRule,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::User,
+        Kind::Role,
+        Kind::ServiceAccount,
+        Kind::DataClassification,
+        Kind::AuthenticationPolicy,
+        Kind::EncryptionPolicy,
+        Kind::SodRule,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Role => "Role",
+            Kind::ServiceAccount => "ServiceAccount",
+            Kind::DataClassification => "DataClassification",
+            Kind::AuthenticationPolicy => "AuthenticationPolicy",
+            Kind::EncryptionPolicy => "EncryptionPolicy",
+            Kind::SodRule => "SodRule",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The file name of this kind's JSON Schema in `schemas/`.
+    pub fn schema_file(self) -> &'static str {
+        match self {
+            Kind::User => "user.json",
+            Kind::Role => "role.json",
+            Kind::ServiceAccount => "service-account.json",
+            Kind::DataClassification => "data-classification.json",
+            Kind::AuthenticationPolicy => "authentication-policy.json",
+            Kind::EncryptionPolicy => "encryption-policy.json",
+            Kind::SodRule => "sod-rule.json",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct User {
+    pub kind: UserKind,
+    /// The stable key used in plans and audit records.
+    pub name: Name,
+    /// The sign-in name on the live systems, for example alice@contoso.com.
+    pub user_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    /// The name of this user's manager, another User.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<Name>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_id: Option<String>,
+    #[serde(default)]
+    pub status: UserStatus,
+    /// Roles held: a role name, or a role with an expiry and the reason it was granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleGrant>,
+    /// The targets this user exists on. Without it: every target with `users: all`, plus the
+    /// targets where one of the user's roles has a binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<Name>>,
+}
+
+/// Whether an account may sign in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    #[default]
+    Active,
+    Disabled,
+}
+
+/// One role held by a user or service account.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RoleGrant {
+    /// Just the role's name: held without expiry.
+    Name(Name),
+    /// The role with details.
+    Detailed(RoleGrantDetail),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RoleGrantDetail {
+    pub role: Name,
+    /// The last day the assignment holds; it is revoked after that day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Date>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+impl RoleGrant {
+    pub fn role(&self) -> &Name {
+        match self {
+            RoleGrant::Name(n) => n,
+            RoleGrant::Detailed(d) => &d.role,
+        }
+    }
+    pub fn expires(&self) -> Option<Date> {
+        match self {
+            RoleGrant::Name(_) => None,
+            RoleGrant::Detailed(d) => d.expires,
+        }
+    }
+}
+
+/// Deserializes a value written either as a string or as a map of type `M`, keeping
+/// serde_yaml's error locations (an untagged enum would replace them with "data did not match
+/// any variant").
+pub(crate) fn string_or_map<'de, D, T, M>(
+    d: D,
+    expecting: &'static str,
+    from_str: impl FnOnce(&str) -> Result<T, String>,
+    from_map: impl FnOnce(M) -> T,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    M: Deserialize<'de>,
+{
+    struct V<S, Mp, M> {
+        expecting: &'static str,
+        from_str: S,
+        from_map: Mp,
+        _m: std::marker::PhantomData<M>,
+    }
+    impl<'de, T, M, S, Mp> Visitor<'de> for V<S, Mp, M>
+    where
+        M: Deserialize<'de>,
+        S: FnOnce(&str) -> Result<T, String>,
+        Mp: FnOnce(M) -> T,
+    {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.from_str)(v).map_err(E::custom)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            M::deserialize(de::value::MapAccessDeserializer::new(map)).map(self.from_map)
+        }
+    }
+    d.deserialize_any(V { expecting, from_str, from_map, _m: std::marker::PhantomData })
+}
+
+impl<'de> Deserialize<'de> for RoleGrant {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_or_map(
+            d,
+            "a role name, or {role, expires, reason, ticket}",
+            |s| Name::new(s).map(RoleGrant::Name).map_err(|e| format!("invalid role name {s:?}: {e}")),
+            RoleGrant::Detailed,
+        )
+    }
+}
+
+/// A business role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Role {
+    pub kind: RoleKind,
+    pub name: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Privileged roles need an expiry on every assignment and the authentication they require.
+    #[serde(default)]
+    pub privileged: bool,
+    /// The duties this role grants, as referenced by SodRules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duties: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<Requirements>,
+    /// What the role is on each target, by target name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bindings: BTreeMap<Name, Binding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Requirements {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthStrength>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<Level>,
+}
+
+/// How strongly holders must authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthStrength {
+    Password,
+    Mfa,
+    PhishingResistant,
+}
+
+/// What a role is on one target, written as a map with one key: `{group: admins}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Binding {
+    /// A group keyward may create (scim, ldap, file, graph).
+    Group(String),
+    /// A predefined directory role (graph).
+    DirectoryRole(String),
+    /// An application role (graph).
+    AppRole(AppRoleRef),
+    /// A predefined security role (dataverse, fno).
+    SecurityRole(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppRoleRef {
+    pub app: String,
+    pub role: String,
+}
+
+impl Binding {
+    pub fn kind(&self) -> BindingKind {
+        match self {
+            Binding::Group(_) => BindingKind::Group,
+            Binding::DirectoryRole(_) => BindingKind::DirectoryRole,
+            Binding::AppRole(_) => BindingKind::AppRole,
+            Binding::SecurityRole(_) => BindingKind::SecurityRole,
+        }
+    }
+    /// A human-readable label: `group ap-clerks`, `appRole Finance Portal/Approver`.
+    pub fn label(&self) -> String {
+        match self {
+            Binding::Group(g) => format!("group {g}"),
+            Binding::DirectoryRole(r) => format!("directoryRole {r}"),
+            Binding::AppRole(a) => format!("appRole {}/{}", a.app, a.role),
+            Binding::SecurityRole(r) => format!("securityRole {r}"),
+        }
+    }
+    /// The display name of the bound object on its target.
+    pub fn object_name(&self) -> String {
+        match self {
+            Binding::Group(g) | Binding::DirectoryRole(g) | Binding::SecurityRole(g) => g.clone(),
+            Binding::AppRole(a) => format!("{}/{}", a.app, a.role),
+        }
+    }
+}
+
+/// The shapes a binding can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BindingKind {
+    Group,
+    DirectoryRole,
+    AppRole,
+    SecurityRole,
+}
+
+impl fmt::Display for BindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BindingKind::Group => "group",
+            BindingKind::DirectoryRole => "directoryRole",
+            BindingKind::AppRole => "appRole",
+            BindingKind::SecurityRole => "securityRole",
+        })
+    }
+}
+
+/// A non-human identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceAccount {
+    pub kind: ServiceAccountKind,
+    pub name: Name,
+    /// The User accountable for this account.
+    pub owner: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleGrant>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<Name>>,
+}
+
+/// A credential keyward keeps fresh on a service account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CredentialSpec {
+    pub name: Name,
+    #[serde(rename = "type")]
+    pub kind: CredentialType,
+    /// How long a new credential is valid.
+    pub lifetime: Duration,
+    /// Rotate when the current credential expires within this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_before: Option<Duration>,
+    /// How long the old credential stays valid beside the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_algorithm: Option<KeyAlgorithm>,
+    /// Where a new credential is delivered. It never appears anywhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver: Option<Deliver>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialType {
+    Secret,
+    Certificate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyAlgorithm {
+    EcdsaP256,
+    EcdsaP384,
+    #[serde(rename = "rsa-3072")]
+    Rsa3072,
+    #[serde(rename = "rsa-4096")]
+    Rsa4096,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Deliver {
+    /// A file written with mode 0600, atomically.
+    File(String),
+    /// An Azure Key Vault secret.
+    KeyVault(KeyVaultSink),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyVaultSink {
+    pub vault: String,
+    pub secret: String,
+}
+
+/// Sensitivity levels, from least to most sensitive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Public,
+    Internal,
+    Confidential,
+    Restricted,
+}
+
+/// A class of data and who may read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DataClassification {
+    pub kind: DataClassificationKind,
+    pub name: Name,
+    pub level: Level,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The tables and columns of this class, by target name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub assets: BTreeMap<Name, Assets>,
+    /// Roles that may read this data. Without it: roles whose clearance reaches the level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readers: Option<Vec<Name>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assets {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+    /// Columns as `table.column`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+}
+
+/// How people must sign in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthenticationPolicy {
+    pub kind: AuthenticationPolicyKind,
+    pub name: Name,
+    pub applies_to: AppliesTo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<MfaRequirement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Methods>,
+    /// An account with no sign-in for this long is stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after: Option<Duration>,
+}
+
+/// Whom a policy covers: exactly one of `all`, `privileged` or `roles`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppliesTo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<Name>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaRequirement {
+    Required,
+    Optional,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Methods {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<AuthMethod>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forbidden: Vec<AuthMethod>,
+}
+
+/// Sign-in methods, named as in the Microsoft Graph authentication methods policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AuthMethod {
+    Password,
+    Fido2,
+    MicrosoftAuthenticator,
+    Sms,
+    Voice,
+    Email,
+    TemporaryAccessPass,
+    SoftwareOath,
+    X509Certificate,
+    WindowsHelloForBusiness,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::Fido2 => "fido2",
+            AuthMethod::MicrosoftAuthenticator => "microsoftAuthenticator",
+            AuthMethod::Sms => "sms",
+            AuthMethod::Voice => "voice",
+            AuthMethod::Email => "email",
+            AuthMethod::TemporaryAccessPass => "temporaryAccessPass",
+            AuthMethod::SoftwareOath => "softwareOath",
+            AuthMethod::X509Certificate => "x509Certificate",
+            AuthMethod::WindowsHelloForBusiness => "windowsHelloForBusiness",
+        }
+    }
+}
+
+/// Requirements on keys, certificates, TLS and secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EncryptionPolicy {
+    pub kind: EncryptionPolicyKind,
+    pub name: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<KeyPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificatePolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretsPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsPolicy {
+    pub min_version: TlsVersion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    V1_2,
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeyPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_rsa_bits: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_curves: Option<Vec<Curve>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CertificatePolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretsPolicy {
+    #[serde(default)]
+    pub forbid_in_repo: bool,
+}
+
+/// How serious a finding is. `deny` blocks apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warn,
+    #[default]
+    Deny,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Deny => "deny",
+        })
+    }
+}
+
+/// Segregation of duties: nobody may hold something from `first` and something from `second`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SodRule {
+    pub kind: SodRuleKind,
+    pub name: Name,
+    pub first: SodSide,
+    pub second: SodSide,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigation: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<SodException>,
+}
+
+/// Roles and duties on one side of an SoD rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SodSide {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Name>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duties: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SodException {
+    pub user: Name,
+    pub reason: String,
+    pub expires: Date,
+}
+
+/// Deserializes an enum written as a map with exactly one key naming the variant, as JSON and
+/// most YAML users write it (serde_yaml itself expects `!variant value` tags).
+macro_rules! single_key_enum {
+    ($ty:ident, $expecting:literal, { $($key:literal => $variant:ident),+ $(,)? }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
+                        const KEYS: &[&str] = &[$($key),+];
+                        let key: String = map.next_key()?.ok_or_else(|| de::Error::custom(concat!("expected ", $expecting)))?;
+                        let value = match key.as_str() {
+                            $($key => $ty::$variant(map.next_value()?),)+
+                            other => return Err(de::Error::unknown_variant(other, KEYS)),
+                        };
+                        if let Some(extra) = map.next_key::<String>()? {
+                            return Err(de::Error::custom(format!(
+                                "expected {}; remove `{extra}`", $expecting
+                            )));
+                        }
+                        Ok(value)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+
+single_key_enum!(Binding, "a map with one key: group, directoryRole, appRole or securityRole", {
+    "group" => Group,
+    "directoryRole" => DirectoryRole,
+    "appRole" => AppRole,
+    "securityRole" => SecurityRole,
+});
+
+single_key_enum!(Deliver, "a map with one key: file or keyVault", {
+    "file" => File,
+    "keyVault" => KeyVault,
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_are_single_key_maps() {
+        let b: Binding = serde_yaml::from_str("{group: admins}").unwrap();
+        assert_eq!(b, Binding::Group("admins".into()));
+        let b: Binding = serde_yaml::from_str("appRole: {app: Portal, role: Approver}").unwrap();
+        assert_eq!(b.label(), "appRole Portal/Approver");
+        let e = serde_yaml::from_str::<Binding>("{grop: admins}").unwrap_err().to_string();
+        assert!(e.contains("unknown variant `grop`"), "{e}");
+        let e = serde_yaml::from_str::<Binding>("{group: a, securityRole: b}").unwrap_err().to_string();
+        assert!(e.contains("remove `securityRole`"), "{e}");
+        // JSON round trip, as plans store bindings.
+        let json = serde_json::to_string(&Binding::SecurityRole("X".into())).unwrap();
+        assert_eq!(json, r#"{"securityRole":"X"}"#);
+    }
+
+    #[test]
+    fn role_grants_take_both_shapes() {
+        let g: Vec<RoleGrant> = serde_yaml::from_str("[a, {role: b, expires: 2027-01-31, ticket: T-1}]").unwrap();
+        assert_eq!(g[0].role().as_str(), "a");
+        assert_eq!(g[1].expires().unwrap().to_string(), "2027-01-31");
+        let e = serde_yaml::from_str::<Vec<RoleGrant>>("[{role: b, expire: 2027-01-31}]").unwrap_err().to_string();
+        assert!(e.contains("unknown field `expire`"), "{e}");
+    }
+}

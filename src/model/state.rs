@@ -1,0 +1,52 @@
+//! The validated desired state: every resource of a configuration, keyed by name, with all
+//! cross-references checked.
+
+use std::collections::BTreeMap;
+
+use super::{
+    AuthenticationPolicy, DataClassification, EncryptionPolicy, Name, Role, ServiceAccount, Settings, SodRule, Target,
+    User, UsersScope,
+};
+
+#[derive(Debug, Clone)]
+pub struct DesiredState {
+    pub settings: Settings,
+    pub users: BTreeMap<Name, User>,
+    pub roles: BTreeMap<Name, Role>,
+    pub service_accounts: BTreeMap<Name, ServiceAccount>,
+    pub data_classifications: BTreeMap<Name, DataClassification>,
+    pub authentication_policies: BTreeMap<Name, AuthenticationPolicy>,
+    pub encryption_policies: BTreeMap<Name, EncryptionPolicy>,
+    pub sod_rules: BTreeMap<Name, SodRule>,
+}
+
+impl DesiredState {
+    pub fn empty(settings: Settings) -> Self {
+        DesiredState {
+            settings,
+            users: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            service_accounts: BTreeMap::new(),
+            data_classifications: BTreeMap::new(),
+            authentication_policies: BTreeMap::new(),
+            encryption_policies: BTreeMap::new(),
+            sod_rules: BTreeMap::new(),
+        }
+    }
+
+    /// Whether a user (or service account) with these explicit `targets` and these roles
+    /// exists on `target`.
+    pub fn present_on(&self, explicit: Option<&[Name]>, roles: impl Iterator<Item = Name>, target: &Target) -> bool {
+        if let Some(list) = explicit {
+            return list.contains(&target.name);
+        }
+        match target.users {
+            UsersScope::All => true,
+            UsersScope::WithRoles => self.any_bound(roles, &target.name),
+        }
+    }
+
+    fn any_bound(&self, mut roles: impl Iterator<Item = Name>, target: &Name) -> bool {
+        roles.any(|r| self.roles.get(&r).is_some_and(|role| role.bindings.contains_key(target)))
+    }
+}

@@ -1,0 +1,186 @@
+//! Dates and durations as written in configuration files: `2027-03-31`, `90d`, `12h`, `15m`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::NaiveDate;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The instant type used throughout keyward (UTC).
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// A calendar date (`YYYY-MM-DD`). An expiry date is inclusive: access ends after that day (UTC).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(pub NaiveDate);
+
+impl Date {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bytes = s.as_bytes();
+        let shape_ok = bytes.len() == 10
+            && bytes[4] == b'-'
+            && bytes[7] == b'-'
+            && bytes.iter().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+        if !shape_ok {
+            return Err(format!("{s:?} is not a date; write it as YYYY-MM-DD, for example 2027-03-31"));
+        }
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Date).map_err(|_| format!("{s:?} is not a real calendar date"))
+    }
+
+    /// The first instant after this date has ended (midnight UTC of the next day).
+    pub fn end(&self) -> Timestamp {
+        let next = self.0.succ_opt().unwrap_or(self.0);
+        next.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+    }
+
+    /// Whether the date has passed at `now` (an expiry on `now`'s own date has not).
+    pub fn has_passed(&self, now: Timestamp) -> bool {
+        now >= self.end()
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl fmt::Debug for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Date {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Date {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Date::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Date {
+    fn schema_name() -> Cow<'static, str> {
+        "Date".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "format": "date", "description": "A date, YYYY-MM-DD."})
+    }
+}
+
+/// A length of time written as a whole number and a unit: `90d`, `12h`, `15m`, `30s`, `2w`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duration {
+    seconds: i64,
+    unit: char,
+}
+
+impl Duration {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("{s:?} is not a duration; write a whole number and a unit (s, m, h, d, w), for example 90d");
+        let unit = s.chars().last().ok_or_else(bad)?;
+        let digits = &s[..s.len() - unit.len_utf8()];
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 9 {
+            return Err(bad());
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        let per = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(bad()),
+        };
+        Ok(Duration { seconds: n * per, unit })
+    }
+
+    pub fn from_days(days: i64) -> Self {
+        Duration { seconds: days * 86_400, unit: 'd' }
+    }
+
+    pub fn seconds(&self) -> i64 {
+        self.seconds
+    }
+
+    pub fn to_chrono(self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(self.seconds)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let per = match self.unit {
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => 1,
+        };
+        write!(f, "{}{}", self.seconds / per, self.unit)
+    }
+}
+
+impl fmt::Debug for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Duration::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Duration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]{1,9}[smhdw]$",
+            "description": "A duration: a whole number and a unit (s, m, h, d, w), for example 90d."
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert!(Date::parse("2027-03-31").is_ok());
+        assert!(Date::parse("2027-02-30").unwrap_err().contains("not a real calendar date"));
+        assert!(Date::parse("2027-3-1").is_err());
+        assert!(Date::parse("31/03/2027").is_err());
+        let d = Date::parse("2027-03-31").unwrap();
+        let day = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert!(!d.has_passed(day("2027-03-31T23:59:59Z")));
+        assert!(d.has_passed(day("2027-04-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(Duration::parse("90d").unwrap().seconds(), 90 * 86_400);
+        assert_eq!(Duration::parse("12h").unwrap().to_string(), "12h");
+        for bad in ["", "d", "90", "-1d", "1.5d", "90x", "9999999999d"] {
+            assert!(Duration::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

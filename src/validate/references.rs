@@ -1,0 +1,479 @@
+//! Cross-reference checks over a parsed configuration: every name a resource mentions must
+//! exist, bindings must suit their target, and a few structural rules that serde cannot say.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{Origins, Sink, closest};
+use crate::diagnostic::Diagnostic;
+use crate::load::PathSeg;
+use crate::model::{Binding, CredentialType, DesiredState, Kind, Name, RoleGrant};
+use crate::provider::{BindingSupport, capabilities};
+
+pub(super) fn check(sink: &mut Sink, origins: &Origins, state: &DesiredState) {
+    let mut c = Checker { sink, origins, state };
+    c.users();
+    c.roles();
+    c.service_accounts();
+    c.data();
+    c.auth_policies();
+    c.sod_rules();
+    c.guards();
+}
+
+struct Checker<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+    origins: &'s Origins,
+    state: &'s DesiredState,
+}
+
+impl Checker<'_, '_> {
+    fn report(&mut self, kind: Kind, name: &Name, path: &[PathSeg], diag: Diagnostic) {
+        let Some(origin) = self.origins.get(kind, name) else { return };
+        let doc = &self.sink.loaded.documents[origin.doc];
+        self.sink.at(doc, path, diag);
+    }
+
+    /// Reports `value` if no resource of `target_kind` has that name.
+    fn exists<'n>(
+        &mut self,
+        kind: Kind,
+        name: &Name,
+        path: &[PathSeg],
+        target_kind: Kind,
+        value: &Name,
+        known: impl Iterator<Item = &'n Name>,
+    ) -> bool {
+        let names: Vec<&Name> = known.collect();
+        if names.contains(&value) || self.origins.is_broken(target_kind, value) {
+            return true;
+        }
+        let mut d = Diagnostic::error(
+            "unknown-reference",
+            format!("{kind} `{name}` refers to {target_kind} `{value}`, which is not defined"),
+        );
+        d = match closest(value.as_str(), names.iter().map(|n| n.as_str())) {
+            Some(s) => d.help(format!("did you mean `{s}`?")),
+            None => d.help(format!("define a {target_kind} named `{value}`, or correct the name")),
+        };
+        self.report(kind, name, path, d);
+        false
+    }
+
+    fn target_exists(&mut self, kind: Kind, name: &Name, path: &[PathSeg], target: &Name) -> bool {
+        if self.state.settings.targets.contains_key(target) {
+            return true;
+        }
+        let known: Vec<&str> = self.state.settings.targets.keys().map(Name::as_str).collect();
+        let mut d = Diagnostic::error(
+            "unknown-target",
+            format!("{kind} `{name}` refers to target `{target}`, which keyward.yaml does not define"),
+        );
+        d = match closest(target.as_str(), known.iter().copied()) {
+            Some(s) => d.help(format!("did you mean `{s}`?")),
+            None => d.help(format!("targets defined in keyward.yaml: {}", known.join(", "))),
+        };
+        self.report(kind, name, path, d);
+        false
+    }
+
+    fn grants(&mut self, kind: Kind, name: &Name, grants: &[RoleGrant]) {
+        let mut seen = BTreeSet::new();
+        for (i, g) in grants.iter().enumerate() {
+            let path: Vec<PathSeg> = match g {
+                RoleGrant::Name(_) => vec!["roles".into(), i.into()],
+                RoleGrant::Detailed(_) => vec!["roles".into(), i.into(), "role".into()],
+            };
+            self.exists(kind, name, &path, Kind::Role, g.role(), self.state.roles.keys());
+            if !seen.insert(g.role().clone()) {
+                self.report(
+                    kind,
+                    name,
+                    &path,
+                    Diagnostic::error("duplicate-role", format!("{kind} `{name}` lists role `{}` twice", g.role()))
+                        .help("keep one entry per role"),
+                );
+            }
+        }
+    }
+
+    fn targets(&mut self, kind: Kind, name: &Name, targets: Option<&Vec<Name>>) {
+        for (i, t) in targets.into_iter().flatten().enumerate() {
+            self.target_exists(kind, name, &["targets".into(), i.into()], t);
+        }
+    }
+
+    fn users(&mut self) {
+        let state = self.state;
+        let mut user_names: HashMap<String, &Name> = HashMap::new();
+        for (name, user) in &state.users {
+            let un = user.user_name.trim();
+            if un.is_empty() || un != user.user_name || un.chars().any(char::is_control) {
+                self.report(
+                    Kind::User,
+                    name,
+                    &["userName".into()],
+                    Diagnostic::error(
+                        "invalid-user-name",
+                        format!(
+                            "userName {:?} is empty or has surrounding spaces or control characters",
+                            user.user_name
+                        ),
+                    ),
+                );
+            }
+            if let Some(first) = user_names.insert(user.user_name.to_ascii_lowercase(), name) {
+                self.report(
+                    Kind::User,
+                    name,
+                    &["userName".into()],
+                    Diagnostic::error(
+                        "duplicate-user-name",
+                        format!("userName `{}` is used by users `{first}` and `{name}`", user.user_name),
+                    )
+                    .help("userNames are compared without regard to case and must be unique"),
+                );
+            }
+            if !state.settings.scope.contains(&user.user_name) {
+                self.report(
+                    Kind::User,
+                    name,
+                    &["userName".into()],
+                    Diagnostic::error(
+                        "outside-scope",
+                        format!(
+                            "userName `{}` is outside ownership.scope, so keyward would not manage it",
+                            user.user_name
+                        ),
+                    )
+                    .help("correct the userName, or widen ownership.scope in keyward.yaml"),
+                );
+            }
+            if let Some(m) = &user.manager {
+                if m == name {
+                    self.report(
+                        Kind::User,
+                        name,
+                        &["manager".into()],
+                        Diagnostic::error("self-manager", format!("user `{name}` is their own manager")),
+                    );
+                } else {
+                    self.exists(Kind::User, name, &["manager".into()], Kind::User, m, state.users.keys());
+                }
+            }
+            self.grants(Kind::User, name, &user.roles);
+            self.targets(Kind::User, name, user.targets.as_ref());
+        }
+        // Manager cycles longer than one.
+        let mut reported = BTreeSet::new();
+        for start in state.users.keys() {
+            let mut seen = vec![start];
+            let mut cur = start;
+            while let Some(next) = state.users.get(cur).and_then(|u| u.manager.as_ref()) {
+                if next == cur || !state.users.contains_key(next) {
+                    break;
+                }
+                if let Some(pos) = seen.iter().position(|n| *n == next) {
+                    let cycle: BTreeSet<&Name> = seen[pos..].iter().copied().collect();
+                    if reported.insert(cycle.clone()) && cycle.len() > 1 {
+                        let names: Vec<&str> = seen[pos..].iter().map(|n| n.as_str()).collect();
+                        self.report(
+                            Kind::User,
+                            next,
+                            &["manager".into()],
+                            Diagnostic::error(
+                                "manager-cycle",
+                                format!("managers form a cycle: {} -> {}", names.join(" -> "), next),
+                            )
+                            .help("someone in the chain must have no manager, or a manager outside the cycle"),
+                        );
+                    }
+                    break;
+                }
+                seen.push(next);
+                cur = next;
+            }
+        }
+    }
+
+    fn roles(&mut self) {
+        let state = self.state;
+        let mut bound: BTreeMap<(&Name, &Binding), &Name> = BTreeMap::new();
+        for (name, role) in &state.roles {
+            for (target, binding) in &role.bindings {
+                let path: Vec<PathSeg> = vec!["bindings".into(), target.as_str().into()];
+                if !self.target_exists(Kind::Role, name, &path, target) {
+                    continue;
+                }
+                let provider = state.settings.targets[target].provider();
+                let caps = capabilities(provider);
+                if caps.binding(binding.kind()) == BindingSupport::Unsupported {
+                    let supported: Vec<String> = caps.bindings.keys().map(|k| k.to_string()).collect();
+                    self.report(
+                        Kind::Role,
+                        name,
+                        &path,
+                        Diagnostic::error(
+                            "binding-not-supported",
+                            format!("target `{target}` (provider `{provider}`) has no {} bindings", binding.kind()),
+                        )
+                        .help(format!("provider `{provider}` supports: {}", supported.join(", "))),
+                    );
+                }
+                if binding.object_name().trim().is_empty() {
+                    self.report(
+                        Kind::Role,
+                        name,
+                        &path,
+                        Diagnostic::error("empty-binding", format!("role `{name}` binds an empty name on `{target}`")),
+                    );
+                }
+                if let Some(other) = bound.insert((target, binding), name) {
+                    self.report(
+                        Kind::Role,
+                        name,
+                        &path,
+                        Diagnostic::error(
+                            "shared-binding",
+                            format!("roles `{other}` and `{name}` both bind {} on target `{target}`", binding.label()),
+                        )
+                        .help("each group or role on a target belongs to one keyward role; merge the roles or bind different objects"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn service_accounts(&mut self) {
+        let state = self.state;
+        for (name, sa) in &state.service_accounts {
+            self.exists(Kind::ServiceAccount, name, &["owner".into()], Kind::User, &sa.owner, state.users.keys());
+            self.grants(Kind::ServiceAccount, name, &sa.roles);
+            self.targets(Kind::ServiceAccount, name, sa.targets.as_ref());
+            let mut seen = BTreeSet::new();
+            for (i, cred) in sa.credentials.iter().enumerate() {
+                let p = |f: &str| -> Vec<PathSeg> { vec!["credentials".into(), i.into(), f.into()] };
+                if !seen.insert(&cred.name) {
+                    self.report(
+                        Kind::ServiceAccount,
+                        name,
+                        &p("name"),
+                        Diagnostic::error(
+                            "duplicate-credential",
+                            format!("credential `{}` is listed twice", cred.name),
+                        ),
+                    );
+                }
+                if cred.kind == CredentialType::Secret && cred.key_algorithm.is_some() {
+                    self.report(
+                        Kind::ServiceAccount,
+                        name,
+                        &p("keyAlgorithm"),
+                        Diagnostic::error("key-algorithm-on-secret", "keyAlgorithm applies only to certificates")
+                            .help("remove keyAlgorithm, or set type: certificate"),
+                    );
+                }
+                if cred.lifetime.seconds() <= 0 {
+                    self.report(
+                        Kind::ServiceAccount,
+                        name,
+                        &p("lifetime"),
+                        Diagnostic::error("invalid-lifetime", "a credential's lifetime must be longer than zero"),
+                    );
+                }
+                if let Some(rb) = cred.rotate_before
+                    && rb >= cred.lifetime
+                {
+                    self.report(
+                        Kind::ServiceAccount,
+                        name,
+                        &p("rotateBefore"),
+                        Diagnostic::error(
+                            "rotation-window",
+                            format!("rotateBefore ({rb}) must be shorter than lifetime ({})", cred.lifetime),
+                        )
+                        .help("otherwise every new credential would be rotated at once"),
+                    );
+                }
+                if let Some(ov) = cred.overlap
+                    && ov >= cred.lifetime
+                {
+                    self.report(
+                        Kind::ServiceAccount,
+                        name,
+                        &p("overlap"),
+                        Diagnostic::error(
+                            "invalid-overlap",
+                            format!("overlap ({ov}) must be shorter than lifetime ({})", cred.lifetime),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn data(&mut self) {
+        let state = self.state;
+        for (name, dc) in &state.data_classifications {
+            for target in dc.assets.keys() {
+                self.target_exists(Kind::DataClassification, name, &["assets".into(), target.as_str().into()], target);
+            }
+            for (t, assets) in &dc.assets {
+                for (i, col) in assets.columns.iter().enumerate() {
+                    if col.split_once('.').is_none_or(|(a, b)| a.is_empty() || b.is_empty()) {
+                        self.report(
+                            Kind::DataClassification,
+                            name,
+                            &["assets".into(), t.as_str().into(), "columns".into(), i.into()],
+                            Diagnostic::error(
+                                "invalid-column",
+                                format!("column `{col}` is not written as table.column"),
+                            ),
+                        );
+                    }
+                }
+            }
+            for (i, r) in dc.readers.iter().flatten().enumerate() {
+                self.exists(
+                    Kind::DataClassification,
+                    name,
+                    &["readers".into(), i.into()],
+                    Kind::Role,
+                    r,
+                    state.roles.keys(),
+                );
+            }
+        }
+    }
+
+    fn auth_policies(&mut self) {
+        let state = self.state;
+        for (name, p) in &state.authentication_policies {
+            let a = &p.applies_to;
+            let chosen = [a.all.is_some(), a.privileged.is_some(), a.roles.is_some()].iter().filter(|b| **b).count();
+            if chosen != 1 {
+                self.report(
+                    Kind::AuthenticationPolicy,
+                    name,
+                    &["appliesTo".into()],
+                    Diagnostic::error("applies-to", "appliesTo needs exactly one of `all`, `privileged` or `roles`")
+                        .help("for example appliesTo: {privileged: true}"),
+                );
+            }
+            if a.all == Some(false) || a.privileged == Some(false) {
+                self.report(
+                    Kind::AuthenticationPolicy,
+                    name,
+                    &["appliesTo".into()],
+                    Diagnostic::error("applies-to", "appliesTo with `false` covers nobody")
+                        .help("use `true`, or list roles"),
+                );
+            }
+            for (i, r) in a.roles.iter().flatten().enumerate() {
+                self.exists(
+                    Kind::AuthenticationPolicy,
+                    name,
+                    &["appliesTo".into(), "roles".into(), i.into()],
+                    Kind::Role,
+                    r,
+                    state.roles.keys(),
+                );
+            }
+            if let Some(m) = &p.methods {
+                for (i, f) in m.forbidden.iter().enumerate() {
+                    if m.allowed.contains(f) {
+                        self.report(
+                            Kind::AuthenticationPolicy,
+                            name,
+                            &["methods".into(), "forbidden".into(), i.into()],
+                            Diagnostic::error(
+                                "method-conflict",
+                                format!("method `{}` is both allowed and forbidden", f.as_str()),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn sod_rules(&mut self) {
+        let state = self.state;
+        let duties: BTreeSet<&str> = state.roles.values().flat_map(|r| r.duties.iter().map(String::as_str)).collect();
+        for (name, rule) in &state.sod_rules {
+            for (side_name, side) in [("first", &rule.first), ("second", &rule.second)] {
+                if side.roles.is_empty() && side.duties.is_empty() {
+                    self.report(
+                        Kind::SodRule,
+                        name,
+                        &[side_name.into()],
+                        Diagnostic::error("empty-sod-side", format!("`{side_name}` names no roles and no duties"))
+                            .help("list roles, duties, or both"),
+                    );
+                }
+                for (i, r) in side.roles.iter().enumerate() {
+                    self.exists(
+                        Kind::SodRule,
+                        name,
+                        &[side_name.into(), "roles".into(), i.into()],
+                        Kind::Role,
+                        r,
+                        state.roles.keys(),
+                    );
+                }
+                for (i, d) in side.duties.iter().enumerate() {
+                    if !duties.contains(d.as_str()) {
+                        let mut diag = Diagnostic::error(
+                            "unknown-duty",
+                            format!("SodRule `{name}` names duty `{d}`, which no role grants"),
+                        );
+                        diag = match closest(d, duties.iter().copied()) {
+                            Some(s) => diag.help(format!("did you mean `{s}`?")),
+                            None => diag.help("add the duty to the roles that grant it, or correct the name"),
+                        };
+                        self.report(Kind::SodRule, name, &[side_name.into(), "duties".into(), i.into()], diag);
+                    }
+                }
+            }
+            for (i, ex) in rule.exceptions.iter().enumerate() {
+                self.exists(
+                    Kind::SodRule,
+                    name,
+                    &["exceptions".into(), i.into(), "user".into()],
+                    Kind::User,
+                    &ex.user,
+                    state.users.keys(),
+                );
+                if ex.reason.trim().is_empty() {
+                    self.report(
+                        Kind::SodRule,
+                        name,
+                        &["exceptions".into(), i.into(), "reason".into()],
+                        Diagnostic::error("empty-reason", "an SoD exception needs a reason"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn guards(&mut self) {
+        let state = self.state;
+        if let Some(min) = &state.settings.min_admins
+            && !state.roles.contains_key(&min.role)
+        {
+            let known: Vec<&str> = state.roles.keys().map(Name::as_str).collect();
+            let mut d = Diagnostic::error(
+                "unknown-reference",
+                format!("guards.minAdmins names role `{}`, which is not defined", min.role),
+            );
+            if let Some(s) = closest(min.role.as_str(), known.into_iter()) {
+                d = d.help(format!("did you mean `{s}`?"));
+            }
+            let loc =
+                self.origins.locate_setting(self.sink.loaded, &["guards".into(), "minAdmins".into(), "role".into()]);
+            if let Some(loc) = loc {
+                d = d.in_file(loc.file).at(loc.line, loc.column).field("guards.minAdmins.role");
+            }
+            self.sink.diags.push(d);
+        }
+    }
+}

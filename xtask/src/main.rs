@@ -1,0 +1,80 @@
+//! Project tasks for keyward, run as `cargo xtask <command>`.
+//!
+//! - `test`: the one full test command (formatting, lints, test peers, the whole test suite).
+//! - `peers`: install the test peers only and print the environment the tests read.
+//! - `gen-fixture`: write a large, realistic configuration folder for benchmarks and tests.
+
+mod args;
+mod fixture;
+mod peers;
+mod rng;
+mod test_cmd;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  test [--no-peers] [--skip-peer NAME]... [-- TEST-ARGS...]
+      Check formatting, run clippy, install the test peers (scim2-server, slapd) and run
+      `cargo test --workspace -- --include-ignored`. Stops at the first failing step.
+      --no-peers        install no peer (tests that need one skip or fail on their own)
+      --skip-peer NAME  install every peer but NAME (scim2-server or slapd); repeatable
+      TEST-ARGS         appended to the test binaries' arguments (e.g. a name filter)
+      A peer that cannot be installed is an error when CI=true and a warning otherwise.
+
+  peers [--no-peers] [--skip-peer NAME]...
+      Install the test peers only and print `export` lines for the variables the tests read.
+
+  gen-fixture --users N --out DIR [--seed S] [--roles R] [--sod-rules K]
+              [--service-accounts M]
+      Write a configuration folder with N users (1,000 per file under users/), R roles
+      (default max(6, N/50)), K segregation-of-duties rules (default 50), M service accounts
+      (default N/1000 rounded up), data classifications and policies. The seed defaults to 1;
+      the same arguments always give the same files. DIR must be missing, empty, or an
+      earlier gen-fixture output, which is replaced.
+";
+
+fn main() -> ExitCode {
+    let mut argv = std::env::args().skip(1);
+    let Some(command) = argv.next() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest: Vec<String> = argv.collect();
+    let result = match command.as_str() {
+        "test" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::run(&a)),
+        "peers" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::peers_only(&a)),
+        "gen-fixture" => args::FixtureArgs::parse(&rest).and_then(|a| fixture::run(&a)),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives inside the workspace").to_path_buf()
+}
+
+/// Cargo's target directory, honouring `CARGO_TARGET_DIR`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() { dir } else { workspace_root().join(dir) }
+        }
+        _ => workspace_root().join("target"),
+    }
+}

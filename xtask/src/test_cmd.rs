@@ -1,0 +1,122 @@
+//! `cargo xtask test`: the project's one full test command, the one CI runs.
+
+use crate::args::TestArgs;
+use crate::peers;
+use std::ffi::OsString;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Whether this run is CI's (`CI=true`, as GitHub Actions and most CI systems set it).
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")).unwrap_or(false)
+}
+
+fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+const STEPS: usize = 4;
+
+fn header(n: usize, title: &str) {
+    println!("\n==> [{n}/{STEPS}] {title}");
+}
+
+/// Runs a cargo command from the workspace root, its output going to ours.
+fn run_cargo(args: &[&str], extra: &[String], env: &[(String, String)]) -> Result<(), String> {
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(crate::workspace_root()).args(args).args(extra).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`cargo {}` failed ({status})", args.join(" "))) }
+}
+
+fn prepare_peers(args: &TestArgs) -> Result<Vec<(String, String)>, String> {
+    if args.no_peers {
+        eprintln!("    --no-peers: installing no peer; tests that need one skip");
+        return Ok(Vec::new());
+    }
+    let ctx = peers::Context { target_dir: crate::target_dir() };
+    let strict = in_ci();
+    let prepared = peers::prepare(&ctx, &args.skip_peers, strict)?;
+    if !prepared.all_ready {
+        eprintln!("    not every peer is ready: {} is not set", peers::PEERS_READY_VAR);
+    }
+    Ok(prepared.env)
+}
+
+pub fn run(args: &TestArgs) -> Result<(), String> {
+    let start = Instant::now();
+    let result = steps(args);
+    let secs = start.elapsed().as_secs_f64();
+    match &result {
+        Ok(()) => {
+            println!("\n==> cargo xtask test: all {STEPS} steps passed; total wall time {secs:.1}s")
+        }
+        Err(_) => println!("\n==> cargo xtask test: FAILED; total wall time {secs:.1}s"),
+    }
+    result
+}
+
+fn steps(args: &TestArgs) -> Result<(), String> {
+    let timed = |n: usize, title: &str, f: &mut dyn FnMut() -> Result<(), String>| {
+        header(n, title);
+        let t = Instant::now();
+        let r = f();
+        match &r {
+            Ok(()) => println!("    done in {:.1}s", t.elapsed().as_secs_f64()),
+            Err(e) => println!("    step {n} failed after {:.1}s: {e}", t.elapsed().as_secs_f64()),
+        }
+        r
+    };
+
+    timed(1, "cargo fmt --all -- --check", &mut || run_cargo(&["fmt", "--all", "--", "--check"], &[], &[]))?;
+    timed(2, "cargo clippy --workspace --all-targets -- -D warnings", &mut || {
+        run_cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[], &[])
+    })?;
+    let mut env = Vec::new();
+    timed(3, "prepare test peers", &mut || {
+        env = prepare_peers(args)?;
+        for (k, v) in &env {
+            println!("    {k}={v}");
+        }
+        Ok(())
+    })?;
+    timed(4, "cargo test --workspace -- --include-ignored", &mut || {
+        run_cargo(&["test", "--workspace", "--", "--include-ignored"], &args.test_args, &env)
+    })?;
+    Ok(())
+}
+
+/// `cargo xtask peers`: install the peers and print the variables for a shell to `eval`.
+pub fn peers_only(args: &TestArgs) -> Result<(), String> {
+    if !args.test_args.is_empty() {
+        return Err("`cargo xtask peers` takes no test arguments".into());
+    }
+    // Progress went to stderr: stdout holds only the export lines, for `eval "$(...)"`.
+    let env = prepare_peers(args)?;
+    for (k, v) in &env {
+        println!("export {k}={}", shell_quote(v));
+    }
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:".contains(&b)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("/usr/sbin/slapd"), "/usr/sbin/slapd");
+        assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
+    }
+}
