@@ -1,0 +1,341 @@
+//! The audit trail: an append-only JSON-lines log, each record chained to the one before by
+//! SHA-256.
+//!
+//! Guarantees: a record is written with one `write` and fsynced before `append` returns; the
+//! log is locked exclusively while a process appends; `verify` finds any edited, removed,
+//! inserted or reordered record and names the line. A final line torn by a crash is not a
+//! record (it was never acknowledged): `verify` reports it apart from tampering, and the next
+//! append cuts it off. Records never hold secrets: only addresses, actions and outcomes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Timestamp, digest_bytes};
+
+/// The `prev` of the first record.
+pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened to one attempted operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Applied,
+    Failed,
+    /// Not attempted because the live object changed since the plan, or a dependency failed.
+    Skipped,
+}
+
+/// The content of a record, before chaining.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub time: Timestamp,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub plan_hash: String,
+    pub address: String,
+    pub action: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A record as stored: the entry, its sequence number and the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub entry: Entry,
+    pub prev: String,
+    pub hash: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Unhashed<'a> {
+    seq: u64,
+    #[serde(flatten)]
+    entry: &'a Entry,
+    prev: &'a str,
+}
+
+fn hash_of(seq: u64, entry: &Entry, prev: &str) -> String {
+    let body = serde_json::to_vec(&Unhashed { seq, entry, prev }).expect("records serialize");
+    digest_bytes(&body)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("audit log {path} is damaged at line {line}: {message}; run `keyward audit verify`")]
+    Damaged { path: PathBuf, line: usize, message: String },
+}
+
+/// An open, locked audit log.
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+    seq: u64,
+    last: String,
+}
+
+impl AuditLog {
+    /// Opens (creating) the log at `path` and locks it for appending.
+    pub fn open(path: &Path) -> Result<Self, AuditError> {
+        let io = |source| AuditError::Io { path: path.to_path_buf(), source };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(io)?;
+        }
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
+        file.lock().map_err(io)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io)?;
+        let report = verify_text(&text);
+        if let Some(problem) = report.problems.first() {
+            return Err(AuditError::Damaged {
+                path: path.to_path_buf(),
+                line: problem.line,
+                message: problem.message.clone(),
+            });
+        }
+        if let Some(torn_at) = report.torn_tail_offset {
+            // Cut off a record whose write never completed.
+            file.set_len(torn_at as u64).map_err(io)?;
+            file.seek(SeekFrom::End(0)).map_err(io)?;
+        }
+        let (seq, last) = report.last.unwrap_or((0, GENESIS.to_string()));
+        Ok(AuditLog { path: path.to_path_buf(), file, seq, last })
+    }
+
+    /// Appends one record and fsyncs it.
+    pub fn append(&mut self, entry: Entry) -> Result<Record, AuditError> {
+        Ok(self.append_all(vec![entry])?.pop().expect("one record"))
+    }
+
+    /// Appends records with one write and one fsync (for the outcomes of one apply batch).
+    pub fn append_all(&mut self, entries: Vec<Entry>) -> Result<Vec<Record>, AuditError> {
+        let mut buf = Vec::new();
+        let mut records = Vec::with_capacity(entries.len());
+        let (mut seq, mut last) = (self.seq, self.last.clone());
+        for entry in entries {
+            seq += 1;
+            let hash = hash_of(seq, &entry, &last);
+            let record = Record { seq, entry, prev: last, hash };
+            serde_json::to_writer(&mut buf, &record).expect("records serialize");
+            buf.push(b'\n');
+            last = record.hash.clone();
+            records.push(record);
+        }
+        let io = |source| AuditError::Io { path: self.path.clone(), source };
+        self.file.write_all(&buf).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.seq = seq;
+        self.last = last;
+        Ok(records)
+    }
+}
+
+/// One problem found by [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// 1-based line of the log.
+    pub line: usize,
+    pub message: String,
+}
+
+/// The result of checking a log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub records: usize,
+    pub problems: Vec<Problem>,
+    /// A final line without a newline that is not a record: a write interrupted by a crash.
+    pub torn_tail: bool,
+    #[serde(skip)]
+    torn_tail_offset: Option<usize>,
+    #[serde(skip)]
+    last: Option<(u64, String)>,
+}
+
+impl VerifyReport {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks the hash chain of the log at `path`. A missing log is intact and empty.
+pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            Ok(verify_text(&text))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(VerifyReport::default()),
+        Err(source) => Err(AuditError::Io { path: path.to_path_buf(), source }),
+    }
+}
+
+fn verify_text(text: &str) -> VerifyReport {
+    let mut report = VerifyReport::default();
+    let mut prev = GENESIS.to_string();
+    let mut expected_seq = 1u64;
+    let mut offset = 0usize;
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let line_no = i + 1;
+        let start = offset;
+        offset += raw.len();
+        let complete = raw.ends_with('\n');
+        let line = raw.trim_end_matches(['\n', '\r']);
+        if line.is_empty() {
+            if complete {
+                report.problems.push(Problem { line: line_no, message: "empty line".into() });
+            }
+            continue;
+        }
+        let record: Record = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(_) if !complete => {
+                report.torn_tail = true;
+                report.torn_tail_offset = Some(start);
+                break;
+            }
+            Err(e) => {
+                report.problems.push(Problem { line: line_no, message: format!("not a record: {e}") });
+                break;
+            }
+        };
+        if record.prev != prev {
+            let message = if record.seq != expected_seq {
+                format!(
+                    "record {} follows record {}: a record was removed, inserted or moved",
+                    record.seq,
+                    expected_seq - 1
+                )
+            } else {
+                "the chain is broken: the record before this one was changed or removed".into()
+            };
+            report.problems.push(Problem { line: line_no, message });
+            break;
+        }
+        if record.seq != expected_seq {
+            report.problems.push(Problem {
+                line: line_no,
+                message: format!("sequence number {} where {} was expected", record.seq, expected_seq),
+            });
+            break;
+        }
+        let want = hash_of(record.seq, &record.entry, &record.prev);
+        if want != record.hash {
+            report
+                .problems
+                .push(Problem { line: line_no, message: "the record was changed after it was written".into() });
+            break;
+        }
+        prev = record.hash.clone();
+        expected_seq += 1;
+        report.records += 1;
+        report.last = Some((record.seq, record.hash));
+    }
+    report
+}
+
+/// Every intact record of the log, oldest first.
+pub fn read(path: &Path) -> Result<Vec<Record>, AuditError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(source) => return Err(AuditError::Io { path: path.to_path_buf(), source }),
+    };
+    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+}
+
+/// Who is acting: `KEYWARD_ACTOR`, else the CI actor, else the local user.
+pub fn actor() -> String {
+    for var in ["KEYWARD_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER", "USERNAME"] {
+        if let Ok(v) = std::env::var(var)
+            && !v.trim().is_empty()
+        {
+            return v;
+        }
+    }
+    "unknown".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(address: &str) -> Entry {
+        Entry {
+            time: chrono::DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().to_utc(),
+            actor: "tester".into(),
+            commit: None,
+            plan_hash: "sha256:abc".into(),
+            address: address.into(),
+            action: "create".into(),
+            outcome: Outcome::Applied,
+            error: None,
+        }
+    }
+
+    fn write_log(dir: &Path, n: usize) -> PathBuf {
+        let path = dir.join("audit.jsonl");
+        let mut log = AuditLog::open(&path).unwrap();
+        for i in 0..n {
+            log.append(entry(&format!("t.user.u{i}"))).unwrap();
+        }
+        path
+    }
+
+    #[test]
+    fn intact_log_verifies_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_log(dir.path(), 3);
+        let report = verify(&path).unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        assert_eq!(report.records, 3);
+        let mut log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.append(entry("t.user.x")).unwrap().seq, 4);
+        assert_eq!(verify(&path).unwrap().records, 4);
+    }
+
+    #[test]
+    fn detects_edit_removal_and_reorder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_log(dir.path(), 4);
+        let original = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = original.lines().collect();
+
+        fs::write(&path, original.replace("t.user.u1", "t.user.uX")).unwrap();
+        let r = verify(&path).unwrap();
+        assert_eq!(r.problems[0].line, 2, "{r:?}");
+
+        fs::write(&path, format!("{}\n{}\n{}\n", lines[0], lines[2], lines[3])).unwrap();
+        let r = verify(&path).unwrap();
+        assert_eq!(r.problems[0].line, 2, "{r:?}");
+        assert!(r.problems[0].message.contains("removed"), "{r:?}");
+
+        fs::write(&path, format!("{}\n{}\n{}\n{}\n", lines[0], lines[2], lines[1], lines[3])).unwrap();
+        assert_eq!(verify(&path).unwrap().problems[0].line, 2);
+    }
+
+    #[test]
+    fn torn_tail_is_not_tampering_and_is_cut_on_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_log(dir.path(), 2);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":3,\"ti").unwrap();
+        drop(f);
+        let r = verify(&path).unwrap();
+        assert!(r.is_intact() && r.torn_tail && r.records == 2, "{r:?}");
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append(entry("t.user.z")).unwrap();
+        let r = verify(&path).unwrap();
+        assert!(r.is_intact() && !r.torn_tail && r.records == 3, "{r:?}");
+    }
+}

@@ -1,0 +1,144 @@
+//! Steps shared by commands: load and validate a configuration, open and read targets, plan.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{Exit, Failure};
+use crate::diagnostic::Diagnostic;
+use crate::load::{self, Loaded};
+use crate::model::{DesiredState, LiveTarget, Name, Timestamp, digest_bytes};
+use crate::output::{Printer, diagnostics};
+use crate::plan::{self, Change, ConfigRef, PlanInput};
+use crate::provider::{self, Access, Capabilities, Provider};
+use crate::validate::{self, Validated};
+
+/// A loaded and validated configuration.
+pub struct Config {
+    pub loaded: Loaded,
+    pub validated: Validated,
+}
+
+impl Config {
+    pub fn state(&self) -> &DesiredState {
+        self.validated.state.as_ref().expect("validated configurations have a state")
+    }
+}
+
+/// The clock: `KEYWARD_NOW` (RFC 3339 or YYYY-MM-DD) when set, for reproducible plans and
+/// tests; the system clock otherwise.
+pub fn now() -> Timestamp {
+    if let Ok(v) = std::env::var("KEYWARD_NOW") {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&v) {
+            return t.to_utc();
+        }
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d") {
+            return d.and_hms_opt(12, 0, 0).expect("noon exists").and_utc();
+        }
+    }
+    chrono::Utc::now()
+}
+
+/// Prints diagnostics to stderr.
+pub fn print_diagnostics(printer: &Printer, diags: &[Diagnostic], loaded: Option<&Loaded>) {
+    if diags.is_empty() {
+        return;
+    }
+    printer.err(&diagnostics::render_text(diags, loaded, printer.color_err, 100));
+}
+
+/// Loads and validates; prints diagnostics; fails with exit 1 on any error.
+pub fn load_config(dir: &Path, printer: &Printer) -> Result<Config, Failure> {
+    let loaded = load::load_dir(dir)?;
+    let validated = validate::validate(&loaded);
+    print_diagnostics(printer, &validated.diagnostics, Some(&loaded));
+    if validated.has_errors() {
+        return Err(Failure {
+            message: format!("{} is not valid ({})", dir.display(), diagnostics::tally(&validated.diagnostics)),
+            exit: Exit::Error,
+        });
+    }
+    Ok(Config { loaded, validated })
+}
+
+/// The digest of every configuration file's path and text.
+pub fn config_digest(loaded: &Loaded) -> String {
+    let mut files: Vec<_> = loaded.files.iter().collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut buf = Vec::new();
+    for f in files {
+        buf.extend_from_slice(f.path.to_string_lossy().as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(f.text.as_bytes());
+        buf.push(0);
+    }
+    digest_bytes(&buf)
+}
+
+pub fn config_ref(config: &Config, dir: &Path) -> ConfigRef {
+    ConfigRef { digest: config_digest(&config.loaded), commit: load::commit_of(dir) }
+}
+
+/// The targets to work on: all, or those named with `--target`.
+pub fn select_targets(state: &DesiredState, names: &[String]) -> Result<Vec<Name>, Failure> {
+    if names.is_empty() {
+        return Ok(state.settings.targets.keys().cloned().collect());
+    }
+    let mut out = Vec::new();
+    for n in names {
+        match Name::new(n.as_str()).ok().filter(|n| state.settings.targets.contains_key(n)) {
+            Some(name) => out.push(name),
+            None => {
+                let known: Vec<&str> = state.settings.targets.keys().map(Name::as_str).collect();
+                return Err(Failure::error(format!(
+                    "there is no target `{n}`; keyward.yaml defines: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Open targets.
+pub struct Targets {
+    pub providers: BTreeMap<Name, Box<dyn Provider>>,
+    pub capabilities: BTreeMap<Name, Capabilities>,
+}
+
+pub fn open_targets(state: &DesiredState, root: &Path, names: &[Name], access: Access) -> Result<Targets, Failure> {
+    let mut providers = BTreeMap::new();
+    let mut capabilities = BTreeMap::new();
+    for name in names {
+        let target = &state.settings.targets[name];
+        let p = provider::open(target, root, access)?;
+        capabilities.insert(name.clone(), p.capabilities().clone());
+        providers.insert(name.clone(), p);
+    }
+    Ok(Targets { providers, capabilities })
+}
+
+pub async fn read_all(targets: &mut Targets, printer: &Printer) -> Result<BTreeMap<Name, LiveTarget>, Failure> {
+    let mut live = BTreeMap::new();
+    for (name, p) in targets.providers.iter_mut() {
+        printer.status(&format!("Reading target {name}..."));
+        let t = p.read().await?;
+        tracing::info!(target_name = %name, accounts = t.accounts.len(), bindings = t.bindings.len(), "read target");
+        live.insert(name.clone(), t);
+    }
+    Ok(live)
+}
+
+pub fn compute(
+    state: &DesiredState,
+    live: &BTreeMap<Name, LiveTarget>,
+    caps: &BTreeMap<Name, Capabilities>,
+    now: Timestamp,
+) -> Result<Vec<Change>, Failure> {
+    let input = PlanInput { desired: state, live, capabilities: caps, now, baseline: None };
+    plan::plan_changes(&input).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+        Failure::error(format!("cannot make a plan:\n{}", list.join("\n")))
+    })
+}

@@ -1,0 +1,17 @@
+//! keyward: a declarative GitOps reconciler for identity and access.
+//!
+//! Data flows one way: `load` reads a configuration folder, `validate` turns it into the
+//! [`model::DesiredState`], providers read the live state, `plan` computes the changes,
+//! `apply` carries them out and `audit` records them; `output` renders everything.
+
+pub mod apply;
+pub mod audit;
+pub mod cli;
+pub mod diagnostic;
+pub mod load;
+pub mod model;
+pub mod output;
+pub mod plan;
+pub mod provider;
+pub mod schema;
+pub mod validate;

@@ -1,0 +1,163 @@
+//! Terraform-style text rendering of a plan.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+use similar::{ChangeTag, TextDiff};
+
+use super::{paint, styles};
+use crate::plan::{Action, Change, Plan, Section, Summary};
+
+/// How to render.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextOptions {
+    pub color: bool,
+}
+
+/// The symbol shown before a change.
+pub fn symbol(action: Action) -> &'static str {
+    match action {
+        Action::Create | Action::Assign => "+",
+        Action::Update | Action::Enable | Action::Disable => "~",
+        Action::Delete | Action::Revoke => "-",
+        Action::Rotate => "-/+",
+    }
+}
+
+fn action_style(action: Action) -> anstyle::Style {
+    match action {
+        Action::Create | Action::Assign => styles::GREEN,
+        Action::Update | Action::Enable | Action::Disable | Action::Rotate => styles::YELLOW,
+        Action::Delete | Action::Revoke => styles::RED,
+    }
+}
+
+fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "will be created",
+        Action::Update => "will be updated in place",
+        Action::Enable => "will be enabled",
+        Action::Disable => "will be disabled",
+        Action::Delete => "will be deleted",
+        Action::Assign => "will be assigned",
+        Action::Revoke => "will be revoked",
+        Action::Rotate => "will be rotated",
+    }
+}
+
+/// A JSON value as Terraform shows it: strings quoted, others as JSON.
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "(unset)".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Renders the plan; `No changes.` when empty.
+pub fn render(plan: &Plan, opts: TextOptions) -> String {
+    let mut out = String::new();
+    if plan.changes.is_empty() {
+        let _ = writeln!(out, "{}", paint(opts.color, styles::GREEN.bold(), "No changes."));
+        let _ = writeln!(out, "The live targets match the configuration.");
+        return out;
+    }
+    match &plan.base {
+        Some(split) => {
+            let (mine, drift): (Vec<&Change>, Vec<&Change>) =
+                plan.changes.iter().partition(|c| split.sections.get(&c.address.to_string()) != Some(&Section::Drift));
+            let _ = writeln!(out, "Changes this revision asks for (against {}):\n", split.revision);
+            render_changes(&mut out, &mine, opts);
+            if mine.is_empty() {
+                let _ = writeln!(out, "  (none)\n");
+            }
+            let _ = writeln!(out, "Drift already present at {} (changed outside git):\n", split.revision);
+            render_changes(&mut out, &drift, opts);
+            if drift.is_empty() {
+                let _ = writeln!(out, "  (none)\n");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "keyward will perform the following actions:\n");
+            let all: Vec<&Change> = plan.changes.iter().collect();
+            render_changes(&mut out, &all, opts);
+        }
+    }
+    let _ = writeln!(out, "{}", paint(opts.color, styles::BOLD, &summary_line(&plan.summary)));
+    out
+}
+
+/// `Plan: 3 to create, 1 to update, 2 to assign, 2 to revoke, 0 to disable, 0 to delete.`
+pub fn summary_line(s: &Summary) -> String {
+    let mut line = format!(
+        "Plan: {} to create, {} to update, {} to assign, {} to revoke, {} to disable, {} to delete",
+        s.create,
+        s.update + s.enable,
+        s.assign,
+        s.revoke,
+        s.disable,
+        s.delete
+    );
+    if s.rotate > 0 {
+        let _ = write!(line, ", {} to rotate", s.rotate);
+    }
+    line.push('.');
+    line
+}
+
+fn render_changes(out: &mut String, changes: &[&Change], opts: TextOptions) {
+    for c in changes {
+        render_change(out, c, opts);
+    }
+}
+
+fn render_change(out: &mut String, c: &Change, opts: TextOptions) {
+    let header = format!("  # {} {}", c.address, verb(c.action));
+    let _ = writeln!(out, "{}", paint(opts.color, styles::BOLD, &header));
+    let _ =
+        writeln!(out, "{}", paint(opts.color, styles::DIM, &format!("    ({}: {})", c.reason.kind, c.reason.message)));
+    for n in &c.notes {
+        let _ = writeln!(out, "{}", paint(opts.color, styles::CYAN, &format!("    note: {n}")));
+    }
+    let sym = symbol(c.action);
+    let _ = writeln!(out, "  {} {}", paint(opts.color, action_style(c.action), sym), c.address);
+    let empty = Default::default();
+    let before = c.before.as_ref().unwrap_or(&empty);
+    let after = c.after.as_ref().unwrap_or(&empty);
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+    for k in keys {
+        let line = match (before.get(k), after.get(k)) {
+            (None, Some(a)) => format!("{} {k:width$} = {}", paint(opts.color, styles::GREEN, "+"), show(a)),
+            (Some(b), None) => format!("{} {k:width$} = {}", paint(opts.color, styles::RED, "-"), show(b)),
+            (Some(b), Some(a)) => {
+                format!("{} {k:width$} = {}", paint(opts.color, styles::YELLOW, "~"), value_diff(b, a, opts.color))
+            }
+            (None, None) => continue,
+        };
+        let _ = writeln!(out, "      {line}");
+    }
+    out.push('\n');
+}
+
+/// `old -> new`; for long strings, a word diff marking what changed.
+fn value_diff(before: &Value, after: &Value, color: bool) -> String {
+    match (before, after) {
+        (Value::String(b), Value::String(a)) if b.len() + a.len() > 80 => {
+            let diff = TextDiff::from_words(b.as_str(), a.as_str());
+            let mut s = String::from("\"");
+            for ch in diff.iter_all_changes() {
+                let v = ch.value();
+                match ch.tag() {
+                    ChangeTag::Equal => s.push_str(v),
+                    ChangeTag::Delete => s.push_str(&paint(color, styles::RED, &format!("[-{v}-]"))),
+                    ChangeTag::Insert => s.push_str(&paint(color, styles::GREEN, &format!("{{+{v}+}}"))),
+                }
+            }
+            s.push('"');
+            s
+        }
+        _ => format!("{} -> {}", show(before), show(after)),
+    }
+}

@@ -1,0 +1,29 @@
+//! Planning: what must change so the live targets match the configuration.
+//!
+//! Guarantees: [`plan_changes`] is a pure function of its input (no IO, no clock, no provider
+//! names); the resulting [`Plan`] is a plain value that serializes to the documented, stable
+//! JSON format (docs/plan-format.md).
+
+pub mod guards;
+mod planner;
+mod types;
+
+pub use guards::{GuardOverrides, GuardViolation};
+pub use planner::{ABSENT, PlanError, PlanInput, membership_fingerprint, plan_changes, sort_for_apply};
+pub use types::*;
+
+use crate::model::{Name, Timestamp};
+
+/// Wraps planned changes into a [`Plan`].
+pub fn assemble(changes: Vec<Change>, configuration: ConfigRef, targets: Vec<Name>, created_at: Timestamp) -> Plan {
+    Plan {
+        format_version: FORMAT_VERSION.to_string(),
+        keyward_version: env!("CARGO_PKG_VERSION").to_string(),
+        created_at,
+        configuration,
+        targets,
+        summary: Summary::of(&changes),
+        changes,
+        base: None,
+    }
+}

@@ -1,0 +1,757 @@
+//! The planner: a pure function of (desired state, live state, capabilities, clock, baseline)
+//! to a list of typed changes.
+//!
+//! Rules it keeps:
+//! - only live accounts inside `ownership.scope` are considered; protected accounts are never
+//!   disabled, deleted or stripped of roles;
+//! - an attribute is compared only when the configuration sets it and the target stores it
+//!   (absent means unmanaged, never "clear");
+//! - a managed user that left git is disabled, or deleted when `lifecycle.removedUsers` says so
+//!   and the target deletes users;
+//! - an assignment past its `expires` date is revoked;
+//! - a predefined role (directory role, security role) that does not exist is an error, never
+//!   created.
+//!
+//! It reads capabilities as data and never branches on a provider's name.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::{Value, json};
+
+use super::types::*;
+use crate::model::config::RemovedUsers;
+use crate::model::{
+    Binding, DesiredState, LiveAccount, LiveBinding, LiveServiceAccount, LiveTarget, Name, RoleGrant, ServiceAccount,
+    Target, Timestamp, User, UserAttrs, UserField, UserStatus, UsersScope,
+};
+use crate::provider::{BindingSupport, Capabilities};
+
+/// Everything the planner needs, as values.
+pub struct PlanInput<'a> {
+    pub desired: &'a DesiredState,
+    /// The live state of each target that was read. Targets not listed are not planned.
+    pub live: &'a BTreeMap<Name, LiveTarget>,
+    pub capabilities: &'a BTreeMap<Name, Capabilities>,
+    pub now: Timestamp,
+    /// The desired state the live systems were last brought to (for example the base
+    /// revision); a difference that git did not ask for is reported as drift.
+    pub baseline: Option<&'a DesiredState>,
+}
+
+/// A problem that makes a plan impossible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "target `{target}`: role `{role}` binds {binding}, which does not exist there; keyward does not create {kind} bindings, so create it on the target or correct the binding"
+    )]
+    MissingBinding { target: Name, role: Name, binding: String, kind: String },
+    #[error("target `{target}`: {count} live objects match {binding}; rename them so the binding is unambiguous")]
+    AmbiguousBinding { target: Name, binding: String, count: usize },
+}
+
+/// The marker fingerprint for a live object that does not exist.
+pub const ABSENT: &str = "absent";
+
+/// Computes the changes that bring the live targets to the desired state, in apply order.
+pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
+    let mut changes = Vec::new();
+    let mut errors = Vec::new();
+    for (target_name, live) in input.live {
+        let Some(target) = input.desired.settings.targets.get(target_name) else { continue };
+        let Some(caps) = input.capabilities.get(target_name) else { continue };
+        let mut tp = TargetPlanner::new(input, target, caps, live);
+        tp.accounts(&mut changes);
+        tp.service_accounts(&mut changes);
+        if let Err(mut e) = tp.bindings(&mut changes) {
+            errors.append(&mut e);
+        }
+        tp.auth_methods(&mut changes);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    sort_for_apply(&mut changes, input.capabilities);
+    Ok(changes)
+}
+
+/// Sorts changes by apply phase, then target order (directories first), then address.
+pub fn sort_for_apply(changes: &mut [Change], caps: &BTreeMap<Name, Capabilities>) {
+    let order = |c: &Change| caps.get(&c.address.target).map(|k| k.order).unwrap_or(0);
+    changes.sort_by(|a, b| {
+        (a.action.phase(), order(a), &a.address.target, kind_rank(a), &a.address).cmp(&(
+            b.action.phase(),
+            order(b),
+            &b.address.target,
+            kind_rank(b),
+            &b.address,
+        ))
+    });
+}
+
+/// Within a phase, roles before accounts (creating a group before its members' accounts does
+/// not matter, but keeps output tidy), then the rest.
+fn kind_rank(c: &Change) -> u8 {
+    match c.address.kind {
+        ObjectKind::Role => 0,
+        ObjectKind::User => 1,
+        ObjectKind::ServiceAccount => 2,
+        _ => 3,
+    }
+}
+
+struct TargetPlanner<'a> {
+    input: &'a PlanInput<'a>,
+    desired: &'a DesiredState,
+    target: &'a Target,
+    caps: &'a Capabilities,
+    live: &'a LiveTarget,
+    /// Live accounts by lower-cased userName.
+    by_user_name: HashMap<String, &'a LiveAccount>,
+    by_id: HashMap<&'a str, &'a LiveAccount>,
+    sa_by_name: HashMap<&'a str, &'a LiveServiceAccount>,
+    sa_by_id: HashMap<&'a str, &'a LiveServiceAccount>,
+    /// Desired users on this target, by lower-cased userName.
+    present_users: BTreeMap<String, (&'a Name, &'a User)>,
+    present_sas: BTreeMap<&'a str, &'a ServiceAccount>,
+    /// Lower-cased userNames of every user in git.
+    in_git: HashMap<String, &'a Name>,
+}
+
+fn lower(s: &str) -> String {
+    s.to_lowercase()
+}
+
+fn active_grants(grants: &[RoleGrant], now: Timestamp) -> impl Iterator<Item = &RoleGrant> {
+    grants.iter().filter(move |g| g.expires().is_none_or(|d| !d.has_passed(now)))
+}
+
+impl<'a> TargetPlanner<'a> {
+    fn new(input: &'a PlanInput<'a>, target: &'a Target, caps: &'a Capabilities, live: &'a LiveTarget) -> Self {
+        let desired = input.desired;
+        let mut by_user_name = HashMap::with_capacity(live.accounts.len());
+        let mut by_id = HashMap::with_capacity(live.accounts.len());
+        for a in &live.accounts {
+            by_user_name.insert(lower(&a.user_name), a);
+            by_id.insert(a.id.as_str(), a);
+        }
+        let sa_by_name = live.service_accounts.iter().map(|s| (s.name.as_str(), s)).collect();
+        let sa_by_id = live.service_accounts.iter().map(|s| (s.id.as_str(), s)).collect();
+        let now = input.now;
+        let mut present_users = BTreeMap::new();
+        let mut in_git = HashMap::with_capacity(desired.users.len());
+        for (name, user) in &desired.users {
+            in_git.insert(lower(&user.user_name), name);
+            let roles = active_grants(&user.roles, now).map(|g| g.role().clone());
+            if desired.present_on(user.targets.as_deref(), roles, target) {
+                present_users.insert(lower(&user.user_name), (name, user));
+            }
+        }
+        let mut present_sas = BTreeMap::new();
+        if caps.service_accounts {
+            for (name, sa) in &desired.service_accounts {
+                let roles = active_grants(&sa.roles, now).map(|g| g.role().clone());
+                if desired.present_on(sa.targets.as_deref(), roles, target) {
+                    present_sas.insert(name.as_str(), sa);
+                }
+            }
+        }
+        TargetPlanner {
+            input,
+            desired,
+            target,
+            caps,
+            live,
+            by_user_name,
+            by_id,
+            sa_by_name,
+            sa_by_id,
+            present_users,
+            present_sas,
+            in_git,
+        }
+    }
+
+    fn addr(&self, kind: ObjectKind, name: impl Into<String>) -> Address {
+        Address::new(&self.target.name, kind, name)
+    }
+
+    fn protected(&self, user_name: &str) -> bool {
+        self.desired.settings.is_protected(user_name)
+    }
+
+    fn managed(&self, user_name: &str) -> bool {
+        self.desired.settings.scope.contains(user_name) && !self.protected(user_name)
+    }
+
+    /// The attributes the configuration sets for `user` that this target stores.
+    fn desired_attrs(&self, user: &User) -> UserAttrs {
+        let manager = user.manager.as_ref().and_then(|m| self.desired.users.get(m)).map(|m| m.user_name.clone());
+        let all = UserAttrs {
+            display_name: user.display_name.clone(),
+            given_name: user.given_name.clone(),
+            family_name: user.family_name.clone(),
+            email: user.email.clone(),
+            department: user.department.clone(),
+            job_title: user.job_title.clone(),
+            manager,
+            employee_id: user.employee_id.clone(),
+        };
+        let mut out = UserAttrs::default();
+        for f in &self.caps.user_fields {
+            *out.slot(*f) = all.get(*f).cloned();
+        }
+        out
+    }
+
+    fn baseline_user(&self, name: &Name) -> Option<&'a User> {
+        self.input.baseline.and_then(|b| b.users.get(name))
+    }
+
+    /// Drift when the baseline asked for the same thing (git did not change, live did).
+    fn kind_for(&self, same_in_baseline: bool) -> ReasonKind {
+        if same_in_baseline { ReasonKind::Drift } else { ReasonKind::Config }
+    }
+
+    fn accounts(&mut self, out: &mut Vec<Change>) {
+        for (key, (name, user)) in &self.present_users {
+            let attrs = self.desired_attrs(user);
+            let active = user.status == UserStatus::Active;
+            let baseline = self.baseline_user(name);
+            match self.by_user_name.get(key) {
+                None => {
+                    let mut after = attrs_values(&attrs);
+                    after.insert("userName".into(), json!(user.user_name));
+                    after.insert("active".into(), json!(active));
+                    let was_present = baseline.is_some();
+                    out.push(Change {
+                        address: self.addr(ObjectKind::User, name.as_str()),
+                        action: Action::Create,
+                        reason: Reason::new(
+                            self.kind_for(was_present),
+                            if was_present {
+                                "the account is missing from the target".to_string()
+                            } else {
+                                "the user is in the configuration but not on the target".to_string()
+                            },
+                        ),
+                        before: None,
+                        after: Some(after),
+                        fingerprint: ABSENT.into(),
+                        subject: Some(name.to_string()),
+                        notes: vec![],
+                        operation: Operation::CreateUser { user_name: user.user_name.clone(), attrs, active },
+                    });
+                }
+                Some(live) => {
+                    let base_attrs = baseline.map(|b| self.desired_attrs(b));
+                    let mut set = UserAttrs::default();
+                    let (mut before, mut after) = (Values::new(), Values::new());
+                    let mut all_drift = true;
+                    for f in UserField::ALL {
+                        let Some(want) = attrs.get(f) else { continue };
+                        let have = live.attrs.get(f);
+                        let equal = match f {
+                            // userNames compare without regard to case.
+                            UserField::Manager => have.is_some_and(|h| lower(h) == lower(want)),
+                            _ => have == Some(want),
+                        };
+                        if !equal {
+                            *set.slot(f) = Some(want.clone());
+                            before.insert(f.as_str().into(), have.map_or(Value::Null, |h| json!(h)));
+                            after.insert(f.as_str().into(), json!(want));
+                            let same_base = base_attrs.as_ref().is_some_and(|b| b.get(f) == Some(want));
+                            all_drift &= same_base;
+                        }
+                    }
+                    if !set.is_empty() {
+                        let fields: Vec<&String> = before.keys().collect();
+                        out.push(Change {
+                            address: self.addr(ObjectKind::User, name.as_str()),
+                            action: Action::Update,
+                            reason: Reason::new(
+                                self.kind_for(all_drift),
+                                format!(
+                                    "{} differ{} from the configuration",
+                                    fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
+                                    if fields.len() == 1 { "s" } else { "" }
+                                ),
+                            ),
+                            before: Some(before),
+                            after: Some(after),
+                            fingerprint: live.fingerprint.clone(),
+                            subject: Some(name.to_string()),
+                            notes: vec![],
+                            operation: Operation::UpdateUser { user_name: live.user_name.clone(), set },
+                        });
+                    }
+                    // A protected account is never disabled.
+                    let blocked = !active && self.protected(&live.user_name);
+                    if live.active != active && !blocked {
+                        let same = baseline.is_some_and(|b| b.status == user.status);
+                        let action = if active { Action::Enable } else { Action::Disable };
+                        out.push(Change {
+                            address: self.addr(ObjectKind::User, name.as_str()),
+                            action,
+                            reason: Reason::new(
+                                self.kind_for(same),
+                                if active {
+                                    "the configuration says status: active"
+                                } else {
+                                    "the configuration says status: disabled"
+                                },
+                            ),
+                            before: Some([("active".to_string(), json!(live.active))].into()),
+                            after: Some([("active".to_string(), json!(active))].into()),
+                            fingerprint: live.fingerprint.clone(),
+                            subject: Some(name.to_string()),
+                            notes: vec![],
+                            operation: Operation::SetUserActive { user_name: live.user_name.clone(), active },
+                        });
+                    }
+                }
+            }
+        }
+        // Live accounts not wanted on this target.
+        for live in &self.live.accounts {
+            let key = lower(&live.user_name);
+            if self.present_users.contains_key(&key) || !self.managed(&live.user_name) {
+                continue;
+            }
+            let git_name = self.in_git.get(&key).copied();
+            if let Some(name) = git_name {
+                let user = &self.desired.users[name];
+                // On a target that holds only users with roles here, a user who is still in git
+                // keeps the account; their assignments are revoked below.
+                if self.target.users == UsersScope::WithRoles && user.targets.is_none() {
+                    continue;
+                }
+            }
+            let address_name = git_name.map(|n| n.to_string()).unwrap_or_else(|| live.user_name.clone());
+            let why = match git_name {
+                Some(_) => "the user's `targets` no longer include this target".to_string(),
+                None => "the user is no longer in the configuration".to_string(),
+            };
+            let wants_delete = self.desired.settings.removed_users == RemovedUsers::Delete;
+            let mut notes = Vec::new();
+            if wants_delete && self.caps.delete_users {
+                if let Some(days) = self.caps.restorable_days {
+                    notes.push(format!("the target keeps deleted users restorable for {days} days"));
+                }
+                out.push(Change {
+                    address: self.addr(ObjectKind::User, address_name),
+                    action: Action::Delete,
+                    reason: Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is delete")),
+                    before: Some(live_values(live)),
+                    after: None,
+                    fingerprint: live.fingerprint.clone(),
+                    subject: git_name.map(|n| n.to_string()),
+                    notes,
+                    operation: Operation::DeleteUser { user_name: live.user_name.clone() },
+                });
+            } else if live.active {
+                if wants_delete {
+                    notes.push("this target never deletes users, so the account is disabled instead".to_string());
+                }
+                out.push(Change {
+                    address: self.addr(ObjectKind::User, address_name),
+                    action: Action::Disable,
+                    reason: Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is disable")),
+                    before: Some([("active".to_string(), json!(true))].into()),
+                    after: Some([("active".to_string(), json!(false))].into()),
+                    fingerprint: live.fingerprint.clone(),
+                    subject: git_name.map(|n| n.to_string()),
+                    notes,
+                    operation: Operation::SetUserActive { user_name: live.user_name.clone(), active: false },
+                });
+            }
+        }
+    }
+
+    fn service_accounts(&mut self, out: &mut Vec<Change>) {
+        if !self.caps.service_accounts {
+            return;
+        }
+        for (name, sa) in &self.present_sas {
+            let owner = self.desired.users.get(&sa.owner).map(|u| u.user_name.clone());
+            match self.sa_by_name.get(name) {
+                None => {
+                    let mut after = Values::new();
+                    if let Some(d) = &sa.display_name {
+                        after.insert("displayName".into(), json!(d));
+                    }
+                    if let Some(d) = &sa.description {
+                        after.insert("description".into(), json!(d));
+                    }
+                    if let Some(o) = &owner {
+                        after.insert("owner".into(), json!(o));
+                    }
+                    out.push(Change {
+                        address: self.addr(ObjectKind::ServiceAccount, *name),
+                        action: Action::Create,
+                        reason: Reason::new(
+                            ReasonKind::Config,
+                            "the service account is in the configuration but not on the target",
+                        ),
+                        before: None,
+                        after: Some(after),
+                        fingerprint: ABSENT.into(),
+                        subject: Some(name.to_string()),
+                        notes: vec![],
+                        operation: Operation::CreateServiceAccount {
+                            name: name.to_string(),
+                            display_name: sa.display_name.clone(),
+                            description: sa.description.clone(),
+                            owner,
+                        },
+                    });
+                }
+                Some(live) => {
+                    let (mut before, mut after) = (Values::new(), Values::new());
+                    let mut diff = |field: &str, want: &Option<String>, have: &Option<String>| -> Option<String> {
+                        let w = want.as_ref()?;
+                        let equal = if field == "owner" {
+                            have.as_ref().is_some_and(|h| lower(h) == lower(w))
+                        } else {
+                            have.as_ref() == Some(w)
+                        };
+                        if equal {
+                            return None;
+                        }
+                        before.insert(field.into(), have.as_ref().map_or(Value::Null, |h| json!(h)));
+                        after.insert(field.into(), json!(w));
+                        Some(w.clone())
+                    };
+                    let display_name = diff("displayName", &sa.display_name, &live.display_name);
+                    let description = diff("description", &sa.description, &live.description);
+                    let owner = diff("owner", &owner, &live.owner);
+                    if !after.is_empty() {
+                        let fields = after.keys().cloned().collect::<Vec<_>>().join(", ");
+                        out.push(Change {
+                            address: self.addr(ObjectKind::ServiceAccount, *name),
+                            action: Action::Update,
+                            reason: Reason::new(ReasonKind::Config, format!("{fields} differ from the configuration")),
+                            before: Some(before),
+                            after: Some(after),
+                            fingerprint: live.fingerprint.clone(),
+                            subject: Some(name.to_string()),
+                            notes: vec![],
+                            operation: Operation::UpdateServiceAccount {
+                                name: name.to_string(),
+                                display_name,
+                                description,
+                                owner,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finds the live object a binding names: by kind and case-insensitive name.
+    fn find_binding(&self, binding: &Binding) -> Result<Option<&'a LiveBinding>, PlanError> {
+        let want = lower(&binding.object_name());
+        let found: Vec<&LiveBinding> = self
+            .live
+            .bindings
+            .iter()
+            .filter(|b| b.binding.kind() == binding.kind() && lower(&b.binding.object_name()) == want)
+            .collect();
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(Some(found[0])),
+            n => Err(PlanError::AmbiguousBinding {
+                target: self.target.name.clone(),
+                binding: binding.label(),
+                count: n,
+            }),
+        }
+    }
+
+    fn bindings(&mut self, out: &mut Vec<Change>) -> Result<(), Vec<PlanError>> {
+        let now = self.input.now;
+        let mut errors = Vec::new();
+        for (role_name, role) in &self.desired.roles {
+            let Some(binding) = role.bindings.get(&self.target.name) else { continue };
+            let live_binding = match self.find_binding(binding) {
+                Ok(b) => b,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            if live_binding.is_none() {
+                match self.caps.binding(binding.kind()) {
+                    BindingSupport::Creatable => out.push(Change {
+                        address: self.addr(ObjectKind::Role, role_name.as_str()),
+                        action: Action::Create,
+                        reason: Reason::new(
+                            ReasonKind::Config,
+                            format!("role `{role_name}` is bound to {}, which does not exist yet", binding.label()),
+                        ),
+                        before: None,
+                        after: Some([("binding".to_string(), json!(binding.label()))].into()),
+                        fingerprint: ABSENT.into(),
+                        subject: None,
+                        notes: vec![],
+                        operation: Operation::CreateBinding { binding: binding.clone() },
+                    }),
+                    _ => {
+                        errors.push(PlanError::MissingBinding {
+                            target: self.target.name.clone(),
+                            role: role_name.clone(),
+                            binding: binding.label(),
+                            kind: binding.kind().to_string(),
+                        });
+                        continue;
+                    }
+                }
+            }
+            // Who should hold it, by principal.
+            let mut wanted: BTreeMap<Principal, (String, Option<crate::model::Date>)> = BTreeMap::new();
+            let mut expired: BTreeMap<Principal, (String, crate::model::Date)> = BTreeMap::new();
+            for (key, (name, user)) in &self.present_users {
+                for g in user.roles.iter().filter(|g| g.role() == role_name) {
+                    match g.expires() {
+                        Some(d) if d.has_passed(now) => {
+                            expired.insert(Principal::User(key.clone()), (name.to_string(), d));
+                        }
+                        e => {
+                            wanted.insert(Principal::User(key.clone()), (name.to_string(), e));
+                        }
+                    }
+                }
+            }
+            for (name, sa) in &self.present_sas {
+                for g in sa.roles.iter().filter(|g| g.role() == role_name) {
+                    match g.expires() {
+                        Some(d) if d.has_passed(now) => {
+                            expired.insert(Principal::ServiceAccount(name.to_string()), (name.to_string(), d));
+                        }
+                        e => {
+                            wanted.insert(Principal::ServiceAccount(name.to_string()), (name.to_string(), e));
+                        }
+                    }
+                }
+            }
+            // Who holds it now.
+            let mut held: BTreeMap<Principal, String> = BTreeMap::new();
+            if let Some(lb) = live_binding {
+                for id in &lb.members {
+                    if let Some(acc) = self.by_id.get(id.as_str()) {
+                        held.insert(Principal::User(lower(&acc.user_name)), acc.user_name.clone());
+                    } else if let Some(sa) = self.sa_by_id.get(id.as_str()) {
+                        held.insert(Principal::ServiceAccount(sa.name.clone()), sa.name.clone());
+                    }
+                }
+            }
+            let fp_present = |p: &Principal| membership_fingerprint(live_binding, p, true);
+            for (principal, (subject, expires)) in &wanted {
+                if held.contains_key(principal) {
+                    continue;
+                }
+                let real = match principal {
+                    Principal::User(_) => Principal::User(self.present_users[principal.key()].1.user_name.clone()),
+                    Principal::ServiceAccount(n) => Principal::ServiceAccount(n.clone()),
+                };
+                let mut after = Values::new();
+                after.insert("role".into(), json!(role_name));
+                after.insert("binding".into(), json!(binding.label()));
+                if let Some(e) = expires {
+                    after.insert("expires".into(), json!(e.to_string()));
+                }
+                let same_base = self.in_baseline(principal, subject, role_name);
+                out.push(Change {
+                    address: self.addr(ObjectKind::Assignment, format!("{subject}/{role_name}")),
+                    action: Action::Assign,
+                    reason: Reason::new(
+                        self.kind_for(same_base),
+                        if same_base {
+                            format!("`{subject}` lost role `{role_name}` outside git")
+                        } else {
+                            format!("the configuration gives `{subject}` role `{role_name}`")
+                        },
+                    ),
+                    before: None,
+                    after: Some(after),
+                    fingerprint: membership_fingerprint(live_binding, principal, false),
+                    subject: Some(subject.clone()),
+                    notes: vec![],
+                    operation: Operation::Assign { principal: real, binding: binding.clone() },
+                });
+            }
+            for (principal, live_key) in &held {
+                if wanted.contains_key(principal) {
+                    continue;
+                }
+                let (address_name, subject, reason) = match principal {
+                    Principal::User(key) => {
+                        if !self.managed(live_key) {
+                            continue;
+                        }
+                        match (expired.get(principal), self.in_git.get(key)) {
+                            (Some((name, date)), _) => (
+                                name.clone(),
+                                Some(name.clone()),
+                                Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
+                            ),
+                            (None, Some(name)) => {
+                                let base_has = self.in_baseline(principal, name.as_str(), role_name);
+                                let kind = if self.input.baseline.is_some() && !base_has {
+                                    ReasonKind::Drift
+                                } else {
+                                    ReasonKind::Config
+                                };
+                                let msg = if kind == ReasonKind::Drift {
+                                    format!("`{name}` was given role `{role_name}` outside git")
+                                } else {
+                                    format!("the configuration does not give `{name}` role `{role_name}` here")
+                                };
+                                (name.to_string(), Some(name.to_string()), Reason::new(kind, msg))
+                            }
+                            (None, None) => (
+                                live_key.clone(),
+                                None,
+                                Reason::new(ReasonKind::Config, format!("`{live_key}` is not in the configuration")),
+                            ),
+                        }
+                    }
+                    Principal::ServiceAccount(name) => {
+                        if !self.desired.service_accounts.keys().any(|n| n.as_str() == name) {
+                            continue; // Service accounts keyward does not know are left alone.
+                        }
+                        match expired.get(principal) {
+                            Some((_, date)) => (
+                                name.clone(),
+                                Some(name.clone()),
+                                Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
+                            ),
+                            None => (
+                                name.clone(),
+                                Some(name.clone()),
+                                Reason::new(
+                                    ReasonKind::Config,
+                                    format!("the configuration does not give `{name}` role `{role_name}` here"),
+                                ),
+                            ),
+                        }
+                    }
+                };
+                let real = match principal {
+                    Principal::User(_) => Principal::User(live_key.clone()),
+                    Principal::ServiceAccount(n) => Principal::ServiceAccount(n.clone()),
+                };
+                out.push(Change {
+                    address: self.addr(ObjectKind::Assignment, format!("{address_name}/{role_name}")),
+                    action: Action::Revoke,
+                    reason,
+                    before: Some(
+                        [("role".to_string(), json!(role_name)), ("binding".to_string(), json!(binding.label()))]
+                            .into(),
+                    ),
+                    after: None,
+                    fingerprint: fp_present(principal),
+                    subject,
+                    notes: vec![],
+                    operation: Operation::Revoke { principal: real, binding: binding.clone() },
+                });
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// Whether the baseline gave this principal this role (unexpired).
+    fn in_baseline(&self, principal: &Principal, subject: &str, role: &Name) -> bool {
+        let Some(b) = self.input.baseline else { return false };
+        let now = self.input.now;
+        let grants = match principal {
+            Principal::User(_) => Name::new(subject).ok().and_then(|n| b.users.get(&n)).map(|u| &u.roles),
+            Principal::ServiceAccount(_) => {
+                Name::new(subject).ok().and_then(|n| b.service_accounts.get(&n)).map(|s| &s.roles)
+            }
+        };
+        grants.is_some_and(|gs| active_grants(gs, now).any(|g| g.role() == role))
+    }
+
+    fn auth_methods(&mut self, out: &mut Vec<Change>) {
+        if !self.caps.auth_methods_policy || self.desired.authentication_policies.is_empty() {
+            return;
+        }
+        let mut wanted: BTreeMap<crate::model::AuthMethod, bool> = BTreeMap::new();
+        for p in self.desired.authentication_policies.values() {
+            if let Some(m) = &p.methods {
+                for a in &m.allowed {
+                    wanted.entry(*a).or_insert(true);
+                }
+                // A method forbidden by any policy is off, whatever another allows.
+                for f in &m.forbidden {
+                    wanted.insert(*f, false);
+                }
+            }
+        }
+        let live = self.live.auth_methods.clone().unwrap_or_default();
+        for (method, enabled) in wanted {
+            let have = live.get(&method).copied();
+            if have == Some(enabled) {
+                continue;
+            }
+            out.push(Change {
+                address: self.addr(ObjectKind::AuthMethod, method.as_str()),
+                action: Action::Update,
+                reason: Reason::new(
+                    ReasonKind::Policy,
+                    if enabled {
+                        "an AuthenticationPolicy allows this method"
+                    } else {
+                        "an AuthenticationPolicy forbids this method"
+                    },
+                ),
+                before: Some([("enabled".to_string(), have.map_or(Value::Null, |h| json!(h)))].into()),
+                after: Some([("enabled".to_string(), json!(enabled))].into()),
+                fingerprint: crate::model::digest(&(method, have)),
+                subject: None,
+                notes: vec![],
+                operation: Operation::SetAuthMethod { method, enabled },
+            });
+        }
+    }
+}
+
+/// The fingerprint of a membership: whether the principal holds the binding, and the binding.
+pub fn membership_fingerprint(binding: Option<&LiveBinding>, principal: &Principal, present: bool) -> String {
+    match binding {
+        None => ABSENT.into(),
+        Some(b) => crate::model::digest(&(&b.id, principal.key(), present)),
+    }
+}
+
+fn attrs_values(attrs: &UserAttrs) -> Values {
+    let mut v = Values::new();
+    for f in UserField::ALL {
+        if let Some(x) = attrs.get(f) {
+            v.insert(f.as_str().into(), json!(x));
+        }
+    }
+    v
+}
+
+fn live_values(live: &LiveAccount) -> Values {
+    let mut v = attrs_values(&live.attrs);
+    v.insert("userName".into(), json!(live.user_name));
+    v.insert("active".into(), json!(live.active));
+    v
+}
+
+/// The set of lower-cased userNames that hold `binding` on `live` and are active.
+pub fn active_holders(live: &LiveTarget, binding: &Binding) -> BTreeSet<String> {
+    let accounts: HashMap<&str, &LiveAccount> = live.accounts.iter().map(|a| (a.id.as_str(), a)).collect();
+    let want = lower(&binding.object_name());
+    live.bindings
+        .iter()
+        .filter(|b| b.binding.kind() == binding.kind() && lower(&b.binding.object_name()) == want)
+        .flat_map(|b| b.members.iter())
+        .filter_map(|id| accounts.get(id.as_str()))
+        .filter(|a| a.active)
+        .map(|a| lower(&a.user_name))
+        .collect()
+}

@@ -1,0 +1,423 @@
+//! The plan: a plain, serializable list of typed changes.
+//!
+//! What `before` and `after` hold for each action:
+//!
+//! | action    | before                                   | after                                     |
+//! |-----------|------------------------------------------|-------------------------------------------|
+//! | `create`  | absent                                   | every managed value of the new object     |
+//! | `update`  | the live values of the fields that change | the desired values of those fields        |
+//! | `enable`  | `{active: false}`                        | `{active: true}`                          |
+//! | `disable` | `{active: true}`                         | `{active: false}`                         |
+//! | `delete`  | the managed values of the live object    | absent                                    |
+//! | `assign`  | absent                                   | `{role, binding, expires?}`               |
+//! | `revoke`  | `{role?, binding}`                       | absent                                    |
+//! | `rotate`  | the current credential's dates, or absent | the new credential's dates               |
+//!
+//! Secret values never appear: credentials are described by name and dates only. The
+//! [`Operation`] is what apply executes; `reason` only explains, and apply never reads it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::model::{AuthMethod, Binding, CredentialType, KeyAlgorithm, Name, Timestamp, UserAttrs};
+
+/// The version of the plan JSON format. Bumped only for incompatible changes.
+pub const FORMAT_VERSION: &str = "1";
+
+/// The kind of live object a change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectKind {
+    User,
+    Role,
+    Assignment,
+    ServiceAccount,
+    Credential,
+    AuthMethod,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 6] = [
+        ObjectKind::User,
+        ObjectKind::Role,
+        ObjectKind::Assignment,
+        ObjectKind::ServiceAccount,
+        ObjectKind::Credential,
+        ObjectKind::AuthMethod,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::User => "user",
+            ObjectKind::Role => "role",
+            ObjectKind::Assignment => "assignment",
+            ObjectKind::ServiceAccount => "service-account",
+            ObjectKind::Credential => "credential",
+            ObjectKind::AuthMethod => "auth-method",
+        }
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `TARGET.KIND.NAME`, for example `okta.user.alice` or `okta.assignment.alice/ap-clerk`.
+///
+/// NAME is the resource's name in git; for a live account that git does not know, it is the
+/// account's userName.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address {
+    pub target: Name,
+    pub kind: ObjectKind,
+    pub name: String,
+}
+
+impl Address {
+    pub fn new(target: &Name, kind: ObjectKind, name: impl Into<String>) -> Self {
+        Address { target: target.clone(), kind, name: name.into() }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.target, self.kind, self.name)
+    }
+}
+
+impl FromStr for Address {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        for kind in ObjectKind::ALL {
+            let sep = format!(".{}.", kind.as_str());
+            if let Some(i) = s.find(&sep) {
+                let target = Name::new(&s[..i]).map_err(|e| format!("bad target in address {s:?}: {e}"))?;
+                let name = &s[i + sep.len()..];
+                if name.is_empty() {
+                    break;
+                }
+                return Ok(Address { target, kind, name: name.to_string() });
+            }
+        }
+        Err(format!("{s:?} is not an address of the form TARGET.KIND.NAME"))
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Enable,
+    Disable,
+    Delete,
+    Assign,
+    Revoke,
+    Rotate,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Enable => "enable",
+            Action::Disable => "disable",
+            Action::Delete => "delete",
+            Action::Assign => "assign",
+            Action::Revoke => "revoke",
+            Action::Rotate => "rotate",
+        }
+    }
+
+    /// The apply phase: accounts first, then assignments, rotations, revocations, disables and
+    /// deletions, so nobody loses access before their replacement access exists.
+    pub fn phase(self) -> u8 {
+        match self {
+            Action::Create => 0,
+            Action::Update | Action::Enable => 1,
+            Action::Assign => 2,
+            Action::Rotate => 3,
+            Action::Revoke => 4,
+            Action::Disable => 5,
+            Action::Delete => 6,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a change is in the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasonKind {
+    /// The configuration asks for it.
+    Config,
+    /// The live object was changed outside git.
+    Drift,
+    /// An assignment or credential expired.
+    Expiry,
+    /// A policy requires it (a credential inside its rotation window, for example).
+    Policy,
+}
+
+impl fmt::Display for ReasonKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReasonKind::Config => "config",
+            ReasonKind::Drift => "drift",
+            ReasonKind::Expiry => "expiry",
+            ReasonKind::Policy => "policy",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub kind: ReasonKind,
+    pub message: String,
+}
+
+impl Reason {
+    pub fn new(kind: ReasonKind, message: impl Into<String>) -> Self {
+        Reason { kind, message: message.into() }
+    }
+}
+
+/// A holder of a role: a person (by userName) or a service account (by name).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Principal {
+    User(String),
+    ServiceAccount(String),
+}
+
+impl Principal {
+    pub fn key(&self) -> &str {
+        match self {
+            Principal::User(u) | Principal::ServiceAccount(u) => u,
+        }
+    }
+}
+
+/// Exactly what apply does for a change, in provider-neutral terms. Live objects are named by
+/// their natural keys (userName, binding, service-account name); providers resolve their own
+/// ids from a fresh read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Operation {
+    #[serde(rename_all = "camelCase")]
+    CreateUser {
+        user_name: String,
+        attrs: UserAttrs,
+        active: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    UpdateUser {
+        user_name: String,
+        set: UserAttrs,
+    },
+    #[serde(rename_all = "camelCase")]
+    SetUserActive {
+        user_name: String,
+        active: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    DeleteUser {
+        user_name: String,
+    },
+    CreateBinding {
+        binding: Binding,
+    },
+    Assign {
+        principal: Principal,
+        binding: Binding,
+    },
+    Revoke {
+        principal: Principal,
+        binding: Binding,
+    },
+    #[serde(rename_all = "camelCase")]
+    CreateServiceAccount {
+        name: String,
+        display_name: Option<String>,
+        description: Option<String>,
+        owner: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    UpdateServiceAccount {
+        name: String,
+        display_name: Option<String>,
+        description: Option<String>,
+        owner: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    AddCredential {
+        account: String,
+        credential: String,
+        kind: CredentialType,
+        lifetime_seconds: i64,
+        key_algorithm: Option<KeyAlgorithm>,
+    },
+    #[serde(rename_all = "camelCase")]
+    RemoveCredential {
+        account: String,
+        credential_id: String,
+    },
+    SetAuthMethod {
+        method: AuthMethod,
+        enabled: bool,
+    },
+}
+
+/// Display values before or after a change.
+pub type Values = BTreeMap<String, serde_json::Value>;
+
+/// One change of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub action: Action,
+    pub reason: Reason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Values>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Values>,
+    /// The fingerprint of the live object this change was computed from (`absent` when there
+    /// was none); a saved plan is refused when it no longer matches.
+    pub fingerprint: String,
+    /// The person or service account this change is for, by name in git, to group a plan by
+    /// person across targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Extra facts a reviewer should know (for example that a deletion can be undone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    pub operation: Operation,
+}
+
+/// The configuration a plan was computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigRef {
+    /// `sha256:` digest of every configuration file's path and content.
+    pub digest: String,
+    /// The git commit of the configuration, when it is a repository (`-dirty` when it has
+    /// uncommitted changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// Counts of changes by action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub enable: usize,
+    pub disable: usize,
+    pub delete: usize,
+    pub assign: usize,
+    pub revoke: usize,
+    pub rotate: usize,
+}
+
+impl Summary {
+    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Summary {
+        let mut s = Summary::default();
+        for c in changes {
+            *match c.action {
+                Action::Create => &mut s.create,
+                Action::Update => &mut s.update,
+                Action::Enable => &mut s.enable,
+                Action::Disable => &mut s.disable,
+                Action::Delete => &mut s.delete,
+                Action::Assign => &mut s.assign,
+                Action::Revoke => &mut s.revoke,
+                Action::Rotate => &mut s.rotate,
+            } += 1;
+        }
+        s
+    }
+
+    pub fn total(&self) -> usize {
+        self.create + self.update + self.enable + self.disable + self.delete + self.assign + self.revoke + self.rotate
+    }
+}
+
+/// Which part of a `plan --base` a change belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    /// What the change since the base revision asks for.
+    Change,
+    /// Live differences from the base revision that were already there.
+    Drift,
+}
+
+/// A complete plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    pub keyward_version: String,
+    pub created_at: Timestamp,
+    pub configuration: ConfigRef,
+    /// The targets that were read.
+    pub targets: Vec<Name>,
+    pub summary: Summary,
+    pub changes: Vec<Change>,
+    /// With `--base REV`: the base revision and, per change address, which section it is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseSplit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseSplit {
+    pub revision: String,
+    pub sections: BTreeMap<String, Section>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip() {
+        for s in
+            ["okta.user.alice", "okta.assignment.alice/ap-clerk", "a.b.user.old@x.example", "t.service-account.bot"]
+        {
+            let a: Address = s.parse().unwrap();
+            assert_eq!(a.to_string(), s);
+        }
+        assert_eq!("a.b.user.x".parse::<Address>().unwrap().target.as_str(), "a.b");
+        assert!("nonsense".parse::<Address>().is_err());
+        assert!("t.user.".parse::<Address>().is_err());
+    }
+}
