@@ -146,18 +146,51 @@ fn value_diff(before: &Value, after: &Value, color: bool) -> String {
     match (before, after) {
         (Value::String(b), Value::String(a)) if b.len() + a.len() > 80 => {
             let diff = TextDiff::from_words(b.as_str(), a.as_str());
+            // Collect a replaced phrase whole, so it reads [-old words-]{+new words+}: unchanged
+            // spaces between changed words belong to both sides.
             let mut s = String::from("\"");
+            let (mut dels, mut ins) = (String::new(), String::new());
+            let flush = |s: &mut String, dels: &mut String, ins: &mut String| {
+                let space = if ins.is_empty() { split_trailing_space(dels).1 } else { split_trailing_space(ins).1 };
+                let space = space.to_string();
+                if !dels.trim().is_empty() {
+                    s.push_str(&paint(color, styles::RED, &format!("[-{}-]", dels.trim_end())));
+                }
+                if !ins.trim().is_empty() {
+                    s.push_str(&paint(color, styles::GREEN, &format!("{{+{}+}}", ins.trim_end())));
+                }
+                s.push_str(&space);
+                dels.clear();
+                ins.clear();
+            };
             for ch in diff.iter_all_changes() {
                 let v = ch.value();
                 match ch.tag() {
-                    ChangeTag::Equal => s.push_str(v),
-                    ChangeTag::Delete => s.push_str(&paint(color, styles::RED, &format!("[-{v}-]"))),
-                    ChangeTag::Insert => s.push_str(&paint(color, styles::GREEN, &format!("{{+{v}+}}"))),
+                    ChangeTag::Delete => dels.push_str(v),
+                    ChangeTag::Insert => ins.push_str(v),
+                    ChangeTag::Equal if v.trim().is_empty() && !(dels.is_empty() && ins.is_empty()) => {
+                        if !dels.is_empty() {
+                            dels.push_str(v);
+                        }
+                        if !ins.is_empty() {
+                            ins.push_str(v);
+                        }
+                    }
+                    ChangeTag::Equal => {
+                        flush(&mut s, &mut dels, &mut ins);
+                        s.push_str(v);
+                    }
                 }
             }
+            flush(&mut s, &mut dels, &mut ins);
             s.push('"');
             s
         }
         _ => format!("{} -> {}", show(before), show(after)),
     }
+}
+
+fn split_trailing_space(s: &str) -> (&str, &str) {
+    let body = s.trim_end();
+    (body, &s[body.len()..])
 }

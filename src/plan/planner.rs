@@ -329,7 +329,7 @@ impl<'a> TargetPlanner<'a> {
             let address_name = git_name.map(|n| n.to_string()).unwrap_or_else(|| live.user_name.clone());
             let why = match git_name {
                 Some(_) => "the user's `targets` no longer include this target".to_string(),
-                None => "the user is no longer in the configuration".to_string(),
+                None => "the account is not in the configuration".to_string(),
             };
             let wants_delete = self.desired.settings.removed_users == RemovedUsers::Delete;
             let mut notes = Vec::new();
@@ -425,11 +425,15 @@ impl<'a> TargetPlanner<'a> {
                     let description = diff("description", &sa.description, &live.description);
                     let owner = diff("owner", &owner, &live.owner);
                     if !after.is_empty() {
+                        let n = after.len();
                         let fields = after.keys().cloned().collect::<Vec<_>>().join(", ");
                         out.push(Change {
                             address: self.addr(ObjectKind::ServiceAccount, *name),
                             action: Action::Update,
-                            reason: Reason::new(ReasonKind::Config, format!("{fields} differ from the configuration")),
+                            reason: Reason::new(
+                                ReasonKind::Config,
+                                format!("{fields} differ{} from the configuration", if n == 1 { "s" } else { "" }),
+                            ),
                             before: Some(before),
                             after: Some(after),
                             fingerprint: live.fingerprint.clone(),

@@ -1,0 +1,299 @@
+//! End-to-end tests of plan and apply on the embedded file directory, through the binary.
+
+mod support;
+
+use serde_json::json;
+use support::{Sandbox, changes, find_group, find_user};
+
+#[test]
+fn plan_apply_then_plan_again_shows_no_changes() {
+    let s = Sandbox::example("quickstart");
+    let r = s.run(&["plan", "{dir}", "--detailed-exitcode"]);
+    r.expect(2);
+    assert!(r.stdout.contains("+ directory.user.andrew.fuller"), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: "), "{}", r.stdout);
+
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(0);
+    assert!(r.stdout.contains("Apply complete!"), "{}", r.stdout);
+
+    let r = s.run(&["plan", "{dir}", "--detailed-exitcode"]);
+    r.expect(0);
+    assert!(r.stdout.contains("No changes."), "{}", r.stdout);
+}
+
+#[test]
+fn editing_one_field_plans_exactly_that_change() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    s.edit("users/it.yaml", "jobTitle: Head of IT", "jobTitle: Chief Information Officer");
+    let plan = s.plan_json();
+    assert_eq!(changes(&plan), vec![("directory.user.steven.buchanan".to_string(), "update".to_string())]);
+    let c = &plan["changes"][0];
+    assert_eq!(c["before"], json!({"jobTitle": "Head of IT"}));
+    assert_eq!(c["after"], json!({"jobTitle": "Chief Information Officer"}));
+    assert_eq!(c["operation"]["type"], "updateUser");
+    // Only the changed field is sent.
+    assert_eq!(c["operation"]["set"], json!({"jobTitle": "Chief Information Officer"}));
+}
+
+#[test]
+fn removing_a_field_from_yaml_leaves_it_unmanaged() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    s.edit("users/it.yaml", "jobTitle: Head of IT\n", "");
+    assert!(changes(&s.plan_json()).is_empty(), "an absent field must not clear the live value");
+}
+
+#[test]
+fn a_foreign_edit_of_the_directory_is_planned_back() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    let mut dir = s.directory();
+    find_user(&mut dir, "yusuf.demir@northwind.example")["displayName"] = json!("Mallory");
+    let priya = find_user(&mut dir, "priya.raman@northwind.example")["id"].clone();
+    find_group(&mut dir, "it-admins")["members"].as_array_mut().unwrap().push(priya);
+    s.set_directory(&dir);
+
+    let plan = s.plan_json();
+    let mut got = changes(&plan);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("directory.assignment.priya.raman/it-admin".to_string(), "revoke".to_string()),
+            ("directory.user.yusuf.demir".to_string(), "update".to_string()),
+        ]
+    );
+    s.apply_ok();
+    assert!(changes(&s.plan_json()).is_empty());
+}
+
+#[test]
+fn an_expired_assignment_is_revoked() {
+    let mut s = Sandbox::example("quickstart");
+    s.apply_ok();
+    // nancy.davolio holds finance-admin until 2027-06-30 (inclusive).
+    s.now = "2027-06-30T23:00:00Z".into();
+    let revokes: Vec<_> = changes(&s.plan_json()).into_iter().filter(|(a, _)| a.contains("finance-admin")).collect();
+    assert!(revokes.is_empty(), "still valid on its last day: {revokes:?}");
+    s.now = "2027-07-01T00:00:01Z".into();
+    let plan = s.plan_json();
+    let c = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "directory.assignment.nancy.davolio/finance-admin")
+        .expect("the expired assignment is revoked");
+    assert_eq!(c["action"], "revoke");
+    assert_eq!(c["reason"]["kind"], "expiry");
+    assert!(c["reason"]["message"].as_str().unwrap().contains("2027-06-30"));
+}
+
+#[test]
+fn min_admins_guard_refuses_and_can_be_lowered_explicitly() {
+    let mut s = Sandbox::example("quickstart");
+    s.apply_ok();
+    // Both it-admin assignments end on 2027-03-31.
+    s.now = "2027-04-01T09:00:00Z".into();
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(r.stderr.contains("guards.minAdmins"), "{}", r.stderr);
+    assert!(r.stderr.contains("leaves 0 active holders of role `it-admin`"), "{}", r.stderr);
+    // Nothing was applied.
+    assert_eq!(find_group(&mut s.directory(), "it-admins")["members"].as_array().unwrap().len(), 2);
+    s.run(&["apply", "{dir}", "--auto-approve", "--min-admins", "0"]).expect(0);
+    assert!(find_group(&mut s.directory(), "it-admins")["members"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn max_deletes_guard_refuses_and_can_be_raised_explicitly() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    // Six in-scope accounts that git does not know: all would be disabled; the guard allows five.
+    let mut dir = s.directory();
+    for i in 0..6 {
+        dir["users"].as_array_mut().unwrap().push(json!({
+            "id": format!("stray-{i}"), "userName": format!("stray{i}@northwind.example"), "active": true
+        }));
+    }
+    s.set_directory(&dir);
+    let disables = changes(&s.plan_json()).iter().filter(|(_, a)| a == "disable").count();
+    assert_eq!(disables, 6);
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(r.stderr.contains("guards.maxDeletes"), "{}", r.stderr);
+    assert!(r.stderr.contains("disables or deletes 6 accounts, 1 over the limit of 5"), "{}", r.stderr);
+    assert_eq!(find_user(&mut s.directory(), "stray0@northwind.example")["active"], json!(true));
+    s.run(&["apply", "{dir}", "--auto-approve", "--max-deletes", "6"]).expect(0);
+    assert_eq!(find_user(&mut s.directory(), "stray0@northwind.example")["active"], json!(false));
+}
+
+#[test]
+fn protected_and_out_of_scope_accounts_are_never_touched() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    let mut dir = s.directory();
+    let users = dir["users"].as_array_mut().unwrap();
+    users.push(json!({"id": "x-1", "userName": "breakglass@northwind.example", "active": true}));
+    users.push(json!({"id": "x-2", "userName": "vendor@partner.example", "active": true}));
+    find_group(&mut dir, "it-admins")["members"].as_array_mut().unwrap().extend([json!("x-1"), json!("x-2")]);
+    s.set_directory(&dir);
+    let plan = s.plan_json();
+    assert!(changes(&plan).is_empty(), "{:?}", changes(&plan));
+}
+
+#[test]
+fn a_user_removed_from_git_is_disabled_and_stripped() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    let text = s.read("users/operations.yaml");
+    // Keep every document but margaret.peacock's.
+    let kept: Vec<&str> = text.split("\n---\n").filter(|d| !d.contains("name: carlos.mendes")).collect();
+    s.write("users/operations.yaml", &kept.join("\n---\n"));
+    let got = changes(&s.plan_json());
+    assert!(got.contains(&("directory.user.carlos.mendes@northwind.example".into(), "disable".into())), "{got:?}");
+    assert!(got.iter().any(|(a, x)| x == "revoke" && a.starts_with("directory.assignment.carlos.mendes@")), "{got:?}");
+    s.apply_ok();
+    assert!(changes(&s.plan_json()).is_empty());
+}
+
+#[test]
+fn a_saved_plan_applies_exactly_and_a_stale_one_is_refused() {
+    let s = Sandbox::example("quickstart");
+    let plan_file = s.root.parent().unwrap().join("plan.json");
+    let plan_arg = plan_file.to_string_lossy().into_owned();
+    s.run(&["plan", "{dir}", "--out", &plan_arg]).expect(0);
+    s.run(&["apply", &plan_arg, "--config", "{dir}"]).expect(0);
+    assert!(changes(&s.plan_json()).is_empty());
+
+    // A plan whose live object changes before apply is refused.
+    s.edit("users/it.yaml", "jobTitle: Head of IT", "jobTitle: Chief Information Officer");
+    s.run(&["plan", "{dir}", "--out", &plan_arg]).expect(0);
+    let mut dir = s.directory();
+    find_user(&mut dir, "steven.buchanan@northwind.example")["department"] = json!("Elsewhere");
+    s.set_directory(&dir);
+    let r = s.run(&["apply", &plan_arg, "--config", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("stale") && r.stderr.contains("directory.user.steven.buchanan"), "{}", r.stderr);
+    assert_eq!(find_user(&mut s.directory(), "steven.buchanan@northwind.example")["jobTitle"], "Head of IT");
+
+    // A plan whose configuration changed since is refused.
+    s.run(&["plan", "{dir}", "--out", &plan_arg]).expect(0);
+    s.edit("users/it.yaml", "jobTitle: Chief Information Officer", "jobTitle: CIO");
+    let r = s.run(&["apply", &plan_arg, "--config", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("configuration") && r.stderr.contains("changed since the plan"), "{}", r.stderr);
+}
+
+#[test]
+fn a_tampered_audit_log_fails_verify() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+    let log = s.read(".keyward/audit.jsonl");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() > 10);
+    assert!(lines.iter().all(|l| l.contains("\"actor\":\"test-runner\"")));
+    let tampered = log.replacen("\"outcome\":\"applied\"", "\"outcome\":\"failed\"", 1);
+    s.write(".keyward/audit.jsonl", &tampered);
+    let r = s.run(&["audit", "verify", "{dir}"]);
+    r.expect(1);
+    assert!(r.stdout.contains("line 1"), "{}", r.stdout);
+    // Removing a record is found too.
+    let removed: Vec<&str> = lines.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, l)| *l).collect();
+    s.write(".keyward/audit.jsonl", &(removed.join("\n") + "\n"));
+    let r = s.run(&["audit", "verify", "{dir}"]);
+    r.expect(1);
+    assert!(r.stdout.contains("line 5"), "{}", r.stdout);
+}
+
+#[test]
+fn an_apply_failure_leaves_a_consistent_directory_and_a_rerun_converges() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    s.edit("users/it.yaml", "jobTitle: Head of IT", "jobTitle: Chief Information Officer");
+    s.edit(
+        "users/finance.yaml",
+        "department: Finance\njobTitle: General Ledger Accountant",
+        "department: Treasury\njobTitle: General Ledger Accountant",
+    );
+    let mut dir = s.directory();
+    find_user(&mut dir, "steven.buchanan@northwind.example")["readOnly"] = json!(true);
+    s.set_directory(&dir);
+
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(
+        r.stdout.contains("Apply incomplete") && r.stdout.contains("directory.user.steven.buchanan"),
+        "{}",
+        r.stdout
+    );
+    // The directory is whole and holds the change that succeeded.
+    let mut dir = s.directory();
+    assert_eq!(find_user(&mut dir, "steven.buchanan@northwind.example")["jobTitle"], "Head of IT");
+    let treasury = dir["users"].as_array().unwrap().iter().filter(|u| u["department"] == "Treasury").count();
+    assert_eq!(treasury, 1);
+    // The failure is in the audit log.
+    assert!(s.read(".keyward/audit.jsonl").contains("\"outcome\":\"failed\""));
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+
+    find_user(&mut dir, "steven.buchanan@northwind.example")["readOnly"] = json!(false);
+    s.set_directory(&dir);
+    let users_before = dir["users"].as_array().unwrap().len();
+    s.apply_ok();
+    let dir = s.directory();
+    assert_eq!(dir["users"].as_array().unwrap().len(), users_before, "nothing created twice");
+    assert!(changes(&s.plan_json()).is_empty());
+}
+
+#[test]
+fn apply_without_a_terminal_needs_auto_approve() {
+    let s = Sandbox::example("quickstart");
+    let r = s.run(&["apply", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("--auto-approve"), "{}", r.stderr);
+    assert!(!s.path(".keyward/directory.json").exists(), "nothing applied");
+}
+
+#[test]
+fn a_second_apply_refuses_while_the_directory_is_locked() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    let lock = std::fs::OpenOptions::new().write(true).open(s.path(".keyward/directory.json.lock")).unwrap();
+    lock.lock().unwrap();
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(r.stderr.contains("locked by another keyward apply"), "{}", r.stderr);
+    drop(lock);
+    s.apply_ok();
+}
+
+#[test]
+fn a_missing_predefined_role_is_a_plan_error() {
+    let s = Sandbox::example("quickstart");
+    s.edit("roles/it.yaml", "directory: {group: it-admins}", "directory: {directoryRole: Global Administrator}");
+    let r = s.run(&["plan", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("directoryRole Global Administrator, which does not exist there"), "{}", r.stderr);
+}
+
+#[test]
+fn plan_for_an_unknown_target_is_an_error() {
+    let s = Sandbox::example("quickstart");
+    let r = s.run(&["plan", "{dir}", "--target", "nope"]);
+    r.expect(1);
+    assert!(r.stderr.contains("there is no target `nope`"), "{}", r.stderr);
+}
+
+#[test]
+fn markdown_and_json_formats() {
+    let s = Sandbox::example("quickstart");
+    let r = s.run(&["plan", "{dir}", "--format", "markdown"]);
+    r.expect(0);
+    assert!(r.stdout.starts_with("### keyward plan"), "{}", r.stdout);
+    assert!(r.stdout.contains("<details>"));
+    let plan = s.plan_json();
+    assert_eq!(plan["format_version"], "1");
+    assert!(plan["configuration"]["digest"].as_str().unwrap().starts_with("sha256:"));
+}
