@@ -61,7 +61,7 @@ pub enum ExecuteError {
 
 /// The largest batch handed to a provider at once; bounds memory and how much an interrupted
 /// run leaves unrecorded.
-const BATCH: usize = 5_000;
+const BATCH: usize = 50_000;
 
 /// Runs the plan's changes against the providers, recording each outcome.
 pub async fn execute(

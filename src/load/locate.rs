@@ -53,25 +53,59 @@ struct Locator<'p> {
     target: &'p [PathSeg],
     stack: Vec<Frame>,
     found: Option<Marker>,
+    /// When set, every scalar directly inside `target` that equals this is collected.
+    child_value: Option<&'p str>,
+    /// When set, every key of the mapping at `target` that equals this is collected.
+    child_key: Option<&'p str>,
+    children: Vec<(PathSeg, Marker)>,
 }
 
-impl Locator<'_> {
+impl<'p> Locator<'p> {
+    fn new(target: &'p [PathSeg]) -> Self {
+        Locator { target, stack: Vec::new(), found: None, child_value: None, child_key: None, children: Vec::new() }
+    }
+
+    /// Whether the outermost frames are the path `path`.
+    fn frames_match(&self, path: &[PathSeg]) -> bool {
+        self.stack.len() >= path.len()
+            && self.stack.iter().zip(path).all(|(frame, seg)| match (frame, seg) {
+                (Frame::Map { key: Some(k), .. }, PathSeg::Key(want)) => k == want,
+                (Frame::Seq { index }, PathSeg::Index(want)) => index == want,
+                _ => false,
+            })
+    }
+
     /// The path of the node that starts now, given the frames above it.
     fn current_matches(&self) -> bool {
-        if self.stack.len() != self.target.len() {
-            return false;
+        self.stack.len() == self.target.len() && self.frames_match(self.target)
+    }
+
+    /// Collects the scalar value that starts now if it sits directly inside `target` and
+    /// equals `child_value`.
+    fn collect_child(&mut self, mark: Marker, scalar: Option<&str>) {
+        let (Some(want), Some(s)) = (self.child_value, scalar) else { return };
+        if s != want || self.stack.len() != self.target.len() + 1 || !self.frames_match(self.target) {
+            return;
         }
-        self.stack.iter().zip(self.target).all(|(frame, seg)| match (frame, seg) {
-            (Frame::Map { key: Some(k), .. }, PathSeg::Key(want)) => k == want,
-            (Frame::Seq { index }, PathSeg::Index(want)) => index == want,
-            _ => false,
-        })
+        let seg = match self.stack.last() {
+            Some(Frame::Map { key: Some(k), .. }) => PathSeg::Key(k.clone()),
+            Some(Frame::Seq { index }) => PathSeg::Index(*index),
+            _ => return,
+        };
+        self.children.push((seg, mark));
     }
 
     /// Called when a node (scalar, alias, or the start of a collection) begins.
     fn node_start(&mut self, mark: Marker, scalar: Option<&str>) -> bool {
         if let Some(Frame::Map { expecting_key: true, .. }) = self.stack.last() {
             // This node is a key.
+            if let (Some(want), Some(s)) = (self.child_key, scalar)
+                && s == want
+                && self.stack.len() == self.target.len() + 1
+                && self.frames_match(self.target)
+            {
+                self.children.push((PathSeg::Key(s.to_string()), mark));
+            }
             if let Some(Frame::Map { expecting_key, key }) = self.stack.last_mut() {
                 *key = scalar.map(str::to_string);
                 *expecting_key = false;
@@ -81,6 +115,7 @@ impl Locator<'_> {
         if self.found.is_none() && self.current_matches() {
             self.found = Some(mark);
         }
+        self.collect_child(mark, scalar);
         true
     }
 
@@ -132,11 +167,42 @@ pub fn locate(doc: &str, path: &[PathSeg]) -> Option<(u32, u32)> {
     if path.is_empty() {
         return Some((1, 1));
     }
-    let mut locator = Locator { target: path, stack: Vec::new(), found: None };
-    let mut parser = Parser::new_from_str(doc);
-    // A syntax error after the value was found does not matter.
-    let _ = parser.load(&mut locator, false);
+    let mut locator = Locator::new(path);
+    walk(doc, &mut locator, |l| l.found.is_some());
     locator.found.map(|m| (m.line() as u32, m.col() as u32 + 1))
+}
+
+/// The scalars directly inside the collection at `parent` whose value is `value`: the last
+/// step of their path, and their 1-based line and column. For checks that know the bad value
+/// and the collection holding it, but not which entry it is.
+pub fn children_with_value(doc: &str, parent: &[PathSeg], value: &str) -> Vec<(PathSeg, u32, u32)> {
+    let mut locator = Locator::new(parent);
+    locator.child_value = Some(value);
+    walk(doc, &mut locator, |_| false);
+    locator.children.into_iter().map(|(seg, m)| (seg, m.line() as u32, m.col() as u32 + 1)).collect()
+}
+
+/// Where the key `key` is written in the mapping at `parent`: once, or more than once when the
+/// mapping repeats it.
+pub fn key_positions(doc: &str, parent: &[PathSeg], key: &str) -> Vec<(u32, u32)> {
+    let mut locator = Locator::new(parent);
+    locator.child_key = Some(key);
+    walk(doc, &mut locator, |_| false);
+    locator.children.into_iter().map(|(_, m)| (m.line() as u32, m.col() as u32 + 1)).collect()
+}
+
+/// Feeds the events of `doc`'s first document to `locator` until `done` says so.
+fn walk(doc: &str, locator: &mut Locator, done: impl Fn(&Locator) -> bool) {
+    let mut parser = Parser::new_from_str(doc);
+    // Pull events one by one rather than with `Parser::load`, which recurses once per nesting
+    // level and overflows the stack on a deeply nested document. Stop at the end of the
+    // document or a syntax error (one after what was looked for does not matter).
+    while !done(locator) {
+        match parser.next_token() {
+            Ok((Event::StreamEnd | Event::DocumentEnd, _)) | Err(_) => break,
+            Ok((ev, mark)) => locator.on_event(ev, mark),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +225,39 @@ mod tests {
     fn finds_values_in_flow_style() {
         let doc = "kind: Role\nbindings: {directory: {group: admins}}\n";
         assert_eq!(locate(doc, &["bindings".into(), "directory".into(), "group".into()]), Some((2, 31)));
+    }
+
+    /// Regression: `locate` used `Parser::load`, which recursed once per nesting level, so a
+    /// diagnostic on a document with 10,000 nested block sequences overflowed the stack.
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let doc = format!("kind: Usr\nroles:\n{}x\nname: alice\n", "- ".repeat(10_000));
+        assert_eq!(locate(&doc, &["kind".into()]), Some((1, 7)));
+        assert_eq!(locate(&doc, &["name".into()]), Some((4, 7)));
+        let flow = format!("kind: Usr\nroles: {}{}\n", "[".repeat(200), "]".repeat(200));
+        assert_eq!(locate(&flow, &["roles".into(), 0.into()]), Some((2, 9)));
+        // Deeper flow nesting is a scan error; the caller falls back to the enclosing value.
+        let flow = format!("kind: Usr\nroles: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(locate(&flow, &["roles".into(), 0.into()]), None);
+    }
+
+    #[test]
+    fn finds_children_by_value() {
+        let doc = "kind: User\nname: Bob\ndisplayName: Bob\ncredentials:\n  - name: x\n    lifetime: 90 days\n";
+        assert_eq!(
+            children_with_value(doc, &["credentials".into(), 0.into()], "90 days"),
+            vec![(PathSeg::Key("lifetime".into()), 6, 15)]
+        );
+        assert_eq!(children_with_value(doc, &[], "Bob").len(), 2);
+        assert_eq!(children_with_value("targets: [a, B]\n", &["targets".into()], "B"), vec![(1.into(), 1, 14)]);
+        assert!(children_with_value(doc, &[], "90 days").is_empty());
+    }
+
+    #[test]
+    fn finds_repeated_keys() {
+        let doc = "kind: User\nname: a\nroles:\n  - role: x\n    role: y\nname: b\n";
+        assert_eq!(key_positions(doc, &[], "name"), vec![(2, 1), (6, 1)]);
+        assert_eq!(key_positions(doc, &["roles".into(), 0.into()], "role"), vec![(4, 5), (5, 5)]);
     }
 
     #[test]

@@ -119,6 +119,24 @@ fn too_large(rel: &Path, size: u64) -> Diagnostic {
     .help("split it into several files; any folder layout works")
 }
 
+/// Reports the first byte of `bytes` that is not UTF-8, at `offset`, with its line and column.
+fn not_utf8(rel: &Path, bytes: &[u8], offset: usize) -> Diagnostic {
+    let valid = &bytes[..offset];
+    let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let line = valid.iter().filter(|b| **b == b'\n').count() as u32 + 1;
+    // The prefix is valid UTF-8, so its characters can be counted.
+    let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() as u32 + 1;
+    let help = if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        "the file is UTF-16; save it as UTF-8"
+    } else {
+        "save the file as UTF-8 (it may be in Latin-1 or a Windows code page)"
+    };
+    Diagnostic::error("not-utf8", format!("file is not valid UTF-8: byte 0x{:02X} at offset {offset}", bytes[offset]))
+        .in_file(rel)
+        .at(line, column)
+        .help(help)
+}
+
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_string_lossy().starts_with('.')
 }
@@ -153,17 +171,7 @@ impl Loaded {
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
-                let offset = e.utf8_error().valid_up_to();
-                let line = e.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() as u32 + 1;
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        "not-utf8",
-                        format!("file is not valid UTF-8 (first bad byte at offset {offset})"),
-                    )
-                    .in_file(&rel)
-                    .at(line, 1)
-                    .help("save the file as UTF-8"),
-                );
+                self.diagnostics.push(not_utf8(&rel, e.as_bytes(), e.utf8_error().valid_up_to()));
                 return;
             }
         };
@@ -172,16 +180,15 @@ impl Loaded {
         let is_settings = rel == Path::new(SETTINGS_FILE);
         let docs = if is_rego { Vec::new() } else { split_documents(id, &text) };
         if !is_rego && docs.is_empty() {
-            let msg = if is_settings {
-                "keyward.yaml is empty; it needs at least `version: 1`"
+            let (msg, help) = if is_settings {
+                (
+                    "keyward.yaml is empty; it needs at least `version: 1`",
+                    "write `version: 1` and the targets to reconcile; see docs/configuration.md",
+                )
             } else {
-                "file holds no YAML document"
+                ("file holds no YAML document", "add a resource with `kind` and `name`, or remove the file")
             };
-            self.diagnostics.push(
-                Diagnostic::error("empty-file", msg)
-                    .in_file(&rel)
-                    .help("add a resource with `kind` and `name`, or remove the file"),
-            );
+            self.diagnostics.push(Diagnostic::error("empty-file", msg).in_file(&rel).help(help));
         }
         self.files.push(SourceFile { path: rel, text });
         if is_rego {
@@ -255,6 +262,31 @@ mod tests {
         assert_eq!(&text[docs[0].span.clone()], "# header\nkind: User\nname: a\n");
         assert_eq!(docs[1].start_line, 7);
         assert_eq!(&text[docs[1].span.clone()], "kind: Role\nname: r\n");
+    }
+
+    /// Regression: a file that is not UTF-8 was reported at column 1 of the line.
+    #[test]
+    fn not_utf8_names_byte_line_and_column() {
+        let d = not_utf8(Path::new("a.yaml"), b"kind: User\nname: \xc3\xa9\xff\n", 19);
+        assert_eq!((d.line, d.column), (Some(2), Some(8)));
+        assert_eq!(d.message, "file is not valid UTF-8: byte 0xFF at offset 19");
+        let d = not_utf8(Path::new("a.yaml"), b"\xff\xfek\x00", 0);
+        assert_eq!(
+            (d.line, d.column, d.help.as_deref()),
+            (Some(1), Some(1), Some("the file is UTF-16; save it as UTF-8"))
+        );
+    }
+
+    /// Regression: an empty keyward.yaml was told to "add a resource with `kind` and `name`".
+    #[test]
+    fn empty_settings_file_asks_for_settings() {
+        let mut loaded = Loaded::default();
+        loaded.add_file(SETTINGS_FILE.into(), Vec::new());
+        loaded.add_file("users/empty.yaml".into(), b"# nothing yet\n".to_vec());
+        let help: Vec<&str> = loaded.diagnostics.iter().filter_map(|d| d.help.as_deref()).collect();
+        assert_eq!(help.len(), 2);
+        assert!(help[0].starts_with("write `version: 1`"), "{}", help[0]);
+        assert!(help[1].starts_with("add a resource"), "{}", help[1]);
     }
 
     #[test]

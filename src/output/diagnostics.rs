@@ -2,7 +2,12 @@
 
 use std::fmt::Write;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use std::collections::HashMap;
+
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan,
+    SpanContents,
+};
 
 use super::{paint, styles};
 use crate::diagnostic::{Diagnostic, Level};
@@ -12,8 +17,77 @@ use crate::load::Loaded;
 #[derive(Debug)]
 struct Report<'a> {
     diag: &'a Diagnostic,
-    source: Option<NamedSource<String>>,
+    source: Option<Snippet>,
     span: Option<SourceSpan>,
+}
+
+/// The few lines of a file around a problem, with their real line numbers: miette is given
+/// this instead of the whole file, so rendering thousands of diagnostics in large files stays
+/// proportional to what is shown.
+#[derive(Debug)]
+pub(crate) struct Snippet {
+    name: String,
+    text: String,
+    /// 0-based line number of the snippet's first line in its file.
+    first_line: usize,
+}
+
+impl SourceCode for Snippet {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self.text.read_span(span, before, after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line() + self.first_line,
+            inner.column(),
+            inner.line_count(),
+        )))
+    }
+}
+
+/// Byte offsets of the start of every line of a text.
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+}
+
+/// How many lines around the problem are shown.
+const CONTEXT: usize = 2;
+
+/// The snippet around 1-based `line`/`column` of `text`, and the span of the token there.
+pub(crate) fn snippet(
+    name: &str,
+    text: &str,
+    index: &LineIndex,
+    line: u32,
+    column: u32,
+) -> Option<(Snippet, SourceSpan)> {
+    let l = (line as usize).checked_sub(1)?;
+    let line_start = *index.starts.get(l)?;
+    let first = l.saturating_sub(CONTEXT);
+    let last = (l + CONTEXT + 1).min(index.starts.len());
+    let start = index.starts[first];
+    let end = index.starts.get(last).copied().unwrap_or(text.len());
+    let body = &text[start..end];
+    let line_text = &text[line_start..index.starts.get(l + 1).copied().unwrap_or(text.len())];
+    let col = (column.max(1) - 1) as usize;
+    let within = line_text.char_indices().nth(col).map(|(b, _)| b).unwrap_or(line_text.trim_end_matches('\n').len());
+    let at = line_start + within - start;
+    let span = SourceSpan::new(at.into(), token_len(body, at));
+    Some((Snippet { name: name.to_string(), text: body.to_string(), first_line: first }, span))
 }
 
 impl std::fmt::Display for Report<'_> {
@@ -48,7 +122,7 @@ impl miette::Diagnostic for Report<'_> {
 }
 
 /// Byte offset of a 1-based line and column in `text`.
-fn offset_of(text: &str, line: u32, column: u32) -> Option<usize> {
+pub(crate) fn offset_of(text: &str, line: u32, column: u32) -> Option<usize> {
     let mut off = 0usize;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line as usize {
@@ -62,7 +136,7 @@ fn offset_of(text: &str, line: u32, column: u32) -> Option<usize> {
 }
 
 /// The length of the token at `offset` (to the end of a word or value), at least 1.
-fn token_len(text: &str, offset: usize) -> usize {
+pub(crate) fn token_len(text: &str, offset: usize) -> usize {
     let rest = &text[offset..];
     let end = rest.find(['\n', ',', '}', ']', '#']).unwrap_or(rest.len());
     rest[..end].trim_end().len().max(1)
@@ -73,13 +147,18 @@ pub fn render_text(diags: &[Diagnostic], loaded: Option<&Loaded>, color: bool, w
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false);
     let mut out = String::new();
+    let files: HashMap<&std::path::Path, &crate::load::SourceFile> =
+        loaded.map(|l| l.files.iter().map(|f| (f.path.as_path(), f)).collect()).unwrap_or_default();
+    let mut indexes: HashMap<&std::path::Path, LineIndex> = HashMap::new();
     for d in diags {
-        let file_text = loaded.zip(d.file.as_ref()).and_then(|(l, f)| l.files.iter().find(|s| &s.path == f));
+        let file_text = d.file.as_deref().and_then(|f| files.get(f).copied());
         let (source, span) = match (file_text, d.line) {
             (Some(sf), Some(line)) => {
-                let off = offset_of(&sf.text, line, d.column.unwrap_or(1));
-                let span = off.map(|o| SourceSpan::new(o.into(), token_len(&sf.text, o)));
-                (Some(NamedSource::new(sf.path.display().to_string(), sf.text.clone())), span)
+                let index = indexes.entry(sf.path.as_path()).or_insert_with(|| LineIndex::new(&sf.text));
+                match snippet(&sf.path.display().to_string(), &sf.text, index, line, d.column.unwrap_or(1)) {
+                    Some((snip, span)) => (Some(snip), Some(span)),
+                    None => (None, None),
+                }
             }
             _ => (None, None),
         };
@@ -109,6 +188,20 @@ pub fn tally(diags: &[Diagnostic]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snippets_keep_real_line_numbers() {
+        let text: String = (1..=50).map(|i| format!("key{i}: value{i}\n")).collect();
+        let index = LineIndex::new(&text);
+        let (snip, span) = snippet("f.yaml", &text, &index, 40, 8).unwrap();
+        assert_eq!(snip.first_line, 37);
+        assert_eq!(snip.text.lines().count(), 5);
+        let contents = snip.read_span(&span, 0, 0).unwrap();
+        assert_eq!(contents.line(), 39, "0-based line 39 is line 40");
+        assert_eq!(std::str::from_utf8(contents.data()).unwrap(), "value40");
+        assert_eq!(&snip.text[span.offset()..span.offset() + span.len()], "value40");
+        assert!(snippet("f.yaml", &text, &index, 99, 1).is_none());
+    }
 
     #[test]
     fn offsets() {

@@ -115,6 +115,20 @@ struct TargetPlanner<'a> {
     present_sas: BTreeMap<&'a str, &'a ServiceAccount>,
     /// Lower-cased userNames of every user in git.
     in_git: HashMap<String, &'a Name>,
+    /// Every grant of the principals present on this target, by role: built once, so planning
+    /// costs O(users + assignments), not O(roles x users).
+    grants_by_role: HashMap<&'a Name, Vec<Grant<'a>>>,
+    /// Live bindings by kind and lower-cased name.
+    live_bindings: HashMap<(crate::model::BindingKind, String), Vec<&'a LiveBinding>>,
+}
+
+/// One principal's grant of one role.
+struct Grant<'a> {
+    /// `User(lower-cased userName)` or `ServiceAccount(name)`.
+    principal: Principal,
+    /// The principal's name in git.
+    subject: &'a str,
+    expires: Option<crate::model::Date>,
 }
 
 fn lower(s: &str) -> String {
@@ -155,7 +169,32 @@ impl<'a> TargetPlanner<'a> {
                 }
             }
         }
+        let mut grants_by_role: HashMap<&'a Name, Vec<Grant<'a>>> = HashMap::new();
+        for (key, (name, user)) in &present_users {
+            for g in &user.roles {
+                grants_by_role.entry(g.role()).or_default().push(Grant {
+                    principal: Principal::User(key.clone()),
+                    subject: name.as_str(),
+                    expires: g.expires(),
+                });
+            }
+        }
+        for (name, sa) in &present_sas {
+            for g in &sa.roles {
+                grants_by_role.entry(g.role()).or_default().push(Grant {
+                    principal: Principal::ServiceAccount(name.to_string()),
+                    subject: name,
+                    expires: g.expires(),
+                });
+            }
+        }
+        let mut live_bindings: HashMap<_, Vec<&'a LiveBinding>> = HashMap::new();
+        for b in &live.bindings {
+            live_bindings.entry((b.binding.kind(), lower(&b.binding.object_name()))).or_default().push(b);
+        }
         TargetPlanner {
+            live_bindings,
+            grants_by_role,
             input,
             desired,
             target,
@@ -454,20 +493,14 @@ impl<'a> TargetPlanner<'a> {
 
     /// Finds the live object a binding names: by kind and case-insensitive name.
     fn find_binding(&self, binding: &Binding) -> Result<Option<&'a LiveBinding>, PlanError> {
-        let want = lower(&binding.object_name());
-        let found: Vec<&LiveBinding> = self
-            .live
-            .bindings
-            .iter()
-            .filter(|b| b.binding.kind() == binding.kind() && lower(&b.binding.object_name()) == want)
-            .collect();
-        match found.len() {
-            0 => Ok(None),
-            1 => Ok(Some(found[0])),
-            n => Err(PlanError::AmbiguousBinding {
+        let found = self.live_bindings.get(&(binding.kind(), lower(&binding.object_name())));
+        match found.map(Vec::as_slice) {
+            None | Some([]) => Ok(None),
+            Some([one]) => Ok(Some(*one)),
+            Some(many) => Err(PlanError::AmbiguousBinding {
                 target: self.target.name.clone(),
                 binding: binding.label(),
-                count: n,
+                count: many.len(),
             }),
         }
     }
@@ -514,27 +547,13 @@ impl<'a> TargetPlanner<'a> {
             // Who should hold it, by principal.
             let mut wanted: BTreeMap<Principal, (String, Option<crate::model::Date>)> = BTreeMap::new();
             let mut expired: BTreeMap<Principal, (String, crate::model::Date)> = BTreeMap::new();
-            for (key, (name, user)) in &self.present_users {
-                for g in user.roles.iter().filter(|g| g.role() == role_name) {
-                    match g.expires() {
-                        Some(d) if d.has_passed(now) => {
-                            expired.insert(Principal::User(key.clone()), (name.to_string(), d));
-                        }
-                        e => {
-                            wanted.insert(Principal::User(key.clone()), (name.to_string(), e));
-                        }
+            for grant in self.grants_by_role.get(role_name).into_iter().flatten() {
+                match grant.expires {
+                    Some(d) if d.has_passed(now) => {
+                        expired.insert(grant.principal.clone(), (grant.subject.to_string(), d));
                     }
-                }
-            }
-            for (name, sa) in &self.present_sas {
-                for g in sa.roles.iter().filter(|g| g.role() == role_name) {
-                    match g.expires() {
-                        Some(d) if d.has_passed(now) => {
-                            expired.insert(Principal::ServiceAccount(name.to_string()), (name.to_string(), d));
-                        }
-                        e => {
-                            wanted.insert(Principal::ServiceAccount(name.to_string()), (name.to_string(), e));
-                        }
+                    e => {
+                        wanted.insert(grant.principal.clone(), (grant.subject.to_string(), e));
                     }
                 }
             }

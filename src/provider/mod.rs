@@ -8,6 +8,8 @@
 //! decisions.
 
 pub mod file;
+pub mod http;
+pub mod scim;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -128,6 +130,8 @@ pub enum ProviderError {
     Corrupt { target: String, path: String, message: String },
     #[error("{target}: {message}")]
     Locked { target: String, message: String },
+    #[error("{target}: {message}")]
+    Remote { target: String, message: String },
     #[error("{target}: provider `{provider}` is not available in this build")]
     Unavailable { target: String, provider: ProviderKind },
 }
@@ -177,6 +181,7 @@ pub fn open(target: &Target, root: &Path, access: Access) -> Result<Box<dyn Prov
     use crate::model::config::Connection;
     match &target.connection {
         Connection::File { path } => Ok(Box::new(file::FileProvider::open(target, &root.join(path), access)?)),
+        Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open(target, root, access)?)),
         _ => Err(ProviderError::Unavailable { target: target.name.to_string(), provider: target.provider() }),
     }
 }

@@ -4,6 +4,8 @@
 //! reference, duplicate and setting problem), each with file, line, field and a hint; a state
 //! is returned only when there is no error. No network, no secret resolution.
 
+mod hints;
+mod limits;
 mod references;
 mod settings;
 
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 
 use crate::diagnostic::{self, Diagnostic};
+use crate::load::locate::{DisplayPath, children_with_value, key_positions};
 use crate::load::{Document, Loaded, PathSeg, locate};
 use crate::model::{
     AuthenticationPolicy, DataClassification, DesiredState, EncryptionPolicy, Kind, Name, Role, ServiceAccount,
@@ -98,14 +101,50 @@ impl Validated {
     }
 }
 
+/// At most this many problems are reported per document, and in all; the rest are counted.
+/// Locating a problem re-reads its document, so a generated or hostile file with a million
+/// problems would otherwise make validation take hours.
+pub(crate) const MAX_PER_DOCUMENT: usize = 20;
+pub(crate) const MAX_REPORTED: usize = 200;
+
 /// Collects diagnostics, attaching file and line.
 pub(crate) struct Sink<'a> {
     pub loaded: &'a Loaded,
     pub diags: Vec<Diagnostic>,
+    /// Problems reported through [`Sink::at`], by document (file and first byte), and in all.
+    reported: HashMap<(crate::load::FileId, usize), usize>,
+    reported_total: usize,
+    /// Errors and warnings not reported because of the limits.
+    dropped: (usize, usize),
 }
 
 impl<'a> Sink<'a> {
+    fn new(loaded: &'a Loaded) -> Self {
+        Sink { loaded, diags: loaded.diagnostics.clone(), reported: HashMap::new(), reported_total: 0, dropped: (0, 0) }
+    }
+
+    /// Whether another problem in `doc` is reported. When not, callers can skip building the
+    /// diagnostic (finding a "did you mean" is costly) and call [`Sink::drop_one`] instead.
+    pub fn accepts(&self, doc: &Document) -> bool {
+        self.reported_total < MAX_REPORTED
+            && self.reported.get(&(doc.file, doc.span.start)).is_none_or(|n| *n < MAX_PER_DOCUMENT)
+    }
+
+    /// Counts a problem that is not reported.
+    pub fn drop_one(&mut self, level: crate::diagnostic::Level) {
+        match level {
+            crate::diagnostic::Level::Error => self.dropped.0 += 1,
+            crate::diagnostic::Level::Warning => self.dropped.1 += 1,
+        }
+    }
+
     pub fn at(&mut self, doc: &Document, path: &[PathSeg], diag: Diagnostic) {
+        if !self.accepts(doc) {
+            self.drop_one(diag.level);
+            return;
+        }
+        *self.reported.entry((doc.file, doc.span.start)).or_default() += 1;
+        self.reported_total += 1;
         let loc = doc_location(self.loaded, doc, path);
         let mut diag = diag.in_file(loc.file).at(loc.line, loc.column);
         if !path.is_empty() && diag.field.is_none() {
@@ -117,14 +156,14 @@ impl<'a> Sink<'a> {
 
 /// Validates a loaded configuration.
 pub fn validate(loaded: &Loaded) -> Validated {
-    let mut sink = Sink { loaded, diags: loaded.diagnostics.clone() };
+    let mut sink = Sink::new(loaded);
     let mut origins = Origins::default();
 
     let settings = settings::resolve(&mut sink, &mut origins);
 
     let mut parsed = Parsed::default();
-    for (i, doc) in loaded.documents.iter().enumerate() {
-        parse_document(&mut sink, &mut parsed, &mut origins, i, doc);
+    for (i, (doc, result)) in loaded.documents.iter().zip(parse_all(loaded)).enumerate() {
+        register_document(&mut sink, &mut parsed, &mut origins, i, doc, result);
     }
 
     let state = settings.map(|settings| DesiredState {
@@ -142,6 +181,19 @@ pub fn validate(loaded: &Loaded) -> Validated {
     }
     let mut diagnostics = sink.diags;
     diagnostic::sort(&mut diagnostics);
+    let (errors, warnings) = sink.dropped;
+    if errors + warnings > 0 {
+        let message =
+            format!("{} more problems are not shown ({errors} errors, {warnings} warnings)", errors + warnings);
+        let d = if errors > 0 {
+            Diagnostic::error("too-many-problems", message)
+        } else {
+            Diagnostic::warning("too-many-problems", message)
+        };
+        diagnostics.push(d.help(format!(
+            "keyward shows at most {MAX_PER_DOCUMENT} problems per document and {MAX_REPORTED} in all; fix these and validate again"
+        )));
+    }
     let ok = !diagnostics.iter().any(Diagnostic::is_error);
     Validated { state: if ok { state } else { None }, origins, diagnostics }
 }
@@ -179,32 +231,109 @@ fn sniff_kind(text: &str) -> Result<Option<String>, serde_yaml::Error> {
     }
     #[derive(serde::Deserialize)]
     struct Header {
-        kind: Option<serde_yaml::Value>,
+        kind: Option<Scalar>,
     }
     let header: Header = serde_yaml::from_str(text)?;
-    Ok(header.kind.map(|k| match k {
-        serde_yaml::Value::String(s) => s,
-        other => serde_yaml::to_string(&other).unwrap_or_default().trim().to_string(),
-    }))
+    Ok(header.kind.map(|k| k.0))
 }
 
-fn parse_document(sink: &mut Sink, parsed: &mut Parsed, origins: &mut Origins, index: usize, doc: &Document) {
-    let text = sink.loaded.text(doc);
+/// A scalar written as text. Unlike `serde_yaml::Value`, it refuses a list or mapping before
+/// reading it, so `kind: *bomb` cannot expand an alias bomb into memory.
+struct Scalar(String);
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a kind such as `User`")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar(String::new()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A resource of any kind, as parsed.
+enum Resource {
+    User(User),
+    Role(Role),
+    ServiceAccount(ServiceAccount),
+    DataClassification(DataClassification),
+    AuthenticationPolicy(AuthenticationPolicy),
+    EncryptionPolicy(EncryptionPolicy),
+    SodRule(SodRule),
+}
+
+/// What parsing one document gave: a resource, or its problems.
+enum DocResult {
+    Ok(Box<Resource>),
+    Failed {
+        /// A document of a known kind whose name could be read, so references to it are not
+        /// reported on top of the real problem.
+        broken: Option<(Kind, Name)>,
+        /// Diagnostics already located (serde and limit errors).
+        located: Vec<Diagnostic>,
+        /// Diagnostics still to be located at a path, subject to the reporting limits.
+        pending: Vec<(Vec<PathSeg>, Diagnostic)>,
+    },
+}
+
+/// Parses every document, on as many threads as there are cores; results are in document
+/// order, so what is reported does not depend on scheduling.
+fn parse_all(loaded: &Loaded) -> Vec<DocResult> {
+    let docs = &loaded.documents;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    // Small configurations are not worth a thread.
+    if threads == 1 || docs.len() < 2_000 {
+        return docs.iter().map(|d| parse_one(loaded, d)).collect();
+    }
+    let chunk = docs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = docs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|d| parse_one(loaded, d)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("parsing never panics")).collect()
+    })
+}
+
+fn failed(located: Vec<Diagnostic>, pending: Vec<(Vec<PathSeg>, Diagnostic)>) -> DocResult {
+    DocResult::Failed { broken: None, located, pending }
+}
+
+/// Parses one document; pure, so documents can be parsed in parallel.
+fn parse_one(loaded: &Loaded, doc: &Document) -> DocResult {
+    if let Some(d) = limits_diagnostic(loaded, doc) {
+        return failed(vec![d], vec![]);
+    }
+    let text = loaded.text(doc);
     let kind_name = match sniff_kind(text) {
         Ok(Some(k)) => k,
         Ok(None) => {
-            sink.at(
-                doc,
-                &[],
-                Diagnostic::error("missing-kind", "document has no `kind`")
-                    .help(format!("add `kind:` with one of {}", kind_list())),
-            );
-            return;
+            let d = Diagnostic::error("missing-kind", "document has no `kind`")
+                .help(format!("add `kind:` with one of {}", kind_list()));
+            return failed(vec![], vec![(vec![], d)]);
         }
-        Err(e) => {
-            sink.diags.push(serde_diagnostic(sink.loaded, doc, &e));
-            return;
-        }
+        Err(e) => return failed(vec![serde_diagnostic(loaded, doc, &e)], vec![]),
     };
     let Some(kind) = Kind::parse(&kind_name) else {
         let mut d = Diagnostic::error("unknown-kind", format!("unknown kind `{kind_name}`")).field("kind");
@@ -212,36 +341,73 @@ fn parse_document(sink: &mut Sink, parsed: &mut Parsed, origins: &mut Origins, i
             Some(s) => d.help(format!("did you mean `{s}`?")),
             None => d.help(format!("kind must be one of {}", kind_list())),
         };
-        sink.at(doc, &["kind".into()], d);
-        return;
+        return failed(vec![], vec![(vec!["kind".into()], d)]);
+    };
+    fn parse<T: DeserializeOwned>(
+        loaded: &Loaded,
+        doc: &Document,
+        f: fn(T) -> Resource,
+    ) -> Result<Resource, Box<Diagnostic>> {
+        serde_yaml::from_str::<T>(loaded.text(doc)).map(f).map_err(|e| Box::new(serde_diagnostic(loaded, doc, &e)))
+    }
+    let result = match kind {
+        Kind::User => parse(loaded, doc, Resource::User),
+        Kind::Role => parse(loaded, doc, Resource::Role),
+        Kind::ServiceAccount => parse(loaded, doc, Resource::ServiceAccount),
+        Kind::DataClassification => parse(loaded, doc, Resource::DataClassification),
+        Kind::AuthenticationPolicy => parse(loaded, doc, Resource::AuthenticationPolicy),
+        Kind::EncryptionPolicy => parse(loaded, doc, Resource::EncryptionPolicy),
+        Kind::SodRule => parse(loaded, doc, Resource::SodRule),
+    };
+    match result {
+        Ok(r) => DocResult::Ok(Box::new(r)),
+        Err(d) => DocResult::Failed {
+            broken: sniff_top_level(text, "name").and_then(|n| Name::new(n).ok()).map(|n| (kind, n)),
+            located: vec![*d],
+            pending: vec![],
+        },
+    }
+}
+
+/// Records a parsed document (in document order): its resource, or its problems.
+fn register_document(
+    sink: &mut Sink,
+    parsed: &mut Parsed,
+    origins: &mut Origins,
+    index: usize,
+    doc: &Document,
+    result: DocResult,
+) {
+    let resource = match result {
+        DocResult::Ok(r) => *r,
+        DocResult::Failed { broken, located, pending } => {
+            if let Some(b) = broken {
+                origins.broken.insert(b);
+            }
+            sink.diags.extend(located);
+            for (path, d) in pending {
+                sink.at(doc, &path, d);
+            }
+            return;
+        }
     };
     macro_rules! take {
-        ($ty:ty, $list:ident) => {{
-            match parse_as::<$ty>(sink, doc) {
-                Some(v) => {
-                    let name = v.name.clone();
-                    if register(sink, origins, kind, &name, index, doc) {
-                        parsed.$list.push((name, v));
-                    }
-                }
-                None => {
-                    // Remember the name of a document that failed to parse, so references to it
-                    // do not add "not defined" errors on top of the real one.
-                    if let Some(name) = sniff_top_level(text, "name").and_then(|n| Name::new(n).ok()) {
-                        origins.broken.insert((kind, name));
-                    }
-                }
+        ($v:expr, $kind:expr, $list:ident) => {{
+            let v = $v;
+            let name = v.name.clone();
+            if register(sink, origins, $kind, &name, index, doc) {
+                parsed.$list.push((name, v));
             }
         }};
     }
-    match kind {
-        Kind::User => take!(User, users),
-        Kind::Role => take!(Role, roles),
-        Kind::ServiceAccount => take!(ServiceAccount, service_accounts),
-        Kind::DataClassification => take!(DataClassification, data_classifications),
-        Kind::AuthenticationPolicy => take!(AuthenticationPolicy, authentication_policies),
-        Kind::EncryptionPolicy => take!(EncryptionPolicy, encryption_policies),
-        Kind::SodRule => take!(SodRule, sod_rules),
+    match resource {
+        Resource::User(v) => take!(v, Kind::User, users),
+        Resource::Role(v) => take!(v, Kind::Role, roles),
+        Resource::ServiceAccount(v) => take!(v, Kind::ServiceAccount, service_accounts),
+        Resource::DataClassification(v) => take!(v, Kind::DataClassification, data_classifications),
+        Resource::AuthenticationPolicy(v) => take!(v, Kind::AuthenticationPolicy, authentication_policies),
+        Resource::EncryptionPolicy(v) => take!(v, Kind::EncryptionPolicy, encryption_policies),
+        Resource::SodRule(v) => take!(v, Kind::SodRule, sod_rules),
     }
 }
 
@@ -268,6 +434,57 @@ fn register(sink: &mut Sink, origins: &mut Origins, kind: Kind, name: &Name, ind
     true
 }
 
+/// Checks a document against [`limits`] before serde_yaml reads it; reports it when it fails.
+pub(crate) fn within_limits(sink: &mut Sink, doc: &Document) -> bool {
+    match limits_diagnostic(sink.loaded, doc) {
+        None => true,
+        Some(d) => {
+            sink.diags.push(d);
+            false
+        }
+    }
+}
+
+/// The located diagnostic for a document over the [`limits`], if it is.
+fn limits_diagnostic(loaded: &Loaded, doc: &Document) -> Option<Diagnostic> {
+    let (code, message, help, (line, column)) = match limits::check(loaded.text(doc)) {
+        Ok(()) => return None,
+        Err(limits::Exceeded::TooLarge { indicators }) => (
+            "too-complex",
+            format!(
+                "document is too large to check: about {indicators} list and mapping entries, over the limit of {}",
+                limits::MAX_INDICATORS
+            ),
+            "split it into several documents (`---`) or files; a resource this large is usually generated by mistake"
+                .to_string(),
+            (1, 1),
+        ),
+        Err(limits::Exceeded::TooDeep { line, column }) => {
+            let (message, help) = hints::too_complex("recursion limit exceeded");
+            ("too-complex", message, help, (line, column))
+        }
+        Err(limits::Exceeded::Aliases { line, column, .. }) => (
+            "too-complex",
+            format!(
+                "aliases (`*name`) would make this document more than {} times larger (an alias bomb?)",
+                limits::MAX_ALIAS_GROWTH
+            ),
+            "write the values out instead of aliasing them".to_string(),
+            (line, column),
+        ),
+        Err(limits::Exceeded::Syntax { message, line, column }) => {
+            let s = hints::syntax(&message, &message, false);
+            ("yaml-syntax", s.message, s.help, (line, column))
+        }
+    };
+    Some(
+        Diagnostic::error(code, message)
+            .help(help)
+            .in_file(loaded.path(doc))
+            .at(doc.start_line + line.max(1) - 1, column.max(1)),
+    )
+}
+
 pub(crate) fn parse_as<T: DeserializeOwned>(sink: &mut Sink, doc: &Document) -> Option<T> {
     match serde_yaml::from_str::<T>(sink.loaded.text(doc)) {
         Ok(v) => Some(v),
@@ -280,9 +497,10 @@ pub(crate) fn parse_as<T: DeserializeOwned>(sink: &mut Sink, doc: &Document) -> 
 
 /// Converts a serde_yaml error into a located diagnostic with a hint.
 pub(crate) fn serde_diagnostic(loaded: &Loaded, doc: &Document, e: &serde_yaml::Error) -> Diagnostic {
-    let raw = strip_marks(&e.to_string());
+    let full = e.to_string();
+    let raw = strip_marks(&full);
     // serde_yaml prefixes the path of the failing value: `roles[1]: unknown field ...`.
-    let (field, message) = match raw.split_once(": ") {
+    let (mut field, mut message) = match raw.split_once(": ") {
         Some((p, m)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "._[]-".contains(c)) => {
             (Some(p.to_string()), m.to_string())
         }
@@ -292,6 +510,8 @@ pub(crate) fn serde_diagnostic(loaded: &Loaded, doc: &Document, e: &serde_yaml::
         "unknown-field"
     } else if message.starts_with("missing field") {
         "missing-field"
+    } else if message.starts_with("duplicate field") {
+        "duplicate-field"
     } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
         "invalid-type"
     } else if message.starts_with("unknown variant") {
@@ -303,25 +523,68 @@ pub(crate) fn serde_diagnostic(loaded: &Loaded, doc: &Document, e: &serde_yaml::
     } else {
         "invalid-value"
     };
-    let mut d = Diagnostic::error(code, message.clone());
-    if let Some(f) = &field {
-        d = d.field(f.clone());
+    // Line and column within the document.
+    let (mut line, mut column) = e.location().map_or((1, 1), |loc| (loc.line() as u32, loc.column() as u32));
+    let help = match code {
+        "unknown-field" => Some(match suggest(&message) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "remove it; see the kind's schema in schemas/ for the fields it takes".to_string(),
+        }),
+        "unknown-value" => {
+            message = message.replacen("unknown variant", "unknown value", 1);
+            Some(match suggest(&message) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "use one of the values listed".to_string(),
+            })
+        }
+        "missing-field" => Some("add the field; see docs/configuration.md".to_string()),
+        "duplicate-field" => {
+            // Reported at the enclosing mapping; show the second time the key is written.
+            let parent = hints::parse_path(field.as_deref().unwrap_or(""));
+            if let Some(key) = message.split('`').nth(1)
+                && let Some(&(l, c)) = key_positions(loaded.text(doc), &parent, key).get(1)
+            {
+                (line, column) = (l, c);
+                field = Some(DisplayPath(&[parent, vec![key.into()]].concat()).to_string());
+            }
+            Some("a key may appear only once in a mapping; remove one of them".to_string())
+        }
+        "too-complex" => {
+            let (m, h) = hints::too_complex(&message);
+            message = m;
+            Some(h)
+        }
+        "yaml-syntax" => {
+            let at_end = line as usize > loaded.text(doc).lines().count();
+            let s = hints::syntax(&full, &message, at_end);
+            (line, column) = s.at.unwrap_or((line, column));
+            message = s.message;
+            Some(s.help)
+        }
+        "invalid-type" => Some(hints::type_help(&message)),
+        _ => {
+            // A value check (name, date, duration) fails after serde_yaml has read the value, so
+            // serde_yaml places it at the enclosing mapping or list; find the value itself.
+            if let Some(value) = hints::quoted_value(&message) {
+                let parent = hints::parse_path(field.as_deref().unwrap_or(""));
+                if let [(seg, l, c)] = children_with_value(loaded.text(doc), &parent, &value).as_slice() {
+                    let mut path = parent;
+                    path.push(seg.clone());
+                    field = Some(DisplayPath(&path).to_string());
+                    (line, column) = (*l, *c);
+                }
+            }
+            hints::value_help(&message)
+        }
+    };
+    let mut d = Diagnostic::error(code, message);
+    if let Some(f) = field {
+        d = d.field(f);
     }
-    d = match code {
-        "unknown-field" | "unknown-value" => match suggest(&message) {
-            Some(s) => d.help(format!("did you mean `{s}`?")),
-            None => d.help("remove it; see the kind's schema in schemas/ for the fields it takes"),
-        },
-        "missing-field" => d.help("add the field; see docs/configuration.md"),
-        "too-complex" => d.help("the document nests too deeply or expands too many aliases; write it out plainly"),
-        "yaml-syntax" => d.help("check indentation and quoting on that line"),
-        _ => d,
-    };
-    let (line, column) = match e.location() {
-        Some(loc) => (doc.start_line + loc.line() as u32 - 1, loc.column() as u32),
-        None => (doc.start_line, 1),
-    };
-    d.in_file(loaded.path(doc)).at(line, column.max(1))
+    if let Some(h) = help {
+        d = d.help(h);
+    }
+    d.in_file(loaded.path(doc)).at(doc.start_line + line.max(1) - 1, column.max(1))
 }
 
 /// Removes serde_yaml's ` at line N column M` marks from a message.
@@ -376,6 +639,69 @@ mod tests {
     #[test]
     fn strips_marks() {
         assert_eq!(strip_marks("bad at line 3 column 5, while x at line 1 column 1"), "bad, while x");
+    }
+
+    fn validate_files(files: &[(&str, String)]) -> Validated {
+        let mut loaded = Loaded::default();
+        loaded
+            .add_file("keyward.yaml".into(), b"version: 1\ntargets: {dir: {provider: file, path: d.json}}\n".to_vec());
+        for (path, text) in files {
+            loaded.add_file(path.into(), text.clone().into_bytes());
+        }
+        validate(&loaded.finish().expect("has settings"))
+    }
+
+    fn codes(v: &Validated) -> Vec<&str> {
+        v.diagnostics.iter().map(|d| d.code).collect()
+    }
+
+    /// Regression: `kind` was read as a `serde_yaml::Value`, which expands aliases; a 38 KB
+    /// document aliasing a 10,000-item list a million times ran out of memory. serde_yaml's
+    /// repetition limit counts alias uses, not the values they expand to.
+    #[test]
+    fn kind_does_not_expand_aliases() {
+        let list = |item: &str, n: usize| format!("[{}]", vec![item; n].join(", "));
+        let doc = format!(
+            "{{a: &a {},\n b: &b {},\n c: &c {},\n kind: *c}}\n",
+            list("x", 10_000),
+            list("*a", 1000),
+            list("*b", 1000)
+        );
+        let v = validate_files(&[("users/bomb.yaml", doc)]);
+        assert_eq!(codes(&v), ["too-complex"]);
+        // Past the limits, `kind` still never reads a list, aliased or not.
+        assert!(sniff_kind("{a: &a [x, y], kind: *a}").is_err());
+        assert_eq!(sniff_kind("{a: &a User, kind: *a}").ok().flatten().as_deref(), Some("User"));
+    }
+
+    /// Regression: 30,000 users in one chain of managers took O(n²) steps to check for cycles.
+    #[test]
+    fn long_manager_chains_are_checked_in_linear_time() {
+        let n = 30_000;
+        let mut text = String::new();
+        for i in 0..n {
+            let manager = if i + 1 < n { format!("manager: u{}\n", i + 1) } else { "manager: u0\n".to_string() };
+            text.push_str(&format!("kind: User\nname: u{i}\nuserName: u{i}@example.com\n{manager}---\n"));
+        }
+        let v = validate_files(&[("users/chain.yaml", text)]);
+        assert_eq!(codes(&v), ["manager-cycle"]);
+        assert!(v.diagnostics[0].message.starts_with("managers form a cycle: u0 -> u1 -> u2 -> "));
+    }
+
+    /// Regression: every problem was located by re-reading its document, so a document with
+    /// 100,000 dangling references took hours.
+    #[test]
+    fn problems_beyond_the_limits_are_counted_not_located() {
+        let roles: Vec<String> = (0..30).map(|i| format!("r{i}")).collect();
+        let doc = format!("kind: User\nname: a\nuserName: a@example.com\nroles: [{}]\n", roles.join(", "));
+        let v = validate_files(&[("users/a.yaml", doc)]);
+        assert_eq!(v.diagnostics.len(), MAX_PER_DOCUMENT + 1);
+        let last = v.diagnostics.last().expect("a summary");
+        assert_eq!(
+            (last.code, last.message.as_str()),
+            ("too-many-problems", "10 more problems are not shown (10 errors, 0 warnings)")
+        );
+        assert!(last.is_error());
     }
 
     #[test]

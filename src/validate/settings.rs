@@ -29,6 +29,9 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
     }
     origins.settings = Some(0);
     let doc = &docs[0];
+    if !super::within_limits(sink, doc) {
+        return None;
+    }
     let file: ConfigFile = parse_as(sink, doc)?;
     let errors_before = sink.diags.len();
     let at = |sink: &mut Sink, path: &[PathSeg], d: Diagnostic| sink.at(doc, path, d);
@@ -189,7 +192,10 @@ fn resolve_target(
                     doc,
                     &path(field),
                     Diagnostic::error("insecure-url", format!("`{url}` is not an {} URL", schemes.join(" or ")))
-                        .help("endpoints other than loopback must use TLS (for LDAP: ldaps://, or ldap:// with startTls: true)"),
+                        .help(match schemes {
+                            ["https"] => "use https://; plain http:// is allowed only on loopback (localhost, 127.0.0.1, ::1)",
+                            _ => "use ldaps://, or ldap:// with startTls: true; plain ldap:// is allowed only on loopback",
+                        }),
                 );
                 false
             }

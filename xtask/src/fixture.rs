@@ -563,7 +563,11 @@ fn sod_duties(k: usize) -> (String, String, &'static str) {
 
 /// Gives about 40% of the roles exactly one SoD duty, spread evenly over the rules' sides.
 fn tag_roles(p: &Params, roles: &mut [Role], rng: &mut Rng) -> Vec<SodRule> {
-    let rules: Vec<SodRule> = (0..p.sod_rules)
+    let tagged = ((roles.len() * 2 / 5) & !1).max(2);
+    // A rule whose duties no role grants would be an invalid configuration: write only as many
+    // rules as there are tagged roles to carry both their sides.
+    let count = if roles.len() < 2 { 0 } else { p.sod_rules.min(tagged / 2) };
+    let rules: Vec<SodRule> = (0..count)
         .map(|k| {
             let (first, second, why) = sod_duties(k);
             SodRule {
@@ -576,10 +580,9 @@ fn tag_roles(p: &Params, roles: &mut [Role], rng: &mut Rng) -> Vec<SodRule> {
             }
         })
         .collect();
-    if rules.is_empty() || roles.len() < 2 {
+    if rules.is_empty() {
         return rules;
     }
-    let tagged = ((roles.len() * 2 / 5) & !1).max(2);
     // A seeded shuffle picks which roles carry SoD duties.
     let mut order: Vec<usize> = (0..roles.len()).collect();
     for i in (1..order.len()).rev() {
@@ -1287,7 +1290,8 @@ mod tests {
         assert_eq!(count("roles", "\nkind: Role\n"), 50);
         assert_eq!(count("roles", "  directory: {group: grp-"), 50);
         assert_eq!(count("service-accounts", "\nkind: ServiceAccount\n"), 3);
-        assert_eq!(count("policies/sod-rules.yaml", "\nkind: SodRule\n"), 50);
+        // 50 roles, 20 of them with an SoD duty: room for 10 rules, each with both sides held.
+        assert_eq!(count("policies/sod-rules.yaml", "\nkind: SodRule\n"), 10);
         let first =
             String::from_utf8_lossy(&ta.iter().find(|(p, _)| p.ends_with("users-0000.yaml")).unwrap().1).into_owned();
         assert_eq!(first.matches("\nkind: User\n").count(), USERS_PER_FILE);

@@ -5,6 +5,7 @@
 //! - `gen-fixture`: write a large, realistic configuration folder for benchmarks and tests.
 
 mod args;
+mod bench;
 mod fixture;
 mod peers;
 mod rng;
@@ -28,6 +29,12 @@ commands:
   peers [--no-peers] [--skip-peer NAME]...
       Install the test peers only and print `export` lines for the variables the tests read.
 
+  bench [--sizes 10000,100000] [--runs 5] [--no-criterion]
+      Build release binaries, generate fixtures, and measure end to end: `keyward validate`,
+      `keyward apply` (onboarding everything) and `keyward plan` with 1% of users changed
+      outside git (median wall time of RUNS runs, peak memory); then run the criterion
+      benchmarks (benches/engine.rs) on the same sizes.
+
   gen-fixture --users N --out DIR [--seed S] [--roles R] [--sod-rules K]
               [--service-accounts M]
       Write a configuration folder with N users (1,000 per file under users/), R roles
@@ -47,6 +54,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "test" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::run(&a)),
         "peers" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::peers_only(&a)),
+        "bench" => bench::BenchArgs::parse(&rest).and_then(|a| bench::run_bench(&a)),
         "gen-fixture" => args::FixtureArgs::parse(&rest).and_then(|a| fixture::run(&a)),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

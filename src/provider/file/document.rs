@@ -1,12 +1,12 @@
 //! The JSON document of the `file` provider, and how operations change it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AppRoleRef, AuthMethod, Binding, CredentialType, LiveAccount, LiveBinding, LiveCredential, LiveServiceAccount,
-    LiveTarget, Timestamp, UserAttrs, UserField, digest,
+    AppRoleRef, AuthMethod, Binding, BindingKind, CredentialType, LiveAccount, LiveBinding, LiveCredential,
+    LiveServiceAccount, LiveTarget, Timestamp, UserAttrs, UserField, digest,
 };
 use crate::plan::{Operation, Principal};
 use crate::provider::ApplyError;
@@ -126,12 +126,6 @@ impl FileBinding {
             _ => return None,
         })
     }
-
-    fn matches(&self, b: &Binding) -> bool {
-        self.to_binding().is_some_and(|mine| {
-            mine.kind() == b.kind() && mine.object_name().to_lowercase() == b.object_name().to_lowercase()
-        })
-    }
 }
 
 impl DirectoryFile {
@@ -190,18 +184,80 @@ impl DirectoryFile {
             auth_methods: self.authentication_methods.clone(),
         }
     }
+}
+
+/// Where a binding lives in the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Slot {
+    Group(usize),
+    Role(usize),
+}
+
+/// A directory document with indexes, so applying N operations costs O(N), not O(N x users).
+pub struct Editor {
+    doc: DirectoryFile,
+    /// Lower-cased userName -> index in `users`.
+    users: HashMap<String, usize>,
+    service_accounts: HashMap<String, usize>,
+    /// (kind, lower-cased name) -> binding.
+    bindings: HashMap<(BindingKind, String), Slot>,
+    /// Members of bindings touched so far, for O(1) membership tests.
+    members: HashMap<Slot, HashSet<String>>,
+}
+
+impl Editor {
+    pub fn new(doc: DirectoryFile) -> Self {
+        let mut e = Editor {
+            doc,
+            users: HashMap::new(),
+            service_accounts: HashMap::new(),
+            bindings: HashMap::new(),
+            members: HashMap::new(),
+        };
+        e.reindex();
+        e
+    }
+
+    fn reindex(&mut self) {
+        self.users = self.doc.users.iter().enumerate().map(|(i, u)| (u.user_name.to_lowercase(), i)).collect();
+        self.service_accounts =
+            self.doc.service_accounts.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+        self.bindings.clear();
+        for (i, b) in self.doc.groups.iter().enumerate() {
+            if let Some(k) = binding_key(b) {
+                self.bindings.entry(k).or_insert(Slot::Group(i));
+            }
+        }
+        for (i, b) in self.doc.roles.iter().enumerate() {
+            if let Some(k) = binding_key(b) {
+                self.bindings.entry(k).or_insert(Slot::Role(i));
+            }
+        }
+        self.members.clear();
+    }
+
+    pub fn doc(&self) -> &DirectoryFile {
+        &self.doc
+    }
+
+    pub fn into_doc(self) -> DirectoryFile {
+        self.doc
+    }
 
     fn new_id(&mut self, prefix: &str) -> String {
-        self.next_id += 1;
-        format!("{prefix}-{}", self.next_id)
+        self.doc.next_id += 1;
+        format!("{prefix}-{}", self.doc.next_id)
+    }
+
+    fn user_index(&self, user_name: &str) -> Option<usize> {
+        self.users.get(&user_name.to_lowercase()).copied()
     }
 
     fn user_mut(&mut self, user_name: &str) -> Result<&mut FileAccount, ApplyError> {
-        let u = self
-            .users
-            .iter_mut()
-            .find(|u| u.user_name.eq_ignore_ascii_case(user_name))
+        let i = self
+            .user_index(user_name)
             .ok_or_else(|| ApplyError::conflict(format!("account {user_name} no longer exists")))?;
+        let u = &mut self.doc.users[i];
         if u.read_only {
             return Err(ApplyError::new(format!("account {user_name} is read-only on this directory")));
         }
@@ -211,11 +267,8 @@ impl DirectoryFile {
     fn principal_id(&self, p: &Principal) -> Result<String, ApplyError> {
         match p {
             Principal::User(u) => {
-                let acc = self
-                    .users
-                    .iter()
-                    .find(|a| a.user_name.eq_ignore_ascii_case(u))
-                    .ok_or_else(|| ApplyError::new(format!("account {u} does not exist")))?;
+                let i = self.user_index(u).ok_or_else(|| ApplyError::new(format!("account {u} does not exist")))?;
+                let acc = &self.doc.users[i];
                 if acc.read_only {
                     return Err(ApplyError::new(format!("account {u} is read-only on this directory")));
                 }
@@ -223,19 +276,32 @@ impl DirectoryFile {
             }
             Principal::ServiceAccount(n) => self
                 .service_accounts
-                .iter()
-                .find(|s| &s.name == n)
-                .map(|s| s.id.clone())
+                .get(n)
+                .map(|i| self.doc.service_accounts[*i].id.clone())
                 .ok_or_else(|| ApplyError::new(format!("service account {n} does not exist"))),
         }
     }
 
-    fn binding_mut(&mut self, b: &Binding) -> Result<&mut FileBinding, ApplyError> {
-        self.groups
-            .iter_mut()
-            .chain(self.roles.iter_mut())
-            .find(|fb| fb.matches(b))
+    fn slot(&self, b: &Binding) -> Result<Slot, ApplyError> {
+        self.bindings
+            .get(&(b.kind(), b.object_name().to_lowercase()))
+            .copied()
             .ok_or_else(|| ApplyError::new(format!("{} does not exist", b.label())))
+    }
+
+    fn binding_at(&mut self, slot: Slot) -> &mut FileBinding {
+        match slot {
+            Slot::Group(i) => &mut self.doc.groups[i],
+            Slot::Role(i) => &mut self.doc.roles[i],
+        }
+    }
+
+    fn member_set(&mut self, slot: Slot) -> &mut HashSet<String> {
+        if !self.members.contains_key(&slot) {
+            let set = self.binding_at(slot).members.iter().cloned().collect();
+            self.members.insert(slot, set);
+        }
+        self.members.get_mut(&slot).expect("inserted above")
     }
 
     /// Applies one operation. Idempotent: applying an operation whose effect is already there
@@ -243,7 +309,7 @@ impl DirectoryFile {
     pub fn apply(&mut self, op: &Operation) -> Result<(), ApplyError> {
         match op {
             Operation::CreateUser { user_name, attrs, active } => {
-                if let Some(existing) = self.users.iter_mut().find(|u| u.user_name.eq_ignore_ascii_case(user_name)) {
+                if let Some(existing) = self.user_index(user_name).map(|i| &mut self.doc.users[i]) {
                     // Adopt an account created since the plan instead of duplicating it.
                     if existing.read_only {
                         return Err(ApplyError::new(format!("account {user_name} is read-only on this directory")));
@@ -253,7 +319,8 @@ impl DirectoryFile {
                     return Ok(());
                 }
                 let id = self.new_id("u");
-                self.users.push(FileAccount {
+                self.users.insert(user_name.to_lowercase(), self.doc.users.len());
+                self.doc.users.push(FileAccount {
                     id,
                     user_name: user_name.clone(),
                     attrs: attrs.clone(),
@@ -278,43 +345,50 @@ impl DirectoryFile {
             }
             Operation::DeleteUser { user_name } => {
                 let id = self.user_mut(user_name)?.id.clone();
-                self.users.retain(|u| u.id != id);
-                for b in self.groups.iter_mut().chain(self.roles.iter_mut()) {
+                self.doc.users.retain(|u| u.id != id);
+                for b in self.doc.groups.iter_mut().chain(self.doc.roles.iter_mut()) {
                     b.members.retain(|m| m != &id);
                 }
+                // Deletions are few (guards.maxDeletes); rebuilding the indexes keeps them simple.
+                self.reindex();
                 Ok(())
             }
             Operation::CreateBinding { binding } => {
-                if self.binding_mut(binding).is_ok() {
+                if self.slot(binding).is_ok() {
                     return Ok(());
                 }
                 let Binding::Group(name) = binding else {
                     return Err(ApplyError::new(format!("{} is predefined and cannot be created", binding.label())));
                 };
                 let id = self.new_id("g");
-                self.groups.push(FileBinding { id, kind: "group".into(), name: name.clone(), members: vec![] });
+                let slot = Slot::Group(self.doc.groups.len());
+                self.doc.groups.push(FileBinding { id, kind: "group".into(), name: name.clone(), members: vec![] });
+                self.bindings.insert((BindingKind::Group, name.to_lowercase()), slot);
                 Ok(())
             }
             Operation::Assign { principal, binding } => {
                 let id = self.principal_id(principal)?;
-                let b = self.binding_mut(binding)?;
-                if !b.members.contains(&id) {
-                    b.members.push(id);
+                let slot = self.slot(binding)?;
+                if self.member_set(slot).insert(id.clone()) {
+                    self.binding_at(slot).members.push(id);
                 }
                 Ok(())
             }
             Operation::Revoke { principal, binding } => {
                 let id = self.principal_id(principal)?;
-                let b = self.binding_mut(binding)?;
-                b.members.retain(|m| m != &id);
+                let slot = self.slot(binding)?;
+                if self.member_set(slot).remove(&id) {
+                    self.binding_at(slot).members.retain(|m| m != &id);
+                }
                 Ok(())
             }
             Operation::CreateServiceAccount { name, display_name, description, owner } => {
-                if self.service_accounts.iter().any(|s| &s.name == name) {
+                if self.service_accounts.contains_key(name) {
                     return Ok(());
                 }
                 let id = self.new_id("sa");
-                self.service_accounts.push(FileServiceAccount {
+                self.service_accounts.insert(name.clone(), self.doc.service_accounts.len());
+                self.doc.service_accounts.push(FileServiceAccount {
                     id,
                     name: name.clone(),
                     display_name: display_name.clone(),
@@ -325,11 +399,11 @@ impl DirectoryFile {
                 Ok(())
             }
             Operation::UpdateServiceAccount { name, display_name, description, owner } => {
-                let s = self
+                let i = *self
                     .service_accounts
-                    .iter_mut()
-                    .find(|s| &s.name == name)
+                    .get(name)
                     .ok_or_else(|| ApplyError::conflict(format!("service account {name} no longer exists")))?;
+                let s = &mut self.doc.service_accounts[i];
                 if display_name.is_some() {
                     s.display_name = display_name.clone();
                 }
@@ -345,9 +419,14 @@ impl DirectoryFile {
                 Err(ApplyError::new("credential rotation is not supported by this version of the file provider"))
             }
             Operation::SetAuthMethod { method, enabled } => {
-                self.authentication_methods.get_or_insert_with(BTreeMap::new).insert(*method, *enabled);
+                self.doc.authentication_methods.get_or_insert_with(BTreeMap::new).insert(*method, *enabled);
                 Ok(())
             }
         }
     }
+}
+
+fn binding_key(b: &FileBinding) -> Option<(BindingKind, String)> {
+    let binding = b.to_binding()?;
+    Some((binding.kind(), binding.object_name().to_lowercase()))
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-pub use document::{DirectoryFile, FileAccount, FileBinding, FileCredential, FileServiceAccount};
+pub use document::{DirectoryFile, Editor, FileAccount, FileBinding, FileCredential, FileServiceAccount};
 
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
 use crate::model::{LiveTarget, ProviderKind, Target};
@@ -35,7 +35,7 @@ pub struct FileProvider {
     /// Held for the provider's lifetime; dropping it releases the lock. `None` when reading a
     /// directory that was never written.
     _lock: Option<File>,
-    doc: Option<DirectoryFile>,
+    doc: Option<Editor>,
 }
 
 impl FileProvider {
@@ -163,7 +163,7 @@ impl Provider for FileProvider {
     async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
         let doc = self.load()?;
         let live = doc.to_live();
-        self.doc = Some(doc);
+        self.doc = Some(Editor::new(doc));
         Ok(live)
     }
 
@@ -171,23 +171,27 @@ impl Provider for FileProvider {
         if self.access != Access::Write {
             return changes.iter().map(|_| Err(ApplyError::new("the directory was opened read-only"))).collect();
         }
-        let Some(doc) = self.doc.as_mut() else {
+        let Some(editor) = self.doc.as_mut() else {
             return changes.iter().map(|_| Err(ApplyError::new("apply called before read"))).collect();
         };
-        let mut next = doc.clone();
-        let outcomes: Vec<Result<(), ApplyError>> = changes.iter().map(|c| next.apply(&c.operation)).collect();
+        let outcomes: Vec<Result<(), ApplyError>> = changes.iter().map(|c| editor.apply(&c.operation)).collect();
         if outcomes.iter().any(Result::is_ok) {
-            if let Err(e) = self.save(&next) {
+            let saved = self.save(self.doc.as_ref().expect("present").doc());
+            if let Err(e) = saved {
+                // Nothing of this batch reached the disk: go back to what is there.
+                self.doc = self.load().ok().map(Editor::new);
                 let msg = format!("cannot write {}: {e}", self.path.display());
                 return changes.iter().map(|_| Err(ApplyError::new(msg.clone()))).collect();
             }
-            self.doc = Some(next);
         }
         outcomes
     }
 }
 
-/// Applies one operation to an in-memory directory; exposed for tests of the document model.
+/// Applies one operation to an in-memory directory; exposed for tests and benchmarks.
 pub fn apply_operation(doc: &mut DirectoryFile, op: &Operation) -> Result<(), ApplyError> {
-    doc.apply(op)
+    let mut editor = Editor::new(std::mem::take(doc));
+    let result = editor.apply(op);
+    *doc = editor.into_doc();
+    result
 }

@@ -1,0 +1,264 @@
+//! The SCIM HTTP client: bearer authentication, retries, and SCIM error bodies.
+//!
+//! Guarantees: the token goes only into the `Authorization` header of requests to the
+//! configured base URL (redirects are not followed), and never into a log line or an error;
+//! every response body is read with a bound; a non-2xx answer becomes a [`ScimError::Status`]
+//! carrying the HTTP status and the `scimType` and `detail` of the SCIM error body
+//! (RFC 7644 §3.12).
+
+use std::time::Instant;
+
+use reqwest::{Method, Url, header};
+use serde_json::Value;
+
+use super::wire::ErrorBody;
+use crate::model::Secret;
+use crate::provider::http::{self, RetryPolicy};
+
+/// The largest successful body read (a page of users or groups with their members).
+const BODY_CAP: usize = 128 * 1024 * 1024;
+
+/// The SCIM media type (RFC 7644 §3.8); `application/json` is accepted back.
+pub const MEDIA_TYPE: &str = "application/scim+json";
+
+/// A successful answer.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub status: u16,
+    /// The `ETag` header.
+    pub etag: Option<String>,
+    /// The `Location` header.
+    pub location: Option<String>,
+    /// The JSON body, when there is one.
+    pub body: Option<Value>,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScimError {
+    /// The service could not be reached, or its answer could not be read.
+    #[error("{0}")]
+    Transport(String),
+    /// The service answered with an error status.
+    #[error("{}", describe(*.status, scim_type.as_deref(), detail.as_deref()))]
+    Status { status: u16, scim_type: Option<String>, detail: Option<String> },
+    /// A successful answer that is not what SCIM promises.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ScimError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ScimError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn scim_type(&self) -> Option<&str> {
+        match self {
+            ScimError::Status { scim_type, .. } => scim_type.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A value already in use (RFC 7644 §3.3: 409 with `scimType: uniqueness`). A 409 without
+    /// a scimType counts too: some services leave it out.
+    pub fn is_uniqueness(&self) -> bool {
+        self.status() == Some(409) && self.scim_type().is_none_or(|t| t.eq_ignore_ascii_case("uniqueness"))
+    }
+
+    /// A failed precondition (`If-Match` against a newer version, RFC 7644 §3.14).
+    pub fn is_precondition_failed(&self) -> bool {
+        self.status() == Some(412)
+    }
+
+    pub fn from_status(status: u16, body: &ErrorBody) -> ScimError {
+        ScimError::Status { status, scim_type: body.scim_type.clone(), detail: body.detail.clone() }
+    }
+}
+
+/// `HTTP 409 Conflict (scimType uniqueness): detail`.
+pub fn describe(status: u16, scim_type: Option<&str>, detail: Option<&str>) -> String {
+    let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let mut s = format!("HTTP {status}");
+    if !reason.is_empty() {
+        s.push(' ');
+        s.push_str(reason);
+    }
+    if let Some(t) = scim_type {
+        s.push_str(&format!(" (scimType {t})"));
+    }
+    if let Some(d) = detail {
+        s.push_str(": ");
+        s.push_str(d);
+    }
+    s
+}
+
+/// A client for one SCIM service.
+pub struct ScimClient {
+    base: Url,
+    http: reqwest::Client,
+    token: Secret<String>,
+    retry: RetryPolicy,
+}
+
+impl ScimClient {
+    /// `base` is the service root (for example `https://example.okta.com/scim/v2`); it must be
+    /// https, or http on loopback.
+    pub fn new(base: Url, http: reqwest::Client, token: Secret<String>, retry: RetryPolicy) -> Result<Self, String> {
+        http::check_url(&base)?;
+        if base.cannot_be_a_base() {
+            return Err(format!("`{base}` cannot be a base URL"));
+        }
+        Ok(ScimClient { base, http, token, retry })
+    }
+
+    /// The URL of a path below the root: each segment is percent-encoded as needed.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        {
+            let mut p = url.path_segments_mut().expect("checked in new");
+            p.pop_if_empty();
+            for s in segments {
+                p.push(s);
+            }
+        }
+        url
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// Sends one request (with retries) and reads its answer.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, ScimError> {
+        // Checked again per request, so no code path can send the token in clear to a remote host.
+        http::check_url(&url).map_err(ScimError::Transport)?;
+        let started = Instant::now();
+        let shown = display_url(&url);
+        let resp = http::send_with_retry(&self.retry, &shown, || {
+            let mut rb = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(self.token.expose())
+                .header(header::ACCEPT, format!("{MEDIA_TYPE}, application/json"));
+            if let Some(tag) = if_match {
+                rb = rb.header(header::IF_MATCH, tag);
+            }
+            if let Some(b) = &body {
+                rb = rb.header(header::CONTENT_TYPE, MEDIA_TYPE).body(b.clone());
+            }
+            rb
+        })
+        .await
+        .map_err(|e| ScimError::Transport(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let text_header = |name: header::HeaderName| {
+            resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string).filter(|s| !s.is_empty())
+        };
+        let etag = text_header(header::ETAG);
+        let location = text_header(header::LOCATION);
+        tracing::debug!(
+            method = %method,
+            url = %shown,
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "scim request"
+        );
+        if !resp.status().is_success() {
+            let bytes = http::read_error_body(resp).await;
+            return Err(ScimError::from_status(status, &ErrorBody::parse(&bytes)));
+        }
+        let bytes = http::read_body(resp, BODY_CAP, &shown).await.map_err(|e| ScimError::Transport(e.to_string()))?;
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(serde_json::from_slice(&bytes).map_err(|e| {
+                ScimError::Invalid(format!("{method} {shown} answered {status} with a body that is not JSON: {e}"))
+            })?)
+        };
+        Ok(Reply { status, etag, location, body })
+    }
+
+    /// GET, expecting a JSON body.
+    pub async fn get_json(&self, url: Url) -> Result<(Value, Option<String>), ScimError> {
+        let shown = display_url(&url);
+        let r = self.send(Method::GET, url, None, None).await?;
+        let body = r.body.ok_or_else(|| ScimError::Invalid(format!("GET {shown} answered with no body")))?;
+        Ok((body, r.etag))
+    }
+
+    /// Sends a JSON body.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        url: Url,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Reply, ScimError> {
+        let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+        self.send(method, url, Some(bytes), if_match).await
+    }
+}
+
+/// A URL for logs and errors: without its query (which may hold userNames in filters).
+pub fn display_url(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_show_status_scim_type_and_detail() {
+        let e = ScimError::from_status(
+            409,
+            &ErrorBody { scim_type: Some("uniqueness".into()), detail: Some("userName taken".into()) },
+        );
+        assert_eq!(e.to_string(), "HTTP 409 Conflict (scimType uniqueness): userName taken");
+        assert!(e.is_uniqueness());
+        assert!(ScimError::from_status(409, &ErrorBody::default()).is_uniqueness());
+        let mutability = ScimError::from_status(409, &ErrorBody { scim_type: Some("mutability".into()), detail: None });
+        assert!(!mutability.is_uniqueness());
+        let pre = ScimError::from_status(412, &ErrorBody::default());
+        assert_eq!(pre.to_string(), "HTTP 412 Precondition Failed");
+        assert!(pre.is_precondition_failed());
+    }
+
+    #[test]
+    fn urls_are_built_and_shown_safely() {
+        let http = reqwest::Client::new();
+        let c = ScimClient::new(
+            "http://127.0.0.1:9/scim/v2/".parse().unwrap(),
+            http.clone(),
+            Secret::new("t".into()),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(c.url(&["Users", "a b/c"]).as_str(), "http://127.0.0.1:9/scim/v2/Users/a%20b%2Fc");
+        let mut u = c.url(&["Users"]);
+        u.set_query(Some("filter=userName%20eq%20%22x%22"));
+        assert_eq!(display_url(&u), "http://127.0.0.1:9/scim/v2/Users");
+        let remote = ScimClient::new(
+            "http://scim.example.com/v2".parse().unwrap(),
+            http,
+            Secret::new("t".into()),
+            RetryPolicy::default(),
+        );
+        assert!(remote.is_err());
+    }
+}
