@@ -12,6 +12,7 @@ pub mod load;
 pub mod model;
 pub mod output;
 pub mod plan;
+pub mod policy;
 pub mod provider;
 pub mod schema;
 pub mod validate;

@@ -31,6 +31,9 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> CliResult {
     let changes = session::compute(state, &live, &open.capabilities, now)?;
     let plan = plan::assemble(changes, session::config_ref(&config, dir), names, now);
     printer.out(&plan_text::render(&plan, plan_text::TextOptions { color: printer.color_out }));
+    let findings = super::policy::evaluate_config(&config, Some(&plan), Some(&live), now);
+    super::policy::print_text(printer, &findings, &config.loaded, true);
+    super::policy::gate(&findings)?;
     if plan.is_empty() {
         return Ok(Exit::Success);
     }
@@ -92,6 +95,9 @@ async fn apply_saved(args: &ApplyArgs, printer: &Printer) -> CliResult {
         )));
     }
     printer.out(&plan_text::render(&saved, plan_text::TextOptions { color: printer.color_out }));
+    let findings = super::policy::evaluate_config(&config, Some(&saved), Some(&live), session::now());
+    super::policy::print_text(printer, &findings, &config.loaded, true);
+    super::policy::gate(&findings)?;
     if saved.is_empty() {
         return Ok(Exit::Success);
     }

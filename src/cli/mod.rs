@@ -6,6 +6,7 @@
 mod apply;
 mod audit;
 mod plan;
+mod policy;
 mod schema;
 mod session;
 mod validate;
@@ -50,7 +51,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check a configuration offline: syntax, schema, references, duplicates. Needs no credentials.
+    /// Check a configuration offline: syntax, schema, references, duplicates, policies. Needs no credentials.
     Validate(ValidateArgs),
     /// Read the live targets and show what would change.
     Plan(PlanArgs),
@@ -71,9 +72,25 @@ pub enum DiagFormat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
+    /// The plan like Terraform's, then the policy findings.
     Text,
+    /// The plan as JSON (docs/plan-format.md); the policy findings as text on stderr.
     Json,
+    /// The plan, then the policy findings, for a pull-request comment.
     Markdown,
+    /// The policy findings as SARIF 2.1.0, instead of the plan (save the plan with --out).
+    Sarif,
+}
+
+/// Output formats of `keyward validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    /// Diagnostics and findings like compiler messages, on stderr.
+    Text,
+    /// Diagnostics, findings and counts as one JSON document, on stdout.
+    Json,
+    /// Diagnostics and findings as SARIF 2.1.0, on stdout, for code scanning.
+    Sarif,
 }
 
 #[derive(Debug, Args)]
@@ -81,8 +98,8 @@ pub struct ValidateArgs {
     /// The configuration folder.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    #[arg(long, value_enum, default_value_t = DiagFormat::Text)]
-    pub format: DiagFormat,
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
 }
 
 #[derive(Debug, Args)]

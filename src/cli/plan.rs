@@ -1,22 +1,29 @@
 //! `keyward plan`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::session::{self, Config};
 use super::{CliResult, Exit, Failure, PlanArgs, PlanFormat};
+use crate::model::{LiveTarget, Name};
 use crate::output::{self, Printer, plan_markdown, plan_text};
 use crate::plan::{self, Plan};
 use crate::provider::Access;
 
-/// Plans `dir` against its targets.
-pub async fn make(config: &Config, dir: &Path, targets: &[String], printer: &Printer) -> Result<Plan, Failure> {
+/// Plans `dir` against its targets, returning the live state the plan was computed from too.
+pub async fn make_with_live(
+    config: &Config,
+    dir: &Path,
+    targets: &[String],
+    printer: &Printer,
+) -> Result<(Plan, BTreeMap<Name, LiveTarget>), Failure> {
     let state = config.state();
     let names = session::select_targets(state, targets)?;
     let mut open = session::open_targets(state, dir, &names, Access::Read)?;
     let live = session::read_all(&mut open, printer).await?;
     let now = session::now();
     let changes = session::compute(state, &live, &open.capabilities, now)?;
-    Ok(plan::assemble(changes, session::config_ref(config, dir), names, now))
+    Ok((plan::assemble(changes, session::config_ref(config, dir), names, now), live))
 }
 
 /// Writes a file whole or not at all.
@@ -34,16 +41,39 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Failure> {
 
 pub async fn run(args: PlanArgs, printer: &Printer) -> CliResult {
     let config = session::load_config(&args.dir, printer)?;
-    let plan = make(&config, &args.dir, &args.targets, printer).await?;
+    let (plan, live) = make_with_live(&config, &args.dir, &args.targets, printer).await?;
+    let findings = super::policy::evaluate_config(&config, Some(&plan), Some(&live), plan.created_at);
     if let Some(out) = &args.out {
         write_atomic(out, &output::plan_json(&plan))?;
         printer.status(&format!("Saved the plan to {}; apply it with: keyward apply {}", out.display(), out.display()));
     }
-    let text = match args.format {
-        PlanFormat::Text => plan_text::render(&plan, plan_text::TextOptions { color: printer.color_out }),
-        PlanFormat::Json => output::plan_json(&plan),
-        PlanFormat::Markdown => plan_markdown::render(&plan, plan_markdown::MAX_CHARS),
-    };
-    printer.out(&text);
-    Ok(if args.detailed_exitcode && !plan.is_empty() { Exit::Changes } else { Exit::Success })
+    match args.format {
+        PlanFormat::Text => {
+            printer.out(&plan_text::render(&plan, plan_text::TextOptions { color: printer.color_out }));
+            super::policy::print_text(printer, &findings, &config.loaded, true);
+        }
+        PlanFormat::Json => {
+            printer.out(&output::plan_json(&plan));
+            super::policy::print_text(printer, &findings, &config.loaded, false);
+        }
+        PlanFormat::Markdown => {
+            let policy = output::findings::render_markdown(&findings, plan_markdown::MAX_CHARS / 4);
+            let budget = plan_markdown::MAX_CHARS.saturating_sub(policy.len() + 2);
+            let mut text = plan_markdown::render(&plan, budget);
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push('\n');
+            text.push_str(&policy);
+            printer.out(&text);
+        }
+        PlanFormat::Sarif => printer.out(&output::sarif::render(&findings, &super::policy::repo_prefix(&args.dir))),
+    }
+    Ok(if crate::policy::has_deny(&findings) {
+        Exit::Denied
+    } else if args.detailed_exitcode && !plan.is_empty() {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
 }

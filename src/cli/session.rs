@@ -48,8 +48,17 @@ pub fn print_diagnostics(printer: &Printer, diags: &[Diagnostic], loaded: Option
 
 /// Loads and validates; prints diagnostics; fails with exit 1 on any error.
 pub fn load_config(dir: &Path, printer: &Printer) -> Result<Config, Failure> {
+    let started = std::time::Instant::now();
     let loaded = load::load_dir(dir)?;
+    tracing::info!(
+        files = loaded.files.len(),
+        documents = loaded.documents.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "loaded the configuration"
+    );
+    let started = std::time::Instant::now();
     let validated = validate::validate(&loaded);
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "validated the configuration");
     print_diagnostics(printer, &validated.diagnostics, Some(&loaded));
     if validated.has_errors() {
         return Err(Failure {
@@ -123,8 +132,15 @@ pub async fn read_all(targets: &mut Targets, printer: &Printer) -> Result<BTreeM
     let mut live = BTreeMap::new();
     for (name, p) in targets.providers.iter_mut() {
         printer.status(&format!("Reading target {name}..."));
+        let started = std::time::Instant::now();
         let t = p.read().await?;
-        tracing::info!(target_name = %name, accounts = t.accounts.len(), bindings = t.bindings.len(), "read target");
+        tracing::info!(
+            target_name = %name,
+            accounts = t.accounts.len(),
+            bindings = t.bindings.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "read target"
+        );
         live.insert(name.clone(), t);
     }
     Ok(live)
@@ -137,7 +153,10 @@ pub fn compute(
     now: Timestamp,
 ) -> Result<Vec<Change>, Failure> {
     let input = PlanInput { desired: state, live, capabilities: caps, now, baseline: None };
-    plan::plan_changes(&input).map_err(|errors| {
+    let started = std::time::Instant::now();
+    let result = plan::plan_changes(&input);
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "planned");
+    result.map_err(|errors| {
         let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
         Failure::error(format!("cannot make a plan:\n{}", list.join("\n")))
     })

@@ -1,8 +1,8 @@
-//! `keyward validate`.
+//! `keyward validate`: offline checks, then the policies that need no live data.
 
-use super::{CliResult, DiagFormat, Exit, ValidateArgs};
+use super::{CliResult, Exit, ValidateArgs, ValidateFormat, policy, session};
 use crate::load;
-use crate::output::{Printer, diagnostics};
+use crate::output::{Printer, diagnostics, findings as render, sarif};
 use crate::validate;
 
 pub fn run(args: ValidateArgs, printer: &Printer) -> CliResult {
@@ -10,8 +10,10 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> CliResult {
     let validated = validate::validate(&loaded);
     let diags = &validated.diagnostics;
     let ok = !validated.has_errors();
+    let findings = policy::evaluate(&loaded, &validated, None, None, session::now());
+    let denied = crate::policy::has_deny(&findings);
     match args.format {
-        DiagFormat::Json => {
+        ValidateFormat::Json => {
             let counts = validated.state.as_ref().map(|s| {
                 serde_json::json!({
                     "users": s.users.len(),
@@ -24,11 +26,25 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> CliResult {
                     "targets": s.settings.targets.len(),
                 })
             });
-            let v = serde_json::json!({ "valid": ok, "diagnostics": diags, "counts": counts });
+            let policy = render::json_value(&findings);
+            let v = serde_json::json!({
+                "valid": ok,
+                "diagnostics": diags,
+                "counts": counts,
+                "findings": policy["findings"],
+                "policySummary": policy["summary"],
+            });
             printer.out(&format!("{}\n", serde_json::to_string_pretty(&v).expect("serializes")));
         }
-        DiagFormat::Text => {
+        ValidateFormat::Sarif => {
             printer.err(&diagnostics::render_text(diags, Some(&loaded), printer.color_err, 100));
+            let mut all = policy::diagnostics_as_findings(diags);
+            all.extend(findings.iter().cloned());
+            printer.out(&sarif::render(&all, &policy::repo_prefix(&args.dir)));
+        }
+        ValidateFormat::Text => {
+            printer.err(&diagnostics::render_text(diags, Some(&loaded), printer.color_err, 100));
+            policy::print_text(printer, &findings, &loaded, false);
             match &validated.state {
                 Some(s) if ok => {
                     let n_assign: usize = s.users.values().map(|u| u.roles.len()).sum();
@@ -45,11 +61,27 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> CliResult {
                     if !diags.is_empty() {
                         line.push_str(&format!(" ({})", diagnostics::tally(diags)));
                     }
+                    let t = crate::policy::Tally::of(&findings);
+                    line.push_str(&format!("; policy findings: {} deny, {} warn, {} info", t.deny, t.warn, t.info));
                     printer.out(&format!("{line}\n"));
+                    if denied {
+                        printer.err(&format!(
+                            "{} is blocked by {} policy finding{} of severity deny\n",
+                            args.dir.display(),
+                            t.deny,
+                            if t.deny == 1 { "" } else { "s" }
+                        ));
+                    }
                 }
                 _ => printer.err(&format!("{} is not valid: {}\n", args.dir.display(), diagnostics::tally(diags))),
             }
         }
     }
-    Ok(if ok { Exit::Success } else { Exit::Error })
+    Ok(if !ok {
+        Exit::Error
+    } else if denied {
+        Exit::Denied
+    } else {
+        Exit::Success
+    })
 }

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::resource::string_or_map;
-use super::{Name, SecretRef};
+use super::{Duration, Name, SecretRef};
 
 /// The settings file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -30,6 +30,9 @@ pub struct ConfigFile {
     pub audit: Option<AuditFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyFile>,
+    /// Settings of the built-in governance policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicySettings>,
 }
 
 /// One target as written. Which fields apply depends on `provider`; validation says which are
@@ -253,6 +256,49 @@ pub struct NotifyFile {
     pub webhook: Option<String>,
 }
 
+/// Settings of the built-in governance policies (`policy:` in keyward.yaml).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicySettings {
+    /// The longest a privileged role may be held: every privileged assignment needs an `expires`
+    /// at most this far from today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_privileged_assignment: Option<Duration>,
+    /// The longest `lifetime` a service-account credential of type `secret` may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_secret_lifetime: Option<Duration>,
+    /// Which users need an unbroken chain of active managers: `none` (default), `privileged`
+    /// (holders of privileged roles) or `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_manager: Option<RequireManager>,
+    /// Users at the top of the manager chain, who need no manager (for example the CEO).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_of_chain: Vec<Name>,
+    /// The severity of a rule by its id (`deny`, `warn`, `info`), or `off` to silence it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: BTreeMap<String, RuleLevel>,
+}
+
+/// Which users need a manager chain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RequireManager {
+    #[default]
+    None,
+    Privileged,
+    All,
+}
+
+/// A rule's configured severity, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleLevel {
+    Off,
+    Info,
+    Warn,
+    Deny,
+}
+
 /// The resolved settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -265,6 +311,8 @@ pub struct Settings {
     pub min_admins: Option<MinAdmins>,
     pub audit_path: String,
     pub notify_webhook: Option<SecretRef>,
+    /// Settings of the built-in policies; defaults when keyward.yaml has no `policy`.
+    pub policy: PolicySettings,
 }
 
 impl Settings {

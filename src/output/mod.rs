@@ -8,8 +8,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod diagnostics;
+pub mod findings;
 pub mod plan_markdown;
 pub mod plan_text;
+pub mod sarif;
 
 use std::io::{IsTerminal, Write};
 

@@ -81,6 +81,7 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
         min_admins: file.guards.and_then(|g| g.min_admins),
         audit_path: file.audit.and_then(|a| a.path).unwrap_or_else(|| DEFAULT_AUDIT_PATH.to_string()),
         notify_webhook,
+        policy: file.policy.unwrap_or_default(),
     })
 }
 
