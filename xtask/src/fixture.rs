@@ -970,7 +970,7 @@ kind: AuthenticationPolicy
 name: privileged-mfa
 appliesTo: {privileged: true}
 mfa: required
-methods: {allowed: [fido2, microsoftAuthenticator, windowsHelloForBusiness], forbidden: [sms, voice]}
+methods: {allowed: [fido2, windowsHelloForBusiness, x509Certificate], forbidden: [sms, voice]}
 staleAfter: 90d
 ";
 
