@@ -297,3 +297,22 @@ fn markdown_and_json_formats() {
     assert_eq!(plan["format_version"], "1");
     assert!(plan["configuration"]["digest"].as_str().unwrap().starts_with("sha256:"));
 }
+
+#[test]
+fn text_output_shows_the_first_findings_and_counts_the_rest() {
+    let s = Sandbox::example("quickstart");
+    // Sixty more people who hold both sides of the warn-level requisition rule.
+    let mut yaml = String::new();
+    for i in 0..60 {
+        yaml.push_str(&format!(
+            "---\nkind: User\nname: buyer{i}\nuserName: buyer{i}@northwind.example\nroles: [purchasing-manager, buyer]\n"
+        ));
+    }
+    s.write("users/buyers.yaml", &yaml);
+    let r = s.run(&["validate", "{dir}"]);
+    r.expect(0);
+    assert!(r.stderr.contains("... and 11 more findings (0 deny, 11 warn, 0 info) not shown here"), "{}", r.stderr);
+    assert!(r.stderr.contains("0 deny, 61 warn"), "{}", r.stderr);
+    let json = s.run(&["validate", "{dir}", "--format", "json"]);
+    assert_eq!(json.json()["findings"].as_array().unwrap().len(), 61, "JSON lists them all");
+}

@@ -83,12 +83,31 @@ pub fn diagnostics_as_findings(diags: &[Diagnostic]) -> Vec<Finding> {
 }
 
 /// Prints findings as text (nothing when there are none), then the summary line.
+/// How many findings the text output shows in detail.
+pub const MAX_SHOWN: usize = 50;
+
 pub fn print_text(printer: &Printer, findings: &[Finding], loaded: &Loaded, to_stdout: bool) {
     if findings.is_empty() {
         return;
     }
     let color = if to_stdout { printer.color_out } else { printer.color_err };
-    let mut text = render::render_text(findings, Some(loaded), color, 100);
+    // The worst first; a large tenant can have thousands of findings, so the text shows the
+    // first ones in detail and counts the rest (JSON and SARIF always carry all of them).
+    let mut shown: Vec<&Finding> = findings.iter().collect();
+    shown.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let rest = shown.split_off(shown.len().min(MAX_SHOWN));
+    let shown: Vec<Finding> = shown.into_iter().cloned().collect();
+    let mut text = render::render_text(&shown, Some(loaded), color, 100);
+    if !rest.is_empty() {
+        let count = |s: Severity| rest.iter().filter(|f| f.severity == s).count();
+        text.push_str(&format!(
+            "... and {} more findings ({} deny, {} warn, {} info) not shown here; --format json or --format sarif lists them all.\n",
+            rest.len(),
+            count(Severity::Deny),
+            count(Severity::Warn),
+            count(Severity::Info)
+        ));
+    }
     text.push_str(&render::summary_line(findings, color));
     if to_stdout { printer.out(&text) } else { printer.err(&text) }
 }

@@ -6,11 +6,21 @@ use crate::output::{Printer, diagnostics, findings as render, sarif};
 use crate::validate;
 
 pub fn run(args: ValidateArgs, printer: &Printer) -> CliResult {
+    let started = std::time::Instant::now();
     let loaded = load::load_dir(&args.dir)?;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "loaded the configuration");
+    let started = std::time::Instant::now();
     let validated = validate::validate(&loaded);
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "validated the configuration");
     let diags = &validated.diagnostics;
     let ok = !validated.has_errors();
+    let started = std::time::Instant::now();
     let findings = policy::evaluate(&loaded, &validated, None, None, session::now());
+    tracing::info!(
+        findings = findings.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "evaluated the policies"
+    );
     let denied = crate::policy::has_deny(&findings);
     match args.format {
         ValidateFormat::Json => {
