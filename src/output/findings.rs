@@ -7,130 +7,36 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan,
-    SpanContents,
-};
+use miette::{GraphicalReportHandler, GraphicalTheme};
 
-use super::diagnostics::{offset_of, token_len};
+use super::diagnostics::{LineIndex, Report, snippet};
 use super::{paint, styles};
 use crate::load::Loaded;
 use crate::model::Severity;
 use crate::policy::{Finding, Tally, builtin::secrets};
 
-/// A few lines of a file around a finding, numbered as in the file, so rendering costs the
-/// same whatever the file's size.
-#[derive(Debug)]
-struct Window {
-    name: String,
-    text: String,
-    /// The 0-based line number of the window's first line in the file.
-    first_line: usize,
-}
-
-impl SourceCode for Window {
-    fn read_span<'a>(
-        &'a self,
-        span: &SourceSpan,
-        before: usize,
-        after: usize,
-    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let inner = self.text.as_str().read_span(span, before, after)?;
-        Ok(Box::new(MietteSpanContents::new_named(
-            self.name.clone(),
-            inner.data(),
-            *inner.span(),
-            inner.line() + self.first_line,
-            inner.column(),
-            inner.line_count(),
-        )))
-    }
-}
-
-/// A file's text with its secrets masked, and where each line starts.
-struct Masked {
-    text: String,
-    line_starts: Vec<usize>,
-}
-
-impl Masked {
-    fn new(text: &str) -> Self {
-        let text = secrets::redact(text).into_owned();
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Masked { text, line_starts }
-    }
-
-    /// The lines from `line - CONTEXT` to `line + CONTEXT` (1-based `line`).
-    fn window(&self, name: String, line: u32) -> Option<(Window, u32)> {
-        const CONTEXT: usize = 2;
-        let l = (line as usize).checked_sub(1).filter(|l| *l < self.line_starts.len())?;
-        let first = l.saturating_sub(CONTEXT);
-        let last = (l + CONTEXT + 1).min(self.line_starts.len());
-        let start = self.line_starts[first];
-        let end = self.line_starts.get(last).copied().unwrap_or(self.text.len());
-        let text = self.text[start..end].to_string();
-        Some((Window { name, text, first_line: first }, (l - first + 1) as u32))
-    }
-}
-
-/// A finding with its source text, in the shape miette renders.
-#[derive(Debug)]
-struct Report<'a> {
-    finding: &'a Finding,
-    source: Option<Window>,
-    span: Option<SourceSpan>,
-}
-
-impl std::fmt::Display for Report<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.finding.severity, self.finding.message)
-    }
-}
-
-impl std::error::Error for Report<'_> {}
-
-impl miette::Diagnostic for Report<'_> {
-    fn code<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
-        Some(Box::new(&self.finding.rule))
-    }
-    fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.finding.severity {
-            Severity::Deny => miette::Severity::Error,
-            Severity::Warn => miette::Severity::Warning,
-            Severity::Info => miette::Severity::Advice,
-        })
-    }
-    fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
-        self.finding.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
-    }
-    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
-    }
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some(self.finding.address.clone()), span))))
-    }
-}
-
 /// Renders findings like a compiler, each with its YAML line; `width` fixes the wrap width.
 pub fn render_text(findings: &[Finding], loaded: Option<&Loaded>, color: bool, width: usize) -> String {
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false);
-    // Each file's text with its secrets masked, computed once.
-    let mut masked: HashMap<&std::path::Path, Masked> = HashMap::new();
+    // Each file's text with its secrets masked, and its line index, computed once; miette is
+    // given only the few lines around each finding, so rendering costs the same whatever the
+    // file's size.
+    let files: HashMap<&std::path::Path, &crate::load::SourceFile> =
+        loaded.map(|l| l.files.iter().map(|f| (f.path.as_path(), f)).collect()).unwrap_or_default();
+    let mut masked: HashMap<&std::path::Path, (String, LineIndex)> = HashMap::new();
     let mut out = String::new();
     for f in findings {
-        let file = loaded.zip(f.location.as_ref()).and_then(|(l, loc)| l.files.iter().find(|s| s.path == loc.file));
+        let file = f.location.as_ref().and_then(|loc| files.get(loc.file.as_path()).copied());
         let (source, span) = match (file, &f.location) {
             (Some(sf), Some(loc)) => {
-                let m = masked.entry(sf.path.as_path()).or_insert_with(|| Masked::new(&sf.text));
-                match m.window(sf.path.display().to_string(), loc.line) {
-                    Some((window, line)) => {
-                        let off = offset_of(&window.text, line, loc.column);
-                        let span = off.map(|o| SourceSpan::new(o.into(), token_len(&window.text, o)));
-                        (Some(window), span)
-                    }
+                let (text, index) = masked.entry(sf.path.as_path()).or_insert_with(|| {
+                    let text = secrets::redact(&sf.text).into_owned();
+                    let index = LineIndex::new(&text);
+                    (text, index)
+                });
+                match snippet(&sf.path.display().to_string(), text, index, loc.line, loc.column) {
+                    Some((snip, span)) => (Some(snip), Some(span)),
                     None => (None, None),
                 }
             }
@@ -142,7 +48,19 @@ pub fn render_text(findings: &[Finding], loaded: Option<&Loaded>, color: bool, w
             let where_ = format!("{}:{}:{}", loc.file.display(), loc.line, loc.column);
             let _ = writeln!(out, "{}", paint(color, styles::BOLD, &where_));
         }
-        let report = Report { finding: f, source, span };
+        let report = Report {
+            code: &f.rule,
+            severity: match f.severity {
+                Severity::Deny => miette::Severity::Error,
+                Severity::Warn => miette::Severity::Warning,
+                Severity::Info => miette::Severity::Advice,
+            },
+            message: format!("{}: {}", f.severity, f.message),
+            help: f.help.as_deref(),
+            label: f.address.clone(),
+            source,
+            span,
+        };
         let _ = handler.render_report(&mut out, &report);
         out.push('\n');
     }
