@@ -4,6 +4,7 @@
 //! [`model::DesiredState`], providers read the live state, `plan` computes the changes,
 //! `apply` carries them out and `audit` records them; `output` renders everything.
 
+pub mod adopt;
 pub mod apply;
 pub mod audit;
 pub mod cli;
@@ -14,5 +15,6 @@ pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod provider;
+pub mod review;
 pub mod schema;
 pub mod validate;

@@ -316,3 +316,13 @@ fn text_output_shows_the_first_findings_and_counts_the_rest() {
     let json = s.run(&["validate", "{dir}", "--format", "json"]);
     assert_eq!(json.json()["findings"].as_array().unwrap().len(), 61, "JSON lists them all");
 }
+
+#[test]
+fn usage_errors_exit_1_not_2() {
+    // 2 means "changes present" to CI scripts; a mistyped flag must not look like that.
+    let s = Sandbox::example("quickstart");
+    let r = s.run(&["plan", "{dir}", "--detailed-exitcod"]);
+    r.expect(1);
+    assert!(r.stderr.contains("unexpected argument"), "{}", r.stderr);
+    s.run(&["--version"]).expect(0);
+}

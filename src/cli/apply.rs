@@ -153,12 +153,15 @@ async fn execute(
         plan_hash: crate::model::digest_bytes(output::plan_json(plan).as_bytes()),
         clock: || chrono::Utc::now(),
     };
+    let bar = output::progress::Progress::bar(printer, plan.changes.len() as u64, "Applying");
     let mut progress = |done: usize, total: usize| {
-        if total > 1000 {
+        bar.set(done as u64, total as u64);
+        if total > 1000 && !bar.is_visible() {
             printer.status(&format!("Applied {done}/{total} changes"));
         }
     };
     let report = apply::execute(plan, providers, &mut audit, &ctx, &mut progress).await?;
+    bar.finish();
     let applied = report.count(Outcome::Applied);
     let failed: Vec<_> = report.outcomes.iter().filter(|o| o.outcome != Outcome::Applied).collect();
     if failed.is_empty() {

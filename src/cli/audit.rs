@@ -2,10 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{AuditArgs, AuditCommand, CliResult, DiagFormat, Exit, Failure};
+use super::session;
+use super::{AuditArgs, AuditCommand, AuditReviewArgs, CliResult, DiagFormat, Exit, Failure, ReviewFormat};
 use crate::audit;
 use crate::model::ConfigFile;
-use crate::output::{Printer, paint, styles};
+use crate::output::{self, Printer, paint, styles};
+use crate::provider::Access;
 use crate::validate::settings_audit_path;
 
 /// The log a command reads: `--log`, or the one keyward.yaml names (even when the rest of the
@@ -21,8 +23,9 @@ fn log_path(args: &AuditArgs) -> PathBuf {
     args.dir.join(configured.unwrap_or_else(|| settings_audit_path().to_string()))
 }
 
-pub fn run(cmd: AuditCommand, printer: &Printer) -> CliResult {
+pub async fn run(cmd: AuditCommand, printer: &Printer) -> CliResult {
     match cmd {
+        AuditCommand::Review(args) => review(args, printer).await,
         AuditCommand::Verify(args) => verify(&log_path(&args), printer),
         AuditCommand::Show(args) => {
             let path = log_path(&args.common);
@@ -81,4 +84,42 @@ fn verify(path: &Path, printer: &Printer) -> CliResult {
     }
     printer.out(&msg);
     Ok(Exit::Error)
+}
+
+/// `keyward audit review`: reads the configuration, the live targets and the audit log.
+async fn review(args: AuditReviewArgs, printer: &Printer) -> CliResult {
+    let dir = &args.common.dir;
+    let config = session::load_config(dir, printer)?;
+    let state = config.state();
+    let names = session::select_targets(state, &args.targets)?;
+    let mut open = session::open_targets(state, dir, &names, Access::Read)?;
+    let live = session::read_all(&mut open, printer).await?;
+    let now = session::now();
+    let findings = super::policy::evaluate_config(&config, None, Some(&live), now);
+
+    let path = log_path(&args.common);
+    let mut records = if path.exists() { audit::read(&path)? } else { Vec::new() };
+    if let Some(since) = args.since {
+        let start = since.0.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+        records.retain(|r| r.entry.time >= start);
+    }
+    if let Some(n) = args.last.or(if args.since.is_some() { None } else { Some(20) }) {
+        let skip = records.len().saturating_sub(n);
+        records.drain(..skip);
+    }
+    let report = crate::review::review(&crate::review::ReviewInput {
+        desired: state,
+        live: &live,
+        findings: &findings,
+        records: &records,
+        now,
+        within: args.within,
+    });
+    printer.out(&match args.format {
+        ReviewFormat::Text => output::review::render_text(&report),
+        ReviewFormat::Markdown => output::review::render_markdown(&report),
+        ReviewFormat::Json => output::review::render_json(&report),
+        ReviewFormat::Csv => output::review::render_csv(&report),
+    });
+    Ok(Exit::Success)
 }

@@ -5,11 +5,14 @@
 
 mod apply;
 mod audit;
+mod drift;
+mod import;
 mod plan;
 mod policy;
 mod schema;
 mod session;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +29,7 @@ use crate::output::{ColorChoice, Printer};
     about = "Declarative reconciler for identity and access: plan, apply and audit access kept in git",
     long_about = "keyward compares the desired state of access, kept as YAML in a git repository, with live \
 directories and ERPs, shows a plan, and applies it safely.\n\n\
-Exit codes: 0 success, 1 error, 2 changes present (with --detailed-exitcode), 3 blocked by a policy finding of severity deny.",
+Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode) or drift present (drift), 3 blocked by a policy finding of severity deny.",
     propagate_version = true
 )]
 pub struct Cli {
@@ -57,11 +60,17 @@ pub enum Command {
     Plan(PlanArgs),
     /// Apply a fresh plan after confirmation, or exactly a saved plan.
     Apply(ApplyArgs),
+    /// Report live changes made outside git; exit 2 when there are any.
+    Drift(DriftArgs),
+    /// Run the drift check continuously, alert new drift, serve /metrics and /healthz.
+    Watch(WatchArgs),
     /// Check and read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Write the JSON Schemas of the configuration files.
     Schema(SchemaArgs),
+    /// Write YAML for a target's live users, groups and memberships that the configuration does not yet have.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +127,10 @@ pub struct PlanArgs {
     /// Exit 2 when the plan has changes, 0 when it has none.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Split the plan into what the change since this git revision asks for and drift already
+    /// present at it (for pull requests: the target branch, for example `origin/main`).
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -142,12 +155,88 @@ pub struct ApplyArgs {
     pub min_admins: Option<u32>,
 }
 
+/// Output formats of `keyward drift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriftFormat {
+    /// The drift like a Terraform plan.
+    Text,
+    /// The drift as a plan in JSON (docs/plan-format.md).
+    Json,
+    /// The drift for an issue or pull-request comment.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The configuration folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = DriftFormat::Text)]
+    pub format: DriftFormat,
+    /// Check only this target (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// Send an alert to notify.webhook when drift is found or the check fails.
+    #[arg(long)]
+    pub notify: bool,
+    /// Write OpenMetrics text to this file (atomically), for a node exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The configuration folder (read afresh at every check).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Time between checks: a number and a unit, ms, s, m or h.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = drift::parse_interval)]
+    pub interval: std::time::Duration,
+    /// Where to serve /metrics and /healthz.
+    #[arg(long, value_name = "ADDR", default_value = watch::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// Check only this target (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the audit log's hash chain; exit 1 when it was tampered with.
     Verify(AuditArgs),
     /// List the audit log's records.
     Show(AuditShowArgs),
+    /// The monthly access review: stale accounts, expiring assignments, credentials and SoD exceptions, missing authentication, recent activity.
+    Review(AuditReviewArgs),
+}
+
+/// Output formats of `keyward audit review`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReviewFormat {
+    Text,
+    Markdown,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditReviewArgs {
+    #[command(flatten)]
+    pub common: AuditArgs,
+    /// Report assignments, credentials and exceptions that expire within this long.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = crate::model::Duration::parse)]
+    pub within: crate::model::Duration,
+    /// Show the last N audit records (default 20, unless --since is given).
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Show the audit records since this date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", value_parser = crate::model::Date::parse)]
+    pub since: Option<crate::model::Date>,
+    /// Review only this target (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    #[arg(long, value_enum, default_value_t = ReviewFormat::Text)]
+    pub format: ReviewFormat,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +258,19 @@ pub struct AuditShowArgs {
     pub last: Option<usize>,
     #[arg(long, value_enum, default_value_t = DiagFormat::Text)]
     pub format: DiagFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The configuration folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The target to import from.
+    #[arg(long, value_name = "NAME")]
+    pub target: String,
+    /// Write the files under this folder instead of the configuration folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -226,7 +328,14 @@ fn init_logging(cli: &Cli) {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1, like every other error: 2 means "changes present".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Error.into() } else { Exit::Success.into() };
+        }
+    };
     init_logging(&cli);
     let printer = Printer::new(cli.color);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -252,7 +361,10 @@ async fn run(command: Command, printer: &Printer) -> CliResult {
         Command::Validate(a) => validate::run(a, printer),
         Command::Plan(a) => plan::run(a, printer).await,
         Command::Apply(a) => apply::run(a, printer).await,
-        Command::Audit(a) => audit::run(a, printer),
+        Command::Drift(a) => drift::run(a, printer).await,
+        Command::Watch(a) => watch::run(a, printer).await,
+        Command::Audit(a) => audit::run(a, printer).await,
         Command::Schema(a) => schema::run(a, printer),
+        Command::Import(a) => import::run(a, printer).await,
     }
 }

@@ -26,6 +26,55 @@ pub async fn make_with_live(
     Ok((plan::assemble(changes, session::config_ref(config, dir), names, now), live))
 }
 
+/// Loads and validates the configuration folder `dir` as it was at git revision `rev`.
+pub fn load_base(dir: &Path, rev: &str, printer: &Printer) -> Result<Config, Failure> {
+    let loaded = crate::load::load_revision(dir, rev)
+        .map_err(|e| Failure::error(format!("cannot read the base revision {rev:?}: {e}")))?;
+    let validated = crate::validate::validate(&loaded);
+    if validated.has_errors() {
+        session::print_diagnostics(printer, &validated.diagnostics, Some(&loaded));
+        return Err(Failure::error(format!(
+            "the configuration at the base revision {rev:?} is not valid ({})",
+            output::diagnostics::tally(&validated.diagnostics)
+        )));
+    }
+    Ok(Config { loaded, validated })
+}
+
+/// Plans `dir` against its targets and splits the plan by `base`: a change of the plan that
+/// the base revision's own plan (live against the base's desired state) holds too, with the
+/// same address, action and values, is drift already present; every other is a change the
+/// revision since `base` asks for.
+pub async fn make_split(
+    config: &Config,
+    base: &Config,
+    rev: &str,
+    dir: &Path,
+    targets: &[String],
+    printer: &Printer,
+) -> Result<(Plan, BTreeMap<Name, LiveTarget>), Failure> {
+    let state = config.state();
+    let names = session::select_targets(state, targets)?;
+    let mut open = session::open_targets(state, dir, &names, Access::Read)?;
+    let live = session::read_all(&mut open, printer).await?;
+    let now = session::now();
+    let changes = session::compute_with_baseline(state, &live, &open.capabilities, now, Some(base.state()))?;
+    let without = session::compute(base.state(), &live, &open.capabilities, now)
+        .map_err(|f| Failure { message: format!("at the base revision {rev:?}: {}", f.message), exit: f.exit })?;
+    let key = |c: &plan::Change| (c.address.to_string(), c.action, serde_json::to_string(&c.after).unwrap_or_default());
+    let already: std::collections::BTreeSet<_> = without.iter().map(key).collect();
+    let sections = changes
+        .iter()
+        .map(|c| {
+            let section = if already.contains(&key(c)) { plan::Section::Drift } else { plan::Section::Change };
+            (c.address.to_string(), section)
+        })
+        .collect();
+    let mut plan = plan::assemble(changes, session::config_ref(config, dir), names, now);
+    plan.base = Some(plan::BaseSplit { revision: rev.to_string(), sections });
+    Ok((plan, live))
+}
+
 /// Writes a file whole or not at all.
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Failure> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -41,7 +90,13 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Failure> {
 
 pub async fn run(args: PlanArgs, printer: &Printer) -> CliResult {
     let config = session::load_config(&args.dir, printer)?;
-    let (plan, live) = make_with_live(&config, &args.dir, &args.targets, printer).await?;
+    let (plan, live) = match &args.base {
+        Some(rev) => {
+            let base = load_base(&args.dir, rev, printer)?;
+            make_split(&config, &base, rev, &args.dir, &args.targets, printer).await?
+        }
+        None => make_with_live(&config, &args.dir, &args.targets, printer).await?,
+    };
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(&live), plan.created_at);
     if let Some(out) = &args.out {
         write_atomic(out, &output::plan_json(&plan))?;

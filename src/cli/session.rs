@@ -130,10 +130,16 @@ pub fn open_targets(state: &DesiredState, root: &Path, names: &[Name], access: A
 
 pub async fn read_all(targets: &mut Targets, printer: &Printer) -> Result<BTreeMap<Name, LiveTarget>, Failure> {
     let mut live = BTreeMap::new();
+    let total = targets.providers.len() as u64;
+    let bar = crate::output::progress::Progress::bar(printer, total, "Reading targets");
     for (name, p) in targets.providers.iter_mut() {
-        printer.status(&format!("Reading target {name}..."));
+        bar.set_message(&format!("Reading target {name}"));
+        if !bar.is_visible() {
+            printer.status(&format!("Reading target {name}..."));
+        }
         let started = std::time::Instant::now();
         let t = p.read().await?;
+        bar.inc(1);
         tracing::info!(
             target_name = %name,
             accounts = t.accounts.len(),
@@ -143,6 +149,7 @@ pub async fn read_all(targets: &mut Targets, printer: &Printer) -> Result<BTreeM
         );
         live.insert(name.clone(), t);
     }
+    bar.finish();
     Ok(live)
 }
 
@@ -152,7 +159,18 @@ pub fn compute(
     caps: &BTreeMap<Name, Capabilities>,
     now: Timestamp,
 ) -> Result<Vec<Change>, Failure> {
-    let input = PlanInput { desired: state, live, capabilities: caps, now, baseline: None };
+    compute_with_baseline(state, live, caps, now, None)
+}
+
+/// [`compute`], labelling as drift what `baseline` asked for too (see [`PlanInput::baseline`]).
+pub fn compute_with_baseline(
+    state: &DesiredState,
+    live: &BTreeMap<Name, LiveTarget>,
+    caps: &BTreeMap<Name, Capabilities>,
+    now: Timestamp,
+    baseline: Option<&DesiredState>,
+) -> Result<Vec<Change>, Failure> {
+    let input = PlanInput { desired: state, live, capabilities: caps, now, baseline };
     let started = std::time::Instant::now();
     let result = plan::plan_changes(&input);
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "planned");

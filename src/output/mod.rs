@@ -9,8 +9,11 @@
 
 pub mod diagnostics;
 pub mod findings;
+pub mod metrics;
 pub mod plan_markdown;
 pub mod plan_text;
+pub mod progress;
+pub mod review;
 pub mod sarif;
 
 use std::io::{IsTerminal, Write};

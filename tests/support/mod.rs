@@ -97,6 +97,18 @@ impl Sandbox {
         Run::from(self.cmd(&refs).output().unwrap())
     }
 
+    /// [`Sandbox::run`] with extra environment variables.
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let dir = self.root.to_string_lossy().into_owned();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &dir)).collect();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut c = self.cmd(&refs);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Run::from(c.output().unwrap())
+    }
+
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap()
     }

@@ -1,0 +1,319 @@
+//! `keyward watch`: the drift check, run continuously.
+//!
+//! Guarantees:
+//! - each drift item (address and action) is alerted once while it lasts; an item that was
+//!   resolved and comes back is alerted again; an alert that could not be sent is retried at
+//!   the next check;
+//! - a failing check is alerted once, when checks start failing, and never stops the loop: the
+//!   configuration is read afresh at every check;
+//! - `/metrics` serves the same OpenMetrics text as `keyward drift --metrics-file`; `/healthz`
+//!   answers 200 while the last check succeeded within twice the interval (plus a minute), 503
+//!   otherwise;
+//! - the HTTP responder reads at most [`MAX_REQUEST_BYTES`] of a request, gives each
+//!   connection [`IO_TIMEOUT`], serves at most [`MAX_CONNECTIONS`] at once, and closes every
+//!   connection after one answer;
+//! - SIGTERM or SIGINT stops the loop and the responder cleanly (exit 0).
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::drift::{self, Webhook};
+use super::session;
+use super::{CliResult, Exit, Failure, WatchArgs};
+use crate::output::Printer;
+use crate::output::metrics::{self, DriftMetrics};
+use crate::plan::Action;
+
+/// The largest request head the responder reads.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
+/// How long a connection may take to send its request and read the answer.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// What the responder shows.
+struct Shared {
+    metrics: DriftMetrics,
+    last_success: Option<Instant>,
+    healthy_within: Duration,
+}
+
+impl Shared {
+    fn healthy(&self) -> bool {
+        self.metrics.up && self.last_success.is_some_and(|t| t.elapsed() <= self.healthy_within)
+    }
+}
+
+type State = Arc<Mutex<Shared>>;
+
+pub async fn run(args: WatchArgs, printer: &Printer) -> CliResult {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::error(format!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener.local_addr().map_err(|e| Failure::error(format!("cannot listen on {}: {e}", args.listen)))?;
+    let state: State = Arc::new(Mutex::new(Shared {
+        metrics: DriftMetrics { horizon_days: drift::EXPIRY_HORIZON_DAYS, ..Default::default() },
+        last_success: None,
+        healthy_within: args.interval * 2 + Duration::from_secs(60),
+    }));
+    let server = tokio::spawn(serve(listener, state.clone()));
+
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::error(format!("cannot handle SIGTERM: {e}")))?;
+    let stop = async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::pin!(stop);
+
+    printer.err(&format!(
+        "keyward watch: checking {} every {:?}; serving http://{addr}/metrics and http://{addr}/healthz\n",
+        args.dir.display(),
+        args.interval
+    ));
+    let mut watcher = Watcher { alerted: BTreeSet::new(), failing: false, webhook: None };
+    loop {
+        tokio::select! {
+            _ = watcher.once(&args, &state, printer) => {}
+            _ = &mut stop => break,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(args.interval) => {}
+            _ = &mut stop => break,
+        }
+    }
+    server.abort();
+    printer.err("keyward watch: stopped\n");
+    Ok(Exit::Success)
+}
+
+/// What the loop remembers between checks.
+struct Watcher {
+    /// Drift items already alerted, by address and action.
+    alerted: BTreeSet<(String, Action)>,
+    /// Whether the last check failed (a failure is alerted when checks start failing).
+    failing: bool,
+    /// The last webhook resolved, to alert a failure to read the configuration.
+    webhook: Option<Arc<Webhook>>,
+}
+
+impl Watcher {
+    async fn once(&mut self, args: &WatchArgs, state: &State, printer: &Printer) {
+        match self.check(args, printer).await {
+            Ok((m, new_items)) => {
+                if self.failing {
+                    printer.err("keyward watch: the drift check succeeds again\n");
+                }
+                self.failing = false;
+                let mut s = state.lock().expect("the state lock is never poisoned");
+                s.metrics = m;
+                s.last_success = Some(Instant::now());
+                drop(s);
+                if new_items > 0 {
+                    tracing::info!(new_items, "alerted new drift");
+                }
+            }
+            Err(f) => {
+                printer.err(&format!("keyward watch: the drift check failed: {}\n", f.message));
+                state.lock().expect("the state lock is never poisoned").metrics.up = false;
+                if !self.failing
+                    && let Some(w) = &self.webhook
+                    && let Err(e) = w.post(&drift::failure_text(&args.dir, &f.message)).await
+                {
+                    printer.err(&format!("keyward watch: {}\n", e.message));
+                }
+                self.failing = true;
+            }
+        }
+    }
+
+    /// One check; alerts the drift items not alerted yet. Returns the metrics and how many
+    /// items were new.
+    async fn check(&mut self, args: &WatchArgs, printer: &Printer) -> Result<(DriftMetrics, usize), Failure> {
+        let config = session::load_config(&args.dir, printer)?;
+        self.webhook = Webhook::from_config(&config, &args.dir)?.map(Arc::new);
+        let checked = drift::check(&config, &args.dir, &args.targets, printer).await?;
+        let current: BTreeSet<(String, Action)> =
+            checked.plan.changes.iter().map(|c| (c.address.to_string(), c.action)).collect();
+        // A resolved item may alert again later.
+        self.alerted.retain(|k| current.contains(k));
+        let new: Vec<&crate::plan::Change> = checked
+            .plan
+            .changes
+            .iter()
+            .filter(|c| !self.alerted.contains(&(c.address.to_string(), c.action)))
+            .collect();
+        if !new.is_empty() {
+            for c in &new {
+                printer.out(&format!("drift: {} {} ({}: {})\n", c.action, c.address, c.reason.kind, c.reason.message));
+            }
+            let sent = match &self.webhook {
+                Some(w) => match w.post(&drift::alert_text(&args.dir, &new)).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        printer.err(&format!("keyward watch: {} (will retry at the next check)\n", e.message));
+                        false
+                    }
+                },
+                None => true,
+            };
+            if sent {
+                self.alerted.extend(new.iter().map(|c| (c.address.to_string(), c.action)));
+            }
+        }
+        Ok((checked.metrics, new.len()))
+    }
+}
+
+async fn serve(listener: TcpListener, state: State) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if tokio::time::timeout(IO_TIMEOUT, answer(stream, &state)).await.is_err() {
+                        tracing::debug!(%peer, "closed a slow connection");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads one request head and answers it.
+async fn answer(mut stream: TcpStream, state: &State) {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let complete = loop {
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
+            break true;
+        }
+        if buf.len() >= MAX_REQUEST_BYTES {
+            break false;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break !buf.is_empty() && buf.contains(&b'\n'),
+            Ok(n) => buf.extend_from_slice(&chunk[..n.min(MAX_REQUEST_BYTES - buf.len())]),
+        }
+    };
+    let (status, content_type, body, head_only) = if !complete {
+        (431, "text/plain; charset=utf-8", "request header too large\n".to_string(), false)
+    } else {
+        route(&buf, state)
+    };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
+        body.len()
+    );
+    if status == 405 {
+        response.push_str("Allow: GET, HEAD\r\n");
+    }
+    response.push_str("\r\n");
+    if !head_only {
+        response.push_str(&body);
+    }
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    // Read what the client still sends (bounded), so closing does not reset the connection
+    // before it has read the answer.
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+fn route(request: &[u8], state: &State) -> (u16, &'static str, String, bool) {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let head = String::from_utf8_lossy(request);
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return (400, TEXT, "bad request\n".into(), false);
+    };
+    if !version.starts_with("HTTP/1.") {
+        return (400, TEXT, "bad request\n".into(), false);
+    }
+    let head_only = method == "HEAD";
+    if method != "GET" && !head_only {
+        return (405, TEXT, "method not allowed\n".into(), false);
+    }
+    let path = target.split('?').next().unwrap_or(target);
+    let s = state.lock().expect("the state lock is never poisoned");
+    match path {
+        "/metrics" => (200, metrics::CONTENT_TYPE, metrics::render(&s.metrics), head_only),
+        "/healthz" if s.healthy() => (200, TEXT, "ok\n".into(), head_only),
+        "/healthz" => (503, TEXT, "the last drift check did not succeed recently\n".into(), head_only),
+        _ => (404, TEXT, "not found: try /metrics or /healthz\n".into(), head_only),
+    }
+}
+
+/// The default `--listen` address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(up: bool) -> State {
+        Arc::new(Mutex::new(Shared {
+            metrics: DriftMetrics { up, ..Default::default() },
+            last_success: up.then(Instant::now),
+            healthy_within: Duration::from_secs(60),
+        }))
+    }
+
+    #[test]
+    fn routes() {
+        let ok = state(true);
+        assert_eq!(route(b"GET /healthz HTTP/1.1\r\n\r\n", &ok).0, 200);
+        assert_eq!(route(b"GET /healthz HTTP/1.1\r\n\r\n", &state(false)).0, 503);
+        let (status, content_type, body, head_only) = route(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n", &ok);
+        assert_eq!((status, content_type, head_only), (200, metrics::CONTENT_TYPE, false));
+        assert!(body.ends_with("# EOF\n"));
+        assert!(route(b"HEAD /metrics HTTP/1.0\r\n\r\n", &ok).3);
+        assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n", &ok).0, 405);
+        assert_eq!(route(b"GET /other HTTP/1.1\r\n\r\n", &ok).0, 404);
+        assert_eq!(route(b"garbage\r\n\r\n", &ok).0, 400);
+        assert_eq!(route(b"GET / SMTP\r\n\r\n", &ok).0, 400);
+    }
+
+    #[tokio::test]
+    async fn oversized_requests_are_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, state(true)));
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let big = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_REQUEST_BYTES));
+        let _ = s.write_all(big.as_bytes()).await;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 431 "));
+    }
+}

@@ -1,0 +1,123 @@
+//! OpenMetrics text of a drift check, for `keyward drift --metrics-file` (a Prometheus node
+//! exporter's textfile collector) and `keyward watch`'s `/metrics`.
+//!
+//! Guarantees: every metric has `# HELP` and `# TYPE` lines; label values are escaped; the text
+//! ends with `# EOF`. Only counts, names of targets and kinds, and times appear: never a value
+//! of a live object.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::model::{Severity, Timestamp};
+use crate::plan::Summary;
+
+/// The content type of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What one drift check found, as counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DriftMetrics {
+    /// Whether the last check succeeded.
+    pub up: bool,
+    /// Drift items by (target, kind).
+    pub drift: BTreeMap<(String, String), usize>,
+    /// Pending changes by action.
+    pub pending: Summary,
+    /// Policy findings by severity.
+    pub findings: BTreeMap<Severity, usize>,
+    /// Live credentials whose end falls within the horizon.
+    pub expiring_credentials: usize,
+    /// Assignments in git whose `expires` falls within the horizon.
+    pub expiring_assignments: usize,
+    /// The horizon of the two counts above, in days.
+    pub horizon_days: u32,
+    /// When a check last succeeded.
+    pub last_success: Option<Timestamp>,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn head(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+}
+
+/// Renders the metrics as OpenMetrics text, ending with `# EOF`.
+pub fn render(m: &DriftMetrics) -> String {
+    let mut out = String::new();
+    head(&mut out, "keyward_up", "Whether the last drift check succeeded (1) or failed (0).");
+    let _ = writeln!(out, "keyward_up {}", u8::from(m.up));
+
+    head(
+        &mut out,
+        "keyward_drift_items",
+        "Live differences from git found by the last drift check, by target and kind.",
+    );
+    for ((target, kind), n) in &m.drift {
+        let _ = writeln!(out, "keyward_drift_items{{target=\"{}\",kind=\"{}\"}} {n}", escape(target), escape(kind));
+    }
+
+    head(&mut out, "keyward_pending_changes", "Changes a plan would make now, by action.");
+    let p = &m.pending;
+    for (action, n) in [
+        ("create", p.create),
+        ("update", p.update),
+        ("enable", p.enable),
+        ("disable", p.disable),
+        ("delete", p.delete),
+        ("assign", p.assign),
+        ("revoke", p.revoke),
+        ("rotate", p.rotate),
+    ] {
+        let _ = writeln!(out, "keyward_pending_changes{{action=\"{action}\"}} {n}");
+    }
+
+    head(&mut out, "keyward_policy_findings", "Policy findings of the last check, by severity.");
+    for severity in [Severity::Deny, Severity::Warn, Severity::Info] {
+        let n = m.findings.get(&severity).copied().unwrap_or(0);
+        let _ = writeln!(out, "keyward_policy_findings{{severity=\"{severity}\"}} {n}");
+    }
+
+    head(
+        &mut out,
+        "keyward_expiring_credentials",
+        &format!("Live service-account credentials that expire within {} days.", m.horizon_days),
+    );
+    let _ = writeln!(out, "keyward_expiring_credentials {}", m.expiring_credentials);
+    head(
+        &mut out,
+        "keyward_expiring_assignments",
+        &format!("Role assignments in git that expire within {} days.", m.horizon_days),
+    );
+    let _ = writeln!(out, "keyward_expiring_assignments {}", m.expiring_assignments);
+
+    head(
+        &mut out,
+        "keyward_last_success_timestamp_seconds",
+        "When a drift check last succeeded, as a unix timestamp (0: never).",
+    );
+    let _ =
+        writeln!(out, "keyward_last_success_timestamp_seconds {}", m.last_success.map(|t| t.timestamp()).unwrap_or(0));
+    out.push_str("# EOF\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_has_a_type_and_the_text_ends_with_eof() {
+        let mut m = DriftMetrics { up: true, horizon_days: 14, ..Default::default() };
+        m.drift.insert(("dir\"ectory".into(), "user".into()), 2);
+        let text = render(&m);
+        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("keyward_drift_items{target=\"dir\\\"ectory\",kind=\"user\"} 2\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(text.contains(&format!("# TYPE {name} gauge")), "{line}");
+        }
+    }
+}

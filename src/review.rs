@@ -1,0 +1,294 @@
+//! The access review (`keyward audit review`): what a security team checks every month, as one
+//! flat list of items that every renderer (text, Markdown, JSON, CSV) can show.
+//!
+//! Guarantees: a pure function of the desired state, the live state, the policy findings over
+//! both, the audit records and an injected clock; nothing here reads, writes or prints. Stale
+//! accounts and missing authentication come from the policy findings (`auth.*`), so the review
+//! and `keyward plan` never disagree about them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::audit::Record;
+use crate::model::{CredentialType, Date, DesiredState, Duration, LiveTarget, Name, RoleGrant, Timestamp};
+use crate::policy::Finding;
+
+/// The parts of the review, in the order they are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Section {
+    StaleAccounts,
+    ExpiringAssignments,
+    Credentials,
+    Authentication,
+    SodExceptions,
+    AuditActivity,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] = [
+        Section::StaleAccounts,
+        Section::ExpiringAssignments,
+        Section::Credentials,
+        Section::Authentication,
+        Section::SodExceptions,
+        Section::AuditActivity,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::StaleAccounts => "stale-accounts",
+            Section::ExpiringAssignments => "expiring-assignments",
+            Section::Credentials => "credentials",
+            Section::Authentication => "authentication",
+            Section::SodExceptions => "sod-exceptions",
+            Section::AuditActivity => "audit-activity",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Section::StaleAccounts => "Stale accounts",
+            Section::ExpiringAssignments => "Assignments expiring",
+            Section::Credentials => "Credentials expiring or due for rotation",
+            Section::Authentication => "Privileged access lacking required authentication",
+            Section::SodExceptions => "Segregation-of-duties exceptions expiring",
+            Section::AuditActivity => "Recent audit-log activity",
+        }
+    }
+}
+
+/// One line of the review.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    pub section: Section,
+    /// What the line is about: a user, an assignment, a credential, a rule, an audit address.
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The date that matters: an expiry, an end, a last sign-in, an audit record's time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// Days from now to `date` (negative: in the past).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<i64>,
+    /// A short word: expired, expiring, rotation-due, stale, deny/warn/info, or an audit outcome.
+    pub status: String,
+    pub detail: String,
+}
+
+/// The whole review.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub generated: Timestamp,
+    pub within: Duration,
+    pub items: Vec<Item>,
+}
+
+impl Review {
+    pub fn section(&self, s: Section) -> impl Iterator<Item = &Item> {
+        self.items.iter().filter(move |i| i.section == s)
+    }
+}
+
+/// Everything a review is made from.
+pub struct ReviewInput<'a> {
+    pub desired: &'a DesiredState,
+    pub live: &'a BTreeMap<Name, LiveTarget>,
+    pub findings: &'a [Finding],
+    /// The audit records to show (already narrowed to the last N or a date).
+    pub records: &'a [Record],
+    pub now: Timestamp,
+    pub within: Duration,
+}
+
+fn days_until(now: Timestamp, t: Timestamp) -> i64 {
+    let d = t - now;
+    // Round towards the future: something ending in 3.2 days is "in 3 days".
+    d.num_days()
+}
+
+fn expiry_status(date: Date, now: Timestamp, within: Duration) -> Option<&'static str> {
+    if date.has_passed(now) {
+        Some("expired")
+    } else if date.end() - now <= within.to_chrono() {
+        Some("expiring")
+    } else {
+        None
+    }
+}
+
+pub fn review(input: &ReviewInput) -> Review {
+    let ReviewInput { desired, live, findings, records, now, within } = *input;
+    let mut items = Vec::new();
+
+    // Stale accounts and authentication: the policy's own findings.
+    for f in findings {
+        if f.rule == "auth.stale-account" {
+            let (target, who) = split_address(&f.address);
+            let last = target.as_ref().and_then(|t| live.get(t.as_str())).and_then(|lt| {
+                let user_name = desired.users.get(who.as_str()).map(|u| u.user_name.as_str()).unwrap_or(who.as_str());
+                lt.accounts.iter().find(|a| a.user_name.eq_ignore_ascii_case(user_name)).and_then(|a| a.last_sign_in)
+            });
+            items.push(Item {
+                section: Section::StaleAccounts,
+                subject: who,
+                target,
+                date: last.map(|t| t.format("%Y-%m-%d").to_string()),
+                days: last.map(|t| days_until(now, t)),
+                status: "stale".into(),
+                detail: f.message.clone(),
+            });
+        } else if f.rule.starts_with("auth.") {
+            items.push(Item {
+                section: Section::Authentication,
+                subject: f.address.clone(),
+                target: None,
+                date: None,
+                days: None,
+                status: f.severity.to_string(),
+                detail: format!("{} [{}]", f.message, f.rule),
+            });
+        }
+    }
+
+    // Assignments with an expiry inside the window (or already past it).
+    let grants =
+        desired.users.values().map(|u| (format!("user {}", u.name), &u.name, &u.roles)).chain(
+            desired.service_accounts.values().map(|s| (format!("service account {}", s.name), &s.name, &s.roles)),
+        );
+    for (who, name, roles) in grants {
+        for g in roles {
+            let RoleGrant::Detailed(d) = g else { continue };
+            let Some(exp) = d.expires else { continue };
+            let Some(status) = expiry_status(exp, now, within) else { continue };
+            let mut detail = format!("{who} holds {} until {exp}", d.role);
+            if let Some(r) = &d.reason {
+                detail.push_str(&format!("; reason: {r}"));
+            }
+            if let Some(t) = &d.ticket {
+                detail.push_str(&format!("; ticket: {t}"));
+            }
+            if status == "expired" {
+                detail.push_str("; the next apply revokes it");
+            }
+            items.push(Item {
+                section: Section::ExpiringAssignments,
+                subject: format!("{name}/{}", d.role),
+                target: None,
+                date: Some(exp.to_string()),
+                days: Some(days_until(now, exp.end())),
+                status: status.into(),
+                detail,
+            });
+        }
+    }
+
+    // Live credentials: ended, inside their rotation window, or ending inside the review window.
+    for (t, lt) in live {
+        for sa in &lt.service_accounts {
+            let spec_of = |cred_name: &str| {
+                let base = cred_name.split('@').next().unwrap_or(cred_name);
+                desired
+                    .service_accounts
+                    .get(sa.name.as_str())
+                    .and_then(|s| s.credentials.iter().find(|c| c.name.as_str() == base))
+            };
+            for c in &sa.credentials {
+                let left = c.end - now;
+                let spec = spec_of(&c.name);
+                let rotate_before = spec.and_then(|s| s.rotate_before);
+                let status = if left <= chrono::TimeDelta::zero() {
+                    "expired"
+                } else if rotate_before.is_some_and(|r| left <= r.to_chrono()) {
+                    "rotation-due"
+                } else if left <= within.to_chrono() {
+                    "expiring"
+                } else {
+                    continue;
+                };
+                let kind = match c.kind {
+                    CredentialType::Secret => "secret",
+                    CredentialType::Certificate => "certificate",
+                };
+                let mut detail = format!("{kind} `{}` of {} ends {}", c.name, sa.name, c.end.format("%Y-%m-%d"));
+                match (spec, rotate_before) {
+                    (Some(_), Some(r)) => detail.push_str(&format!("; rotateBefore {r}: the next apply rotates it")),
+                    (Some(_), None) => {}
+                    (None, _) => detail.push_str("; not managed by the configuration: rotate it by hand"),
+                }
+                items.push(Item {
+                    section: Section::Credentials,
+                    subject: format!("{}/{}", sa.name, c.name),
+                    target: Some(t.to_string()),
+                    date: Some(c.end.format("%Y-%m-%d").to_string()),
+                    days: Some(days_until(now, c.end)),
+                    status: status.into(),
+                    detail,
+                });
+            }
+        }
+    }
+
+    // SoD exceptions inside the window.
+    for rule in desired.sod_rules.values() {
+        for e in &rule.exceptions {
+            let Some(status) = expiry_status(e.expires, now, within) else { continue };
+            items.push(Item {
+                section: Section::SodExceptions,
+                subject: format!("{}/{}", rule.name, e.user),
+                target: None,
+                date: Some(e.expires.to_string()),
+                days: Some(days_until(now, e.expires.end())),
+                status: status.into(),
+                detail: format!(
+                    "exception for {} to SodRule {} ends {}{}; reason: {}",
+                    e.user,
+                    rule.name,
+                    e.expires,
+                    if status == "expired" { " (the rule applies again)" } else { "" },
+                    e.reason
+                ),
+            });
+        }
+    }
+
+    for r in records {
+        let e = &r.entry;
+        items.push(Item {
+            section: Section::AuditActivity,
+            subject: e.address.clone(),
+            target: None,
+            date: Some(e.time.format("%Y-%m-%d %H:%M:%S").to_string()),
+            days: Some(days_until(now, e.time)),
+            status: format!("{:?}", e.outcome).to_lowercase(),
+            detail: format!(
+                "#{} {} by {}{}",
+                r.seq,
+                e.action,
+                e.actor,
+                e.error.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
+            ),
+        });
+    }
+
+    // Soonest first within each section; audit activity newest last, as the log runs.
+    items.sort_by(|a, b| {
+        a.section.cmp(&b.section).then_with(|| match a.section {
+            Section::AuditActivity => std::cmp::Ordering::Equal,
+            _ => a.days.cmp(&b.days).then_with(|| a.subject.cmp(&b.subject)),
+        })
+    });
+    Review { generated: now, within, items }
+}
+
+/// `TARGET.user.NAME` into the target and the name.
+fn split_address(address: &str) -> (Option<String>, String) {
+    match address.split_once(".user.") {
+        Some((t, who)) => (Some(t.to_string()), who.to_string()),
+        None => (None, address.to_string()),
+    }
+}
