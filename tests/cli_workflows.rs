@@ -196,6 +196,9 @@ fn drift_exits_0_or_2_alerts_without_secrets_and_writes_openmetrics() {
     let found = sb.run_with_env(&["drift", "{dir}", "--notify", "--metrics-file", &metrics_arg], &env);
     found.expect(2);
     assert!(found.stdout.contains("directory.user.janet.leverling") && found.stdout.contains("(drift:"));
+    // A drift report changes nothing, and does not say it will.
+    assert!(!found.stdout.contains("will perform"), "{}", found.stdout);
+    assert!(found.stdout.contains("`keyward apply` would make these changes"), "{}", found.stdout);
     let body = bodies.recv_timeout(Duration::from_secs(10)).expect("the webhook got the alert");
     let payload: Value = serde_json::from_str(&body).unwrap();
     let text = payload["text"].as_str().expect("Slack/Teams {\"text\": ...}");

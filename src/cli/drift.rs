@@ -208,7 +208,8 @@ fn render_text(plan: &Plan, color: bool) -> String {
         plan.changes.len(),
         if plan.changes.len() == 1 { "" } else { "s" }
     );
-    out.push_str(&plan_text::render(plan, plan_text::TextOptions { color }));
+    let heading = "To bring the targets back to the configuration, `keyward apply` would make these changes:";
+    out.push_str(&plan_text::render_with_heading(plan, plan_text::TextOptions { color }, heading));
     out
 }
 

@@ -53,8 +53,16 @@ fn show(v: &Value) -> String {
     }
 }
 
+/// The heading of a plan that `apply` would carry out.
+pub const PLAN_HEADING: &str = "keyward will perform the following actions:";
+
 /// Renders the plan; `No changes.` when empty.
 pub fn render(plan: &Plan, opts: TextOptions) -> String {
+    render_with_heading(plan, opts, PLAN_HEADING)
+}
+
+/// Renders the plan under `heading` (for reports that change nothing, such as drift).
+pub fn render_with_heading(plan: &Plan, opts: TextOptions, heading: &str) -> String {
     let mut out = String::new();
     if plan.changes.is_empty() {
         let _ = writeln!(out, "{}", paint(opts.color, styles::GREEN.bold(), "No changes."));
@@ -77,7 +85,7 @@ pub fn render(plan: &Plan, opts: TextOptions) -> String {
             }
         }
         None => {
-            let _ = writeln!(out, "keyward will perform the following actions:\n");
+            let _ = writeln!(out, "{heading}\n");
             let all: Vec<&Change> = plan.changes.iter().collect();
             render_changes(&mut out, &all, opts);
         }
