@@ -37,6 +37,17 @@ pub(crate) struct Snippet {
     first_line: usize,
 }
 
+impl Snippet {
+    /// Replaces the bytes under `span` with asterisks (a value that must not be shown).
+    fn hide(mut self, span: SourceSpan) -> Self {
+        let (start, end) = (span.offset(), span.offset() + span.len());
+        if end <= self.text.len() && self.text.is_char_boundary(start) && self.text.is_char_boundary(end) {
+            self.text.replace_range(start..end, &"*".repeat(end - start));
+        }
+        self
+    }
+}
+
 impl SourceCode for Snippet {
     fn read_span<'a>(
         &'a self,
@@ -136,13 +147,20 @@ pub fn render_text(diags: &[Diagnostic], loaded: Option<&Loaded>, color: bool, w
     let mut out = String::new();
     let files: HashMap<&std::path::Path, &crate::load::SourceFile> =
         loaded.map(|l| l.files.iter().map(|f| (f.path.as_path(), f)).collect()).unwrap_or_default();
-    let mut indexes: HashMap<&std::path::Path, LineIndex> = HashMap::new();
+    // Each file's text with plain-text secrets masked, and its line index, computed once.
+    let mut masked: HashMap<&std::path::Path, (String, LineIndex)> = HashMap::new();
     for d in diags {
         let file_text = d.file.as_deref().and_then(|f| files.get(f).copied());
         let (source, span) = match (file_text, d.line) {
             (Some(sf), Some(line)) => {
-                let index = indexes.entry(sf.path.as_path()).or_insert_with(|| LineIndex::new(&sf.text));
-                match snippet(&sf.path.display().to_string(), &sf.text, index, line, d.column.unwrap_or(1)) {
+                let (text, index) = masked.entry(sf.path.as_path()).or_insert_with(|| {
+                    let text = crate::policy::builtin::secrets::redact(&sf.text).into_owned();
+                    let index = LineIndex::new(&text);
+                    (text, index)
+                });
+                match snippet(&sf.path.display().to_string(), text, index, line, d.column.unwrap_or(1)) {
+                    // A literal secret is hidden whatever it looks like.
+                    Some((snip, span)) if d.code == "literal-secret" => (Some(snip.hide(span)), Some(span)),
                     Some((snip, span)) => (Some(snip), Some(span)),
                     None => (None, None),
                 }
