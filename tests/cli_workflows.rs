@@ -249,6 +249,8 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 fn watch_serves_metrics_alerts_each_new_drift_once_and_stops_on_sigterm() {
     let sb = Sandbox::example("quickstart");
     with_webhook(&sb);
+    // A configuration with a validation warning: watch prints it once, not at every check.
+    sb.edit("keyward.yaml", "count: 2}", "count: 0}");
     let (url, bodies) = webhook();
     sb.apply_ok();
     let mut child = sb
@@ -326,6 +328,7 @@ fn watch_serves_metrics_alerts_each_new_drift_once_and_stops_on_sigterm() {
     let log = log.join("\n");
     assert_eq!(status.code(), Some(0), "clean exit\n{log}");
     assert!(log.contains("stopped"), "{log}");
+    assert_eq!(log.matches("guard-disabled").count(), 1, "the warning is printed once\n{log}");
     assert_eq!(stdout.matches("drift: update directory.user.janet.leverling").count(), 2, "{stdout}");
     assert!(!stdout.contains(WEBHOOK_SECRET) && !log.contains(WEBHOOK_SECRET));
 }

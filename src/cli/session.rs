@@ -48,6 +48,12 @@ pub fn print_diagnostics(printer: &Printer, diags: &[Diagnostic], loaded: Option
 
 /// Loads and validates; prints diagnostics; fails with exit 1 on any error.
 pub fn load_config(dir: &Path, printer: &Printer) -> Result<Config, Failure> {
+    load_config_reporting(dir, |diags, loaded| print_diagnostics(printer, diags, Some(loaded)))
+}
+
+/// Loads and validates, handing the diagnostics to `report` (which may print them, or not);
+/// fails with exit 1 on any error.
+pub fn load_config_reporting(dir: &Path, report: impl FnOnce(&[Diagnostic], &Loaded)) -> Result<Config, Failure> {
     let started = std::time::Instant::now();
     let loaded = load::load_dir(dir)?;
     tracing::info!(
@@ -59,7 +65,7 @@ pub fn load_config(dir: &Path, printer: &Printer) -> Result<Config, Failure> {
     let started = std::time::Instant::now();
     let validated = validate::validate(&loaded);
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "validated the configuration");
-    print_diagnostics(printer, &validated.diagnostics, Some(&loaded));
+    report(&validated.diagnostics, &loaded);
     if validated.has_errors() {
         return Err(Failure {
             message: format!("{} is not valid ({})", dir.display(), diagnostics::tally(&validated.diagnostics)),

@@ -81,7 +81,7 @@ pub async fn run(args: WatchArgs, printer: &Printer) -> CliResult {
         args.dir.display(),
         args.interval
     ));
-    let mut watcher = Watcher { alerted: BTreeSet::new(), failing: false, webhook: None };
+    let mut watcher = Watcher { alerted: BTreeSet::new(), failing: false, webhook: None, last_diagnostics: None };
     loop {
         tokio::select! {
             _ = watcher.once(&args, &state, printer) => {}
@@ -99,6 +99,9 @@ pub async fn run(args: WatchArgs, printer: &Printer) -> CliResult {
 
 /// What the loop remembers between checks.
 struct Watcher {
+    /// The diagnostics printed at the last check: they are printed again only when they change,
+    /// so a configuration with warnings does not repeat them every interval.
+    last_diagnostics: Option<Vec<crate::diagnostic::Diagnostic>>,
     /// Drift items already alerted, by address and action.
     alerted: BTreeSet<(String, Action)>,
     /// Whether the last check failed (a failure is alerted when checks start failing).
@@ -140,7 +143,13 @@ impl Watcher {
     /// One check; alerts the drift items not alerted yet. Returns the metrics and how many
     /// items were new.
     async fn check(&mut self, args: &WatchArgs, printer: &Printer) -> Result<(DriftMetrics, usize), Failure> {
-        let config = session::load_config(&args.dir, printer)?;
+        let last = &mut self.last_diagnostics;
+        let config = session::load_config_reporting(&args.dir, |diags, loaded| {
+            if last.as_deref() != Some(diags) {
+                session::print_diagnostics(printer, diags, Some(loaded));
+                *last = Some(diags.to_vec());
+            }
+        })?;
         self.webhook = Webhook::from_config(&config, &args.dir)?.map(Arc::new);
         let checked = drift::check(&config, &args.dir, &args.targets, printer).await?;
         let current: BTreeSet<(String, Action)> =
