@@ -175,7 +175,12 @@ impl ScimClient {
         );
         if !resp.status().is_success() {
             let bytes = http::read_error_body(resp).await;
-            return Err(ScimError::from_status(status, &ErrorBody::parse(&bytes)));
+            let mut body = ErrorBody::parse(&bytes);
+            // The body is the service's text: it may echo the request, token included.
+            for text in [&mut body.scim_type, &mut body.detail].into_iter().flatten() {
+                *text = redact(text, self.token.expose());
+            }
+            return Err(ScimError::from_status(status, &body));
         }
         let bytes = http::read_body(resp, BODY_CAP, &shown).await.map_err(|e| ScimError::Transport(e.to_string()))?;
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -207,6 +212,11 @@ impl ScimClient {
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");
         self.send(method, url, Some(bytes), if_match).await
     }
+}
+
+/// `text` with every occurrence of `secret` replaced by `(sensitive)`.
+fn redact(text: &str, secret: &str) -> String {
+    if secret.is_empty() { text.to_string() } else { text.replace(secret, "(sensitive)") }
 }
 
 /// A URL for logs and errors: without its query (which may hold userNames in filters).
@@ -260,5 +270,42 @@ mod tests {
             RetryPolicy::default(),
         );
         assert!(remote.is_err());
+    }
+
+    /// Regression: a service whose error `detail` echoed the request's Authorization header
+    /// had the bearer token printed in keyward's error message.
+    #[tokio::test]
+    async fn token_echoed_in_a_scim_error_detail_is_redacted() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut auth = String::new();
+            for line in BufReader::new(stream.try_clone().unwrap()).lines() {
+                let line = line.unwrap();
+                if line.is_empty() {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    auth = line;
+                }
+            }
+            let body = serde_json::json!({"scimType": auth, "detail": format!("rejected {auth}")}).to_string();
+            let head =
+                format!("HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            stream.write_all(format!("{head}{body}").as_bytes()).unwrap();
+        });
+        let c = ScimClient::new(
+            format!("http://127.0.0.1:{port}/scim/v2").parse().unwrap(),
+            reqwest::Client::new(),
+            Secret::new("tok-3f9a1c77e2".into()),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        let e = c.get_json(c.url(&["Users"])).await.unwrap_err().to_string();
+        server.join().unwrap();
+        assert!(e.contains("rejected") && e.contains("(sensitive)"), "{e}");
+        assert!(!e.contains("tok-3f9a1c77e2"), "{e}");
     }
 }
