@@ -10,22 +10,6 @@ use crate::output::{self, Printer, plan_markdown, plan_text};
 use crate::plan::{self, Plan};
 use crate::provider::Access;
 
-/// Plans `dir` against its targets, returning the live state the plan was computed from too.
-pub async fn make_with_live(
-    config: &Config,
-    dir: &Path,
-    targets: &[String],
-    printer: &Printer,
-) -> Result<(Plan, BTreeMap<Name, LiveTarget>), Failure> {
-    let state = config.state();
-    let names = session::select_targets(state, targets)?;
-    let mut open = session::open_targets(state, dir, &names, Access::Read)?;
-    let live = session::read_all(&mut open, printer).await?;
-    let now = session::now();
-    let changes = session::compute(state, &live, &open.capabilities, now)?;
-    Ok((plan::assemble(changes, session::config_ref(config, dir), names, now), live))
-}
-
 /// Loads and validates the configuration folder `dir` as it was at git revision `rev`.
 pub fn load_base(dir: &Path, rev: &str, printer: &Printer) -> Result<Config, Failure> {
     let loaded = crate::load::load_revision(dir, rev)
@@ -41,14 +25,14 @@ pub fn load_base(dir: &Path, rev: &str, printer: &Printer) -> Result<Config, Fai
     Ok(Config { loaded, validated })
 }
 
-/// Plans `dir` against its targets and splits the plan by `base`: a change of the plan that
-/// the base revision's own plan (live against the base's desired state) holds too, with the
-/// same address, action and values, is drift already present; every other is a change the
-/// revision since `base` asks for.
-pub async fn make_split(
+/// Plans `dir` against its targets, returning the live state the plan was computed from too.
+///
+/// With a base revision, the plan is split: a change that the base revision's own plan (live
+/// against the base's desired state) holds too, with the same address, action and values, is
+/// drift already present; every other is a change the revision since `base` asks for.
+pub async fn make(
     config: &Config,
-    base: &Config,
-    rev: &str,
+    base: Option<(&Config, &str)>,
     dir: &Path,
     targets: &[String],
     printer: &Printer,
@@ -58,20 +42,31 @@ pub async fn make_split(
     let mut open = session::open_targets(state, dir, &names, Access::Read)?;
     let live = session::read_all(&mut open, printer).await?;
     let now = session::now();
-    let changes = session::compute_with_baseline(state, &live, &open.capabilities, now, Some(base.state()))?;
-    let without = session::compute(base.state(), &live, &open.capabilities, now)
-        .map_err(|f| Failure { message: format!("at the base revision {rev:?}: {}", f.message), exit: f.exit })?;
-    let key = |c: &plan::Change| (c.address.to_string(), c.action, serde_json::to_string(&c.after).unwrap_or_default());
-    let already: std::collections::BTreeSet<_> = without.iter().map(key).collect();
-    let sections = changes
-        .iter()
-        .map(|c| {
-            let section = if already.contains(&key(c)) { plan::Section::Drift } else { plan::Section::Change };
-            (c.address.to_string(), section)
-        })
-        .collect();
+    let baseline = base.map(|(b, _)| b.state());
+    let changes = session::compute_with_baseline(state, &live, &open.capabilities, now, baseline)?;
+    let split = match base {
+        None => None,
+        Some((base, rev)) => {
+            let without = session::compute(base.state(), &live, &open.capabilities, now).map_err(|f| Failure {
+                message: format!("at the base revision {rev:?}: {}", f.message),
+                exit: f.exit,
+            })?;
+            let key = |c: &plan::Change| {
+                (c.address.to_string(), c.action, serde_json::to_string(&c.after).unwrap_or_default())
+            };
+            let already: std::collections::BTreeSet<_> = without.iter().map(key).collect();
+            let sections = changes
+                .iter()
+                .map(|c| {
+                    let section = if already.contains(&key(c)) { plan::Section::Drift } else { plan::Section::Change };
+                    (c.address.to_string(), section)
+                })
+                .collect();
+            Some(plan::BaseSplit { revision: rev.to_string(), sections })
+        }
+    };
     let mut plan = plan::assemble(changes, session::config_ref(config, dir), names, now);
-    plan.base = Some(plan::BaseSplit { revision: rev.to_string(), sections });
+    plan.base = split;
     Ok((plan, live))
 }
 
@@ -90,13 +85,12 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Failure> {
 
 pub async fn run(args: PlanArgs, printer: &Printer) -> CliResult {
     let config = session::load_config(&args.dir, printer)?;
-    let (plan, live) = match &args.base {
-        Some(rev) => {
-            let base = load_base(&args.dir, rev, printer)?;
-            make_split(&config, &base, rev, &args.dir, &args.targets, printer).await?
-        }
-        None => make_with_live(&config, &args.dir, &args.targets, printer).await?,
+    let base = match &args.base {
+        Some(rev) => Some((load_base(&args.dir, rev, printer)?, rev.as_str())),
+        None => None,
     };
+    let base = base.as_ref().map(|(config, rev)| (config, *rev));
+    let (plan, live) = make(&config, base, &args.dir, &args.targets, printer).await?;
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(&live), plan.created_at);
     if let Some(out) = &args.out {
         write_atomic(out, &output::plan_json(&plan))?;
