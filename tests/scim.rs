@@ -13,6 +13,7 @@
 
 #[path = "scim/harness.rs"]
 mod harness;
+mod support;
 
 use std::path::Path;
 use std::process::Stdio;

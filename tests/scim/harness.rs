@@ -345,23 +345,6 @@ pub fn encode(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Configuration folders and the binary.
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let (src, dst) = (entry.path(), to.join(&name));
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
 /// Points the `directory` target of a configuration folder at the server.
 pub fn retarget(dir: &Path, server: &Server) {
     let path = dir.join("keyward.yaml");
@@ -378,7 +361,7 @@ pub fn retarget(dir: &Path, server: &Server) {
 /// A copy of examples/quickstart whose `directory` target is the server.
 pub fn quickstart(server: &Server) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"), dir.path());
+    super::support::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"), dir.path());
     retarget(dir.path(), server);
     dir
 }
