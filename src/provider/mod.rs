@@ -7,6 +7,7 @@
 //! changes of one apply phase and reports each one's outcome. Providers make no planning
 //! decisions.
 
+pub mod entra;
 pub mod file;
 pub mod http;
 pub mod scim;
