@@ -95,6 +95,8 @@ struct Tenant {
     recent: HashMap<String, u32>,
     requests: u64,
     scenarios: Scenarios,
+    /// Initial passwords received (test data, for "never printed" checks).
+    passwords: Vec<String>,
 }
 
 /// The fake Graph service. Cheap to clone; clones share the tenant.
@@ -529,6 +531,8 @@ impl Tenant {
         if pw.len() < 8 {
             return Resp::bad("The specified password does not comply with password complexity requirements.");
         }
+        let pw = pw.to_string();
+        self.passwords.push(pw);
         let id = self.new_id(1);
         let mut u = Map::new();
         u.insert("id".into(), json!(id));
@@ -1234,6 +1238,11 @@ impl Graph {
                 })
                 .collect()
         })
+    }
+
+    /// The initial passwords clients sent when creating users.
+    pub fn passwords(&self) -> Vec<String> {
+        self.with(|t| t.passwords.clone())
     }
 
     /// The directory audit log, oldest first.

@@ -9,6 +9,7 @@
 
 pub mod entra;
 pub mod file;
+pub mod graph;
 pub mod http;
 pub mod scim;
 
@@ -160,6 +161,9 @@ impl ApplyError {
 pub enum Access {
     Read,
     Write,
+    /// Reading for the access review: also the per-account facts that cost extra requests
+    /// (sign-in activity on Graph), which plans and drift checks do not need.
+    Review,
 }
 
 /// A live system.
@@ -183,6 +187,7 @@ pub fn open(target: &Target, root: &Path, access: Access) -> Result<Box<dyn Prov
     match &target.connection {
         Connection::File { path } => Ok(Box::new(file::FileProvider::open(target, &root.join(path), access)?)),
         Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open(target, root, access)?)),
+        Connection::Graph { .. } => Ok(Box::new(graph::GraphProvider::open(target, root, access)?)),
         _ => Err(ProviderError::Unavailable { target: target.name.to_string(), provider: target.provider() }),
     }
 }

@@ -1,0 +1,265 @@
+//! The `graph` provider end to end, against the in-repo Graph fake (`keyward_fakes::graph`):
+//! the quick-start company retargeted to Entra ID plans, applies and converges; each named
+//! scenario (throttling, replication delay, transient 5xx, insufficient privileges); large
+//! reads in pages; the federated-credential path; and no secret, token or initial password in
+//! any output. Request counts are asserted (they are deterministic); times never are.
+
+mod support;
+
+use std::path::Path;
+
+use keyward::model::config::{ClientCredential, Connection, Target};
+use keyward::model::{Binding, Name, SecretRef, UsersScope};
+use keyward::provider::{self, Access};
+use keyward_fakes::graph::{Graph, Scenario};
+use serde_json::json;
+use support::{Run, Sandbox};
+
+const TENANT: &str = "northwind.example";
+const CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+const SECRET_VAR: &str = "KEYWARD_TEST_GRAPH_SECRET";
+
+/// A secret unique to this run, never a literal.
+fn canary(label: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    format!("canary-{label}-{:016x}", h.finish())
+}
+
+/// The fake with a registered client and the break-glass account that lives only there.
+fn tenant(secret: &str) -> Graph {
+    let g = Graph::new();
+    g.entra().register(CLIENT, Some(secret));
+    g.add_user("breakglass@northwind.example", "Break Glass", true);
+    g
+}
+
+/// The quick start, its target rewritten to `provider: graph` at the fake.
+fn quickstart(url: &str, credential: &str) -> Sandbox {
+    let sb = Sandbox::example("quickstart");
+    sb.edit(
+        "keyward.yaml",
+        "    provider: file\n    path: .keyward/directory.json   # a local JSON file that stands in for a live directory\n",
+        &format!(
+            "    provider: graph\n    tenant: {TENANT}\n    clientId: {CLIENT}\n    {credential}\n    endpoint: {url}\n    authority: {url}\n"
+        ),
+    );
+    sb
+}
+
+fn secret_credential() -> String {
+    format!("clientSecret: ${{env:{SECRET_VAR}}}")
+}
+
+fn run(sb: &Sandbox, secret: &str, args: &[&str]) -> Run {
+    sb.run_with_env(args, &[(SECRET_VAR, secret)])
+}
+
+#[test]
+fn the_quickstart_plans_applies_and_converges_on_graph() {
+    let secret = canary("secret");
+    let g = tenant(&secret);
+    let fake = g.serve();
+    let sb = quickstart(&fake.url(), &secret_credential());
+
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--format", "json", "--detailed-exitcode"]);
+    plan.expect(2);
+    let changes = support::changes(&plan.json());
+    assert!(changes.contains(&("directory.user.nancy.davolio".into(), "create".into())), "{changes:?}");
+    assert!(changes.iter().any(|(a, _)| a == "directory.auth-method.sms"), "{changes:?}");
+
+    let before = g.graph_requests();
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    let apply_requests = g.graph_requests() - before;
+
+    // Converged: a second plan is empty.
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+
+    let nancy = g.user("nancy.davolio@northwind.example").expect("created");
+    assert_eq!(nancy["surname"], "Davolio");
+    assert_eq!(nancy["accountEnabled"], true);
+    let admins = g.group_id("it-admins").expect("group created");
+    assert_eq!(g.members(&admins).len(), 2);
+    let states = g.method_states();
+    assert_eq!(states["Sms"], "disabled");
+    assert_eq!(states["Fido2"], "enabled");
+    let apps = g.applications();
+    let bot = apps.iter().find(|a| a["tags"][0] == "keyward:payments-bot").expect("service account");
+    assert_eq!(bot["owners"].as_array().unwrap().len(), 1);
+    // Writes are batched: far fewer requests than changes.
+    assert!(apply_requests < changes.len(), "{apply_requests} requests for {} changes", changes.len());
+    // Every user got its own random initial password, changed at first sign-in.
+    let pws = g.passwords();
+    assert!(pws.len() >= 9);
+    let mut unique = pws.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), pws.len());
+}
+
+/// Applies the quick start with a scenario on; returns the run and the fake.
+fn apply_with(scenario: Scenario) -> (Run, Graph, Sandbox, String, keyward_fakes::Running) {
+    let secret = canary("secret");
+    let g = tenant(&secret);
+    let fake = g.serve();
+    let sb = quickstart(&fake.url(), &secret_credential());
+    g.scenario(scenario);
+    let r = run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]);
+    (r, g, sb, secret, fake)
+}
+
+#[test]
+fn throttling_slows_the_apply_down_without_failing_it() {
+    let (r, g, sb, secret, _fake) = apply_with(Scenario::Throttle { rate: 20.0, burst: 10 });
+    r.expect(0);
+    assert!(g.throttled() > 0, "the throttle never bit");
+    g.calm();
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn objects_missing_right_after_their_creation_are_retried() {
+    let (r, g, sb, secret, _fake) = apply_with(Scenario::ReplicationDelay { k: 2 });
+    r.expect(0);
+    // Memberships of new users and groups met 404s first, and were retried.
+    assert!(g.log().count_status(200) > 0);
+    g.calm();
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+    let admins = g.group_id("it-admins").unwrap();
+    assert_eq!(g.members(&admins).len(), 2);
+}
+
+#[test]
+fn transient_server_errors_are_retried() {
+    let (r, g, sb, secret, _fake) = apply_with(Scenario::Transient5xx { every: 5 });
+    r.expect(0);
+    assert!(g.log().count_status(503) > 0);
+    g.calm();
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn insufficient_privileges_fail_with_the_graph_code_and_request_id() {
+    let (r, g, _sb, _secret, _fake) = apply_with(Scenario::InsufficientPrivileges);
+    r.expect(1);
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(out.contains("Authorization_RequestDenied"), "{out}");
+    assert!(out.contains("Insufficient privileges to complete the operation."), "{out}");
+    assert!(out.contains("request id"), "{out}");
+    assert_eq!(g.user_count(), 1, "nothing was written");
+}
+
+#[test]
+fn a_federated_token_file_is_read_for_each_token() {
+    let g = Graph::new();
+    g.entra().register(CLIENT, None);
+    let fake = g.serve();
+    let sb = quickstart(&fake.url(), "federatedTokenFile: tokens/azure-identity-token");
+    use base64::Engine as _;
+    let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let token = format!(
+        "{}.{}.c2ln",
+        b64(json!({"alg": "RS256", "typ": "JWT", "x5t": "t"})),
+        b64(json!({"aud": format!("{}/{TENANT}/oauth2/v2.0/token", fake.url()), "iss": CLIENT, "sub": CLIENT,
+            "jti": canary("jti"), "nbf": 0, "exp": 4_000_000_000u64}))
+    );
+    sb.write("tokens/azure-identity-token", &token);
+    sb.run(&["plan", "{dir}", "--detailed-exitcode"]).expect(2);
+    assert_eq!(g.entra().assertions(), vec![token.clone()]);
+    // The token itself never shows.
+    let r = sb.run(&["plan", "{dir}", "--log-level", "trace"]);
+    assert!(!r.stdout.contains(&token) && !r.stderr.contains(&token));
+}
+
+#[test]
+fn no_secret_token_or_password_appears_in_any_output() {
+    let secret = canary("secret");
+    let g = tenant(&secret);
+    let fake = g.serve();
+    let sb = quickstart(&fake.url(), &secret_credential());
+    let mut outputs = Vec::new();
+    for args in [
+        &["plan", "{dir}", "--log-level", "trace", "--out", "{dir}/plan.json"][..],
+        &["apply", "{dir}", "--auto-approve", "--log-level", "trace"][..],
+        &["drift", "{dir}", "--log-level", "trace"][..],
+        &["audit", "review", "{dir}", "--log-level", "trace"][..],
+    ] {
+        let r = run(&sb, &secret, args);
+        outputs.push((format!("{args:?}"), format!("{}\n{}", r.stdout, r.stderr)));
+    }
+    outputs.push(("plan file".into(), sb.read("plan.json")));
+    outputs.push(("audit log".into(), sb.read(".keyward/audit.jsonl")));
+    let passwords = g.passwords();
+    assert!(!passwords.is_empty());
+    let mut needles = vec![secret.clone(), "fake-access-token-".to_string()];
+    needles.extend(passwords);
+    for (label, text) in &outputs {
+        for n in &needles {
+            assert!(!text.contains(n.as_str()), "{label} shows a secret");
+        }
+    }
+    // Trace logging did run (the outputs are not trivially empty).
+    assert!(outputs[0].1.len() > 100);
+}
+
+// -- Reads through the library ------------------------------------------------------------------
+
+fn target(url: &str) -> Target {
+    Target {
+        name: Name::new("entra").unwrap(),
+        users: UsersScope::All,
+        ca_file: None,
+        connection: Connection::Graph {
+            tenant: TENANT.into(),
+            client_id: CLIENT.into(),
+            credential: ClientCredential::Secret(SecretRef::File("client-secret".into())),
+            endpoint: Some(url.into()),
+            authority: Some(url.into()),
+        },
+    }
+}
+
+fn open(g: &Graph, url: &str, root: &Path, access: Access) -> Box<dyn provider::Provider> {
+    let secret = canary("secret");
+    g.entra().register(CLIENT, Some(&secret));
+    std::fs::write(root.join("client-secret"), &secret).unwrap();
+    provider::open(&target(url), root, access).unwrap()
+}
+
+#[tokio::test]
+async fn a_group_of_30000_members_is_read_in_pages_not_per_member() {
+    let g = Graph::new();
+    let users = g.add_users("member", TENANT, 30_000);
+    let big = g.add_group("everyone");
+    g.add_members(&big, &users);
+    let fake = g.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = open(&g, &fake.url(), dir.path(), Access::Read);
+    let live = p.read().await.unwrap();
+    let everyone = live.bindings.iter().find(|b| b.binding == Binding::Group("everyone".into())).unwrap();
+    assert_eq!(everyone.members.len(), 30_000);
+    assert_eq!(live.accounts.len(), 30_000);
+    // ceil(30000/999) = 31 member pages: the first inside a $batch, the other 30 followed.
+    assert_eq!(g.log().count("GET", |p| p.ends_with("/members")), 30);
+    assert_eq!(g.log().count("POST", |p| p == "/v1.0/$batch"), 1);
+    // ceil(30000/999) = 31 user pages.
+    assert_eq!(g.log().count("GET", |p| p == "/v1.0/users"), 31);
+    assert!(g.graph_requests() <= 31 + 30 + 1 + 6, "{}", g.graph_requests());
+}
+
+#[tokio::test]
+async fn sign_in_activity_is_read_for_the_review_only_and_where_licensed() {
+    let g = Graph::new();
+    let id = g.add_user("ann@northwind.example", "Ann", true);
+    g.set_last_sign_in(&id, "2026-10-01T08:00:00Z");
+    let fake = g.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let live = open(&g, &fake.url(), dir.path(), Access::Read).read().await.unwrap();
+    assert_eq!(live.accounts[0].last_sign_in, None);
+    let live = open(&g, &fake.url(), dir.path(), Access::Review).read().await.unwrap();
+    assert_eq!(live.accounts[0].last_sign_in.map(|t| t.to_rfc3339()), Some("2026-10-01T08:00:00+00:00".into()));
+    g.scenario(Scenario::NoSignInActivity);
+    let live = open(&g, &fake.url(), dir.path(), Access::Review).read().await.unwrap();
+    assert_eq!(live.accounts[0].last_sign_in, None);
+}
