@@ -263,3 +263,63 @@ async fn sign_in_activity_is_read_for_the_review_only_and_where_licensed() {
     let live = open(&g, &fake.url(), dir.path(), Access::Review).read().await.unwrap();
     assert_eq!(live.accounts[0].last_sign_in, None);
 }
+
+#[test]
+fn drift_shows_who_granted_access_outside_git_and_when() {
+    let secret = canary("secret");
+    let g = tenant(&secret);
+    let fake = g.serve();
+    let sb = quickstart(&fake.url(), &secret_credential());
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    // Someone makes Michael a finance admin in the portal.
+    let michael = g.user("michael.suyama@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    let admins = g.group_id("finance-admins").unwrap();
+    g.add_members(&admins, std::slice::from_ref(&michael));
+    g.outside_write("Add member to group", &michael, "eve.mallory@northwind.example");
+
+    let r = run(&sb, &secret, &["drift", "{dir}"]);
+    r.expect(2);
+    assert!(r.stdout.contains("directory.assignment.michael.suyama/finance-admin"), "{}", r.stdout);
+    assert!(r.stdout.contains("changed outside git by eve.mallory@northwind.example at "), "{}", r.stdout);
+    assert!(r.stdout.contains("(Add member to group)"), "{}", r.stdout);
+    let md = run(&sb, &secret, &["drift", "{dir}", "--format", "markdown"]);
+    assert!(md.stdout.contains("(changed outside git by eve.mallory@northwind.example at "), "{}", md.stdout);
+    // Keyward's own earlier writes are not blamed for it.
+    assert_eq!(r.stdout.matches("changed outside git by").count(), 1, "{}", r.stdout);
+
+    // The drift alert says it too.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+                    return body.to_string();
+                }
+            }
+            if n == 0 {
+                return String::new();
+            }
+        }
+    });
+    sb.edit("keyward.yaml", "audit:\n", "notify:\n  webhook: ${env:KEYWARD_TEST_HOOK}\naudit:\n");
+    let r = sb.run_with_env(&["drift", "{dir}", "--notify"], &[(SECRET_VAR, &secret), ("KEYWARD_TEST_HOOK", &hook)]);
+    r.expect(2);
+    let alert = server.join().unwrap();
+    assert!(alert.contains("michael.suyama/finance-admin"), "{alert}");
+    assert!(alert.contains("changed outside git by eve.mallory@northwind.example"), "{alert}");
+}

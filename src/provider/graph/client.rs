@@ -29,6 +29,9 @@ const BODY_CAP: usize = 256 * 1024 * 1024;
 pub const BATCH_LIMIT: usize = 20;
 /// Retries of one request that is throttled or temporarily unavailable.
 const MAX_THROTTLE_RETRIES: u32 = 12;
+/// Retries of one request inside batches: each batch round waits for the pause the service
+/// asked for, so a long queue under a steady throttle needs more rounds.
+const MAX_BATCHED_RETRIES: u32 = 40;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Concurrency bounds of the adaptive limiter.
@@ -380,6 +383,25 @@ impl GraphClient {
         self.follow(first, Vec::new()).await
     }
 
+    /// The items of at most `max_pages` pages of a collection (for logs, which can be long).
+    pub async fn get_pages(&self, relative: &str, max_pages: usize) -> Result<Vec<Value>, GraphError> {
+        let mut next = self.absolute(relative)?;
+        let mut items = Vec::new();
+        for _ in 0..max_pages {
+            let o = self.send_raw(Method::GET, next.clone(), None).await?;
+            if o.status >= 400 {
+                return Err(GraphError::from_body(o.status, o.body.as_ref(), None));
+            }
+            let body = o.body.unwrap_or(Value::Null);
+            items.extend(body.get("value").and_then(Value::as_array).into_iter().flatten().cloned());
+            match body.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(n) => next = self.check_next(n)?,
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
     /// Continues a collection from `next`, appending to `items`.
     pub async fn follow(&self, mut next: Url, mut items: Vec<Value>) -> Result<Vec<Value>, GraphError> {
         loop {
@@ -413,12 +435,14 @@ impl GraphClient {
     pub async fn batch(&self, calls: &[Call], retry_404: impl Fn(usize) -> bool) -> Vec<Result<Outcome, GraphError>> {
         let mut results: Vec<Option<Result<Outcome, GraphError>>> = vec![None; calls.len()];
         let mut pending: Vec<usize> = (0..calls.len()).collect();
-        let mut round = 0u32;
+        // Per call: throttled or unavailable answers, and 404s, so far.
+        let mut transient_tries = vec![0u32; calls.len()];
+        let mut late_tries = vec![0u32; calls.len()];
         while !pending.is_empty() {
             let chunks: Vec<Vec<usize>> = pending.chunks(BATCH_LIMIT).map(<[usize]>::to_vec).collect();
             let answers = futures_util::future::join_all(chunks.iter().map(|c| self.send_batch(calls, c))).await;
             let mut again = Vec::new();
-            let mut wait_404 = false;
+            let mut wait_404: Option<u32> = None;
             for (chunk, answer) in chunks.iter().zip(answers) {
                 match answer {
                     Err(e) => {
@@ -428,10 +452,16 @@ impl GraphClient {
                     }
                     Ok(outcomes) => {
                         for (&i, o) in chunk.iter().zip(outcomes) {
-                            let transient = matches!(o.status, 429 | 502 | 503 | 504);
-                            let late = o.status == 404 && retry_404(i) && round < 5;
-                            if (transient && round < MAX_THROTTLE_RETRIES) || late {
-                                wait_404 |= late;
+                            let transient =
+                                matches!(o.status, 429 | 502 | 503 | 504) && transient_tries[i] < MAX_BATCHED_RETRIES;
+                            let late = o.status == 404 && retry_404(i) && late_tries[i] < 5;
+                            if transient || late {
+                                if transient {
+                                    transient_tries[i] += 1;
+                                } else {
+                                    wait_404 = Some(wait_404.unwrap_or(0).max(late_tries[i]));
+                                    late_tries[i] += 1;
+                                }
                                 again.push(i);
                                 results[i] = Some(Ok(o));
                             } else if o.status >= 400 {
@@ -443,9 +473,9 @@ impl GraphClient {
                     }
                 }
             }
-            if !again.is_empty() && wait_404 {
+            if let Some(n) = wait_404 {
                 // Replication delay: back off 0.25, 0.5, 1, 2, 4 s.
-                let d = Duration::from_millis(250 << round.min(4));
+                let d = Duration::from_millis(250 << n.min(4));
                 tracing::debug!(
                     calls = again.len(),
                     wait_ms = d.as_millis() as u64,
@@ -456,7 +486,6 @@ impl GraphClient {
             // Throttled calls wait in the limiter, which the batch answer paused.
             again.sort_unstable();
             pending = again;
-            round += 1;
         }
         results
             .into_iter()
