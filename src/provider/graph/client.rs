@@ -162,7 +162,11 @@ impl Limiter {
             };
             match wait {
                 Some(d) => tokio::time::sleep(d).await,
-                None => self.notify.notified().await,
+                // A release between the check above and this wait would be missed: wait at
+                // most a moment before looking again.
+                None => {
+                    let _ = tokio::time::timeout(Duration::from_millis(20), self.notify.notified()).await;
+                }
             }
         }
     }
