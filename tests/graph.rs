@@ -323,3 +323,38 @@ fn drift_shows_who_granted_access_outside_git_and_when() {
     assert!(alert.contains("michael.suyama/finance-admin"), "{alert}");
     assert!(alert.contains("changed outside git by eve.mallory@northwind.example"), "{alert}");
 }
+
+fn assign(user: &str, group: &str) -> keyward::plan::Change {
+    use keyward::plan::{Action, Address, Change, ObjectKind, Operation, Principal, Reason, ReasonKind};
+    Change {
+        address: Address::new(&Name::new("entra").unwrap(), ObjectKind::Assignment, format!("{user}/{group}")),
+        action: Action::Assign,
+        reason: Reason::new(ReasonKind::Config, "test"),
+        before: None,
+        after: None,
+        fingerprint: "absent".into(),
+        subject: None,
+        notes: vec![],
+        operation: Operation::Assign { principal: Principal::User(user.into()), binding: Binding::Group(group.into()) },
+    }
+}
+
+#[tokio::test]
+async fn a_member_added_since_the_read_does_not_fail_the_others_of_its_chunk() {
+    let g = Graph::new();
+    let users = g.add_users("u", TENANT, 3);
+    let gid = g.add_group("team");
+    let fake = g.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = open(&g, &fake.url(), dir.path(), Access::Write);
+    p.read().await.unwrap();
+    // Someone adds u1 after the read: the all-or-nothing bind of u0, u1, u2 is refused.
+    g.add_members(&gid, &users[1..2]);
+    let changes: Vec<_> = (0..3).map(|i| assign(&format!("u{i}@{TENANT}"), "team")).collect();
+    let refs: Vec<_> = changes.iter().collect();
+    let results = p.apply(&refs).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(g.members(&gid).len(), 3);
+    // Three $batch requests: the read's member pages, the refused bind, the single additions.
+    assert_eq!(g.log().count("POST", |p| p == "/v1.0/$batch"), 3);
+}

@@ -25,7 +25,9 @@
 //! `{service principal displayName}/{appRole value}` (or its display name when it has no
 //! value); keyward's service accounts are applications tagged `keyward:NAME`, whose service
 //! principal is the account that holds roles. Credentials of service accounts are not managed
-//! on Graph yet.
+//! on Graph yet. Also assumed, not on the reference sheet: `$expand=manager($select=id)` on the
+//! user list and `$expand=owners($select=id)` on the application list; `PUT
+//! /users/{id}/manager/$ref`; listing role assignments without a `$filter`.
 
 pub mod client;
 pub mod wire;
@@ -180,6 +182,13 @@ impl GraphProvider {
             Err(e) => Err(self.read_error("sign-in activity", e)),
         }
     }
+}
+
+/// A 400 that says the reference or assignment exists already (§2.2: adding a present member
+/// is a 400; the wording of the role and app-role cases is assumed).
+fn already_there(e: &GraphError) -> bool {
+    let m = e.to_string().to_lowercase();
+    m.contains("already exist") || m.contains("conflicting object")
 }
 
 fn id_of(v: &Value) -> Option<String> {
@@ -632,7 +641,9 @@ impl Run<'_> {
                     self.settle(&p, Some(&body), &mut next);
                 }
                 Err(e) if p.gone_ok && e.status() == Some(404) => self.settle(&p, None, &mut next),
-                Err(e) if p.exists_ok && e.status() == Some(400) => self.settle(&p, None, &mut next),
+                Err(e) if p.exists_ok && e.status() == Some(400) && already_there(&e) => {
+                    self.settle(&p, None, &mut next)
+                }
                 Err(e) if e.status() == Some(400) && matches!(p.then, Then::BoundChunk { .. }) => {
                     // All or nothing: one member already there fails the chunk; add one by one.
                     if let Then::BoundChunk { group, members } = &p.then {
