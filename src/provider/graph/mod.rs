@@ -70,7 +70,6 @@ fn key(s: &str) -> String {
 #[derive(Debug, Clone, Default)]
 struct SaEntry {
     app_object_id: String,
-    app_id: String,
     sp_id: Option<String>,
     owners: Vec<String>,
 }
@@ -365,7 +364,7 @@ impl Provider for GraphProvider {
                 owner,
                 credentials: vec![],
             });
-            state.service_accounts.insert(name, SaEntry { app_object_id: obj, app_id, sp_id, owners });
+            state.service_accounts.insert(name, SaEntry { app_object_id: obj, sp_id, owners });
         }
         let mut methods = BTreeMap::new();
         for cfg in policy
@@ -718,10 +717,9 @@ impl Run<'_> {
                 let Some(obj) = new_id else { return self.missing_id(p) };
                 let app_id = body.and_then(|b| str_of(b, "appId")).unwrap_or_default();
                 self.created.insert(obj.clone());
-                self.state.service_accounts.insert(
-                    name.clone(),
-                    SaEntry { app_object_id: obj.clone(), app_id: app_id.clone(), sp_id: None, owners: vec![] },
-                );
+                self.state
+                    .service_accounts
+                    .insert(name.clone(), SaEntry { app_object_id: obj.clone(), sp_id: None, owners: vec![] });
                 next.push(self.pending(
                     Call::new(Method::POST, "/servicePrincipals", Some(json!({"appId": app_id}))),
                     p.changes.clone(),
@@ -1071,7 +1069,6 @@ impl Run<'_> {
                         out.push(p);
                     }
                 }
-                let _ = &e.app_id;
                 out
             }
             Operation::AddCredential { .. } | Operation::RemoveCredential { .. } => {
