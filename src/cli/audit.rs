@@ -92,7 +92,7 @@ async fn review(args: AuditReviewArgs, printer: &Printer) -> CliResult {
     let config = session::load_config(dir, printer)?;
     let state = config.state();
     let names = session::select_targets(state, &args.targets)?;
-    let mut open = session::open_targets(state, dir, &names, Access::Read)?;
+    let mut open = session::open_targets(state, dir, &names, Access::Review)?;
     let live = session::read_all(&mut open, printer).await?;
     let now = session::now();
     let findings = super::policy::evaluate_config(&config, None, Some(&live), now);
