@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod http;
+pub mod ldap;
 pub mod scim;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -182,6 +183,7 @@ pub fn open(target: &Target, root: &Path, access: Access) -> Result<Box<dyn Prov
     match &target.connection {
         Connection::File { path } => Ok(Box::new(file::FileProvider::open(target, &root.join(path), access)?)),
         Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open(target, root, access)?)),
+        Connection::Ldap(_) => Ok(Box::new(ldap::LdapProvider::open(target, root, access)?)),
         _ => Err(ProviderError::Unavailable { target: target.name.to_string(), provider: target.provider() }),
     }
 }
