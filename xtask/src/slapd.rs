@@ -60,6 +60,7 @@ impl Slapd {
 
     /// Generates the configuration and database under `root` and starts `slapd`.
     pub fn start(slapd: &Path, root: &Path) -> Result<Slapd, String> {
+        remove_stale_runs(root);
         let dir = root.join(format!("run-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("db")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -134,6 +135,18 @@ impl Drop for Slapd {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes the folders of earlier runs whose xtask is gone (an interrupted run cannot clean up).
+fn remove_stale_runs(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("run-").and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 

@@ -511,75 +511,9 @@ impl Writer<'_> {
         }
     }
 
-    /// The attribute values of a new user entry.
-    fn new_user_attributes(
-        &self,
-        user_name: &str,
-        attrs: &UserAttrs,
-        active: bool,
-    ) -> Result<Vec<(String, HashSet<String>)>, ApplyError> {
-        let f = self.flavor();
-        let classes: &[&str] = match f {
-            LdapFlavor::Openldap => &["top", "person", "organizationalPerson", "inetOrgPerson"],
-            LdapFlavor::Ad => &["top", "person", "organizationalPerson", "user"],
-        };
-        let mut out: Vec<(String, HashSet<String>)> =
-            vec![("objectClass".into(), classes.iter().map(|c| c.to_string()).collect())];
-        let user_key = &self.conn.user_key;
-        out.push((user_key.clone(), one(user_name)));
-        // person requires cn and sn: the display name and family name when managed, else the
-        // userName (AD names the entry CN=userName).
-        if !user_key.eq_ignore_ascii_case("cn") {
-            let cn = match f {
-                LdapFlavor::Openldap => attrs.display_name.as_deref().unwrap_or(user_name),
-                LdapFlavor::Ad => user_name,
-            };
-            out.push(("cn".into(), one(cn)));
-        }
-        if attrs.family_name.is_none() && f == LdapFlavor::Openldap {
-            out.push(("sn".into(), one(user_name)));
-        }
-        for field in UserField::ALL {
-            let Some(v) = attrs.get(field).filter(|v| !v.is_empty()) else {
-                continue;
-            };
-            let value = match field {
-                UserField::Manager => self.user_dn(v).map_err(|_| {
-                    ApplyError::new(format!("the manager {v} of {user_name} does not exist on the target"))
-                })?,
-                _ => v.clone(),
-            };
-            let attr = field_attribute(f, field);
-            if !attr.eq_ignore_ascii_case(user_key) {
-                out.push((attr.to_string(), one(&value)));
-            }
-        }
-        match &self.conn.disable {
-            LdapDisable::AccountControl => {
-                let uac = UAC_NORMAL_ACCOUNT | if active { 0 } else { UAC_ACCOUNTDISABLE };
-                out.push(("userAccountControl".into(), one(&uac.to_string())));
-            }
-            LdapDisable::Attribute { name, value } if !active => out.push((name.clone(), one(value))),
-            _ => {}
-        }
-        Ok(out)
-    }
-
-    fn new_user_dn(&self, user_name: &str, active: bool) -> String {
-        let base = match &self.conn.disable {
-            LdapDisable::MoveTo(to) if !active => to.as_str(),
-            _ => self.conn.users_base.as_str(),
-        };
-        let rdn_attr = match self.flavor() {
-            LdapFlavor::Openldap => self.conn.user_key.as_str(),
-            LdapFlavor::Ad => "CN",
-        };
-        dn::child(rdn_attr, user_name, base)
-    }
-
     async fn create_user(self, user_name: &str, attrs: &UserAttrs, active: bool) -> Result<(), ApplyError> {
-        let values = self.new_user_attributes(user_name, attrs, active)?;
-        let dn = self.new_user_dn(user_name, active);
+        let values = new_user_attributes(self.conn, &self.state.users, user_name, attrs, active)?;
+        let dn = new_user_dn(self.conn, user_name, active);
         let code = self.client.add(&dn, values, &[rc::ALREADY_EXISTS]).await.map_err(failed)?;
         if code == rc::ALREADY_EXISTS {
             // Created by an earlier, interrupted run (or by someone else): adopt the entry
@@ -767,6 +701,74 @@ impl Writer<'_> {
     }
 }
 
+/// The attribute values of a new user entry; `users` gives the manager's DN.
+fn new_user_attributes(
+    conn: &LdapConnection,
+    users: &HashMap<String, UserEntry>,
+    user_name: &str,
+    attrs: &UserAttrs,
+    active: bool,
+) -> Result<Vec<(String, HashSet<String>)>, ApplyError> {
+    let f = conn.flavor;
+    let classes: &[&str] = match f {
+        LdapFlavor::Openldap => &["top", "person", "organizationalPerson", "inetOrgPerson"],
+        LdapFlavor::Ad => &["top", "person", "organizationalPerson", "user"],
+    };
+    let mut out: Vec<(String, HashSet<String>)> =
+        vec![("objectClass".into(), classes.iter().map(|c| c.to_string()).collect())];
+    let user_key = &conn.user_key;
+    out.push((user_key.clone(), one(user_name)));
+    // person requires cn and sn: the display name and family name when managed, else the
+    // userName (AD names the entry CN=userName).
+    if !user_key.eq_ignore_ascii_case("cn") {
+        let cn = match f {
+            LdapFlavor::Openldap => attrs.display_name.as_deref().unwrap_or(user_name),
+            LdapFlavor::Ad => user_name,
+        };
+        out.push(("cn".into(), one(cn)));
+    }
+    if attrs.family_name.is_none() && f == LdapFlavor::Openldap {
+        out.push(("sn".into(), one(user_name)));
+    }
+    for field in UserField::ALL {
+        let Some(v) = attrs.get(field).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let value = match field {
+            UserField::Manager => users.get(&key(v)).map(|u| u.dn.clone()).ok_or_else(|| {
+                ApplyError::new(format!("the manager {v} of {user_name} does not exist on the target"))
+            })?,
+            _ => v.clone(),
+        };
+        let attr = field_attribute(f, field);
+        if !attr.eq_ignore_ascii_case(user_key) {
+            out.push((attr.to_string(), one(&value)));
+        }
+    }
+    match &conn.disable {
+        LdapDisable::AccountControl => {
+            let uac = UAC_NORMAL_ACCOUNT | if active { 0 } else { UAC_ACCOUNTDISABLE };
+            out.push(("userAccountControl".into(), one(&uac.to_string())));
+        }
+        LdapDisable::Attribute { name, value } if !active => out.push((name.clone(), one(value))),
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// The DN of a new user entry.
+fn new_user_dn(conn: &LdapConnection, user_name: &str, active: bool) -> String {
+    let base = match &conn.disable {
+        LdapDisable::MoveTo(to) if !active => to.as_str(),
+        _ => conn.users_base.as_str(),
+    };
+    let rdn_attr = match conn.flavor {
+        LdapFlavor::Openldap => conn.user_key.as_str(),
+        LdapFlavor::Ad => "CN",
+    };
+    dn::child(rdn_attr, user_name, base)
+}
+
 fn op_name(op: &Operation) -> &'static str {
     match op {
         Operation::CreateServiceAccount { .. } | Operation::UpdateServiceAccount { .. } => "a service account",
@@ -823,6 +825,73 @@ mod tests {
         assert_eq!(field_attribute(LdapFlavor::Openldap, UserField::EmployeeId), "employeeNumber");
         assert_eq!(field_attribute(LdapFlavor::Ad, UserField::EmployeeId), "employeeID");
         assert_eq!(field_attribute(LdapFlavor::Ad, UserField::FamilyName), "sn");
+    }
+
+    fn connection(flavor: LdapFlavor, disable: LdapDisable) -> LdapConnection {
+        LdapConnection {
+            url: "ldaps://x".into(),
+            start_tls: false,
+            bind_dn: "cn=k,dc=x".into(),
+            password: SecretRef::Env("P".into()),
+            users_base: "ou=people,dc=x".into(),
+            groups_base: "ou=groups,dc=x".into(),
+            flavor,
+            user_key: if flavor == LdapFlavor::Ad { "sAMAccountName".into() } else { "uid".into() },
+            disable,
+        }
+    }
+
+    fn values(v: &[(String, HashSet<String>)], attr: &str) -> Vec<String> {
+        let mut out: Vec<String> =
+            v.iter().filter(|(a, _)| a.eq_ignore_ascii_case(attr)).flat_map(|(_, s)| s.iter().cloned()).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn new_entries_follow_each_flavor() {
+        let users: HashMap<String, UserEntry> =
+            [("boss".to_string(), UserEntry { dn: "uid=boss,ou=people,dc=x".into(), uac: None })].into();
+        let attrs = UserAttrs {
+            display_name: Some("Ann Example".into()),
+            department: Some("Finance".into()),
+            employee_id: Some("E1".into()),
+            manager: Some("Boss".into()),
+            ..Default::default()
+        };
+        let ppolicy = LdapDisable::Attribute { name: "pwdAccountLockedTime".into(), value: "000001010000Z".into() };
+        let c = connection(LdapFlavor::Openldap, ppolicy);
+        let v = new_user_attributes(&c, &users, "a,nn", &attrs, false).unwrap();
+        assert_eq!(values(&v, "objectClass"), ["inetOrgPerson", "organizationalPerson", "person", "top"]);
+        assert_eq!(values(&v, "uid"), ["a,nn"]);
+        assert_eq!(values(&v, "cn"), ["Ann Example"]);
+        assert_eq!(values(&v, "sn"), ["a,nn"], "person needs sn; the userName stands in");
+        assert_eq!(values(&v, "departmentNumber"), ["Finance"]);
+        assert_eq!(values(&v, "employeeNumber"), ["E1"]);
+        assert_eq!(values(&v, "manager"), ["uid=boss,ou=people,dc=x"]);
+        assert_eq!(values(&v, "pwdAccountLockedTime"), ["000001010000Z"]);
+        assert_eq!(new_user_dn(&c, "a,nn", false), r"uid=a\2cnn,ou=people,dc=x");
+        let active = new_user_attributes(&c, &users, "a", &attrs, true).unwrap();
+        assert!(values(&active, "pwdAccountLockedTime").is_empty());
+        let missing = UserAttrs { manager: Some("nobody".into()), ..Default::default() };
+        assert!(new_user_attributes(&c, &users, "a", &missing, true).is_err());
+
+        let moved = connection(LdapFlavor::Openldap, LdapDisable::MoveTo("ou=off,dc=x".into()));
+        assert_eq!(new_user_dn(&moved, "#a", false), r"uid=\23a,ou=off,dc=x");
+        assert_eq!(new_user_dn(&moved, "#a", true), r"uid=\23a,ou=people,dc=x");
+
+        let ad = connection(LdapFlavor::Ad, LdapDisable::AccountControl);
+        let v = new_user_attributes(&ad, &users, "ann", &attrs, false).unwrap();
+        assert_eq!(values(&v, "objectClass"), ["organizationalPerson", "person", "top", "user"]);
+        assert_eq!(values(&v, "sAMAccountName"), ["ann"]);
+        assert_eq!(values(&v, "cn"), ["ann"]);
+        assert_eq!(values(&v, "department"), ["Finance"]);
+        assert_eq!(values(&v, "employeeID"), ["E1"]);
+        assert_eq!(values(&v, "userAccountControl"), ["514"]);
+        assert!(values(&v, "sn").is_empty());
+        let v = new_user_attributes(&ad, &users, "ann", &attrs, true).unwrap();
+        assert_eq!(values(&v, "userAccountControl"), ["512"]);
+        assert_eq!(new_user_dn(&ad, "Ann, Jr.", true), r"CN=Ann\2c Jr.,ou=people,dc=x");
     }
 
     #[test]
