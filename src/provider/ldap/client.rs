@@ -206,7 +206,9 @@ impl Client {
             }
             let result = check(&op, Ok(result), &[])?;
             self.pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            out.extend(entries.into_iter().map(SearchEntry::construct));
+            // Search references (AD answers them for partitions below a domain root) are
+            // not entries; keyward reads one naming context and leaves them.
+            out.extend(entries.into_iter().filter(|e| !e.is_ref() && !e.is_intermediate()).map(SearchEntry::construct));
             cookie = result
                 .ctrls
                 .iter()
@@ -234,7 +236,7 @@ impl Client {
             return Ok(None);
         }
         check(&op, Ok(r.1), &[])?;
-        Ok(r.0.into_iter().next().map(SearchEntry::construct))
+        Ok(r.0.into_iter().find(|e| !e.is_ref() && !e.is_intermediate()).map(SearchEntry::construct))
     }
 
     /// Adds an entry; `ok` lists result codes taken as success.

@@ -151,6 +151,16 @@ impl LdapProvider {
         let Connection::Ldap(conn) = &target.connection else {
             return Err(fail("the target is not an LDAP target".into()));
         };
+        // Validation enforces this too; a target built another way must not send the password
+        // in the clear to another host.
+        let scheme = conn.url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
+        let plain_ok = conn.start_tls || conn.url.parse::<reqwest::Url>().is_ok_and(|u| http::is_loopback(&u));
+        if scheme != "ldaps" && !(scheme == "ldap" && plain_ok) {
+            return Err(fail(format!(
+                "`{}` is not ldaps://, and plain ldap:// without startTls is allowed only on loopback",
+                conn.url
+            )));
+        }
         let password = http::resolve_secret(&conn.password, root).map_err(&fail)?;
         Ok(LdapProvider {
             target: name,
@@ -892,6 +902,32 @@ mod tests {
         let v = new_user_attributes(&ad, &users, "ann", &attrs, true).unwrap();
         assert_eq!(values(&v, "userAccountControl"), ["512"]);
         assert_eq!(new_user_dn(&ad, "Ann, Jr.", true), r"CN=Ann\2c Jr.,ou=people,dc=x");
+    }
+
+    #[test]
+    fn plain_ldap_is_refused_except_on_loopback_or_with_start_tls() {
+        let open = |url: &str, start_tls: bool| {
+            let mut c = connection(LdapFlavor::Openldap, LdapDisable::AccountControl);
+            c.url = url.into();
+            c.start_tls = start_tls;
+            c.password = SecretRef::Env("KEYWARD_LDAP_UNIT_TEST_UNSET".into());
+            let target = Target {
+                name: Name::new("t").unwrap(),
+                users: crate::model::UsersScope::All,
+                ca_file: None,
+                connection: Connection::Ldap(c),
+            };
+            match LdapProvider::open(&target, Path::new("."), Access::Read) {
+                Ok(_) => String::new(),
+                Err(e) => e.to_string(),
+            }
+        };
+        assert!(open("ldap://ldap.example.com", false).contains("plain ldap://"));
+        // The others get past the URL check and stop at the unset password variable.
+        for (url, tls) in [("ldap://127.0.0.1:389", false), ("ldap://ldap.example.com", true), ("ldaps://x", false)] {
+            let e = open(url, tls);
+            assert!(e.contains("KEYWARD_LDAP_UNIT_TEST_UNSET"), "{url}: {e}");
+        }
     }
 
     #[test]
