@@ -267,10 +267,43 @@ impl Client {
         check(&format!("moving {dn} to {new_superior}"), r, &[]).map(|_| ())
     }
 
+    /// All values of a multi-valued attribute that the server returned in ranges (AD answers
+    /// `member;range=0-1499` for a large group): reads the following ranges until the last,
+    /// whose end is `*`. `first_key` and `first` are the attribute name and values returned
+    /// with the entry.
+    pub async fn ranged_values(
+        &self,
+        dn: &str,
+        attr: &str,
+        first_key: &str,
+        first: &[String],
+    ) -> Result<Vec<String>, LdapFailure> {
+        let mut out = first.to_vec();
+        let mut key = first_key.to_ascii_lowercase();
+        let prefix = format!("{};range=", attr.to_ascii_lowercase());
+        while let Some(end) = range_end(&key) {
+            let want = format!("{attr};range={}-*", end + 1);
+            let Some(e) = self.read_entry(dn, &[want.as_str()]).await? else { break };
+            let Some((k, v)) = attrs_by_lower_name(&e).into_iter().find(|(k, _)| k.starts_with(&prefix)) else {
+                break;
+            };
+            out.extend(v);
+            key = k;
+        }
+        Ok(out)
+    }
+
     pub async fn unbind(&self) {
         let mut ldap = self.ldap.clone();
         let _ = ldap.unbind().await;
     }
+}
+
+/// The last index of a ranged attribute's name (`member;range=0-1499` → 1499), or `None` for
+/// the last range (`member;range=1500-*`) or a name without a range.
+pub fn range_end(key: &str) -> Option<usize> {
+    let (_, range) = key.split_once(";range=")?;
+    range.split_once('-')?.1.parse().ok()
 }
 
 /// An entry's attributes by lower-cased name (servers answer in their schema's case).
@@ -289,6 +322,13 @@ mod tests {
         let f = LdapFailure::Result { op: "adding cn=y".into(), rc: 68, text: String::new() };
         assert_eq!(f.to_string(), "adding cn=y: LDAP result 68 (entryAlreadyExists)");
         assert_eq!(f.rc(), Some(68));
+    }
+
+    #[test]
+    fn ranges_of_values() {
+        assert_eq!(range_end("member;range=0-1499"), Some(1499));
+        assert_eq!(range_end("member;range=1500-*"), None);
+        assert_eq!(range_end("member"), None);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Guarantees:
 //! - reading uses the paged-results control (RFC 2696) for users and groups, so a directory
-//!   whose size limit is below its number of entries is still read whole;
+//!   whose size limit is below its number of entries is still read whole; a group whose
+//!   members AD returns in ranges (`member;range=0-1499`) is read range by range;
 //! - a user is keyed by the configured attribute (`userKey`: `uid` by default, `sAMAccountName`
 //!   for AD); entries without it are not accounts keyward sees;
 //! - writes touch only the attributes keyward manages: a modification replaces exactly the
@@ -364,8 +365,14 @@ impl Provider for LdapProvider {
             };
             let dn_key = dn::normalize(&g.dn);
             let id = entry_id(g, &attrs, &dn_key);
-            let member_dns: Vec<&String> =
-                attrs.get("member").map(|m| m.iter().filter(|d| !d.trim().is_empty()).collect()).unwrap_or_default();
+            let mut all_members = attrs.get("member").cloned().unwrap_or_default();
+            if let Some((k, first)) = attrs.iter().find(|(k, _)| k.starts_with("member;range=")) {
+                all_members = client
+                    .ranged_values(&g.dn, "member", k, first)
+                    .await
+                    .map_err(|e| self.remote("read the members of a large group", &e))?;
+            }
+            let member_dns: Vec<&String> = all_members.iter().filter(|d| !d.trim().is_empty()).collect();
             let mut member_keys: Vec<String> = member_dns.iter().map(|d| dn::normalize(d)).collect();
             let members: Vec<String> = member_dns
                 .iter()
