@@ -10,7 +10,7 @@
 //! entries are read with paged results past a size limit that an unpaged search hits; names
 //! with leading and trailing spaces round-trip; disabling by moving to another OU keeps the
 //! account's memberships; removing a group's last member keeps the group and its foreign
-//! members.
+//! members; ldaps and StartTLS verify the server's certificate against the configured CA.
 
 #[path = "ldap/harness.rs"]
 mod harness;
@@ -401,5 +401,41 @@ fn removing_the_last_member_keeps_the_group_and_its_foreign_members() {
         let live = LdapProvider::open(&target, Path::new("/"), Access::Read).unwrap().read().await.unwrap();
         let outside = live.bindings.iter().find(|b| b.binding == Binding::Group("outside".into())).unwrap();
         assert!(outside.members.is_empty(), "the placeholder is not a member: {:?}", outside.members);
+    });
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn ldaps_and_start_tls_verify_the_server_certificate() {
+    let Some(server) = Server::from_env() else { return };
+    let Some((ldaps, ca)) = server.tls.clone() else {
+        eprintln!("skipped: the server has no TLS (openssl could not make certificates)");
+        return;
+    };
+    let corner = Corner::new(&server, "tls");
+    corner
+        .ldap_tool(
+            "ldapadd",
+            &[],
+            &format!("dn: uid=tls-user,{}\nobjectClass: inetOrgPerson\nuid: tls-user\ncn: t\nsn: t\n", corner.people),
+        )
+        .expect_ok();
+    let disable = || LdapDisable::MoveTo(corner.disabled.clone());
+    let pw = &server.bind_password;
+    runtime().block_on(async {
+        for (url, start_tls) in [(ldaps.as_str(), false), (server.url.as_str(), true)] {
+            let target = corner.target_at(url, start_tls, Some(&ca), disable(), pw);
+            let mut p = LdapProvider::open(&target, Path::new("/"), Access::Read).unwrap();
+            let live = p.read().await.unwrap_or_else(|e| panic!("{url} (startTls {start_tls}): {e}"));
+            assert_eq!(live.accounts.len(), 1, "{url}");
+            assert_eq!(live.accounts[0].user_name, "tls-user");
+        }
+        // Without the CA, the self-made certificate is not trusted: no bind, no password sent.
+        for (url, start_tls) in [(ldaps.as_str(), false), (server.url.as_str(), true)] {
+            let target = corner.target_at(url, start_tls, None, disable(), pw);
+            let mut p = LdapProvider::open(&target, Path::new("/"), Access::Read).unwrap();
+            let e = p.read().await.expect_err("an untrusted certificate is refused").to_string();
+            assert!(e.contains("cannot connect") && e.to_lowercase().contains("certificate"), "{url}: {e}");
+        }
     });
 }

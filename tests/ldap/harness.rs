@@ -24,6 +24,8 @@ pub struct Server {
     pub bind_dn: String,
     pub bind_password: String,
     pub size_limit: usize,
+    /// The ldaps:// URL and the CA file, when the server has TLS.
+    pub tls: Option<(String, String)>,
 }
 
 impl Server {
@@ -40,6 +42,7 @@ impl Server {
                 bind_dn: var("KEYWARD_LDAP_BIND_DN").expect("KEYWARD_LDAP_BIND_DN"),
                 bind_password: var("KEYWARD_LDAP_BIND_PASSWORD").expect("KEYWARD_LDAP_BIND_PASSWORD"),
                 size_limit: var("KEYWARD_LDAP_SIZE_LIMIT").and_then(|v| v.parse().ok()).unwrap_or(1000),
+                tls: var("KEYWARD_LDAP_LDAPS_URL").zip(var("KEYWARD_LDAP_CA_FILE")),
             }),
             _ => {
                 assert!(
@@ -143,15 +146,27 @@ impl<'a> Corner<'a> {
 
     /// A resolved target for driving the provider as a library.
     pub fn target(&self, disable: LdapDisable, password: &str) -> Target {
+        self.target_at(&self.server.url.clone(), false, None, disable, password)
+    }
+
+    /// A resolved target at another URL, with StartTLS and a CA file as given.
+    pub fn target_at(
+        &self,
+        url: &str,
+        start_tls: bool,
+        ca_file: Option<&str>,
+        disable: LdapDisable,
+        password: &str,
+    ) -> Target {
         let file = self.tmp.path().join(format!("bind-{}.pw", random_hex(4)));
         std::fs::write(&file, password).unwrap();
         Target {
             name: Name::new("directory").unwrap(),
             users: UsersScope::All,
-            ca_file: None,
+            ca_file: ca_file.map(str::to_string),
             connection: Connection::Ldap(LdapConnection {
-                url: self.server.url.clone(),
-                start_tls: false,
+                url: url.to_string(),
+                start_tls,
                 bind_dn: self.server.bind_dn.clone(),
                 password: SecretRef::File(file.display().to_string()),
                 users_base: self.people.clone(),

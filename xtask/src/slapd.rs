@@ -36,12 +36,15 @@ pub struct Slapd {
     pub bind_dn: String,
     pub bind_password: String,
     pub dir: PathBuf,
+    /// The ldaps:// URL and the CA that signed the server's certificate, when openssl could
+    /// make them (the TLS tests skip otherwise).
+    pub tls: Option<(String, PathBuf)>,
 }
 
 impl Slapd {
     /// The variables the tests read.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut v: Vec<(String, String)> = vec![
             ("KEYWARD_LDAP_URL".into(), self.url.clone()),
             ("KEYWARD_LDAP_BASE".into(), BASE.into()),
             ("KEYWARD_LDAP_ADMIN_DN".into(), self.admin_dn.clone()),
@@ -49,7 +52,12 @@ impl Slapd {
             ("KEYWARD_LDAP_BIND_DN".into(), self.bind_dn.clone()),
             ("KEYWARD_LDAP_BIND_PASSWORD".into(), self.bind_password.clone()),
             ("KEYWARD_LDAP_SIZE_LIMIT".into(), SIZE_LIMIT.to_string()),
-        ]
+        ];
+        if let Some((url, ca)) = &self.tls {
+            v.push(("KEYWARD_LDAP_LDAPS_URL".into(), url.clone()));
+            v.push(("KEYWARD_LDAP_CA_FILE".into(), ca.display().to_string()));
+        }
+        v
     }
 
     /// Waits until the server exits (for `cargo xtask slapd`).
@@ -68,8 +76,15 @@ impl Slapd {
         let bind_dn = format!("cn=keyward,ou=services,{BASE}");
         let admin_password = random_password()?;
         let bind_password = random_password()?;
+        let tls = match make_certificates(&dir) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("    note: no TLS for slapd (the TLS tests will skip): {e}");
+                false
+            }
+        };
         let conf = dir.join("slapd.conf");
-        write_private(&conf, &config(&dir, &admin_dn, &admin_password, &bind_dn))?;
+        write_private(&conf, &config(&dir, &admin_dn, &admin_password, &bind_dn, tls))?;
         write_private(&dir.join("seed.ldif"), &seed(&bind_dn, &bind_password))?;
         write_private(&dir.join("admin.pw"), &admin_password)?;
 
@@ -80,11 +95,19 @@ impl Slapd {
 
         let port = free_port()?;
         let url = format!("ldap://127.0.0.1:{port}");
+        let mut listen = format!("{url}/");
+        let tls = if tls {
+            let ldaps = format!("ldaps://127.0.0.1:{}", free_port()?);
+            listen.push_str(&format!(" {ldaps}/"));
+            Some((ldaps, dir.join("ca.pem")))
+        } else {
+            None
+        };
         let mut cmd = Command::new(slapd);
         cmd.arg("-f")
             .arg(&conf)
             .arg("-h")
-            .arg(format!("{url}/"))
+            .arg(listen)
             // Debug level 0 keeps slapd in the foreground, so it stays our child.
             .args(["-d", "0"])
             .stdin(Stdio::null())
@@ -92,7 +115,7 @@ impl Slapd {
             .stderr(std::fs::File::create(dir.join("slapd.log")).map_err(|e| e.to_string())?);
         die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", slapd.display()))?;
-        let mut server = Slapd { child, url, admin_dn, admin_password, bind_dn, bind_password, dir };
+        let mut server = Slapd { child, url, admin_dn, admin_password, bind_dn, bind_password, dir, tls };
         server.wait_ready(port)?;
         Ok(server)
     }
@@ -152,8 +175,15 @@ fn remove_stale_runs(root: &Path) {
 
 /// slapd.conf: schemas, modules, one mdb database with the ppolicy overlay, the root DN, and
 /// access for the service account.
-fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str) -> String {
+fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str, tls: bool) -> String {
     let d = dir.display();
+    let tls = if tls {
+        format!(
+            "TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "include {SCHEMA_DIR}/core.schema\n\
          include {SCHEMA_DIR}/cosine.schema\n\
@@ -164,7 +194,7 @@ fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str) -> St
          moduleload ppolicy\n\
          pidfile {d}/slapd.pid\n\
          argsfile {d}/slapd.args\n\
-         \n\
+         {tls}\n\
          database mdb\n\
          suffix \"{BASE}\"\n\
          rootdn \"{admin_dn}\"\n\
@@ -188,6 +218,42 @@ fn seed(bind_dn: &str, bind_password: &str) -> String {
          dn: ou=services,{BASE}\nobjectClass: organizationalUnit\nou: services\n\n\
          dn: {bind_dn}\nobjectClass: person\nobjectClass: simpleSecurityObject\ncn: keyward\nsn: keyward\nuserPassword: {bind_password}\n"
     )
+}
+
+/// A throwaway CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost signed by it
+/// (`server.pem`, `server.key`), made with the openssl command, valid for two days.
+fn make_certificates(dir: &Path) -> Result<(), String> {
+    let ca_conf = "[req]\ndistinguished_name=dn\nx509_extensions=v3_ca\nprompt=no\n[dn]\nCN=keyward test CA\n\
+                   [v3_ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
+                   subjectKeyIdentifier=hash\n";
+    let server_ext = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n\
+                      subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+    write_private(&dir.join("ca.cnf"), ca_conf)?;
+    write_private(&dir.join("server.ext"), server_ext)?;
+    let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(dir).args(args));
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(
+        &[&["req", "-x509", "-config", "ca.cnf", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem"][..], &ec]
+            .concat(),
+    )?;
+    openssl(&[&["req", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"][..], &ec].concat())?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ])
 }
 
 /// 32 hex characters from the system's random source.
@@ -249,7 +315,9 @@ mod tests {
 
     #[test]
     fn configuration_limits_only_the_service_account() {
-        let c = config(Path::new("/tmp/x"), "cn=admin,dc=a", "pw", "cn=svc,dc=a");
+        let c = config(Path::new("/tmp/x"), "cn=admin,dc=a", "pw", "cn=svc,dc=a", true);
+        assert!(c.contains("TLSCertificateFile /tmp/x/server.pem"));
+        assert!(!config(Path::new("/tmp/x"), "a", "b", "c", false).contains("TLS"));
         assert!(c.contains(&format!("limits dn.exact=\"cn=svc,dc=a\" size.soft={SIZE_LIMIT}")));
         assert!(c.contains("size.prtotal=unlimited"));
         assert!(c.contains("overlay ppolicy"));
