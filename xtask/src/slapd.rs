@@ -4,10 +4,12 @@
 //! The server gets a generated `slapd.conf` and an `mdb` database in a fresh folder under
 //! `target/peers/slapd/`, the core, cosine, inetorgperson and nis schemas, the ppolicy overlay
 //! (for the `pwdAccountLockedTime` lock), a root DN and a service account whose passwords are
-//! generated at start, and a free loopback port. The service account (the one keyward binds as)
-//! is subject to a size limit of [`SIZE_LIMIT`] entries, so a search that is not paged fails
-//! beyond it; the root DN, which the tests use to seed and to change data "outside keyward",
-//! has no limits (slapd exempts it).
+//! generated at start, a free loopback port, and, when the `openssl` command can make a
+//! throwaway CA and server certificate, a second port serving `ldaps://` (StartTLS works on the
+//! first). The service account (the one keyward binds as) is subject to a size limit of
+//! [`SIZE_LIMIT`] entries, so a search that is not paged fails beyond it; the root DN, which
+//! the tests use to seed and to change data "outside keyward", has no limits (slapd exempts
+//! it).
 //!
 //! The tests learn everything through the variables of [`Slapd::env`]. The server is killed
 //! when the [`Slapd`] value is dropped, and, on Linux, when the process that started it dies.
