@@ -317,6 +317,15 @@ fn insecure_url() {
 }
 
 #[test]
+fn ldap_settings() {
+    let diags = case(
+        "ldap-settings",
+        &["field-not-for-provider", "invalid-dn", "invalid-attribute", "invalid-disable", "invalid-disable"],
+    );
+    assert!(diags[1].message.contains("ou=people,,dc=example,dc=com"), "{}", diags[1].message);
+}
+
+#[test]
 fn manager_cycle() {
     case("manager-cycle", &["manager-cycle", "self-manager"]);
 }

@@ -89,6 +89,26 @@ pub struct TargetFile {
     pub flavor: Option<LdapFlavor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_key: Option<String>,
+    /// ldap with flavor `openldap`: how an account is disabled. Default: the ppolicy lock,
+    /// `{attribute: pwdAccountLockedTime, value: "000001010000Z"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable: Option<LdapDisableFile>,
+}
+
+/// How an OpenLDAP target disables accounts: one of `moveTo` or `attribute` (with `value`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LdapDisableFile {
+    /// Move disabled accounts below this DN (an OU); enabling moves them back to `usersBase`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_to: Option<String>,
+    /// Set this attribute to `value` to disable; remove it to enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// The value `attribute` is set to; optional for `pwdAccountLockedTime`
+    /// (`000001010000Z`, locked until an administrator unlocks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// The live systems keyward can reconcile.
@@ -387,6 +407,24 @@ pub struct LdapConnection {
     pub groups_base: String,
     pub flavor: LdapFlavor,
     pub user_key: String,
+    pub disable: LdapDisable,
+}
+
+/// How a disabled account is marked on an LDAP target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LdapDisable {
+    /// The attribute holds the value while the account is disabled and is absent otherwise.
+    Attribute { name: String, value: String },
+    /// Disabled accounts live below this DN; enabled ones below `usersBase`.
+    MoveTo(String),
+    /// Active Directory: the ACCOUNTDISABLE bit (2) of `userAccountControl`.
+    AccountControl,
+}
+
+impl LdapDisable {
+    /// The ppolicy lock attribute and its "locked until an administrator unlocks" value.
+    pub const PPOLICY_ATTRIBUTE: &'static str = "pwdAccountLockedTime";
+    pub const PPOLICY_LOCKED: &'static str = "000001010000Z";
 }
 
 /// How keyward authenticates to Entra ID.

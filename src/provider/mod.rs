@@ -11,6 +11,7 @@ pub mod entra;
 pub mod file;
 pub mod graph;
 pub mod http;
+pub mod ldap;
 pub mod scim;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -222,6 +223,7 @@ pub fn open(target: &Target, root: &Path, access: Access) -> Result<Box<dyn Prov
         Connection::File { path } => Ok(Box::new(file::FileProvider::open(target, &root.join(path), access)?)),
         Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open(target, root, access)?)),
         Connection::Graph { .. } => Ok(Box::new(graph::GraphProvider::open(target, root, access)?)),
+        Connection::Ldap(_) => Ok(Box::new(ldap::LdapProvider::open(target, root, access)?)),
         _ => Err(ProviderError::Unavailable { target: target.name.to_string(), provider: target.provider() }),
     }
 }

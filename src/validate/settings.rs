@@ -7,7 +7,7 @@ use super::{Origins, Sink, parse_as};
 use crate::diagnostic::Diagnostic;
 use crate::load::PathSeg;
 use crate::model::config::{
-    ClientCredential, ConfigFile, Connection, LdapConnection, LdapFlavor, Settings, Target, TargetFile,
+    ClientCredential, ConfigFile, Connection, LdapConnection, LdapDisable, LdapFlavor, Settings, Target, TargetFile,
 };
 use crate::model::{Name, ProviderKind, SecretRef};
 
@@ -100,6 +100,15 @@ fn secret(sink: &mut Sink, doc: &crate::load::Document, path: &[PathSeg], value:
     }
 }
 
+/// Whether `s` is an LDAP attribute description: a descriptor (a letter, then letters, digits
+/// and hyphens) or a numeric OID (RFC 4512 §1.4).
+pub fn is_attribute_name(s: &str) -> bool {
+    let descr =
+        s.starts_with(|c: char| c.is_ascii_alphabetic()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let oid = !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    descr || oid
+}
+
 /// Whether a URL's host is the loopback interface.
 pub fn is_loopback_url(url: &str) -> bool {
     let after_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
@@ -127,7 +136,7 @@ fn resolve_target(
         v
     };
     // Which optional fields each provider takes, beside provider, users and caFile.
-    let set: [(&str, bool); 17] = [
+    let set: [(&str, bool); 18] = [
         ("path", t.path.is_some()),
         ("url", t.url.is_some()),
         ("token", t.token.is_some()),
@@ -145,6 +154,7 @@ fn resolve_target(
         ("groupsBase", t.groups_base.is_some()),
         ("flavor", t.flavor.is_some()),
         ("userKey", t.user_key.is_some()),
+        ("disable", t.disable.is_some()),
     ];
     let entra: &[&str] = &["tenant", "clientId", "clientSecret", "certificate", "federatedTokenFile", "authority"];
     let allowed: Vec<&str> = match p {
@@ -153,7 +163,7 @@ fn resolve_target(
         ProviderKind::Graph => [entra, &["endpoint"]].concat(),
         ProviderKind::Dataverse | ProviderKind::Fno => [entra, &["url"]].concat(),
         ProviderKind::Ldap => {
-            vec!["url", "startTls", "bindDn", "password", "usersBase", "groupsBase", "flavor", "userKey"]
+            vec!["url", "startTls", "bindDn", "password", "usersBase", "groupsBase", "flavor", "userKey", "disable"]
         }
     };
     let mut ok = true;
@@ -277,6 +287,91 @@ fn resolve_target(
             let groups_base = require(sink, "groupsBase", &t.groups_base);
             let flavor = t.flavor.unwrap_or_default();
             let default_key = if flavor == LdapFlavor::Ad { "sAMAccountName" } else { "uid" };
+            let dn_ok = |sink: &mut Sink, field: &str, v: Option<String>| -> Option<String> {
+                let v = v?;
+                match crate::provider::ldap::dn::Dn::parse(&v) {
+                    Ok(_) => Some(v),
+                    Err(e) => {
+                        sink.at(
+                            doc,
+                            &path(field),
+                            Diagnostic::error("invalid-dn", e.to_string())
+                                .help("write a DN as in RFC 4514, for example ou=people,dc=example,dc=com"),
+                        );
+                        None
+                    }
+                }
+            };
+            let bind_dn = dn_ok(sink, "bindDn", bind_dn);
+            let users_base = dn_ok(sink, "usersBase", users_base);
+            let groups_base = dn_ok(sink, "groupsBase", groups_base);
+            let user_key = t.user_key.clone().unwrap_or_else(|| default_key.to_string());
+            let user_key = if is_attribute_name(&user_key) {
+                Some(user_key)
+            } else {
+                sink.at(
+                    doc,
+                    &path("userKey"),
+                    Diagnostic::error("invalid-attribute", format!("`{user_key}` is not an LDAP attribute name"))
+                        .help("write an attribute name such as uid, cn, mail or sAMAccountName"),
+                );
+                None
+            };
+            let disable = match (flavor, &t.disable) {
+                (LdapFlavor::Ad, None) => Some(LdapDisable::AccountControl),
+                (LdapFlavor::Ad, Some(_)) => {
+                    sink.at(
+                        doc,
+                        &path("disable"),
+                        Diagnostic::error("field-not-for-provider", "`disable` does not apply to flavor `ad`").help(
+                            "Active Directory accounts are disabled with the ACCOUNTDISABLE bit of userAccountControl",
+                        ),
+                    );
+                    None
+                }
+                (LdapFlavor::Openldap, None) => Some(LdapDisable::Attribute {
+                    name: LdapDisable::PPOLICY_ATTRIBUTE.into(),
+                    value: LdapDisable::PPOLICY_LOCKED.into(),
+                }),
+                (LdapFlavor::Openldap, Some(d)) => {
+                    let dpath = path("disable");
+                    let bad = |sink: &mut Sink, field: &str, message: String, help: &str| {
+                        let mut p = dpath.clone();
+                        if !field.is_empty() {
+                            p.push(field.into());
+                        }
+                        sink.at(doc, &p, Diagnostic::error("invalid-disable", message).help(help.to_string()));
+                        None
+                    };
+                    let help = "write {moveTo: ou=disabled,dc=example,dc=com} or {attribute: NAME, value: VALUE}";
+                    match (&d.move_to, &d.attribute, &d.value) {
+                        (Some(m), None, None) => match crate::provider::ldap::dn::Dn::parse(m) {
+                            Ok(_) => Some(LdapDisable::MoveTo(m.clone())),
+                            Err(e) => bad(sink, "moveTo", e.to_string(), help),
+                        },
+                        (None, Some(a), v) if is_attribute_name(a) => match v {
+                            Some(v) if !v.is_empty() => {
+                                Some(LdapDisable::Attribute { name: a.clone(), value: v.clone() })
+                            }
+                            None if a.eq_ignore_ascii_case(LdapDisable::PPOLICY_ATTRIBUTE) => {
+                                Some(LdapDisable::Attribute {
+                                    name: a.clone(),
+                                    value: LdapDisable::PPOLICY_LOCKED.into(),
+                                })
+                            }
+                            _ => {
+                                bad(sink, "value", format!("`disable.attribute: {a}` needs a non-empty `value`"), help)
+                            }
+                        },
+                        (None, Some(a), _) => {
+                            bad(sink, "attribute", format!("`{a}` is not an LDAP attribute name"), help)
+                        }
+                        _ => {
+                            bad(sink, "", "`disable` takes either `moveTo` or `attribute` (with `value`)".into(), help)
+                        }
+                    }
+                }
+            };
             Connection::Ldap(LdapConnection {
                 url: url?,
                 start_tls: t.start_tls.unwrap_or(false),
@@ -285,7 +380,8 @@ fn resolve_target(
                 users_base: users_base?,
                 groups_base: groups_base?,
                 flavor,
-                user_key: t.user_key.clone().unwrap_or_else(|| default_key.to_string()),
+                user_key: user_key?,
+                disable: disable?,
             })
         }
     };

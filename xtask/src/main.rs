@@ -3,6 +3,7 @@
 //! - `test`: the one full test command (formatting, lints, test peers, the whole test suite).
 //! - `peers`: install the test peers only and print the environment the tests read.
 //! - `fuzz`: run the cargo-fuzz targets under `fuzz/` briefly (needs a nightly toolchain).
+//! - `slapd`: start the test OpenLDAP server by hand, for running the LDAP tests alone.
 //! - `gen-fixture`: write a large, realistic configuration folder for benchmarks and tests.
 
 mod args;
@@ -11,6 +12,7 @@ mod fixture;
 mod fuzz;
 mod peers;
 mod rng;
+mod slapd;
 mod test_cmd;
 
 use std::path::{Path, PathBuf};
@@ -21,8 +23,9 @@ usage: cargo xtask <command> [options]
 
 commands:
   test [--no-peers] [--skip-peer NAME]... [-- TEST-ARGS...]
-      Check formatting, run clippy, install the test peers (scim2-server, slapd) and run
-      `cargo test --workspace -- --include-ignored`. Stops at the first failing step.
+      Check formatting, run clippy, install the test peers (scim2-server, slapd), start a
+      throwaway slapd for the run, and run `cargo test --workspace -- --include-ignored`.
+      Stops at the first failing step; slapd is stopped at the end, pass or fail.
       --no-peers        install no peer (tests that need one skip or fail on their own)
       --skip-peer NAME  install every peer but NAME (scim2-server or slapd); repeatable
       TEST-ARGS         appended to the test binaries' arguments (e.g. a name filter)
@@ -30,6 +33,10 @@ commands:
 
   peers [--no-peers] [--skip-peer NAME]...
       Install the test peers only and print `export` lines for the variables the tests read.
+
+  slapd
+      Install slapd if needed, start a throwaway server on a free loopback port, print
+      `export` lines for the variables the LDAP tests read, and serve until interrupted.
 
   bench [--sizes 10000,100000] [--runs 5] [--no-criterion]
       Build release binaries, generate fixtures, and measure end to end: `keyward validate`,
@@ -61,6 +68,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "test" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::run(&a)),
         "peers" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::peers_only(&a)),
+        "slapd" => test_cmd::slapd_only(&rest),
         "bench" => bench::BenchArgs::parse(&rest).and_then(|a| bench::run_bench(&a)),
         "fuzz" => fuzz::FuzzArgs::parse(&rest).and_then(|a| fuzz::run(&a)),
         "gen-fixture" => args::FixtureArgs::parse(&rest).and_then(|a| fixture::run(&a)),

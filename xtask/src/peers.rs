@@ -3,8 +3,10 @@
 //! Progress goes to stderr, so that `cargo xtask peers` prints only `export` lines on stdout.
 //!
 //! xtask installs each peer and tells the tests where its binary is, through an environment
-//! variable; it does not start them. Every test starts its own instance on a free loopback port
-//! and stops it when done, so tests stay independent and can run in parallel.
+//! variable. Each SCIM test starts its own scim2-server on a free loopback port and stops it
+//! when done; slapd is started once for the whole run by `cargo xtask test` (see
+//! [`crate::slapd`]) and each LDAP test works in its own OU, so tests stay independent and can
+//! run in parallel.
 //!
 //! | peer           | from                              | variable               |
 //! |----------------|-----------------------------------|------------------------|

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the project's one full test command, the one CI runs.
 
 use crate::args::TestArgs;
-use crate::peers;
+use crate::{peers, slapd};
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -15,7 +15,7 @@ fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
-const STEPS: usize = 4;
+const STEPS: usize = 5;
 
 fn header(n: usize, title: &str) {
     println!("\n==> [{n}/{STEPS}] {title}");
@@ -83,10 +83,50 @@ fn steps(args: &TestArgs) -> Result<(), String> {
         }
         Ok(())
     })?;
-    timed(4, "cargo test --workspace -- --include-ignored", &mut || {
-        run_cargo(&["test", "--workspace", "--", "--include-ignored"], &args.test_args, &env)
+    // Held until the tests end, pass or fail: dropping it kills the server.
+    let mut server = None;
+    timed(4, "start slapd for the LDAP tests", &mut || {
+        server = start_slapd(&env)?;
+        if let Some(s) = &server {
+            println!("    slapd serving {} (data in {})", s.url, s.dir.display());
+            env.extend(s.env());
+        }
+        Ok(())
     })?;
-    Ok(())
+    let result = timed(5, "cargo test --workspace -- --include-ignored", &mut || {
+        run_cargo(&["test", "--workspace", "--", "--include-ignored"], &args.test_args, &env)
+    });
+    drop(server);
+    result
+}
+
+/// Starts slapd when its peer is ready (`KEYWARD_SLAPD` among the prepared variables).
+fn start_slapd(env: &[(String, String)]) -> Result<Option<slapd::Slapd>, String> {
+    let Some((_, path)) = env.iter().find(|(k, _)| k == peers::SLAPD.env_var) else {
+        eprintln!("    slapd is not installed: the LDAP tests will skip");
+        return Ok(None);
+    };
+    let root = crate::target_dir().join("peers").join("slapd");
+    slapd::Slapd::start(std::path::Path::new(path), &root).map(Some)
+}
+
+/// `cargo xtask slapd`: install slapd if needed, start it, print the variables, serve.
+pub fn slapd_only(rest: &[String]) -> Result<(), String> {
+    if let Some(a) = rest.first() {
+        return Err(format!("`cargo xtask slapd` takes no arguments, not `{a}`"));
+    }
+    let ctx = peers::Context { target_dir: crate::target_dir() };
+    let path = match std::env::var_os(peers::SLAPD.env_var).filter(|v| !v.is_empty()) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => peers::install_slapd(&ctx)?,
+    };
+    let server = slapd::Slapd::start(&path, &crate::target_dir().join("peers").join("slapd"))?;
+    println!("export {}={}", peers::SLAPD.env_var, shell_quote(&path.display().to_string()));
+    for (k, v) in server.env() {
+        println!("export {k}={}", shell_quote(&v));
+    }
+    eprintln!("slapd is serving {}; press Ctrl-C to stop it", server.url);
+    server.wait()
 }
 
 /// `cargo xtask peers`: install the peers and print the variables for a shell to `eval`.
