@@ -197,12 +197,24 @@ pub fn review(input: &ReviewInput) -> Review {
                     .get(sa.name.as_str())
                     .and_then(|s| s.credentials.iter().find(|c| c.name.as_str() == base))
             };
+            let declares = desired.service_accounts.get(sa.name.as_str()).is_some_and(|s| !s.credentials.is_empty());
             for c in &sa.credentials {
                 let left = c.end - now;
                 let spec = spec_of(&c.name);
                 let rotate_before = spec.and_then(|s| s.rotate_before);
+                // A newer instance of the same credential already replaced this one.
+                let newer = spec.and_then(|s| {
+                    sa.credentials
+                        .iter()
+                        .filter(|o| o.instance_of(s.name.as_str()) && o.start > c.start)
+                        .max_by_key(|o| o.start)
+                });
                 let status = if left <= chrono::TimeDelta::zero() {
                     "expired"
+                } else if newer.is_some()
+                    && (rotate_before.is_some_and(|r| left <= r.to_chrono()) || left <= within.to_chrono())
+                {
+                    "superseded"
                 } else if rotate_before.is_some_and(|r| left <= r.to_chrono()) {
                     "rotation-due"
                 } else if left <= within.to_chrono() {
@@ -215,10 +227,20 @@ pub fn review(input: &ReviewInput) -> Review {
                     CredentialType::Certificate => "certificate",
                 };
                 let mut detail = format!("{kind} `{}` of {} ends {}", c.name, sa.name, c.end.format("%Y-%m-%d"));
-                match (spec, rotate_before) {
-                    (Some(_), Some(r)) => detail.push_str(&format!("; rotateBefore {r}: the next apply rotates it")),
-                    (Some(_), None) => {}
-                    (None, _) => detail.push_str("; not managed by the configuration: rotate it by hand"),
+                match (spec, rotate_before, newer) {
+                    (Some(s), _, Some(n)) => detail.push_str(&format!(
+                        "; replaced by `{}`: the next apply after the overlap{} removes it",
+                        n.name,
+                        s.overlap.map(|o| format!(" ({o})")).unwrap_or_default()
+                    )),
+                    (Some(_), Some(r), None) => {
+                        detail.push_str(&format!("; rotateBefore {r}: the next apply rotates it"))
+                    }
+                    (Some(_), None, None) => {}
+                    (None, _, _) if declares => {
+                        detail.push_str("; not declared by the configuration: the next apply removes it (drift)")
+                    }
+                    (None, _, _) => detail.push_str("; not managed by the configuration: rotate it by hand"),
                 }
                 items.push(Item {
                     section: Section::Credentials,

@@ -16,6 +16,7 @@
 //! - [`entra`] is the OAuth 2.0 client-credentials token endpoint.
 
 pub mod entra;
+pub mod keyvault;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
