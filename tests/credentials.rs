@@ -695,3 +695,33 @@ fn drift_notices_credentials_due_and_counts_them_in_the_metrics() {
     assert_eq!(item["status"], "rotation-due");
     assert!(item["detail"].as_str().unwrap().contains("the next apply rotates it"));
 }
+
+#[test]
+fn key_vault_sinks_are_checked_offline() {
+    let s = Sandbox::example("quickstart");
+    s.edit(
+        "service-accounts/payments-bot.yaml",
+        "    deliver: {file: .keyward/secrets/payments-bot.pem}",
+        "    deliver: {keyVault: {vault: \"http://kv.example.com\", secret: bad_name}}",
+    );
+    let r = s.run(&["validate", "{dir}"]);
+    r.expect(1);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("`bad_name` is not a Key Vault secret name"), "{all}");
+    assert!(all.contains("is not an https URL"), "{all}");
+}
+
+#[test]
+fn key_vault_delivery_without_a_token_source_is_recorded_as_undelivered() {
+    let s = Sandbox::example("quickstart");
+    s.edit(
+        "service-accounts/payments-bot.yaml",
+        "    deliver: {file: .keyward/secrets/payments-bot.pem}",
+        "    deliver: {keyVault: {vault: \"https://kv.vault.azure.net\", secret: payments-bot}}",
+    );
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(r.stdout.contains("no Key Vault access is configured"), "{}", r.stdout);
+    let state: Value = serde_json::from_str(&s.read(".keyward/undelivered.json")).unwrap();
+    assert_eq!(state["undelivered"][0]["name"], "bank-api-cert@2026-11-28");
+}
