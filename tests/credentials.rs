@@ -511,6 +511,49 @@ mod key_vault {
     }
 
     #[tokio::test]
+    async fn the_configurations_entra_identity_reaches_the_vault() {
+        let secret = format!("test-only-{}", generate::secret().unwrap().expose());
+        let client = "11111111-1111-1111-1111-111111111111";
+        let entra = Entra::new();
+        entra.register(client, Some(&secret));
+        let vault = keyward_fakes::keyvault::KeyVault::new(&entra);
+        let server = keyward_fakes::serve(entra.router().merge(vault.router()));
+        let url = server.url();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("client-secret", &secret);
+        write(
+            "keyward.yaml",
+            &format!(
+                "version: 1\ntargets:\n  entra:\n    provider: graph\n    tenant: contoso.onmicrosoft.com\n    clientId: {client}\n    clientSecret: ${{file:client-secret}}\n    authority: {url}\n  directory:\n    provider: file\n    path: .keyward/directory.json\n"
+            ),
+        );
+        write("users/alice.yaml", "kind: User\nname: alice\nuserName: alice@example.test\ntargets: [directory]\n");
+        write(
+            "service-accounts/bot.yaml",
+            &format!(
+                "kind: ServiceAccount\nname: bot\nowner: alice\ntargets: [directory]\ncredentials:\n  - name: api\n    type: secret\n    lifetime: 30d\n    deliver: {{keyVault: {{vault: \"{url}\", secret: bot-api}}}}\n"
+            ),
+        );
+        let loaded = keyward::load::load_dir(root).unwrap();
+        let v = keyward::validate::validate(&loaded);
+        assert!(!v.has_errors(), "{:#?}", v.diagnostics);
+        let state = v.state.unwrap();
+        let kv = keyward::credential::keyvault::from_settings(&state, root).unwrap().expect("an Entra identity");
+        let sinks = Sinks::new(root).with_key_vault(kv);
+        let d = state.service_accounts.values().next().unwrap().credentials[0].deliver.clone().unwrap();
+        let value = generate::secret().unwrap();
+        let (start, end) = (t("2026-11-28T12:00:00Z"), t("2026-12-28T12:00:00Z"));
+        sinks.deliver(&d, &Material::Secret(value.clone()), start, end).await.unwrap();
+        assert_eq!(&vault.current("bot-api").unwrap().value, value.expose());
+    }
+
+    #[tokio::test]
     async fn without_key_vault_access_delivery_fails_clearly() {
         let sinks = Sinks::new(std::path::Path::new("."));
         let d = Deliver::KeyVault(KeyVaultSink { vault: "https://kv.vault.azure.net".into(), secret: "s".into() });

@@ -162,8 +162,18 @@ async fn execute(
             printer.status(&format!("Applied {done}/{total} changes"));
         }
     };
+    let mut sinks = crate::credential::sink::Sinks::new(dir);
+    match crate::credential::keyvault::from_settings(config.state(), dir) {
+        Ok(Some(kv)) => sinks = sinks.with_key_vault(kv),
+        Ok(None) => {}
+        // Deliveries to Key Vault fail (and are recorded as undelivered); the rest proceeds.
+        Err(e) => printer.err(&format!(
+            "warning: no Key Vault access for credential delivery: {e}
+"
+        )),
+    }
     let creds = apply::CredentialContext {
-        sinks: crate::credential::sink::Sinks::new(dir),
+        sinks,
         state_path: session::undelivered_path(config.state(), dir),
         now: session::now(),
     };

@@ -196,3 +196,63 @@ mod tests {
         assert!(KeyVault::url("https://kv.vault.azure.net", "../x").is_err());
     }
 }
+
+#[async_trait]
+impl BearerSource for crate::provider::entra::TokenSource {
+    async fn bearer(&self) -> Result<Secret<String>, String> {
+        crate::provider::entra::TokenSource::bearer(self).await.map_err(|e| e.to_string())
+    }
+    fn invalidate(&self) {
+        crate::provider::entra::TokenSource::invalidate(self)
+    }
+}
+
+/// Key Vault access for a configuration, when one of its credentials is delivered to Key
+/// Vault: a token for [`SCOPE`] from the first Entra ID identity among its targets (graph
+/// targets first, then dataverse, then fno, each in name order), through that target's HTTP
+/// settings (`caFile`). `Ok(None)` when no credential needs Key Vault or no target has an Entra
+/// identity; delivery then fails and the credential is recorded as undelivered.
+pub fn from_settings(state: &crate::model::DesiredState, root: &std::path::Path) -> Result<Option<KeyVault>, String> {
+    use crate::model::config::Connection;
+    use crate::model::{Deliver, ProviderKind};
+    let needed = state
+        .service_accounts
+        .values()
+        .flat_map(|s| &s.credentials)
+        .any(|c| matches!(c.deliver, Some(Deliver::KeyVault(_))));
+    if !needed {
+        return Ok(None);
+    }
+    let rank = |k: ProviderKind| match k {
+        ProviderKind::Graph => 0,
+        ProviderKind::Dataverse => 1,
+        ProviderKind::Fno => 2,
+        _ => 3,
+    };
+    let mut targets: Vec<_> = state.settings.targets.values().filter(|t| rank(t.provider()) < 3).collect();
+    targets.sort_by_key(|t| (rank(t.provider()), t.name.clone()));
+    let Some(target) = targets.first() else { return Ok(None) };
+    let (tenant, client_id, credential, authority) = match &target.connection {
+        Connection::Graph { tenant, client_id, credential, authority, .. }
+        | Connection::Dataverse { tenant, client_id, credential, authority, .. }
+        | Connection::Fno { tenant, client_id, credential, authority, .. } => {
+            (tenant, client_id, credential, authority.as_deref())
+        }
+        _ => return Ok(None),
+    };
+    let ca = target.ca_file.as_ref().map(|c| root.join(c));
+    let http = http::client(ca.as_deref(), std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
+    let name = target.name.to_string();
+    let tokens = crate::provider::entra::TokenSource::new(
+        http.clone(),
+        authority,
+        tenant,
+        client_id,
+        credential,
+        SCOPE,
+        root,
+        &name,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Some(KeyVault::new(http, Arc::new(tokens))))
+}
