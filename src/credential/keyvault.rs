@@ -180,23 +180,6 @@ async fn error_message(status: StatusCode, resp: reqwest::Response) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_and_names() {
-        let u = KeyVault::url("https://kv.vault.azure.net", "payments-bot").unwrap();
-        assert_eq!(u.as_str(), "https://kv.vault.azure.net/secrets/payments-bot?api-version=7.4");
-        let u = KeyVault::url("https://kv.vault.azure.net/", "a").unwrap();
-        assert_eq!(u.as_str(), "https://kv.vault.azure.net/secrets/a?api-version=7.4");
-        assert!(KeyVault::url("http://kv.vault.azure.net", "a").is_err());
-        assert!(KeyVault::url("http://127.0.0.1:9", "a").is_ok());
-        assert!(KeyVault::url("https://kv.vault.azure.net", "a_b").is_err());
-        assert!(KeyVault::url("https://kv.vault.azure.net", "../x").is_err());
-    }
-}
-
 #[async_trait]
 impl BearerSource for crate::provider::entra::TokenSource {
     async fn bearer(&self) -> Result<Secret<String>, String> {
@@ -255,4 +238,21 @@ pub fn from_settings(state: &crate::model::DesiredState, root: &std::path::Path)
     )
     .map_err(|e| e.to_string())?;
     Ok(Some(KeyVault::new(http, Arc::new(tokens))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_names() {
+        let u = KeyVault::url("https://kv.vault.azure.net", "payments-bot").unwrap();
+        assert_eq!(u.as_str(), "https://kv.vault.azure.net/secrets/payments-bot?api-version=7.4");
+        let u = KeyVault::url("https://kv.vault.azure.net/", "a").unwrap();
+        assert_eq!(u.as_str(), "https://kv.vault.azure.net/secrets/a?api-version=7.4");
+        assert!(KeyVault::url("http://kv.vault.azure.net", "a").is_err());
+        assert!(KeyVault::url("http://127.0.0.1:9", "a").is_ok());
+        assert!(KeyVault::url("https://kv.vault.azure.net", "a_b").is_err());
+        assert!(KeyVault::url("https://kv.vault.azure.net", "../x").is_err());
+    }
 }

@@ -40,9 +40,9 @@ impl Sinks {
     fn vault(&self, d: &Deliver) -> Result<&KeyVault, CredentialError> {
         self.key_vault.as_ref().ok_or_else(|| CredentialError::Deliver {
             sink: crate::plan::deliver_label(d),
-            message:
-                "no Key Vault access is configured for this run (Key Vault delivery needs an Entra ID token source)"
-                    .into(),
+            message: "no Key Vault access is configured for this run: Key Vault delivery uses the Entra ID \
+                      identity of a graph, dataverse or fno target, and this configuration has none"
+                .into(),
         })
     }
 
