@@ -92,6 +92,9 @@ fn rotation_walks_through_window_overlap_and_removal() {
     let pem = s.read(".keyward/secrets/payments-bot.pem");
     assert!(pem.contains("-----BEGIN CERTIFICATE-----") && pem.contains("-----BEGIN PRIVATE KEY-----"));
     assert!(s.read(".keyward/secrets/webhook.txt").len() >= 32);
+    // Recorded as undelivered while being delivered, then forgotten once delivered.
+    let state: Value = serde_json::from_str(&s.read(".keyward/undelivered.json")).unwrap();
+    assert_eq!(state["undelivered"], serde_json::json!([]));
     assert!(cred_changes(&s.plan_json()).is_empty(), "converged");
 
     // One second before the certificate's window (end - 14d): nothing to do.

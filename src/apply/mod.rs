@@ -11,10 +11,11 @@
 //! Credentials: for `AddCredential`, apply generates the material (a certificate, or a secret
 //! where the target does not make one), has the provider issue the credential, then delivers
 //! the material to the credential's sink. Issue comes first, so nobody is left without a
-//! credential; a failed delivery leaves the issued credential recorded as undelivered (see
-//! [`crate::credential::state`]) for the next plan to replace, and fails the change with a
-//! message that names the credential and the sink, never the material. The material is
-//! dropped when the change's handling ends.
+//! credential; the issued credential is recorded as undelivered (see
+//! [`crate::credential::state`]) until its delivery succeeds, so a failed delivery, or a run
+//! killed between issue and delivery, leaves it for the next plan to replace. A failure fails
+//! the change with a message that names the credential and the sink, never the material. The
+//! material is dropped when the change's handling ends.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -315,17 +316,28 @@ async fn credential_change(
                 }
             };
             let detail = format!("issued `{name}` (id {}), valid until {}", issued.id, end.format("%Y-%m-%d"));
+            // Recorded as undelivered before delivery and forgotten after it, so a run that
+            // dies in between leaves the credential for the next plan to replace.
+            let record = UndeliveredCredential {
+                target: target.clone(),
+                account: account.clone(),
+                id: issued.id.clone(),
+                name: name.clone(),
+                issued: start,
+            };
+            let recorded = state::record(&creds.state_path, record);
             match creds.sinks.deliver(deliver, &material, start, end).await {
-                Ok(()) => (Ok(()), Some(format!("{detail}; delivered to {sink}"))),
+                Ok(()) => {
+                    if recorded.is_ok()
+                        && let Err(e) = state::forget(&creds.state_path, &target, account, &issued.id)
+                    {
+                        // The next plan replaces a credential that was delivered: wasteful, not unsafe.
+                        tracing::warn!(error = %e, "cannot update the undelivered-credentials record");
+                    }
+                    (Ok(()), Some(format!("{detail}; delivered to {sink}")))
+                }
                 Err(e) => {
-                    let record = UndeliveredCredential {
-                        target: target.clone(),
-                        account: account.clone(),
-                        id: issued.id.clone(),
-                        name: name.clone(),
-                        issued: start,
-                    };
-                    let recorded = match state::record(&creds.state_path, record) {
+                    let recorded = match recorded {
                         Ok(()) => "it is recorded as not delivered and the next plan replaces it".to_string(),
                         Err(se) => format!("recording it as not delivered failed too ({se}); remove it on the target"),
                     };
