@@ -206,6 +206,17 @@ fn a_failed_delivery_is_recorded_and_the_next_run_replaces_it() {
     assert_eq!(names(&s), ["bank-api-cert@2026-11-28", "webhook-secret@2026-11-28"]);
     let state: Value = serde_json::from_str(&s.read(".keyward/undelivered.json")).unwrap();
     assert_eq!(state["undelivered"].as_array().unwrap().len(), 2);
+    let review = s.run(&["audit", "review", "{dir}", "--format", "json"]);
+    review.expect(0);
+    let mut undelivered: Vec<String> = review.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "undelivered")
+        .map(|i| i["subject"].as_str().unwrap().to_string())
+        .collect();
+    undelivered.sort();
+    assert_eq!(undelivered, ["payments-bot/bank-api-cert@2026-11-28", "payments-bot/webhook-secret@2026-11-28"]);
     let audit = s.read(".keyward/audit.jsonl");
     assert!(audit.contains("issued `bank-api-cert@2026-11-28`"), "{audit}");
 
