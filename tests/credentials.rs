@@ -113,7 +113,11 @@ fn rotation_walks_through_window_overlap_and_removal() {
     assert_eq!(cert["before"]["credential"], "bank-api-cert@2026-11-28");
     assert_eq!(cert["after"]["credential"], "bank-api-cert@2027-02-12");
     let old_pem = s.read(".keyward/secrets/payments-bot.pem");
+    let old_secret = s.read(".keyward/secrets/webhook.txt");
     s.run(&["apply", "{dir}", "--auto-approve", "--target", "directory"]).expect(0);
+    // The secret (30d) had expired by now: replaced too, with a new value.
+    assert_ne!(s.read(".keyward/secrets/webhook.txt"), old_secret);
+    assert!(names(&s).contains(&"webhook-secret@2027-02-12".to_string()));
     // Old and new coexist; the sink holds the new one.
     let now_names = names(&s);
     assert!(now_names.contains(&"bank-api-cert@2026-11-28".to_string()), "{now_names:?}");
