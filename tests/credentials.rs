@@ -825,3 +825,36 @@ fn key_vault_delivery_without_a_token_source_is_recorded_as_undelivered() {
     let state: Value = serde_json::from_str(&s.read(".keyward/undelivered.json")).unwrap();
     assert_eq!(state["undelivered"][0]["name"], "bank-api-cert@2026-11-28");
 }
+
+#[test]
+fn a_failed_rotation_keeps_the_current_credential_and_is_retried() {
+    let mut s = sandbox();
+    s.apply_ok();
+    let delivered = s.read(".keyward/secrets/payments-bot.pem");
+    at(&mut s, "2027-02-13T12:00:00Z");
+    std::fs::rename(s.path(".keyward/secrets"), s.path(".keyward/secrets-away")).unwrap();
+    s.write(".keyward/secrets", "not a folder");
+    s.run(&["apply", "{dir}", "--auto-approve"]).expect(1);
+    assert!(names(&s).contains(&"bank-api-cert@2026-11-28".to_string()));
+    assert!(names(&s).contains(&"bank-api-cert@2027-02-13".to_string()));
+
+    at(&mut s, "2027-02-14T12:00:00Z");
+    let plan = s.plan_json();
+    let cert = change(&plan, "directory.credential.payments-bot/bank-api-cert");
+    assert_eq!(
+        cert["reason"]["message"],
+        "not delivered: `bank-api-cert@2027-02-13` was issued on 2027-02-13 but never reached its sink"
+    );
+    // The one consumers hold stays; the undelivered one goes.
+    assert_eq!(change(&plan, "directory.credential.payments-bot/bank-api-cert@2027-02-13")["action"], "revoke");
+    assert!(!cred_changes(&plan).iter().any(|(a, _)| a.ends_with("bank-api-cert@2026-11-28")));
+    std::fs::remove_file(s.path(".keyward/secrets")).unwrap();
+    std::fs::rename(s.path(".keyward/secrets-away"), s.path(".keyward/secrets")).unwrap();
+    assert_eq!(s.read(".keyward/secrets/payments-bot.pem"), delivered, "the failed run left the sink alone");
+    s.apply_ok();
+    let now = names(&s);
+    assert!(now.contains(&"bank-api-cert@2026-11-28".to_string()), "{now:?}");
+    assert!(now.contains(&"bank-api-cert@2027-02-14".to_string()), "{now:?}");
+    assert!(!now.contains(&"bank-api-cert@2027-02-13".to_string()), "{now:?}");
+    assert_ne!(s.read(".keyward/secrets/payments-bot.pem"), delivered);
+}

@@ -144,6 +144,11 @@ pub struct LiveBinding {
 }
 
 /// A credential on a service account. Never holds secret material.
+///
+/// Providers normalise their credentials into this: on Graph, `id` is the `keyId`, `name` the
+/// `displayName` (keyward sets it to `NAME@YYYY-MM-DD` when it issues one), `start` / `end` the
+/// `startDateTime` / `endDateTime`, and for key credentials `thumbprint` the certificate's
+/// SHA-1 in upper-case hex (`customKeyIdentifier`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveCredential {

@@ -602,13 +602,16 @@ impl<'a> TargetPlanner<'a> {
         is_undelivered: &dyn Fn(&LiveCredential) -> bool,
     ) -> Option<Reason> {
         let now = self.input.now;
+        // The last issued instance never reached its sink: replace it, whatever the current.
+        if let Some(u) = instances.iter().filter(|c| is_undelivered(c)).max_by_key(|c| c.start)
+            && current.is_none_or(|c| u.start >= c.start)
+        {
+            return Some(Reason::new(
+                ReasonKind::Config,
+                format!("not delivered: `{}` was issued on {} but never reached its sink", u.name, day(u.start)),
+            ));
+        }
         let Some(c) = current else {
-            if let Some(u) = instances.iter().filter(|c| is_undelivered(c)).max_by_key(|c| c.start) {
-                return Some(Reason::new(
-                    ReasonKind::Config,
-                    format!("not delivered: `{}` was issued on {} but never reached its sink", u.name, day(u.start)),
-                ));
-            }
             return Some(Reason::new(ReasonKind::Config, format!("new: the account has no `{}` yet", spec.name)));
         };
         if c.end <= now {
