@@ -237,6 +237,9 @@ fn a_failed_delivery_is_recorded_and_the_next_run_replaces_it() {
     r.expect(1);
     assert!(r.stdout.contains("but delivery failed"), "{}", r.stdout);
     assert!(r.stdout.contains("the next plan replaces it"), "{}", r.stdout);
+    for out in [&r.stdout, &r.stderr] {
+        assert!(!out.contains("PRIVATE KEY") && !out.contains("MII") && !out.contains("MIG"), "{out}");
+    }
     // Issued on the target, recorded as not delivered.
     assert_eq!(names(&s), ["bank-api-cert@2026-11-28", "webhook-secret@2026-11-28"]);
     let state: Value = serde_json::from_str(&s.read(".keyward/undelivered.json")).unwrap();
