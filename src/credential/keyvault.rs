@@ -77,7 +77,8 @@ impl KeyVault {
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, String> {
         let shown = format!("{}{}", url.origin().ascii_serialization(), url.path());
-        for attempt in 0..2 {
+        let mut refreshed = false;
+        loop {
             let token = self.token.bearer().await?;
             let resp = http::send_with_retry(&self.retry, &shown, || {
                 let mut r = self.http.request(method.clone(), url.clone()).bearer_auth(token.expose());
@@ -88,13 +89,13 @@ impl KeyVault {
             })
             .await
             .map_err(|e| e.to_string())?;
-            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+            if resp.status() == StatusCode::UNAUTHORIZED && !refreshed {
                 self.token.invalidate();
+                refreshed = true;
                 continue;
             }
             return Ok(resp);
         }
-        unreachable!("the loop returns on its second attempt")
     }
 
     /// Writes a new version of secret `name` in `vault`.
