@@ -606,6 +606,24 @@ mod key_vault {
     }
 
     #[tokio::test]
+    async fn the_fake_refuses_what_the_service_refuses() {
+        let w = world();
+        let http = reqwest::Client::new();
+        // No token: 401.
+        let r = http.get(format!("{}/secrets/s?api-version=7.4", w.url)).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let token = w.tokens.bearer().await.unwrap();
+        // No api-version: 400; unknown secret: 404 SecretNotFound.
+        let r = http.get(format!("{}/secrets/s", w.url)).bearer_auth(token.expose()).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        let r =
+            http.get(format!("{}/secrets/s?api-version=7.4", w.url)).bearer_auth(token.expose()).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "SecretNotFound");
+    }
+
+    #[tokio::test]
     async fn without_key_vault_access_delivery_fails_clearly() {
         let sinks = Sinks::new(std::path::Path::new("."));
         let d = Deliver::KeyVault(KeyVaultSink { vault: "https://kv.vault.azure.net".into(), secret: "s".into() });
