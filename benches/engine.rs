@@ -63,7 +63,8 @@ fn target() -> Name {
 pub fn drifted_directory(state: &DesiredState) -> DirectoryFile {
     let caps = BTreeMap::from([(target(), capabilities(ProviderKind::File))]);
     let empty = BTreeMap::from([(target(), LiveTarget::default())]);
-    let input = PlanInput { desired: state, live: &empty, capabilities: &caps, now: now(), baseline: None };
+    let input =
+        PlanInput { desired: state, live: &empty, capabilities: &caps, now: now(), baseline: None, undelivered: &[] };
     let mut editor = Editor::new(DirectoryFile::default());
     for c in plan::plan_changes(&input).unwrap() {
         editor.apply(&c.operation).unwrap();
@@ -114,7 +115,14 @@ fn bench_plan(c: &mut Criterion) {
             b.iter(|| {
                 // What `keyward plan` does after loading: normalise the live document, then plan.
                 let live = BTreeMap::from([(target(), doc.to_live())]);
-                let input = PlanInput { desired: &state, live: &live, capabilities: &caps, now: now(), baseline: None };
+                let input = PlanInput {
+                    desired: &state,
+                    live: &live,
+                    capabilities: &caps,
+                    now: now(),
+                    baseline: None,
+                    undelivered: &[],
+                };
                 let changes = plan::plan_changes(&input).unwrap();
                 assert!(changes.len() >= n / 100, "expected 1% to 2% of users to change, got {}", changes.len());
                 changes
@@ -132,7 +140,14 @@ fn bench_render(c: &mut Criterion) {
         let doc = drifted_directory(&state);
         let caps = BTreeMap::from([(target(), capabilities(ProviderKind::File))]);
         let live = BTreeMap::from([(target(), doc.to_live())]);
-        let input = PlanInput { desired: &state, live: &live, capabilities: &caps, now: now(), baseline: None };
+        let input = PlanInput {
+            desired: &state,
+            live: &live,
+            capabilities: &caps,
+            now: now(),
+            baseline: None,
+            undelivered: &[],
+        };
         let changes = plan::plan_changes(&input).unwrap();
         let config = plan::ConfigRef { digest: "sha256:bench".into(), commit: None };
         let p = plan::assemble(changes, config, vec![target()], now());

@@ -8,6 +8,7 @@ pub mod adopt;
 pub mod apply;
 pub mod audit;
 pub mod cli;
+pub mod credential;
 pub mod diagnostic;
 pub mod load;
 pub mod model;

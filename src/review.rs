@@ -103,6 +103,8 @@ pub struct ReviewInput<'a> {
     pub records: &'a [Record],
     pub now: Timestamp,
     pub within: Duration,
+    /// Credentials issued but never delivered (see [`crate::credential::state`]).
+    pub undelivered: &'a [crate::model::UndeliveredCredential],
 }
 
 fn days_until(now: Timestamp, t: Timestamp) -> i64 {
@@ -122,7 +124,7 @@ fn expiry_status(date: Date, now: Timestamp, within: Duration) -> Option<&'stati
 }
 
 pub fn review(input: &ReviewInput) -> Review {
-    let ReviewInput { desired, live, findings, records, now, within } = *input;
+    let ReviewInput { desired, live, findings, records, now, within, undelivered } = *input;
     let mut items = Vec::new();
 
     // Stale accounts and authentication: the policy's own findings.
@@ -197,12 +199,27 @@ pub fn review(input: &ReviewInput) -> Review {
                     .get(sa.name.as_str())
                     .and_then(|s| s.credentials.iter().find(|c| c.name.as_str() == base))
             };
+            let declares = desired.service_accounts.get(sa.name.as_str()).is_some_and(|s| !s.credentials.is_empty());
             for c in &sa.credentials {
                 let left = c.end - now;
                 let spec = spec_of(&c.name);
                 let rotate_before = spec.and_then(|s| s.rotate_before);
-                let status = if left <= chrono::TimeDelta::zero() {
+                // A newer instance of the same credential already replaced this one.
+                let newer = spec.and_then(|s| {
+                    sa.credentials
+                        .iter()
+                        .filter(|o| o.instance_of(s.name.as_str()) && o.start > c.start)
+                        .max_by_key(|o| o.start)
+                });
+                let lost = undelivered.iter().any(|u| u.target == t.as_str() && u.account == sa.name && u.id == c.id);
+                let status = if lost {
+                    "undelivered"
+                } else if left <= chrono::TimeDelta::zero() {
                     "expired"
+                } else if newer.is_some()
+                    && (rotate_before.is_some_and(|r| left <= r.to_chrono()) || left <= within.to_chrono())
+                {
+                    "superseded"
                 } else if rotate_before.is_some_and(|r| left <= r.to_chrono()) {
                     "rotation-due"
                 } else if left <= within.to_chrono() {
@@ -215,10 +232,26 @@ pub fn review(input: &ReviewInput) -> Review {
                     CredentialType::Certificate => "certificate",
                 };
                 let mut detail = format!("{kind} `{}` of {} ends {}", c.name, sa.name, c.end.format("%Y-%m-%d"));
-                match (spec, rotate_before) {
-                    (Some(_), Some(r)) => detail.push_str(&format!("; rotateBefore {r}: the next apply rotates it")),
-                    (Some(_), None) => {}
-                    (None, _) => detail.push_str("; not managed by the configuration: rotate it by hand"),
+                if lost {
+                    detail.push_str(
+                        "; it never reached its sink, so nobody holds it: the next apply replaces it and removes it",
+                    );
+                } else {
+                    match (spec, rotate_before, newer) {
+                        (Some(s), _, Some(n)) => detail.push_str(&format!(
+                            "; replaced by `{}`: the next apply after the overlap{} removes it",
+                            n.name,
+                            s.overlap.map(|o| format!(" ({o})")).unwrap_or_default()
+                        )),
+                        (Some(_), Some(r), None) => {
+                            detail.push_str(&format!("; rotateBefore {r}: the next apply rotates it"))
+                        }
+                        (Some(_), None, None) => {}
+                        (None, _, _) if declares => {
+                            detail.push_str("; not declared by the configuration: the next apply removes it (drift)")
+                        }
+                        (None, _, _) => detail.push_str("; not managed by the configuration: rotate it by hand"),
+                    }
                 }
                 items.push(Item {
                     section: Section::Credentials,

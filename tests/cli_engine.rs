@@ -123,7 +123,7 @@ fn max_deletes_guard_refuses_and_can_be_raised_explicitly() {
     let r = s.run(&["apply", "{dir}", "--auto-approve"]);
     r.expect(1);
     assert!(r.stderr.contains("guards.maxDeletes"), "{}", r.stderr);
-    assert!(r.stderr.contains("disables or deletes 6 accounts, 1 over the limit of 5"), "{}", r.stderr);
+    assert!(r.stderr.contains("disables or deletes 6 accounts or credentials, 1 over the limit of 5"), "{}", r.stderr);
     assert_eq!(find_user(&mut s.directory(), "stray0@northwind.example")["active"], json!(true));
     s.run(&["apply", "{dir}", "--auto-approve", "--max-deletes", "6"]).expect(0);
     assert_eq!(find_user(&mut s.directory(), "stray0@northwind.example")["active"], json!(false));

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use keyward::model::{DesiredState, LiveTarget, Name};
 use keyward::output::{plan_json, plan_markdown, plan_text};
 use keyward::plan::{self, ConfigRef, Plan, PlanInput};
-use keyward::provider::file::{DirectoryFile, apply_operation};
+use keyward::provider::file::{DirectoryFile, apply_operation_at};
 use keyward::provider::{Capabilities, capabilities};
 
 fn now() -> keyward::model::Timestamp {
@@ -27,7 +27,8 @@ fn target() -> Name {
 fn plan_against(state: &DesiredState, doc: &DirectoryFile) -> Plan {
     let live: BTreeMap<Name, LiveTarget> = [(target(), doc.to_live())].into();
     let caps: BTreeMap<Name, Capabilities> = [(target(), capabilities(keyward::model::ProviderKind::File))].into();
-    let input = PlanInput { desired: state, live: &live, capabilities: &caps, now: now(), baseline: None };
+    let input =
+        PlanInput { desired: state, live: &live, capabilities: &caps, now: now(), baseline: None, undelivered: &[] };
     let changes = plan::plan_changes(&input).unwrap();
     let config = ConfigRef { digest: "sha256:fixed-for-snapshots".into(), commit: None };
     plan::assemble(changes, config, vec![target()], now())
@@ -38,7 +39,7 @@ fn drifted() -> (DesiredState, DirectoryFile) {
     let state = quickstart();
     let mut doc = DirectoryFile::default();
     for c in plan_against(&state, &doc).changes {
-        apply_operation(&mut doc, &c.operation).unwrap();
+        apply_operation_at(&mut doc, &c.operation, now()).unwrap();
     }
     assert!(plan_against(&state, &doc).is_empty(), "applying the plan converges");
     let user = |doc: &mut DirectoryFile, n: &str| doc.users.iter_mut().find(|u| u.user_name == n).unwrap().clone();

@@ -204,7 +204,8 @@ fn load_valid(root: &Path) -> DesiredState {
 fn plan(state: &DesiredState, doc: &DirectoryFile) -> Vec<Change> {
     let caps = BTreeMap::from([(target(), capabilities(ProviderKind::File))]);
     let live = BTreeMap::from([(target(), doc.to_live())]);
-    let input = PlanInput { desired: state, live: &live, capabilities: &caps, now: now(), baseline: None };
+    let input =
+        PlanInput { desired: state, live: &live, capabilities: &caps, now: now(), baseline: None, undelivered: &[] };
     plan_changes(&input).unwrap_or_else(|e| panic!("plan failed: {e:?}"))
 }
 

@@ -19,6 +19,7 @@
 pub mod entra;
 pub mod faults;
 pub mod graph;
+pub mod keyvault;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -7,13 +7,27 @@
 //! skipped change gets an audit record before the next phase starts; every failure is
 //! returned, not just the first. Apply never re-decides what to change: callers re-plan and
 //! re-run, and providers make each operation idempotent so a re-run converges.
+//!
+//! Credentials: for `AddCredential`, apply generates the material (a certificate, or a secret
+//! where the target does not make one), has the provider issue the credential, then delivers
+//! the material to the credential's sink. Issue comes first, so nobody is left without a
+//! credential; the issued credential is recorded as undelivered (see
+//! [`crate::credential::state`]) until its delivery succeeds, so a failed delivery, or a run
+//! killed between issue and delivery, leaves it for the next plan to replace. A failure fails
+//! the change with a message that names the credential and the sink, never the material. The
+//! material is dropped when the change's handling ends.
 
 use std::collections::{BTreeMap, HashSet};
 
+use std::path::PathBuf;
+
 use crate::audit::{AuditError, AuditLog, Entry, Outcome};
-use crate::model::{Binding, Name, Timestamp};
+use crate::credential::proof::SigningCertificate;
+use crate::credential::sink::Sinks;
+use crate::credential::{Material, generate, state};
+use crate::model::{Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UndeliveredCredential};
 use crate::plan::{Change, Operation, Plan, Principal};
-use crate::provider::Provider;
+use crate::provider::{ApplyError, IssueMaterial, IssueRequest, Provider};
 
 /// The result of one change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -48,6 +62,14 @@ pub struct AuditContext {
     pub clock: fn() -> Timestamp,
 }
 
+/// What apply needs for credentials: the sinks, the undelivered-credentials state file, and
+/// the time new credentials start (the plan's clock, so an injected clock reaches them).
+pub struct CredentialContext {
+    pub sinks: Sinks,
+    pub state_path: PathBuf,
+    pub now: Timestamp,
+}
+
 /// Called after each batch with (changes done, total).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
@@ -63,12 +85,30 @@ pub enum ExecuteError {
 /// run leaves unrecorded.
 const BATCH: usize = 50_000;
 
-/// Runs the plan's changes against the providers, recording each outcome.
+/// Runs the plan's changes against the providers, recording each outcome. Credentials are
+/// delivered to file sinks relative to the current directory; use [`execute_with`] to say more.
 pub async fn execute(
     plan: &Plan,
     providers: &mut BTreeMap<Name, Box<dyn Provider>>,
     audit: &mut AuditLog,
     ctx: &AuditContext,
+    progress: Progress<'_>,
+) -> Result<ApplyReport, ExecuteError> {
+    let creds = CredentialContext {
+        sinks: Sinks::new(std::path::Path::new(".")),
+        state_path: state::path(std::path::Path::new("."), std::path::Path::new(".keyward/audit.jsonl")),
+        now: (ctx.clock)(),
+    };
+    execute_with(plan, providers, audit, ctx, &creds, progress).await
+}
+
+/// [`execute`] with the credential context.
+pub async fn execute_with(
+    plan: &Plan,
+    providers: &mut BTreeMap<Name, Box<dyn Provider>>,
+    audit: &mut AuditLog,
+    ctx: &AuditContext,
+    creds: &CredentialContext,
     progress: Progress<'_>,
 ) -> Result<ApplyReport, ExecuteError> {
     for c in &plan.changes {
@@ -103,6 +143,7 @@ pub async fn execute(
         let mut slots: Vec<Option<ChangeOutcome>> = Vec::with_capacity(run.len());
         for c in run {
             let blocked = match &c.operation {
+                Operation::AddCredential { account, .. } => failed_sas.contains(&(target.clone(), account.clone())),
                 Operation::Assign { principal, binding } | Operation::Revoke { principal, binding } => {
                     failed_bindings.contains(&(target.clone(), binding.clone()))
                         || match principal {
@@ -125,14 +166,26 @@ pub async fn execute(
             }
         }
         let provider = providers.get_mut(&target).expect("checked above");
-        let results = provider.apply(&to_apply).await;
-        let mut results = results.into_iter();
+        // Credentials go through their own calls; everything else in one batch.
+        let (cred_changes, plain): (Vec<&Change>, Vec<&Change>) = to_apply.iter().partition(|c| is_credential(c));
+        let mut cred_results = Vec::with_capacity(cred_changes.len());
+        for c in &cred_changes {
+            cred_results.push(credential_change(provider.as_mut(), c, creds).await);
+        }
+        let mut cred_results = cred_results.into_iter();
+        let mut results = if plain.is_empty() { Vec::new() } else { provider.apply(&plain).await }.into_iter();
+        let mut details: Vec<Option<String>> = Vec::with_capacity(run.len());
         for (slot, c) in slots.iter_mut().zip(run) {
             if slot.is_some() {
+                details.push(None);
                 continue;
             }
-            let result =
-                results.next().unwrap_or_else(|| Err(crate::provider::ApplyError::new("the provider gave no outcome")));
+            let (result, detail) = if is_credential(c) {
+                cred_results.next().unwrap_or_else(|| (Err(ApplyError::new("no outcome")), None))
+            } else {
+                (results.next().unwrap_or_else(|| Err(ApplyError::new("the provider gave no outcome"))), None)
+            };
+            details.push(detail);
             if result.is_err() {
                 match &c.operation {
                     Operation::CreateUser { user_name, .. } => {
@@ -154,7 +207,7 @@ pub async fn execute(
                 error: result.err().map(|e| e.to_string()),
             });
         }
-        for slot in slots {
+        for (slot, detail) in slots.into_iter().zip(details) {
             let o = slot.expect("every slot filled");
             entries.push(Entry {
                 time: (ctx.clock)(),
@@ -165,6 +218,7 @@ pub async fn execute(
                 action: o.action.clone(),
                 outcome: o.outcome,
                 error: o.error.clone(),
+                detail,
             });
             report.outcomes.push(o);
         }
@@ -173,4 +227,125 @@ pub async fn execute(
         i = j;
     }
     Ok(report)
+}
+
+fn is_credential(c: &Change) -> bool {
+    matches!(c.operation, Operation::AddCredential { .. } | Operation::RemoveCredential { .. })
+}
+
+/// Reads the certificate a sink holds now, for a proof token; `None` when there is none or it
+/// cannot be read (the provider then uses its fallback).
+async fn proof_signer(sinks: &Sinks, from: Option<&Deliver>) -> Option<SigningCertificate> {
+    let pem = sinks.current(from?).await.ok()??;
+    SigningCertificate::from_pem(pem.expose()).ok()
+}
+
+/// Issues and delivers, or removes, one credential. Returns the outcome and, on success, the
+/// audit detail.
+async fn credential_change(
+    provider: &mut dyn Provider,
+    change: &Change,
+    creds: &CredentialContext,
+) -> (Result<(), ApplyError>, Option<String>) {
+    let target = change.address.target.to_string();
+    match &change.operation {
+        Operation::RemoveCredential { account, credential_id, proof_from } => {
+            let proof = proof_signer(&creds.sinks, proof_from.as_ref()).await;
+            let result = provider.remove_credential(account, credential_id, proof.as_ref()).await;
+            if result.is_ok()
+                && let Err(e) = state::forget(&creds.state_path, &target, account, credential_id)
+            {
+                tracing::warn!(error = %e, "cannot update the undelivered-credentials record");
+            }
+            (result, None)
+        }
+        Operation::AddCredential { account, credential, kind, lifetime_seconds, key_algorithm, deliver } => {
+            let Some(deliver) = deliver else {
+                let msg = format!(
+                    "credential `{credential}` has no `deliver`; keyward does not issue a credential nobody receives"
+                );
+                return (Err(ApplyError::new(msg)), None);
+            };
+            let start = chrono::DateTime::from_timestamp(creds.now.timestamp(), 0).unwrap_or(creds.now);
+            let end = start + chrono::TimeDelta::seconds(*lifetime_seconds);
+            let name = format!("{credential}@{}", start.format("%Y-%m-%d"));
+            let sink = crate::plan::deliver_label(deliver);
+            let (issued, material) = match kind {
+                CredentialType::Certificate => {
+                    let alg = key_algorithm.unwrap_or(KeyAlgorithm::EcdsaP256);
+                    let cert = match generate::certificate(alg, &format!("{account} {credential}"), start, end) {
+                        Ok(c) => c,
+                        Err(e) => return (Err(ApplyError::new(e.to_string())), None),
+                    };
+                    let proof = proof_signer(&creds.sinks, Some(deliver)).await;
+                    let request = IssueRequest {
+                        account,
+                        name: &name,
+                        start,
+                        end,
+                        material: IssueMaterial::Certificate {
+                            der: &cert.der,
+                            thumbprint: &cert.thumbprint,
+                            proof: proof.as_ref(),
+                        },
+                    };
+                    match provider.issue(&request).await {
+                        Ok(i) => (i, Material::Certificate(cert.pem)),
+                        Err(e) => return (Err(e), None),
+                    }
+                }
+                CredentialType::Secret => {
+                    let generated = match generate::secret() {
+                        Ok(s) => s,
+                        Err(e) => return (Err(ApplyError::new(e.to_string())), None),
+                    };
+                    let request = IssueRequest {
+                        account,
+                        name: &name,
+                        start,
+                        end,
+                        material: IssueMaterial::Secret { generated: &generated },
+                    };
+                    match provider.issue(&request).await {
+                        Ok(mut i) => {
+                            let secret = i.secret.take().unwrap_or(generated);
+                            (i, Material::Secret(secret))
+                        }
+                        Err(e) => return (Err(e), None),
+                    }
+                }
+            };
+            let detail = format!("issued `{name}` (id {}), valid until {}", issued.id, end.format("%Y-%m-%d"));
+            // Recorded as undelivered before delivery and forgotten after it, so a run that
+            // dies in between leaves the credential for the next plan to replace.
+            let record = UndeliveredCredential {
+                target: target.clone(),
+                account: account.clone(),
+                id: issued.id.clone(),
+                name: name.clone(),
+                issued: start,
+            };
+            let recorded = state::record(&creds.state_path, record);
+            match creds.sinks.deliver(deliver, &material, start, end).await {
+                Ok(()) => {
+                    if recorded.is_ok()
+                        && let Err(e) = state::forget(&creds.state_path, &target, account, &issued.id)
+                    {
+                        // The next plan replaces a credential that was delivered: wasteful, not unsafe.
+                        tracing::warn!(error = %e, "cannot update the undelivered-credentials record");
+                    }
+                    (Ok(()), Some(format!("{detail}; delivered to {sink}")))
+                }
+                Err(e) => {
+                    let recorded = match recorded {
+                        Ok(()) => "it is recorded as not delivered and the next plan replaces it".to_string(),
+                        Err(se) => format!("recording it as not delivered failed too ({se}); remove it on the target"),
+                    };
+                    let msg = format!("{detail}, but delivery failed: {e}; {recorded}");
+                    (Err(ApplyError::new(msg)), Some(detail))
+                }
+            }
+        }
+        _ => (Err(ApplyError::new("not a credential operation")), None),
+    }
 }

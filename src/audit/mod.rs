@@ -42,6 +42,10 @@ pub struct Entry {
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What an applied operation made, where that matters later: for a new credential, its
+    /// name, id and sink (never its material). Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A record as stored: the entry, its sequence number and the chain.
@@ -280,6 +284,7 @@ mod tests {
             action: "create".into(),
             outcome: Outcome::Applied,
             error: None,
+            detail: None,
         }
     }
 

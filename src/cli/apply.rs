@@ -28,7 +28,8 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> CliResult {
     let mut open = session::open_targets(state, dir, &names, Access::Write)?;
     let live = session::read_all(&mut open, printer).await?;
     let now = session::now();
-    let changes = session::compute(state, &live, &open.capabilities, now)?;
+    let undelivered = session::undelivered(state, dir)?;
+    let changes = session::compute(state, &live, &open.capabilities, now, &undelivered)?;
     let plan = plan::assemble(changes, session::config_ref(&config, dir), names, now);
     printer.out(&plan_text::render(&plan, plan_text::TextOptions { color: printer.color_out }));
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(&live), now);
@@ -78,7 +79,8 @@ async fn apply_saved(args: &ApplyArgs, printer: &Printer) -> CliResult {
     let mut open = session::open_targets(state, dir, &saved.targets, Access::Write)?;
     let live = session::read_all(&mut open, printer).await?;
     // Every saved change must still be what a fresh plan would do, from the same live object.
-    let fresh = session::compute(state, &live, &open.capabilities, session::now())?;
+    let undelivered = session::undelivered(state, dir)?;
+    let fresh = session::compute(state, &live, &open.capabilities, session::now(), &undelivered)?;
     let fresh: BTreeMap<(String, &str), &str> =
         fresh.iter().map(|c| ((c.address.to_string(), c.action.as_str()), c.fingerprint.as_str())).collect();
     let stale: Vec<String> = saved
@@ -160,7 +162,22 @@ async fn execute(
             printer.status(&format!("Applied {done}/{total} changes"));
         }
     };
-    let report = apply::execute(plan, providers, &mut audit, &ctx, &mut progress).await?;
+    let mut sinks = crate::credential::sink::Sinks::new(dir);
+    match crate::credential::keyvault::from_settings(config.state(), dir) {
+        Ok(Some(kv)) => sinks = sinks.with_key_vault(kv),
+        Ok(None) => {}
+        // Deliveries to Key Vault fail (and are recorded as undelivered); the rest proceeds.
+        Err(e) => printer.err(&format!(
+            "warning: no Key Vault access for credential delivery: {e}
+"
+        )),
+    }
+    let creds = apply::CredentialContext {
+        sinks,
+        state_path: session::undelivered_path(config.state(), dir),
+        now: session::now(),
+    };
+    let report = apply::execute_with(plan, providers, &mut audit, &ctx, &creds, &mut progress).await?;
     bar.finish();
     let applied = report.count(Outcome::Applied);
     let failed: Vec<_> = report.outcomes.iter().filter(|o| o.outcome != Outcome::Applied).collect();

@@ -107,6 +107,7 @@ async fn review(args: AuditReviewArgs, printer: &Printer) -> CliResult {
         let skip = records.len().saturating_sub(n);
         records.drain(..skip);
     }
+    let undelivered = session::undelivered(state, dir)?;
     let report = crate::review::review(&crate::review::ReviewInput {
         desired: state,
         live: &live,
@@ -114,6 +115,7 @@ async fn review(args: AuditReviewArgs, printer: &Printer) -> CliResult {
         records: &records,
         now,
         within: args.within,
+        undelivered: &undelivered,
     });
     printer.out(&match args.format {
         ReviewFormat::Text => output::review::render_text(&report),

@@ -38,7 +38,8 @@ pub async fn check(config: &Config, dir: &Path, targets: &[String], printer: &Pr
     let mut open = session::open_targets(state, dir, &names, Access::Read)?;
     let live = session::read_all(&mut open, printer).await?;
     let now = session::now();
-    let mut changes = session::compute_with_baseline(state, &live, &open.capabilities, now, Some(state))?;
+    let undelivered = session::undelivered(state, dir)?;
+    let mut changes = session::compute_with_baseline(state, &live, &open.capabilities, now, Some(state), &undelivered)?;
     session::attribute(&mut open, &mut changes).await;
     let plan = plan::assemble(changes, session::config_ref(config, dir), names, now);
     let findings = super::policy::evaluate_config(config, Some(&plan), Some(&live), now);
@@ -63,6 +64,25 @@ pub async fn check(config: &Config, dir: &Path, targets: &[String], printer: &Pr
     let grants =
         state.users.values().flat_map(|u| &u.roles).chain(state.service_accounts.values().flat_map(|s| &s.roles));
     m.expiring_assignments = grants.filter_map(|g| g.expires()).filter(|d| soon(d.end())).count();
+    m.undelivered_credentials = undelivered.len();
+    for lt in live.values() {
+        for ls in &lt.service_accounts {
+            let Some(sa) = state.service_accounts.get(ls.name.as_str()) else { continue };
+            for spec in &sa.credentials {
+                let current = ls
+                    .credentials
+                    .iter()
+                    .filter(|c| c.instance_of(spec.name.as_str()) && !undelivered.iter().any(|u| u.id == c.id))
+                    .max_by_key(|c| c.start);
+                let Some(c) = current else { continue };
+                if c.end <= now {
+                    m.expired_credentials += 1;
+                } else if spec.rotate_before.is_some_and(|w| c.end - now <= w.to_chrono()) {
+                    m.rotation_due_credentials += 1;
+                }
+            }
+        }
+    }
     Ok(Checked { plan, metrics: m })
 }
 

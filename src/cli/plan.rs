@@ -43,15 +43,17 @@ pub async fn make(
     let live = session::read_all(&mut open, printer).await?;
     let now = session::now();
     let baseline = base.map(|(b, _)| b.state());
-    let mut changes = session::compute_with_baseline(state, &live, &open.capabilities, now, baseline)?;
+    let undelivered = session::undelivered(state, dir)?;
+    let mut changes = session::compute_with_baseline(state, &live, &open.capabilities, now, baseline, &undelivered)?;
     session::attribute(&mut open, &mut changes).await;
     let split = match base {
         None => None,
         Some((base, rev)) => {
-            let without = session::compute(base.state(), &live, &open.capabilities, now).map_err(|f| Failure {
-                message: format!("at the base revision {rev:?}: {}", f.message),
-                exit: f.exit,
-            })?;
+            let without =
+                session::compute(base.state(), &live, &open.capabilities, now, &undelivered).map_err(|f| Failure {
+                    message: format!("at the base revision {rev:?}: {}", f.message),
+                    exit: f.exit,
+                })?;
             let key = |c: &plan::Change| {
                 (c.address.to_string(), c.action, serde_json::to_string(&c.after).unwrap_or_default())
             };

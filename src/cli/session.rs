@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{Exit, Failure};
 use crate::diagnostic::Diagnostic;
 use crate::load::{self, Loaded};
-use crate::model::{DesiredState, LiveTarget, Name, Timestamp, digest_bytes};
+use crate::model::{DesiredState, LiveTarget, Name, Timestamp, UndeliveredCredential, digest_bytes};
 use crate::output::{Printer, diagnostics};
 use crate::plan::{self, Change, ConfigRef, PlanInput, ReasonKind};
 use crate::provider::{self, Access, Capabilities, Provider};
@@ -186,8 +186,19 @@ pub fn compute(
     live: &BTreeMap<Name, LiveTarget>,
     caps: &BTreeMap<Name, Capabilities>,
     now: Timestamp,
+    undelivered: &[UndeliveredCredential],
 ) -> Result<Vec<Change>, Failure> {
-    compute_with_baseline(state, live, caps, now, None)
+    compute_with_baseline(state, live, caps, now, None, undelivered)
+}
+
+/// The undelivered-credentials state file of the configuration at `dir`.
+pub fn undelivered_path(state: &DesiredState, dir: &Path) -> std::path::PathBuf {
+    crate::credential::state::path(dir, Path::new(&state.settings.audit_path))
+}
+
+/// The credentials apply issued but could not deliver (see [`crate::credential::state`]).
+pub fn undelivered(state: &DesiredState, dir: &Path) -> Result<Vec<UndeliveredCredential>, Failure> {
+    crate::credential::state::load(&undelivered_path(state, dir)).map_err(|e| Failure::error(e.to_string()))
 }
 
 /// [`compute`], labelling as drift what `baseline` asked for too (see [`PlanInput::baseline`]).
@@ -197,8 +208,9 @@ pub fn compute_with_baseline(
     caps: &BTreeMap<Name, Capabilities>,
     now: Timestamp,
     baseline: Option<&DesiredState>,
+    undelivered: &[UndeliveredCredential],
 ) -> Result<Vec<Change>, Failure> {
-    let input = PlanInput { desired: state, live, capabilities: caps, now, baseline };
+    let input = PlanInput { desired: state, live, capabilities: caps, now, baseline, undelivered };
     let started = std::time::Instant::now();
     let result = plan::plan_changes(&input);
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "planned");

@@ -144,6 +144,11 @@ pub struct LiveBinding {
 }
 
 /// A credential on a service account. Never holds secret material.
+///
+/// Providers normalise their credentials into this: on Graph, `id` is the `keyId`, `name` the
+/// `displayName` (keyward sets it to `NAME@YYYY-MM-DD` when it issues one), `start` / `end` the
+/// `startDateTime` / `endDateTime`, and for key credentials `thumbprint` the certificate's
+/// SHA-1 in upper-case hex (`customKeyIdentifier`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveCredential {
@@ -156,6 +161,36 @@ pub struct LiveCredential {
     pub end: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbprint: Option<String>,
+}
+
+impl LiveCredential {
+    /// Whether this is an instance of the declared credential `name`: keyward names its own
+    /// `NAME@STARTDATE`; a credential called just `NAME` counts too (made by hand).
+    pub fn instance_of(&self, name: &str) -> bool {
+        self.name == name || self.name.strip_prefix(name).is_some_and(|rest| rest.starts_with('@'))
+    }
+
+    /// Whether keyward issued it, judged by its name: `NAME@YYYY-MM-DD`.
+    pub fn issued_by_keyward(&self) -> bool {
+        self.name
+            .rsplit_once('@')
+            .is_some_and(|(n, d)| !n.is_empty() && chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
+    }
+}
+
+/// A credential keyward issued but could not deliver to its sink: nobody holds its material,
+/// so the next plan replaces it and removes it. Recorded by apply (never with the material).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UndeliveredCredential {
+    pub target: String,
+    /// The service account's name.
+    pub account: String,
+    /// The credential's id on the target.
+    pub id: String,
+    /// Its display name, for people reading the state file.
+    pub name: String,
+    pub issued: Timestamp,
 }
 
 /// A service account on a target.

@@ -27,6 +27,12 @@ pub struct DriftMetrics {
     pub findings: BTreeMap<Severity, usize>,
     /// Live credentials whose end falls within the horizon.
     pub expiring_credentials: usize,
+    /// Declared credentials whose current instance is inside its `rotateBefore` window.
+    pub rotation_due_credentials: usize,
+    /// Declared credentials whose current instance has expired.
+    pub expired_credentials: usize,
+    /// Credentials issued but never delivered to their sink.
+    pub undelivered_credentials: usize,
     /// Assignments in git whose `expires` falls within the horizon.
     pub expiring_assignments: usize,
     /// The horizon of the two counts above, in days.
@@ -86,6 +92,18 @@ pub fn render(m: &DriftMetrics) -> String {
         &format!("Live service-account credentials that expire within {} days.", m.horizon_days),
     );
     let _ = writeln!(out, "keyward_expiring_credentials {}", m.expiring_credentials);
+    head(
+        &mut out,
+        "keyward_credentials_needing_rotation",
+        "Declared service-account credentials whose current instance is expired or inside its rotateBefore window, or that were issued but never delivered.",
+    );
+    for (state, n) in [
+        ("expired", m.expired_credentials),
+        ("rotation-due", m.rotation_due_credentials),
+        ("undelivered", m.undelivered_credentials),
+    ] {
+        let _ = writeln!(out, "keyward_credentials_needing_rotation{{state=\"{state}\"}} {n}");
+    }
     head(
         &mut out,
         "keyward_expiring_assignments",

@@ -31,7 +31,7 @@ impl fmt::Display for GuardViolation {
         match self {
             GuardViolation::MaxDeletes { limit, planned } => write!(
                 f,
-                "guards.maxDeletes: the plan disables or deletes {planned} accounts, {} over the limit of {limit}; \
+                "guards.maxDeletes: the plan disables or deletes {planned} accounts or credentials, {} over the limit of {limit}; \
                  review it, then raise the limit for this run with --max-deletes {planned}",
                 planned - *limit as usize
             ),
@@ -58,10 +58,15 @@ pub fn check(
     let settings = &desired.settings;
     let mut out = Vec::new();
 
+    // Accounts disabled or deleted, and credentials deleted as drift (a routine `revoke` of a
+    // replaced credential does not count).
     let removals = changes
         .iter()
-        .filter(|c| matches!(c.action, Action::Disable | Action::Delete))
-        .filter(|c| matches!(c.address.kind, ObjectKind::User | ObjectKind::ServiceAccount))
+        .filter(|c| match c.address.kind {
+            ObjectKind::User | ObjectKind::ServiceAccount => matches!(c.action, Action::Disable | Action::Delete),
+            ObjectKind::Credential => c.action == Action::Delete,
+            _ => false,
+        })
         .count();
     if let Some(limit) = overrides.max_deletes.or(settings.max_deletes)
         && removals > limit as usize

@@ -9,7 +9,10 @@ mod planner;
 mod types;
 
 pub use guards::{GuardOverrides, GuardViolation};
-pub use planner::{ABSENT, PlanError, PlanInput, membership_fingerprint, plan_changes, sort_for_apply};
+pub use planner::{
+    ABSENT, PlanError, PlanInput, default_key_algorithm, deliver_label, membership_fingerprint, plan_changes,
+    sort_for_apply,
+};
 pub use types::*;
 
 use crate::model::{Name, Timestamp};

@@ -10,19 +10,26 @@
 //!   and the target deletes users;
 //! - an assignment past its `expires` date is revoked;
 //! - a predefined role (directory role, security role) that does not exist is an error, never
-//!   created.
+//!   created;
+//! - a declared credential is rotated (a new one issued) when the account has none, when the
+//!   current one (the newest delivered instance named `NAME@DATE`) is expired, inside its
+//!   `rotateBefore` window, was not issued by keyward, or was never delivered; an older
+//!   instance is revoked only once a newer one has been valid for `overlap` (or it expired),
+//!   so never in the run that issues its replacement; a credential that matches no declared
+//!   name, on an account that declares credentials, is drift and deleted.
 //!
 //! It reads capabilities as data and never branches on a provider's name.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{Value, json};
 
 use super::types::*;
 use crate::model::config::RemovedUsers;
 use crate::model::{
-    Binding, DesiredState, LiveAccount, LiveBinding, LiveServiceAccount, LiveTarget, Name, RoleGrant, ServiceAccount,
-    Target, Timestamp, User, UserAttrs, UserField, UserStatus, UsersScope,
+    Binding, CredentialSpec, CredentialType, Curve, Deliver, DesiredState, KeyAlgorithm, LiveAccount, LiveBinding,
+    LiveCredential, LiveServiceAccount, LiveTarget, Name, RoleGrant, ServiceAccount, Target, Timestamp,
+    UndeliveredCredential, User, UserAttrs, UserField, UserStatus, UsersScope,
 };
 use crate::provider::{BindingSupport, Capabilities};
 
@@ -36,6 +43,9 @@ pub struct PlanInput<'a> {
     /// The desired state the live systems were last brought to (for example the base
     /// revision); a difference that git did not ask for is reported as drift.
     pub baseline: Option<&'a DesiredState>,
+    /// Credentials apply issued but could not deliver (from the state file beside the audit
+    /// log); they are replaced and removed.
+    pub undelivered: &'a [UndeliveredCredential],
 }
 
 /// A problem that makes a plan impossible.
@@ -62,6 +72,7 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
         let mut tp = TargetPlanner::new(input, target, caps, live);
         tp.accounts(&mut changes);
         tp.service_accounts(&mut changes);
+        tp.credentials(&mut changes);
         if let Err(mut e) = tp.bindings(&mut changes) {
             errors.append(&mut e);
         }
@@ -491,6 +502,233 @@ impl<'a> TargetPlanner<'a> {
         }
     }
 
+    fn credentials(&mut self, out: &mut Vec<Change>) {
+        if !self.caps.credentials {
+            return;
+        }
+        let now = self.input.now;
+        let target = self.target.name.as_str();
+        let undelivered: HashSet<(&str, &str)> = self
+            .input
+            .undelivered
+            .iter()
+            .filter(|u| u.target == target)
+            .map(|u| (u.account.as_str(), u.id.as_str()))
+            .collect();
+        for (name, sa) in &self.present_sas {
+            // No declared credentials: keyward does not manage this account's credentials.
+            if sa.credentials.is_empty() {
+                continue;
+            }
+            let live = self.sa_by_name.get(name).copied();
+            let creds: &[LiveCredential] = live.map(|l| l.credentials.as_slice()).unwrap_or(&[]);
+            let is_undelivered = |c: &LiveCredential| undelivered.contains(&(*name, c.id.as_str()));
+            let mut claimed: HashSet<&str> = HashSet::new();
+            // The sink of a certificate of this account, for proof tokens.
+            let proof_from = sa
+                .credentials
+                .iter()
+                .filter(|c| c.kind == CredentialType::Certificate)
+                .find_map(|c| c.deliver.as_ref());
+            for spec in &sa.credentials {
+                let instances: Vec<&LiveCredential> =
+                    creds.iter().filter(|c| c.instance_of(spec.name.as_str())).collect();
+                claimed.extend(instances.iter().map(|c| c.id.as_str()));
+                let fingerprint = match live {
+                    None => ABSENT.to_string(),
+                    Some(l) => {
+                        let mut ids: Vec<&str> = instances.iter().map(|c| c.id.as_str()).collect();
+                        ids.sort_unstable();
+                        crate::model::digest(&(&l.id, spec.name.as_str(), ids))
+                    }
+                };
+                let current = instances
+                    .iter()
+                    .copied()
+                    .filter(|c| !is_undelivered(c) && c.kind == spec.kind)
+                    .max_by_key(|c| (c.start, c.end, c.id.as_str()));
+                if let Some(reason) = self.rotation_reason(spec, current, &instances, &is_undelivered) {
+                    out.push(self.rotate_change(name, spec, current, reason, fingerprint.clone()));
+                }
+                for old in &instances {
+                    if current.is_some_and(|c| c.id == old.id) {
+                        continue;
+                    }
+                    let why = if is_undelivered(old) {
+                        format!("`{}` was issued but never delivered, so nobody holds it", old.name)
+                    } else if old.end <= now {
+                        format!("`{}` expired on {}", old.name, day(old.end))
+                    } else if let Some(c) = current {
+                        let overlap = spec.overlap.map(|o| o.to_chrono()).unwrap_or_default();
+                        if c.start + overlap > now {
+                            continue; // Both stay valid through the overlap.
+                        }
+                        match spec.overlap {
+                            Some(o) => format!(
+                                "`{}` replaced it on {}; the overlap of {o} ended on {}",
+                                c.name,
+                                day(c.start),
+                                day(c.start + overlap)
+                            ),
+                            None => format!("`{}` replaced it on {}", c.name, day(c.start)),
+                        }
+                    } else {
+                        continue; // No delivered replacement yet: keep it.
+                    };
+                    let reason = Reason::new(ReasonKind::Config, why);
+                    out.push(self.remove_credential(name, old, Action::Revoke, reason, proof_from));
+                }
+            }
+            // Credentials the configuration does not declare.
+            for c in creds.iter().filter(|c| !claimed.contains(c.id.as_str())) {
+                let reason = Reason::new(
+                    ReasonKind::Drift,
+                    format!(
+                        "credential `{}` is on the account, but `{name}` declares no credential of that name",
+                        c.name
+                    ),
+                );
+                out.push(self.remove_credential(name, c, Action::Delete, reason, proof_from));
+            }
+        }
+    }
+
+    /// Why a declared credential needs a new instance now, if it does.
+    fn rotation_reason(
+        &self,
+        spec: &CredentialSpec,
+        current: Option<&LiveCredential>,
+        instances: &[&LiveCredential],
+        is_undelivered: &dyn Fn(&LiveCredential) -> bool,
+    ) -> Option<Reason> {
+        let now = self.input.now;
+        // The last issued instance never reached its sink: replace it, whatever the current.
+        if let Some(u) = instances.iter().filter(|c| is_undelivered(c)).max_by_key(|c| c.start)
+            && current.is_none_or(|c| u.start >= c.start)
+        {
+            return Some(Reason::new(
+                ReasonKind::Config,
+                format!("not delivered: `{}` was issued on {} but never reached its sink", u.name, day(u.start)),
+            ));
+        }
+        let Some(c) = current else {
+            return Some(Reason::new(ReasonKind::Config, format!("new: the account has no `{}` yet", spec.name)));
+        };
+        if c.end <= now {
+            return Some(Reason::new(ReasonKind::Expiry, format!("expired: `{}` ended on {}", c.name, day(c.end))));
+        }
+        if !c.issued_by_keyward() {
+            return Some(Reason::new(
+                ReasonKind::Drift,
+                format!(
+                    "unknown credential: `{}` was not issued by keyward (its dates and holder are unknown); a keyward one replaces it",
+                    c.name
+                ),
+            ));
+        }
+        if let Some(window) = spec.rotate_before
+            && c.end - now <= window.to_chrono()
+        {
+            return Some(Reason::new(
+                ReasonKind::Policy,
+                format!(
+                    "inside window: `{}` ends on {}, within rotateBefore {window} (from {})",
+                    c.name,
+                    day(c.end),
+                    day(c.end - window.to_chrono())
+                ),
+            ));
+        }
+        None
+    }
+
+    fn rotate_change(
+        &self,
+        account: &str,
+        spec: &CredentialSpec,
+        current: Option<&LiveCredential>,
+        reason: Reason,
+        fingerprint: String,
+    ) -> Change {
+        let now = self.input.now;
+        let key_algorithm = match spec.kind {
+            CredentialType::Certificate => Some(spec.key_algorithm.unwrap_or_else(|| self.default_key_algorithm())),
+            CredentialType::Secret => None,
+        };
+        let before = current.map(credential_values);
+        let mut after = Values::new();
+        after.insert("credential".into(), json!(format!("{}@{}", spec.name, day(now))));
+        after.insert("type".into(), json!(spec.kind));
+        after.insert("start".into(), json!(day(now)));
+        after.insert("end".into(), json!(day(now + spec.lifetime.to_chrono())));
+        if let Some(a) = key_algorithm {
+            after.insert("keyAlgorithm".into(), json!(a));
+        }
+        let mut notes = Vec::new();
+        match &spec.deliver {
+            Some(d) => {
+                after.insert("deliver".into(), json!(deliver_label(d)));
+            }
+            None => notes.push(
+                "the credential has no `deliver`: apply refuses to issue a credential nobody receives".to_string(),
+            ),
+        }
+        if let Some(o) = spec.overlap
+            && current.is_some_and(|c| c.end > now)
+        {
+            notes.push(format!("the current credential stays valid beside the new one for overlap {o}"));
+        }
+        Change {
+            address: self.addr(ObjectKind::Credential, format!("{account}/{}", spec.name)),
+            action: Action::Rotate,
+            reason,
+            before,
+            after: Some(after),
+            fingerprint,
+            subject: Some(account.to_string()),
+            notes,
+            operation: Operation::AddCredential {
+                account: account.to_string(),
+                credential: spec.name.to_string(),
+                kind: spec.kind,
+                lifetime_seconds: spec.lifetime.seconds(),
+                key_algorithm,
+                deliver: spec.deliver.clone(),
+            },
+        }
+    }
+
+    fn remove_credential(
+        &self,
+        account: &str,
+        c: &LiveCredential,
+        action: Action,
+        reason: Reason,
+        proof_from: Option<&Deliver>,
+    ) -> Change {
+        Change {
+            address: self.addr(ObjectKind::Credential, format!("{account}/{}", c.name)),
+            action,
+            reason,
+            before: Some(credential_values(c)),
+            after: None,
+            fingerprint: crate::model::digest(&(account, &c.id, c.start, c.end)),
+            subject: Some(account.to_string()),
+            notes: vec![],
+            operation: Operation::RemoveCredential {
+                account: account.to_string(),
+                credential_id: c.id.clone(),
+                proof_from: proof_from.cloned(),
+            },
+        }
+    }
+
+    /// The key algorithm for a certificate that names none: the first the EncryptionPolicies
+    /// allow, preferring ECDSA P-256.
+    fn default_key_algorithm(&self) -> KeyAlgorithm {
+        default_key_algorithm(self.desired)
+    }
+
     /// Finds the live object a binding names: by kind and case-insensitive name.
     fn find_binding(&self, binding: &Binding) -> Result<Option<&'a LiveBinding>, PlanError> {
         let found = self.live_bindings.get(&(binding.kind(), lower(&binding.object_name())));
@@ -745,6 +983,45 @@ pub fn membership_fingerprint(binding: Option<&LiveBinding>, principal: &Princip
     match binding {
         None => ABSENT.into(),
         Some(b) => crate::model::digest(&(&b.id, principal.key(), present)),
+    }
+}
+
+/// The key algorithm for a certificate that names none: ECDSA P-256 unless an
+/// EncryptionPolicy's `keys` rule it out, then P-384, then the smallest RSA size they allow.
+pub fn default_key_algorithm(desired: &DesiredState) -> KeyAlgorithm {
+    let keys: Vec<_> = desired.encryption_policies.values().filter_map(|p| p.keys.as_ref()).collect();
+    let curve_ok = |c: Curve| keys.iter().all(|k| k.allowed_curves.as_ref().is_none_or(|a| a.contains(&c)));
+    let min_rsa = keys.iter().filter_map(|k| k.min_rsa_bits).max().unwrap_or(0);
+    if curve_ok(Curve::P256) {
+        KeyAlgorithm::EcdsaP256
+    } else if curve_ok(Curve::P384) {
+        KeyAlgorithm::EcdsaP384
+    } else if min_rsa <= 3072 {
+        KeyAlgorithm::Rsa3072
+    } else {
+        KeyAlgorithm::Rsa4096
+    }
+}
+
+fn day(t: Timestamp) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// A credential as plans show it: name and dates, never material.
+fn credential_values(c: &LiveCredential) -> Values {
+    let mut v = Values::new();
+    v.insert("credential".into(), json!(c.name));
+    v.insert("type".into(), json!(c.kind));
+    v.insert("start".into(), json!(day(c.start)));
+    v.insert("end".into(), json!(day(c.end)));
+    v
+}
+
+/// Where a credential is delivered, as plans show it: `file PATH` or `keyVault VAULT/SECRET`.
+pub fn deliver_label(d: &Deliver) -> String {
+    match d {
+        Deliver::File(p) => format!("file {p}"),
+        Deliver::KeyVault(k) => format!("keyVault {}/{}", k.vault.trim_end_matches('/'), k.secret),
     }
 }
 

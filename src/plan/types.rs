@@ -11,7 +11,11 @@
 //! | `delete`  | the managed values of the live object    | absent                                    |
 //! | `assign`  | absent                                   | `{role, binding, expires?}`               |
 //! | `revoke`  | `{role?, binding}`                       | absent                                    |
-//! | `rotate`  | the current credential's dates, or absent | the new credential's dates               |
+//! | `rotate`  | the current credential's name and dates, or absent | the new credential's name, dates, key algorithm and sink |
+//!
+//! For credentials, `revoke` removes an old credential of keyward's (replaced, its overlap
+//! over) with `before` = its name and dates; `delete` removes a credential the configuration
+//! does not declare (drift), likewise, and counts against `guards.maxDeletes`.
 //!
 //! Secret values never appear: credentials are described by name and dates only. The
 //! [`Operation`] is what apply executes; `reason` only explains, and apply never reads it.
@@ -22,7 +26,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::{AuthMethod, Binding, CredentialType, KeyAlgorithm, Name, Timestamp, UserAttrs};
+use crate::model::{AuthMethod, Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UserAttrs};
 
 /// The version of the plan JSON format. Bumped only for incompatible changes.
 pub const FORMAT_VERSION: &str = "1";
@@ -274,6 +278,9 @@ pub enum Operation {
         description: Option<String>,
         owner: Option<String>,
     },
+    /// Issues a new credential named `CREDENTIAL@STARTDATE` valid for `lifetime_seconds`, and
+    /// delivers its material to `deliver` (the sink's location is not secret; the material never
+    /// enters the plan). `key_algorithm` is resolved for certificates.
     #[serde(rename_all = "camelCase")]
     AddCredential {
         account: String,
@@ -281,11 +288,17 @@ pub enum Operation {
         kind: CredentialType,
         lifetime_seconds: i64,
         key_algorithm: Option<KeyAlgorithm>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deliver: Option<Deliver>,
     },
+    /// Removes a credential. `proof_from` is the sink of one of the account's certificates,
+    /// whose current material signs a proof of possession where the target asks for one.
     #[serde(rename_all = "camelCase")]
     RemoveCredential {
         account: String,
         credential_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof_from: Option<Deliver>,
     },
     SetAuthMethod {
         method: AuthMethod,

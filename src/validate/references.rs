@@ -318,6 +318,34 @@ impl Checker<'_, '_> {
                         .help("otherwise every new credential would be rotated at once"),
                     );
                 }
+                if let Some(crate::model::Deliver::KeyVault(kv)) = &cred.deliver {
+                    if !crate::credential::keyvault::valid_secret_name(&kv.secret) {
+                        self.report(
+                            Kind::ServiceAccount,
+                            name,
+                            &p("deliver"),
+                            Diagnostic::error(
+                                "invalid-key-vault-secret",
+                                format!("`{}` is not a Key Vault secret name", kv.secret),
+                            )
+                            .help("use 1 to 127 letters, digits and dashes"),
+                        );
+                    }
+                    let url_ok = reqwest::Url::parse(&kv.vault)
+                        .is_ok_and(|u| crate::provider::http::check_url(&u).is_ok() && u.host_str().is_some());
+                    if !url_ok {
+                        self.report(
+                            Kind::ServiceAccount,
+                            name,
+                            &p("deliver"),
+                            Diagnostic::error(
+                                "invalid-key-vault-url",
+                                format!("keyVault vault `{}` is not an https URL", kv.vault),
+                            )
+                            .help("write the vault's URL, for example https://contoso-kv.vault.azure.net"),
+                        );
+                    }
+                }
                 if let Some(ov) = cred.overlap
                     && ov >= cred.lifetime
                 {

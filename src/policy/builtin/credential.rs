@@ -38,7 +38,7 @@ pub(super) fn check(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Finding
 /// Whether a live credential is an instance of the credential named `name` (keyward names its
 /// own `NAME@STARTDATE`).
 pub(crate) fn instance_of(live: &LiveCredential, name: &str) -> bool {
-    live.name == name || live.name.strip_prefix(name).is_some_and(|rest| rest.starts_with('@'))
+    live.instance_of(name)
 }
 
 fn live(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Finding>) {

@@ -415,14 +415,58 @@ impl Editor {
                 }
                 Ok(())
             }
-            Operation::AddCredential { .. } | Operation::RemoveCredential { .. } => {
-                Err(ApplyError::new("credential rotation is not supported by this version of the file provider"))
+            Operation::AddCredential { .. } => {
+                Err(ApplyError::new("new credentials go through Provider::issue, which hands the material back"))
+            }
+            Operation::RemoveCredential { account, credential_id, .. } => {
+                self.remove_credential(account, credential_id)
             }
             Operation::SetAuthMethod { method, enabled } => {
                 self.doc.authentication_methods.get_or_insert_with(BTreeMap::new).insert(*method, *enabled);
                 Ok(())
             }
         }
+    }
+}
+
+impl Editor {
+    fn service_account_mut(&mut self, name: &str) -> Result<&mut FileServiceAccount, ApplyError> {
+        let i = *self
+            .service_accounts
+            .get(name)
+            .ok_or_else(|| ApplyError::conflict(format!("service account {name} does not exist")))?;
+        Ok(&mut self.doc.service_accounts[i])
+    }
+
+    /// Adds credential metadata to a service account; returns the new credential's id.
+    pub fn add_credential(
+        &mut self,
+        account: &str,
+        name: &str,
+        kind: CredentialType,
+        start: Timestamp,
+        end: Timestamp,
+        thumbprint: Option<&str>,
+    ) -> Result<String, ApplyError> {
+        self.service_account_mut(account)?;
+        let id = self.new_id("c");
+        let sa = self.service_account_mut(account)?;
+        sa.credentials.push(FileCredential {
+            id: id.clone(),
+            name: name.to_string(),
+            kind,
+            start,
+            end,
+            thumbprint: thumbprint.map(str::to_string),
+        });
+        Ok(id)
+    }
+
+    /// Removes a credential; succeeds when it is already gone.
+    pub fn remove_credential(&mut self, account: &str, id: &str) -> Result<(), ApplyError> {
+        let Ok(sa) = self.service_account_mut(account) else { return Ok(()) };
+        sa.credentials.retain(|c| c.id != id);
+        Ok(())
     }
 }
 
