@@ -110,6 +110,16 @@ pub fn run(args: &FuzzArgs) -> Result<(), String> {
             return Err(format!("no fuzz target `{t}`; there are: {}", all.join(", ")));
         }
     }
+    eprintln!("==> building the fuzz targets (nightly, address sanitizer)");
+    let status = Command::new(&exe)
+        .current_dir(&root)
+        .env("RUSTUP_TOOLCHAIN", "nightly")
+        .args(["fuzz", "build", "--fuzz-dir", "fuzz"])
+        .status()
+        .map_err(|e| format!("cannot run cargo-fuzz: {e}"))?;
+    if !status.success() {
+        return Err("the fuzz targets do not build".into());
+    }
     for t in &chosen {
         let corpus = root.join("target/fuzz/corpus").join(t);
         let artifacts = root.join("target/fuzz/artifacts").join(t);
