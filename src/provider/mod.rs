@@ -7,8 +7,10 @@
 //! changes of one apply phase and reports each one's outcome. Providers make no planning
 //! decisions.
 
+pub mod dataverse;
 pub mod file;
 pub mod http;
+pub mod odata;
 pub mod scim;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,7 +104,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
             ..base
         },
         ProviderKind::Dataverse => Capabilities {
-            bindings: [(SecurityRole, Predefined)].into(),
+            bindings: [(SecurityRole, Predefined), (FieldSecurityProfile, Creatable)].into(),
             user_fields: [UserField::GivenName, UserField::FamilyName, UserField::Email, UserField::JobTitle].into(),
             delete_users: false,
             service_accounts: true,
@@ -182,6 +184,7 @@ pub fn open(target: &Target, root: &Path, access: Access) -> Result<Box<dyn Prov
     match &target.connection {
         Connection::File { path } => Ok(Box::new(file::FileProvider::open(target, &root.join(path), access)?)),
         Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open(target, root, access)?)),
+        Connection::Dataverse { .. } => Ok(Box::new(dataverse::DataverseProvider::open(target, root, access)?)),
         _ => Err(ProviderError::Unavailable { target: target.name.to_string(), provider: target.provider() }),
     }
 }
