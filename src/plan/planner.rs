@@ -22,8 +22,8 @@ use super::derived;
 use super::types::*;
 use crate::model::config::RemovedUsers;
 use crate::model::{
-    Binding, BindingKind, DesiredState, LiveAccount, LiveBinding, LiveServiceAccount, LiveTarget, Name, RoleGrant, ServiceAccount,
-    Target, Timestamp, User, UserAttrs, UserField, UserStatus, UsersScope,
+    Binding, BindingKind, DesiredState, LiveAccount, LiveBinding, LiveServiceAccount, LiveTarget, Name, RoleGrant,
+    ServiceAccount, Target, Timestamp, User, UserAttrs, UserField, UserStatus, UsersScope,
 };
 use crate::provider::{BindingSupport, Capabilities};
 
@@ -735,10 +735,7 @@ impl<'a> TargetPlanner<'a> {
         self.live
             .out_of_reach
             .iter()
-            .find(|o| {
-                o.account.as_deref() == account
-                    && (o.binding.kind(), lower(&o.binding.object_name())) == key
-            })
+            .find(|o| o.account.as_deref() == account && (o.binding.kind(), lower(&o.binding.object_name())) == key)
             .map(|o| o.scope.as_str())
     }
 
@@ -841,7 +838,6 @@ pub fn active_holders(live: &LiveTarget, binding: &Binding) -> BTreeSet<String> 
         .map(|a| lower(&a.user_name))
         .collect()
 }
-
 
 /// What a binding stands for: a Role, or the readers of a DataClassification.
 #[derive(Debug, Clone, Copy)]

@@ -41,8 +41,7 @@ use super::odata::{BatchOp, ODataClient, ODataError, Reply};
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities, http};
 use crate::model::config::Connection;
 use crate::model::{
-    Binding, FieldProfileRef, LiveAccount, LiveBinding, LiveTarget, OutOfReach, ProviderKind, Target, UserAttrs,
-    digest,
+    Binding, FieldProfileRef, LiveAccount, LiveBinding, LiveTarget, OutOfReach, ProviderKind, Target, UserAttrs, digest,
 };
 use crate::plan::{Change, Operation, Principal};
 
@@ -142,7 +141,8 @@ impl DataverseProvider {
         what: &str,
         parse: impl Fn(&Value) -> Result<T, String>,
     ) -> Result<Vec<T>, ProviderError> {
-        let rows = self.client.get_all(set, &format!("$select={select}")).await.map_err(|e| self.read_error(what, e))?;
+        let rows =
+            self.client.get_all(set, &format!("$select={select}")).await.map_err(|e| self.read_error(what, e))?;
         rows.iter().map(&parse).collect::<Result<Vec<T>, String>>().map_err(|m| ProviderError::Remote {
             target: self.target.clone(),
             message: format!("{what} read from the environment are not valid: {m}"),
@@ -182,7 +182,8 @@ impl Provider for DataverseProvider {
                 wire::pair(v, "systemuserid", "fieldsecurityprofileid")
             })
             .await?;
-        let live = normalise(&mut self.state, &units, &roles, &users, &user_roles, &profiles, &permissions, &user_profiles);
+        let live =
+            normalise(&mut self.state, &units, &roles, &users, &user_roles, &profiles, &permissions, &user_profiles);
         tracing::info!(target_name = %self.target, users = live.accounts.len(), bindings = live.bindings.len(), requests = self.client.requests(), "read Dataverse environment");
         Ok(live)
     }
@@ -224,9 +225,10 @@ fn normalise(
         // Application users are service principals, and rows without a domain name are
         // built-in accounts (SYSTEM, INTEGRATION): neither is a person keyward manages.
         let Some(name) = u.domain_name.as_ref().filter(|_| !u.application) else { continue };
-        state
-            .users
-            .insert(key(name), UserEntry { id: u.id.clone(), business_unit: u.business_unit.clone(), etag: u.etag.clone() });
+        state.users.insert(
+            key(name),
+            UserEntry { id: u.id.clone(), business_unit: u.business_unit.clone(), etag: u.etag.clone() },
+        );
         let attrs = UserAttrs {
             given_name: u.first_name.clone(),
             family_name: u.last_name.clone(),
@@ -327,12 +329,25 @@ fn normalise(
 #[derive(Debug, Clone)]
 enum Effect {
     None,
-    UserCreated { user_name: String, active: bool },
-    UserPatched { user_name: String },
-    ProfileCreated { name: String, columns: Vec<String> },
-    PermissionSet { profile: String, column: String },
+    UserCreated {
+        user_name: String,
+        active: bool,
+    },
+    UserPatched {
+        user_name: String,
+    },
+    ProfileCreated {
+        name: String,
+        columns: Vec<String>,
+    },
+    PermissionSet {
+        profile: String,
+        column: String,
+    },
     /// A membership change: adding (an existing pair counts as done) or removing.
-    Membership { adding: bool },
+    Membership {
+        adding: bool,
+    },
 }
 
 struct Pending {
@@ -390,10 +405,9 @@ impl DataverseProvider {
                         // Dataverse requires a last name; the sign-in name stands in for it.
                         body.insert("lastname".into(), json!(user_name.split('@').next().unwrap_or(user_name)));
                     }
-                    let root = state
-                        .root_unit
-                        .as_ref()
-                        .ok_or_else(|| ApplyError::new("the environment has no root business unit to create users in"))?;
+                    let root = state.root_unit.as_ref().ok_or_else(|| {
+                        ApplyError::new("the environment has no root business unit to create users in")
+                    })?;
                     body.insert("businessunitid@odata.bind".into(), json!(format!("/businessunits({root})")));
                     out.push(Pending {
                         op: self.op(Method::POST, "systemusers", Some(Value::Object(body)), None),
@@ -460,9 +474,15 @@ impl DataverseProvider {
                             ))
                         })?;
                         if adding {
-                            (format!("systemusers({})/systemuserroles_association/$ref", user.id), self.entity("roles", role))
+                            (
+                                format!("systemusers({})/systemuserroles_association/$ref", user.id),
+                                self.entity("roles", role),
+                            )
                         } else {
-                            (format!("systemusers({})/systemuserroles_association({role})/$ref", user.id), String::new())
+                            (
+                                format!("systemusers({})/systemuserroles_association({role})/$ref", user.id),
+                                String::new(),
+                            )
                         }
                     }
                     Binding::FieldSecurityProfile(p) => {
@@ -476,7 +496,10 @@ impl DataverseProvider {
                             )
                         } else {
                             (
-                                format!("fieldsecurityprofiles({})/systemuserprofiles_association({})/$ref", profile.id, user.id),
+                                format!(
+                                    "fieldsecurityprofiles({})/systemuserprofiles_association({})/$ref",
+                                    profile.id, user.id
+                                ),
                                 String::new(),
                             )
                         }
@@ -525,7 +548,12 @@ impl DataverseProvider {
             None => {
                 patches.insert(key(user_name), out.len());
                 out.push(Pending {
-                    op: self.op(Method::PATCH, &format!("systemusers({})", user.id), Some(Value::Object(body)), user.etag.clone()),
+                    op: self.op(
+                        Method::PATCH,
+                        &format!("systemusers({})", user.id),
+                        Some(Value::Object(body)),
+                        user.etag.clone(),
+                    ),
                     changes: vec![i],
                     effect: Effect::UserPatched { user_name: user_name.to_string() },
                 });
@@ -540,7 +568,12 @@ impl DataverseProvider {
         match profile.columns.get(column) {
             Some((_, true)) => None,
             Some((id, false)) => Some(Pending {
-                op: self.op(Method::PATCH, &format!("fieldpermissions({id})"), Some(json!({"canread": wire::ALLOWED})), None),
+                op: self.op(
+                    Method::PATCH,
+                    &format!("fieldpermissions({id})"),
+                    Some(json!({"canread": wire::ALLOWED})),
+                    None,
+                ),
                 changes: vec![i],
                 effect,
             }),
@@ -631,13 +664,19 @@ impl DataverseProvider {
                 let Some(id) = reply.entity_id.as_deref().and_then(wire::id_from_entity_url) else {
                     return Err(ApplyError::new(format!("{}: the answer does not say which user was created", what())));
                 };
-                state
-                    .users
-                    .insert(key(user_name), UserEntry { id: id.clone(), business_unit: state.root_unit.clone(), etag: None });
+                state.users.insert(
+                    key(user_name),
+                    UserEntry { id: id.clone(), business_unit: state.root_unit.clone(), etag: None },
+                );
                 // `isdisabled` is not valid on create: a disabled user is disabled next.
                 if !active {
                     next.push(Pending {
-                        op: self.op(Method::PATCH, &format!("systemusers({id})"), Some(json!({"isdisabled": true})), None),
+                        op: self.op(
+                            Method::PATCH,
+                            &format!("systemusers({id})"),
+                            Some(json!({"isdisabled": true})),
+                            None,
+                        ),
                         changes: p.changes.clone(),
                         effect: Effect::None,
                     });
@@ -645,7 +684,10 @@ impl DataverseProvider {
             }
             Effect::ProfileCreated { name, columns } => {
                 let Some(id) = reply.entity_id.as_deref().and_then(wire::id_from_entity_url) else {
-                    return Err(ApplyError::new(format!("{}: the answer does not say which profile was created", what())));
+                    return Err(ApplyError::new(format!(
+                        "{}: the answer does not say which profile was created",
+                        what()
+                    )));
                 };
                 let entry = ProfileEntry { id, ..ProfileEntry::default() };
                 for col in columns {

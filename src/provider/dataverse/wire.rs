@@ -8,7 +8,8 @@ pub const ROLE_SELECT: &str = "roleid,name,_businessunitid_value";
 pub const BU_SELECT: &str = "businessunitid,name,_parentbusinessunitid_value";
 pub const USER_ROLE_SELECT: &str = "systemuserid,roleid";
 pub const PROFILE_SELECT: &str = "fieldsecurityprofileid,name";
-pub const PERMISSION_SELECT: &str = "fieldpermissionid,entityname,attributelogicalname,canread,_fieldsecurityprofileid_value";
+pub const PERMISSION_SELECT: &str =
+    "fieldpermissionid,entityname,attributelogicalname,canread,_fieldsecurityprofileid_value";
 pub const USER_PROFILE_SELECT: &str = "systemuserid,fieldsecurityprofileid";
 
 /// `fieldpermission.canread` and friends: 4 Allowed, 0 Not Allowed.

@@ -93,11 +93,7 @@ pub fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
 }
 
 fn boundary_of(content_type: &str) -> Option<&str> {
-    content_type
-        .split(';')
-        .map(str::trim)
-        .find_map(|p| p.strip_prefix("boundary="))
-        .map(|b| b.trim_matches('"'))
+    content_type.split(';').map(str::trim).find_map(|p| p.strip_prefix("boundary=")).map(|b| b.trim_matches('"'))
 }
 
 /// Splits at the first blank line: (headers, rest).
@@ -131,7 +127,11 @@ mod tests {
         }];
         let text = String::from_utf8(encode("batch_b", &ops)).unwrap();
         assert!(text.starts_with("--batch_b\r\nContent-Type: application/http\r\n"));
-        assert!(text.contains("POST https://x.example/api/data/v9.2/systemusers(1)/systemuserroles_association/$ref HTTP/1.1"));
+        assert!(
+            text.contains(
+                "POST https://x.example/api/data/v9.2/systemusers(1)/systemuserroles_association/$ref HTTP/1.1"
+            )
+        );
         assert!(text.ends_with("--batch_b--\r\n"));
 
         let answer = "--batchresponse_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nHTTP/1.1 204 No Content\r\nOData-EntityId: https://x.example/api/data/v9.2/systemusers(9)\r\n\r\n\r\n--batchresponse_1\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":\"0x80040237\",\"message\":\"Cannot insert duplicate key.\"}}\r\n--batchresponse_1--\r\n";

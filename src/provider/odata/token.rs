@@ -136,11 +136,10 @@ impl TokenSource {
             }
         }
         let shown = self.url.to_string();
-        let resp = http::send_with_retry(&RetryPolicy::default(), &shown, || {
-            self.http.post(self.url.clone()).form(&form)
-        })
-        .await
-        .map_err(|e| self.fail(format!("cannot get a token: {e}")))?;
+        let resp =
+            http::send_with_retry(&RetryPolicy::default(), &shown, || self.http.post(self.url.clone()).form(&form))
+                .await
+                .map_err(|e| self.fail(format!("cannot get a token: {e}")))?;
         let status = resp.status();
         if !status.is_success() {
             let body = http::read_error_body(resp).await;
