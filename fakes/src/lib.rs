@@ -15,6 +15,7 @@
 //! - [`Throttle`] is a token bucket answering `429` with `Retry-After` once the rate is exceeded.
 //! - [`entra`] is the OAuth 2.0 client-credentials token endpoint.
 
+pub mod dataverse;
 pub mod entra;
 
 use std::net::SocketAddr;
