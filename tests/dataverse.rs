@@ -57,3 +57,136 @@ fn enterprise_example_plans_applies_and_converges_on_dataverse() {
     r.expect(0);
     assert!(r.stdout.contains("No changes"), "{}", r.stdout);
 }
+
+/// Applies the example to a fresh environment and checks it converged.
+fn converge(sb: &support::Sandbox, secret: &str) {
+    run(sb, secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    run(sb, secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn column_security_membership_follows_role_changes_and_drift() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    converge(&sb, &secret);
+
+    // Robert moves from sales manager to sales rep: he loses the credit columns everywhere
+    // keyward enforces them, in the same plan as the role change.
+    sb.edit(
+        "users/sales.yaml",
+        "roles: [sales-manager]\n---\nkind: User\nname: emma.brennan",
+        "roles: [sales-rep]\n---\nkind: User\nname: emma.brennan",
+    );
+    let r = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
+    r.expect(2);
+    insta::assert_snapshot!("role_change_plan_by_person", r.stdout);
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(dv.profile_members("customer-credit").unwrap(), vec!["emma.brennan@northwind.example"]);
+    assert_eq!(dv.roles_of("robert.king@northwind.example"), vec!["Salesperson"]);
+
+    // Someone adds a sales rep to the profile by hand, and a column loses its read permission:
+    // both are planned back.
+    dv.add_profile_member("customer-credit", "mei.tanaka@northwind.example");
+    let r = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
+    r.expect(2);
+    assert!(r.stdout.contains("- d365.field-profile.mei.tanaka/customer-credit"), "{}", r.stdout);
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(dv.profile_members("customer-credit").unwrap(), vec!["emma.brennan@northwind.example"]);
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+
+    // A new column in git is added to the existing profile.
+    sb.edit(
+        "data/classifications.yaml",
+        "columns: [account.creditlimit, account.creditonhold]",
+        "columns: [account.creditlimit, account.creditonhold, account.paymenttermscode]",
+    );
+    let r = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
+    r.expect(2);
+    assert!(r.stdout.contains("~ d365.field-profile.customer-credit"), "{}", r.stdout);
+    converge(&sb, &secret);
+    assert_eq!(
+        dv.profile_columns("customer-credit"),
+        vec!["account.creditlimit", "account.creditonhold", "account.paymenttermscode"]
+    );
+}
+
+#[test]
+fn a_role_missing_in_the_users_business_unit_is_a_plan_error() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    entra.register(harness::D365_CLIENT, Some(&secret));
+    // Salesperson exists only in the root business unit; Sofia already works in Retail.
+    let dv = keyward_fakes::dataverse::Dataverse::new("northwind");
+    let root = dv.root_business_unit();
+    let retail = dv.add_business_unit("Retail", Some(&root));
+    for r in harness::DATAVERSE_ROLES {
+        if r == "Salesperson" {
+            dv.add_role(r, None);
+        } else {
+            dv.add_role_everywhere(r);
+        }
+    }
+    dv.add_user("sofia.lindqvist@northwind.example", Some(&retail));
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+
+    let r = run(&sb, &secret, &["plan", "{dir}"]);
+    r.expect(1);
+    insta::assert_snapshot!("role_missing_in_business_unit", r.stderr);
+    // Nothing was written.
+    assert_eq!(
+        log.count("POST", |_| true) + log.count("PATCH", |_| true) + log.count("DELETE", |_| true),
+        1,
+        "only the token request"
+    );
+    // Once the role has a copy there, the same configuration applies.
+    dv.add_role("Salesperson", Some(&retail));
+    converge(&sb, &secret);
+    assert_eq!(dv.roles_of("sofia.lindqvist@northwind.example"), vec!["Salesperson"]);
+}
+
+#[test]
+fn reads_are_paged_and_writes_batched() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    dv.page_cap(3);
+    dv.add_application_user("# keyward-app");
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    // Everything written went in $batch requests: the users and the profile, then the
+    // permissions of the new profile, then the role and profile memberships.
+    let api = |p: &str| p.starts_with(keyward_fakes::dataverse::API);
+    assert_eq!(log.count("POST", |p| p.ends_with("/$batch")), 3);
+    assert_eq!(log.count("POST", |p| api(p) && !p.ends_with("/$batch")), 0);
+    assert_eq!(log.count("PATCH", api) + log.count("DELETE", api), 0);
+
+    log.clear();
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+    // 8 users (7 people and the application user) in pages of 3; 3 roles; 7
+    // role pairs; 2 profiles; 2 permissions; 2 profile members.
+    let gets = |set: &str| log.count("GET", |p| p == format!("{}{set}", keyward_fakes::dataverse::API));
+    assert_eq!(gets("systemusers"), 3);
+    assert_eq!(gets("roles"), 1);
+    assert_eq!(gets("systemuserrolescollection"), 3);
+    assert_eq!(gets("fieldsecurityprofiles"), 1);
+    assert_eq!(gets("fieldpermissions"), 1);
+    assert_eq!(gets("systemuserprofilescollection"), 1);
+    assert_eq!(gets("businessunits"), 1);
+    assert!(dv.user("# keyward-app").is_some(), "the application user is left alone");
+}
+
+#[test]
+fn throttled_requests_are_retried_after_the_time_asked() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    // Two requests at once, then one a second: a read of seven collections is refused some.
+    let throttle = Throttle::new(2.0, 2);
+    let server = dv.serve(&entra, &log, Some(&throttle));
+    let sb = enterprise(&server.url(), None);
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(2);
+    assert!(throttle.rejected() > 0);
+    assert_eq!(log.count_status(429) as u64, throttle.rejected());
+}

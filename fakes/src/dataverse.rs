@@ -22,12 +22,13 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
 use axum::routing::any;
 use serde_json::{Map, Value, json};
 
 use crate::entra::Entra;
+use crate::odata::{self, Answer, error, into_response};
 use crate::{RequestLog, Running, Throttle};
 
 pub const API: &str = "/api/data/v9.2/";
@@ -69,27 +70,6 @@ fn key_of(set: &str) -> Option<&'static str> {
         "audits" => "auditid",
         _ => return None,
     })
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> Answer {
-    Answer { status, headers: vec![], body: Some(json!({"error": {"code": code, "message": message}})) }
-}
-
-/// One answer, before it becomes an HTTP response or a batch part.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: Vec<(&'static str, String)>,
-    body: Option<Value>,
-}
-
-impl Answer {
-    fn no_content() -> Answer {
-        Answer { status: StatusCode::NO_CONTENT, headers: vec![], body: None }
-    }
-    fn json(v: Value) -> Answer {
-        Answer { status: StatusCode::OK, headers: vec![], body: Some(v) }
-    }
 }
 
 impl Dataverse {
@@ -406,31 +386,7 @@ impl Dataverse {
                         );
                     }
                 };
-                let asked = header("prefer")
-                    .and_then(|p| p.split(',').find_map(|x| x.trim().strip_prefix("odata.maxpagesize=")))
-                    .and_then(|n| n.trim().parse::<usize>().ok())
-                    .unwrap_or(MAX_PAGE)
-                    .clamp(1, MAX_PAGE);
-                let size = inner.page_cap.map_or(asked, |c| c.min(asked));
-                let skip: usize = query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("$skiptoken="))
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0);
-                let page: Vec<Value> = rows.iter().skip(skip).take(size).cloned().collect();
-                let mut out = json!({"@odata.context": format!("{base}{API}$metadata#{set}"), "value": page});
-                if skip + size < rows.len() {
-                    let kept: Vec<&str> =
-                        query.split('&').filter(|kv| !kv.starts_with("$skiptoken=") && !kv.is_empty()).collect();
-                    let mut q = kept.join("&");
-                    if !q.is_empty() {
-                        q.push('&');
-                    }
-                    out["@odata.nextLink"] = json!(format!("{base}{API}{set}?{q}$skiptoken={}", skip + size));
-                }
-                let mut a = Answer::json(out);
-                a.headers.push(("Preference-Applied", format!("odata.maxpagesize={size}")));
-                a
+                odata::page(&rows, header("prefer"), query, MAX_PAGE, inner.page_cap, &format!("{base}{API}{set}"))
             }
             (&Method::POST, [set]) => {
                 let (set, _) = parse(set);
@@ -540,10 +496,10 @@ impl Dataverse {
             .and_then(Value::as_str)
             .and_then(|s| s.rsplit_once('('))
             .map(|(_, r)| r.trim_end_matches(')').to_lowercase());
-        let (user, other) = match method {
-            &Method::POST if roles => (user, referenced),
-            &Method::POST => (referenced, other),
-            &Method::DELETE => (user, other),
+        let (user, other) = match *method {
+            Method::POST if roles => (user, referenced),
+            Method::POST => (referenced, other),
+            Method::DELETE => (user, other),
             _ => return error(StatusCode::METHOD_NOT_ALLOWED, "0x80060888", "Use POST or DELETE on $ref."),
         };
         let (Some(user), Some(other)) = (user, other) else {
@@ -594,89 +550,6 @@ impl Dataverse {
         }
         Answer::no_content()
     }
-
-    /// A `$batch`: each part is carried out in order, as its own request.
-    fn batch(&self, content_type: &str, body: &[u8], base: &str, headers: &[(String, String)]) -> Response {
-        let Some(boundary) = content_type.split(';').map(str::trim).find_map(|p| p.strip_prefix("boundary=")) else {
-            return into_response(error(StatusCode::BAD_REQUEST, "0x80040216", "A $batch must be multipart/mixed."));
-        };
-        let text = String::from_utf8_lossy(body).to_string();
-        let delim = format!("--{}", boundary.trim_matches('"'));
-        let parts: Vec<&str> = text.split(delim.as_str()).skip(1).take_while(|p| !p.starts_with("--")).collect();
-        if parts.len() > MAX_BATCH {
-            return into_response(error(
-                StatusCode::BAD_REQUEST,
-                "0x8005f103",
-                &format!("The number of requests in a batch exceeds {MAX_BATCH}."),
-            ));
-        }
-        let out_boundary = "batchresponse_fake";
-        let mut out = String::new();
-        for part in parts {
-            let part = part.trim_start_matches(['\r', '\n']);
-            let (_, rest) = split_head(part);
-            let (head, payload) = split_head(rest);
-            let mut lines = head.lines();
-            let request_line = lines.next().unwrap_or_default();
-            let mut words = request_line.split_whitespace();
-            let method: Method = words.next().and_then(|m| m.parse().ok()).unwrap_or(Method::GET);
-            let url = words.next().unwrap_or_default();
-            let path_and_query = url.find(API).map_or(url, |i| &url[i + API.len()..]);
-            let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-            let mut part_headers: Vec<(String, String)> = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect();
-            part_headers.extend(headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("prefer")).cloned());
-            let answer = self.dispatch(&method, path, query, &part_headers, payload.trim().as_bytes(), base);
-            out.push_str(&format!(
-                "--{out_boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
-            ));
-            out.push_str(&format!(
-                "HTTP/1.1 {} {}\r\n",
-                answer.status.as_u16(),
-                answer.status.canonical_reason().unwrap_or("")
-            ));
-            for (k, v) in &answer.headers {
-                out.push_str(&format!("{k}: {v}\r\n"));
-            }
-            match &answer.body {
-                Some(b) => {
-                    out.push_str(&format!("Content-Type: application/json; odata.metadata=minimal\r\n\r\n{b}\r\n"))
-                }
-                None => out.push_str("\r\n\r\n"),
-            }
-        }
-        out.push_str(&format!("--{out_boundary}--\r\n"));
-        let mut resp = (StatusCode::OK, out).into_response();
-        resp.headers_mut().insert(
-            "content-type",
-            HeaderValue::from_str(&format!("multipart/mixed; boundary={out_boundary}")).expect("header"),
-        );
-        resp
-    }
-}
-
-fn split_head(s: &str) -> (&str, &str) {
-    for sep in ["\r\n\r\n", "\n\n"] {
-        if let Some(i) = s.find(sep) {
-            return (&s[..i], &s[i + sep.len()..]);
-        }
-    }
-    (s, "")
-}
-
-fn into_response(a: Answer) -> Response {
-    let mut resp = match a.body {
-        Some(b) => (a.status, axum::Json(b)).into_response(),
-        None => a.status.into_response(),
-    };
-    for (k, v) in a.headers {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            resp.headers_mut().insert(k, v);
-        }
-    }
-    resp
 }
 
 async fn handle(State((dv, entra)): State<(Dataverse, Entra)>, req: Request) -> Response {
@@ -694,7 +567,9 @@ async fn handle(State((dv, entra)): State<(Dataverse, Entra)>, req: Request) -> 
         headers.iter().filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string()))).collect();
     if path == "$batch" && parts.method == Method::POST {
         let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        return dv.batch(&ct, &bytes, &base, &header_list);
+        return odata::batch(&ct, &bytes, API, &header_list, MAX_BATCH, |m, p, q, h, b| {
+            dv.dispatch(m, p, q, h, b, &base)
+        });
     }
     into_response(dv.dispatch(&parts.method, &path, &query, &header_list, &bytes, &base))
 }

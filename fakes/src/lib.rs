@@ -17,6 +17,8 @@
 
 pub mod dataverse;
 pub mod entra;
+pub mod fno;
+pub mod odata;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

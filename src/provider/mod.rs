@@ -9,6 +9,7 @@
 
 pub mod dataverse;
 pub mod file;
+pub mod fno;
 pub mod http;
 pub mod odata;
 pub mod scim;
@@ -185,6 +186,7 @@ pub fn open(target: &Target, root: &Path, access: Access) -> Result<Box<dyn Prov
         Connection::File { path } => Ok(Box::new(file::FileProvider::open(target, &root.join(path), access)?)),
         Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open(target, root, access)?)),
         Connection::Dataverse { .. } => Ok(Box::new(dataverse::DataverseProvider::open(target, root, access)?)),
+        Connection::Fno { .. } => Ok(Box::new(fno::FnoProvider::open(target, root, access)?)),
         _ => Err(ProviderError::Unavailable { target: target.name.to_string(), provider: target.provider() }),
     }
 }

@@ -95,3 +95,19 @@ pub fn run(sb: &Sandbox, secret: &str, args: &[&str]) -> Run {
         ],
     )
 }
+
+/// The F&O role identifier of a role name: `Accounts payable clerk` → `ACCOUNTSPAYABLECLERK`.
+pub fn fno_role_id(name: &str) -> String {
+    name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase()
+}
+
+/// A Finance & Operations environment with the example's roles and its built-in admin.
+pub fn fno(entra: &Entra, secret: &str) -> keyward_fakes::fno::Fno {
+    entra.register(FNO_CLIENT, Some(secret));
+    let f = keyward_fakes::fno::Fno::new();
+    for r in FNO_ROLES {
+        f.add_role(&fno_role_id(r), r);
+    }
+    f.add_user("Admin", "", true);
+    f
+}
