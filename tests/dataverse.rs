@@ -190,3 +190,19 @@ fn throttled_requests_are_retried_after_the_time_asked() {
     assert!(throttle.rejected() > 0);
     assert_eq!(log.count_status(429) as u64, throttle.rejected());
 }
+
+#[test]
+fn validation_keeps_column_security_to_dataverse_and_out_of_roles() {
+    let sb = enterprise("https://northwind.crm4.dynamics.com", None);
+    sb.edit("data/classifications.yaml", "assets:\n  d365:", "assets:\n  okta:\n    columns: [user.salary]\n  d365:");
+    let r = sb.run(&["validate", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("columns-not-enforceable"), "{}", r.stderr);
+    assert!(r.stderr.contains("target `okta` (provider `file`) has no column security"), "{}", r.stderr);
+
+    let sb = enterprise("https://northwind.crm4.dynamics.com", None);
+    sb.edit("roles/sales.yaml", "d365: {securityRole: Salesperson}", "d365: {fieldSecurityProfile: {name: x}}");
+    let r = sb.run(&["validate", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("derived-binding"), "{}", r.stderr);
+}
