@@ -17,6 +17,7 @@
 
 pub mod dataverse;
 pub mod entra;
+pub mod faults;
 pub mod fno;
 pub mod odata;
 
@@ -199,6 +200,26 @@ pub fn serve(router: Router) -> Running {
 
 /// Serves `router` on `addr` (port 0 for any free port).
 pub fn serve_on(router: Router, addr: SocketAddr) -> Running {
+    spawn_task_on(addr, move |listener| async move {
+        axum::serve(listener, router).await.expect("fake server");
+    })
+}
+
+/// Runs `task` with a listener bound to a free loopback port, on a thread of its own with a
+/// two-worker runtime, until the returned [`Running`] is dropped.
+pub fn spawn_task<F, Fut>(task: F) -> Running
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    spawn_task_on("127.0.0.1:0".parse().expect("loopback address"), task)
+}
+
+fn spawn_task_on<F, Fut>(addr: SocketAddr, task: F) -> Running
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -212,13 +233,12 @@ pub fn serve_on(router: Router, addr: SocketAddr) -> Running {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake server");
                 addr_tx.send(listener.local_addr().expect("local address")).expect("report address");
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await
-                    .expect("fake server");
+                tokio::select! {
+                    _ = task(listener) => {}
+                    _ = shutdown_rx => {}
+                }
             });
+            // Dropping the runtime here cancels the connections still being served.
         })
         .expect("spawn fake server thread");
     let addr = addr_rx.recv().expect("fake server started");

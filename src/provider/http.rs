@@ -32,6 +32,12 @@ pub enum HttpError {
     Config(String),
     #[error("cannot reach {url}: {message}")]
     Transport { url: String, message: String },
+    /// The request was sent but no complete answer came back (reset, timeout): the service
+    /// may or may not have acted on it.
+    #[error(
+        "no answer from {url}: {message}; the request may have been carried out, and the next plan shows whether it was"
+    )]
+    NoAnswer { url: String, message: String },
     #[error("the response from {url} is larger than {cap} bytes")]
     TooLarge { url: String, cap: usize },
 }
@@ -54,9 +60,25 @@ fn is_loopback(url: &Url) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The environment variable that overrides every provider's per-request timeout, in seconds
+/// (for slow services, and for tests of what a timeout does).
+pub const TIMEOUT_VAR: &str = "KEYWARD_HTTP_TIMEOUT";
+
 /// Builds a client: rustls with TLS 1.2 at least, system roots plus `ca_file`, no redirects
-/// (a redirect to another host would carry credentials away), and the given timeouts.
+/// (a redirect to another host would carry credentials away), and the given timeouts
+/// (`KEYWARD_HTTP_TIMEOUT` seconds instead of `timeout` when set).
 pub fn client(ca_file: Option<&Path>, timeout: Duration) -> Result<Client, HttpError> {
+    let timeout = match std::env::var(TIMEOUT_VAR) {
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::from_secs_f64(secs),
+            _ => {
+                return Err(HttpError::Config(format!(
+                    "{TIMEOUT_VAR} must be a positive number of seconds, not {v:?}"
+                )));
+            }
+        },
+        Err(_) => timeout,
+    };
     let mut b = Client::builder()
         .use_rustls_tls()
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
@@ -214,7 +236,7 @@ pub async fn send_with_retry(
                 Err(HttpError::Transport { url: url_for_errors.to_string(), message: error_chain(&e) }),
             ),
             Err(e) => {
-                return Err(HttpError::Transport { url: url_for_errors.to_string(), message: error_chain(&e) });
+                return Err(HttpError::NoAnswer { url: url_for_errors.to_string(), message: error_chain(&e) });
             }
         };
         match wait {
@@ -252,7 +274,7 @@ pub async fn read_body(mut resp: Response, cap: usize, url_for_errors: &str) -> 
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| HttpError::Transport { url: url_for_errors.to_string(), message: error_chain(&e) })?
+        .map_err(|e| HttpError::NoAnswer { url: url_for_errors.to_string(), message: error_chain(&e) })?
     {
         if out.len() + chunk.len() > cap {
             return Err(HttpError::TooLarge { url: url_for_errors.to_string(), cap });

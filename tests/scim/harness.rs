@@ -347,13 +347,16 @@ pub fn encode(s: &str) -> String {
 
 /// Points the `directory` target of a configuration folder at the server.
 pub fn retarget(dir: &Path, server: &Server) {
+    retarget_url(dir, &server.url());
+}
+
+/// Points the `directory` target of a configuration folder at a SCIM base URL (the server, or a
+/// proxy in front of it).
+pub fn retarget_url(dir: &Path, url: &str) {
     let path = dir.join("keyward.yaml");
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let target: serde_yaml::Value = serde_yaml::from_str(&format!(
-        "{{provider: scim, url: \"{}\", token: \"${{env:{TOKEN_VAR}}}\"}}",
-        server.url()
-    ))
-    .unwrap();
+    let target: serde_yaml::Value =
+        serde_yaml::from_str(&format!("{{provider: scim, url: \"{url}\", token: \"${{env:{TOKEN_VAR}}}\"}}")).unwrap();
     doc["targets"]["directory"] = target;
     std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
 }
