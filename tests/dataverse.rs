@@ -23,6 +23,8 @@ const D365_PEOPLE: [&str; 7] = [
     "steven.buchanan@northwind.example",
 ];
 
+/// Plans, applies (a saved plan), converges; the access review shows Dataverse's own record of
+/// the role assignments.
 #[test]
 fn enterprise_example_plans_applies_and_converges_on_dataverse() {
     let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
@@ -37,7 +39,11 @@ fn enterprise_example_plans_applies_and_converges_on_dataverse() {
     assert!(r.stdout.contains("d365.field-profile.customer-credit"), "{}", r.stdout);
     assert!(r.stdout.contains("d365.field-profile.robert.king/customer-credit"), "{}", r.stdout);
 
-    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    // A saved plan applies as it was reviewed (the profile's columns travel in its operations).
+    let saved = sb.path("plan.json");
+    let saved = saved.to_str().unwrap();
+    run(&sb, &secret, &["plan", "{dir}", "--out", saved]).expect(0);
+    run(&sb, &secret, &["apply", saved, "--config", "{dir}", "--auto-approve"]).expect(0);
     for p in D365_PEOPLE {
         assert!(dv.user(p).is_some(), "{p} was created on Dataverse");
     }
@@ -56,6 +62,14 @@ fn enterprise_example_plans_applies_and_converges_on_dataverse() {
     let r = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
     r.expect(0);
     assert!(r.stdout.contains("No changes"), "{}", r.stdout);
+
+    // The access review shows the role history of Dataverse's own audit table.
+    let r = run(&sb, &secret, &["audit", "review", "{dir}", "--format", "json"]);
+    r.expect(0);
+    let items = r.json()["items"].as_array().unwrap().clone();
+    let given: Vec<&serde_json::Value> = items.iter().filter(|i| i["status"] == "role-given").collect();
+    assert_eq!(given.len(), D365_PEOPLE.len(), "{}", r.stdout);
+    assert!(given.iter().any(|i| i["subject"] == "d365.user.robert.king" && i["target"] == "d365"), "{}", r.stdout);
 }
 
 /// Applies the example to a fresh environment and checks it converged.

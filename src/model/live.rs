@@ -196,6 +196,23 @@ pub struct LiveTarget {
     /// Finance & Operations records), shown beside keyward's own policy findings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reported: Vec<ReportedFinding>,
+    /// Role assignments and removals the target's own audit log recorded, newest first, when
+    /// they were asked for (`keyward audit review`); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RoleEvent>,
+}
+
+/// A role given to or taken from an account, as the target's own audit log recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleEvent {
+    pub time: Timestamp,
+    /// The account's userName (its id when the account is gone).
+    pub user_name: String,
+    /// Given (true) or taken (false).
+    pub assigned: bool,
+    /// What the target says about it.
+    pub detail: String,
 }
 
 /// A binding that some accounts cannot be given.

@@ -176,6 +176,12 @@ pub trait Provider: Send {
     /// matters, and returns one outcome per change in the same order. It must be called
     /// after [`Provider::read`], which gives it the ids it resolves natural keys with.
     async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>>;
+
+    /// Role assignments and removals the target's own audit log holds, newest first, for the
+    /// access review. Called after [`Provider::read`]; targets without such a log have none.
+    async fn role_history(&mut self) -> Result<Vec<crate::model::RoleEvent>, ProviderError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Opens the provider for a target. `root` is the configuration folder, against which

@@ -41,7 +41,8 @@ use super::odata::{BatchOp, ODataClient, ODataError, Reply};
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities, http};
 use crate::model::config::Connection;
 use crate::model::{
-    Binding, FieldProfileRef, LiveAccount, LiveBinding, LiveTarget, OutOfReach, ProviderKind, Target, UserAttrs, digest,
+    Binding, FieldProfileRef, LiveAccount, LiveBinding, LiveTarget, OutOfReach, ProviderKind, RoleEvent, Target,
+    UserAttrs, digest,
 };
 use crate::plan::{Change, Operation, Principal};
 
@@ -54,6 +55,8 @@ const BATCH_LIMIT: usize = 1000;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// The error code of an association that already exists ("Cannot insert duplicate key").
 const DUPLICATE_KEY: &str = "0x80040237";
+/// Audit rows the access review shows.
+const HISTORY_PAGE: usize = 500;
 
 fn key(s: &str) -> String {
     s.to_lowercase()
@@ -186,6 +189,62 @@ impl Provider for DataverseProvider {
             normalise(&mut self.state, &units, &roles, &users, &user_roles, &profiles, &permissions, &user_profiles);
         tracing::info!(target_name = %self.target, users = live.accounts.len(), bindings = live.bindings.len(), requests = self.client.requests(), "read Dataverse environment");
         Ok(live)
+    }
+
+    /// The newest role assignments and removals of the `audits` table (actions 55 and 56),
+    /// one page of at most [`HISTORY_PAGE`] rows.
+    async fn role_history(&mut self) -> Result<Vec<RoleEvent>, ProviderError> {
+        let url = self.client.url(
+            "audits",
+            Some("$select=auditid,action,createdon,_objectid_value,_userid_value&$filter=action%20eq%2055%20or%20action%20eq%2056&$orderby=createdon%20desc"),
+        );
+        let prefer = format!("odata.maxpagesize={HISTORY_PAGE}");
+        let (_, _, bytes) = self
+            .client
+            .send(Method::GET, url, None, None, Some(&prefer))
+            .await
+            .map_err(|e| self.read_error("the audit history (is auditing on?)", e))?;
+        let page: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let names: HashMap<&str, String> =
+            self.state.iter().flat_map(|s| s.users.iter()).map(|(k, u)| (u.id.as_str(), k.clone())).collect();
+        let mut out = Vec::new();
+        for row in page.get("value").and_then(Value::as_array).into_iter().flatten() {
+            let action = row.get("action").and_then(Value::as_i64);
+            let assigned = match action {
+                Some(55) => true,
+                Some(56) => false,
+                _ => continue,
+            };
+            let Some(time) = row
+                .get("createdon")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.to_utc())
+            else {
+                continue;
+            };
+            let user = row
+                .get("_objectid_value")
+                .or_else(|| row.get("objectid"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let user_name = names.get(user.as_str()).cloned().unwrap_or(user);
+            let by = row.get("_userid_value").and_then(Value::as_str).and_then(|u| names.get(u)).cloned();
+            out.push(RoleEvent {
+                time,
+                user_name,
+                assigned,
+                detail: format!(
+                    "{} (audit action {}){}",
+                    if assigned { "Assign Role To User" } else { "Remove Role From User" },
+                    action.unwrap_or_default(),
+                    by.map(|b| format!(" by {b}")).unwrap_or_default()
+                ),
+            });
+        }
+        out.sort_by_key(|e| std::cmp::Reverse(e.time));
+        Ok(out)
     }
 
     async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {
