@@ -220,3 +220,34 @@ fn validation_keeps_column_security_to_dataverse_and_out_of_roles() {
     r.expect(1);
     assert!(r.stderr.contains("derived-binding"), "{}", r.stderr);
 }
+
+/// 1,200 new sales reps: writes go in $batch requests of at most 1,000 operations, reads in one
+/// page per collection (Dataverse's 5,000-row pages), whatever the number of people.
+#[test]
+fn a_large_onboarding_takes_a_handful_of_requests() {
+    const PEOPLE: usize = 1200;
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    let mut yaml = String::new();
+    for i in 0..PEOPLE {
+        yaml.push_str(&format!(
+            "---\nkind: User\nname: rep-{i:04}\nuserName: rep-{i:04}@northwind.example\nfamilyName: Rep {i}\nroles: [sales-rep]\n"
+        ));
+    }
+    sb.write("users/reps.yaml", &yaml);
+
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert!(dv.user("rep-1199@northwind.example").is_some());
+    assert_eq!(dv.roles_of("rep-0000@northwind.example"), vec!["Salesperson"]);
+    // Round one: 1,207 users and the profile (2 batches); round two: the profile's 2
+    // permissions (1); the 1,207 role and 2 profile memberships (2).
+    assert_eq!(log.count("POST", |p| p.ends_with("/$batch")), 5);
+    let api = |p: &str| p.starts_with(keyward_fakes::dataverse::API) && !p.ends_with("/$batch");
+    assert_eq!(log.count("POST", api) + log.count("PATCH", api) + log.count("DELETE", api), 0);
+
+    log.clear();
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+    assert_eq!(log.count("GET", |p| p.starts_with(keyward_fakes::dataverse::API)), 7);
+}

@@ -52,3 +52,45 @@ pub fn field_profiles<'a>(desired: &'a DesiredState, target: &Name) -> Vec<Deriv
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enterprise() -> DesiredState {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/enterprise");
+        let v = crate::validate::validate(&crate::load::load_dir(&root).unwrap());
+        assert!(!v.has_errors(), "{:?}", v.diagnostics);
+        v.state.unwrap()
+    }
+
+    #[test]
+    fn a_profile_per_classification_with_columns_on_the_target() {
+        let state = enterprise();
+        let d365 = Name::new("d365").unwrap();
+        let got = field_profiles(&state, &d365);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].classification.as_str(), "customer-credit");
+        assert_eq!(
+            got[0].binding,
+            Binding::FieldSecurityProfile(FieldProfileRef {
+                name: "customer-credit".into(),
+                columns: vec!["account.creditlimit".into(), "account.creditonhold".into()],
+            })
+        );
+        let readers: Vec<&str> = got[0].readers.iter().map(|n| n.as_str()).collect();
+        assert_eq!(readers, vec!["sales-manager"]);
+        // No columns on the other targets.
+        assert!(field_profiles(&state, &Name::new("finance").unwrap()).is_empty());
+    }
+
+    #[test]
+    fn without_readers_the_roles_cleared_for_the_level_read() {
+        let state = enterprise();
+        let mut dc = state.data_classifications[&Name::new("vendor-bank-details").unwrap()].clone();
+        dc.readers = None;
+        let mut got: Vec<&str> = readers(&state, &dc).iter().map(|n| n.as_str()).collect();
+        got.sort();
+        assert_eq!(got, vec!["ap-manager", "finance-admin", "it-admin"]);
+    }
+}
