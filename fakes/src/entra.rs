@@ -44,6 +44,8 @@ struct Inner {
     next: u64,
     lifetime: Option<Duration>,
     grants: Vec<Grant>,
+    /// Every client assertion received, in order (test data only: the fake holds no real secret).
+    assertions: Vec<String>,
 }
 
 /// The token endpoint's state, shared with the resource fakes that check bearer tokens.
@@ -73,6 +75,12 @@ impl Entra {
     /// How many tokens were issued, and by which grant.
     pub fn grants(&self) -> Vec<Grant> {
         self.inner.lock().expect("entra").grants.clone()
+    }
+
+    /// The client assertions received, in order, so tests can inspect what a client signed or
+    /// which token file content it sent.
+    pub fn assertions(&self) -> Vec<String> {
+        self.inner.lock().expect("entra").assertions.clone()
     }
 
     /// Checks the `Authorization: Bearer` header of a resource request against the tokens
@@ -154,6 +162,7 @@ async fn token(
                 "The client_assertion_type is not urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
             );
         }
+        inner.assertions.push(assertion.to_string());
         let parts: Vec<&str> = assertion.split('.').collect();
         let (Some(header), Some(claims)) =
             (parts.first().and_then(|p| b64url_json(p)), parts.get(1).and_then(|p| b64url_json(p)))

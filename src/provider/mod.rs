@@ -8,6 +8,7 @@
 //! decisions.
 
 pub mod dataverse;
+pub mod entra;
 pub mod file;
 pub mod fno;
 pub mod http;

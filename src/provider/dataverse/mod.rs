@@ -36,7 +36,7 @@ use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
 use self::wire::{WireBusinessUnit, WirePermission, WireRole, WireUser};
-use super::odata::token::TokenSource;
+use super::entra::TokenSource;
 use super::odata::{BatchOp, ODataClient, ODataError, Reply};
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities, http};
 use crate::model::config::Connection;

@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
-use super::odata::token::TokenSource;
+use super::entra::TokenSource;
 use super::odata::{self, BatchOp, ODataClient, ODataError};
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities, http};
 use crate::model::config::Connection;

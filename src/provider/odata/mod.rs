@@ -13,7 +13,6 @@
 //!   `error.code`, F&O's `error.innererror.message`); the bearer token never appears.
 
 pub mod batch;
-pub mod token;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::{Method, Url, header};
 use serde_json::Value;
 
-use self::token::TokenSource;
+use crate::provider::entra::TokenSource;
 use crate::provider::http::{self, RetryPolicy};
 
 /// The largest successful body read (one page, or one batch answer).
