@@ -251,3 +251,19 @@ fn a_large_onboarding_takes_a_handful_of_requests() {
     run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
     assert_eq!(log.count("GET", |p| p.starts_with(keyward_fakes::dataverse::API)), 7);
 }
+
+#[test]
+fn refused_writes_show_the_dataverse_error_code() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    dv.deny_writes("systemusers");
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    let r = run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("HTTP 403 Forbidden (code 0x80040220): PrivilegeDenied"), "{all}");
+    // Their role assignments were skipped, not attempted; the directory was still written.
+    assert_eq!(dv.audits().len(), 0);
+    assert!(sb.read(".keyward/entra.json").contains("robert.king@northwind.example"));
+}

@@ -154,3 +154,25 @@ fn reads_are_paged_and_writes_batched() {
     assert_eq!(fno_log.count("GET", |p| p == "/data/SecurityUserRoles"), 3);
     assert_eq!(fno_log.count("GET", |_| true), 3 + 2 + 3 + 1);
 }
+
+#[test]
+fn when_no_collection_takes_writes_the_error_says_why() {
+    let (entra, secret) = (Entra::new(), secret());
+    let (dv_log, fno_log) = (RequestLog::default(), RequestLog::default());
+    let dv = dataverse(&entra, &secret);
+    let f = fno(&entra, &secret);
+    f.refuse_writes(ASSOCIATIONS).refuse_writes(USER_ROLES);
+    let dv_server = dv.serve(&entra, &dv_log, None);
+    let fno_server = f.serve(&entra, &fno_log, None);
+    let sb = enterprise(&dv_server.url(), Some(&fno_server.url()));
+    let r = run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    // F&O's error detail is in `innererror.message`.
+    assert!(all.contains("no collection accepts role assignments"), "{all}");
+    assert!(all.contains("Write not allowed for entity 'SecurityUserRoles'"), "{all}");
+    // Users were still created; both collections were asked once, not once per assignment.
+    assert!(f.user("nancy.davolio@northwind.example").is_some());
+    assert_eq!(f.writes().values().sum::<usize>(), 2, "{:?}", f.writes());
+    assert_eq!(f.roles_of("nancy.davolio@northwind.example"), Vec::<String>::new());
+}

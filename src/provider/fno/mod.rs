@@ -338,7 +338,16 @@ impl FnoProvider {
             && let Some((first, tail)) = rest.split_first()
         {
             rest = tail;
-            results[first.change] = Some(self.probe(first).await);
+            let outcome = self.probe(first).await;
+            let refused_everywhere = self.write_collection.is_none() && outcome.is_err();
+            results[first.change] = Some(outcome.clone());
+            if refused_everywhere {
+                // Asking again for each assignment would only repeat the refusals.
+                for m in rest {
+                    results[m.change] = Some(outcome.clone());
+                }
+                rest = &[];
+            }
         }
         if let Some(collection) = self.write_collection {
             let ops: Vec<BatchOp> = rest.iter().map(|m| self.membership_op(collection, m)).collect();
