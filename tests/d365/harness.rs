@@ -84,16 +84,23 @@ pub fn dataverse(entra: &Entra, secret: &str) -> Dataverse {
     dv
 }
 
-/// Runs keyward with the targets' secrets in the environment.
+/// Runs keyward with the targets' secrets in the environment, and checks that neither the
+/// secret nor a bearer token appears in its output.
 pub fn run(sb: &Sandbox, secret: &str, args: &[&str]) -> Run {
-    sb.run_with_env(
+    let r = sb.run_with_env(
         args,
         &[
             ("D365_CLIENT_SECRET", secret),
             ("FNO_CLIENT_SECRET", secret),
+            ("ENTRA_CLIENT_SECRET", secret),
             ("KEYWARD_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
         ],
-    )
+    );
+    assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "the client secret was printed");
+    for line in r.stdout.lines().chain(r.stderr.lines()) {
+        assert!(!line.contains("fake-access-token-"), "a bearer token was printed: {line}");
+    }
+    r
 }
 
 /// The F&O role identifier of a role name: `Accounts payable clerk` → `ACCOUNTSPAYABLECLERK`.
