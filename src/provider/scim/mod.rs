@@ -170,11 +170,26 @@ impl ScimProvider {
                 message: format!("the list of {endpoint} is not a SCIM list response: {m}"),
             })?;
             let n = p.resources.len();
+            let mut fresh = 0usize;
             for r in p.resources {
                 let id = wire::get(&r, "id").and_then(Value::as_str).unwrap_or_default().to_string();
                 if seen.insert(id) {
                     out.push(r);
+                    fresh += 1;
                 }
+            }
+            // A full page of resources already seen means the service ignores startIndex (or
+            // its totalResults is wrong): reading on would never end.
+            if n > 0 && fresh == 0 {
+                return Err(ProviderError::Remote {
+                    target: self.target.clone(),
+                    message: format!(
+                        "the list of {endpoint} does not advance: the page at startIndex {start} holds only \
+                         resources already read, while totalResults says {}; the service seems to ignore \
+                         startIndex",
+                        p.total_results
+                    ),
+                });
             }
             start += n;
             if n == 0 || start > p.total_results {

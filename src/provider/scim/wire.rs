@@ -123,7 +123,10 @@ pub struct ListPage {
 
 impl ListPage {
     pub fn parse(v: &Value) -> Result<ListPage, String> {
-        let total = get_u64(v, "totalResults").ok_or("the list response has no totalResults")? as usize;
+        let total = match get(v, "totalResults") {
+            None => return Err("the list response has no totalResults".into()),
+            Some(_) => get_u64(v, "totalResults").ok_or("the list response's totalResults is not a whole number")?,
+        } as usize;
         let resources = match get(v, "Resources") {
             Some(Value::Array(a)) => a.clone(),
             None | Some(Value::Null) => vec![],
@@ -149,7 +152,11 @@ pub struct WireUser {
 impl WireUser {
     pub fn parse(v: &Value) -> Result<WireUser, String> {
         let id = get_str(v, "id").ok_or("a user has no id")?.to_string();
-        let user_name = get_str(v, "userName").ok_or_else(|| format!("user {id} has no userName"))?.to_string();
+        let user_name = match get(v, "userName") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            None | Some(Value::Null) | Some(Value::String(_)) => return Err(format!("user {id} has no userName")),
+            Some(_) => return Err(format!("user {id} has a userName that is not a string")),
+        };
         let name = get(v, "name");
         let ext = get(v, ENTERPRISE);
         let emails: Vec<Value> = get(v, "emails").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -366,13 +373,12 @@ impl ErrorBody {
             Ok(v) => ErrorBody::from_value(&v),
             Err(_) => {
                 // Not JSON (a proxy's HTML page, say): keep a short, printable excerpt.
-                let text: String = String::from_utf8_lossy(bytes)
-                    .chars()
-                    .filter(|c| !c.is_control() || *c == ' ')
-                    .take(300)
-                    .collect::<String>()
-                    .trim()
-                    .to_string();
+                let printable = String::from_utf8_lossy(bytes);
+                let mut chars = printable.chars().filter(|c| !c.is_control() || *c == ' ');
+                let mut text: String = chars.by_ref().take(300).collect::<String>().trim().to_string();
+                if chars.next().is_some() {
+                    text.push_str("… (truncated)");
+                }
                 ErrorBody { scim_type: None, detail: (!text.is_empty()).then_some(text) }
             }
         }
