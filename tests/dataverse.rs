@@ -267,3 +267,16 @@ fn refused_writes_show_the_dataverse_error_code() {
     assert_eq!(dv.audits().len(), 0);
     assert!(sb.read(".keyward/entra.json").contains("robert.king@northwind.example"));
 }
+
+#[test]
+fn a_next_link_that_never_advances_is_an_error_not_a_loop() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    dv.page_cap(1).stuck_paging();
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    let r = run(&sb, &secret, &["plan", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("paging would never end"), "{}", r.stderr);
+    assert!(log.count("GET", |_| true) < 10, "it stopped at once");
+}

@@ -51,6 +51,8 @@ struct Inner {
     page_cap: Option<usize>,
     /// Entity sets that refuse writes with 403 (privilege denied).
     denied: Vec<String>,
+    /// Next links that never advance (a broken service).
+    stuck_paging: bool,
 }
 
 /// A fake Dataverse environment. Clone it to inspect or change its state from a test.
@@ -98,6 +100,12 @@ impl Dataverse {
     /// The server's page limit (to make paging visible with few rows).
     pub fn page_cap(&self, n: usize) -> &Self {
         self.lock().page_cap = Some(n.max(1));
+        self
+    }
+
+    /// Next links that point back at the first page, so paging never ends.
+    pub fn stuck_paging(&self) -> &Self {
+        self.lock().stuck_paging = true;
         self
     }
 
@@ -386,7 +394,15 @@ impl Dataverse {
                         );
                     }
                 };
-                odata::page(&rows, header("prefer"), query, MAX_PAGE, inner.page_cap, &format!("{base}{API}{set}"))
+                let mut a =
+                    odata::page(&rows, header("prefer"), query, MAX_PAGE, inner.page_cap, &format!("{base}{API}{set}"));
+                if inner.stuck_paging
+                    && let Some(b) = a.body.as_mut()
+                    && b.get("@odata.nextLink").is_some()
+                {
+                    b["@odata.nextLink"] = json!(format!("{base}{API}{set}?$skiptoken=0"));
+                }
+                a
             }
             (&Method::POST, [set]) => {
                 let (set, _) = parse(set);

@@ -235,6 +235,7 @@ impl ODataClient {
         let prefer = format!("odata.maxpagesize={}", self.page_size);
         let mut url = self.url(path, Some(query).filter(|q| !q.is_empty()));
         let mut rows = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
             let shown = display_url(&url);
             let (_, _, bytes) = self.send(Method::GET, url.clone(), None, None, Some(&prefer)).await?;
@@ -249,6 +250,11 @@ impl ODataClient {
                     let next = self.root.join(next).map_err(|e| {
                         ODataError::Invalid(format!("GET {shown} gave a next link that is not a URL: {e}"))
                     })?;
+                    if !seen.insert(next.to_string()) {
+                        return Err(ODataError::Invalid(format!(
+                            "GET {shown} gave a next link it gave before; the paging would never end"
+                        )));
+                    }
                     if next.origin() != self.root.origin() {
                         return Err(ODataError::Invalid(format!(
                             "GET {shown} gave a next link to another host ({}); refusing to send the token there",
