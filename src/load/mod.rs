@@ -83,6 +83,23 @@ pub enum LoadError {
     Git(#[from] GitError),
 }
 
+/// A configuration given in memory as (path relative to the root, content) pairs, as if read
+/// from a folder: the same size and encoding checks, the same document splitting. For tools
+/// and fuzzing.
+pub fn load_files(root: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Result<Loaded, LoadError> {
+    let mut loaded = Loaded { root: root.to_path_buf(), ..Loaded::default() };
+    let mut files = files;
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    for (rel, bytes) in files {
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            loaded.diagnostics.push(too_large(&rel, bytes.len() as u64));
+            continue;
+        }
+        loaded.add_file(rel, bytes);
+    }
+    loaded.finish()
+}
+
 /// Reads the configuration folder at `root`.
 pub fn load_dir(root: &Path) -> Result<Loaded, LoadError> {
     let meta = fs::metadata(root).map_err(|source| LoadError::Io { path: root.to_path_buf(), source })?;

@@ -2,11 +2,13 @@
 //!
 //! - `test`: the one full test command (formatting, lints, test peers, the whole test suite).
 //! - `peers`: install the test peers only and print the environment the tests read.
+//! - `fuzz`: run the cargo-fuzz targets under `fuzz/` briefly (needs a nightly toolchain).
 //! - `gen-fixture`: write a large, realistic configuration folder for benchmarks and tests.
 
 mod args;
 mod bench;
 mod fixture;
+mod fuzz;
 mod peers;
 mod rng;
 mod test_cmd;
@@ -35,6 +37,11 @@ commands:
       outside git (median wall time of RUNS runs, peak memory); then run the criterion
       benchmarks (benches/engine.rs) on the same sizes.
 
+  fuzz [--seconds 30] [--target NAME]...
+      Run each libFuzzer target under fuzz/ (or the named ones) for SECONDS with a pinned
+      cargo-fuzz (installed under target/tools when missing) and the nightly toolchain.
+      Crashing inputs are kept under target/fuzz/artifacts/TARGET/.
+
   gen-fixture --users N --out DIR [--seed S] [--roles R] [--sod-rules K]
               [--service-accounts M]
       Write a configuration folder with N users (1,000 per file under users/), R roles
@@ -55,6 +62,7 @@ fn main() -> ExitCode {
         "test" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::run(&a)),
         "peers" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::peers_only(&a)),
         "bench" => bench::BenchArgs::parse(&rest).and_then(|a| bench::run_bench(&a)),
+        "fuzz" => fuzz::FuzzArgs::parse(&rest).and_then(|a| fuzz::run(&a)),
         "gen-fixture" => args::FixtureArgs::parse(&rest).and_then(|a| fixture::run(&a)),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
