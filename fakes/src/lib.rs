@@ -14,11 +14,13 @@
 //!   assertions and benchmarks.
 //! - [`Throttle`] is a token bucket answering `429` with `Retry-After` once the rate is exceeded.
 //! - [`entra`] is the OAuth 2.0 client-credentials token endpoint.
+//! - [`graph`] is Microsoft Graph v1.0 (users, groups, roles, app roles, policies, audit logs, `$batch`).
 
 pub mod dataverse;
 pub mod entra;
 pub mod faults;
 pub mod fno;
+pub mod graph;
 pub mod odata;
 
 use std::net::SocketAddr;

@@ -92,7 +92,7 @@ async fn review(args: AuditReviewArgs, printer: &Printer) -> CliResult {
     let config = session::load_config(dir, printer)?;
     let state = config.state();
     let names = session::select_targets(state, &args.targets)?;
-    let mut open = session::open_targets(state, dir, &names, Access::Read)?;
+    let mut open = session::open_targets(state, dir, &names, Access::Review)?;
     let mut live = session::read_all(&mut open, printer).await?;
     for (name, p) in open.providers.iter_mut() {
         if let Some(lt) = live.get_mut(name) {

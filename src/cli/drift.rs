@@ -38,7 +38,8 @@ pub async fn check(config: &Config, dir: &Path, targets: &[String], printer: &Pr
     let mut open = session::open_targets(state, dir, &names, Access::Read)?;
     let live = session::read_all(&mut open, printer).await?;
     let now = session::now();
-    let changes = session::compute_with_baseline(state, &live, &open.capabilities, now, Some(state))?;
+    let mut changes = session::compute_with_baseline(state, &live, &open.capabilities, now, Some(state))?;
+    session::attribute(&mut open, &mut changes).await;
     let plan = plan::assemble(changes, session::config_ref(config, dir), names, now);
     let findings = super::policy::evaluate_config(config, Some(&plan), Some(&live), now);
 
@@ -120,6 +121,9 @@ pub fn alert_text(dir: &Path, changes: &[&plan::Change]) -> String {
     );
     for c in changes.iter().take(ALERT_ITEMS) {
         text.push_str(&format!("\n- {} {} ({})", c.action, c.address, c.reason.kind));
+        for n in c.notes.iter().filter(|n| crate::provider::Attribution::is_note(n)) {
+            text.push_str(&format!(": {n}"));
+        }
     }
     if total > ALERT_ITEMS {
         text.push_str(&format!("\n- ... and {} more; run `keyward drift` for all of them", total - ALERT_ITEMS));

@@ -43,7 +43,8 @@ pub async fn make(
     let live = session::read_all(&mut open, printer).await?;
     let now = session::now();
     let baseline = base.map(|(b, _)| b.state());
-    let changes = session::compute_with_baseline(state, &live, &open.capabilities, now, baseline)?;
+    let mut changes = session::compute_with_baseline(state, &live, &open.capabilities, now, baseline)?;
+    session::attribute(&mut open, &mut changes).await;
     let split = match base {
         None => None,
         Some((base, rev)) => {

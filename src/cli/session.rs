@@ -8,7 +8,7 @@ use crate::diagnostic::Diagnostic;
 use crate::load::{self, Loaded};
 use crate::model::{DesiredState, LiveTarget, Name, Timestamp, digest_bytes};
 use crate::output::{Printer, diagnostics};
-use crate::plan::{self, Change, ConfigRef, PlanInput};
+use crate::plan::{self, Change, ConfigRef, PlanInput, ReasonKind};
 use crate::provider::{self, Access, Capabilities, Provider};
 use crate::validate::{self, Validated};
 
@@ -157,6 +157,28 @@ pub async fn read_all(targets: &mut Targets, printer: &Printer) -> Result<BTreeM
     }
     bar.finish();
     Ok(live)
+}
+
+/// Adds to each drift change a note saying who made the live difference and when, where its
+/// target's audit log tells (see [`crate::provider::Provider::attribute`]).
+pub async fn attribute(targets: &mut Targets, changes: &mut [Change]) {
+    for (name, p) in targets.providers.iter_mut() {
+        let idx: Vec<usize> = (0..changes.len())
+            .filter(|&i| &changes[i].address.target == name && changes[i].reason.kind == ReasonKind::Drift)
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let found = {
+            let refs: Vec<&Change> = idx.iter().map(|&i| &changes[i]).collect();
+            p.attribute(&refs).await
+        };
+        for (i, a) in idx.into_iter().zip(found) {
+            if let Some(a) = a {
+                changes[i].notes.push(a.note());
+            }
+        }
+    }
 }
 
 pub fn compute(

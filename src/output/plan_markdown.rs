@@ -129,6 +129,10 @@ fn change_line(c: &Change) -> String {
     if !detail.is_empty() {
         let _ = write!(line, " [{}]", detail.join(", "));
     }
+    // Who made a drift difference, where the target's audit log tells.
+    for n in c.notes.iter().filter(|n| crate::provider::Attribution::is_note(n)) {
+        let _ = write!(line, " ({n})");
+    }
     // Code fences cannot be broken out of from inside a line, but keep backticks out anyway.
     let mut line = line.replace("```", "'''");
     line.push('\n');

@@ -11,6 +11,7 @@ pub mod dataverse;
 pub mod entra;
 pub mod file;
 pub mod fno;
+pub mod graph;
 pub mod http;
 pub mod odata;
 pub mod scim;
@@ -158,11 +159,41 @@ impl ApplyError {
     }
 }
 
+/// Who changed a live object outside keyward, from the target's own audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribution {
+    /// The person or application that made the change.
+    pub actor: String,
+    pub time: crate::model::Timestamp,
+    /// The audit log's name for what they did (for example `Add member to group`).
+    pub activity: String,
+}
+
+impl Attribution {
+    /// The plan note that shows it beside the change.
+    pub fn note(&self) -> String {
+        format!(
+            "changed outside git by {} at {} ({})",
+            self.actor,
+            self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.activity
+        )
+    }
+
+    /// Whether a plan note is an attribution.
+    pub fn is_note(note: &str) -> bool {
+        note.starts_with("changed outside git by ")
+    }
+}
+
 /// How a provider is opened: for reading (plan, drift) or for applying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Read,
     Write,
+    /// Reading for the access review: also the per-account facts that cost extra requests
+    /// (sign-in activity on Graph), which plans and drift checks do not need.
+    Review,
 }
 
 /// A live system.
@@ -183,6 +214,13 @@ pub trait Provider: Send {
     async fn role_history(&mut self) -> Result<Vec<crate::model::RoleEvent>, ProviderError> {
         Ok(Vec::new())
     }
+
+    /// For changes whose reason is drift: who made the live difference, where the target keeps
+    /// an audit log, one entry per change. Called after [`Provider::read`]; by default nothing
+    /// is known. A failure to look it up is not an error of the plan: it yields nothing.
+    async fn attribute(&mut self, changes: &[&Change]) -> Vec<Option<Attribution>> {
+        vec![None; changes.len()]
+    }
 }
 
 /// Opens the provider for a target. `root` is the configuration folder, against which
@@ -194,6 +232,7 @@ pub fn open(target: &Target, root: &Path, access: Access) -> Result<Box<dyn Prov
         Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open(target, root, access)?)),
         Connection::Dataverse { .. } => Ok(Box::new(dataverse::DataverseProvider::open(target, root, access)?)),
         Connection::Fno { .. } => Ok(Box::new(fno::FnoProvider::open(target, root, access)?)),
+        Connection::Graph { .. } => Ok(Box::new(graph::GraphProvider::open(target, root, access)?)),
         _ => Err(ProviderError::Unavailable { target: target.name.to_string(), provider: target.provider() }),
     }
 }

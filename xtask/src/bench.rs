@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: end-to-end measurements of the release binary on generated
-//! configurations, then the criterion benchmarks.
+//! configurations, the Graph provider against its fake, then the criterion benchmarks.
 //!
 //! Each end-to-end figure is the median wall time of several runs and the largest peak
 //! resident memory among them (from `getrusage` of the child), printed as Markdown rows for
@@ -216,6 +216,10 @@ pub fn run_bench(args: &BenchArgs) -> Result<(), String> {
             *n2 as f64 / *n1 as f64
         );
     }
+    // The Graph provider against its fake: request counts against the budgets, wall times,
+    // and an apply under throttling (benches/graph.rs).
+    println!();
+    run(Command::new(env!("CARGO")).current_dir(&root).args(["bench", "-p", "keyward", "--bench", "graph"]))?;
     if args.criterion {
         println!("\n== criterion benchmarks");
         let sizes = args.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");

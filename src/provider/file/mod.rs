@@ -62,14 +62,14 @@ impl FileProvider {
         {
             Ok(f) => Some(f),
             // Reading a directory that was never written: nothing to lock.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && access == Access::Read => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && access != Access::Write => None,
             Err(e) => return Err(io(e, &lock_path)),
         };
         let lock = match lock {
             None => None,
             Some(f) => {
                 let locked = match access {
-                    Access::Read => f.try_lock_shared(),
+                    Access::Read | Access::Review => f.try_lock_shared(),
                     Access::Write => f.try_lock(),
                 };
                 match locked {

@@ -1,0 +1,206 @@
+//! Graph's JSON shapes, converted to and from the model at the edge.
+//!
+//! Field mapping of a person (Graph `user`, reference sheet §2.1): userName ↔
+//! `userPrincipalName`, displayName, givenName, familyName ↔ `surname`, email ↔ `mail`,
+//! department, jobTitle, employeeId, active ↔ `accountEnabled`, manager ↔ the `manager`
+//! navigation property (an id on the wire, a userName in the model), last sign-in ↔
+//! `signInActivity.lastSignInDateTime`.
+
+use serde_json::{Map, Value, json};
+
+use crate::model::{AuthMethod, Timestamp, UserAttrs, UserField};
+
+/// The user properties read (`$select`); `signInActivity` is read separately, as it limits
+/// pages to 500 and needs a licence.
+pub const USER_SELECT: &str =
+    "id,userPrincipalName,displayName,givenName,surname,mail,department,jobTitle,employeeId,accountEnabled";
+
+/// The tag that marks an application as keyward's service account `NAME`: `keyward:NAME`.
+pub const SERVICE_ACCOUNT_TAG: &str = "keyward:";
+
+/// A user as read.
+#[derive(Debug, Clone)]
+pub struct WireUser {
+    pub id: String,
+    pub user_name: String,
+    pub attrs: UserAttrs,
+    pub active: bool,
+    /// The manager's id.
+    pub manager_id: Option<String>,
+}
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).filter(|x| !x.is_empty()).map(str::to_string)
+}
+
+/// The Graph property that holds a user field (the manager is a reference, not a property).
+pub fn user_property(f: UserField) -> Option<&'static str> {
+    Some(match f {
+        UserField::DisplayName => "displayName",
+        UserField::GivenName => "givenName",
+        UserField::FamilyName => "surname",
+        UserField::Email => "mail",
+        UserField::Department => "department",
+        UserField::JobTitle => "jobTitle",
+        UserField::EmployeeId => "employeeId",
+        UserField::Manager => return None,
+    })
+}
+
+impl WireUser {
+    pub fn parse(v: &Value) -> Result<WireUser, String> {
+        let id = s(v, "id").ok_or("a user without an id")?;
+        let user_name = s(v, "userPrincipalName").ok_or_else(|| format!("user {id} has no userPrincipalName"))?;
+        let mut attrs = UserAttrs::default();
+        for f in UserField::ALL {
+            if let Some(p) = user_property(f) {
+                *attrs.slot(f) = s(v, p);
+            }
+        }
+        Ok(WireUser {
+            id,
+            user_name,
+            attrs,
+            active: v.get("accountEnabled").and_then(Value::as_bool).unwrap_or(true),
+            manager_id: v.get("manager").and_then(|m| s(m, "id")),
+        })
+    }
+}
+
+/// The properties to PATCH for the fields `set` sets (the manager excluded).
+pub fn user_patch(set: &UserAttrs) -> Map<String, Value> {
+    let mut m = Map::new();
+    for f in UserField::ALL {
+        if let (Some(p), Some(v)) = (user_property(f), set.get(f)) {
+            m.insert(p.into(), json!(v));
+        }
+    }
+    m
+}
+
+/// `mailNickname` from a userPrincipalName or a group name: the characters Graph allows
+/// (ASCII letters, digits and `.-_`), at most 64.
+pub fn mail_nickname(s: &str) -> String {
+    let local = s.split('@').next().unwrap_or(s);
+    let n: String =
+        local.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).take(64).collect();
+    if n.is_empty() { "keyward".into() } else { n }
+}
+
+/// `signInActivity.lastSignInDateTime` (or the last successful one).
+pub fn last_sign_in(v: &Value) -> Option<Timestamp> {
+    let a = v.get("signInActivity")?;
+    let t = a
+        .get("lastSignInDateTime")
+        .and_then(Value::as_str)
+        .or_else(|| a.get("lastSuccessfulSignInDateTime").and_then(Value::as_str))?;
+    chrono::DateTime::parse_from_rfc3339(t).ok().map(|d| d.with_timezone(&chrono::Utc))
+}
+
+/// The method configuration id (§2.6) of a sign-in method, and its `@odata.type`. Password and
+/// Windows Hello for Business are not configured in the authentication methods policy.
+pub fn method_config(m: AuthMethod) -> Option<(&'static str, &'static str)> {
+    Some(match m {
+        AuthMethod::Fido2 => ("Fido2", "fido2AuthenticationMethodConfiguration"),
+        AuthMethod::MicrosoftAuthenticator => {
+            ("MicrosoftAuthenticator", "microsoftAuthenticatorAuthenticationMethodConfiguration")
+        }
+        AuthMethod::Sms => ("Sms", "smsAuthenticationMethodConfiguration"),
+        AuthMethod::Voice => ("Voice", "voiceAuthenticationMethodConfiguration"),
+        AuthMethod::Email => ("Email", "emailAuthenticationMethodConfiguration"),
+        AuthMethod::TemporaryAccessPass => {
+            ("TemporaryAccessPass", "temporaryAccessPassAuthenticationMethodConfiguration")
+        }
+        AuthMethod::SoftwareOath => ("SoftwareOath", "softwareOathAuthenticationMethodConfiguration"),
+        AuthMethod::X509Certificate => ("X509Certificate", "x509CertificateAuthenticationMethodConfiguration"),
+        AuthMethod::Password | AuthMethod::WindowsHelloForBusiness => return None,
+    })
+}
+
+/// The methods the policy does not govern, and how they stand: a password always exists, and
+/// Windows Hello for Business is governed by device policy (assumed enabled).
+pub const UNGOVERNED_METHODS: [AuthMethod; 2] = [AuthMethod::Password, AuthMethod::WindowsHelloForBusiness];
+
+/// The sign-in method of a method configuration id.
+pub fn method_of_config(id: &str) -> Option<AuthMethod> {
+    [
+        AuthMethod::Fido2,
+        AuthMethod::MicrosoftAuthenticator,
+        AuthMethod::Sms,
+        AuthMethod::Voice,
+        AuthMethod::Email,
+        AuthMethod::TemporaryAccessPass,
+        AuthMethod::SoftwareOath,
+        AuthMethod::X509Certificate,
+    ]
+    .into_iter()
+    .find(|m| method_config(*m).is_some_and(|(c, _)| c.eq_ignore_ascii_case(id)))
+}
+
+/// A random initial password: 24 characters from upper and lower case letters, digits and
+/// symbols, at least one of each (Entra's complexity rule). Never printed, logged or stored.
+pub fn random_password() -> Result<crate::model::Secret<String>, String> {
+    use ring::rand::SecureRandom as _;
+    const SETS: [&[u8]; 4] = [b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"abcdefghijkmnopqrstuvwxyz", b"23456789", b"!#%+-=?@_"];
+    let rng = ring::rand::SystemRandom::new();
+    let mut bytes = [0u8; 48];
+    rng.fill(&mut bytes).map_err(|_| "the system random source failed".to_string())?;
+    let all: Vec<u8> = SETS.concat();
+    let mut out: Vec<u8> = Vec::with_capacity(24);
+    for (i, set) in SETS.iter().enumerate() {
+        out.push(set[bytes[i] as usize % set.len()]);
+    }
+    for b in &bytes[4..24] {
+        out.push(all[*b as usize % all.len()]);
+    }
+    // Shuffle so the classes are not in fixed places (Fisher-Yates on the remaining bytes).
+    for i in (1..out.len()).rev() {
+        let j = bytes[24 + (i % 24)] as usize % (i + 1);
+        out.swap(i, j);
+    }
+    Ok(crate::model::Secret::new(String::from_utf8(out).expect("ASCII")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_map_to_the_model() {
+        let v = json!({"id": "1", "userPrincipalName": "ann@c.example", "displayName": "Ann", "surname": "Lee",
+            "mail": "ann@c.example", "accountEnabled": false, "manager": {"id": "2"}, "jobTitle": null});
+        let u = WireUser::parse(&v).unwrap();
+        assert_eq!(u.attrs.family_name.as_deref(), Some("Lee"));
+        assert_eq!(u.attrs.email.as_deref(), Some("ann@c.example"));
+        assert_eq!(u.attrs.job_title, None);
+        assert!(!u.active);
+        assert_eq!(u.manager_id.as_deref(), Some("2"));
+        let patch = user_patch(&UserAttrs {
+            family_name: Some("Li".into()),
+            manager: Some("bob".into()),
+            ..Default::default()
+        });
+        assert_eq!(Value::Object(patch), json!({"surname": "Li"}));
+    }
+
+    #[test]
+    fn passwords_are_random_and_complex() {
+        let a = random_password().unwrap();
+        let b = random_password().unwrap();
+        assert_ne!(a.expose(), b.expose());
+        let p = a.expose();
+        assert_eq!(p.len(), 24);
+        assert!(p.chars().any(|c| c.is_ascii_uppercase()) && p.chars().any(|c| c.is_ascii_lowercase()));
+        assert!(p.chars().any(|c| c.is_ascii_digit()) && p.chars().any(|c| !c.is_ascii_alphanumeric()));
+        assert_eq!(format!("{a:?}"), "(sensitive)");
+    }
+
+    #[test]
+    fn method_configurations_round_trip() {
+        for m in [AuthMethod::Fido2, AuthMethod::Sms, AuthMethod::MicrosoftAuthenticator] {
+            assert_eq!(method_of_config(method_config(m).unwrap().0), Some(m));
+        }
+        assert_eq!(method_config(AuthMethod::Password), None);
+        assert_eq!(mail_nickname("ann.lee+x@c.example"), "ann.leex");
+    }
+}
