@@ -58,6 +58,10 @@ pub fn adopt(desired: &DesiredState, target: &Name, live: &LiveTarget) -> Adopti
     let mut role_of_binding: BTreeMap<String, Name> = BTreeMap::new(); // live binding id -> role
     let mut imported_roles: BTreeSet<Name> = BTreeSet::new();
     for b in &live.bindings {
+        // Field security profiles follow DataClassifications; they are not roles to import.
+        if b.binding.kind() == crate::model::BindingKind::FieldSecurityProfile {
+            continue;
+        }
         let existing = desired.roles.values().find(|r| r.bindings.get(target) == Some(&b.binding));
         let name = match existing {
             Some(r) => r.name.clone(),

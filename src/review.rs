@@ -308,6 +308,26 @@ pub fn review(input: &ReviewInput) -> Review {
         });
     }
 
+    // What the targets' own audit logs say about role assignments (made by keyward or not).
+    for (t, lt) in live {
+        for e in &lt.history {
+            let who = desired
+                .users
+                .iter()
+                .find(|(_, u)| u.user_name.eq_ignore_ascii_case(&e.user_name))
+                .map_or_else(|| e.user_name.clone(), |(n, _)| n.to_string());
+            items.push(Item {
+                section: Section::AuditActivity,
+                subject: format!("{t}.user.{who}"),
+                target: Some(t.to_string()),
+                date: Some(e.time.format("%Y-%m-%d %H:%M:%S").to_string()),
+                days: Some(days_until(now, e.time)),
+                status: if e.assigned { "role-given" } else { "role-taken" }.to_string(),
+                detail: format!("the target's audit log: {}", e.detail),
+            });
+        }
+    }
+
     // Soonest first within each section; audit activity newest last, as the log runs.
     items.sort_by(|a, b| {
         a.section.cmp(&b.section).then_with(|| match a.section {

@@ -16,10 +16,13 @@
 //! - [`entra`] is the OAuth 2.0 client-credentials token endpoint.
 //! - [`graph`] is Microsoft Graph v1.0 (users, groups, roles, app roles, policies, audit logs, `$batch`).
 
+pub mod dataverse;
 pub mod entra;
 pub mod faults;
+pub mod fno;
 pub mod graph;
 pub mod keyvault;
+pub mod odata;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

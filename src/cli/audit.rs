@@ -93,7 +93,12 @@ async fn review(args: AuditReviewArgs, printer: &Printer) -> CliResult {
     let state = config.state();
     let names = session::select_targets(state, &args.targets)?;
     let mut open = session::open_targets(state, dir, &names, Access::Review)?;
-    let live = session::read_all(&mut open, printer).await?;
+    let mut live = session::read_all(&mut open, printer).await?;
+    for (name, p) in open.providers.iter_mut() {
+        if let Some(lt) = live.get_mut(name) {
+            lt.history = p.role_history().await?;
+        }
+    }
     let now = session::now();
     let findings = super::policy::evaluate_config(&config, None, Some(&live), now);
 

@@ -222,6 +222,58 @@ pub struct LiveTarget {
     /// The target's sign-in methods policy (method → enabled), where it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_methods: Option<BTreeMap<AuthMethod, bool>>,
+    /// Bindings that exist on the target but cannot be given to some accounts (a Dataverse
+    /// security role exists once per business unit, and a user can only hold the copy of their
+    /// own). The planner turns an assignment into such a gap into a plan error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub out_of_reach: Vec<OutOfReach>,
+    /// Findings the target itself reports (for example the segregation-of-duties conflicts
+    /// Finance & Operations records), shown beside keyward's own policy findings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reported: Vec<ReportedFinding>,
+    /// Role assignments and removals the target's own audit log recorded, newest first, when
+    /// they were asked for (`keyward audit review`); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RoleEvent>,
+}
+
+/// A role given to or taken from an account, as the target's own audit log recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleEvent {
+    pub time: Timestamp,
+    /// The account's userName (its id when the account is gone).
+    pub user_name: String,
+    /// Given (true) or taken (false).
+    pub assigned: bool,
+    /// What the target says about it.
+    pub detail: String,
+}
+
+/// A binding that some accounts cannot be given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutOfReach {
+    pub binding: Binding,
+    /// The account's id; `None` for accounts keyward would create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Where the binding is missing, for messages: for example "business unit `Retail`".
+    pub scope: String,
+}
+
+/// A finding reported by the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedFinding {
+    /// The rule id keyward files it under, for example `sod.target-conflict`.
+    pub rule: String,
+    /// Whether the target says the finding was dealt with (an override or an exclusion).
+    pub resolved: bool,
+    /// The account it concerns, by userName, when it concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    pub message: String,
 }
 
 /// A stable digest of any serializable value, for fingerprints: `sha256:<hex>`.

@@ -278,6 +278,22 @@ pub enum Binding {
     AppRole(AppRoleRef),
     /// A predefined security role (dataverse, fno).
     SecurityRole(String),
+    /// A column (field) security profile that keyward keeps for a DataClassification
+    /// (dataverse). Never written in a Role: it is derived from the classification's `assets`
+    /// and readers (see `plan::derived`), and carries the columns so that a saved plan holds
+    /// everything needed to create the profile.
+    #[schemars(skip)]
+    FieldSecurityProfile(FieldProfileRef),
+}
+
+/// A field security profile: its name and the `table.column`s its holders may read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldProfileRef {
+    pub name: String,
+    /// Lower-cased `table.column`s, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -294,6 +310,7 @@ impl Binding {
             Binding::DirectoryRole(_) => BindingKind::DirectoryRole,
             Binding::AppRole(_) => BindingKind::AppRole,
             Binding::SecurityRole(_) => BindingKind::SecurityRole,
+            Binding::FieldSecurityProfile(_) => BindingKind::FieldSecurityProfile,
         }
     }
     /// A human-readable label: `group ap-clerks`, `appRole Finance Portal/Approver`.
@@ -303,6 +320,7 @@ impl Binding {
             Binding::DirectoryRole(r) => format!("directoryRole {r}"),
             Binding::AppRole(a) => format!("appRole {}/{}", a.app, a.role),
             Binding::SecurityRole(r) => format!("securityRole {r}"),
+            Binding::FieldSecurityProfile(p) => format!("fieldSecurityProfile {}", p.name),
         }
     }
     /// The display name of the bound object on its target.
@@ -310,6 +328,18 @@ impl Binding {
         match self {
             Binding::Group(g) | Binding::DirectoryRole(g) | Binding::SecurityRole(g) => g.clone(),
             Binding::AppRole(a) => format!("{}/{}", a.app, a.role),
+            Binding::FieldSecurityProfile(p) => p.name.clone(),
+        }
+    }
+
+    /// Whether the live object `live` (found by kind and name) is all this binding asks for:
+    /// a field security profile must let its holders read at least the listed columns.
+    pub fn satisfied_by(&self, live: &Binding) -> bool {
+        match (self, live) {
+            (Binding::FieldSecurityProfile(want), Binding::FieldSecurityProfile(have)) => {
+                want.columns.iter().all(|c| have.columns.iter().any(|h| h.eq_ignore_ascii_case(c)))
+            }
+            _ => true,
         }
     }
 }
@@ -322,6 +352,7 @@ pub enum BindingKind {
     DirectoryRole,
     AppRole,
     SecurityRole,
+    FieldSecurityProfile,
 }
 
 impl fmt::Display for BindingKind {
@@ -331,6 +362,7 @@ impl fmt::Display for BindingKind {
             BindingKind::DirectoryRole => "directoryRole",
             BindingKind::AppRole => "appRole",
             BindingKind::SecurityRole => "securityRole",
+            BindingKind::FieldSecurityProfile => "fieldSecurityProfile",
         })
     }
 }
@@ -646,6 +678,9 @@ pub struct SodException {
 /// most YAML users write it (serde_yaml itself expects `!variant value` tags).
 macro_rules! single_key_enum {
     ($ty:ident, $expecting:literal, { $($key:literal => $variant:ident),+ $(,)? }) => {
+        single_key_enum!($ty, $expecting, { $($key => $variant),+ } hidden []);
+    };
+    ($ty:ident, $expecting:literal, { $($key:literal => $variant:ident),+ $(,)? } hidden [$($hidden:literal),*]) => {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct V;
@@ -655,11 +690,22 @@ macro_rules! single_key_enum {
                         f.write_str($expecting)
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
-                        const KEYS: &[&str] = &[$($key),+];
+                        const ALL: &[&str] = &[$($key),+];
+                        const HIDDEN: &[&str] = &[$($hidden),*];
+                        let shown: Vec<String> =
+                            ALL.iter().filter(|k| !HIDDEN.contains(k)).map(|k| format!("`{k}`")).collect();
                         let key: String = map.next_key()?.ok_or_else(|| de::Error::custom(concat!("expected ", $expecting)))?;
                         let value = match key.as_str() {
                             $($key => $ty::$variant(map.next_value()?),)+
-                            other => return Err(de::Error::unknown_variant(other, KEYS)),
+                            // Worded as serde's own unknown_variant, which needs a static list.
+                            other => return Err(de::Error::custom(format!(
+                                "unknown variant `{other}`, expected {}",
+                                match shown.len() {
+                                    1 => shown[0].clone(),
+                                    2 => format!("{} or {}", shown[0], shown[1]),
+                                    _ => format!("one of {}", shown.join(", ")),
+                                }
+                            ))),
                         };
                         if let Some(extra) = map.next_key::<String>()? {
                             return Err(de::Error::custom(format!(
@@ -680,7 +726,10 @@ single_key_enum!(Binding, "a map with one key: group, directoryRole, appRole or 
     "directoryRole" => DirectoryRole,
     "appRole" => AppRole,
     "securityRole" => SecurityRole,
-});
+    // Only in plans (derived from DataClassifications); validation refuses it in a Role, and
+    // error messages do not offer it.
+    "fieldSecurityProfile" => FieldSecurityProfile,
+} hidden ["fieldSecurityProfile"]);
 
 single_key_enum!(Deliver, "a map with one key: file or keyVault", {
     "file" => File,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::plan_text::{summary_line, symbol};
+use super::plan_text::{by_person, summary_line, symbol};
 use crate::plan::{Change, Plan, Section, Summary};
 
 /// GitHub's limit on a comment body, in characters.
@@ -53,6 +53,20 @@ pub fn render(plan: &Plan, max_chars: usize) -> String {
     };
 
     let mut body = String::new();
+    // Who gets what across targets, compact, before the details (only when someone's changes
+    // span several targets).
+    let people = by_person(plan);
+    if !people.is_empty() {
+        let mut section = String::from("<details><summary>By person</summary>\n\n| person | changes |\n|---|---|\n");
+        for (who, changes) in &people {
+            let list: Vec<String> = changes.iter().map(|c| format!("{} `{}`", symbol(c.action), c.address)).collect();
+            let _ = writeln!(section, "| `{who}` | {} |", list.join("<br>"));
+        }
+        section.push_str("\n</details>\n\n");
+        if head.len() + section.len() + 400 < max_chars / 2 {
+            body.push_str(&section);
+        }
+    }
     let mut shown = 0usize;
     let total = plan.changes.len();
     // Room kept for the closing of a block and the note on cutting.

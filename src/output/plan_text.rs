@@ -90,6 +90,7 @@ pub fn render_with_heading(plan: &Plan, opts: TextOptions, heading: &str) -> Str
             render_changes(&mut out, &all, opts);
         }
     }
+    render_by_person(&mut out, plan, opts);
     let _ = writeln!(out, "{}", paint(opts.color, styles::BOLD, &summary_line(&plan.summary)));
     out
 }
@@ -110,6 +111,39 @@ pub fn summary_line(s: &Summary) -> String {
     }
     line.push('.');
     line
+}
+
+/// Each person's (or service account's) changes, in apply order, when someone's changes
+/// span several targets: who gets what, everywhere, at a glance. Empty otherwise.
+pub fn by_person(plan: &Plan) -> Vec<(&str, Vec<&Change>)> {
+    let mut people: std::collections::BTreeMap<&str, Vec<&Change>> = std::collections::BTreeMap::new();
+    for c in &plan.changes {
+        if let Some(s) = &c.subject {
+            people.entry(s.as_str()).or_default().push(c);
+        }
+    }
+    let spans = |cs: &Vec<&Change>| cs.iter().any(|c| c.address.target != cs[0].address.target);
+    if !people.values().any(spans) {
+        return Vec::new();
+    }
+    people.into_iter().collect()
+}
+
+fn render_by_person(out: &mut String, plan: &Plan, opts: TextOptions) {
+    let people = by_person(plan);
+    if people.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "By person:\n");
+    for (who, changes) in people {
+        let _ = writeln!(out, "  {}", paint(opts.color, styles::BOLD, who));
+        for c in changes {
+            let sym = symbol(c.action);
+            let _ =
+                writeln!(out, "    {} {} ({})", paint(opts.color, action_style(c.action), sym), c.address, c.action);
+        }
+    }
+    out.push('\n');
 }
 
 fn render_changes(out: &mut String, changes: &[&Change], opts: TextOptions) {

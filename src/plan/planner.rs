@@ -24,11 +24,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{Value, json};
 
+use super::derived;
 use super::types::*;
 use crate::model::config::RemovedUsers;
 use crate::model::{
-    Binding, CredentialSpec, CredentialType, Curve, Deliver, DesiredState, KeyAlgorithm, LiveAccount, LiveBinding,
-    LiveCredential, LiveServiceAccount, LiveTarget, Name, RoleGrant, ServiceAccount, Target, Timestamp,
+    Binding, BindingKind, CredentialSpec, CredentialType, Curve, Deliver, DesiredState, KeyAlgorithm, LiveAccount,
+    LiveBinding, LiveCredential, LiveServiceAccount, LiveTarget, Name, RoleGrant, ServiceAccount, Target, Timestamp,
     UndeliveredCredential, User, UserAttrs, UserField, UserStatus, UsersScope,
 };
 use crate::provider::{BindingSupport, Capabilities};
@@ -57,6 +58,10 @@ pub enum PlanError {
     MissingBinding { target: Name, role: Name, binding: String, kind: String },
     #[error("target `{target}`: {count} live objects match {binding}; rename them so the binding is unambiguous")]
     AmbiguousBinding { target: Name, binding: String, count: usize },
+    #[error(
+        "target `{target}`: {what} cannot be given to `{user}`: {binding} does not exist in {scope}, where the account is; create it there, or move the account"
+    )]
+    OutOfReach { target: Name, what: String, user: String, binding: String, scope: String },
 }
 
 /// The marker fingerprint for a live object that does not exist.
@@ -744,183 +749,238 @@ impl<'a> TargetPlanner<'a> {
     }
 
     fn bindings(&mut self, out: &mut Vec<Change>) -> Result<(), Vec<PlanError>> {
-        let now = self.input.now;
         let mut errors = Vec::new();
         for (role_name, role) in &self.desired.roles {
             let Some(binding) = role.bindings.get(&self.target.name) else { continue };
-            let live_binding = match self.find_binding(binding) {
-                Ok(b) => b,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            if live_binding.is_none() {
-                match self.caps.binding(binding.kind()) {
-                    BindingSupport::Creatable => out.push(Change {
-                        address: self.addr(ObjectKind::Role, role_name.as_str()),
-                        action: Action::Create,
-                        reason: Reason::new(
-                            ReasonKind::Config,
-                            format!("role `{role_name}` is bound to {}, which does not exist yet", binding.label()),
-                        ),
-                        before: None,
-                        after: Some([("binding".to_string(), json!(binding.label()))].into()),
-                        fingerprint: ABSENT.into(),
-                        subject: None,
-                        notes: vec![],
-                        operation: Operation::CreateBinding { binding: binding.clone() },
-                    }),
-                    _ => {
-                        errors.push(PlanError::MissingBinding {
-                            target: self.target.name.clone(),
-                            role: role_name.clone(),
-                            binding: binding.label(),
-                            kind: binding.kind().to_string(),
-                        });
-                        continue;
-                    }
-                }
-            }
-            // Who should hold it, by principal.
-            let mut wanted: BTreeMap<Principal, (String, Option<crate::model::Date>)> = BTreeMap::new();
-            let mut expired: BTreeMap<Principal, (String, crate::model::Date)> = BTreeMap::new();
-            for grant in self.grants_by_role.get(role_name).into_iter().flatten() {
-                match grant.expires {
-                    Some(d) if d.has_passed(now) => {
-                        expired.insert(grant.principal.clone(), (grant.subject.to_string(), d));
-                    }
-                    e => {
-                        wanted.insert(grant.principal.clone(), (grant.subject.to_string(), e));
-                    }
-                }
-            }
-            // Who holds it now.
-            let mut held: BTreeMap<Principal, String> = BTreeMap::new();
-            if let Some(lb) = live_binding {
-                for id in &lb.members {
-                    if let Some(acc) = self.by_id.get(id.as_str()) {
-                        held.insert(Principal::User(lower(&acc.user_name)), acc.user_name.clone());
-                    } else if let Some(sa) = self.sa_by_id.get(id.as_str()) {
-                        held.insert(Principal::ServiceAccount(sa.name.clone()), sa.name.clone());
-                    }
-                }
-            }
-            let fp_present = |p: &Principal| membership_fingerprint(live_binding, p, true);
-            for (principal, (subject, expires)) in &wanted {
-                if held.contains_key(principal) {
-                    continue;
-                }
-                let real = match principal {
-                    Principal::User(_) => Principal::User(self.present_users[principal.key()].1.user_name.clone()),
-                    Principal::ServiceAccount(n) => Principal::ServiceAccount(n.clone()),
-                };
-                let mut after = Values::new();
-                after.insert("role".into(), json!(role_name));
-                after.insert("binding".into(), json!(binding.label()));
-                if let Some(e) = expires {
-                    after.insert("expires".into(), json!(e.to_string()));
-                }
-                let same_base = self.in_baseline(principal, subject, role_name);
-                out.push(Change {
-                    address: self.addr(ObjectKind::Assignment, format!("{subject}/{role_name}")),
-                    action: Action::Assign,
-                    reason: Reason::new(
-                        self.kind_for(same_base),
-                        if same_base {
-                            format!("`{subject}` lost role `{role_name}` outside git")
-                        } else {
-                            format!("the configuration gives `{subject}` role `{role_name}`")
-                        },
-                    ),
-                    before: None,
-                    after: Some(after),
-                    fingerprint: membership_fingerprint(live_binding, principal, false),
-                    subject: Some(subject.clone()),
-                    notes: vec![],
-                    operation: Operation::Assign { principal: real, binding: binding.clone() },
-                });
-            }
-            for (principal, live_key) in &held {
-                if wanted.contains_key(principal) {
-                    continue;
-                }
-                let (address_name, subject, reason) = match principal {
-                    Principal::User(key) => {
-                        if !self.managed(live_key) {
-                            continue;
-                        }
-                        match (expired.get(principal), self.in_git.get(key)) {
-                            (Some((name, date)), _) => (
-                                name.clone(),
-                                Some(name.clone()),
-                                Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
-                            ),
-                            (None, Some(name)) => {
-                                let base_has = self.in_baseline(principal, name.as_str(), role_name);
-                                let kind = if self.input.baseline.is_some() && !base_has {
-                                    ReasonKind::Drift
-                                } else {
-                                    ReasonKind::Config
-                                };
-                                let msg = if kind == ReasonKind::Drift {
-                                    format!("`{name}` was given role `{role_name}` outside git")
-                                } else {
-                                    format!("the configuration does not give `{name}` role `{role_name}` here")
-                                };
-                                (name.to_string(), Some(name.to_string()), Reason::new(kind, msg))
-                            }
-                            (None, None) => (
-                                live_key.clone(),
-                                None,
-                                Reason::new(ReasonKind::Config, format!("`{live_key}` is not in the configuration")),
-                            ),
-                        }
-                    }
-                    Principal::ServiceAccount(name) => {
-                        if !self.desired.service_accounts.keys().any(|n| n.as_str() == name) {
-                            continue; // Service accounts keyward does not know are left alone.
-                        }
-                        match expired.get(principal) {
-                            Some((_, date)) => (
-                                name.clone(),
-                                Some(name.clone()),
-                                Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
-                            ),
-                            None => (
-                                name.clone(),
-                                Some(name.clone()),
-                                Reason::new(
-                                    ReasonKind::Config,
-                                    format!("the configuration does not give `{name}` role `{role_name}` here"),
-                                ),
-                            ),
-                        }
-                    }
-                };
-                let real = match principal {
-                    Principal::User(_) => Principal::User(live_key.clone()),
-                    Principal::ServiceAccount(n) => Principal::ServiceAccount(n.clone()),
-                };
-                out.push(Change {
-                    address: self.addr(ObjectKind::Assignment, format!("{address_name}/{role_name}")),
-                    action: Action::Revoke,
-                    reason,
-                    before: Some(
-                        [("role".to_string(), json!(role_name)), ("binding".to_string(), json!(binding.label()))]
-                            .into(),
-                    ),
-                    after: None,
-                    fingerprint: fp_present(principal),
-                    subject,
-                    notes: vec![],
-                    operation: Operation::Revoke { principal: real, binding: binding.clone() },
-                });
+            self.binding(Grantor::Role(role_name), binding, &[role_name], out, &mut errors);
+        }
+        if self.caps.binding(BindingKind::FieldSecurityProfile) != BindingSupport::Unsupported {
+            for d in derived::field_profiles(self.desired, &self.target.name) {
+                self.binding(Grantor::Data(d.classification), &d.binding, &d.readers, out, &mut errors);
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
+    /// Plans one binding: creates or updates the bound object where it may, and brings its
+    /// members to the holders of `holder_roles` present on this target.
+    fn binding(
+        &self,
+        grantor: Grantor<'a>,
+        binding: &Binding,
+        holder_roles: &[&'a Name],
+        out: &mut Vec<Change>,
+        errors: &mut Vec<PlanError>,
+    ) {
+        let now = self.input.now;
+        let live_binding = match self.find_binding(binding) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(e);
+                return;
+            }
+        };
+        match live_binding {
+            None => match self.caps.binding(binding.kind()) {
+                BindingSupport::Creatable => out.push(Change {
+                    address: self.addr(grantor.object_kind(), grantor.name().as_str()),
+                    action: Action::Create,
+                    reason: Reason::new(ReasonKind::Config, grantor.create_reason(binding)),
+                    before: None,
+                    after: Some(binding_values(binding)),
+                    fingerprint: ABSENT.into(),
+                    subject: None,
+                    notes: vec![],
+                    operation: Operation::CreateBinding { binding: binding.clone() },
+                }),
+                _ => {
+                    errors.push(PlanError::MissingBinding {
+                        target: self.target.name.clone(),
+                        role: grantor.name().clone(),
+                        binding: binding.label(),
+                        kind: binding.kind().to_string(),
+                    });
+                    return;
+                }
+            },
+            Some(lb) if !binding.satisfied_by(&lb.binding) => out.push(Change {
+                address: self.addr(grantor.object_kind(), grantor.name().as_str()),
+                action: Action::Update,
+                reason: Reason::new(
+                    ReasonKind::Config,
+                    format!("{} does not have every setting the configuration asks for", binding.label()),
+                ),
+                before: Some(binding_values(&lb.binding)),
+                after: Some(binding_values(binding)),
+                fingerprint: lb.fingerprint.clone(),
+                subject: None,
+                notes: vec![],
+                operation: Operation::UpdateBinding { binding: binding.clone() },
+            }),
+            Some(_) => {}
+        }
+        // Who should hold it, by principal. Several holder roles may grant it: it is held
+        // while any of them is (the longest expiry wins; none means none).
+        let mut wanted: BTreeMap<Principal, (String, Option<crate::model::Date>)> = BTreeMap::new();
+        let mut expired: BTreeMap<Principal, (String, crate::model::Date)> = BTreeMap::new();
+        for role_name in holder_roles {
+            for grant in self.grants_by_role.get(*role_name).into_iter().flatten() {
+                match grant.expires {
+                    Some(d) if d.has_passed(now) => {
+                        expired.insert(grant.principal.clone(), (grant.subject.to_string(), d));
+                    }
+                    e => {
+                        let slot = wanted.entry(grant.principal.clone()).or_insert((grant.subject.to_string(), e));
+                        slot.1 = match (slot.1, e) {
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            _ => None,
+                        };
+                    }
+                }
+            }
+        }
+        expired.retain(|p, _| !wanted.contains_key(p));
+        // Who holds it now.
+        let mut held: BTreeMap<Principal, String> = BTreeMap::new();
+        if let Some(lb) = live_binding {
+            for id in &lb.members {
+                if let Some(acc) = self.by_id.get(id.as_str()) {
+                    held.insert(Principal::User(lower(&acc.user_name)), acc.user_name.clone());
+                } else if let Some(sa) = self.sa_by_id.get(id.as_str()) {
+                    held.insert(Principal::ServiceAccount(sa.name.clone()), sa.name.clone());
+                }
+            }
+        }
+        let fp_present = |p: &Principal| membership_fingerprint(live_binding, p, true);
+        for (principal, (subject, expires)) in &wanted {
+            if held.contains_key(principal) {
+                continue;
+            }
+            let real = match principal {
+                Principal::User(key) => {
+                    let user_name = &self.present_users[key.as_str()].1.user_name;
+                    let account = self.by_user_name.get(key.as_str()).map(|a| a.id.as_str());
+                    if let Some(scope) = self.out_of_reach(binding, account) {
+                        errors.push(PlanError::OutOfReach {
+                            target: self.target.name.clone(),
+                            what: grantor.describe(),
+                            user: user_name.clone(),
+                            binding: binding.label(),
+                            scope: scope.to_string(),
+                        });
+                        continue;
+                    }
+                    Principal::User(user_name.clone())
+                }
+                Principal::ServiceAccount(n) => Principal::ServiceAccount(n.clone()),
+            };
+            let mut after = grantor.values(binding);
+            if let Some(e) = expires {
+                after.insert("expires".into(), json!(e.to_string()));
+            }
+            let same_base = self.in_baseline_any(principal, subject, holder_roles);
+            out.push(Change {
+                address: self.addr(grantor.member_kind(), format!("{subject}/{}", grantor.name())),
+                action: Action::Assign,
+                reason: Reason::new(
+                    self.kind_for(same_base),
+                    if same_base { grantor.lost_reason(subject) } else { grantor.give_reason(subject) },
+                ),
+                before: None,
+                after: Some(after),
+                fingerprint: membership_fingerprint(live_binding, principal, false),
+                subject: Some(subject.clone()),
+                notes: vec![],
+                operation: Operation::Assign { principal: real, binding: binding.clone() },
+            });
+        }
+        for (principal, live_key) in &held {
+            if wanted.contains_key(principal) {
+                continue;
+            }
+            let (address_name, subject, reason) = match principal {
+                Principal::User(key) => {
+                    if !self.managed(live_key) {
+                        continue;
+                    }
+                    match (expired.get(principal), self.in_git.get(key)) {
+                        (Some((name, date)), _) => (
+                            name.clone(),
+                            Some(name.clone()),
+                            Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
+                        ),
+                        (None, Some(name)) => {
+                            let base_has = self.in_baseline_any(principal, name.as_str(), holder_roles);
+                            let kind = if self.input.baseline.is_some() && !base_has {
+                                ReasonKind::Drift
+                            } else {
+                                ReasonKind::Config
+                            };
+                            let msg = if kind == ReasonKind::Drift {
+                                grantor.given_outside_reason(name.as_str())
+                            } else {
+                                grantor.not_given_reason(name.as_str())
+                            };
+                            (name.to_string(), Some(name.to_string()), Reason::new(kind, msg))
+                        }
+                        (None, None) => (
+                            live_key.clone(),
+                            None,
+                            Reason::new(ReasonKind::Config, format!("`{live_key}` is not in the configuration")),
+                        ),
+                    }
+                }
+                Principal::ServiceAccount(name) => {
+                    if !self.desired.service_accounts.keys().any(|n| n.as_str() == name) {
+                        continue; // Service accounts keyward does not know are left alone.
+                    }
+                    match expired.get(principal) {
+                        Some((_, date)) => (
+                            name.clone(),
+                            Some(name.clone()),
+                            Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
+                        ),
+                        None => (
+                            name.clone(),
+                            Some(name.clone()),
+                            Reason::new(ReasonKind::Config, grantor.not_given_reason(name)),
+                        ),
+                    }
+                }
+            };
+            let real = match principal {
+                Principal::User(_) => Principal::User(live_key.clone()),
+                Principal::ServiceAccount(n) => Principal::ServiceAccount(n.clone()),
+            };
+            out.push(Change {
+                address: self.addr(grantor.member_kind(), format!("{address_name}/{}", grantor.name())),
+                action: Action::Revoke,
+                reason,
+                before: Some(grantor.values(binding)),
+                after: None,
+                fingerprint: fp_present(principal),
+                subject,
+                notes: vec![],
+                operation: Operation::Revoke { principal: real, binding: binding.clone() },
+            });
+        }
+    }
+
+    /// Where `binding` is missing for the account `account` (`None`: an account to create),
+    /// as the target reported it.
+    fn out_of_reach(&self, binding: &Binding, account: Option<&str>) -> Option<&'a str> {
+        let key = (binding.kind(), lower(&binding.object_name()));
+        self.live
+            .out_of_reach
+            .iter()
+            .find(|o| o.account.as_deref() == account && (o.binding.kind(), lower(&o.binding.object_name())) == key)
+            .map(|o| o.scope.as_str())
+    }
+
+    /// Whether the baseline gave this principal any of these roles (unexpired).
+    fn in_baseline_any(&self, principal: &Principal, subject: &str, roles: &[&Name]) -> bool {
+        roles.iter().any(|r| self.in_baseline(principal, subject, r))
+    }
     /// Whether the baseline gave this principal this role (unexpired).
     fn in_baseline(&self, principal: &Principal, subject: &str, role: &Name) -> bool {
         let Some(b) = self.input.baseline else { return false };
@@ -1054,4 +1114,99 @@ pub fn active_holders(live: &LiveTarget, binding: &Binding) -> BTreeSet<String> 
         .filter(|a| a.active)
         .map(|a| lower(&a.user_name))
         .collect()
+}
+
+/// What a binding stands for: a Role, or the readers of a DataClassification.
+#[derive(Debug, Clone, Copy)]
+enum Grantor<'a> {
+    Role(&'a Name),
+    Data(&'a Name),
+}
+
+impl Grantor<'_> {
+    fn name(&self) -> &Name {
+        match self {
+            Grantor::Role(n) | Grantor::Data(n) => n,
+        }
+    }
+
+    /// The kind of the bound object's address.
+    fn object_kind(&self) -> ObjectKind {
+        match self {
+            Grantor::Role(_) => ObjectKind::Role,
+            Grantor::Data(_) => ObjectKind::FieldProfile,
+        }
+    }
+
+    /// The kind of a membership's address.
+    fn member_kind(&self) -> ObjectKind {
+        match self {
+            Grantor::Role(_) => ObjectKind::Assignment,
+            Grantor::Data(_) => ObjectKind::FieldProfile,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Grantor::Role(r) => format!("role `{r}`"),
+            Grantor::Data(d) => format!("read access to `{d}`"),
+        }
+    }
+
+    fn values(&self, binding: &Binding) -> Values {
+        let mut v = Values::new();
+        match self {
+            Grantor::Role(r) => v.insert("role".into(), json!(r)),
+            Grantor::Data(d) => v.insert("dataClassification".into(), json!(d)),
+        };
+        v.insert("binding".into(), json!(binding.label()));
+        v
+    }
+
+    fn create_reason(&self, binding: &Binding) -> String {
+        match self {
+            Grantor::Role(r) => format!("role `{r}` is bound to {}, which does not exist yet", binding.label()),
+            Grantor::Data(d) => {
+                format!("`{d}` lists columns here; {} keeps them readable by its readers only", binding.label())
+            }
+        }
+    }
+
+    fn give_reason(&self, subject: &str) -> String {
+        match self {
+            Grantor::Role(r) => format!("the configuration gives `{subject}` role `{r}`"),
+            Grantor::Data(d) => format!("`{subject}` holds a role that may read `{d}`"),
+        }
+    }
+
+    fn lost_reason(&self, subject: &str) -> String {
+        match self {
+            Grantor::Role(r) => format!("`{subject}` lost role `{r}` outside git"),
+            Grantor::Data(d) => format!("`{subject}` lost read access to `{d}` outside git"),
+        }
+    }
+
+    fn not_given_reason(&self, subject: &str) -> String {
+        match self {
+            Grantor::Role(r) => format!("the configuration does not give `{subject}` role `{r}` here"),
+            Grantor::Data(d) => format!("`{subject}` holds no role here that may read `{d}`"),
+        }
+    }
+
+    fn given_outside_reason(&self, subject: &str) -> String {
+        match self {
+            Grantor::Role(r) => format!("`{subject}` was given role `{r}` outside git"),
+            Grantor::Data(d) => format!("`{subject}` was given read access to `{d}` outside git"),
+        }
+    }
+}
+
+/// The display values of a binding: its label, and for a field security profile its columns.
+fn binding_values(binding: &Binding) -> Values {
+    let mut v = Values::new();
+    v.insert("binding".into(), json!(binding.label()));
+    if let Binding::FieldSecurityProfile(p) = binding {
+        v.insert("columns".into(), json!(p.columns));
+    }
+    v
 }

@@ -41,16 +41,20 @@ pub enum ObjectKind {
     ServiceAccount,
     Credential,
     AuthMethod,
+    /// A field security profile kept for a DataClassification (`NAME`), and its members
+    /// (`SUBJECT/NAME`).
+    FieldProfile,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 6] = [
+    pub const ALL: [ObjectKind; 7] = [
         ObjectKind::User,
         ObjectKind::Role,
         ObjectKind::Assignment,
         ObjectKind::ServiceAccount,
         ObjectKind::Credential,
         ObjectKind::AuthMethod,
+        ObjectKind::FieldProfile,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,7 @@ impl ObjectKind {
             ObjectKind::ServiceAccount => "service-account",
             ObjectKind::Credential => "credential",
             ObjectKind::AuthMethod => "auth-method",
+            ObjectKind::FieldProfile => "field-profile",
         }
     }
 }
@@ -254,6 +259,11 @@ pub enum Operation {
         user_name: String,
     },
     CreateBinding {
+        binding: Binding,
+    },
+    /// Brings an existing bound object's own settings to `binding` (for a field security
+    /// profile: lets it read the listed columns).
+    UpdateBinding {
         binding: Binding,
     },
     Assign {

@@ -35,6 +35,9 @@ rules! {
     "sod.live-conflict", Deny,
     "A live account holds both sides of a SodRule and git does not explain it (severity: the rule's own, warn when the plan resolves it).",
     "Apply the plan to remove the access granted outside git, or record the access in git.";
+    "sod.target-conflict", Warn,
+    "A target reports a segregation-of-duties conflict under its own rules (info when the target records it as resolved).",
+    "Remove one of the two roles, or resolve the conflict on the target with a reason.";
     "hygiene.privileged-without-expiry", Deny,
     "A privileged role is assigned without `expires`.",
     "Write the assignment as {role, expires, reason, ticket}.";

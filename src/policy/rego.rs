@@ -284,6 +284,14 @@ pub fn locate_address(ctx: &PolicyContext, address: &str, path: &[PathSeg]) -> O
             };
             ctx.locate(Kind::ServiceAccount, &sa_name, &path_or(p))
         }
+        ObjectKind::FieldProfile => {
+            let class = a.name.rsplit_once('/').map_or(a.name.as_str(), |(_, c)| c);
+            ctx.locate(
+                Kind::DataClassification,
+                &name(class)?,
+                &path_or(vec!["assets".into(), a.target.as_str().into()]),
+            )
+        }
         ObjectKind::AuthMethod => None,
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::{Origins, Sink, closest};
 use crate::diagnostic::{Diagnostic, Level};
 use crate::load::PathSeg;
-use crate::model::{Binding, CredentialType, DesiredState, Kind, Name, RoleGrant};
+use crate::model::{Binding, BindingKind, CredentialType, DesiredState, Kind, Name, RoleGrant};
 use crate::provider::{BindingSupport, capabilities};
 
 pub(super) fn check(sink: &mut Sink, origins: &Origins, state: &DesiredState) {
@@ -230,8 +230,27 @@ impl Checker<'_, '_> {
                 }
                 let provider = state.settings.targets[target].provider();
                 let caps = capabilities(provider);
+                if binding.kind() == BindingKind::FieldSecurityProfile {
+                    // Derived from DataClassifications (plan::derived), never written in a role.
+                    self.report(
+                        Kind::Role,
+                        name,
+                        &path,
+                        Diagnostic::error(
+                            "derived-binding",
+                            "field security profiles are not bound in roles; keyward keeps one per DataClassification",
+                        )
+                        .help(format!("list the columns under `assets: {{{target}: {{columns: [...]}}}}` of a DataClassification, and its reader roles under `readers`")),
+                    );
+                    continue;
+                }
                 if caps.binding(binding.kind()) == BindingSupport::Unsupported {
-                    let supported: Vec<String> = caps.bindings.keys().map(|k| k.to_string()).collect();
+                    let supported: Vec<String> = caps
+                        .bindings
+                        .keys()
+                        .filter(|k| **k != BindingKind::FieldSecurityProfile)
+                        .map(|k| k.to_string())
+                        .collect();
                     self.report(
                         Kind::Role,
                         name,
@@ -370,6 +389,25 @@ impl Checker<'_, '_> {
                 self.target_exists(Kind::DataClassification, name, &["assets".into(), target.as_str().into()], target);
             }
             for (t, assets) in &dc.assets {
+                // Column security is enforced where the target keeps field security profiles;
+                // elsewhere listed columns would be a promise keyward cannot keep. (Tables may be
+                // listed anywhere: the data policies check who can read them.)
+                let provider = state.settings.targets.get(t).map(|x| x.provider());
+                if let Some(provider) = provider
+                    && !assets.columns.is_empty()
+                    && capabilities(provider).binding(BindingKind::FieldSecurityProfile) == BindingSupport::Unsupported
+                {
+                    self.report(
+                        Kind::DataClassification,
+                        name,
+                        &["assets".into(), t.as_str().into(), "columns".into()],
+                        Diagnostic::error(
+                            "columns-not-enforceable",
+                            format!("target `{t}` (provider `{provider}`) has no column security; keyward can enforce columns only on dataverse targets"),
+                        )
+                        .help("list the columns under a dataverse target, or list `tables` only here"),
+                    );
+                }
                 for (i, col) in assets.columns.iter().enumerate() {
                     if col.split_once('.').is_none_or(|(a, b)| a.is_empty() || b.is_empty()) {
                         self.report(

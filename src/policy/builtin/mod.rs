@@ -26,6 +26,7 @@ use crate::plan::{Action, Operation, Principal};
 pub(super) fn run(ctx: &PolicyContext, out: &mut Vec<Finding>) {
     let ix = Index::new(ctx);
     sod::check(ctx, &ix, out);
+    sod::reported(ctx, out);
     hygiene::check(ctx, &ix, out);
     auth::check(ctx, &ix, out);
     credential::check(ctx, &ix.plan, out);

@@ -321,3 +321,34 @@ fn live(ctx: &PolicyContext, ix: &Index, rules: &Rules, out: &mut Vec<Finding>) 
         }
     }
 }
+
+/// `sod.target-conflict`: segregation-of-duties conflicts a target reports itself (Finance &
+/// Operations records them against its own rules), shown beside keyward's own; one the target
+/// records as resolved (overridden or excluded) is information only.
+pub(super) fn reported(ctx: &PolicyContext, out: &mut Vec<Finding>) {
+    let Some(live) = ctx.live else { return };
+    let severity = super::default_severity("sod.target-conflict");
+    for (target, lt) in live {
+        for r in lt.reported.iter().filter(|r| r.rule == "sod.target-conflict") {
+            let git = r.user_name.as_deref().and_then(|u| {
+                ctx.desired.users.iter().find(|(_, user)| user.user_name.eq_ignore_ascii_case(u)).map(|(n, _)| n)
+            });
+            let who = match (git, &r.user_name) {
+                (Some(n), _) => n.to_string(),
+                (None, Some(u)) => u.clone(),
+                (None, None) => "unknown".to_string(),
+            };
+            let location = git.and_then(|n| ctx.locate(Kind::User, n, &["roles".into()]));
+            out.push(
+                Finding::new(
+                    "sod.target-conflict",
+                    if r.resolved { Severity::Info } else { severity },
+                    format!("{target}.user.{who}"),
+                    r.message.clone(),
+                )
+                .help("remove one of the two roles (in git, or on the target if git does not give it), or resolve the conflict on the target with a reason")
+                .at(location),
+            );
+        }
+    }
+}

@@ -182,6 +182,7 @@ impl DirectoryFile {
                 })
                 .collect(),
             auth_methods: self.authentication_methods.clone(),
+            ..LiveTarget::default()
         }
     }
 }
@@ -365,6 +366,9 @@ impl Editor {
                 self.doc.groups.push(FileBinding { id, kind: "group".into(), name: name.clone(), members: vec![] });
                 self.bindings.insert((BindingKind::Group, name.to_lowercase()), slot);
                 Ok(())
+            }
+            Operation::UpdateBinding { binding } => {
+                Err(ApplyError::new(format!("{} has no settings this directory keeps", binding.label())))
             }
             Operation::Assign { principal, binding } => {
                 let id = self.principal_id(principal)?;

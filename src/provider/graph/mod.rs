@@ -474,7 +474,7 @@ fn audit_key(state: &State, op: &Operation) -> Option<(String, &'static str)> {
                 Binding::Group(_) => "group",
                 Binding::DirectoryRole(_) => "role",
                 Binding::AppRole(_) => "app role",
-                Binding::SecurityRole(_) => return None,
+                Binding::SecurityRole(_) | Binding::FieldSecurityProfile(_) => return None,
             };
             Some((principal(p)?, word))
         }
@@ -882,6 +882,9 @@ impl Run<'_> {
                 p.gone_ok = true;
                 vec![p]
             }
+            Operation::UpdateBinding { binding } => {
+                return Err(ApplyError::new(format!("{} has no settings keyward keeps on Graph", binding.label())));
+            }
             Operation::CreateBinding { binding } => match binding {
                 Binding::Group(name) => {
                     if self.state.groups.contains_key(&key(name)) {
@@ -959,8 +962,8 @@ impl Run<'_> {
                         p.exists_ok = true;
                         vec![p]
                     }
-                    Binding::SecurityRole(_) => {
-                        return Err(ApplyError::new("security roles are not a Graph binding"));
+                    Binding::SecurityRole(_) | Binding::FieldSecurityProfile(_) => {
+                        return Err(ApplyError::new(format!("{} is not a Graph binding", binding.label())));
                     }
                 }
             }
@@ -998,7 +1001,9 @@ impl Run<'_> {
                             format!("revoke app role {}/{}", r.app, r.role),
                         )
                     }
-                    Binding::SecurityRole(_) => return Err(ApplyError::new("security roles are not a Graph binding")),
+                    Binding::SecurityRole(_) | Binding::FieldSecurityProfile(_) => {
+                        return Err(ApplyError::new(format!("{} is not a Graph binding", binding.label())));
+                    }
                 };
                 let mut p = self.pending(Call::new(Method::DELETE, url, None), vec![i], Then::Nothing, what, &[]);
                 p.gone_ok = true;

@@ -1,0 +1,156 @@
+//! Dataverse rows as the Web API returns them (reference sheet §3.2), parsed at the edge.
+
+use serde_json::Value;
+
+/// The `$select` of each collection keyward reads.
+pub const USER_SELECT: &str = "systemuserid,domainname,internalemailaddress,firstname,lastname,jobtitle,isdisabled,azureactivedirectoryobjectid,_businessunitid_value,applicationid,accessmode";
+pub const ROLE_SELECT: &str = "roleid,name,_businessunitid_value";
+pub const BU_SELECT: &str = "businessunitid,name,_parentbusinessunitid_value";
+pub const USER_ROLE_SELECT: &str = "systemuserid,roleid";
+pub const PROFILE_SELECT: &str = "fieldsecurityprofileid,name";
+pub const PERMISSION_SELECT: &str =
+    "fieldpermissionid,entityname,attributelogicalname,canread,_fieldsecurityprofileid_value";
+pub const USER_PROFILE_SELECT: &str = "systemuserid,fieldsecurityprofileid";
+
+/// `fieldpermission.canread` and friends: 4 Allowed, 0 Not Allowed.
+pub const ALLOWED: i64 = 4;
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(|s| s.to_lowercase_if_guid())
+}
+
+trait GuidCase {
+    fn to_lowercase_if_guid(&self) -> String;
+}
+
+impl GuidCase for str {
+    /// GUIDs compare without regard to case; other strings are kept as they are.
+    fn to_lowercase_if_guid(&self) -> String {
+        let is_guid = self.len() == 36 && self.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if is_guid { self.to_ascii_lowercase() } else { self.to_string() }
+    }
+}
+
+fn need(v: &Value, k: &str, what: &str) -> Result<String, String> {
+    s(v, k).ok_or_else(|| format!("a {what} row has no `{k}`"))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireUser {
+    pub id: String,
+    pub domain_name: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub job_title: Option<String>,
+    pub disabled: bool,
+    pub business_unit: Option<String>,
+    /// Application users (service principals) carry an application id.
+    pub application: bool,
+    pub etag: Option<String>,
+}
+
+impl WireUser {
+    pub fn parse(v: &Value) -> Result<Self, String> {
+        Ok(WireUser {
+            id: need(v, "systemuserid", "systemuser")?,
+            domain_name: s(v, "domainname"),
+            email: s(v, "internalemailaddress"),
+            first_name: s(v, "firstname"),
+            last_name: s(v, "lastname"),
+            job_title: s(v, "jobtitle"),
+            disabled: v.get("isdisabled").and_then(Value::as_bool).unwrap_or(false),
+            business_unit: s(v, "_businessunitid_value"),
+            application: s(v, "applicationid").is_some(),
+            etag: s(v, "@odata.etag"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireRole {
+    pub id: String,
+    pub name: String,
+    pub business_unit: String,
+}
+
+impl WireRole {
+    pub fn parse(v: &Value) -> Result<Self, String> {
+        Ok(WireRole {
+            id: need(v, "roleid", "role")?,
+            name: need(v, "name", "role")?,
+            business_unit: need(v, "_businessunitid_value", "role")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireBusinessUnit {
+    pub id: String,
+    pub name: String,
+    pub parent: Option<String>,
+}
+
+impl WireBusinessUnit {
+    pub fn parse(v: &Value) -> Result<Self, String> {
+        Ok(WireBusinessUnit {
+            id: need(v, "businessunitid", "businessunit")?,
+            name: s(v, "name").unwrap_or_default(),
+            parent: s(v, "_parentbusinessunitid_value"),
+        })
+    }
+}
+
+/// A row of an intersect (N:N) collection: two ids.
+pub fn pair(v: &Value, a: &str, b: &str) -> Result<(String, String), String> {
+    Ok((need(v, a, "relationship")?, need(v, b, "relationship")?))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WirePermission {
+    pub id: String,
+    pub profile: String,
+    /// `table.column`, lower-cased.
+    pub column: String,
+    pub can_read: bool,
+}
+
+impl WirePermission {
+    pub fn parse(v: &Value) -> Result<Self, String> {
+        let table = need(v, "entityname", "fieldpermission")?;
+        let column = need(v, "attributelogicalname", "fieldpermission")?;
+        Ok(WirePermission {
+            id: need(v, "fieldpermissionid", "fieldpermission")?,
+            profile: need(v, "_fieldsecurityprofileid_value", "fieldpermission")?,
+            column: format!("{table}.{column}").to_lowercase(),
+            can_read: v.get("canread").and_then(Value::as_i64) == Some(ALLOWED),
+        })
+    }
+}
+
+/// The id inside an `OData-EntityId` such as `https://…/systemusers(00000000-…)`.
+pub fn id_from_entity_url(url: &str) -> Option<String> {
+    let open = url.rfind('(')?;
+    let inner = url[open + 1..].strip_suffix(')')?;
+    Some(inner.trim_matches('\'').to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_parse_and_guids_compare_lower_case() {
+        let u = WireUser::parse(&serde_json::json!({
+            "@odata.etag": "W/\"12\"", "systemuserid": "AAAAAAAA-0000-0000-0000-000000000001",
+            "domainname": "Alice@Contoso.com", "isdisabled": true, "applicationid": null
+        }))
+        .unwrap();
+        assert_eq!(u.id, "aaaaaaaa-0000-0000-0000-000000000001");
+        assert_eq!(u.domain_name.as_deref(), Some("Alice@Contoso.com"));
+        assert!(u.disabled && !u.application);
+        assert_eq!(u.etag.as_deref(), Some("W/\"12\""));
+        assert!(WireRole::parse(&serde_json::json!({"roleid": "r"})).unwrap_err().contains("`name`"));
+        assert_eq!(id_from_entity_url("https://x/api/data/v9.2/systemusers(ABC)").as_deref(), Some("abc"));
+    }
+}

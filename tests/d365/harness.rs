@@ -1,0 +1,120 @@
+//! The enterprise example pointed at in-process fakes: Entra ID stands in as the embedded
+//! `file` directory (the Graph fake is another target's), Dynamics 365 Sales is the Dataverse
+//! fake, Finance & Operations the F&O fake (or a `file` stand-in), and Okta a `file` directory.
+//! The directory is a target of order 0 and the ERPs of order 1, so every apply shows the
+//! directory-first order.
+
+#![allow(dead_code)]
+
+use keyward_fakes::dataverse::Dataverse;
+use keyward_fakes::entra::Entra;
+
+use crate::support::{Run, Sandbox};
+
+pub const TENANT: &str = "456e4037-8afc-4f71-ae73-f9e51f634295";
+pub const D365_CLIENT: &str = "55b1a2c7-9c3a-4911-a9b3-2555f9df8578";
+pub const FNO_CLIENT: &str = "2c15416f-b9fe-4f04-8b2b-532d023e2193";
+
+/// A client secret made at test time.
+pub fn secret() -> String {
+    format!(
+        "test-{:x}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    )
+}
+
+/// The enterprise example with its targets retargeted: `dataverse` is the Dataverse fake's URL;
+/// `fno` the F&O fake's URL, or `None` for a `file` stand-in with the F&O security roles.
+pub fn enterprise(dataverse: &str, fno: Option<&str>) -> Sandbox {
+    let sb = Sandbox::example("enterprise");
+    let fno_target = match fno {
+        Some(url) => format!(
+            "  finance:\n    provider: fno\n    url: {url}\n    authority: {url}\n    tenant: {TENANT}\n    clientId: {FNO_CLIENT}\n    clientSecret: ${{env:FNO_CLIENT_SECRET}}\n"
+        ),
+        None => "  finance:\n    provider: file\n    path: .keyward/finance.json\n    users: with-roles\n".to_string(),
+    };
+    let settings = sb.read("keyward.yaml");
+    let rest = &settings[settings.find("ownership:").unwrap()..];
+    sb.write(
+        "keyward.yaml",
+        &format!(
+            "version: 1\ntargets:\n  entra:\n    provider: file\n    path: .keyward/entra.json\n  d365:\n    provider: dataverse\n    url: {dataverse}\n    authority: {dataverse}\n    tenant: {TENANT}\n    clientId: {D365_CLIENT}\n    clientSecret: ${{env:D365_CLIENT_SECRET}}\n{fno_target}  okta:\n    provider: file\n    path: .keyward/okta.json\n    users: with-roles\n{rest}"
+        ),
+    );
+    sb.write(
+        ".keyward/entra.json",
+        r#"{"roles": [
+            {"id": "r-ga", "kind": "directoryRole", "name": "Global Administrator"},
+            {"id": "r-pa", "kind": "appRole", "name": "Northwind Bank Portal/Payment Approver"}]}"#,
+    );
+    if fno.is_none() {
+        let roles: Vec<String> = FNO_ROLES
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!(r#"{{"id": "s{i}", "kind": "securityRole", "name": "{r}"}}"#))
+            .collect();
+        sb.write(".keyward/finance.json", &format!(r#"{{"roles": [{}]}}"#, roles.join(",")));
+    }
+    sb
+}
+
+/// The F&O security roles the example binds to.
+pub const FNO_ROLES: [&str; 6] = [
+    "Accounting manager",
+    "Accountant",
+    "Accounts payable clerk",
+    "Accounts payable manager",
+    "Purchasing agent",
+    "System administrator",
+];
+
+/// The Dataverse security roles the example binds to.
+pub const DATAVERSE_ROLES: [&str; 3] = ["System Administrator", "Salesperson", "Sales Manager"];
+
+/// A Dataverse environment with the example's roles in its root business unit, and the
+/// built-in System Administrator field security profile.
+pub fn dataverse(entra: &Entra, secret: &str) -> Dataverse {
+    entra.register(D365_CLIENT, Some(secret));
+    let dv = Dataverse::new("northwind");
+    for r in DATAVERSE_ROLES {
+        dv.add_role_everywhere(r);
+    }
+    dv.add_profile("System Administrator", &[]);
+    dv
+}
+
+/// Runs keyward with the targets' secrets in the environment, and checks that neither the
+/// secret nor a bearer token appears in its output.
+pub fn run(sb: &Sandbox, secret: &str, args: &[&str]) -> Run {
+    let r = sb.run_with_env(
+        args,
+        &[
+            ("D365_CLIENT_SECRET", secret),
+            ("FNO_CLIENT_SECRET", secret),
+            ("ENTRA_CLIENT_SECRET", secret),
+            ("KEYWARD_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+        ],
+    );
+    assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "the client secret was printed");
+    for line in r.stdout.lines().chain(r.stderr.lines()) {
+        assert!(!line.contains("fake-access-token-"), "a bearer token was printed: {line}");
+    }
+    r
+}
+
+/// The F&O role identifier of a role name: `Accounts payable clerk` → `ACCOUNTSPAYABLECLERK`.
+pub fn fno_role_id(name: &str) -> String {
+    name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase()
+}
+
+/// A Finance & Operations environment with the example's roles and its built-in admin.
+pub fn fno(entra: &Entra, secret: &str) -> keyward_fakes::fno::Fno {
+    entra.register(FNO_CLIENT, Some(secret));
+    let f = keyward_fakes::fno::Fno::new();
+    for r in FNO_ROLES {
+        f.add_role(&fno_role_id(r), r);
+    }
+    f.add_user("Admin", "", true);
+    f
+}
