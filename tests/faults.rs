@@ -1,4 +1,5 @@
-//! Applies of about 1,000 changes against the real scim2-server through a proxy that injects
+//! Applies of about 1,000 changes against the real scim2-server, and against the Graph fake,
+//! through a proxy that injects
 //! faults (`keyward_fakes::faults`): 500s before and after the server acted, bursts of 429 with
 //! Retry-After, connection resets before and after, and answers that never come (a timeout).
 //!
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use harness::{Server, keyward_cmd, retarget_url, service_provider_config, synthetic, text};
 use keyward_fakes::faults::{self, FaultPlan};
+use keyward_fakes::graph::Graph;
 use serde_json::Value;
 
 const USERS: usize = 330;
@@ -54,26 +56,21 @@ fn listed_failures(stdout: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn fault_run(spc: Option<Value>, plan: FaultPlan) {
-    let seed = plan.seed;
-    let server = Server::start_with(spc);
-    let dir = synthetic(&server, USERS, ROLES, PER_USER);
-    let proxy = faults::start(format!("127.0.0.1:{}", server.port).parse().unwrap(), plan);
-    retarget_url(dir.path(), &format!("{}/v2", proxy.url()));
-    let planned = USERS + ROLES + USERS * PER_USER;
-
+/// Applies until a run completes (at most 8 runs), checking each run's report against the
+/// audit log. Returns the number of runs and of audit records written.
+fn apply_until_converged(
+    dir: &Path,
+    apply: impl Fn() -> std::process::Output,
+    proxy: &faults::FaultProxy,
+) -> (usize, usize) {
     let mut runs = 0;
     let mut attempted_total = 0;
-    let mut converged = false;
     while runs < 8 {
         runs += 1;
-        let before = audit(dir.path()).len();
-        let o = keyward_cmd(dir.path(), &server.token, &["apply", "--auto-approve", "."])
-            .env("KEYWARD_HTTP_TIMEOUT", "1.5")
-            .output()
-            .unwrap();
+        let before = audit(dir).len();
+        let o = apply();
         let (out, err) = text(&o);
-        let records = audit(dir.path());
+        let records = audit(dir);
         let new = &records[before..];
         attempted_total += new.len();
         match o.status.code() {
@@ -82,8 +79,7 @@ fn fault_run(spc: Option<Value>, plan: FaultPlan) {
                 // made (a fault after the server acted).
                 assert!(out.contains("Apply complete!") || out.contains("No changes."), "{out}\n{err}");
                 assert!(new.iter().all(|r| r["outcome"] == "applied"), "a complete run recorded a failure");
-                converged = true;
-                break;
+                return (runs, attempted_total);
             }
             Some(1) if out.contains("Apply incomplete") => {
                 // Exactly the changes listed as not done are the ones recorded as failed or
@@ -116,7 +112,24 @@ fn fault_run(spc: Option<Value>, plan: FaultPlan) {
             other => panic!("unexpected exit {other:?}\n{out}\n{err}"),
         }
     }
-    assert!(converged, "no run completed in {runs} runs ({})", proxy.stats.summary());
+    panic!("no run completed in {runs} runs ({})", proxy.stats.summary());
+}
+
+fn fault_run(spc: Option<Value>, plan: FaultPlan) {
+    let seed = plan.seed;
+    let server = Server::start_with(spc);
+    let dir = synthetic(&server, USERS, ROLES, PER_USER);
+    let proxy = faults::start(format!("127.0.0.1:{}", server.port).parse().unwrap(), plan);
+    retarget_url(dir.path(), &format!("{}/v2", proxy.url()));
+    let planned = USERS + ROLES + USERS * PER_USER;
+
+    let apply = || {
+        keyward_cmd(dir.path(), &server.token, &["apply", "--auto-approve", "."])
+            .env("KEYWARD_HTTP_TIMEOUT", "1.5")
+            .output()
+            .unwrap()
+    };
+    let (runs, attempted_total) = apply_until_converged(dir.path(), apply, &proxy);
 
     // Nothing created twice, nothing lost.
     let users = server.users();
@@ -135,12 +148,74 @@ fn fault_run(spc: Option<Value>, plan: FaultPlan) {
 
     let s = &proxy.stats;
     println!(
-        "fault run (seed {seed}): {planned} changes planned, {runs} runs, {attempted_total} audit records, \
+        "fault run (scim, seed {seed}): {planned} changes planned, {runs} runs, {attempted_total} audit records, \
          {} faults injected ({}), duplicates 0, losses 0",
         s.faults(),
         s.summary()
     );
     assert!(s.faults() > 0 && s.requests.load(Ordering::Relaxed) > 0);
+}
+
+/// The same against the Graph fake (token endpoint included) behind the proxy: about 1,000
+/// changes in JSON batches, so a fault hits up to 20 requests at once.
+#[test]
+fn a_thousand_changes_under_faults_converge_without_duplicates_on_graph() {
+    const CLIENT: &str = "22222222-2222-2222-2222-222222222222";
+    let secret = harness::random_token();
+    let g = Graph::new();
+    g.entra().register(CLIENT, Some(&secret));
+    let fake = g.serve();
+    let plan = faults_at(0.1, 3);
+    let seed = plan.seed;
+    let proxy = faults::start(fake.addr, plan);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("keyward.yaml"),
+        format!(
+            "version: 1\ntargets:\n  directory:\n    provider: graph\n    tenant: bench.example\n    clientId: {CLIENT}\n    \
+             clientSecret: ${{env:KEYWARD_TEST_GRAPH_SECRET}}\n    endpoint: {url}\n    authority: {url}\n\
+             ownership:\n  scope: {{userNameSuffix: \"@bench.example\"}}\n",
+            url = proxy.url()
+        ),
+    )
+    .unwrap();
+    let mut r = String::new();
+    for i in 0..ROLES {
+        r.push_str(&format!(
+            "---\nkind: Role\nname: role-{i:03}\ndescription: Role {i}\nbindings:\n  directory: {{group: group-{i:03}}}\n"
+        ));
+    }
+    std::fs::write(root.join("roles.yaml"), r).unwrap();
+    harness::write_users(root, 0..USERS, ROLES, PER_USER);
+    let planned = USERS + ROLES + USERS * PER_USER;
+
+    let cmd = |args: &[&str]| {
+        let mut c = keyward_cmd(root, "unused", args);
+        c.env("KEYWARD_TEST_GRAPH_SECRET", &secret).env("KEYWARD_HTTP_TIMEOUT", "1.5");
+        c.output().unwrap()
+    };
+    let (runs, attempted_total) = apply_until_converged(root, || cmd(&["apply", "--auto-approve", "."]), &proxy);
+
+    assert_eq!(g.user_count(), USERS, "accounts created twice or missing");
+    let names = g.group_names();
+    let unique: BTreeSet<&String> = names.iter().collect();
+    assert_eq!(names.len(), ROLES, "groups created twice or missing: {names:?}");
+    assert_eq!(unique.len(), ROLES);
+    proxy.set_plan(FaultPlan::none());
+    harness::expect_exit(&cmd(&["plan", "--detailed-exitcode", "."]), 0);
+    harness::expect_exit(&cmd(&["audit", "verify", "."]), 0);
+    let out = cmd(&["audit", "show", "."]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret));
+
+    let s = &proxy.stats;
+    println!(
+        "fault run (graph, seed {seed}): {planned} changes planned, {runs} runs, {attempted_total} audit records, \
+         {} faults injected ({}), duplicates 0, losses 0",
+        s.faults(),
+        s.summary()
+    );
+    assert!(s.faults() > 0);
 }
 
 /// Without Bulk: a request per user and per group, memberships patched per group; 5% of

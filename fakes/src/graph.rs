@@ -1195,6 +1195,11 @@ impl Graph {
         })
     }
 
+    /// The display names of every group, one entry per group (duplicates show twice).
+    pub fn group_names(&self) -> Vec<String> {
+        self.with(|t| t.groups.values().filter_map(|g| g.body["displayName"].as_str().map(str::to_string)).collect())
+    }
+
     /// Member ids of a group.
     pub fn members(&self, group: &str) -> Vec<String> {
         self.with(|t| t.groups.get(group).map(|g| g.members.iter().cloned().collect()).unwrap_or_default())
