@@ -223,3 +223,180 @@ fn a_graph_service_account_rotates_its_certificate_and_secret_end_to_end() {
     // Trace logging ran (the outputs are not trivially clean).
     assert!(outputs.iter().any(|(_, t)| t.contains("TRACE")), "trace logging ran");
 }
+
+// -- The fake refuses what Graph refuses ------------------------------------------------------
+
+mod fake {
+    use keyward::credential::generate;
+    use keyward::credential::proof::{SigningCertificate, proof_token};
+    use keyward::model::{KeyAlgorithm, Timestamp};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    struct Session {
+        http: reqwest::Client,
+        url: String,
+        token: String,
+    }
+
+    impl Session {
+        async fn new(g: &Graph, url: &str) -> Session {
+            let secret = canary("client-secret");
+            g.entra().register(CLIENT, Some(&secret));
+            let http = reqwest::Client::new();
+            let form = format!(
+                "grant_type=client_credentials&client_id={CLIENT}&client_secret={secret}&scope={}",
+                format!("{url}/.default").replace(':', "%3A").replace('/', "%2F")
+            );
+            let r = http
+                .post(format!("{url}/{TENANT}/oauth2/v2.0/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            let token = v["access_token"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
+            Session { http, url: url.to_string(), token }
+        }
+
+        async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+            let mut rb = self.http.request(method, format!("{}/v1.0{path}", self.url)).bearer_auth(&self.token);
+            if let Some(b) = body {
+                rb = rb.json(&b);
+            }
+            let r = rb.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        }
+    }
+
+    fn t(s: &str) -> Timestamp {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn key(c: &generate::NewCertificate, name: &str) -> Value {
+        json!({"type": "AsymmetricX509Cert", "usage": "Verify", "key": STANDARD.encode(&c.der), "displayName": name})
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn proofs_keys_and_secrets_follow_the_reference_sheet() {
+        let g = Graph::new();
+        let fake = g.serve();
+        let s = Session::new(&g, &fake.url()).await;
+        g.set_now(t("2026-12-01T00:00:00Z").timestamp() as u64);
+        let (start, end) = (t("2026-11-28T12:00:00Z"), t("2027-02-26T12:00:00Z"));
+        let (status, a) = s.send(reqwest::Method::POST, "/applications", Some(json!({"displayName": "bot"}))).await;
+        assert_eq!(status, 201);
+        let id = a["id"].as_str().unwrap().to_string();
+        let (_, other) = s.send(reqwest::Method::POST, "/applications", Some(json!({"displayName": "other"}))).await;
+        let other = other["id"].as_str().unwrap().to_string();
+
+        // Without a valid certificate addKey is refused: the application must be PATCHed.
+        let first = generate::certificate(KeyAlgorithm::EcdsaP256, "bot", start, end).unwrap();
+        let signer = SigningCertificate::from_pem(first.pem.expose()).unwrap();
+        let proof = proof_token(&signer, &id, start).unwrap();
+        let body = json!({"keyCredential": key(&first, "c1"), "passwordCredential": null, "proof": proof.expose()});
+        let (status, e) = s.send(reqwest::Method::POST, &format!("/applications/{id}/addKey"), Some(body)).await;
+        assert_eq!(status, 400, "{e}");
+        assert!(e["error"]["message"].as_str().unwrap().contains("update keyCredentials"), "{e}");
+        let (status, _) = s
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/applications/{id}"),
+                Some(json!({"keyCredentials": [key(&first, "c1")]})),
+            )
+            .await;
+        assert_eq!(status, 204);
+
+        // `key` only on the single object with $select=keyCredentials.
+        let (_, list) = s.send(reqwest::Method::GET, "/applications", None).await;
+        let listed = list["value"].as_array().unwrap().iter().find(|a| a["id"] == id.as_str()).unwrap().clone();
+        assert_eq!(listed["keyCredentials"][0]["key"], Value::Null);
+        assert_eq!(
+            listed["keyCredentials"][0]["customKeyIdentifier"],
+            STANDARD.encode(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &first.der).as_ref())
+        );
+        let (_, single) = s.send(reqwest::Method::GET, &format!("/applications/{id}"), None).await;
+        assert_eq!(single["keyCredentials"][0]["key"], Value::Null);
+        let (_, selected) =
+            s.send(reqwest::Method::GET, &format!("/applications/{id}?$select=keyCredentials"), None).await;
+        assert_eq!(selected["keyCredentials"][0]["key"], STANDARD.encode(&first.der));
+
+        // addKey: the proof must name this application and be signed by one of its current
+        // certificates (P-384 here, ES384).
+        let second = generate::certificate(KeyAlgorithm::EcdsaP384, "bot", start, t("2027-05-27T12:00:00Z")).unwrap();
+        let stranger = generate::certificate(KeyAlgorithm::EcdsaP256, "x", start, end).unwrap();
+        let stranger = SigningCertificate::from_pem(stranger.pem.expose()).unwrap();
+        let add =
+            |proof: String| json!({"keyCredential": key(&second, "c2"), "passwordCredential": null, "proof": proof});
+        let path = format!("/applications/{id}/addKey");
+        for (proof, why) in [
+            (proof_token(&signer, &other, start).unwrap(), "iss"),
+            (proof_token(&stranger, &id, start).unwrap(), "not signed by a current certificate"),
+            (keyward::model::Secret::new("x!.y.z".to_string()), "base64url"),
+        ] {
+            let (status, e) = s.send(reqwest::Method::POST, &path, Some(add(proof.expose().clone()))).await;
+            assert_eq!(status, 400, "{e}");
+            assert!(e["error"]["message"].as_str().unwrap().contains(why), "{why}: {e}");
+        }
+        assert!(g.proofs().is_empty());
+        let (status, k) = s
+            .send(reqwest::Method::POST, &path, Some(add(proof_token(&signer, &id, start).unwrap().expose().clone())))
+            .await;
+        assert_eq!(status, 200, "{k}");
+        assert_eq!(k["key"], Value::Null);
+        let second_id = k["keyId"].as_str().unwrap().to_string();
+
+        // Once the first certificate has expired (by the fake's clock), its proofs are refused;
+        // the second one's are accepted, for removeKey too.
+        g.set_now(t("2027-03-01T00:00:00Z").timestamp() as u64);
+        let stale = proof_token(&signer, &id, start).unwrap();
+        let remove = |proof: &str| json!({"keyId": second_id, "proof": proof});
+        let path = format!("/applications/{id}/removeKey");
+        let (status, _) = s.send(reqwest::Method::POST, &path, Some(remove(stale.expose()))).await;
+        assert_eq!(status, 400);
+        let signer2 = SigningCertificate::from_pem(second.pem.expose()).unwrap();
+        let good = proof_token(&signer2, &id, start).unwrap();
+        // The expired first certificate is removed with a proof signed by the second.
+        let first_id = selected["keyCredentials"][0]["keyId"].as_str().unwrap().to_string();
+        let (status, e) =
+            s.send(reqwest::Method::POST, &path, Some(json!({"keyId": first_id, "proof": good.expose()}))).await;
+        assert_eq!(status, 204, "{e}");
+        assert_eq!(g.proofs().len(), 2);
+        assert_eq!(g.proofs()[1].0, "removeKey");
+        assert_eq!(g.proofs()[1].2, second_id);
+
+        // addPassword: secretText in its answer only; PATCH of passwordCredentials is refused.
+        let (status, p) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/applications/{id}/addPassword"),
+                Some(json!({"passwordCredential": {"displayName": "s@2027-03-01"}})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let text = p["secretText"].as_str().unwrap().to_string();
+        assert_eq!(g.secrets(), [text.clone()]);
+        assert_eq!(p["hint"], &text[..3]);
+        assert_eq!(p["startDateTime"], "2027-03-01T00:00:00Z");
+        assert_eq!(p["endDateTime"], "2029-03-01T00:00:00Z");
+        let (_, single) = s.send(reqwest::Method::GET, &format!("/applications/{id}"), None).await;
+        assert_eq!(single["passwordCredentials"][0]["secretText"], Value::Null);
+        assert!(!single.to_string().contains(&text));
+        let (status, _) = s
+            .send(reqwest::Method::PATCH, &format!("/applications/{id}"), Some(json!({"passwordCredentials": []})))
+            .await;
+        assert_eq!(status, 400);
+        let key_id = p["keyId"].as_str().unwrap();
+        let body = json!({"keyId": key_id});
+        let (status, _) =
+            s.send(reqwest::Method::POST, &format!("/applications/{id}/removePassword"), Some(body.clone())).await;
+        assert_eq!(status, 204);
+        let (status, _) =
+            s.send(reqwest::Method::POST, &format!("/applications/{id}/removePassword"), Some(body)).await;
+        assert_eq!(status, 404);
+    }
+}
