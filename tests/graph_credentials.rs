@@ -379,7 +379,7 @@ mod fake {
             .await;
         assert_eq!(status, 200);
         let text = p["secretText"].as_str().unwrap().to_string();
-        assert_eq!(g.secrets(), [text.clone()]);
+        assert_eq!(g.secrets(), std::slice::from_ref(&text));
         assert_eq!(p["hint"], &text[..3]);
         assert_eq!(p["startDateTime"], "2027-03-01T00:00:00Z");
         assert_eq!(p["endDateTime"], "2029-03-01T00:00:00Z");
