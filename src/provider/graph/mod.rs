@@ -197,6 +197,21 @@ impl GraphProvider {
 }
 
 impl GraphProvider {
+    /// A request about application `app`; a `404` for one this run created is replication
+    /// delay (§2.1), retried with bounded backoff as apply's batches do.
+    async fn app_call(&self, app: &str, call: Call) -> Result<client::Outcome, GraphError> {
+        let mut tries = 0u32;
+        loop {
+            match self.client.call(&call).await {
+                Err(e) if e.status() == Some(404) && tries < 5 && self.created.contains(app) => {
+                    tokio::time::sleep(Duration::from_millis(250 << tries)).await;
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn entry(&self, account: &str) -> Result<&SaEntry, ApplyError> {
         if self.access != Access::Write {
             return Err(ApplyError::new("the target was opened read-only"));
@@ -223,8 +238,7 @@ impl GraphProvider {
     /// single object, §2.5), for a PATCH that keeps them.
     async fn key_credentials(&self, app: &str, what: &str) -> Result<Vec<Value>, ApplyError> {
         let o = self
-            .client
-            .call(&Call::new(Method::GET, format!("/applications/{app}?$select=keyCredentials"), None))
+            .app_call(app, Call::new(Method::GET, format!("/applications/{app}?$select=keyCredentials"), None))
             .await
             .map_err(|e| write_error(what, e))?;
         let keys = o
@@ -244,11 +258,13 @@ impl GraphProvider {
     }
 
     async fn set_key_credentials(&self, app: &str, keys: Vec<Value>, what: &str) -> Result<(), ApplyError> {
-        self.client
-            .call(&Call::new(Method::PATCH, format!("/applications/{app}"), Some(json!({"keyCredentials": keys}))))
-            .await
-            .map(|_| ())
-            .map_err(|e| write_error(what, e))
+        self.app_call(
+            app,
+            Call::new(Method::PATCH, format!("/applications/{app}"), Some(json!({"keyCredentials": keys}))),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| write_error(what, e))
     }
 }
 
@@ -527,8 +543,7 @@ impl Provider for GraphProvider {
                     "endDateTime": wire::date_time(request.end),
                 }});
                 let o = self
-                    .client
-                    .call(&Call::new(Method::POST, format!("/applications/{app}/addPassword"), Some(body)))
+                    .app_call(&app, Call::new(Method::POST, format!("/applications/{app}/addPassword"), Some(body)))
                     .await
                     .map_err(|e| write_error(&what, e))?;
                 let b = o.body.unwrap_or(Value::Null);
@@ -552,8 +567,7 @@ impl Provider for GraphProvider {
                         let token = self.proof(p, &app, &what)?;
                         let body = json!({"keyCredential": new, "passwordCredential": null, "proof": token.expose()});
                         let o = self
-                            .client
-                            .call(&Call::new(Method::POST, format!("/applications/{app}/addKey"), Some(body)))
+                            .app_call(&app, Call::new(Method::POST, format!("/applications/{app}/addKey"), Some(body)))
                             .await
                             .map_err(|e| write_error(&what, e))?;
                         o.body
@@ -594,8 +608,7 @@ impl Provider for GraphProvider {
         if entry.passwords.contains(credential_id) {
             let body = json!({"keyId": credential_id});
             match self
-                .client
-                .call(&Call::new(Method::POST, format!("/applications/{app}/removePassword"), Some(body)))
+                .app_call(&app, Call::new(Method::POST, format!("/applications/{app}/removePassword"), Some(body)))
                 .await
             {
                 Ok(_) => {}
@@ -616,8 +629,7 @@ impl Provider for GraphProvider {
                 let token = self.proof(p, &app, &what)?;
                 let body = json!({"keyId": credential_id, "proof": token.expose()});
                 match self
-                    .client
-                    .call(&Call::new(Method::POST, format!("/applications/{app}/removeKey"), Some(body)))
+                    .app_call(&app, Call::new(Method::POST, format!("/applications/{app}/removeKey"), Some(body)))
                     .await
                 {
                     Ok(_) => {}
