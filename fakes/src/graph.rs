@@ -105,6 +105,8 @@ struct Tenant {
     now: Option<u64>,
     /// PATCH requests that set `keyCredentials`.
     key_patches: usize,
+    /// Federated domains (lower case).
+    federated: BTreeSet<String>,
 }
 
 /// The fake Graph service. Cheap to clone; clones share the tenant.
@@ -539,14 +541,23 @@ impl Tenant {
         if self.user_id(&upn).is_some() {
             return Resp::bad("Another object with the same value for property userPrincipalName already exists.");
         }
-        // A password is required unless the domain is federated (documented §2.1); this fake has
-        // no federated domains.
-        let pw = b.get("passwordProfile").and_then(|p| p["password"].as_str()).unwrap_or_default();
-        if pw.len() < 8 {
-            return Resp::bad("The specified password does not comply with password complexity requirements.");
+        // A federated domain needs onPremisesImmutableId (documented §2.1) and, its users signing
+        // in elsewhere, no password (assumed); any other domain needs a password.
+        let domain = upn.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
+        if self.federated.contains(&domain) {
+            if b.get("onPremisesImmutableId").and_then(Value::as_str).is_none_or(str::is_empty) {
+                return Resp::bad(&format!(
+                    "Property onPremisesImmutableId is required for a user in the federated domain {domain}."
+                ));
+            }
+        } else {
+            let pw = b.get("passwordProfile").and_then(|p| p["password"].as_str()).unwrap_or_default();
+            if pw.len() < 8 {
+                return Resp::bad("The specified password does not comply with password complexity requirements.");
+            }
+            let pw = pw.to_string();
+            self.passwords.push(pw);
         }
-        let pw = pw.to_string();
-        self.passwords.push(pw);
         let id = self.new_id(1);
         let mut u = Map::new();
         u.insert("id".into(), json!(id));
@@ -1467,6 +1478,12 @@ impl Graph {
                 })
                 .collect()
         })
+    }
+
+    /// Makes a domain federated: its users are created without a password and with
+    /// `onPremisesImmutableId`.
+    pub fn add_federated_domain(&self, domain: &str) {
+        self.with(|t| t.federated.insert(domain.to_lowercase()));
     }
 
     /// Sets the clock certificate validity is judged by (a Unix time), to follow a test's

@@ -111,13 +111,17 @@ pub struct GraphProvider {
     state: Option<State>,
     /// Ids of objects this provider created, whose 404s are replication delay.
     created: HashSet<String>,
+    /// userPrincipalName domains (lower case) federated with another identity provider.
+    federated_domains: Vec<String>,
 }
 
 impl GraphProvider {
     pub fn open(target: &Target, root: &Path, access: Access) -> Result<Self, ProviderError> {
         let name = target.name.to_string();
         let fail = |message: String| ProviderError::Remote { target: name.clone(), message };
-        let Connection::Graph { tenant, client_id, credential, endpoint, authority } = &target.connection else {
+        let Connection::Graph { tenant, client_id, credential, endpoint, authority, federated_domains } =
+            &target.connection
+        else {
             return Err(fail("the target is not a Graph target".into()));
         };
         let endpoint = endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/');
@@ -136,6 +140,7 @@ impl GraphProvider {
             client,
             state: None,
             created: HashSet::new(),
+            federated_domains: federated_domains.clone(),
         })
     }
 
@@ -517,6 +522,7 @@ impl Provider for GraphProvider {
             client: &self.client,
             state,
             created: &mut self.created,
+            federated_domains: &self.federated_domains,
             results: vec![None; changes.len()],
             deferred: Vec::new(),
         };
@@ -788,6 +794,7 @@ struct Run<'a> {
     client: &'a GraphClient,
     state: &'a mut State,
     created: &'a mut HashSet<String>,
+    federated_domains: &'a [String],
     results: Vec<Option<Result<(), ApplyError>>>,
     /// References to users that may be created in the same round, resolved after it.
     deferred: Vec<Deferred>,
@@ -1064,17 +1071,24 @@ impl Run<'_> {
                     ));
                     return Ok(out);
                 }
-                let password = wire::random_password().map_err(ApplyError::new)?;
                 let mut body = wire::user_patch(attrs);
                 body.insert("userPrincipalName".into(), json!(user_name));
                 body.entry("displayName").or_insert(json!(user_name));
                 body.insert("mailNickname".into(), json!(wire::mail_nickname(user_name)));
                 body.insert("accountEnabled".into(), json!(active));
-                // The password goes only into this request body.
-                body.insert(
-                    "passwordProfile".into(),
-                    json!({"password": password.expose(), "forceChangePasswordNextSignIn": true}),
-                );
+                if wire::is_federated(user_name, self.federated_domains) {
+                    // Signs in at the federated identity provider: no password; the immutable
+                    // id links the account to that provider's (§2.1).
+                    let immutable = attrs.employee_id.as_deref().unwrap_or(user_name);
+                    body.insert("onPremisesImmutableId".into(), json!(immutable));
+                } else {
+                    let password = wire::random_password().map_err(ApplyError::new)?;
+                    // The password goes only into this request body.
+                    body.insert(
+                        "passwordProfile".into(),
+                        json!({"password": password.expose(), "forceChangePasswordNextSignIn": true}),
+                    );
+                }
                 vec![self.pending(
                     Call::new(Method::POST, "/users", Some(Value::Object(body))),
                     vec![i],

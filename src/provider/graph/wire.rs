@@ -161,6 +161,11 @@ pub fn random_password() -> Result<crate::model::Secret<String>, String> {
     Ok(crate::model::Secret::new(String::from_utf8(out).expect("ASCII")))
 }
 
+/// Whether a userPrincipalName is in one of the federated domains (lower case).
+pub fn is_federated(user_name: &str, federated_domains: &[String]) -> bool {
+    user_name.rsplit_once('@').is_some_and(|(_, d)| federated_domains.iter().any(|f| f.eq_ignore_ascii_case(d)))
+}
+
 /// The application properties read for service accounts.
 pub const APPLICATION_SELECT: &str = "id,appId,displayName,description,tags,passwordCredentials,keyCredentials";
 
@@ -320,5 +325,9 @@ mod tests {
         }
         assert_eq!(method_config(AuthMethod::Password), None);
         assert_eq!(mail_nickname("ann.lee+x@c.example"), "ann.leex");
+        let fed = ["corp.example".to_string()];
+        assert!(is_federated("ann@Corp.Example", &fed));
+        assert!(!is_federated("ann@sub.corp.example", &fed));
+        assert!(!is_federated("corp.example", &fed));
     }
 }
