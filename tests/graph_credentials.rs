@@ -206,6 +206,11 @@ fn a_graph_service_account_rotates_its_certificate_and_secret_end_to_end() {
     assert_eq!(names(&a, "passwordCredentials"), ["webhook-secret@2027-02-12"]);
     assert!(credential_changes(&plan(&sb, &client_secret, &mut outputs)).is_empty());
 
+    // One request per credential change, plus the read of the keys the first PATCH kept.
+    let posts = |op: &str| g.log().count("POST", |p| p.ends_with(&format!("/{op}")));
+    assert_eq!([posts("addPassword"), posts("removePassword"), posts("addKey"), posts("removeKey")], [2, 1, 1, 1]);
+    assert_eq!(g.log().count("GET", |p| p.starts_with("/v1.0/applications/")), 1);
+
     // Canaries: no client secret, private key or token in any output, plan or audit log.
     outputs.push(("audit log".into(), sb.read(".keyward/audit.jsonl")));
     let mut needles = vec![client_secret.clone(), "fake-access-token-".to_string()];
@@ -368,6 +373,20 @@ mod fake {
         assert_eq!(g.proofs().len(), 2);
         assert_eq!(g.proofs()[1].0, "removeKey");
         assert_eq!(g.proofs()[1].2, second_id);
+
+        // RSA (RS256): an RSA certificate added with the ECDSA one's proof proves its own removal.
+        let rsa = generate::certificate(KeyAlgorithm::Rsa3072, "bot", start, t("2027-05-27T12:00:00Z")).unwrap();
+        let body = json!({"keyCredential": key(&rsa, "c3"), "passwordCredential": null,
+            "proof": proof_token(&signer2, &id, start).unwrap().expose()});
+        let (status, k) = s.send(reqwest::Method::POST, &format!("/applications/{id}/addKey"), Some(body)).await;
+        assert_eq!(status, 200, "{k}");
+        let rsa_id = k["keyId"].as_str().unwrap().to_string();
+        let rsa_signer = SigningCertificate::from_pem(rsa.pem.expose()).unwrap();
+        let proof = proof_token(&rsa_signer, &id, start).unwrap();
+        let (status, e) =
+            s.send(reqwest::Method::POST, &path, Some(json!({"keyId": rsa_id, "proof": proof.expose()}))).await;
+        assert_eq!(status, 204, "{e}");
+        assert_eq!(g.proofs().last().unwrap().2, rsa_id);
 
         // addPassword: secretText in its answer only; PATCH of passwordCredentials is refused.
         let (status, p) = s
