@@ -12,6 +12,17 @@
 //! consistency", modelled as assumed), transient `503`s (every Nth request), and insufficient
 //! privileges (`403 Authorization_RequestDenied` on every write, §2.11).
 //!
+//! Application credentials (§2.5): `addPassword` generates the secret and returns `secretText`
+//! in its answer only (stored without it, with a three-character `hint`); `removePassword`;
+//! `addKey` and `removeKey` need a proof token ([`crate::proof`]) signed by one of the
+//! application's current certificates, judged by this fake's clock ([`Graph::set_now`]), and
+//! `addKey` is refused while the application has none (documented: use PATCH). A PATCH of
+//! `keyCredentials` replaces the list and is accepted whether or not the application has a
+//! valid certificate (assumed: Graph's update of an application is not restricted so), provided
+//! every entry carries its certificate in `key`; a PATCH of `passwordCredentials` is refused
+//! (documented). `key` is returned only with `$select=keyCredentials` on a single application
+//! (documented). `customKeyIdentifier` is the base64 of the certificate's SHA-1 (assumed).
+//!
 //! Seeding helpers build large tenants quickly (20,000 users, a 30,000-member group) without
 //! requests; [`Graph::log`] counts the requests answered, for tests and benchmarks.
 
