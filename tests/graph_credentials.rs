@@ -229,6 +229,33 @@ fn a_graph_service_account_rotates_its_certificate_and_secret_end_to_end() {
     assert!(outputs.iter().any(|(_, t)| t.contains("TRACE")), "trace logging ran");
 }
 
+#[test]
+fn without_the_delivered_certificate_the_old_one_is_removed_by_a_patch() {
+    let client_secret = canary("client-secret");
+    let g = Graph::new();
+    g.entra().register(CLIENT, Some(&client_secret));
+    let fake = g.serve();
+    let mut sb = sandbox(&fake.url());
+    let mut outputs = Vec::new();
+    at(&mut sb, &g, "2026-11-28T12:00:00Z");
+    apply(&sb, &client_secret, &mut outputs);
+    at(&mut sb, &g, "2027-02-12T12:00:00Z");
+    apply(&sb, &client_secret, &mut outputs);
+    let a = app(&g);
+    assert_eq!(names(&a, "keyCredentials"), ["bank-api-cert@2026-11-28", "bank-api-cert@2027-02-12"]);
+    let current = key_id_of_pem(&a, &sb.read(".keyward/secrets/payments-bot.pem"));
+    // The sink lost the certificate: no proof can be signed, so the key list is PATCHed.
+    std::fs::remove_file(sb.path(".keyward/secrets/payments-bot.pem")).unwrap();
+    at(&mut sb, &g, "2027-02-19T12:00:00Z");
+    apply(&sb, &client_secret, &mut outputs);
+    let a = app(&g);
+    assert_eq!(listed(&a, "keyCredentials"), [("bank-api-cert@2027-02-12".to_string(), current)]);
+    assert_eq!(g.key_patches(), 2);
+    assert_eq!(g.proofs().iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["addKey"]);
+    // The PATCH kept the remaining certificate whole.
+    assert!(a["keyCredentials"][0]["key"].as_str().is_some_and(|k| !k.is_empty()));
+}
+
 // -- The fake refuses what Graph refuses ------------------------------------------------------
 
 mod fake {
