@@ -40,6 +40,7 @@ fn open(g: &Graph, url: &str, root: &Path, access: Access) -> Box<dyn Provider> 
             credential: ClientCredential::Secret(SecretRef::File("client-secret".into())),
             endpoint: Some(url.into()),
             authority: Some(url.into()),
+            federated_domains: vec![],
         },
     };
     provider::open(&target, root, access).unwrap()

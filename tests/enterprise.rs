@@ -24,6 +24,9 @@ fn enterprise_example_applies_and_converges_against_graph_dataverse_and_fno() {
     let dv = dataverse(g.entra(), &secret);
     let f = fno(g.entra(), &secret);
     let (gs, dvs, fs) = (g.serve(), dv.serve(g.entra(), &dv_log, None), f.serve(g.entra(), &fno_log, None));
+    // The service accounts' credentials go to Key Vault: a fake one, behind the same Entra.
+    let vault = keyward_fakes::keyvault::KeyVault::new(g.entra());
+    let vs = keyward_fakes::serve(vault.router());
     let sb = enterprise(&dvs.url(), Some(&fs.url()));
     sb.edit(
         "keyward.yaml",
@@ -34,10 +37,8 @@ fn enterprise_example_applies_and_converges_against_graph_dataverse_and_fno() {
         ),
     );
 
-    // The Graph fake's tenant has no x509Certificate method configuration (a real tenant has
-    // one), so the policies here stop naming that method.
-    let text = sb.read("policies/authentication.yaml").replace(", x509Certificate", "");
-    sb.write("policies/authentication.yaml", &text);
+    let text = sb.read("service-accounts/integrations.yaml").replace("https://northwind-kv.vault.azure.net", &vs.url());
+    sb.write("service-accounts/integrations.yaml", &text);
 
     let r = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
     r.expect(2);
@@ -56,6 +57,13 @@ fn enterprise_example_applies_and_converges_against_graph_dataverse_and_fno() {
     assert!(g.user("nancy.davolio@northwind.example").is_some());
     assert!(f.user("nancy.davolio@northwind.example").is_some());
     assert!(dv.user("robert.king@northwind.example").is_some());
+    // The Entra service accounts' secret and certificates were issued on Graph and delivered.
+    for name in ["payments-bot-client-secret", "payments-bot-bank-mtls", "hr-sync-entra-cert"] {
+        assert!(vault.current(name).is_some(), "{name} delivered");
+    }
+    let secrets = g.secrets();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(vault.current("payments-bot-client-secret").unwrap().value, secrets[0]);
     assert_eq!(
         dv.profile_members("customer-credit").unwrap(),
         vec!["emma.brennan@northwind.example", "robert.king@northwind.example"]

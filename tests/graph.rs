@@ -216,6 +216,7 @@ fn target(url: &str) -> Target {
             credential: ClientCredential::Secret(SecretRef::File("client-secret".into())),
             endpoint: Some(url.into()),
             authority: Some(url.into()),
+            federated_domains: vec![],
         },
     }
 }
@@ -357,4 +358,33 @@ async fn a_member_added_since_the_read_does_not_fail_the_others_of_its_chunk() {
     assert_eq!(g.members(&gid).len(), 3);
     // Three $batch requests: the read's member pages, the refused bind, the single additions.
     assert_eq!(g.log().count("POST", |p| p == "/v1.0/$batch"), 3);
+}
+
+#[test]
+fn users_in_federated_domains_get_no_password() {
+    let secret = canary("secret");
+    let g = tenant(&secret);
+    g.add_federated_domain("northwind.example");
+    let fake = g.serve();
+    let sb = quickstart(&fake.url(), &secret_credential());
+    sb.edit("keyward.yaml", "    endpoint: ", "    federatedDomains: [Northwind.Example]\n    endpoint: ");
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+    // The fake refuses a federated user without onPremisesImmutableId: every user was created
+    // with one, and none with a password.
+    assert!(g.passwords().is_empty(), "no initial password was sent");
+    let nancy = g.user("nancy.davolio@northwind.example").expect("created");
+    let immutable = nancy["onPremisesImmutableId"].as_str().unwrap();
+    assert_eq!(immutable, nancy["employeeId"].as_str().unwrap_or("nancy.davolio@northwind.example"));
+
+    // federatedDomains belongs to graph targets only.
+    let other = Sandbox::example("quickstart");
+    other.edit(
+        "keyward.yaml",
+        "    path: .keyward/directory.json",
+        "    path: .keyward/directory.json\n    federatedDomains: [northwind.example]",
+    );
+    let r = other.run(&["validate", "{dir}"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("federatedDomains") || r.stdout.contains("federatedDomains"), "{}{}", r.stdout, r.stderr);
 }

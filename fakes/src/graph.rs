@@ -12,6 +12,17 @@
 //! consistency", modelled as assumed), transient `503`s (every Nth request), and insufficient
 //! privileges (`403 Authorization_RequestDenied` on every write, §2.11).
 //!
+//! Application credentials (§2.5): `addPassword` generates the secret and returns `secretText`
+//! in its answer only (stored without it, with a three-character `hint`); `removePassword`;
+//! `addKey` and `removeKey` need a proof token ([`crate::proof`]) signed by one of the
+//! application's current certificates, judged by this fake's clock ([`Graph::set_now`]), and
+//! `addKey` is refused while the application has none (documented: use PATCH). A PATCH of
+//! `keyCredentials` replaces the list and is accepted whether or not the application has a
+//! valid certificate (assumed: Graph's update of an application is not restricted so), provided
+//! every entry carries its certificate in `key`; a PATCH of `passwordCredentials` is refused
+//! (documented). `key` is returned only with `$select=keyCredentials` on a single application
+//! (documented). `customKeyIdentifier` is the base64 of the certificate's SHA-1 (assumed).
+//!
 //! Seeding helpers build large tenants quickly (20,000 users, a 30,000-member group) without
 //! requests; [`Graph::log`] counts the requests answered, for tests and benchmarks.
 
@@ -97,6 +108,16 @@ struct Tenant {
     scenarios: Scenarios,
     /// Initial passwords received (test data, for "never printed" checks).
     passwords: Vec<String>,
+    /// Client secrets handed out by `addPassword` (test data, for "never printed" checks).
+    secrets: Vec<String>,
+    /// Proof tokens accepted: (operation, application id, key id of the signing certificate).
+    proofs: Vec<(String, String, String)>,
+    /// The clock for certificate validity, as a Unix time; the system clock when unset.
+    now: Option<u64>,
+    /// PATCH requests that set `keyCredentials`.
+    key_patches: usize,
+    /// Federated domains (lower case).
+    federated: BTreeSet<String>,
 }
 
 /// The fake Graph service. Cheap to clone; clones share the tenant.
@@ -171,7 +192,7 @@ const BUILTIN_ROLES: [(&str, &str); 6] = [
     ("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3", "Application Administrator"),
 ];
 
-const METHOD_CONFIGS: [(&str, &str, &str); 7] = [
+const METHOD_CONFIGS: [(&str, &str, &str); 8] = [
     ("Fido2", "fido2AuthenticationMethodConfiguration", "enabled"),
     ("MicrosoftAuthenticator", "microsoftAuthenticatorAuthenticationMethodConfiguration", "enabled"),
     ("Sms", "smsAuthenticationMethodConfiguration", "enabled"),
@@ -179,6 +200,7 @@ const METHOD_CONFIGS: [(&str, &str, &str); 7] = [
     ("Email", "emailAuthenticationMethodConfiguration", "enabled"),
     ("TemporaryAccessPass", "temporaryAccessPassAuthenticationMethodConfiguration", "disabled"),
     ("SoftwareOath", "softwareOathAuthenticationMethodConfiguration", "disabled"),
+    ("X509Certificate", "x509CertificateAuthenticationMethodConfiguration", "disabled"),
 ];
 
 fn now_iso() -> String {
@@ -427,6 +449,11 @@ impl Tenant {
                 }
             }
             ("GET", ["applications"]) => self.list_applications(req),
+            ("GET", ["applications", a]) => self.get_application(a, req),
+            ("POST", ["applications", a, "addPassword"]) => self.add_password(a, req),
+            ("POST", ["applications", a, "removePassword"]) => self.remove_password(a, req),
+            ("POST", ["applications", a, "addKey"]) => self.add_key(a, req),
+            ("POST", ["applications", a, "removeKey"]) => self.remove_key(a, req),
             ("POST", ["applications"]) => self.create_application(req),
             ("PATCH", ["applications", a]) => self.patch_application(a, req),
             ("POST", ["applications", a, "owners", "$ref"]) => self.add_owner(a, req),
@@ -525,14 +552,23 @@ impl Tenant {
         if self.user_id(&upn).is_some() {
             return Resp::bad("Another object with the same value for property userPrincipalName already exists.");
         }
-        // A password is required unless the domain is federated (documented §2.1); this fake has
-        // no federated domains.
-        let pw = b.get("passwordProfile").and_then(|p| p["password"].as_str()).unwrap_or_default();
-        if pw.len() < 8 {
-            return Resp::bad("The specified password does not comply with password complexity requirements.");
+        // A federated domain needs onPremisesImmutableId (documented §2.1) and, its users signing
+        // in elsewhere, no password (assumed); any other domain needs a password.
+        let domain = upn.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
+        if self.federated.contains(&domain) {
+            if b.get("onPremisesImmutableId").and_then(Value::as_str).is_none_or(str::is_empty) {
+                return Resp::bad(&format!(
+                    "Property onPremisesImmutableId is required for a user in the federated domain {domain}."
+                ));
+            }
+        } else {
+            let pw = b.get("passwordProfile").and_then(|p| p["password"].as_str()).unwrap_or_default();
+            if pw.len() < 8 {
+                return Resp::bad("The specified password does not comply with password complexity requirements.");
+            }
+            let pw = pw.to_string();
+            self.passwords.push(pw);
         }
-        let pw = pw.to_string();
-        self.passwords.push(pw);
         let id = self.new_id(1);
         let mut u = Map::new();
         u.insert("id".into(), json!(id));
@@ -803,7 +839,7 @@ impl Tenant {
             .applications
             .values()
             .map(|a| {
-                let mut a = a.clone();
+                let mut a = hide_keys(a.clone());
                 if expand {
                     let owners = self.owners.get(a["id"].as_str().unwrap_or_default()).cloned().unwrap_or_default();
                     a["owners"] =
@@ -848,9 +884,23 @@ impl Tenant {
         let Some(b) = req.body.as_ref().and_then(Value::as_object).cloned() else {
             return Resp::bad("a body is required");
         };
+        if b.contains_key("passwordCredentials") {
+            // Documented §2.5: PATCH on passwordCredentials is not supported.
+            return Resp::bad("Property 'passwordCredentials' cannot be updated; use addPassword and removePassword.");
+        }
+        if let Some(keys) = b.get("keyCredentials") {
+            match self.checked_keys(keys) {
+                Ok(keys) => {
+                    let Some(a) = self.applications.get_mut(id) else { return Resp::not_found(id) };
+                    a["keyCredentials"] = Value::Array(keys);
+                    self.key_patches += 1;
+                }
+                Err(r) => return r,
+            }
+        }
         let Some(a) = self.applications.get_mut(id) else { return Resp::not_found(id) };
         for (k, v) in b {
-            if k != "id" && k != "appId" {
+            if k != "id" && k != "appId" && k != "keyCredentials" {
                 a[k.as_str()] = v;
             }
         }
@@ -876,6 +926,213 @@ impl Tenant {
         Resp::no_content()
     }
 
+    fn clock(&self) -> String {
+        self.now.map(iso).unwrap_or_else(now_iso)
+    }
+
+    /// `GET /applications/{id}`: the single object, where `key` of key credentials is returned
+    /// when `keyCredentials` is selected (documented §2.5).
+    fn get_application(&mut self, id: &str, req: &Req) -> Resp {
+        let Some(a) = self.applications.get(id) else { return Resp::not_found(id) };
+        match select(req) {
+            Some(fields) => {
+                let mut out = Map::new();
+                out.insert("id".into(), a["id"].clone());
+                for f in &fields {
+                    if let Some(v) = a.get(f.as_str()) {
+                        out.insert(f.clone(), v.clone());
+                    }
+                }
+                let out = Value::Object(out);
+                Resp::ok(if fields.iter().any(|f| f == "keyCredentials") { out } else { hide_keys(out) })
+            }
+            None => Resp::ok(hide_keys(a.clone())),
+        }
+    }
+
+    fn secret_text(&mut self) -> Result<String, Resp> {
+        use base64::Engine as _;
+        use ring::rand::SecureRandom as _;
+        let mut b = [0u8; 30];
+        ring::rand::SystemRandom::new()
+            .fill(&mut b)
+            .map_err(|_| Resp::error(500, "InternalServerError", "no randomness"))?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+    }
+
+    /// `addPassword` (documented §2.5): all fields optional; start defaults to now and end to two
+    /// years later (the default of that doc version); `secretText` is in this answer only.
+    fn add_password(&mut self, id: &str, req: &Req) -> Resp {
+        if !self.applications.contains_key(id) {
+            return Resp::not_found(id);
+        }
+        let pc = req.body.as_ref().map(|b| b["passwordCredential"].clone()).unwrap_or(Value::Null);
+        let secret = match self.secret_text() {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let now = self.clock();
+        let start = pc["startDateTime"].as_str().map(str::to_string).unwrap_or(now);
+        let end = pc["endDateTime"].as_str().map(str::to_string).unwrap_or_else(|| {
+            let y: i64 = start[..4].parse().unwrap_or(2000);
+            format!("{:04}{}", y + 2, &start[4..])
+        });
+        let key_id = self.new_id(7);
+        let stored = json!({"customKeyIdentifier": null, "displayName": pc["displayName"].clone(), "endDateTime": end,
+            "hint": &secret[..3], "keyId": key_id, "secretText": null, "startDateTime": start});
+        let mut answer = stored.clone();
+        answer["secretText"] = json!(secret);
+        self.secrets.push(secret);
+        let a = self.applications.get_mut(id).expect("checked");
+        a["passwordCredentials"].as_array_mut().expect("an array").push(stored);
+        self.audit(
+            "Update application – Certificates and secrets management ",
+            "ApplicationManagement",
+            id,
+            Tenant::app_actor(),
+        );
+        Resp::ok(answer)
+    }
+
+    /// `removePassword` (documented §2.5); an unknown keyId is `404` (assumed code).
+    fn remove_password(&mut self, id: &str, req: &Req) -> Resp {
+        let Some(key_id) = req.body.as_ref().and_then(|b| b["keyId"].as_str()).map(str::to_string) else {
+            return Resp::bad("keyId is required");
+        };
+        let Some(a) = self.applications.get_mut(id) else { return Resp::not_found(id) };
+        let list = a["passwordCredentials"].as_array_mut().expect("an array");
+        let before = list.len();
+        list.retain(|p| p["keyId"].as_str() != Some(&key_id));
+        if list.len() == before {
+            return Resp::error(
+                404,
+                "Request_ResourceNotFound",
+                &format!("No password credential found with keyId {key_id}."),
+            );
+        }
+        Resp::no_content()
+    }
+
+    /// Checks a key credential to add (assumed: Graph parses the certificate and derives
+    /// `customKeyIdentifier`, the base64 of its SHA-1, and, when not given, the dates).
+    fn checked_key(&mut self, k: &Value) -> Result<Value, Resp> {
+        use base64::Engine as _;
+        if k["type"].as_str() != Some("AsymmetricX509Cert") || k["usage"].as_str() != Some("Verify") {
+            return Err(Resp::bad("Only AsymmetricX509Cert key credentials with usage Verify are modelled."));
+        }
+        let der = k["key"]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .ok_or_else(|| Resp::bad("Key credential 'key' is required and must be base64."))?;
+        let (nb, na) = crate::proof::validity(&der)
+            .ok_or_else(|| Resp::bad("Key credential 'key' is not an X.509 certificate."))?;
+        let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+        let mut out = k.clone();
+        out["customKeyIdentifier"] = json!(base64::engine::general_purpose::STANDARD.encode(sha1.as_ref()));
+        if out["keyId"].as_str().is_none() {
+            out["keyId"] = json!(self.new_id(8));
+        }
+        if out["startDateTime"].as_str().is_none() {
+            out["startDateTime"] = json!(iso(nb.max(0) as u64));
+        }
+        if out["endDateTime"].as_str().is_none() {
+            out["endDateTime"] = json!(iso(na.max(0) as u64));
+        }
+        Ok(out)
+    }
+
+    /// The keyCredentials of a PATCH: every entry must carry its certificate (`key`), the
+    /// existing ones too, as the whole list is replaced (assumed, as Graph documents no merge).
+    fn checked_keys(&mut self, keys: &Value) -> Result<Vec<Value>, Resp> {
+        let Some(list) = keys.as_array() else { return Err(Resp::bad("keyCredentials must be an array")) };
+        list.iter().map(|k| self.checked_key(k)).collect()
+    }
+
+    /// The application's current certificates (key id, DER) by this fake's clock.
+    fn current_certificates(&self, id: &str) -> Vec<(String, Vec<u8>)> {
+        use base64::Engine as _;
+        let now = self.clock();
+        self.applications[id]["keyCredentials"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|k| {
+                k["startDateTime"].as_str().is_some_and(|s| s <= now.as_str())
+                    && k["endDateTime"].as_str().is_some_and(|e| e > now.as_str())
+            })
+            .filter_map(|k| {
+                let der = base64::engine::general_purpose::STANDARD.decode(k["key"].as_str()?).ok()?;
+                Some((k["keyId"].as_str()?.to_string(), der))
+            })
+            .collect()
+    }
+
+    /// The proof of `req` checked against the application's current certificates (§2.5).
+    fn check_proof(&mut self, id: &str, op: &str, req: &Req) -> Result<(), Resp> {
+        let current = self.current_certificates(id);
+        if current.is_empty() {
+            // Documented §2.5: an application without a valid certificate must use PATCH.
+            return Err(Resp::bad(
+                "The application has no valid certificate to verify the proof; update keyCredentials instead.",
+            ));
+        }
+        let Some(token) = req.body.as_ref().and_then(|b| b["proof"].as_str()) else {
+            return Err(Resp::bad("proof is required"));
+        };
+        match crate::proof::verify(token, id, current.iter().map(|(k, d)| (k.as_str(), d.as_slice()))) {
+            Ok(signer) => {
+                self.proofs.push((op.to_string(), id.to_string(), signer));
+                Ok(())
+            }
+            Err(why) => Err(Resp::error(400, "Request_BadRequest", &format!("Invalid proof: {why}."))),
+        }
+    }
+
+    /// `addKey` (documented §2.5): the key credential, with a proof signed by a current
+    /// certificate; `passwordCredential` only for `X509CertAndPassword` (not modelled).
+    fn add_key(&mut self, id: &str, req: &Req) -> Resp {
+        if !self.applications.contains_key(id) {
+            return Resp::not_found(id);
+        }
+        let k = req.body.as_ref().map(|b| b["keyCredential"].clone()).unwrap_or(Value::Null);
+        let k = match self.checked_key(&k) {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        if let Err(r) = self.check_proof(id, "addKey", req) {
+            return r;
+        }
+        let a = self.applications.get_mut(id).expect("checked");
+        a["keyCredentials"].as_array_mut().expect("an array").push(k.clone());
+        let mut answer = k;
+        answer["key"] = Value::Null;
+        Resp::ok(answer)
+    }
+
+    /// `removeKey` (documented §2.5): the keyId and a proof.
+    fn remove_key(&mut self, id: &str, req: &Req) -> Resp {
+        if !self.applications.contains_key(id) {
+            return Resp::not_found(id);
+        }
+        let Some(key_id) = req.body.as_ref().and_then(|b| b["keyId"].as_str()).map(str::to_string) else {
+            return Resp::bad("keyId is required");
+        };
+        if let Err(r) = self.check_proof(id, "removeKey", req) {
+            return r;
+        }
+        let list = self.applications.get_mut(id).expect("checked")["keyCredentials"].as_array_mut().expect("an array");
+        let before = list.len();
+        list.retain(|k| k["keyId"].as_str() != Some(&key_id));
+        if list.len() == before {
+            return Resp::error(
+                404,
+                "Request_ResourceNotFound",
+                &format!("No key credential found with keyId {key_id}."),
+            );
+        }
+        Resp::no_content()
+    }
+
     /// `$filter=activityDateTime ge X` only (documented filter operators §2.8; the rest of the
     /// filter grammar is not modelled). Newest first (assumed, as sign-ins are).
     fn list_audits(&mut self, req: &Req) -> Resp {
@@ -889,6 +1146,15 @@ impl Tenant {
         all.reverse();
         page(req, all, DEFAULT_PAGE, 1000)
     }
+}
+
+/// An application with the `key` of its key credentials left out (documented §2.5: returned
+/// only with `$select=keyCredentials` on a single object).
+fn hide_keys(mut a: Value) -> Value {
+    for k in a.get_mut("keyCredentials").and_then(Value::as_array_mut).into_iter().flatten() {
+        k["key"] = Value::Null;
+    }
+    a
 }
 
 /// `$select` as a list, when given.
@@ -1228,6 +1494,34 @@ impl Graph {
                 })
                 .collect()
         })
+    }
+
+    /// Makes a domain federated: its users are created without a password and with
+    /// `onPremisesImmutableId`.
+    pub fn add_federated_domain(&self, domain: &str) {
+        self.with(|t| t.federated.insert(domain.to_lowercase()));
+    }
+
+    /// Sets the clock certificate validity is judged by (a Unix time), to follow a test's
+    /// `KEYWARD_NOW`.
+    pub fn set_now(&self, unix: u64) {
+        self.with(|t| t.now = Some(unix));
+    }
+
+    /// Client secrets handed out by `addPassword`, for "never printed" checks.
+    pub fn secrets(&self) -> Vec<String> {
+        self.with(|t| t.secrets.clone())
+    }
+
+    /// Proof tokens accepted: (`addKey` or `removeKey`, application id, key id of the
+    /// certificate that signed it).
+    pub fn proofs(&self) -> Vec<(String, String, String)> {
+        self.with(|t| t.proofs.clone())
+    }
+
+    /// PATCH requests that set `keyCredentials`.
+    pub fn key_patches(&self) -> usize {
+        self.with(|t| t.key_patches)
     }
 
     /// The state of each method configuration.

@@ -23,6 +23,7 @@ pub mod fno;
 pub mod graph;
 pub mod keyvault;
 pub mod odata;
+pub mod proof;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

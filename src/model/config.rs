@@ -72,6 +72,11 @@ pub struct TargetFile {
     /// graph: the Graph endpoint, for national clouds and tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// graph: userPrincipalName domains federated with another identity provider. Users there
+    /// sign in at that provider: keyward creates them without a password, with
+    /// `onPremisesImmutableId` set to their employeeId (or, without one, their userPrincipalName).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_domains: Option<Vec<String>>,
     /// graph, dataverse, fno: the token authority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
@@ -379,6 +384,8 @@ pub enum Connection {
         credential: ClientCredential,
         endpoint: Option<String>,
         authority: Option<String>,
+        /// userPrincipalName domains (lower case) whose users get no password.
+        federated_domains: Vec<String>,
     },
     Dataverse {
         url: String,

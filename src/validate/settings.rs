@@ -136,7 +136,7 @@ fn resolve_target(
         v
     };
     // Which optional fields each provider takes, beside provider, users and caFile.
-    let set: [(&str, bool); 18] = [
+    let set: [(&str, bool); 19] = [
         ("path", t.path.is_some()),
         ("url", t.url.is_some()),
         ("token", t.token.is_some()),
@@ -155,12 +155,13 @@ fn resolve_target(
         ("flavor", t.flavor.is_some()),
         ("userKey", t.user_key.is_some()),
         ("disable", t.disable.is_some()),
+        ("federatedDomains", t.federated_domains.is_some()),
     ];
     let entra: &[&str] = &["tenant", "clientId", "clientSecret", "certificate", "federatedTokenFile", "authority"];
     let allowed: Vec<&str> = match p {
         ProviderKind::File => vec!["path"],
         ProviderKind::Scim => vec!["url", "token"],
-        ProviderKind::Graph => [entra, &["endpoint"]].concat(),
+        ProviderKind::Graph => [entra, &["endpoint", "federatedDomains"]].concat(),
         ProviderKind::Dataverse | ProviderKind::Fno => [entra, &["url"]].concat(),
         ProviderKind::Ldap => {
             vec!["url", "startTls", "bindDn", "password", "usersBase", "groupsBase", "flavor", "userKey", "disable"]
@@ -265,6 +266,12 @@ fn resolve_target(
                     credential: credential?,
                     endpoint: t.endpoint.clone(),
                     authority: t.authority.clone(),
+                    federated_domains: t
+                        .federated_domains
+                        .iter()
+                        .flatten()
+                        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+                        .collect(),
                 },
                 _ => {
                     let url = require(sink, "url", &t.url).filter(|u| https(sink, "url", u, &["https"]));

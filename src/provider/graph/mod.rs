@@ -24,8 +24,12 @@
 //! by role definition `displayName` (assignments at tenant scope `/` only), app roles by
 //! `{service principal displayName}/{appRole value}` (or its display name when it has no
 //! value); keyward's service accounts are applications tagged `keyward:NAME`, whose service
-//! principal is the account that holds roles. Credentials of service accounts are not managed
-//! on Graph yet. Also assumed, not on the reference sheet: `$expand=manager($select=id)` on the
+//! principal is the account that holds roles. Their credentials are the application's
+//! `passwordCredentials` and certificate `keyCredentials` (§2.5): secrets come from
+//! `addPassword` (the `secretText` goes only to delivery), certificates are added with
+//! `addKey` and removed with `removeKey`, each with a proof token signed by the certificate
+//! keyward delivered last, or, when keyward holds no current certificate of the application,
+//! by a PATCH of `keyCredentials` that keeps the others. Also assumed, not on the reference sheet: `$expand=manager($select=id)` on the
 //! user list and `$expand=owners($select=id)` on the application list; `PUT
 //! /users/{id}/manager/$ref`; listing role assignments without a `$filter`.
 
@@ -44,10 +48,15 @@ use self::client::{Call, GraphClient, GraphError};
 use self::wire::{SERVICE_ACCOUNT_TAG, USER_SELECT, WireUser};
 use super::entra::TokenSource;
 use super::http;
-use super::{Access, ApplyError, Attribution, Capabilities, Provider, ProviderError, capabilities};
+use super::{
+    Access, ApplyError, Attribution, Capabilities, IssueMaterial, IssueRequest, Issued, Provider, ProviderError,
+    capabilities,
+};
+use crate::credential::proof::{SigningCertificate, proof_token};
 use crate::model::config::Connection;
 use crate::model::{
-    AppRoleRef, Binding, LiveAccount, LiveBinding, LiveServiceAccount, LiveTarget, ProviderKind, Target, digest,
+    AppRoleRef, Binding, CredentialType, LiveAccount, LiveBinding, LiveServiceAccount, LiveTarget, ProviderKind,
+    Secret, Target, digest,
 };
 use crate::plan::{Change, Operation, Principal};
 
@@ -72,6 +81,10 @@ struct SaEntry {
     app_object_id: String,
     sp_id: Option<String>,
     owners: Vec<String>,
+    /// Password credential key ids.
+    passwords: HashSet<String>,
+    /// Certificate key credentials: key id → (thumbprint, end).
+    keys: HashMap<String, (Option<String>, crate::model::Timestamp)>,
 }
 
 /// Natural keys to ids, from the read and the writes since.
@@ -98,13 +111,17 @@ pub struct GraphProvider {
     state: Option<State>,
     /// Ids of objects this provider created, whose 404s are replication delay.
     created: HashSet<String>,
+    /// userPrincipalName domains (lower case) federated with another identity provider.
+    federated_domains: Vec<String>,
 }
 
 impl GraphProvider {
     pub fn open(target: &Target, root: &Path, access: Access) -> Result<Self, ProviderError> {
         let name = target.name.to_string();
         let fail = |message: String| ProviderError::Remote { target: name.clone(), message };
-        let Connection::Graph { tenant, client_id, credential, endpoint, authority } = &target.connection else {
+        let Connection::Graph { tenant, client_id, credential, endpoint, authority, federated_domains } =
+            &target.connection
+        else {
             return Err(fail("the target is not a Graph target".into()));
         };
         let endpoint = endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/');
@@ -123,6 +140,7 @@ impl GraphProvider {
             client,
             state: None,
             created: HashSet::new(),
+            federated_domains: federated_domains.clone(),
         })
     }
 
@@ -181,6 +199,96 @@ impl GraphProvider {
             Err(e) => Err(self.read_error("sign-in activity", e)),
         }
     }
+}
+
+impl GraphProvider {
+    /// A request about application `app`; a `404` for one this run created is replication
+    /// delay (§2.1), retried with bounded backoff as apply's batches do.
+    async fn app_call(&self, app: &str, call: Call) -> Result<client::Outcome, GraphError> {
+        let mut tries = 0u32;
+        loop {
+            match self.client.call(&call).await {
+                Err(e) if e.status() == Some(404) && tries < 5 && self.created.contains(app) => {
+                    tokio::time::sleep(Duration::from_millis(250 << tries)).await;
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn entry(&self, account: &str) -> Result<&SaEntry, ApplyError> {
+        if self.access != Access::Write {
+            return Err(ApplyError::new("the target was opened read-only"));
+        }
+        let state = self.state.as_ref().ok_or_else(|| ApplyError::new("credential change before read"))?;
+        state
+            .service_accounts
+            .get(account)
+            .ok_or_else(|| ApplyError::new(format!("the service account {account} does not exist on the target")))
+    }
+
+    fn entry_mut(&mut self, account: &str) -> Option<&mut SaEntry> {
+        self.state.as_mut()?.service_accounts.get_mut(account)
+    }
+
+    /// A proof token for application `app` (§2.5), valid from now.
+    fn proof(&self, cert: &SigningCertificate, app: &str, what: &str) -> Result<Secret<String>, ApplyError> {
+        let now = chrono::Utc::now();
+        let nbf = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+        proof_token(cert, app, nbf).map_err(|e| ApplyError::new(format!("cannot {what}: {e}")))
+    }
+
+    /// The application's key credentials with their `key` (returned only when selected on the
+    /// single object, §2.5), for a PATCH that keeps them.
+    async fn key_credentials(&self, app: &str, what: &str) -> Result<Vec<Value>, ApplyError> {
+        let o = self
+            .app_call(app, Call::new(Method::GET, format!("/applications/{app}?$select=keyCredentials"), None))
+            .await
+            .map_err(|e| write_error(what, e))?;
+        let keys = o
+            .body
+            .as_ref()
+            .and_then(|b| b.get("keyCredentials"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(k) = keys.iter().find(|k| k.get("key").and_then(Value::as_str).is_none_or(str::is_empty)) {
+            return Err(ApplyError::new(format!(
+                "cannot {what}: Graph did not return the key of the existing key credential {}, which a PATCH must keep",
+                k.get("keyId").and_then(Value::as_str).unwrap_or("(without keyId)")
+            )));
+        }
+        Ok(keys)
+    }
+
+    async fn set_key_credentials(&self, app: &str, keys: Vec<Value>, what: &str) -> Result<(), ApplyError> {
+        self.app_call(
+            app,
+            Call::new(Method::PATCH, format!("/applications/{app}"), Some(json!({"keyCredentials": keys}))),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| write_error(what, e))
+    }
+}
+
+/// Whether `cert` is one of the account's certificates that has not expired (a proof must be
+/// signed by a current certificate, §2.5).
+fn current_key(entry: &SaEntry, cert: &SigningCertificate) -> bool {
+    let thumbprint = cert.thumbprint();
+    let now = chrono::Utc::now();
+    entry.keys.values().any(|(t, end)| t.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(&thumbprint)) && *end > now)
+}
+
+/// A failed credential write, with Graph's code, message and request id (never a secret: the
+/// request bodies are not quoted).
+fn write_error(what: &str, e: GraphError) -> ApplyError {
+    let hint = match e.status() {
+        Some(403) => "; the application may lack Application.ReadWrite.All or ownership of the application",
+        _ => "",
+    };
+    ApplyError::new(format!("cannot {what}: {e}{hint}"))
 }
 
 /// A 400 that says the reference or assignment exists already (§2.2: adding a present member
@@ -242,7 +350,7 @@ impl Provider for GraphProvider {
             .collect();
         let app_assignments = self.collections("app role assignments", &assignment_urls).await?;
         let apps = c
-            .get_all("/applications?$select=id,appId,displayName,description,tags&$expand=owners($select=id)&$top=999")
+            .get_all(&format!("/applications?$select={}&$expand=owners($select=id)&$top=999", wire::APPLICATION_SELECT))
             .await
             .map_err(|e| self.read_error("the applications", e))?;
         let policy = c
@@ -354,6 +462,17 @@ impl Provider for GraphProvider {
             let sp_id = sp_by_app.get(&app_id).cloned();
             let display_name = str_of(a, "displayName");
             let description = str_of(a, "description");
+            let (credentials, skipped) = wire::application_credentials(a);
+            for why in skipped {
+                tracing::warn!(target_name = %self.target, account = %name, "{why}; it is left out");
+            }
+            let passwords =
+                credentials.iter().filter(|c| c.kind == CredentialType::Secret).map(|c| c.id.clone()).collect();
+            let keys = credentials
+                .iter()
+                .filter(|c| c.kind == CredentialType::Certificate)
+                .map(|c| (c.id.clone(), (c.thumbprint.clone(), c.end)))
+                .collect();
             live.service_accounts.push(LiveServiceAccount {
                 // The service principal holds roles; without one, the application stands in.
                 id: sp_id.clone().unwrap_or_else(|| obj.clone()),
@@ -362,9 +481,9 @@ impl Provider for GraphProvider {
                 display_name,
                 description,
                 owner,
-                credentials: vec![],
+                credentials,
             });
-            state.service_accounts.insert(name, SaEntry { app_object_id: obj, sp_id, owners });
+            state.service_accounts.insert(name, SaEntry { app_object_id: obj, sp_id, owners, passwords, keys });
         }
         let mut methods = BTreeMap::new();
         for cfg in policy
@@ -403,6 +522,7 @@ impl Provider for GraphProvider {
             client: &self.client,
             state,
             created: &mut self.created,
+            federated_domains: &self.federated_domains,
             results: vec![None; changes.len()],
             deferred: Vec::new(),
         };
@@ -410,6 +530,135 @@ impl Provider for GraphProvider {
         tracing::info!(target_name = %self.target, changes = changes.len(), requests = self.client.requests() - before,
             throttled = self.client.throttled(), "applied to Graph target");
         run.results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+    }
+
+    /// Secrets: `addPassword` (§2.5), whose `secretText` is returned once and handed back
+    /// for delivery. Certificates: `addKey` with a proof token signed by `proof` when it is one
+    /// of the application's current certificates; otherwise the application's
+    /// `keyCredentials` are set by PATCH, the existing ones kept (§2.5: an application without
+    /// a valid certificate cannot use `addKey`).
+    async fn issue(&mut self, request: &IssueRequest<'_>) -> Result<Issued, ApplyError> {
+        let entry = self.entry(request.account)?;
+        let app = entry.app_object_id.clone();
+        let what = format!("issue `{}` on service account {}", request.name, request.account);
+        match &request.material {
+            IssueMaterial::Secret { .. } => {
+                let body = json!({"passwordCredential": {
+                    "displayName": request.name,
+                    "startDateTime": wire::date_time(request.start),
+                    "endDateTime": wire::date_time(request.end),
+                }});
+                let o = self
+                    .app_call(&app, Call::new(Method::POST, format!("/applications/{app}/addPassword"), Some(body)))
+                    .await
+                    .map_err(|e| write_error(&what, e))?;
+                let b = o.body.unwrap_or(Value::Null);
+                let id = str_of(&b, "keyId")
+                    .ok_or_else(|| ApplyError::new(format!("cannot {what}: addPassword answered without a keyId")))?;
+                let secret = b.get("secretText").and_then(Value::as_str).filter(|t| !t.is_empty()).ok_or_else(|| {
+                    ApplyError::new(format!(
+                        "cannot {what}: addPassword answered without secretText; remove the password credential {id} by hand"
+                    ))
+                })?;
+                let secret = Secret::new(secret.to_string());
+                if let Some(e) = self.entry_mut(request.account) {
+                    e.passwords.insert(id.clone());
+                }
+                Ok(Issued { id, secret: Some(secret) })
+            }
+            IssueMaterial::Certificate { der, thumbprint, proof } => {
+                let new = wire::key_credential(der, request.name, request.start, request.end);
+                let id = match proof.filter(|p| current_key(entry, p)) {
+                    Some(p) => {
+                        let token = self.proof(p, &app, &what)?;
+                        let body = json!({"keyCredential": new, "passwordCredential": null, "proof": token.expose()});
+                        let o = self
+                            .app_call(&app, Call::new(Method::POST, format!("/applications/{app}/addKey"), Some(body)))
+                            .await
+                            .map_err(|e| write_error(&what, e))?;
+                        o.body
+                            .as_ref()
+                            .and_then(|b| str_of(b, "keyId"))
+                            .ok_or_else(|| ApplyError::new(format!("cannot {what}: addKey answered without a keyId")))?
+                    }
+                    None => {
+                        let id = wire::random_guid().map_err(|e| ApplyError::new(format!("cannot {what}: {e}")))?;
+                        let mut keys = self.key_credentials(&app, &what).await?;
+                        let mut new = new;
+                        new["keyId"] = json!(id);
+                        keys.push(new);
+                        self.set_key_credentials(&app, keys, &what).await?;
+                        id
+                    }
+                };
+                if let Some(e) = self.entry_mut(request.account) {
+                    e.keys.insert(id.clone(), (Some(thumbprint.to_string()), request.end));
+                }
+                Ok(Issued { id, secret: None })
+            }
+        }
+    }
+
+    /// `removePassword`, or `removeKey` with a proof token signed by `proof` (a current
+    /// certificate of the application), or else a PATCH of `keyCredentials` without the key.
+    /// A credential the read did not see, or that Graph no longer has, counts as removed.
+    async fn remove_credential(
+        &mut self,
+        account: &str,
+        credential_id: &str,
+        proof: Option<&SigningCertificate>,
+    ) -> Result<(), ApplyError> {
+        let entry = self.entry(account)?;
+        let app = entry.app_object_id.clone();
+        let what = format!("remove credential {credential_id} of service account {account}");
+        if entry.passwords.contains(credential_id) {
+            let body = json!({"keyId": credential_id});
+            match self
+                .app_call(&app, Call::new(Method::POST, format!("/applications/{app}/removePassword"), Some(body)))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => return Err(write_error(&what, e)),
+            }
+            if let Some(e) = self.entry_mut(account) {
+                e.passwords.remove(credential_id);
+            }
+            return Ok(());
+        }
+        if !entry.keys.contains_key(credential_id) {
+            tracing::debug!(target_name = %self.target, account, credential_id, "credential already gone");
+            return Ok(());
+        }
+        match proof.filter(|p| current_key(entry, p)) {
+            Some(p) => {
+                let token = self.proof(p, &app, &what)?;
+                let body = json!({"keyId": credential_id, "proof": token.expose()});
+                match self
+                    .app_call(&app, Call::new(Method::POST, format!("/applications/{app}/removeKey"), Some(body)))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.status() == Some(404) => {}
+                    Err(e) => return Err(write_error(&what, e)),
+                }
+            }
+            None => {
+                let keys = self.key_credentials(&app, &what).await?;
+                let before = keys.len();
+                let keys: Vec<Value> = keys
+                    .into_iter()
+                    .filter(|k| k.get("keyId").and_then(Value::as_str) != Some(credential_id))
+                    .collect();
+                if keys.len() != before {
+                    self.set_key_credentials(&app, keys, &what).await?;
+                }
+            }
+        }
+        if let Some(e) = self.entry_mut(account) {
+            e.keys.remove(credential_id);
+        }
+        Ok(())
     }
 
     /// Looks the drift changes up in `/auditLogs/directoryAudits` (§2.8): the newest entry of
@@ -545,6 +794,7 @@ struct Run<'a> {
     client: &'a GraphClient,
     state: &'a mut State,
     created: &'a mut HashSet<String>,
+    federated_domains: &'a [String],
     results: Vec<Option<Result<(), ApplyError>>>,
     /// References to users that may be created in the same round, resolved after it.
     deferred: Vec<Deferred>,
@@ -719,7 +969,7 @@ impl Run<'_> {
                 self.created.insert(obj.clone());
                 self.state
                     .service_accounts
-                    .insert(name.clone(), SaEntry { app_object_id: obj.clone(), sp_id: None, owners: vec![] });
+                    .insert(name.clone(), SaEntry { app_object_id: obj.clone(), ..SaEntry::default() });
                 next.push(self.pending(
                     Call::new(Method::POST, "/servicePrincipals", Some(json!({"appId": app_id}))),
                     p.changes.clone(),
@@ -821,17 +1071,24 @@ impl Run<'_> {
                     ));
                     return Ok(out);
                 }
-                let password = wire::random_password().map_err(ApplyError::new)?;
                 let mut body = wire::user_patch(attrs);
                 body.insert("userPrincipalName".into(), json!(user_name));
                 body.entry("displayName").or_insert(json!(user_name));
                 body.insert("mailNickname".into(), json!(wire::mail_nickname(user_name)));
                 body.insert("accountEnabled".into(), json!(active));
-                // The password goes only into this request body.
-                body.insert(
-                    "passwordProfile".into(),
-                    json!({"password": password.expose(), "forceChangePasswordNextSignIn": true}),
-                );
+                if wire::is_federated(user_name, self.federated_domains) {
+                    // Signs in at the federated identity provider: no password; the immutable
+                    // id links the account to that provider's (§2.1).
+                    let immutable = attrs.employee_id.as_deref().unwrap_or(user_name);
+                    body.insert("onPremisesImmutableId".into(), json!(immutable));
+                } else {
+                    let password = wire::random_password().map_err(ApplyError::new)?;
+                    // The password goes only into this request body.
+                    body.insert(
+                        "passwordProfile".into(),
+                        json!({"password": password.expose(), "forceChangePasswordNextSignIn": true}),
+                    );
+                }
                 vec![self.pending(
                     Call::new(Method::POST, "/users", Some(Value::Object(body))),
                     vec![i],
@@ -1077,9 +1334,7 @@ impl Run<'_> {
                 out
             }
             Operation::AddCredential { .. } | Operation::RemoveCredential { .. } => {
-                return Err(ApplyError::new(
-                    "credentials of service accounts are not supported on graph targets yet; rotate them outside keyward for now",
-                ));
+                return Err(ApplyError::new("credential changes go through issue and remove_credential, not apply"));
             }
             Operation::SetAuthMethod { method, enabled } => {
                 let Some((id, ty)) = wire::method_config(*method) else {

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::model::{AuthMethod, Timestamp, UserAttrs, UserField};
+use crate::model::{AuthMethod, CredentialType, LiveCredential, Timestamp, UserAttrs, UserField};
 
 /// The user properties read (`$select`); `signInActivity` is read separately, as it limits
 /// pages to 500 and needs a licence.
@@ -161,6 +161,105 @@ pub fn random_password() -> Result<crate::model::Secret<String>, String> {
     Ok(crate::model::Secret::new(String::from_utf8(out).expect("ASCII")))
 }
 
+/// Whether a userPrincipalName is in one of the federated domains (lower case).
+pub fn is_federated(user_name: &str, federated_domains: &[String]) -> bool {
+    user_name.rsplit_once('@').is_some_and(|(_, d)| federated_domains.iter().any(|f| f.eq_ignore_ascii_case(d)))
+}
+
+/// The application properties read for service accounts.
+pub const APPLICATION_SELECT: &str = "id,appId,displayName,description,tags,passwordCredentials,keyCredentials";
+
+/// The `type` of a certificate key credential (§2.5).
+pub const CERTIFICATE_KEY_TYPE: &str = "AsymmetricX509Cert";
+
+/// An RFC 3339 date-time, whole seconds, `Z`.
+pub fn date_time(t: Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn parse_time(v: &Value, k: &str) -> Option<Timestamp> {
+    let s = v.get(k).and_then(Value::as_str)?;
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&chrono::Utc))
+}
+
+/// A certificate's thumbprint from a key credential: `customKeyIdentifier` as upper-case hex
+/// (Graph serialises the binary identifier as base64; hex is accepted too), or else the SHA-1
+/// of `key` where it was returned.
+fn key_thumbprint(v: &Value) -> Option<String> {
+    use base64::Engine as _;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+    if let Some(c) = v.get("customKeyIdentifier").and_then(Value::as_str).filter(|c| !c.is_empty()) {
+        if c.len() == 40 && c.chars().all(|x| x.is_ascii_hexdigit()) {
+            return Some(c.to_ascii_uppercase());
+        }
+        if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(c)
+            && b.len() == 20
+        {
+            return Some(hex(&b));
+        }
+    }
+    let key = v.get("key").and_then(Value::as_str)?;
+    let der = base64::engine::general_purpose::STANDARD.decode(key).ok()?;
+    Some(hex(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der).as_ref()))
+}
+
+/// The credentials of an application (`passwordCredentials` and `keyCredentials`, §2.5) in the
+/// model's terms. Entries without a `keyId` or with unreadable dates are left out (with the
+/// reason), as are key credentials that are not certificates.
+pub fn application_credentials(app: &Value) -> (Vec<LiveCredential>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    let lists = [(CredentialType::Secret, "passwordCredentials"), (CredentialType::Certificate, "keyCredentials")];
+    for (kind, field) in lists {
+        for c in app.get(field).and_then(Value::as_array).into_iter().flatten() {
+            if kind == CredentialType::Certificate
+                && c.get("type").and_then(Value::as_str).is_some_and(|t| t != CERTIFICATE_KEY_TYPE)
+            {
+                continue;
+            }
+            let (Some(id), Some(start), Some(end)) =
+                (s(c, "keyId"), parse_time(c, "startDateTime"), parse_time(c, "endDateTime"))
+            else {
+                skipped.push(format!("a {field} entry without a keyId or readable dates"));
+                continue;
+            };
+            out.push(LiveCredential {
+                name: s(c, "displayName").unwrap_or_else(|| id.clone()),
+                id,
+                kind,
+                start,
+                end,
+                thumbprint: if kind == CredentialType::Certificate { key_thumbprint(c) } else { None },
+            });
+        }
+    }
+    (out, skipped)
+}
+
+/// A new key credential as Graph takes it (§2.5): the public certificate, base64.
+pub fn key_credential(der: &[u8], name: &str, start: Timestamp, end: Timestamp) -> Value {
+    use base64::Engine as _;
+    json!({
+        "type": CERTIFICATE_KEY_TYPE,
+        "usage": "Verify",
+        "key": base64::engine::general_purpose::STANDARD.encode(der),
+        "displayName": name,
+        "startDateTime": date_time(start),
+        "endDateTime": date_time(end),
+    })
+}
+
+/// A random (version 4) GUID, for the `keyId` of a key credential set by PATCH.
+pub fn random_guid() -> Result<String, String> {
+    use ring::rand::SecureRandom as _;
+    let mut b = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| "the system random source failed".to_string())?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,11 +295,39 @@ mod tests {
     }
 
     #[test]
+    fn application_credentials_map_to_the_model() {
+        let app = json!({"passwordCredentials": [{"keyId": "p1", "displayName": "hook@2026-11-28", "hint": "abc",
+                "startDateTime": "2026-11-28T12:00:00Z", "endDateTime": "2026-12-28T12:00:00.0000000Z", "secretText": null}],
+            "keyCredentials": [
+                {"keyId": "k1", "displayName": "cert@2026-11-28", "type": "AsymmetricX509Cert", "usage": "Verify",
+                 "customKeyIdentifier": "q83vASNFZ4mrze8BI0VniavN7wE=", "key": null,
+                 "startDateTime": "2026-11-28T12:00:00Z", "endDateTime": "2027-02-26T12:00:00Z"},
+                {"keyId": "k2", "type": "Symmetric", "startDateTime": "2026-11-28T12:00:00Z", "endDateTime": "2027-02-26T12:00:00Z"},
+                {"keyId": "k3", "type": "AsymmetricX509Cert", "startDateTime": "not a date", "endDateTime": "2027-02-26T12:00:00Z"}]});
+        let (creds, skipped) = application_credentials(&app);
+        assert_eq!(creds.len(), 2);
+        assert_eq!(creds[0].kind, CredentialType::Secret);
+        assert_eq!(creds[0].name, "hook@2026-11-28");
+        assert_eq!(creds[0].thumbprint, None);
+        assert_eq!(creds[1].id, "k1");
+        assert_eq!(creds[1].thumbprint.as_deref(), Some("ABCDEF0123456789ABCDEF0123456789ABCDEF01"));
+        assert_eq!(date_time(creds[1].end), "2027-02-26T12:00:00Z");
+        assert_eq!(skipped.len(), 1);
+        let g = random_guid().unwrap();
+        assert_eq!(g.len(), 36);
+        assert_eq!(&g[14..15], "4");
+    }
+
+    #[test]
     fn method_configurations_round_trip() {
         for m in [AuthMethod::Fido2, AuthMethod::Sms, AuthMethod::MicrosoftAuthenticator] {
             assert_eq!(method_of_config(method_config(m).unwrap().0), Some(m));
         }
         assert_eq!(method_config(AuthMethod::Password), None);
         assert_eq!(mail_nickname("ann.lee+x@c.example"), "ann.leex");
+        let fed = ["corp.example".to_string()];
+        assert!(is_federated("ann@Corp.Example", &fed));
+        assert!(!is_federated("ann@sub.corp.example", &fed));
+        assert!(!is_federated("corp.example", &fed));
     }
 }
