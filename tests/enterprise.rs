@@ -10,7 +10,7 @@ mod support;
 use keyward_fakes::RequestLog;
 use keyward_fakes::graph::Graph;
 
-use harness::{TENANT, dataverse, enterprise, fno, run, secret};
+use harness::{TENANT, dataverse, enterprise_with_vault, fno, run, secret};
 
 const ENTRA_CLIENT: &str = "c11b361e-d038-475f-b98e-78737063942d";
 
@@ -27,7 +27,7 @@ fn enterprise_example_applies_and_converges_against_graph_dataverse_and_fno() {
     // The service accounts' credentials go to Key Vault: a fake one, behind the same Entra.
     let vault = keyward_fakes::keyvault::KeyVault::new(g.entra());
     let vs = keyward_fakes::serve(vault.router());
-    let sb = enterprise(&dvs.url(), Some(&fs.url()));
+    let sb = enterprise_with_vault(&dvs.url(), Some(&fs.url()));
     sb.edit(
         "keyward.yaml",
         "  entra:\n    provider: file\n    path: .keyward/entra.json\n",

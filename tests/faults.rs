@@ -56,7 +56,7 @@ fn listed_failures(stdout: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Applies until a run completes (at most 8 runs), checking each run's report against the
+/// Applies until a run completes (at most 12 runs), checking each run's report against the
 /// audit log. Returns the number of runs and of audit records written.
 fn apply_until_converged(
     dir: &Path,
@@ -65,11 +65,13 @@ fn apply_until_converged(
 ) -> (usize, usize) {
     let mut runs = 0;
     let mut attempted_total = 0;
-    while runs < 8 {
+    let mut last = String::new();
+    while runs < 12 {
         runs += 1;
         let before = audit(dir).len();
         let o = apply();
         let (out, err) = text(&o);
+        last = format!("{out}\n{err}");
         let records = audit(dir);
         let new = &records[before..];
         attempted_total += new.len();
@@ -112,7 +114,7 @@ fn apply_until_converged(
             other => panic!("unexpected exit {other:?}\n{out}\n{err}"),
         }
     }
-    panic!("no run completed in {runs} runs ({})", proxy.stats.summary());
+    panic!("no run completed in {runs} runs ({}); the last said:\n{last}", proxy.stats.summary());
 }
 
 fn fault_run(spc: Option<Value>, plan: FaultPlan) {
@@ -165,7 +167,7 @@ fn a_thousand_changes_under_faults_converge_without_duplicates_on_graph() {
     let g = Graph::new();
     g.entra().register(CLIENT, Some(&secret));
     let fake = g.serve();
-    let plan = faults_at(0.1, 3);
+    let plan = faults_at(0.15, 3);
     let seed = plan.seed;
     let proxy = faults::start(fake.addr, plan);
     let dir = tempfile::tempdir().unwrap();

@@ -286,13 +286,9 @@ fn reset(conn: TcpStream) {
 
 async fn forward(shared: &Shared, lines: &[String], body: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut up = TcpStream::connect(shared.upstream).await?;
-    let mut fixed: Vec<String> = lines.to_vec();
-    for l in fixed.iter_mut().skip(1) {
-        if l.to_ascii_lowercase().starts_with("host:") {
-            *l = format!("Host: {}", shared.upstream);
-        }
-    }
-    up.write_all(&serialize(&fixed, body, true)).await?;
+    // The Host header is passed on unchanged, as a transparent proxy does: services that check
+    // the audience of a token against the host they were called by see the client's view.
+    up.write_all(&serialize(lines, body, true)).await?;
     let Some((resp_lines, resp_body)) = read_message(&mut up, true).await? else {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "upstream closed without answering"));
     };

@@ -27,6 +27,31 @@ pub fn secret() -> String {
 /// The enterprise example with its targets retargeted: `dataverse` is the Dataverse fake's URL;
 /// `fno` the F&O fake's URL, or `None` for a `file` stand-in with the F&O security roles.
 pub fn enterprise(dataverse: &str, fno: Option<&str>) -> Sandbox {
+    let sb = enterprise_with_vault(dataverse, fno);
+    // The service accounts' credentials are issued by the `entra` stand-in: deliver them to files
+    // in the sandbox instead of the example's Key Vault.
+    let accounts = sb.read("service-accounts/integrations.yaml");
+    let mut delivered = String::with_capacity(accounts.len());
+    for line in accounts.lines() {
+        match line.split_once("keyVault: {vault: https://northwind-kv.vault.azure.net, secret: ") {
+            Some((indent, rest)) => {
+                let name = rest.trim_end_matches('}');
+                delivered.push_str(&format!("{indent}file: .keyward/delivered/{name}\n"));
+            }
+            None => {
+                delivered.push_str(line);
+                delivered.push('\n');
+            }
+        }
+    }
+    assert_ne!(accounts, delivered, "the example delivers to Key Vault");
+    sb.write("service-accounts/integrations.yaml", &delivered);
+    sb
+}
+
+/// The example as it is, its service accounts delivering to the example's Key Vault (point it
+/// at a fake one).
+pub fn enterprise_with_vault(dataverse: &str, fno: Option<&str>) -> Sandbox {
     let sb = Sandbox::example("enterprise");
     let fno_target = match fno {
         Some(url) => format!(
