@@ -34,6 +34,7 @@ fn mirror(state: &DesiredState) -> BTreeMap<Name, LiveTarget> {
                 attrs: UserAttrs::default(),
                 active: u.status == UserStatus::Active,
                 last_sign_in: None,
+                registered_methods: None,
                 fingerprint: String::new(),
             });
         }

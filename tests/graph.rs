@@ -388,3 +388,48 @@ fn users_in_federated_domains_get_no_password() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("federatedDomains") || r.stdout.contains("federatedDomains"), "{}{}", r.stdout, r.stderr);
 }
+
+/// The access review reads each person's registered sign-in methods and names the privileged
+/// people covered by `mfa: required` who have registered no method the policy accepts.
+#[test]
+fn the_access_review_names_admins_without_an_accepted_second_factor() {
+    let secret = canary("secret");
+    let g = tenant(&secret);
+    let fake = g.serve();
+    let sb = quickstart(&fake.url(), &secret_credential());
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    let id = |upn: &str| g.user(upn).unwrap()["id"].as_str().unwrap().to_string();
+    // Both hold it-admin; the quick start's policy accepts fido2, the authenticator app and
+    // Windows Hello, and forbids sms.
+    let steven = id("steven.buchanan@northwind.example");
+    let michael = id("michael.suyama@northwind.example");
+    g.add_user_method(&steven, "#microsoft.graph.passwordAuthenticationMethod");
+    g.add_user_method(&steven, "#microsoft.graph.fido2AuthenticationMethod");
+    g.add_user_method(&michael, "#microsoft.graph.passwordAuthenticationMethod");
+    g.add_user_method(&michael, "#microsoft.graph.phoneAuthenticationMethod");
+
+    let before = g.log().count("POST", |p| p.ends_with("/$batch"));
+    let r = run(&sb, &secret, &["audit", "review", "{dir}", "--format", "json"]);
+    r.expect(0);
+    let items = r.json()["items"].as_array().unwrap().clone();
+    let unregistered: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["detail"].as_str().is_some_and(|d| d.contains("[auth.mfa-not-registered]")))
+        .collect();
+    // Michael registered only a password and sms (forbidden); Nancy (finance-admin, also
+    // privileged) registered nothing; Steven has a FIDO2 key.
+    let subjects: Vec<&str> = unregistered.iter().map(|i| i["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["directory.user.michael.suyama", "directory.user.nancy.davolio"], "{}", r.stdout);
+    let detail = unregistered[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("(registered: password, sms)"), "{detail}");
+    assert!(unregistered[1]["detail"].as_str().unwrap().contains("(registered: none)"));
+    // Read in batches of twenty, not one request per person.
+    let batches = g.log().count("POST", |p| p.ends_with("/$batch")) - before;
+    let people = g.user_count();
+    assert!(batches < people, "{batches} batches for {people} people");
+
+    // A plan does not read them (they cost a request per twenty people), so it has no such finding.
+    let r = run(&sb, &secret, &["plan", "{dir}", "--format", "json"]);
+    r.expect(0);
+    assert!(!r.stdout.contains("auth.mfa-not-registered"), "{}", r.stdout);
+}

@@ -202,6 +202,7 @@ fn account(id: &str, user_name: &str, active: bool) -> LiveAccount {
         attrs: UserAttrs::default(),
         active,
         last_sign_in: None,
+        registered_methods: None,
         fingerprint: format!("fp-{id}"),
     }
 }

@@ -127,6 +127,10 @@ pub struct LiveAccount {
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sign_in: Option<Timestamp>,
+    /// The sign-in methods the person has registered, where the target reports them (Graph,
+    /// for the access review); `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_methods: Option<Vec<AuthMethod>>,
     /// The ETag or a digest of the account as read; used to refuse stale saved plans.
     pub fingerprint: String,
 }

@@ -65,6 +65,9 @@ rules! {
     "auth.forbidden-method-enabled", Deny,
     "A sign-in method that an AuthenticationPolicy forbids is enabled on a target (warn when the plan turns it off).",
     "Apply the plan, or turn the method off on the target.";
+    "auth.mfa-not-registered", Warn,
+    "A person covered by an AuthenticationPolicy with `mfa: required` has registered no second sign-in method it accepts (where the target reports registered methods).",
+    "Ask the person to register an accepted method.";
     "auth.stale-account", Warn,
     "An active account has not signed in for longer than its policy's `staleAfter`.",
     "Disable the account, or remove the user from the configuration.";

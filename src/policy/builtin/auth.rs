@@ -1,6 +1,8 @@
 //! Authentication: holders of privileged roles covered by an AuthenticationPolicy with
 //! `mfa: required` (and limited to phishing-resistant methods where a role requires it);
-//! forbidden methods enabled on a target; accounts that have not signed in for too long.
+//! forbidden methods enabled on a target; accounts that have not signed in for too long; people
+//! whom `mfa: required` covers but who have registered no second method it accepts (where the
+//! target reports registered methods).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -15,6 +17,7 @@ pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
     coverage(ctx, ix, out);
     forbidden_methods(ctx, &ix.plan, out);
     stale(ctx, ix, out);
+    unregistered(ctx, ix, out);
 }
 
 /// Whether a policy covers someone who holds `held` (role indexes).
@@ -203,6 +206,65 @@ fn stale(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
                 .help("disable the account (status: disabled), or remove the user from the configuration")
                 .at(location),
             );
+        }
+    }
+}
+
+/// Methods that do not count as a second factor: the password itself, a temporary access pass
+/// (a bootstrap credential) and email (a recovery channel).
+const NOT_SECOND_FACTOR: [AuthMethod; 3] = [AuthMethod::Password, AuthMethod::TemporaryAccessPass, AuthMethod::Email];
+
+/// Active accounts covered by a policy with `mfa: required` whose registered methods (where the
+/// target reports them) include no second factor that policy accepts.
+fn unregistered(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
+    let (Some(targets), Some(live)) = (ctx.live, &ix.live) else { return };
+    let roles = &ix.roles;
+    let policies: Vec<(&Name, &crate::model::AuthenticationPolicy)> =
+        ctx.desired.authentication_policies.iter().filter(|(_, p)| p.mfa == Some(MfaRequirement::Required)).collect();
+    if policies.is_empty() {
+        return;
+    }
+    let git: HashMap<&str, usize> = live
+        .principals
+        .iter()
+        .filter(|p| !p.service_account)
+        .filter_map(|p| p.git.map(|g| (p.lower.as_ref(), g)))
+        .collect();
+    for (t, lt) in targets {
+        for a in lt.accounts.iter().filter(|a| a.active) {
+            let Some(registered) = &a.registered_methods else { continue };
+            let Some(holder) = git.get(super::lower(&a.user_name).as_ref()).map(|&g| &ix.holders[g]) else {
+                continue;
+            };
+            let held: Vec<u32> = holder.held.iter().map(|&(r, _)| r).collect();
+            let privileged = held.iter().any(|&r| roles.roles[r as usize].privileged);
+            for (pname, p) in policies.iter().filter(|(_, p)| applies(&p.applies_to, roles, &held, privileged)) {
+                let accepted = |m: &AuthMethod| {
+                    !NOT_SECOND_FACTOR.contains(m)
+                        && p.methods.as_ref().is_none_or(|ms| {
+                            (ms.allowed.is_empty() || ms.allowed.contains(m)) && !ms.forbidden.contains(m)
+                        })
+                };
+                if registered.iter().any(accepted) {
+                    continue;
+                }
+                let shown: Vec<&str> = registered.iter().map(|m| m.as_str()).collect();
+                out.push(
+                    Finding::new(
+                        "auth.mfa-not-registered",
+                        default_severity("auth.mfa-not-registered"),
+                        format!("{t}.user.{}", holder.name),
+                        format!(
+                            "`{}` on `{t}` has registered no second sign-in method that AuthenticationPolicy `{pname}` accepts (registered: {})",
+                            a.user_name,
+                            if shown.is_empty() { "none".to_string() } else { shown.join(", ") }
+                        ),
+                    )
+                    .help("ask the person to register an accepted method (for example a FIDO2 key or the authenticator app)")
+                    .at(ctx.locate(holder.kind, holder.name, &["name".into()])),
+                );
+                break;
+            }
         }
     }
 }

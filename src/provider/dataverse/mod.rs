@@ -305,6 +305,7 @@ fn normalise(
             attrs,
             active: !u.disabled,
             last_sign_in: None,
+            registered_methods: None,
             fingerprint,
         });
     }

@@ -62,6 +62,9 @@ pub struct FileAccount {
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sign_in: Option<Timestamp>,
+    /// Sign-in methods the person registered, for the access review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_methods: Option<Vec<crate::model::AuthMethod>>,
     /// Refuses every write (a stand-in for a system that rejects a change).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
@@ -141,6 +144,7 @@ impl DirectoryFile {
                     attrs: u.attrs.clone(),
                     active: u.active,
                     last_sign_in: u.last_sign_in,
+                    registered_methods: u.registered_methods.clone(),
                     fingerprint: digest(u),
                 })
                 .collect(),
@@ -327,6 +331,7 @@ impl Editor {
                     attrs: attrs.clone(),
                     active: *active,
                     last_sign_in: None,
+                    registered_methods: None,
                     read_only: false,
                 });
                 Ok(())

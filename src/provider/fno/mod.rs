@@ -142,7 +142,15 @@ impl Provider for FnoProvider {
                 Some(t) => format!("etag:{t}"),
                 None => digest(&(&id, &alias, &attrs, active)),
             };
-            live.accounts.push(LiveAccount { id, user_name: alias, attrs, active, last_sign_in: None, fingerprint });
+            live.accounts.push(LiveAccount {
+                id,
+                user_name: alias,
+                attrs,
+                active,
+                last_sign_in: None,
+                registered_methods: None,
+                fingerprint,
+            });
         }
         let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for a in &assignments {

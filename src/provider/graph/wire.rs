@@ -97,6 +97,25 @@ pub fn last_sign_in(v: &Value) -> Option<Timestamp> {
     chrono::DateTime::parse_from_rfc3339(t).ok().map(|d| d.with_timezone(&chrono::Utc))
 }
 
+/// The sign-in method of a registered authentication method (§2.6, `GET
+/// /users/{id}/authentication/methods`), by its `@odata.type`; `None` for a type keyward does
+/// not model. A phone method counts as `sms` (its voice use is not told apart).
+pub fn registered_method(v: &Value) -> Option<AuthMethod> {
+    let t = v.get("@odata.type")?.as_str()?.strip_prefix("#microsoft.graph.")?;
+    Some(match t {
+        "passwordAuthenticationMethod" => AuthMethod::Password,
+        "fido2AuthenticationMethod" => AuthMethod::Fido2,
+        "microsoftAuthenticatorAuthenticationMethod" => AuthMethod::MicrosoftAuthenticator,
+        "phoneAuthenticationMethod" => AuthMethod::Sms,
+        "emailAuthenticationMethod" => AuthMethod::Email,
+        "temporaryAccessPassAuthenticationMethod" => AuthMethod::TemporaryAccessPass,
+        "softwareOathAuthenticationMethod" => AuthMethod::SoftwareOath,
+        "windowsHelloForBusinessAuthenticationMethod" => AuthMethod::WindowsHelloForBusiness,
+        "x509CertificateAuthenticationMethod" => AuthMethod::X509Certificate,
+        _ => return None,
+    })
+}
+
 /// The method configuration id (§2.6) of a sign-in method, and its `@odata.type`. Password and
 /// Windows Hello for Business are not configured in the authentication methods policy.
 pub fn method_config(m: AuthMethod) -> Option<(&'static str, &'static str)> {

@@ -356,6 +356,7 @@ impl Provider for LdapProvider {
                 attrs,
                 active,
                 last_sign_in: None,
+                registered_methods: None,
             });
         }
         for g in &groups {

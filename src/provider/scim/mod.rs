@@ -271,6 +271,7 @@ impl Provider for ScimProvider {
                 attrs,
                 active: u.active,
                 last_sign_in: None,
+                registered_methods: None,
                 fingerprint,
             });
         }
