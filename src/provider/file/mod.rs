@@ -76,10 +76,21 @@ impl FileProvider {
         let lock = match lock {
             None => None,
             Some(f) => {
-                let locked = match access {
+                let try_once = || match access {
                     Access::Read | Access::Review => f.try_lock_shared(),
                     Access::Write => f.try_lock(),
                 };
+                // A lock held for a moment (a process forked by the holder keeps its lock until
+                // it executes, for example) is waited out for up to a second; a real apply in
+                // progress is refused, not waited for.
+                let mut locked = try_once();
+                for _ in 0..20 {
+                    if !matches!(locked, Err(fs::TryLockError::WouldBlock)) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    locked = try_once();
+                }
                 match locked {
                     Ok(()) => Some(f),
                     Err(fs::TryLockError::WouldBlock) => {
