@@ -211,7 +211,7 @@ pub fn review(input: &ReviewInput) -> Review {
                         .filter(|o| o.instance_of(s.name.as_str()) && o.start > c.start)
                         .max_by_key(|o| o.start)
                 });
-                let lost = undelivered.iter().any(|u| u.target == t.as_str() && u.account == sa.name && u.id == c.id);
+                let lost = undelivered.iter().any(|u| u.matches(t.as_str(), &sa.name, c));
                 let status = if lost {
                     "undelivered"
                 } else if left <= chrono::TimeDelta::zero() {

@@ -879,3 +879,28 @@ fn a_failed_rotation_keeps_the_current_credential_and_is_retried() {
     assert!(!now.contains(&"bank-api-cert@2027-02-13".to_string()), "{now:?}");
     assert_ne!(s.read(".keyward/secrets/payments-bot.pem"), delivered);
 }
+
+/// An issue whose answer was lost (a reset or timeout after the request was sent) leaves a
+/// record with no id, made before the request. A live credential of that name is then treated
+/// as never delivered: replaced, and removed, instead of being taken for the current one (whose
+/// overlap would, later, revoke the credential the consumer actually holds).
+#[test]
+fn a_credential_whose_issue_was_never_confirmed_is_replaced_not_trusted() {
+    let s = sandbox();
+    s.apply_ok();
+    assert!(cred_changes(&s.plan_json()).is_empty());
+    // As the record of an issue of `webhook-secret` whose answer never came would read.
+    s.write(
+        ".keyward/undelivered.json",
+        r#"{"undelivered": [{"target": "directory", "account": "payments-bot", "id": "",
+            "name": "webhook-secret@2026-11-28", "issued": "2026-11-28T00:00:00Z"}]}"#,
+    );
+    let plan = s.plan_json();
+    let secret = change(&plan, "directory.credential.payments-bot/webhook-secret");
+    assert_eq!(secret["action"], "rotate");
+    assert!(secret["reason"]["message"].as_str().unwrap().starts_with("not delivered:"), "{secret:#}");
+    let stale = change(&plan, "directory.credential.payments-bot/webhook-secret@2026-11-28");
+    assert_eq!(stale["action"], "revoke");
+    // The certificate, confirmed and delivered, is left alone.
+    assert!(cred_changes(&plan).iter().all(|(a, _)| !a.contains("bank-api-cert")), "{plan:#}");
+}

@@ -270,6 +270,19 @@ async fn credential_change(
             let end = start + chrono::TimeDelta::seconds(*lifetime_seconds);
             let name = format!("{credential}@{}", start.format("%Y-%m-%d"));
             let sink = crate::plan::deliver_label(deliver);
+            // Recorded before the request: if its answer is lost (a reset, a timeout), the target
+            // may hold a credential keyward never saw, and the next plan must treat one of this
+            // name as undelivered rather than as the current credential.
+            let unconfirmed = UndeliveredCredential {
+                target: target.clone(),
+                account: account.clone(),
+                id: String::new(),
+                name: name.clone(),
+                issued: start,
+            };
+            if let Err(e) = state::record(&creds.state_path, unconfirmed) {
+                return (Err(ApplyError::new(format!("not issued: cannot record the issue first: {e}"))), None);
+            }
             let (issued, material) = match kind {
                 CredentialType::Certificate => {
                     let alg = key_algorithm.unwrap_or(KeyAlgorithm::EcdsaP256);
@@ -326,6 +339,9 @@ async fn credential_change(
                 issued: start,
             };
             let recorded = state::record(&creds.state_path, record);
+            if let Err(e) = state::forget_unconfirmed(&creds.state_path, &target, account, &name) {
+                tracing::warn!(error = %e, "cannot update the undelivered-credentials record");
+            }
             match creds.sinks.deliver(deliver, &material, start, end).await {
                 Ok(()) => {
                     if recorded.is_ok()

@@ -64,15 +64,23 @@ pub async fn check(config: &Config, dir: &Path, targets: &[String], printer: &Pr
     let grants =
         state.users.values().flat_map(|u| &u.roles).chain(state.service_accounts.values().flat_map(|s| &s.roles));
     m.expiring_assignments = grants.filter_map(|g| g.expires()).filter(|d| soon(d.end())).count();
-    m.undelivered_credentials = undelivered.len();
-    for lt in live.values() {
+    m.undelivered_credentials = live
+        .iter()
+        .flat_map(|(t, lt)| lt.service_accounts.iter().map(move |s| (t, s)))
+        .flat_map(|(t, s)| s.credentials.iter().map(move |c| (t, s, c)))
+        .filter(|(t, s, c)| undelivered.iter().any(|u| u.matches(t.as_str(), &s.name, c)))
+        .count();
+    for (t, lt) in live.iter() {
         for ls in &lt.service_accounts {
             let Some(sa) = state.service_accounts.get(ls.name.as_str()) else { continue };
             for spec in &sa.credentials {
                 let current = ls
                     .credentials
                     .iter()
-                    .filter(|c| c.instance_of(spec.name.as_str()) && !undelivered.iter().any(|u| u.id == c.id))
+                    .filter(|c| {
+                        c.instance_of(spec.name.as_str())
+                            && !undelivered.iter().any(|u| u.matches(t.as_str(), &ls.name, c))
+                    })
                     .max_by_key(|c| c.start);
                 let Some(c) = current else { continue };
                 if c.end <= now {

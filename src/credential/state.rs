@@ -44,10 +44,28 @@ fn save(path: &Path, list: Vec<UndeliveredCredential>) -> Result<(), CredentialE
 /// Adds `item` (idempotent).
 pub fn record(path: &Path, item: UndeliveredCredential) -> Result<(), CredentialError> {
     let mut list = load(path)?;
-    if !list.iter().any(|u| u.target == item.target && u.account == item.account && u.id == item.id) {
+    if !list
+        .iter()
+        .any(|u| u.target == item.target && u.account == item.account && u.id == item.id && u.name == item.name)
+    {
         list.push(item);
     }
     save(path, list)
+}
+
+/// Drops the entry of an issue whose answer never came (recorded with an empty id) of
+/// credential `name` of `account` on `target`, if any.
+pub fn forget_unconfirmed(path: &Path, target: &str, account: &str, name: &str) -> Result<(), CredentialError> {
+    let list = load(path)?;
+    let before = list.len();
+    let kept: Vec<_> = list
+        .into_iter()
+        .filter(|u| !(u.target == target && u.account == account && u.id.is_empty() && u.name == name))
+        .collect();
+    if kept.len() == before {
+        return Ok(());
+    }
+    save(path, kept)
 }
 
 /// Drops the entry of credential `id` of `account` on `target`, if any.

@@ -197,6 +197,16 @@ pub struct UndeliveredCredential {
     pub issued: Timestamp,
 }
 
+impl UndeliveredCredential {
+    /// Whether this record is about live credential `c` of service account `account` on
+    /// `target`: by id, or, for an issue whose answer never came (no id), by its exact name.
+    pub fn matches(&self, target: &str, account: &str, c: &LiveCredential) -> bool {
+        self.target == target
+            && self.account == account
+            && if self.id.is_empty() { self.name == c.name } else { self.id == c.id }
+    }
+}
+
 /// A service account on a target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -517,8 +517,17 @@ impl<'a> TargetPlanner<'a> {
             .input
             .undelivered
             .iter()
-            .filter(|u| u.target == target)
+            .filter(|u| u.target == target && !u.id.is_empty())
             .map(|u| (u.account.as_str(), u.id.as_str()))
+            .collect();
+        // Issues whose answer never came (no id known): a live credential of that account with
+        // that exact name may exist without ever having been delivered.
+        let unconfirmed: HashSet<(&str, &str)> = self
+            .input
+            .undelivered
+            .iter()
+            .filter(|u| u.target == target && u.id.is_empty())
+            .map(|u| (u.account.as_str(), u.name.as_str()))
             .collect();
         for (name, sa) in &self.present_sas {
             // No declared credentials: keyward does not manage this account's credentials.
@@ -527,7 +536,9 @@ impl<'a> TargetPlanner<'a> {
             }
             let live = self.sa_by_name.get(name).copied();
             let creds: &[LiveCredential] = live.map(|l| l.credentials.as_slice()).unwrap_or(&[]);
-            let is_undelivered = |c: &LiveCredential| undelivered.contains(&(*name, c.id.as_str()));
+            let is_undelivered = |c: &LiveCredential| {
+                undelivered.contains(&(*name, c.id.as_str())) || unconfirmed.contains(&(*name, c.name.as_str()))
+            };
             let mut claimed: HashSet<&str> = HashSet::new();
             // The sink of a certificate of this account, for proof tokens.
             let proof_from = sa
