@@ -128,14 +128,17 @@ fn a_certificate_from_an_unknown_ca_is_refused_unless_the_ca_file_names_it() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.to_lowercase().contains("certificate"), "the error says the certificate is the problem: {err}");
-    assert!(!err.contains("401"), "no request may be answered over an untrusted connection: {err}");
+    assert!(!err.contains("401 Unauthorized"), "no request may be answered over an untrusted connection: {err}");
 
     let trusted = tempfile::tempdir().unwrap();
     config(trusted.path(), &url, Some(&pki.ca_pem));
     let o = plan(trusted.path());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("401"), "with the CA trusted, the handshake succeeds and the server's 401 shows: {err}");
+    assert!(
+        err.contains("401 Unauthorized"),
+        "with the CA trusted, the handshake succeeds and the server's 401 shows: {err}"
+    );
     assert!(!err.to_lowercase().contains("certificate"), "{err}");
     assert!(!err.contains("tls-test-token"), "the token never shows: {err}");
 }
@@ -198,7 +201,7 @@ fn tls_below_1_2_is_never_offered_nor_accepted() {
     let o = plan(dir.path());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(!err.contains("401"));
+    assert!(!err.contains("401 Unauthorized"));
 
     let hello = server.join().unwrap();
     assert_eq!(hello[0], 0x16, "a TLS handshake record");
