@@ -171,6 +171,15 @@ impl RetryPolicy {
     }
 }
 
+/// `HTTP 403 Forbidden`: a status and its reason phrase, the start of every provider's error
+/// message for an answer it refused.
+pub fn status_line(status: u16) -> String {
+    match StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()) {
+        Some(reason) => format!("HTTP {status} {reason}"),
+        None => format!("HTTP {status}"),
+    }
+}
+
 /// Whether a status is worth retrying: throttled or temporarily unavailable.
 pub fn is_retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)

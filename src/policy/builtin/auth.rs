@@ -158,6 +158,11 @@ fn forbidden_methods(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Findin
     }
 }
 
+/// Lower-cased userName → index of the person in git, for the people of the live index.
+fn people_in_git<'a>(live: &'a super::LiveIndex) -> HashMap<&'a str, usize> {
+    live.principals.iter().filter(|p| !p.service_account).filter_map(|p| p.git.map(|g| (p.lower.as_ref(), g))).collect()
+}
+
 /// Active accounts that have not signed in for longer than a covering policy's `staleAfter`.
 fn stale(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
     let (Some(targets), Some(live)) = (ctx.live, &ix.live) else { return };
@@ -167,12 +172,7 @@ fn stale(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
     if policies.is_empty() {
         return;
     }
-    let git: HashMap<&str, usize> = live
-        .principals
-        .iter()
-        .filter(|p| !p.service_account)
-        .filter_map(|p| p.git.map(|g| (p.lower.as_ref(), g)))
-        .collect();
+    let git = people_in_git(live);
     for (t, lt) in targets {
         for a in lt.accounts.iter().filter(|a| a.active) {
             let Some(last) = a.last_sign_in else { continue };
@@ -224,12 +224,7 @@ fn unregistered(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
     if policies.is_empty() {
         return;
     }
-    let git: HashMap<&str, usize> = live
-        .principals
-        .iter()
-        .filter(|p| !p.service_account)
-        .filter_map(|p| p.git.map(|g| (p.lower.as_ref(), g)))
-        .collect();
+    let git = people_in_git(live);
     for (t, lt) in targets {
         for a in lt.accounts.iter().filter(|a| a.active) {
             let Some(registered) = &a.registered_methods else { continue };

@@ -81,11 +81,7 @@ impl GraphError {
 
 /// `HTTP 403 Forbidden: Authorization_RequestDenied: Insufficient privileges… (request id …)`.
 pub fn describe(status: u16, code: Option<&str>, message: Option<&str>, request_id: Option<&str>) -> String {
-    let mut s = format!("HTTP {status}");
-    if let Some(r) = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()) {
-        s.push(' ');
-        s.push_str(r);
-    }
+    let mut s = crate::provider::http::status_line(status);
     if let Some(c) = code {
         s.push_str(": ");
         s.push_str(c);

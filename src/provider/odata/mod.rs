@@ -85,12 +85,7 @@ impl ODataError {
 
 /// `HTTP 400 Bad Request (code 0x80040265): message`.
 pub fn describe(status: u16, code: Option<&str>, message: Option<&str>) -> String {
-    let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    let mut s = format!("HTTP {status}");
-    if !reason.is_empty() {
-        s.push(' ');
-        s.push_str(reason);
-    }
+    let mut s = crate::provider::http::status_line(status);
     if let Some(c) = code {
         s.push_str(&format!(" (code {c})"));
     }

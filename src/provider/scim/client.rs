@@ -80,12 +80,7 @@ impl ScimError {
 
 /// `HTTP 409 Conflict (scimType uniqueness): detail`.
 pub fn describe(status: u16, scim_type: Option<&str>, detail: Option<&str>) -> String {
-    let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    let mut s = format!("HTTP {status}");
-    if !reason.is_empty() {
-        s.push(' ');
-        s.push_str(reason);
-    }
+    let mut s = crate::provider::http::status_line(status);
     if let Some(t) = scim_type {
         s.push_str(&format!(" (scimType {t})"));
     }
