@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{Exit, Failure};
 use crate::diagnostic::Diagnostic;
 use crate::load::{self, Loaded};
-use crate::model::{DesiredState, LiveTarget, Name, Timestamp, UndeliveredCredential, digest_bytes};
+use crate::model::{DesiredState, LiveTarget, Name, Timestamp, UndeliveredCredential};
 use crate::output::{Printer, diagnostics};
 use crate::plan::{self, Change, ConfigRef, PlanInput, ReasonKind};
 use crate::provider::{self, Access, Capabilities, Provider};
@@ -79,14 +79,10 @@ pub fn load_config_reporting(dir: &Path, report: impl FnOnce(&[Diagnostic], &Loa
 pub fn config_digest(loaded: &Loaded) -> String {
     let mut files: Vec<_> = loaded.files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut buf = Vec::new();
-    for f in files {
-        buf.extend_from_slice(f.path.to_string_lossy().as_bytes());
-        buf.push(0);
-        buf.extend_from_slice(f.text.as_bytes());
-        buf.push(0);
-    }
-    digest_bytes(&buf)
+    let paths: Vec<_> = files.iter().map(|f| f.path.to_string_lossy()).collect();
+    crate::model::digest_parts(
+        files.iter().zip(&paths).flat_map(|(f, path)| [path.as_bytes(), b"\0", f.text.as_bytes(), b"\0"]),
+    )
 }
 
 pub fn config_ref(config: &Config, dir: &Path) -> ConfigRef {

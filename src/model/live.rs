@@ -290,20 +290,62 @@ pub struct ReportedFinding {
     pub message: String,
 }
 
-/// A stable digest of any serializable value, for fingerprints: `sha256:<hex>`.
+/// A stable digest of any serializable value, for fingerprints: `sha256:<hex>` of its JSON.
 pub fn digest<T: Serialize + ?Sized>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).expect("live values serialize");
-    digest_bytes(&bytes)
+    /// Feeds the JSON straight into the hash: a fingerprint per live object allocates nothing.
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Sha256::new());
+    serde_json::to_writer(&mut h, value).expect("live values serialize");
+    finish(h.0)
 }
 
 /// `sha256:<hex>` of raw bytes.
 pub fn digest_bytes(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
+    digest_parts([bytes])
+}
+
+/// `sha256:<hex>` of the concatenation of `parts`, without concatenating them.
+pub fn digest_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    finish(h)
+}
+
+fn finish(h: Sha256) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
-    for b in hash {
-        use std::fmt::Write;
-        let _ = write!(out, "{b:02x}");
+    for b in h.finalize() {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_sha256_of_the_json_in_lower_case_hex() {
+        // The SHA-256 of "abc" (FIPS 180-2, appendix B.1).
+        let abc = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(digest_bytes(b"abc"), abc);
+        assert_eq!(digest_parts([&b"a"[..], b"", b"bc"]), abc);
+        // A value's digest is that of its JSON text, however the serializer writes it out.
+        let value = (String::from("id-1"), vec!["a", "b"], true, None::<u32>);
+        assert_eq!(digest(&value), digest_bytes(&serde_json::to_vec(&value).unwrap()));
+        assert_ne!(digest(&value), digest(&(String::from("id-1"), vec!["a"], true, None::<u32>)));
+    }
 }
