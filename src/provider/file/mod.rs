@@ -181,6 +181,10 @@ impl Provider for FileProvider {
 
     async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
         let doc = self.load()?;
+        // Only an apply edits the document; a plan or drift check hands it over whole.
+        if self.access != Access::Write {
+            return Ok(doc.into_live());
+        }
         let live = doc.to_live();
         self.doc = Some(Editor::new(doc));
         Ok(live)
