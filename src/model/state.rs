@@ -36,7 +36,12 @@ impl DesiredState {
 
     /// Whether a user (or service account) with these explicit `targets` and these roles
     /// exists on `target`.
-    pub fn present_on(&self, explicit: Option<&[Name]>, roles: impl Iterator<Item = Name>, target: &Target) -> bool {
+    pub fn present_on<'r>(
+        &self,
+        explicit: Option<&[Name]>,
+        roles: impl Iterator<Item = &'r Name>,
+        target: &Target,
+    ) -> bool {
         if let Some(list) = explicit {
             return list.contains(&target.name);
         }
@@ -46,7 +51,7 @@ impl DesiredState {
         }
     }
 
-    fn any_bound(&self, mut roles: impl Iterator<Item = Name>, target: &Name) -> bool {
-        roles.any(|r| self.roles.get(&r).is_some_and(|role| role.bindings.contains_key(target)))
+    fn any_bound<'r>(&self, mut roles: impl Iterator<Item = &'r Name>, target: &Name) -> bool {
+        roles.any(|r| self.roles.get(r).is_some_and(|role| role.bindings.contains_key(target)))
     }
 }

@@ -20,6 +20,7 @@
 //!
 //! It reads capabilities as data and never branches on a provider's name.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{Value, json};
@@ -71,10 +72,13 @@ pub const ABSENT: &str = "absent";
 pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
     let mut changes = Vec::new();
     let mut errors = Vec::new();
+    // Lower-cased userNames, made once: most are lower case already and only borrowed.
+    let user_keys: Vec<Cow<str>> = input.desired.users.values().map(|u| lower_key(&u.user_name)).collect();
     for (target_name, live) in input.live {
         let Some(target) = input.desired.settings.targets.get(target_name) else { continue };
         let Some(caps) = input.capabilities.get(target_name) else { continue };
-        let mut tp = TargetPlanner::new(input, target, caps, live);
+        let account_keys: Vec<Cow<str>> = live.accounts.iter().map(|a| lower_key(&a.user_name)).collect();
+        let mut tp = TargetPlanner::new(input, target, caps, live, Keys { users: &user_keys, accounts: &account_keys });
         tp.accounts(&mut changes);
         tp.service_accounts(&mut changes);
         tp.credentials(&mut changes);
@@ -122,15 +126,18 @@ struct TargetPlanner<'a> {
     caps: &'a Capabilities,
     live: &'a LiveTarget,
     /// Live accounts by lower-cased userName.
-    by_user_name: HashMap<String, &'a LiveAccount>,
-    by_id: HashMap<&'a str, &'a LiveAccount>,
+    by_user_name: HashMap<&'a str, &'a LiveAccount>,
+    /// Live accounts by id, with their lower-cased userName.
+    by_id: HashMap<&'a str, (&'a LiveAccount, &'a str)>,
+    /// Lower-cased userName of each live account, in the order of `live.accounts`.
+    account_keys: &'a [Cow<'a, str>],
     sa_by_name: HashMap<&'a str, &'a LiveServiceAccount>,
     sa_by_id: HashMap<&'a str, &'a LiveServiceAccount>,
     /// Desired users on this target, by lower-cased userName.
-    present_users: BTreeMap<String, (&'a Name, &'a User)>,
+    present_users: BTreeMap<&'a str, (&'a Name, &'a User)>,
     present_sas: BTreeMap<&'a str, &'a ServiceAccount>,
     /// Lower-cased userNames of every user in git.
-    in_git: HashMap<String, &'a Name>,
+    in_git: HashMap<&'a str, &'a Name>,
     /// Every grant of the principals present on this target, by role: built once, so planning
     /// costs O(users + assignments), not O(roles x users).
     grants_by_role: HashMap<&'a Name, Vec<Grant<'a>>>,
@@ -138,10 +145,32 @@ struct TargetPlanner<'a> {
     live_bindings: HashMap<(crate::model::BindingKind, String), Vec<&'a LiveBinding>>,
 }
 
+/// Lower-cased userNames, in the order of `desired.users` and of `live.accounts`.
+struct Keys<'a> {
+    users: &'a [Cow<'a, str>],
+    accounts: &'a [Cow<'a, str>],
+}
+
+/// A [`Principal`] by borrowed key (a lower-cased userName or a service account's name),
+/// ordered as `Principal` is: the planner's sets of holders cost no copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Key<'a> {
+    User(&'a str),
+    ServiceAccount(&'a str),
+}
+
+impl Key<'_> {
+    /// The key as [`Principal::key`] gives it.
+    fn as_str(&self) -> &str {
+        match self {
+            Key::User(k) | Key::ServiceAccount(k) => k,
+        }
+    }
+}
+
 /// One principal's grant of one role.
 struct Grant<'a> {
-    /// `User(lower-cased userName)` or `ServiceAccount(name)`.
-    principal: Principal,
+    principal: Key<'a>,
     /// The principal's name in git.
     subject: &'a str,
     expires: Option<crate::model::Date>,
@@ -151,35 +180,51 @@ fn lower(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// `s` lower-cased as [`str::to_lowercase`] does it, borrowed when it is lower case already.
+fn lower_key(s: &str) -> Cow<'_, str> {
+    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) { Cow::Borrowed(s) } else { Cow::Owned(lower(s)) }
+}
+
+/// Whether two userNames are the same, without regard to case.
+fn same_user_name(a: &str, b: &str) -> bool {
+    a == b || lower_key(a) == lower_key(b)
+}
+
 fn active_grants(grants: &[RoleGrant], now: Timestamp) -> impl Iterator<Item = &RoleGrant> {
     grants.iter().filter(move |g| g.expires().is_none_or(|d| !d.has_passed(now)))
 }
 
 impl<'a> TargetPlanner<'a> {
-    fn new(input: &'a PlanInput<'a>, target: &'a Target, caps: &'a Capabilities, live: &'a LiveTarget) -> Self {
+    fn new(
+        input: &'a PlanInput<'a>,
+        target: &'a Target,
+        caps: &'a Capabilities,
+        live: &'a LiveTarget,
+        keys: Keys<'a>,
+    ) -> Self {
         let desired = input.desired;
         let mut by_user_name = HashMap::with_capacity(live.accounts.len());
         let mut by_id = HashMap::with_capacity(live.accounts.len());
-        for a in &live.accounts {
-            by_user_name.insert(lower(&a.user_name), a);
-            by_id.insert(a.id.as_str(), a);
+        for (a, key) in live.accounts.iter().zip(keys.accounts) {
+            by_user_name.insert(key.as_ref(), a);
+            by_id.insert(a.id.as_str(), (a, key.as_ref()));
         }
         let sa_by_name = live.service_accounts.iter().map(|s| (s.name.as_str(), s)).collect();
         let sa_by_id = live.service_accounts.iter().map(|s| (s.id.as_str(), s)).collect();
         let now = input.now;
         let mut present_users = BTreeMap::new();
         let mut in_git = HashMap::with_capacity(desired.users.len());
-        for (name, user) in &desired.users {
-            in_git.insert(lower(&user.user_name), name);
-            let roles = active_grants(&user.roles, now).map(|g| g.role().clone());
+        for ((name, user), key) in desired.users.iter().zip(keys.users) {
+            in_git.insert(key.as_ref(), name);
+            let roles = active_grants(&user.roles, now).map(RoleGrant::role);
             if desired.present_on(user.targets.as_deref(), roles, target) {
-                present_users.insert(lower(&user.user_name), (name, user));
+                present_users.insert(key.as_ref(), (name, user));
             }
         }
         let mut present_sas = BTreeMap::new();
         if caps.service_accounts {
             for (name, sa) in &desired.service_accounts {
-                let roles = active_grants(&sa.roles, now).map(|g| g.role().clone());
+                let roles = active_grants(&sa.roles, now).map(RoleGrant::role);
                 if desired.present_on(sa.targets.as_deref(), roles, target) {
                     present_sas.insert(name.as_str(), sa);
                 }
@@ -189,7 +234,7 @@ impl<'a> TargetPlanner<'a> {
         for (key, (name, user)) in &present_users {
             for g in &user.roles {
                 grants_by_role.entry(g.role()).or_default().push(Grant {
-                    principal: Principal::User(key.clone()),
+                    principal: Key::User(key),
                     subject: name.as_str(),
                     expires: g.expires(),
                 });
@@ -198,7 +243,7 @@ impl<'a> TargetPlanner<'a> {
         for (name, sa) in &present_sas {
             for g in &sa.roles {
                 grants_by_role.entry(g.role()).or_default().push(Grant {
-                    principal: Principal::ServiceAccount(name.to_string()),
+                    principal: Key::ServiceAccount(name),
                     subject: name,
                     expires: g.expires(),
                 });
@@ -218,6 +263,7 @@ impl<'a> TargetPlanner<'a> {
             live,
             by_user_name,
             by_id,
+            account_keys: keys.accounts,
             sa_by_name,
             sa_by_id,
             present_users,
@@ -239,23 +285,33 @@ impl<'a> TargetPlanner<'a> {
     }
 
     /// The attributes the configuration sets for `user` that this target stores.
-    fn desired_attrs(&self, user: &User) -> UserAttrs {
-        let manager = user.manager.as_ref().and_then(|m| self.desired.users.get(m)).map(|m| m.user_name.clone());
-        let all = UserAttrs {
-            display_name: user.display_name.clone(),
-            given_name: user.given_name.clone(),
-            family_name: user.family_name.clone(),
-            email: user.email.clone(),
-            department: user.department.clone(),
-            job_title: user.job_title.clone(),
-            manager,
-            employee_id: user.employee_id.clone(),
-        };
+    fn desired_attrs(&self, user: &'a User) -> UserAttrs {
         let mut out = UserAttrs::default();
-        for f in &self.caps.user_fields {
-            *out.slot(*f) = all.get(*f).cloned();
+        for f in UserField::ALL {
+            *out.slot(f) = self.want(user, f).map(str::to_string);
         }
         out
+    }
+
+    /// The value the configuration sets for `field` of `user`, if this target stores it (for
+    /// the manager, the manager's userName).
+    fn want(&self, user: &'a User, field: UserField) -> Option<&'a str> {
+        if !self.caps.user_fields.contains(&field) {
+            return None;
+        }
+        let value = match field {
+            UserField::DisplayName => &user.display_name,
+            UserField::GivenName => &user.given_name,
+            UserField::FamilyName => &user.family_name,
+            UserField::Email => &user.email,
+            UserField::Department => &user.department,
+            UserField::JobTitle => &user.job_title,
+            UserField::EmployeeId => &user.employee_id,
+            UserField::Manager => {
+                return user.manager.as_ref().and_then(|m| self.desired.users.get(m)).map(|m| m.user_name.as_str());
+            }
+        };
+        value.as_deref()
     }
 
     fn baseline_user(&self, name: &Name) -> Option<&'a User> {
@@ -269,11 +325,11 @@ impl<'a> TargetPlanner<'a> {
 
     fn accounts(&mut self, out: &mut Vec<Change>) {
         for (key, (name, user)) in &self.present_users {
-            let attrs = self.desired_attrs(user);
             let active = user.status == UserStatus::Active;
             let baseline = self.baseline_user(name);
             match self.by_user_name.get(key) {
                 None => {
+                    let attrs = self.desired_attrs(user);
                     let mut after = attrs_values(&attrs);
                     after.insert("userName".into(), json!(user.user_name));
                     after.insert("active".into(), json!(active));
@@ -298,23 +354,22 @@ impl<'a> TargetPlanner<'a> {
                     });
                 }
                 Some(live) => {
-                    let base_attrs = baseline.map(|b| self.desired_attrs(b));
                     let mut set = UserAttrs::default();
                     let (mut before, mut after) = (Values::new(), Values::new());
                     let mut all_drift = true;
                     for f in UserField::ALL {
-                        let Some(want) = attrs.get(f) else { continue };
-                        let have = live.attrs.get(f);
+                        let Some(want) = self.want(user, f) else { continue };
+                        let have = live.attrs.get(f).map(String::as_str);
                         let equal = match f {
                             // userNames compare without regard to case.
-                            UserField::Manager => have.is_some_and(|h| lower(h) == lower(want)),
+                            UserField::Manager => have.is_some_and(|h| same_user_name(h, want)),
                             _ => have == Some(want),
                         };
                         if !equal {
-                            *set.slot(f) = Some(want.clone());
+                            *set.slot(f) = Some(want.to_string());
                             before.insert(f.as_str().into(), have.map_or(Value::Null, |h| json!(h)));
                             after.insert(f.as_str().into(), json!(want));
-                            let same_base = base_attrs.as_ref().is_some_and(|b| b.get(f) == Some(want));
+                            let same_base = baseline.is_some_and(|b| self.want(b, f) == Some(want));
                             all_drift &= same_base;
                         }
                     }
@@ -367,12 +422,12 @@ impl<'a> TargetPlanner<'a> {
             }
         }
         // Live accounts not wanted on this target.
-        for live in &self.live.accounts {
-            let key = lower(&live.user_name);
-            if self.present_users.contains_key(&key) || !self.managed(&live.user_name) {
+        for (live, key) in self.live.accounts.iter().zip(self.account_keys) {
+            let key = key.as_ref();
+            if self.present_users.contains_key(key) || !self.managed(&live.user_name) {
                 continue;
             }
-            let git_name = self.in_git.get(&key).copied();
+            let git_name = self.in_git.get(key).copied();
             if let Some(name) = git_name {
                 let user = &self.desired.users[name];
                 // On a target that holds only users with roles here, a user who is still in git
@@ -465,7 +520,7 @@ impl<'a> TargetPlanner<'a> {
                     let mut diff = |field: &str, want: &Option<String>, have: &Option<String>| -> Option<String> {
                         let w = want.as_ref()?;
                         let equal = if field == "owner" {
-                            have.as_ref().is_some_and(|h| lower(h) == lower(w))
+                            have.as_ref().is_some_and(|h| same_user_name(h, w))
                         } else {
                             have.as_ref() == Some(w)
                         };
@@ -832,16 +887,16 @@ impl<'a> TargetPlanner<'a> {
         }
         // Who should hold it, by principal. Several holder roles may grant it: it is held
         // while any of them is (the longest expiry wins; none means none).
-        let mut wanted: BTreeMap<Principal, (String, Option<crate::model::Date>)> = BTreeMap::new();
-        let mut expired: BTreeMap<Principal, (String, crate::model::Date)> = BTreeMap::new();
+        let mut wanted: BTreeMap<Key<'a>, (&'a str, Option<crate::model::Date>)> = BTreeMap::new();
+        let mut expired: BTreeMap<Key<'a>, (&'a str, crate::model::Date)> = BTreeMap::new();
         for role_name in holder_roles {
             for grant in self.grants_by_role.get(*role_name).into_iter().flatten() {
                 match grant.expires {
                     Some(d) if d.has_passed(now) => {
-                        expired.insert(grant.principal.clone(), (grant.subject.to_string(), d));
+                        expired.insert(grant.principal, (grant.subject, d));
                     }
                     e => {
-                        let slot = wanted.entry(grant.principal.clone()).or_insert((grant.subject.to_string(), e));
+                        let slot = wanted.entry(grant.principal).or_insert((grant.subject, e));
                         slot.1 = match (slot.1, e) {
                             (Some(a), Some(b)) => Some(a.max(b)),
                             _ => None,
@@ -851,26 +906,25 @@ impl<'a> TargetPlanner<'a> {
             }
         }
         expired.retain(|p, _| !wanted.contains_key(p));
-        // Who holds it now.
-        let mut held: BTreeMap<Principal, String> = BTreeMap::new();
+        // Who holds it now, with the name the target knows them by.
+        let mut held: BTreeMap<Key<'a>, &'a str> = BTreeMap::new();
         if let Some(lb) = live_binding {
             for id in &lb.members {
-                if let Some(acc) = self.by_id.get(id.as_str()) {
-                    held.insert(Principal::User(lower(&acc.user_name)), acc.user_name.clone());
+                if let Some((acc, key)) = self.by_id.get(id.as_str()) {
+                    held.insert(Key::User(key), &acc.user_name);
                 } else if let Some(sa) = self.sa_by_id.get(id.as_str()) {
-                    held.insert(Principal::ServiceAccount(sa.name.clone()), sa.name.clone());
+                    held.insert(Key::ServiceAccount(&sa.name), &sa.name);
                 }
             }
         }
-        let fp_present = |p: &Principal| membership_fingerprint(live_binding, p, true);
-        for (principal, (subject, expires)) in &wanted {
-            if held.contains_key(principal) {
+        for (key, (subject, expires)) in &wanted {
+            if held.contains_key(key) {
                 continue;
             }
-            let real = match principal {
-                Principal::User(key) => {
-                    let user_name = &self.present_users[key.as_str()].1.user_name;
-                    let account = self.by_user_name.get(key.as_str()).map(|a| a.id.as_str());
+            let real = match key {
+                Key::User(k) => {
+                    let user_name = &self.present_users[k].1.user_name;
+                    let account = self.by_user_name.get(k).map(|a| a.id.as_str());
                     if let Some(scope) = self.out_of_reach(binding, account) {
                         errors.push(PlanError::OutOfReach {
                             target: self.target.name.clone(),
@@ -883,13 +937,13 @@ impl<'a> TargetPlanner<'a> {
                     }
                     Principal::User(user_name.clone())
                 }
-                Principal::ServiceAccount(n) => Principal::ServiceAccount(n.clone()),
+                Key::ServiceAccount(n) => Principal::ServiceAccount(n.to_string()),
             };
             let mut after = grantor.values(binding);
             if let Some(e) = expires {
                 after.insert("expires".into(), json!(e.to_string()));
             }
-            let same_base = self.in_baseline_any(principal, subject, holder_roles);
+            let same_base = self.in_baseline_any(*key, subject, holder_roles);
             out.push(Change {
                 address: self.addr(grantor.member_kind(), format!("{subject}/{}", grantor.name())),
                 action: Action::Assign,
@@ -899,29 +953,29 @@ impl<'a> TargetPlanner<'a> {
                 ),
                 before: None,
                 after: Some(after),
-                fingerprint: membership_fingerprint(live_binding, principal, false),
-                subject: Some(subject.clone()),
+                fingerprint: fingerprint_of(live_binding, key.as_str(), false),
+                subject: Some(subject.to_string()),
                 notes: vec![],
                 operation: Operation::Assign { principal: real, binding: binding.clone() },
             });
         }
-        for (principal, live_key) in &held {
-            if wanted.contains_key(principal) {
+        for (key, live_key) in &held {
+            if wanted.contains_key(key) {
                 continue;
             }
-            let (address_name, subject, reason) = match principal {
-                Principal::User(key) => {
+            let (address_name, subject, reason) = match key {
+                Key::User(k) => {
                     if !self.managed(live_key) {
                         continue;
                     }
-                    match (expired.get(principal), self.in_git.get(key)) {
+                    match (expired.get(key), self.in_git.get(k)) {
                         (Some((name, date)), _) => (
-                            name.clone(),
-                            Some(name.clone()),
+                            name.to_string(),
+                            Some(name.to_string()),
                             Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
                         ),
                         (None, Some(name)) => {
-                            let base_has = self.in_baseline_any(principal, name.as_str(), holder_roles);
+                            let base_has = self.in_baseline_any(*key, name.as_str(), holder_roles);
                             let kind = if self.input.baseline.is_some() && !base_has {
                                 ReasonKind::Drift
                             } else {
@@ -935,33 +989,33 @@ impl<'a> TargetPlanner<'a> {
                             (name.to_string(), Some(name.to_string()), Reason::new(kind, msg))
                         }
                         (None, None) => (
-                            live_key.clone(),
+                            live_key.to_string(),
                             None,
                             Reason::new(ReasonKind::Config, format!("`{live_key}` is not in the configuration")),
                         ),
                     }
                 }
-                Principal::ServiceAccount(name) => {
-                    if !self.desired.service_accounts.keys().any(|n| n.as_str() == name) {
+                Key::ServiceAccount(name) => {
+                    if !self.desired.service_accounts.keys().any(|n| n.as_str() == *name) {
                         continue; // Service accounts keyward does not know are left alone.
                     }
-                    match expired.get(principal) {
+                    match expired.get(key) {
                         Some((_, date)) => (
-                            name.clone(),
-                            Some(name.clone()),
+                            name.to_string(),
+                            Some(name.to_string()),
                             Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
                         ),
                         None => (
-                            name.clone(),
-                            Some(name.clone()),
+                            name.to_string(),
+                            Some(name.to_string()),
                             Reason::new(ReasonKind::Config, grantor.not_given_reason(name)),
                         ),
                     }
                 }
             };
-            let real = match principal {
-                Principal::User(_) => Principal::User(live_key.clone()),
-                Principal::ServiceAccount(n) => Principal::ServiceAccount(n.clone()),
+            let real = match key {
+                Key::User(_) => Principal::User(live_key.to_string()),
+                Key::ServiceAccount(n) => Principal::ServiceAccount(n.to_string()),
             };
             out.push(Change {
                 address: self.addr(grantor.member_kind(), format!("{address_name}/{}", grantor.name())),
@@ -969,7 +1023,7 @@ impl<'a> TargetPlanner<'a> {
                 reason,
                 before: Some(grantor.values(binding)),
                 after: None,
-                fingerprint: fp_present(principal),
+                fingerprint: fingerprint_of(live_binding, key.as_str(), true),
                 subject,
                 notes: vec![],
                 operation: Operation::Revoke { principal: real, binding: binding.clone() },
@@ -989,16 +1043,16 @@ impl<'a> TargetPlanner<'a> {
     }
 
     /// Whether the baseline gave this principal any of these roles (unexpired).
-    fn in_baseline_any(&self, principal: &Principal, subject: &str, roles: &[&Name]) -> bool {
+    fn in_baseline_any(&self, principal: Key, subject: &str, roles: &[&Name]) -> bool {
         roles.iter().any(|r| self.in_baseline(principal, subject, r))
     }
     /// Whether the baseline gave this principal this role (unexpired).
-    fn in_baseline(&self, principal: &Principal, subject: &str, role: &Name) -> bool {
+    fn in_baseline(&self, principal: Key, subject: &str, role: &Name) -> bool {
         let Some(b) = self.input.baseline else { return false };
         let now = self.input.now;
         let grants = match principal {
-            Principal::User(_) => Name::new(subject).ok().and_then(|n| b.users.get(&n)).map(|u| &u.roles),
-            Principal::ServiceAccount(_) => {
+            Key::User(_) => Name::new(subject).ok().and_then(|n| b.users.get(&n)).map(|u| &u.roles),
+            Key::ServiceAccount(_) => {
                 Name::new(subject).ok().and_then(|n| b.service_accounts.get(&n)).map(|s| &s.roles)
             }
         };
@@ -1051,9 +1105,13 @@ impl<'a> TargetPlanner<'a> {
 
 /// The fingerprint of a membership: whether the principal holds the binding, and the binding.
 pub fn membership_fingerprint(binding: Option<&LiveBinding>, principal: &Principal, present: bool) -> String {
+    fingerprint_of(binding, principal.key(), present)
+}
+
+fn fingerprint_of(binding: Option<&LiveBinding>, key: &str, present: bool) -> String {
     match binding {
         None => ABSENT.into(),
-        Some(b) => crate::model::digest(&(&b.id, principal.key(), present)),
+        Some(b) => crate::model::digest(&(&b.id, key, present)),
     }
 }
 
@@ -1220,4 +1278,21 @@ fn binding_values(binding: &Binding) -> Values {
         v.insert("columns".into(), json!(p.columns));
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_fold_case_as_to_lowercase_does_and_copy_only_when_they_must() {
+        for s in ["alice@example.com", "Alice@Example.COM", "ÄNGSTRÖM@x", "İstanbul", "ΣΑΣ", "", "a-b_c.d"] {
+            assert_eq!(lower_key(s), s.to_lowercase(), "{s}");
+        }
+        assert!(matches!(lower_key("alice@example.com"), Cow::Borrowed(_)));
+        assert!(matches!(lower_key("Alice@example.com"), Cow::Owned(_)));
+        assert!(same_user_name("Alice@Example.com", "alice@example.COM"));
+        assert!(same_user_name("Ä@x", "ä@x"));
+        assert!(!same_user_name("alice@example.com", "alice@example.org"));
+    }
 }
