@@ -223,9 +223,10 @@ impl Scope {
     pub fn contains(&self, user_name: &str) -> bool {
         match self {
             Scope::All => true,
+            // Compared without regard to ASCII case, byte by byte from the end.
             Scope::Suffix(s) => {
-                let (u, suffix) = (user_name.to_ascii_lowercase(), s.user_name_suffix.to_ascii_lowercase());
-                u.ends_with(&suffix)
+                let (u, suffix) = (user_name.as_bytes(), s.user_name_suffix.as_bytes());
+                u.len() >= suffix.len() && u[u.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
             }
         }
     }
@@ -342,7 +343,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn is_protected(&self, user_name: &str) -> bool {
-        self.protected.contains(&user_name.to_ascii_lowercase())
+        !self.protected.is_empty() && self.protected.contains(&user_name.to_ascii_lowercase())
     }
 }
 
@@ -440,4 +441,26 @@ pub enum ClientCredential {
     Secret(SecretRef),
     Certificate(SecretRef),
     FederatedTokenFile(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_suffix_scope_matches_the_end_of_a_user_name_without_regard_to_ascii_case() {
+        let scope = Scope::Suffix(SuffixScope { user_name_suffix: "@Contoso.COM".into() });
+        assert!(scope.contains("alice@contoso.com"));
+        assert!(scope.contains("ALICE@CONTOSO.COM"));
+        assert!(scope.contains("@contoso.com"));
+        assert!(!scope.contains("alice@contoso.co"));
+        assert!(!scope.contains("alice@contoso.com.evil"));
+        assert!(!scope.contains("contoso.com"));
+        assert!(!scope.contains(""));
+        // Only ASCII letters fold: `É` and `é` are different bytes.
+        let accented = Scope::Suffix(SuffixScope { user_name_suffix: "@café.example".into() });
+        assert!(accented.contains("x@CAFé.example"));
+        assert!(!accented.contains("x@cafÉ.example"));
+        assert!(Scope::All.contains("anyone"));
+    }
 }

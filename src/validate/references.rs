@@ -1,7 +1,7 @@
 //! Cross-reference checks over a parsed configuration: every name a resource mentions must
 //! exist, bindings must suit their target, and a few structural rules that serde cannot say.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{Origins, Sink, closest};
 use crate::diagnostic::{Diagnostic, Level};
@@ -93,17 +93,23 @@ impl Checker<'_, '_> {
     fn grants(&mut self, kind: Kind, name: &Name, grants: &[RoleGrant]) {
         let mut seen = BTreeSet::new();
         for (i, g) in grants.iter().enumerate() {
+            let role = g.role();
+            let known = self.state.roles.contains_key(role) || self.origins.is_broken(Kind::Role, role);
+            let first = seen.insert(role);
+            if known && first {
+                continue; // The common case costs two lookups and no allocation.
+            }
             let path: Vec<PathSeg> = match g {
                 RoleGrant::Name(_) => vec!["roles".into(), i.into()],
                 RoleGrant::Detailed(_) => vec!["roles".into(), i.into(), "role".into()],
             };
-            self.exists(kind, name, &path, Kind::Role, g.role(), &self.state.roles);
-            if !seen.insert(g.role().clone()) {
+            self.exists(kind, name, &path, Kind::Role, role, &self.state.roles);
+            if !first {
                 self.report(
                     kind,
                     name,
                     &path,
-                    Diagnostic::error("duplicate-role", format!("{kind} `{name}` lists role `{}` twice", g.role()))
+                    Diagnostic::error("duplicate-role", format!("{kind} `{name}` lists role `{role}` twice"))
                         .help("keep one entry per role"),
                 );
             }
@@ -181,13 +187,16 @@ impl Checker<'_, '_> {
         // Manager cycles longer than one. A walk stops at a user an earlier walk has visited,
         // so each user is walked once and each cycle found once: a chain of 50,000 managers
         // costs 50,000 steps, not 50,000 squared.
-        let mut visited: BTreeSet<&Name> = BTreeSet::new();
+        let mut visited: HashSet<&Name> = HashSet::with_capacity(state.users.len());
+        let (mut seen, mut on_walk) = (Vec::new(), HashMap::new());
         for start in state.users.keys() {
             if !visited.insert(start) {
                 continue;
             }
-            let mut seen = vec![start];
-            let mut on_walk: HashMap<&Name, usize> = HashMap::from([(start, 0)]);
+            seen.clear();
+            seen.push(start);
+            on_walk.clear();
+            on_walk.insert(start, 0);
             let mut cur = start;
             while let Some(next) = state.users.get(cur).and_then(|u| u.manager.as_ref()) {
                 if next == cur || !state.users.contains_key(next) {
