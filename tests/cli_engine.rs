@@ -326,3 +326,31 @@ fn usage_errors_exit_1_not_2() {
     assert!(r.stderr.contains("unexpected argument"), "{}", r.stderr);
     s.run(&["--version"]).expect(0);
 }
+
+/// Targets are read while the resources are validated: the configuration's own problems are
+/// still what a command reports first, and what the unreadable target said is not shown.
+#[test]
+fn a_configuration_error_comes_before_a_target_read_while_validating() {
+    let s = Sandbox::example("quickstart");
+    s.write(".keyward/directory.json", "{\"users\": [ truncated");
+    s.edit("users/it.yaml", "manager: andrew.fuller", "manager: andrew.fullr");
+    for cmd in ["plan", "drift", "apply"] {
+        let r = s.run(
+            &[cmd, "{dir}", "--auto-approve"]
+                .into_iter()
+                .filter(|a| cmd == "apply" || !a.starts_with("--"))
+                .collect::<Vec<_>>(),
+        );
+        r.expect(1);
+        assert!(r.stderr.contains("andrew.fullr"), "{cmd}: {}", r.stderr);
+        assert!(!r.stderr.contains("truncated") && !r.stderr.contains("directory.json"), "{cmd}: {}", r.stderr);
+    }
+    // With the configuration fixed, the read's failure is the error.
+    s.edit("users/it.yaml", "manager: andrew.fullr", "manager: andrew.fuller");
+    for cmd in ["plan", "drift"] {
+        let r = s.run(&[cmd, "{dir}"]);
+        r.expect(1);
+        assert!(r.stderr.contains("directory.json"), "{cmd}: {}", r.stderr);
+        assert!(!r.stderr.contains("andrew.fullr"), "{cmd}: {}", r.stderr);
+    }
+}

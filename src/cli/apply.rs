@@ -21,12 +21,11 @@ pub async fn run(args: ApplyArgs, printer: &Printer) -> CliResult {
         return apply_saved(&args, printer).await;
     }
     let dir = &args.path;
-    let config = session::load_config(dir, printer)?;
-    let state = config.state();
-    let names = session::select_targets(state, &args.targets)?;
     // Lock every target for the whole apply, then read and plan under the lock.
-    let mut open = session::open_targets(state, dir, &names, Access::Write)?;
-    let live = session::read_all(&mut open, printer).await?;
+    let select = |s: &_| session::select_targets(s, &args.targets);
+    let (config, read) = session::load_and_read(dir, printer, Access::Write, select).await?;
+    let session::Read { names, mut open, live } = read?;
+    let state = config.state();
     let now = session::now();
     let undelivered = session::undelivered(state, dir)?;
     let changes = session::compute(state, &live, &open.capabilities, now, &undelivered)?;
@@ -76,7 +75,7 @@ async fn apply_saved(args: &ApplyArgs, printer: &Printer) -> CliResult {
             )));
         }
     }
-    let mut open = session::open_targets(state, dir, &saved.targets, Access::Write)?;
+    let mut open = session::open_targets(&state.settings, dir, &saved.targets, Access::Write)?;
     let live = session::read_all(&mut open, printer).await?;
     // Every saved change must still be what a fresh plan would do, from the same live object.
     let undelivered = session::undelivered(state, dir)?;

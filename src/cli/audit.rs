@@ -89,11 +89,10 @@ fn verify(path: &Path, printer: &Printer) -> CliResult {
 /// `keyward audit review`: reads the configuration, the live targets and the audit log.
 async fn review(args: AuditReviewArgs, printer: &Printer) -> CliResult {
     let dir = &args.common.dir;
-    let config = session::load_config(dir, printer)?;
+    let select = |s: &_| session::select_targets(s, &args.targets);
+    let (config, read) = session::load_and_read(dir, printer, Access::Review, select).await?;
+    let session::Read { mut open, mut live, .. } = read?;
     let state = config.state();
-    let names = session::select_targets(state, &args.targets)?;
-    let mut open = session::open_targets(state, dir, &names, Access::Review)?;
-    let mut live = session::read_all(&mut open, printer).await?;
     for (name, p) in open.providers.iter_mut() {
         if let Some(lt) = live.get_mut(name) {
             lt.history = p.role_history().await?;

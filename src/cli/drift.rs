@@ -33,10 +33,15 @@ pub struct Checked {
 /// Reads the targets and plans with the configuration as its own baseline, so every change is
 /// reported as drift; counts what the metrics show.
 pub async fn check(config: &Config, dir: &Path, targets: &[String], printer: &Printer) -> Result<Checked, Failure> {
+    let select = |s: &_| session::select_targets(s, targets);
+    let read = session::read_targets(&config.state().settings, dir, printer, Access::Read, select).await?;
+    check_read(config, dir, read).await
+}
+
+/// [`check`] on targets already read.
+async fn check_read(config: &Config, dir: &Path, read: session::Read) -> Result<Checked, Failure> {
     let state = config.state();
-    let names = session::select_targets(state, targets)?;
-    let mut open = session::open_targets(state, dir, &names, Access::Read)?;
-    let live = session::read_all(&mut open, printer).await?;
+    let session::Read { names, mut open, live } = read;
     let now = session::now();
     let undelivered = session::undelivered(state, dir)?;
     let mut changes = session::compute_with_baseline(state, &live, &open.capabilities, now, Some(state), &undelivered)?;
@@ -177,7 +182,8 @@ fn write_metrics(path: &Path, m: &DriftMetrics) -> Result<(), Failure> {
 }
 
 pub async fn run(args: DriftArgs, printer: &Printer) -> CliResult {
-    let config = session::load_config(&args.dir, printer)?;
+    let select = |s: &_| session::select_targets(s, &args.targets);
+    let (config, read) = session::load_and_read(&args.dir, printer, Access::Read, select).await?;
     let webhook = if args.notify {
         let w = Webhook::from_config(&config, &args.dir)?;
         if w.is_none() {
@@ -187,7 +193,7 @@ pub async fn run(args: DriftArgs, printer: &Printer) -> CliResult {
     } else {
         None
     };
-    let checked = match check(&config, &args.dir, &args.targets, printer).await {
+    let checked = match async { check_read(&config, &args.dir, read?).await }.await {
         Ok(c) => c,
         Err(f) => {
             if let Some(path) = &args.metrics_file {

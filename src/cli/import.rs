@@ -17,7 +17,7 @@ pub async fn run(args: ImportArgs, printer: &Printer) -> CliResult {
     let dir = &args.dir;
     let config = session::load_config(dir, printer)?;
     let state = config.state();
-    let names = session::select_targets(state, std::slice::from_ref(&args.target))?;
+    let names = session::select_targets(&state.settings, std::slice::from_ref(&args.target))?;
     let target = names[0].clone();
     let out_root = args.out.clone().unwrap_or_else(|| dir.clone());
 
@@ -32,7 +32,7 @@ pub async fn run(args: ImportArgs, printer: &Printer) -> CliResult {
         }
     }
 
-    let mut open = session::open_targets(state, dir, &names, Access::Read)?;
+    let mut open = session::open_targets(&state.settings, dir, &names, Access::Read)?;
     let live = session::read_all(&mut open, printer).await?;
     let adoption = adopt::adopt(state, &target, &live[&target]);
 

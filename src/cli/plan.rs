@@ -34,13 +34,10 @@ pub async fn make(
     config: &Config,
     base: Option<(&Config, &str)>,
     dir: &Path,
-    targets: &[String],
-    printer: &Printer,
+    read: session::Read,
 ) -> Result<(Plan, BTreeMap<Name, LiveTarget>), Failure> {
     let state = config.state();
-    let names = session::select_targets(state, targets)?;
-    let mut open = session::open_targets(state, dir, &names, Access::Read)?;
-    let live = session::read_all(&mut open, printer).await?;
+    let session::Read { names, mut open, live } = read;
     let now = session::now();
     let baseline = base.map(|(b, _)| b.state());
     let undelivered = session::undelivered(state, dir)?;
@@ -87,13 +84,14 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Failure> {
 }
 
 pub async fn run(args: PlanArgs, printer: &Printer) -> CliResult {
-    let config = session::load_config(&args.dir, printer)?;
+    let select = |s: &_| session::select_targets(s, &args.targets);
+    let (config, read) = session::load_and_read(&args.dir, printer, Access::Read, select).await?;
     let base = match &args.base {
         Some(rev) => Some((load_base(&args.dir, rev, printer)?, rev.as_str())),
         None => None,
     };
     let base = base.as_ref().map(|(config, rev)| (config, *rev));
-    let (plan, live) = make(&config, base, &args.dir, &args.targets, printer).await?;
+    let (plan, live) = make(&config, base, &args.dir, read?).await?;
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(&live), plan.created_at);
     if let Some(out) = &args.out {
         write_atomic(out, &output::plan_json(&plan))?;

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{Exit, Failure};
 use crate::diagnostic::Diagnostic;
 use crate::load::{self, Loaded};
-use crate::model::{DesiredState, LiveTarget, Name, Timestamp, UndeliveredCredential};
+use crate::model::{DesiredState, LiveTarget, Name, Settings, Timestamp, UndeliveredCredential};
 use crate::output::{Printer, diagnostics};
 use crate::plan::{self, Change, ConfigRef, PlanInput, ReasonKind};
 use crate::provider::{self, Access, Capabilities, Provider};
@@ -62,17 +62,7 @@ pub fn load_config_reporting(dir: &Path, report: impl FnOnce(&[Diagnostic], &Loa
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded the configuration"
     );
-    let started = std::time::Instant::now();
-    let validated = validate::validate(&loaded);
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "validated the configuration");
-    report(&validated.diagnostics, &loaded);
-    if validated.has_errors() {
-        return Err(Failure {
-            message: format!("{} is not valid ({})", dir.display(), diagnostics::tally(&validated.diagnostics)),
-            exit: Exit::Error,
-        });
-    }
-    Ok(Config { loaded, validated })
+    validated(dir, loaded, timed_validation, report)
 }
 
 /// The digest of every configuration file's path and text.
@@ -90,16 +80,16 @@ pub fn config_ref(config: &Config, dir: &Path) -> ConfigRef {
 }
 
 /// The targets to work on: all, or those named with `--target`.
-pub fn select_targets(state: &DesiredState, names: &[String]) -> Result<Vec<Name>, Failure> {
+pub fn select_targets(settings: &Settings, names: &[String]) -> Result<Vec<Name>, Failure> {
     if names.is_empty() {
-        return Ok(state.settings.targets.keys().cloned().collect());
+        return Ok(settings.targets.keys().cloned().collect());
     }
     let mut out = Vec::new();
     for n in names {
-        match Name::new(n.as_str()).ok().filter(|n| state.settings.targets.contains_key(n)) {
+        match Name::new(n.as_str()).ok().filter(|n| settings.targets.contains_key(n)) {
             Some(name) => out.push(name),
             None => {
-                let known: Vec<&str> = state.settings.targets.keys().map(Name::as_str).collect();
+                let known: Vec<&str> = settings.targets.keys().map(Name::as_str).collect();
                 return Err(Failure::error(format!(
                     "there is no target `{n}`; keyward.yaml defines: {}",
                     known.join(", ")
@@ -118,11 +108,11 @@ pub struct Targets {
     pub capabilities: BTreeMap<Name, Capabilities>,
 }
 
-pub fn open_targets(state: &DesiredState, root: &Path, names: &[Name], access: Access) -> Result<Targets, Failure> {
+pub fn open_targets(settings: &Settings, root: &Path, names: &[Name], access: Access) -> Result<Targets, Failure> {
     let mut providers = BTreeMap::new();
     let mut capabilities = BTreeMap::new();
     for name in names {
-        let target = &state.settings.targets[name];
+        let target = &settings.targets[name];
         let p = provider::open(target, root, access)?;
         capabilities.insert(name.clone(), p.capabilities().clone());
         providers.insert(name.clone(), p);
@@ -130,29 +120,117 @@ pub fn open_targets(state: &DesiredState, root: &Path, names: &[Name], access: A
     Ok(Targets { providers, capabilities })
 }
 
+/// Reads every open target, all at once: the slowest target, not the sum of them, sets the
+/// time. The first failure ends the read.
 pub async fn read_all(targets: &mut Targets, printer: &Printer) -> Result<BTreeMap<Name, LiveTarget>, Failure> {
-    let mut live = BTreeMap::new();
     let total = targets.providers.len() as u64;
     let bar = crate::output::progress::Progress::bar(printer, total, "Reading targets");
-    for (name, p) in targets.providers.iter_mut() {
-        bar.set_message(&format!("Reading target {name}"));
+    let names: Vec<&str> = targets.providers.keys().map(Name::as_str).collect();
+    bar.set_message(&format!("Reading {}", names.join(", ")));
+    let reads = targets.providers.iter_mut().map(|(name, p)| {
         if !bar.is_visible() {
             printer.status(&format!("Reading target {name}..."));
         }
-        let started = std::time::Instant::now();
-        let t = p.read().await?;
-        bar.inc(1);
-        tracing::info!(
-            target_name = %name,
-            accounts = t.accounts.len(),
-            bindings = t.bindings.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "read target"
-        );
-        live.insert(name.clone(), t);
-    }
+        let bar = &bar;
+        async move {
+            let started = std::time::Instant::now();
+            let t = p.read().await?;
+            bar.inc(1);
+            tracing::info!(
+                target_name = %name,
+                accounts = t.accounts.len(),
+                bindings = t.bindings.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "read target"
+            );
+            Ok::<_, Failure>((name.clone(), t))
+        }
+    });
+    let live = futures_util::future::try_join_all(reads).await?;
     bar.finish();
-    Ok(live)
+    Ok(live.into_iter().collect())
+}
+
+/// The targets picked from a configuration, opened and read.
+pub struct Read {
+    pub names: Vec<Name>,
+    pub open: Targets,
+    pub live: BTreeMap<Name, LiveTarget>,
+}
+
+/// Picks, opens and reads the targets of a valid configuration.
+pub async fn read_targets(
+    settings: &Settings,
+    dir: &Path,
+    printer: &Printer,
+    access: Access,
+    select: impl FnOnce(&Settings) -> Result<Vec<Name>, Failure>,
+) -> Result<Read, Failure> {
+    let names = select(settings)?;
+    let mut open = open_targets(settings, dir, &names, access)?;
+    let live = read_all(&mut open, printer).await?;
+    Ok(Read { names, open, live })
+}
+
+/// Loads the configuration at `dir` and reads the targets `select` picks, validating the
+/// resources while the targets are read: parsing a large configuration and waiting on the
+/// targets' answers overlap. The configuration comes first, as with [`load_config`]: when it is
+/// not valid, that is the error, and what the targets said is not used (reading has no effect
+/// on them). Otherwise the configuration is returned with the outcome of the read.
+pub async fn load_and_read(
+    dir: &Path,
+    printer: &Printer,
+    access: Access,
+    select: impl FnOnce(&Settings) -> Result<Vec<Name>, Failure>,
+) -> Result<(Config, Result<Read, Failure>), Failure> {
+    let started = std::time::Instant::now();
+    let loaded = load::load_dir(dir)?;
+    tracing::info!(
+        files = loaded.files.len(),
+        documents = loaded.documents.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "loaded the configuration"
+    );
+    let report = |d: &[Diagnostic], l: &Loaded| print_diagnostics(printer, d, Some(l));
+    let Some(settings) = validate::settings_of(&loaded) else {
+        // keyward.yaml has problems: validation reports them.
+        let config = validated(dir, loaded, timed_validation, report)?;
+        let read = read_targets(&config.state().settings, dir, printer, access, select).await;
+        return Ok((config, read));
+    };
+    let validation = tokio::task::spawn_blocking(move || {
+        let v = timed_validation(&loaded);
+        (loaded, v)
+    });
+    let (validation, read) = tokio::join!(validation, read_targets(&settings, dir, printer, access, select));
+    let (loaded, validation) = validation.map_err(|e| Failure::error(format!("validation stopped: {e}")))?;
+    let config = validated(dir, loaded, |_| validation, report)?;
+    Ok((config, read))
+}
+
+fn timed_validation(loaded: &Loaded) -> Validated {
+    let started = std::time::Instant::now();
+    let validated = validate::validate(loaded);
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "validated the configuration");
+    validated
+}
+
+/// Reports the diagnostics of a validation; fails with exit 1 on any error.
+fn validated(
+    dir: &Path,
+    loaded: Loaded,
+    validate: impl FnOnce(&Loaded) -> Validated,
+    report: impl FnOnce(&[Diagnostic], &Loaded),
+) -> Result<Config, Failure> {
+    let validated = validate(&loaded);
+    report(&validated.diagnostics, &loaded);
+    if validated.has_errors() {
+        return Err(Failure {
+            message: format!("{} is not valid ({})", dir.display(), diagnostics::tally(&validated.diagnostics)),
+            exit: Exit::Error,
+        });
+    }
+    Ok(Config { loaded, validated })
 }
 
 /// Adds to each drift change a note saying who made the live difference and when, where its

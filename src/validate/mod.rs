@@ -154,6 +154,14 @@ impl<'a> Sink<'a> {
     }
 }
 
+/// The settings of `keyward.yaml` alone, when they are valid: enough to open the targets while
+/// the resources are still being validated. [`validate`] reports their problems.
+pub fn settings_of(loaded: &Loaded) -> Option<crate::model::Settings> {
+    let mut sink = Sink::new(loaded);
+    let settings = settings::resolve(&mut sink, &mut Origins::default());
+    settings.filter(|_| !sink.diags.iter().any(Diagnostic::is_error))
+}
+
 /// Validates a loaded configuration.
 pub fn validate(loaded: &Loaded) -> Validated {
     let mut sink = Sink::new(loaded);
