@@ -21,6 +21,7 @@ pub mod graph;
 pub mod http;
 pub mod ldap;
 pub mod odata;
+pub mod order;
 pub mod scim;
 
 use std::collections::{BTreeMap, BTreeSet};

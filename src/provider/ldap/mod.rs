@@ -425,48 +425,16 @@ impl Provider for LdapProvider {
 }
 
 /// The order changes run in: the plan's, except that a user is created after the manager
-/// created in the same batch (a cycle is broken where it is found).
+/// created in the same batch.
 fn creation_order(changes: &[&Change]) -> Vec<usize> {
-    let creating: HashMap<String, usize> = changes
+    let items: Vec<_> = changes
         .iter()
-        .enumerate()
-        .filter_map(|(i, c)| match &c.operation {
-            Operation::CreateUser { user_name, .. } => Some((key(user_name), i)),
+        .map(|c| match &c.operation {
+            Operation::CreateUser { user_name, attrs, .. } => Some((user_name.as_str(), attrs.manager.as_deref())),
             _ => None,
         })
         .collect();
-    let manager_of = |i: usize| match &changes[i].operation {
-        Operation::CreateUser { attrs, .. } => attrs.manager.as_deref().and_then(|m| creating.get(&key(m)).copied()),
-        _ => None,
-    };
-    let mut depth: Vec<Option<usize>> = vec![None; changes.len()];
-    for start in 0..changes.len() {
-        let mut chain = vec![start];
-        let mut on_chain: HashSet<usize> = [start].into();
-        let mut base = 0;
-        let mut cur = start;
-        while depth[cur].is_none() {
-            match manager_of(cur) {
-                Some(m) if depth[m].is_some() => {
-                    base = depth[m].unwrap_or(0) + 1;
-                    break;
-                }
-                Some(m) if on_chain.insert(m) => {
-                    chain.push(m);
-                    cur = m;
-                }
-                _ => break,
-            }
-        }
-        for (d, &i) in chain.iter().rev().enumerate() {
-            if depth[i].is_none() {
-                depth[i] = Some(base + d);
-            }
-        }
-    }
-    let mut order: Vec<usize> = (0..changes.len()).collect();
-    order.sort_by_key(|&i| depth[i].unwrap_or(0));
-    order
+    super::order::managers_first(&items)
 }
 
 /// Carries out one operation against the directory, keeping [`State`] current.

@@ -415,50 +415,16 @@ fn is_membership_noop(e: &ScimError, adding: bool) -> bool {
     }
 }
 
-/// Orders user creations so that a manager is created before the people reporting to them:
-/// returns the level of each (0 for those whose manager is not created in this batch).
+/// The level of each work item: a manager is created before the people reporting to them.
 fn creation_levels(works: &[Work]) -> Vec<usize> {
-    let by_name: HashMap<String, usize> = works
+    let items: Vec<_> = works
         .iter()
-        .enumerate()
-        .filter_map(|(i, w)| match &w.unit {
-            Unit::CreateUser { user_name, .. } => Some((key(user_name), i)),
+        .map(|w| match &w.unit {
+            Unit::CreateUser { user_name, attrs, .. } => Some((user_name.as_str(), attrs.manager.as_deref())),
             _ => None,
         })
         .collect();
-    let manager_of = |i: usize| match &works[i].unit {
-        Unit::CreateUser { attrs, .. } => attrs.manager.as_deref().and_then(|m| by_name.get(&key(m)).copied()),
-        _ => None,
-    };
-    let mut level: Vec<Option<usize>> = vec![None; works.len()];
-    for start in 0..works.len() {
-        // Walk up the manager chain until a known level, a root or a cycle.
-        let mut chain = vec![start];
-        let mut on_chain: HashSet<usize> = [start].into();
-        let mut base = 0;
-        let mut cur = start;
-        while level[cur].is_none() {
-            match manager_of(cur) {
-                Some(m) if level[m].is_some() => {
-                    base = level[m].unwrap() + 1;
-                    break;
-                }
-                Some(m) if !on_chain.contains(&m) => {
-                    chain.push(m);
-                    on_chain.insert(m);
-                    cur = m;
-                }
-                // A root, or a cycle (broken here: its first member is created without a manager).
-                _ => break,
-            }
-        }
-        for (depth, &i) in chain.iter().rev().enumerate() {
-            if level[i].is_none() {
-                level[i] = Some(base + depth);
-            }
-        }
-    }
-    level.into_iter().map(|l| l.unwrap_or(0)).collect()
+    super::order::manager_levels(&items)
 }
 
 impl Run<'_> {
