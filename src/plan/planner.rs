@@ -78,20 +78,44 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
         let Some(target) = input.desired.settings.targets.get(target_name) else { continue };
         let Some(caps) = input.capabilities.get(target_name) else { continue };
         let account_keys: Vec<Cow<str>> = live.accounts.iter().map(|a| lower_key(&a.user_name)).collect();
-        let mut tp = TargetPlanner::new(input, target, caps, live, Keys { users: &user_keys, accounts: &account_keys });
-        tp.accounts(&mut changes);
-        tp.service_accounts(&mut changes);
-        tp.credentials(&mut changes);
-        if let Err(mut e) = tp.bindings(&mut changes) {
+        let tp = TargetPlanner::new(input, target, caps, live, Keys { users: &user_keys, accounts: &account_keys });
+        // Accounts and bindings are planned side by side; the changes are sorted below, so
+        // the result does not depend on which finishes first.
+        let (mut accounts, (mut bindings, result)) = both(
+            || {
+                let mut out = Vec::new();
+                tp.accounts(&mut out);
+                tp.service_accounts(&mut out);
+                tp.credentials(&mut out);
+                tp.auth_methods(&mut out);
+                out
+            },
+            || {
+                let mut out = Vec::new();
+                let result = tp.bindings(&mut out);
+                (out, result)
+            },
+        );
+        changes.append(&mut accounts);
+        changes.append(&mut bindings);
+        if let Err(mut e) = result {
             errors.append(&mut e);
         }
-        tp.auth_methods(&mut changes);
     }
     if !errors.is_empty() {
         return Err(errors);
     }
     sort_for_apply(&mut changes, input.capabilities);
     Ok(changes)
+}
+
+/// Runs `a` on another thread while `b` runs on this one; a panic in either is raised here.
+fn both<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|scope| {
+        let a = scope.spawn(a);
+        let b = b();
+        (a.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), b)
+    })
 }
 
 /// Sorts changes by apply phase, then target order (directories first), then address.
@@ -203,56 +227,67 @@ impl<'a> TargetPlanner<'a> {
         keys: Keys<'a>,
     ) -> Self {
         let desired = input.desired;
-        let mut by_user_name = HashMap::with_capacity(live.accounts.len());
-        let mut by_id = HashMap::with_capacity(live.accounts.len());
-        for (a, key) in live.accounts.iter().zip(keys.accounts) {
-            by_user_name.insert(key.as_ref(), a);
-            by_id.insert(a.id.as_str(), (a, key.as_ref()));
-        }
-        let sa_by_name = live.service_accounts.iter().map(|s| (s.name.as_str(), s)).collect();
-        let sa_by_id = live.service_accounts.iter().map(|s| (s.id.as_str(), s)).collect();
-        let now = input.now;
-        let mut present_users = BTreeMap::new();
-        let mut in_git = HashMap::with_capacity(desired.users.len());
-        for ((name, user), key) in desired.users.iter().zip(keys.users) {
-            in_git.insert(key.as_ref(), name);
-            let roles = active_grants(&user.roles, now).map(RoleGrant::role);
-            if desired.present_on(user.targets.as_deref(), roles, target) {
-                present_users.insert(key.as_ref(), (name, user));
+        // The live side's indexes and the desired side's are independent: built side by side.
+        let index_live = || {
+            let mut by_user_name = HashMap::with_capacity(live.accounts.len());
+            let mut by_id = HashMap::with_capacity(live.accounts.len());
+            for (a, key) in live.accounts.iter().zip(keys.accounts) {
+                by_user_name.insert(key.as_ref(), a);
+                by_id.insert(a.id.as_str(), (a, key.as_ref()));
             }
-        }
-        let mut present_sas = BTreeMap::new();
-        if caps.service_accounts {
-            for (name, sa) in &desired.service_accounts {
-                let roles = active_grants(&sa.roles, now).map(RoleGrant::role);
-                if desired.present_on(sa.targets.as_deref(), roles, target) {
-                    present_sas.insert(name.as_str(), sa);
+            let sa_by_name = live.service_accounts.iter().map(|s| (s.name.as_str(), s)).collect();
+            let sa_by_id = live.service_accounts.iter().map(|s| (s.id.as_str(), s)).collect();
+            let mut live_bindings: HashMap<_, Vec<&'a LiveBinding>> = HashMap::new();
+            for b in &live.bindings {
+                live_bindings.entry((b.binding.kind(), lower(&b.binding.object_name()))).or_default().push(b);
+            }
+            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings)
+        };
+        let index_desired = || {
+            let now = input.now;
+            let mut present_users = BTreeMap::new();
+            let mut in_git = HashMap::with_capacity(desired.users.len());
+            for ((name, user), key) in desired.users.iter().zip(keys.users) {
+                in_git.insert(key.as_ref(), name);
+                let roles = active_grants(&user.roles, now).map(RoleGrant::role);
+                if desired.present_on(user.targets.as_deref(), roles, target) {
+                    present_users.insert(key.as_ref(), (name, user));
                 }
             }
-        }
-        let mut grants_by_role: HashMap<&'a Name, Vec<Grant<'a>>> = HashMap::new();
-        for (key, (name, user)) in &present_users {
-            for g in &user.roles {
-                grants_by_role.entry(g.role()).or_default().push(Grant {
-                    principal: Key::User(key),
-                    subject: name.as_str(),
-                    expires: g.expires(),
-                });
+            let mut present_sas = BTreeMap::new();
+            if caps.service_accounts {
+                for (name, sa) in &desired.service_accounts {
+                    let roles = active_grants(&sa.roles, now).map(RoleGrant::role);
+                    if desired.present_on(sa.targets.as_deref(), roles, target) {
+                        present_sas.insert(name.as_str(), sa);
+                    }
+                }
             }
-        }
-        for (name, sa) in &present_sas {
-            for g in &sa.roles {
-                grants_by_role.entry(g.role()).or_default().push(Grant {
-                    principal: Key::ServiceAccount(name),
-                    subject: name,
-                    expires: g.expires(),
-                });
+            let mut grants_by_role: HashMap<&'a Name, Vec<Grant<'a>>> = HashMap::with_capacity(desired.roles.len());
+            for (key, (name, user)) in &present_users {
+                for g in &user.roles {
+                    grants_by_role.entry(g.role()).or_default().push(Grant {
+                        principal: Key::User(key),
+                        subject: name.as_str(),
+                        expires: g.expires(),
+                    });
+                }
             }
-        }
-        let mut live_bindings: HashMap<_, Vec<&'a LiveBinding>> = HashMap::new();
-        for b in &live.bindings {
-            live_bindings.entry((b.binding.kind(), lower(&b.binding.object_name()))).or_default().push(b);
-        }
+            for (name, sa) in &present_sas {
+                for g in &sa.roles {
+                    grants_by_role.entry(g.role()).or_default().push(Grant {
+                        principal: Key::ServiceAccount(name),
+                        subject: name,
+                        expires: g.expires(),
+                    });
+                }
+            }
+            (present_users, in_git, present_sas, grants_by_role)
+        };
+        let (
+            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings),
+            (present_users, in_git, present_sas, grants_by_role),
+        ) = both(index_live, index_desired);
         TargetPlanner {
             live_bindings,
             grants_by_role,
@@ -323,7 +358,7 @@ impl<'a> TargetPlanner<'a> {
         if same_in_baseline { ReasonKind::Drift } else { ReasonKind::Config }
     }
 
-    fn accounts(&mut self, out: &mut Vec<Change>) {
+    fn accounts(&self, out: &mut Vec<Change>) {
         for (key, (name, user)) in &self.present_users {
             let active = user.status == UserStatus::Active;
             let baseline = self.baseline_user(name);
@@ -477,7 +512,7 @@ impl<'a> TargetPlanner<'a> {
         }
     }
 
-    fn service_accounts(&mut self, out: &mut Vec<Change>) {
+    fn service_accounts(&self, out: &mut Vec<Change>) {
         if !self.caps.service_accounts {
             return;
         }
@@ -562,7 +597,7 @@ impl<'a> TargetPlanner<'a> {
         }
     }
 
-    fn credentials(&mut self, out: &mut Vec<Change>) {
+    fn credentials(&self, out: &mut Vec<Change>) {
         if !self.caps.credentials {
             return;
         }
@@ -814,7 +849,7 @@ impl<'a> TargetPlanner<'a> {
         }
     }
 
-    fn bindings(&mut self, out: &mut Vec<Change>) -> Result<(), Vec<PlanError>> {
+    fn bindings(&self, out: &mut Vec<Change>) -> Result<(), Vec<PlanError>> {
         let mut errors = Vec::new();
         for (role_name, role) in &self.desired.roles {
             let Some(binding) = role.bindings.get(&self.target.name) else { continue };
@@ -1059,7 +1094,7 @@ impl<'a> TargetPlanner<'a> {
         grants.is_some_and(|gs| active_grants(gs, now).any(|g| g.role() == role))
     }
 
-    fn auth_methods(&mut self, out: &mut Vec<Change>) {
+    fn auth_methods(&self, out: &mut Vec<Change>) {
         if !self.caps.auth_methods_policy || self.desired.authentication_policies.is_empty() {
             return;
         }
