@@ -23,6 +23,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use serde_json::{Value, json};
 
 use super::derived;
@@ -150,23 +152,23 @@ struct TargetPlanner<'a> {
     caps: &'a Capabilities,
     live: &'a LiveTarget,
     /// Live accounts by lower-cased userName.
-    by_user_name: HashMap<&'a str, &'a LiveAccount>,
+    by_user_name: FxHashMap<&'a str, &'a LiveAccount>,
     /// Live accounts by id, with their lower-cased userName.
-    by_id: HashMap<&'a str, (&'a LiveAccount, &'a str)>,
+    by_id: FxHashMap<&'a str, (&'a LiveAccount, &'a str)>,
     /// Lower-cased userName of each live account, in the order of `live.accounts`.
     account_keys: &'a [Cow<'a, str>],
-    sa_by_name: HashMap<&'a str, &'a LiveServiceAccount>,
-    sa_by_id: HashMap<&'a str, &'a LiveServiceAccount>,
+    sa_by_name: FxHashMap<&'a str, &'a LiveServiceAccount>,
+    sa_by_id: FxHashMap<&'a str, &'a LiveServiceAccount>,
     /// Desired users on this target, by lower-cased userName.
     present_users: BTreeMap<&'a str, (&'a Name, &'a User)>,
     present_sas: BTreeMap<&'a str, &'a ServiceAccount>,
     /// Lower-cased userNames of every user in git.
-    in_git: HashMap<&'a str, &'a Name>,
+    in_git: FxHashMap<&'a str, &'a Name>,
     /// Every grant of the principals present on this target, by role: built once, so planning
     /// costs O(users + assignments), not O(roles x users).
-    grants_by_role: HashMap<&'a Name, Vec<Grant<'a>>>,
+    grants_by_role: FxHashMap<&'a Name, Vec<Grant<'a>>>,
     /// Live bindings by kind and lower-cased name.
-    live_bindings: HashMap<(crate::model::BindingKind, String), Vec<&'a LiveBinding>>,
+    live_bindings: FxHashMap<(crate::model::BindingKind, String), Vec<&'a LiveBinding>>,
 }
 
 /// Lower-cased userNames, in the order of `desired.users` and of `live.accounts`.
@@ -229,15 +231,15 @@ impl<'a> TargetPlanner<'a> {
         let desired = input.desired;
         // The live side's indexes and the desired side's are independent: built side by side.
         let index_live = || {
-            let mut by_user_name = HashMap::with_capacity(live.accounts.len());
-            let mut by_id = HashMap::with_capacity(live.accounts.len());
+            let mut by_user_name = FxHashMap::with_capacity_and_hasher(live.accounts.len(), Default::default());
+            let mut by_id = FxHashMap::with_capacity_and_hasher(live.accounts.len(), Default::default());
             for (a, key) in live.accounts.iter().zip(keys.accounts) {
                 by_user_name.insert(key.as_ref(), a);
                 by_id.insert(a.id.as_str(), (a, key.as_ref()));
             }
             let sa_by_name = live.service_accounts.iter().map(|s| (s.name.as_str(), s)).collect();
             let sa_by_id = live.service_accounts.iter().map(|s| (s.id.as_str(), s)).collect();
-            let mut live_bindings: HashMap<_, Vec<&'a LiveBinding>> = HashMap::new();
+            let mut live_bindings: FxHashMap<_, Vec<&'a LiveBinding>> = FxHashMap::default();
             for b in &live.bindings {
                 live_bindings.entry((b.binding.kind(), lower(&b.binding.object_name()))).or_default().push(b);
             }
@@ -246,7 +248,7 @@ impl<'a> TargetPlanner<'a> {
         let index_desired = || {
             let now = input.now;
             let mut present_users = BTreeMap::new();
-            let mut in_git = HashMap::with_capacity(desired.users.len());
+            let mut in_git = FxHashMap::with_capacity_and_hasher(desired.users.len(), Default::default());
             for ((name, user), key) in desired.users.iter().zip(keys.users) {
                 in_git.insert(key.as_ref(), name);
                 let roles = active_grants(&user.roles, now).map(RoleGrant::role);
@@ -263,7 +265,8 @@ impl<'a> TargetPlanner<'a> {
                     }
                 }
             }
-            let mut grants_by_role: HashMap<&'a Name, Vec<Grant<'a>>> = HashMap::with_capacity(desired.roles.len());
+            let mut grants_by_role: FxHashMap<&'a Name, Vec<Grant<'a>>> =
+                FxHashMap::with_capacity_and_hasher(desired.roles.len(), Default::default());
             for (key, (name, user)) in &present_users {
                 for g in &user.roles {
                     grants_by_role.entry(g.role()).or_default().push(Grant {

@@ -11,8 +11,7 @@ pub mod secrets;
 mod sod;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, HashSet};
 
 use super::{Finding, PolicyContext, rule_info};
 use crate::load::PathSeg;
@@ -36,36 +35,10 @@ pub(super) fn run(ctx: &PolicyContext, out: &mut Vec<Finding>) {
     settings(ctx, out);
 }
 
-/// FxHash (as in rustc): much faster than SipHash for the short keys hashed here, and the
-/// keys come from the configuration and the targets, not from an adversary who could benefit
-/// from collisions.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in chunks.by_ref() {
-            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// FxHash (rustc's): much faster than SipHash for the short keys hashed here, and the keys
+/// come from the configuration and the targets, not from an adversary who could benefit from
+/// collisions.
+pub(crate) type FxMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// Roles by a dense index, so per-user work is over small integers.
 pub(crate) struct RoleIndex<'a> {
