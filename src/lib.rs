@@ -10,6 +10,8 @@ pub mod audit;
 pub mod cli;
 pub mod credential;
 pub mod diagnostic;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod load;
 pub mod model;
 pub mod output;

@@ -2,9 +2,12 @@
 //!
 //! cargo-fuzz needs a nightly compiler (for the sanitizer and coverage flags). This task uses
 //! the machine's `nightly` toolchain when rustup has one, installs a pinned cargo-fuzz under
-//! `target/tools` when it is missing, seeds each target's corpus (the example configurations
-//! for the loader), and runs every target for the given time. A crash leaves its input under
-//! `target/fuzz/artifacts/TARGET/` and fails the task.
+//! `target/tools` when it is missing, and runs every target for the given time. Each run reads
+//! three corpus directories: `target/fuzz/corpus/TARGET/` (where libFuzzer keeps what it finds,
+//! seeded with the example configurations for the loader), the committed seeds in
+//! `fuzz/seeds/TARGET/` and the committed regression inputs in `fuzz/regressions/TARGET/` when
+//! there are any. A crash leaves its input under `target/fuzz/artifacts/TARGET/` and fails the
+//! task. `tests/fuzz_seeds.rs` checks the seeds and regressions with the stable compiler.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -129,12 +132,21 @@ pub fn run(args: &FuzzArgs) -> Result<(), String> {
         } else {
             std::fs::create_dir_all(&corpus).map_err(|e| format!("cannot create {}: {e}", corpus.display()))?;
         }
+        // libFuzzer writes new inputs to the first directory only; the committed ones stay as
+        // they are.
+        let seeds = root.join("fuzz/seeds").join(t);
+        if !seeds.is_dir() {
+            return Err(format!("fuzz target `{t}` has no seeds; add inputs under {}", seeds.display()));
+        }
+        let regressions = Some(root.join("fuzz/regressions").join(t)).filter(|d| d.is_dir());
         eprintln!("==> fuzz {t} for {} s", args.seconds);
         let status = Command::new(&exe)
             .current_dir(&root)
             .env("RUSTUP_TOOLCHAIN", "nightly")
             .args(["fuzz", "run", "--fuzz-dir", "fuzz", t])
             .arg(&corpus)
+            .arg(&seeds)
+            .args(regressions)
             .arg("--")
             .arg(format!("-max_total_time={}", args.seconds))
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
@@ -161,5 +173,17 @@ mod tests {
         assert_eq!(a, FuzzArgs { seconds: 5, targets: vec!["scim_filter".into()] });
         assert!(FuzzArgs::parse(&s(&["--seconds", "x"])).is_err());
         assert!(FuzzArgs::parse(&s(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn every_target_is_found_and_has_seeds() {
+        let root = workspace_root();
+        let names = targets(&root).unwrap();
+        for t in ["ldap_dn", "ldap_filter", "load_config", "scim_filter"] {
+            assert!(names.iter().any(|n| n == t), "{t} is not among {names:?}");
+        }
+        for t in &names {
+            assert!(root.join("fuzz/seeds").join(t).is_dir(), "{t} has no fuzz/seeds/{t}/");
+        }
     }
 }

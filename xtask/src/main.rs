@@ -46,7 +46,8 @@ commands:
 
   fuzz [--seconds 30] [--target NAME]...
       Run each libFuzzer target under fuzz/ (or the named ones) for SECONDS with a pinned
-      cargo-fuzz (installed under target/tools when missing) and the nightly toolchain.
+      cargo-fuzz (installed under target/tools when missing) and the nightly toolchain,
+      starting from the committed inputs in fuzz/seeds/TARGET/ and fuzz/regressions/TARGET/.
       Crashing inputs are kept under target/fuzz/artifacts/TARGET/.
 
   gen-fixture --users N --out DIR [--seed S] [--roles R] [--sod-rules K]
