@@ -67,7 +67,7 @@ pub fn drifted_directory(state: &DesiredState) -> DirectoryFile {
         PlanInput { desired: state, live: &empty, capabilities: &caps, now: now(), baseline: None, undelivered: &[] };
     let mut editor = Editor::new(DirectoryFile::default());
     for c in plan::plan_changes(&input).unwrap() {
-        editor.apply(&c.operation).unwrap();
+        editor.apply_at(&c.operation, now()).unwrap();
     }
     let mut doc = editor.into_doc();
     let mut ids = Vec::new();

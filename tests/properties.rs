@@ -274,18 +274,15 @@ proptest! {
         }
     }
 
+    // The round trip is the fuzz target's property (keyward::fuzzing), which panics when broken.
     #[test]
     fn scim_filter_literals_round_trip(s in any::<String>()) {
-        let lit = keyward::provider::scim::filter::string(&s);
-        let back: String = serde_json::from_str(&lit).expect("a JSON string");
-        prop_assert_eq!(back, s);
+        keyward::fuzzing::scim_filter_value(&s);
     }
 
     #[test]
     fn scim_filter_literals_of_hostile_strings_round_trip(s in r#"[\\"\x00-\x1f\x7f a-z\[\]()]{0,24}"#) {
-        let lit = keyward::provider::scim::filter::string(&s);
-        let back: String = serde_json::from_str(&lit).expect("a JSON string");
-        prop_assert_eq!(back, s);
+        keyward::fuzzing::scim_filter_value(&s);
     }
 
     #[test]

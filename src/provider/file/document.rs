@@ -368,6 +368,17 @@ impl Editor {
 
     /// Applies one operation. Idempotent: applying an operation whose effect is already there
     /// succeeds without change, so a re-run after a partial failure converges.
+    /// [`Self::apply`], recording an `AddCredential` as issued at `now` (metadata only: no
+    /// material is generated or delivered); for tests and benchmarks.
+    pub fn apply_at(&mut self, op: &Operation, now: Timestamp) -> Result<(), ApplyError> {
+        let Operation::AddCredential { account, credential, kind, lifetime_seconds, .. } = op else {
+            return self.apply(op);
+        };
+        let name = format!("{credential}@{}", now.format("%Y-%m-%d"));
+        let end = now + chrono::TimeDelta::seconds(*lifetime_seconds);
+        self.add_credential(account, &name, *kind, now, end, None).map(|_| ())
+    }
+
     pub fn apply(&mut self, op: &Operation) -> Result<(), ApplyError> {
         match op {
             Operation::CreateUser { user_name, attrs, active } => {

@@ -263,13 +263,8 @@ pub fn apply_operation_at(
     op: &Operation,
     now: crate::model::Timestamp,
 ) -> Result<(), ApplyError> {
-    let Operation::AddCredential { account, credential, kind, lifetime_seconds, .. } = op else {
-        return apply_operation(doc, op);
-    };
     let mut editor = Editor::new(std::mem::take(doc));
-    let name = format!("{credential}@{}", now.format("%Y-%m-%d"));
-    let end = now + chrono::TimeDelta::seconds(*lifetime_seconds);
-    let result = editor.add_credential(account, &name, *kind, now, end, None).map(|_| ());
+    let result = editor.apply_at(op, now);
     *doc = editor.into_doc();
     result
 }
