@@ -16,6 +16,10 @@ use keyward::plan::{self, PlanInput};
 use keyward::provider::capabilities;
 use keyward::provider::file::{DirectoryFile, Editor};
 
+/// The allocator the keyward binary runs with (src/main.rs), so these figures are its.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn sizes() -> Vec<usize> {
     std::env::var("KEYWARD_BENCH_SIZES")
         .unwrap_or_else(|_| "10000,100000".into())

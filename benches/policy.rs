@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 use keyward::model::{DesiredState, LiveAccount, LiveBinding, LiveTarget, Name, UserAttrs, UserStatus};
 use keyward::policy::{self, PolicyContext, PolicyOptions};
 
+/// The allocator the keyward binary runs with (src/main.rs), so these figures are its.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BUDGET: Duration = Duration::from_millis(500);
 
 /// A live state holding exactly what the configuration asks for, on every target.
