@@ -220,6 +220,30 @@ pub fn run_bench(args: &BenchArgs) -> Result<(), String> {
     // and an apply under throttling (benches/graph.rs).
     println!();
     run(Command::new(env!("CARGO")).current_dir(&root).args(["bench", "-p", "keyward", "--bench", "graph"]))?;
+    // The built-in policies alone, on the largest fixture (benches/policy.rs).
+    if let Some(&largest) = args.sizes.iter().max() {
+        println!("\n== built-in policies, {largest} users");
+        let dir = target_dir().join("bench-fixtures").join(format!("users-{largest}"));
+        run(Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(["bench", "-p", "keyward", "--bench", "policy", "--"])
+            .arg(&dir)
+            .arg(args.runs.max(5).to_string()))?;
+    }
+    // SCIM against a real scim2-server: onboarding 5,000 users, then a plan, with request
+    // counts (tests/scim.rs, `benchmark_onboarding`); installs the pinned server if needed.
+    println!("\n== SCIM against scim2-server, 5000 users");
+    let ctx = crate::peers::Context { target_dir: target_dir() };
+    let server = match std::env::var_os(crate::peers::SCIM2_SERVER.env_var).filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => crate::peers::install_scim2_server(&ctx)?,
+    };
+    run(Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["test", "--release", "-p", "keyward", "--test", "scim", "--", "--include-ignored"])
+        .args(["benchmark_onboarding", "--nocapture"])
+        .env(crate::peers::SCIM2_SERVER.env_var, &server)
+        .env("KEYWARD_SCIM_BENCH_USERS", "5000"))?;
     if args.criterion {
         println!("\n== criterion benchmarks");
         let sizes = args.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");

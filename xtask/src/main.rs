@@ -41,8 +41,10 @@ commands:
   bench [--sizes 10000,100000] [--runs 5] [--no-criterion]
       Build release binaries, generate fixtures, and measure end to end: `keyward validate`,
       `keyward apply` (onboarding everything) and `keyward plan` with 1% of users changed
-      outside git (median wall time of RUNS runs, peak memory); then run the criterion
-      benchmarks (benches/engine.rs) on the same sizes.
+      outside git (median wall time of RUNS runs, peak memory); then the Graph provider
+      against its fake (benches/graph.rs), the built-in policies on the largest fixture
+      (benches/policy.rs), 5,000 users onboarded into scim2-server (installed if needed)
+      with request counts, and the criterion benchmarks (benches/engine.rs).
 
   fuzz [--seconds 30] [--target NAME]...
       Run each libFuzzer target under fuzz/ (or the named ones) for SECONDS with a pinned
