@@ -54,14 +54,7 @@ pub fn load_config(dir: &Path, printer: &Printer) -> Result<Config, Failure> {
 /// Loads and validates, handing the diagnostics to `report` (which may print them, or not);
 /// fails with exit 1 on any error.
 pub fn load_config_reporting(dir: &Path, report: impl FnOnce(&[Diagnostic], &Loaded)) -> Result<Config, Failure> {
-    let started = std::time::Instant::now();
-    let loaded = load::load_dir(dir)?;
-    tracing::info!(
-        files = loaded.files.len(),
-        documents = loaded.documents.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "loaded the configuration"
-    );
+    let loaded = timed_load(dir)?;
     validated(dir, loaded, timed_validation, report)
 }
 
@@ -183,14 +176,7 @@ pub async fn load_and_read(
     access: Access,
     select: impl FnOnce(&Settings) -> Result<Vec<Name>, Failure>,
 ) -> Result<(Config, Result<Read, Failure>), Failure> {
-    let started = std::time::Instant::now();
-    let loaded = load::load_dir(dir)?;
-    tracing::info!(
-        files = loaded.files.len(),
-        documents = loaded.documents.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "loaded the configuration"
-    );
+    let loaded = timed_load(dir)?;
     let report = |d: &[Diagnostic], l: &Loaded| print_diagnostics(printer, d, Some(l));
     let Some(settings) = validate::settings_of(&loaded) else {
         // keyward.yaml has problems: validation reports them.
@@ -206,6 +192,18 @@ pub async fn load_and_read(
     let (loaded, validation) = validation.map_err(|e| Failure::error(format!("validation stopped: {e}")))?;
     let config = validated(dir, loaded, |_| validation, report)?;
     Ok((config, read))
+}
+
+fn timed_load(dir: &Path) -> Result<Loaded, Failure> {
+    let started = std::time::Instant::now();
+    let loaded = load::load_dir(dir)?;
+    tracing::info!(
+        files = loaded.files.len(),
+        documents = loaded.documents.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "loaded the configuration"
+    );
+    Ok(loaded)
 }
 
 fn timed_validation(loaded: &Loaded) -> Validated {
