@@ -205,6 +205,40 @@ fn throttled_requests_are_retried_after_the_time_asked() {
     assert_eq!(log.count_status(429) as u64, throttle.rejected());
 }
 
+/// Service protection counts the operations inside a `$batch`: those answered 429 are sent
+/// again after their `Retry-After`, and only they.
+#[test]
+fn operations_throttled_inside_a_batch_are_sent_again_alone() {
+    const PEOPLE: usize = 60;
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    // 20 operations at once, then 100 a second: most of the first batch is refused.
+    let parts = Throttle::new(100.0, 20);
+    dv.throttle_batch_parts(&parts);
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    let mut yaml = String::new();
+    for i in 0..PEOPLE {
+        yaml.push_str(&format!(
+            "---\nkind: User\nname: rep-{i:04}\nuserName: rep-{i:04}@northwind.example\nfamilyName: Rep {i}\nroles: [sales-rep]\n"
+        ));
+    }
+    sb.write("users/reps.yaml", &yaml);
+
+    let r = run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]);
+    r.expect(0);
+    assert!(parts.rejected() > 0, "the throttle refused nothing: the test proves nothing");
+    // Every user exists once, with the role: nothing lost, nothing created twice.
+    let users = dv.users();
+    assert_eq!(users.iter().filter(|u| u.starts_with("rep-")).count(), PEOPLE, "{users:?}");
+    let mut unique = users.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), users.len(), "a user was created twice: {users:?}");
+    assert_eq!(dv.roles_of("rep-0059@northwind.example"), vec!["Salesperson"]);
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+}
+
 #[test]
 fn validation_keeps_column_security_to_dataverse_and_out_of_roles() {
     let sb = enterprise("https://northwind.crm4.dynamics.com", None);

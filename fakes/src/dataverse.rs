@@ -53,6 +53,9 @@ struct Inner {
     denied: Vec<String>,
     /// Next links that never advance (a broken service).
     stuck_paging: bool,
+    /// Service protection applied to each operation inside a `$batch`: a part past the rate is
+    /// answered 429 with `Retry-After` and not carried out.
+    part_throttle: Option<crate::Throttle>,
 }
 
 /// A fake Dataverse environment. Clone it to inspect or change its state from a test.
@@ -80,6 +83,12 @@ impl Dataverse {
         let d = Dataverse::default();
         d.add_business_unit(root, None);
         d
+    }
+
+    /// Throttles each operation inside a `$batch` with `throttle` (service protection counts
+    /// the operations of a batch, not the batch).
+    pub fn throttle_batch_parts(&self, throttle: &crate::Throttle) {
+        self.lock().part_throttle = Some(throttle.clone());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -190,6 +199,13 @@ impl Dataverse {
             .iter()
             .find(|(_, r)| r["domainname"].as_str().is_some_and(|d| d.eq_ignore_ascii_case(domain_name)))
             .map(|(id, _)| id.clone())
+    }
+
+    /// The domain names of every user, one entry per row (so a user created twice shows twice).
+    pub fn users(&self) -> Vec<String> {
+        let inner = self.lock();
+        let rows = inner.sets.get("systemusers").into_iter().flat_map(|set| set.values());
+        rows.filter_map(|r| r["domainname"].as_str().map(str::to_string)).collect()
     }
 
     /// The user's row.
@@ -583,7 +599,17 @@ async fn handle(State((dv, entra)): State<(Dataverse, Entra)>, req: Request) -> 
         headers.iter().filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string()))).collect();
     if path == "$batch" && parts.method == Method::POST {
         let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let throttle = dv.lock().part_throttle.clone();
         return odata::batch(&ct, &bytes, API, &header_list, MAX_BATCH, |m, p, q, h, b| {
+            if let Some(Err(wait)) = throttle.as_ref().map(crate::Throttle::take) {
+                let mut a = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "0x80072322",
+                    "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
+                );
+                a.headers.push(("Retry-After", format!("{:.3}", wait.as_secs_f64().max(0.001))));
+                return a;
+            }
             dv.dispatch(m, p, q, h, b, &base)
         });
     }

@@ -11,7 +11,7 @@ pub fn boundary_token() -> String {
 }
 
 /// The request body of a batch.
-pub fn encode(boundary: &str, ops: &[BatchOp]) -> Vec<u8> {
+pub fn encode<'a>(boundary: &str, ops: impl IntoIterator<Item = &'a BatchOp>) -> Vec<u8> {
     let mut s = String::new();
     for op in ops {
         s.push_str(&format!("--{boundary}\r\n"));
@@ -40,6 +40,8 @@ pub struct Part {
     pub status: u16,
     pub entity_id: Option<String>,
     pub etag: Option<String>,
+    /// The part's own `Retry-After`, when it has one (a throttled operation).
+    pub retry_after: Option<std::time::Duration>,
     pub body: Vec<u8>,
 }
 
@@ -86,6 +88,8 @@ pub fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
             status,
             entity_id: header_value(head, "odata-entityid").map(str::to_string),
             etag: header_value(head, "etag").map(str::to_string),
+            retry_after: header_value(head, "retry-after")
+                .and_then(|v| crate::provider::http::parse_retry_after(v, std::time::SystemTime::now())),
             body: payload.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
         });
     }

@@ -8,7 +8,9 @@
 //! - writes go in `$batch` requests of at most [`ODataClient::batch_limit`] operations, each
 //!   operation with its own outcome (`Prefer: odata.continue-on-error`);
 //! - 429 and 503 are retried after `Retry-After` (see [`crate::provider::http`]); a 401 gets a
-//!   fresh token and one more attempt;
+//!   fresh token and one more attempt; an operation answered 429 inside a `$batch` (service
+//!   protection counts the operations, and a throttled one was not carried out) goes again,
+//!   alone with the other throttled ones, after the longest `Retry-After` they were given;
 //! - an error shows the HTTP status and the service's error code and message (Dataverse's hex
 //!   `error.code`, F&O's `error.innererror.message`); the bearer token never appears.
 
@@ -264,36 +266,84 @@ impl ODataClient {
     }
 
     /// Sends `ops` in `$batch` requests of at most `batch_limit` operations; one outcome per op,
-    /// in order. A batch that fails as a whole fails each of its operations.
+    /// in order. A batch that fails as a whole fails each of its operations. An operation the
+    /// service throttled inside the batch (429: not carried out) is sent again in a later batch
+    /// after the longest `Retry-After` given; the retry policy's limit counts rounds in a row in
+    /// which none of them got through.
     pub async fn batch(&self, ops: &[BatchOp]) -> Vec<Result<Reply, ODataError>> {
-        let mut out = Vec::with_capacity(ops.len());
-        for chunk in ops.chunks(self.batch_limit.max(1)) {
-            let boundary = format!("batch_{}", batch::boundary_token());
-            let body = batch::encode(&boundary, chunk);
-            let url = self.url("$batch", None);
-            let ct = format!("multipart/mixed; boundary={boundary}");
-            match self.send(Method::POST, url, Some(body), Some(&ct), Some("odata.continue-on-error")).await {
-                Ok((_, headers, bytes)) => {
-                    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-                    match batch::decode(ct, &bytes) {
-                        Ok(parts) => {
-                            let mut parts = parts.into_iter();
-                            for _ in chunk {
-                                out.push(match parts.next() {
-                                    Some(p) => p.into_result(),
-                                    None => Err(ODataError::Invalid(
-                                        "the $batch answer has fewer parts than requests; the operation's outcome is unknown".into(),
-                                    )),
-                                });
-                            }
+        let mut out: Vec<Option<Result<Reply, ODataError>>> = vec![None; ops.len()];
+        let mut pending: Vec<usize> = (0..ops.len()).collect();
+        let mut stalled = 0;
+        loop {
+            let mut throttled = Vec::new();
+            let mut wait: Option<std::time::Duration> = None;
+            for chunk in pending.chunks(self.batch_limit.max(1)) {
+                for (i, outcome) in chunk.iter().zip(self.send_batch(ops, chunk).await) {
+                    match outcome {
+                        Ok(part) if part.status == 429 => {
+                            wait = wait.max(part.retry_after);
+                            throttled.push((*i, part));
                         }
-                        Err(m) => out.extend(chunk.iter().map(|_| Err(ODataError::Invalid(m.clone())))),
+                        Ok(part) => out[*i] = Some(part.into_result()),
+                        Err(e) => out[*i] = Some(Err(e)),
                     }
                 }
-                Err(e) => out.extend(chunk.iter().map(|_| Err(e.clone()))),
+            }
+            if throttled.is_empty() {
+                break;
+            }
+            stalled = if throttled.len() < pending.len() { 0 } else { stalled + 1 };
+            match self.retry.delay(stalled, wait, http::jitter_unit()) {
+                Some(d) => {
+                    tracing::debug!(
+                        operations = throttled.len(),
+                        wait_ms = d.as_millis() as u64,
+                        "throttled inside $batch"
+                    );
+                    tokio::time::sleep(d).await;
+                    pending = throttled.into_iter().map(|(i, _)| i).collect();
+                }
+                None => {
+                    for (i, part) in throttled {
+                        out[i] = Some(part.into_result());
+                    }
+                    break;
+                }
             }
         }
-        out
+        out.into_iter().map(|o| o.expect("every operation has an outcome")).collect()
+    }
+
+    /// One `$batch` request of the operations `which`: each one's answer part, or the error
+    /// that stopped the whole batch.
+    async fn send_batch(&self, ops: &[BatchOp], which: &[usize]) -> Vec<Result<batch::Part, ODataError>> {
+        let boundary = format!("batch_{}", batch::boundary_token());
+        let body = batch::encode(&boundary, which.iter().map(|&i| &ops[i]));
+        let url = self.url("$batch", None);
+        let ct = format!("multipart/mixed; boundary={boundary}");
+        match self.send(Method::POST, url, Some(body), Some(&ct), Some("odata.continue-on-error")).await {
+            Ok((_, headers, bytes)) => {
+                let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                match batch::decode(ct, &bytes) {
+                    Ok(parts) => {
+                        let mut parts = parts.into_iter();
+                        which
+                            .iter()
+                            .map(|_| {
+                                parts.next().ok_or_else(|| {
+                                    ODataError::Invalid(
+                                        "the $batch answer has fewer parts than requests; the operation's outcome is unknown"
+                                            .into(),
+                                    )
+                                })
+                            })
+                            .collect()
+                    }
+                    Err(m) => which.iter().map(|_| Err(ODataError::Invalid(m.clone()))).collect(),
+                }
+            }
+            Err(e) => which.iter().map(|_| Err(e.clone())).collect(),
+        }
     }
 }
 
