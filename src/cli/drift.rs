@@ -30,16 +30,9 @@ pub struct Checked {
     pub metrics: DriftMetrics,
 }
 
-/// Reads the targets and plans with the configuration as its own baseline, so every change is
-/// reported as drift; counts what the metrics show.
-pub async fn check(config: &Config, dir: &Path, targets: &[String], printer: &Printer) -> Result<Checked, Failure> {
-    let select = |s: &_| session::select_targets(s, targets);
-    let read = session::read_targets(&config.state().settings, dir, printer, Access::Read, select).await?;
-    check_read(config, dir, read).await
-}
-
-/// [`check`] on targets already read.
-async fn check_read(config: &Config, dir: &Path, read: session::Read) -> Result<Checked, Failure> {
+/// Plans with the configuration as its own baseline, on targets already read, so every change
+/// is reported as drift; counts what the metrics show.
+pub async fn check(config: &Config, dir: &Path, read: session::Read) -> Result<Checked, Failure> {
     let state = config.state();
     let session::Read { names, mut open, live } = read;
     let now = session::now();
@@ -193,7 +186,7 @@ pub async fn run(args: DriftArgs, printer: &Printer) -> CliResult {
     } else {
         None
     };
-    let checked = match async { check_read(&config, &args.dir, read?).await }.await {
+    let checked = match async { check(&config, &args.dir, read?).await }.await {
         Ok(c) => c,
         Err(f) => {
             if let Some(path) = &args.metrics_file {

@@ -48,14 +48,8 @@ pub fn print_diagnostics(printer: &Printer, diags: &[Diagnostic], loaded: Option
 
 /// Loads and validates; prints diagnostics; fails with exit 1 on any error.
 pub fn load_config(dir: &Path, printer: &Printer) -> Result<Config, Failure> {
-    load_config_reporting(dir, |diags, loaded| print_diagnostics(printer, diags, Some(loaded)))
-}
-
-/// Loads and validates, handing the diagnostics to `report` (which may print them, or not);
-/// fails with exit 1 on any error.
-pub fn load_config_reporting(dir: &Path, report: impl FnOnce(&[Diagnostic], &Loaded)) -> Result<Config, Failure> {
-    let loaded = timed_load(dir)?;
-    validated(dir, loaded, timed_validation, report)
+    let report = |d: &[Diagnostic], l: &Loaded| print_diagnostics(printer, d, Some(l));
+    validated(dir, timed_load(dir)?, timed_validation, report)
 }
 
 /// The digest of every configuration file's path and text.
@@ -176,8 +170,19 @@ pub async fn load_and_read(
     access: Access,
     select: impl FnOnce(&Settings) -> Result<Vec<Name>, Failure>,
 ) -> Result<(Config, Result<Read, Failure>), Failure> {
-    let loaded = timed_load(dir)?;
     let report = |d: &[Diagnostic], l: &Loaded| print_diagnostics(printer, d, Some(l));
+    load_and_read_reporting(dir, printer, access, select, report).await
+}
+
+/// [`load_and_read`], handing the diagnostics to `report` (which may print them, or not).
+pub async fn load_and_read_reporting(
+    dir: &Path,
+    printer: &Printer,
+    access: Access,
+    select: impl FnOnce(&Settings) -> Result<Vec<Name>, Failure>,
+    report: impl FnOnce(&[Diagnostic], &Loaded),
+) -> Result<(Config, Result<Read, Failure>), Failure> {
+    let loaded = timed_load(dir)?;
     let Some(settings) = validate::settings_of(&loaded) else {
         // keyward.yaml has problems: validation reports them.
         let config = validated(dir, loaded, timed_validation, report)?;

@@ -144,14 +144,17 @@ impl Watcher {
     /// items were new.
     async fn check(&mut self, args: &WatchArgs, printer: &Printer) -> Result<(DriftMetrics, usize), Failure> {
         let last = &mut self.last_diagnostics;
-        let config = session::load_config_reporting(&args.dir, |diags, loaded| {
+        let report = |diags: &[crate::diagnostic::Diagnostic], loaded: &crate::load::Loaded| {
             if last.as_deref() != Some(diags) {
                 session::print_diagnostics(printer, diags, Some(loaded));
                 *last = Some(diags.to_vec());
             }
-        })?;
+        };
+        let select = |s: &_| session::select_targets(s, &args.targets);
+        let (config, read) =
+            session::load_and_read_reporting(&args.dir, printer, crate::provider::Access::Read, select, report).await?;
         self.webhook = Webhook::from_config(&config, &args.dir)?.map(Arc::new);
-        let checked = drift::check(&config, &args.dir, &args.targets, printer).await?;
+        let checked = drift::check(&config, &args.dir, read?).await?;
         let current: BTreeSet<(String, Action)> =
             checked.plan.changes.iter().map(|c| (c.address.to_string(), c.action)).collect();
         // A resolved item may alert again later.
