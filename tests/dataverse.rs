@@ -205,6 +205,17 @@ fn throttled_requests_are_retried_after_the_time_asked() {
     assert_eq!(log.count_status(429) as u64, throttle.rejected());
 }
 
+/// `n` users `rep-0000`... holding the role sales-rep, as one YAML file.
+fn sales_reps(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "---\nkind: User\nname: rep-{i:04}\nuserName: rep-{i:04}@northwind.example\nfamilyName: Rep {i}\nroles: [sales-rep]\n"
+            )
+        })
+        .collect()
+}
+
 /// Service protection counts the operations inside a `$batch`: those answered 429 are sent
 /// again after their `Retry-After`, and only they.
 #[test]
@@ -217,13 +228,7 @@ fn operations_throttled_inside_a_batch_are_sent_again_alone() {
     dv.throttle_batch_parts(&parts);
     let server = dv.serve(&entra, &log, None);
     let sb = enterprise(&server.url(), None);
-    let mut yaml = String::new();
-    for i in 0..PEOPLE {
-        yaml.push_str(&format!(
-            "---\nkind: User\nname: rep-{i:04}\nuserName: rep-{i:04}@northwind.example\nfamilyName: Rep {i}\nroles: [sales-rep]\n"
-        ));
-    }
-    sb.write("users/reps.yaml", &yaml);
+    sb.write("users/reps.yaml", &sales_reps(PEOPLE));
 
     let r = run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]);
     r.expect(0);
@@ -264,13 +269,7 @@ fn a_large_onboarding_takes_a_handful_of_requests() {
     let dv = dataverse(&entra, &secret);
     let server = dv.serve(&entra, &log, None);
     let sb = enterprise(&server.url(), None);
-    let mut yaml = String::new();
-    for i in 0..PEOPLE {
-        yaml.push_str(&format!(
-            "---\nkind: User\nname: rep-{i:04}\nuserName: rep-{i:04}@northwind.example\nfamilyName: Rep {i}\nroles: [sales-rep]\n"
-        ));
-    }
-    sb.write("users/reps.yaml", &yaml);
+    sb.write("users/reps.yaml", &sales_reps(PEOPLE));
 
     run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
     assert!(dv.user("rep-1199@northwind.example").is_some());

@@ -194,7 +194,8 @@ pub async fn load_and_read_reporting(
         (loaded, v)
     });
     let (validation, read) = tokio::join!(validation, read_targets(&settings, dir, printer, access, select));
-    let (loaded, validation) = validation.map_err(|e| Failure::error(format!("validation stopped: {e}")))?;
+    // Validation never panics; if it did, the panic is raised here as it would have been inline.
+    let (loaded, validation) = validation.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let config = validated(dir, loaded, |_| validation, report)?;
     Ok((config, read))
 }

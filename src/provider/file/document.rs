@@ -551,3 +551,23 @@ fn binding_key(b: &FileBinding) -> Option<(BindingKind, String)> {
     let binding = b.to_binding()?;
     Some((binding.kind(), binding.object_name().to_lowercase()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_read_their_attributes_inline_and_refuse_unknown_fields() {
+        let ok = r#"{"users":[{"id":"u-1","userName":"a@x","active":true,"jobTitle":"Clerk","manager":"b@x"}]}"#;
+        let doc: DirectoryFile = serde_json::from_str(ok).unwrap();
+        let attrs = &doc.users[0].attrs;
+        assert_eq!((attrs.job_title.as_deref(), attrs.manager.as_deref()), (Some("Clerk"), Some("b@x")));
+        // Written back, the attributes stay inline, and read back the same.
+        let again: DirectoryFile = serde_json::from_str(&serde_json::to_string(&doc).unwrap()).unwrap();
+        assert_eq!(again, doc);
+        // A misspelt attribute is an error naming it, not a value silently dropped.
+        let typo = r#"{"users":[{"id":"u-1","userName":"a@x","active":true,"jobTitel":"Clerk"}]}"#;
+        let e = serde_json::from_str::<DirectoryFile>(typo).unwrap_err().to_string();
+        assert!(e.contains("unknown field `jobTitel`"), "{e}");
+    }
+}

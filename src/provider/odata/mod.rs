@@ -362,19 +362,6 @@ pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +385,5 @@ mod tests {
     #[test]
     fn literals_are_escaped() {
         assert_eq!(literal("O'Malley"), "'O''Malley'");
-        assert_eq!(encode("a b'c"), "a%20b%27c");
     }
 }
