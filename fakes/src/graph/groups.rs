@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use super::http::{Req, Resp, page, page_with, ref_id};
-use super::tenant::{GroupObj, Tenant};
+use super::tenant::Tenant;
 use super::{BATCH_LIMIT, DEFAULT_PAGE, MAX_PAGE};
 
 impl Tenant {
@@ -29,7 +29,7 @@ impl Tenant {
                 g.insert(k.clone(), v.clone());
             }
         }
-        self.groups.insert(id.clone(), GroupObj { body: Value::Object(g.clone()), members: BTreeSet::new() });
+        self.insert_group(&id, Value::Object(g.clone()), BTreeSet::new());
         self.audit("Add group", "GroupManagement", &id, Tenant::app_actor());
         self.created(&id);
         Resp::created(Value::Object(g))
@@ -60,14 +60,9 @@ impl Tenant {
                 add.push(id);
             }
         }
-        let g = self.groups.get_mut(gid).expect("checked");
-        for (k, v) in b {
-            if !k.ends_with("@odata.bind") && k != "id" {
-                g.body[k] = v.clone();
-            }
-        }
+        self.put_group_props(gid, b);
         for id in &add {
-            g.members.insert(id.clone());
+            self.add_group_member(gid, id);
         }
         for id in add {
             self.audit("Add member to group", "GroupManagement", &id, Tenant::app_actor());
@@ -98,7 +93,7 @@ impl Tenant {
         if self.object_type(&id).is_none() {
             return Resp::not_found(&id);
         }
-        if !self.groups.get_mut(gid).expect("checked").members.insert(id.clone()) {
+        if !self.add_group_member(gid, &id) {
             return Resp::bad(
                 "One or more added object references already exist for the following modified properties: 'members'.",
             );
@@ -108,8 +103,10 @@ impl Tenant {
     }
 
     pub(super) fn remove_member(&mut self, gid: &str, member: &str) -> Resp {
-        let Some(g) = self.groups.get_mut(gid) else { return Resp::not_found(gid) };
-        if !g.members.remove(member) {
+        if !self.groups.contains_key(gid) {
+            return Resp::not_found(gid);
+        }
+        if !self.remove_group_member(gid, member) {
             return Resp::not_found(member);
         }
         self.audit("Remove member from group", "GroupManagement", member, Tenant::app_actor());

@@ -18,6 +18,8 @@ pub(super) struct Req<'a> {
     pub(super) segments: Vec<String>,
     pub(super) query: HashMap<String, String>,
     pub(super) body: Option<Value>,
+    /// The `Prefer` header, when sent (`return=minimal` on delta queries).
+    pub(super) prefer: Option<String>,
     /// `http://host/v1.0`, for `@odata.nextLink`.
     pub(super) base: &'a str,
 }
@@ -197,7 +199,8 @@ pub(super) async fn handle(State(g): State<Graph>, req: Request) -> Response {
         let r = batch(&mut t, json_body, &base);
         return respond(r, &request_id);
     }
-    let req = Req { method, segments: split_path(&path), query, body: json_body, base: &base };
+    let prefer = parts.headers.get("prefer").and_then(|h| h.to_str().ok()).map(str::to_string);
+    let req = Req { method, segments: split_path(&path), query, body: json_body, prefer, base: &base };
     let r = t.dispatch(&req);
     respond(r, &request_id)
 }
@@ -249,6 +252,11 @@ pub(super) fn batch(t: &mut Tenant, body: Option<Value>, base: &str) -> Resp {
                 segments: split_path(path),
                 query: parse_query(query),
                 body: r.get("body").filter(|b| !b.is_null()).cloned(),
+                prefer: r["headers"].as_object().and_then(|h| {
+                    h.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("prefer"))
+                        .and_then(|(_, v)| v.as_str().map(str::to_string))
+                }),
                 base,
             };
             t.dispatch(&req)

@@ -23,16 +23,23 @@
 //! (documented). `key` is returned only with `$select=keyCredentials` on a single application
 //! (documented). `customKeyIdentifier` is the base64 of the certificate's SHA-1 (assumed).
 //!
+//! Delta queries on users, groups and directory roles ([`delta`]'s module documentation, and
+//! `docs/reference/graph.md` for the facts and their sources): every change, whether made through
+//! the API, by a seeding helper or in the portal ([`Graph::portal`]), reaches the next delta round.
+//!
 //! Seeding helpers build large tenants quickly (20,000 users, a 30,000-member group) without
 //! requests; [`Graph::log`] counts the requests answered, for tests and benchmarks.
 
 mod apps;
 mod audit;
 mod credentials;
+pub mod delta;
 mod groups;
 mod http;
+mod portal;
 mod roles;
 mod seed;
+mod state;
 mod tenant;
 #[cfg(test)]
 mod tests;
@@ -46,7 +53,9 @@ use serde_json::json;
 use crate::entra::Entra;
 use crate::{RequestLog, Running, Throttle};
 
+pub use delta::{DELTA_MEMBERS_PAGE, DELTA_PAGE, TOKEN_LIFETIME_SECS};
 pub use http::iso;
+pub use portal::Portal;
 use tenant::{Scenarios, Tenant};
 
 /// Largest page (§2.1 users, §2.9 groups, members, service principals: max `$top` 999).

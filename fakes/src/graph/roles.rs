@@ -40,7 +40,7 @@ impl Tenant {
         }
         let id = self.new_id(3);
         let a = json!({"id": id, "roleDefinitionId": def, "principalId": principal, "directoryScopeId": scope});
-        self.role_assignments.insert(id, a.clone());
+        self.insert_role_assignment(&id, a.clone());
         self.audit("Add member to role", "RoleManagement", principal, Tenant::app_actor());
         Resp::created(a)
     }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::Graph;
-use super::tenant::GroupObj;
 
 impl Graph {
     // -- Seeding (no requests, no audit entries, no replication delay) ---------------------
@@ -16,8 +15,8 @@ impl Graph {
         self.with(|t| {
             let id = t.new_id(1);
             let nick = upn.split('@').next().unwrap_or(upn);
-            t.users.insert(
-                id.clone(),
+            t.insert_user(
+                &id,
                 json!({"id": id, "userPrincipalName": upn, "displayName": display_name,
                 "mailNickname": nick, "accountEnabled": enabled, "createdDateTime": "2026-01-01T00:00:00Z"}),
             );
@@ -31,12 +30,12 @@ impl Graph {
     }
 
     /// Sets a property of a user as if changed in the portal (no audit entry; see
-    /// [`Graph::outside_write`]).
+    /// [`Graph::outside_write`] and [`Graph::portal`]).
     pub fn set_user_field(&self, id: &str, field: &str, value: Value) {
         self.with(|t| {
-            if let Some(u) = t.users.get_mut(id) {
-                u[field] = value;
-            }
+            let mut props = serde_json::Map::new();
+            props.insert(field.to_string(), value);
+            t.put_user_props(id, &props);
         })
     }
 
@@ -54,7 +53,7 @@ impl Graph {
         self.with(|t| {
             let id = t.new_id(2);
             let body = json!({"id": id, "displayName": name, "mailNickname": name, "mailEnabled": false, "securityEnabled": true});
-            t.groups.insert(id.clone(), GroupObj { body, members: BTreeSet::new() });
+            t.insert_group(&id, body, BTreeSet::new());
             id
         })
     }
@@ -62,8 +61,8 @@ impl Graph {
     /// Adds members to a group without requests.
     pub fn add_members(&self, group: &str, ids: &[String]) {
         self.with(|t| {
-            if let Some(g) = t.groups.get_mut(group) {
-                g.members.extend(ids.iter().cloned());
+            for id in ids {
+                t.add_group_member(group, id);
             }
         })
     }
@@ -74,8 +73,8 @@ impl Graph {
             let def = t.role_definitions.values().find(|d| d["displayName"].as_str() == Some(role)).cloned();
             let def = def.map(|d| d["id"].as_str().unwrap_or_default().to_string()).unwrap_or_default();
             let id = t.new_id(3);
-            t.role_assignments.insert(
-                id.clone(),
+            t.insert_role_assignment(
+                &id,
                 json!({"id": id, "roleDefinitionId": def, "principalId": principal, "directoryScopeId": "/"}),
             );
             id

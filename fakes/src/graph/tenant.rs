@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
+use super::delta::{Coll, DeltaState};
 use super::http::{Req, Resp, now_iso, page, select};
 use super::{DEFAULT_PAGE, MAX_PAGE};
 use crate::Throttle;
@@ -57,6 +58,10 @@ pub(super) struct Tenant {
     pub(super) key_patches: usize,
     /// Federated domains (lower case).
     pub(super) federated: BTreeSet<String>,
+    /// Soft-deleted user → the groups it was a member of (kept until restored or deleted).
+    pub(super) suspended: HashMap<String, BTreeSet<String>>,
+    /// Delta queries: the journal, tokens and rounds.
+    pub(super) delta: DeltaState,
 }
 
 impl Tenant {
@@ -106,15 +111,29 @@ impl Tenant {
     /// Records a write in the directory audit log (§2.8 item shape). `actor` is a user
     /// (outside writes seeded by tests) or the calling app.
     pub(super) fn audit(&mut self, activity: &str, category: &str, target_id: &str, actor: Value) {
+        self.audit_at(activity, category, target_id, actor, now_iso(), vec![]);
+    }
+
+    /// An audit entry at a given time, with the properties it changed
+    /// (`{displayName, oldValue, newValue}`).
+    pub(super) fn audit_at(
+        &mut self,
+        activity: &str,
+        category: &str,
+        target_id: &str,
+        actor: Value,
+        when: String,
+        modified: Vec<Value>,
+    ) {
         self.next += 1;
         let id = format!("audit-{:08}", self.next);
         let target = json!({"id": target_id, "displayName": self.display_name(target_id),
             "type": self.object_type(target_id).map(|t| t.trim_start_matches("#microsoft.graph.")).unwrap_or("other"),
             "userPrincipalName": self.users.get(target_id).and_then(|u| u["userPrincipalName"].as_str()),
-            "modifiedProperties": []});
+            "modifiedProperties": modified});
         self.audits.push(json!({
             "id": id, "category": category, "correlationId": id, "result": "success", "resultReason": "",
-            "activityDisplayName": activity, "activityDateTime": now_iso(), "loggedByService": "Core Directory",
+            "activityDisplayName": activity, "activityDateTime": when, "loggedByService": "Core Directory",
             "operationType": activity.split(' ').next().unwrap_or("Update"),
             "initiatedBy": actor, "targetResources": [target], "additionalDetails": [],
         }));
@@ -184,6 +203,31 @@ impl Tenant {
         let m = req.method.as_str();
         match (m, s.as_slice()) {
             ("GET", ["users"]) => self.list_users(req),
+            ("GET", ["users", "delta" | "microsoft.graph.delta"]) => self.delta_query(Coll::Users, req),
+            ("GET", ["groups", "delta" | "microsoft.graph.delta"]) => self.delta_query(Coll::Groups, req),
+            ("GET", ["directoryRoles", "delta" | "microsoft.graph.delta"]) => {
+                self.delta_query(Coll::DirectoryRoles, req)
+            }
+            ("GET", ["directoryRoles"]) => {
+                let all: Vec<Value> = self
+                    .role_definitions
+                    .keys()
+                    .filter_map(|d| self.directory_role_id(d))
+                    .filter_map(|r| self.directory_role(&r))
+                    .collect();
+                Resp::ok(json!({"value": all}))
+            }
+            ("GET", ["directoryRoles", r, "members"]) => match self.directory_role(r) {
+                Some(_) => {
+                    let all: Vec<Value> = self
+                        .directory_role_members(r)
+                        .into_iter()
+                        .map(|m| json!({"@odata.type": self.object_type(&m).unwrap_or("#microsoft.graph.directoryObject"), "id": m}))
+                        .collect();
+                    Resp::ok(json!({"value": all}))
+                }
+                None => Resp::not_found(r),
+            },
             ("POST", ["users"]) => self.create_user(req),
             ("GET", ["users", u]) => match self.user_id(u) {
                 Some(id) => Resp::ok(self.project_user(&id, &select(req), false)),
@@ -194,7 +238,7 @@ impl Tenant {
             ("PUT", ["users", u, "manager", "$ref"]) => self.set_manager(u, req),
             ("DELETE", ["users", u, "manager", "$ref"]) => match self.user_id(u) {
                 Some(id) => {
-                    self.managers.remove(&id);
+                    self.set_manager_of(&id, None);
                     Resp::no_content()
                 }
                 None => Resp::not_found(u),
@@ -206,13 +250,22 @@ impl Tenant {
             ("GET", ["directory", "deletedItems", "microsoft.graph.user"]) => {
                 Resp::ok(json!({"value": self.deleted.values().cloned().collect::<Vec<_>>()}))
             }
-            ("POST", ["directory", "deletedItems", id, "restore"]) => match self.deleted.remove(*id) {
+            ("POST", ["directory", "deletedItems", id, "restore"]) => match self.restore_user(id) {
                 Some(u) => {
-                    self.users.insert(id.to_string(), u.clone());
+                    self.audit("Restore user", "UserManagement", id, Tenant::app_actor());
                     Resp::ok(u)
                 }
                 None => Resp::not_found(id),
             },
+            // Permanent deletion (§2.1 hard delete).
+            ("DELETE", ["directory", "deletedItems", id]) => {
+                if self.purge_user(id) {
+                    self.audit("Hard Delete user", "UserManagement", id, Tenant::app_actor());
+                    Resp::no_content()
+                } else {
+                    Resp::not_found(id)
+                }
+            }
             ("GET", ["groups"]) => self.list_groups(req),
             ("POST", ["groups"]) => self.create_group(req),
             ("GET", ["groups", g]) => match self.groups.get(*g) {
@@ -232,7 +285,7 @@ impl Tenant {
             }
             ("POST", ["roleManagement", "directory", "roleAssignments"]) => self.assign_role(req),
             ("DELETE", ["roleManagement", "directory", "roleAssignments", id]) => {
-                match self.role_assignments.remove(*id) {
+                match self.remove_role_assignment(id) {
                     Some(a) => {
                         let p = a["principalId"].as_str().unwrap_or_default().to_string();
                         self.audit("Remove member from role", "RoleManagement", &p, Tenant::app_actor());

@@ -16,7 +16,7 @@ fn iso_dates() {
 
 fn req<'a>(method: &str, path: &str, body: Option<Value>, base: &'a str) -> Req<'a> {
     let (p, q) = path.split_once('?').unwrap_or((path, ""));
-    Req { method: method.into(), segments: split_path(p), query: parse_query(q), body, base }
+    Req { method: method.into(), segments: split_path(p), query: parse_query(q), body, prefer: None, base }
 }
 
 #[test]

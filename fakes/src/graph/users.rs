@@ -94,7 +94,7 @@ impl Tenant {
             }
         }
         u.insert("createdDateTime".into(), json!(now_iso()));
-        self.users.insert(id.clone(), Value::Object(u));
+        self.insert_user(&id, Value::Object(u));
         self.audit("Add user", "UserManagement", &id, Tenant::app_actor());
         self.created(&id);
         Resp::created(self.project_user(&id, &None, false))
@@ -106,13 +106,9 @@ impl Tenant {
         if b.get("displayName").is_some_and(Value::is_null) {
             return Resp::bad("displayName cannot be cleared (§2.1).");
         }
-        let u = self.users.get_mut(&id).expect("found").as_object_mut().expect("object");
-        for (k, v) in b {
-            if k == "id" || k == "passwordProfile" {
-                continue;
-            }
-            u.insert(k.clone(), v.clone());
-        }
+        let mut props = b.clone();
+        props.remove("passwordProfile");
+        self.put_user_props(&id, &props);
         self.audit("Update user", "UserManagement", &id, Tenant::app_actor());
         Resp::no_content()
     }
@@ -121,15 +117,7 @@ impl Tenant {
     pub(super) fn delete_user(&mut self, key: &str) -> Resp {
         let Some(id) = self.user_id(key) else { return Resp::not_found(key) };
         self.audit("Delete user", "UserManagement", &id, Tenant::app_actor());
-        let mut u = self.users.remove(&id).expect("found");
-        u["deletedDateTime"] = json!(now_iso());
-        self.deleted.insert(id.clone(), u);
-        for g in self.groups.values_mut() {
-            g.members.remove(&id);
-        }
-        self.role_assignments.retain(|_, a| a["principalId"].as_str() != Some(&id));
-        self.app_role_assignments.retain(|_, a| a["principalId"].as_str() != Some(&id));
-        self.managers.remove(&id);
+        self.soft_delete_user(&id);
         Resp::no_content()
     }
 
@@ -142,7 +130,7 @@ impl Tenant {
         if !self.users.contains_key(&mid) {
             return Resp::not_found(&mid);
         }
-        self.managers.insert(id.clone(), mid);
+        self.set_manager_of(&id, Some(&mid));
         self.audit("Update user", "UserManagement", &id, Tenant::app_actor());
         Resp::no_content()
     }
