@@ -21,6 +21,9 @@ impl Tenant {
                 return Resp::bad(&format!("Property '{f}' is required."));
             }
         }
+        if let Some(refusal) = self.refuse_new_group(b) {
+            return refusal;
+        }
         let id = self.new_id(2);
         let mut g = Map::new();
         g.insert("id".into(), json!(id));
@@ -41,8 +44,14 @@ impl Tenant {
             return Resp::not_found(gid);
         }
         let Some(b) = req.body.as_ref().and_then(Value::as_object) else { return Resp::bad("a body is required") };
+        if let Some(refusal) = self.refuse_group_change(gid, b) {
+            return refusal;
+        }
         let mut add = Vec::new();
         if let Some(binds) = b.get("members@odata.bind") {
+            if let Some(refusal) = self.refuse_member_change(gid) {
+                return refusal;
+            }
             let Some(list) = binds.as_array() else { return Resp::bad("members@odata.bind must be an array") };
             if list.len() > BATCH_LIMIT {
                 return Resp::bad("A maximum of 20 members can be added in a single request.");
@@ -93,6 +102,9 @@ impl Tenant {
         if self.object_type(&id).is_none() {
             return Resp::not_found(&id);
         }
+        if let Some(refusal) = self.refuse_member_change(gid) {
+            return refusal;
+        }
         if !self.add_group_member(gid, &id) {
             return Resp::bad(
                 "One or more added object references already exist for the following modified properties: 'members'.",
@@ -105,6 +117,9 @@ impl Tenant {
     pub(super) fn remove_member(&mut self, gid: &str, member: &str) -> Resp {
         if !self.groups.contains_key(gid) {
             return Resp::not_found(gid);
+        }
+        if let Some(refusal) = self.refuse_member_change(gid) {
+            return refusal;
         }
         if !self.remove_group_member(gid, member) {
             return Resp::not_found(member);

@@ -36,6 +36,7 @@ mod credentials;
 pub mod delta;
 mod groups;
 mod http;
+pub mod hybrid;
 mod portal;
 mod roles;
 mod seed;

@@ -237,6 +237,7 @@ impl Tenant {
             ("DELETE", ["users", u]) => self.delete_user(u),
             ("PUT", ["users", u, "manager", "$ref"]) => self.set_manager(u, req),
             ("DELETE", ["users", u, "manager", "$ref"]) => match self.user_id(u) {
+                Some(id) if self.is_synced_user(&id) => super::hybrid::on_premises_mastered(),
                 Some(id) => {
                     self.set_manager_of(&id, None);
                     Resp::no_content()

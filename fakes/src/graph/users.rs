@@ -64,6 +64,9 @@ impl Tenant {
                 return Resp::bad(&format!("Property '{f}' is required (§2.1)."));
             }
         }
+        if let Some(k) = b.keys().find(|k| super::hybrid::ON_PREMISES_READ_ONLY.contains(&k.as_str())) {
+            return Resp::bad(&format!("Property '{k}' is read-only and cannot be set."));
+        }
         let upn = b["userPrincipalName"].as_str().unwrap_or_default().to_string();
         if self.user_id(&upn).is_some() {
             return Resp::bad("Another object with the same value for property userPrincipalName already exists.");
@@ -106,6 +109,9 @@ impl Tenant {
         if b.get("displayName").is_some_and(Value::is_null) {
             return Resp::bad("displayName cannot be cleared (§2.1).");
         }
+        if let Some(refusal) = self.refuse_user_change(&id, b.keys()) {
+            return refusal;
+        }
         let mut props = b.clone();
         props.remove("passwordProfile");
         self.put_user_props(&id, &props);
@@ -116,6 +122,9 @@ impl Tenant {
     /// Soft delete: the user moves to deletedItems, restorable for 30 days (documented §2.1).
     pub(super) fn delete_user(&mut self, key: &str) -> Resp {
         let Some(id) = self.user_id(key) else { return Resp::not_found(key) };
+        if self.is_synced_user(&id) {
+            return super::hybrid::on_premises_mastered();
+        }
         self.audit("Delete user", "UserManagement", &id, Tenant::app_actor());
         self.soft_delete_user(&id);
         Resp::no_content()
@@ -129,6 +138,9 @@ impl Tenant {
         };
         if !self.users.contains_key(&mid) {
             return Resp::not_found(&mid);
+        }
+        if let Some(refusal) = self.refuse_user_change(&id, ["manager".to_string()].iter()) {
+            return refusal;
         }
         self.set_manager_of(&id, Some(&mid));
         self.audit("Update user", "UserManagement", &id, Tenant::app_actor());
