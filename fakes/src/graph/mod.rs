@@ -37,6 +37,8 @@ pub mod delta;
 mod groups;
 mod http;
 pub mod hybrid;
+mod pim;
+mod pim_policy;
 mod portal;
 mod roles;
 mod seed;
@@ -132,6 +134,8 @@ impl Graph {
             t.role_definitions
                 .insert(id.to_string(), json!({"id": id, "templateId": id, "displayName": name, "isBuiltIn": true}));
         }
+        let roles: Vec<&str> = BUILTIN_ROLES.iter().map(|(id, _)| *id).collect();
+        t.pim.policies = pim_policy::Policies::for_roles(&roles);
         for (id, ty, state) in METHOD_CONFIGS {
             t.methods_policy.push(json!({"@odata.type": format!("#microsoft.graph.{ty}"), "id": id, "state": state,
                 "includeTargets": [{"targetType": "group", "id": "all_users", "isRegistrationRequired": false}]}));

@@ -50,6 +50,31 @@ impl Graph {
         });
     }
 
+    /// Directory role eligibility schedules as stored (expired ones too).
+    pub fn role_eligibilities(&self) -> Vec<Value> {
+        self.with(|t| t.pim.roles.values().cloned().collect())
+    }
+
+    /// Group eligibility schedules as stored.
+    pub fn group_eligibilities(&self) -> Vec<Value> {
+        self.with(|t| t.pim.groups.values().cloned().collect())
+    }
+
+    /// A rule of the role management policy of a directory role (by template id), as stored.
+    pub fn policy_rule(&self, role_template: &str, rule: &str) -> Option<Value> {
+        self.with(|t| t.pim.policies.rule("/", role_template, rule))
+    }
+
+    /// A rule of the policy of a group's `member` or `owner` access, as stored.
+    pub fn group_policy_rule(&self, group: &str, access: &str, rule: &str) -> Option<Value> {
+        self.with(|t| {
+            if t.groups.contains_key(group) {
+                t.pim.policies.ensure_group(group);
+            }
+            t.pim.policies.rule(group, access, rule)
+        })
+    }
+
     /// Delta requests answered (`GET …/delta`, first pages and next pages alike).
     pub fn delta_requests(&self) -> usize {
         self.log().count("GET", |p| p.starts_with("/v1.0/") && p.ends_with("/delta"))
@@ -231,6 +256,66 @@ impl Portal<'_> {
                 let principal = a["principalId"].as_str().unwrap_or_default().to_string();
                 audit(t, Change::new("Remove member from role", "RoleManagement", &principal));
             }
+        })
+    }
+}
+
+impl Portal<'_> {
+    /// Makes a principal eligible for a directory role (by display name) at tenant scope, until
+    /// `end` (an ISO date-time) or for good; returns the schedule id. No policy applies to the
+    /// portal here: it stands for any change made outside keyward.
+    pub fn make_role_eligible(&self, role: &str, principal: &str, end: Option<&str>) -> Option<String> {
+        self.change(|t, audit| {
+            let def = t.role_definitions.values().find(|d| d["displayName"] == role)?["id"].as_str()?.to_string();
+            t.object_type(principal)?;
+            t.next += 1;
+            let id = format!("e3000000-0000-4000-8000-{:012x}", t.next);
+            let now = t.clock();
+            let expiration = match end {
+                Some(e) => json!({"type": "afterDateTime", "endDateTime": e, "duration": null}),
+                None => json!({"type": "noExpiration", "endDateTime": null, "duration": null}),
+            };
+            t.pim.roles.insert(
+                id.clone(),
+                json!({"id": id, "principalId": principal, "roleDefinitionId": def, "directoryScopeId": "/",
+                    "appScopeId": null, "createdUsing": id, "createdDateTime": now, "modifiedDateTime": now,
+                    "status": "Provisioned", "memberType": "Direct",
+                    "scheduleInfo": {"startDateTime": now, "recurrence": null, "expiration": expiration}}),
+            );
+            let activity = if end.is_some() {
+                "Add eligible member to role in PIM completed (timebound)"
+            } else {
+                "Add eligible member to role in PIM completed (permanent)"
+            };
+            audit(t, Change::new(activity, "RoleManagement", principal).role(role));
+            Some(id)
+        })
+    }
+
+    /// Ends a role eligibility schedule.
+    pub fn remove_role_eligibility(&self, schedule: &str) {
+        self.change(|t, audit| {
+            if let Some(s) = t.pim.roles.remove(schedule) {
+                let p = s["principalId"].as_str().unwrap_or_default().to_string();
+                audit(t, Change::new("Remove eligible member from role in PIM completed", "RoleManagement", &p));
+            }
+        })
+    }
+
+    /// Changes a rule of a directory role's policy (by role template id): the fields of `patch`
+    /// replace the rule's.
+    pub fn update_policy_rule(&self, role_template: &str, rule: &str, patch: Value) {
+        self.change(|t, audit| {
+            let Some(policy) = t.pim.policies.policy_of("/", role_template).map(|p| p["id"].clone()) else { return };
+            let id = policy.as_str().unwrap_or_default().to_string();
+            let Some(p) = t.pim.policies.policies.get_mut(&id) else { return };
+            let Some(r) = p["rules"].as_array_mut().and_then(|rs| rs.iter_mut().find(|r| r["id"] == rule)) else {
+                return;
+            };
+            for (k, v) in patch.as_object().into_iter().flatten() {
+                r[k.as_str()] = v.clone();
+            }
+            audit(t, Change::new("Update role setting in PIM", "RoleManagement", &id));
         })
     }
 }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::delta::{Coll, DeltaState};
 use super::http::{Req, Resp, now_iso, page, select};
+use super::pim::PimState;
 use super::{DEFAULT_PAGE, MAX_PAGE};
 use crate::Throttle;
 
@@ -62,6 +63,8 @@ pub(super) struct Tenant {
     pub(super) suspended: HashMap<String, BTreeSet<String>>,
     /// Delta queries: the journal, tokens and rounds.
     pub(super) delta: DeltaState,
+    /// Privileged Identity Management: eligibility and role management policies.
+    pub(super) pim: PimState,
 }
 
 impl Tenant {
@@ -368,7 +371,12 @@ impl Tenant {
                 }
             }
             ("GET", ["auditLogs", "directoryAudits"]) => self.list_audits(req),
-            _ => Resp::error(400, "BadRequest", &format!("Resource not found for the segment '{}'.", s.join("/"))),
+            _ => match self.route_pim(req) {
+                Some(r) => r,
+                None => {
+                    Resp::error(400, "BadRequest", &format!("Resource not found for the segment '{}'.", s.join("/")))
+                }
+            },
         }
     }
 }
