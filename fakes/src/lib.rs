@@ -14,7 +14,14 @@
 //!   assertions and benchmarks.
 //! - [`Throttle`] is a token bucket answering `429` with `Retry-After` once the rate is exceeded.
 //! - [`entra`] is the OAuth 2.0 client-credentials token endpoint.
-//! - [`graph`] is Microsoft Graph v1.0 (users, groups, roles, app roles, policies, audit logs, `$batch`).
+//! - [`graph`] is Microsoft Graph v1.0 (users, groups, roles, app roles, policies, audit logs, `$batch`,
+//!   delta queries, synced and dynamic objects, PIM eligibility and role management policies).
+//! - [`dataverse`] is the Dataverse Web API (users, business units, roles and their privileges,
+//!   teams, field security, audits, change tracking); [`fno`] the F&O data entities (users,
+//!   roles, duties and privileges, assignments, SoD conflicts, Entra application mapping).
+//!
+//! The facts each fake follows beyond the reference sheet, with their sources and what is
+//! unverified, are in `docs/reference/` (`graph.md`, `dataverse.md`, `fno.md`).
 
 pub mod dataverse;
 pub mod entra;
