@@ -188,6 +188,26 @@ fn check_policy(policies: &Policies, scope: &str, role: &str, body: &Value, s: &
     if failed.is_empty() { Ok(()) } else { Err(policy_failed(&failed)) }
 }
 
+/// The schedule of an action other than a removal, checked: its `scheduleInfo`, that the
+/// eligibility exists (or not, for `adminAssign`), and the policy of `(scope, role)`.
+fn checked_schedule(
+    policies: &Policies,
+    (scope, role): (&str, &str),
+    action: &str,
+    exists_now: bool,
+    body: &Value,
+    now: u64,
+) -> Result<Schedule, Resp> {
+    let s = schedule(body.get("scheduleInfo"), now)?;
+    match (action, exists_now) {
+        ("adminAssign", true) => return Err(exists()),
+        ("adminAssign", false) | (_, true) => {}
+        (_, false) => return Err(does_not_exist()),
+    }
+    check_policy(policies, scope, role, body, &s)?;
+    Ok(s)
+}
+
 /// The documented actions, canonically spelled.
 fn action(body: &Value) -> Result<&'static str, Resp> {
     let a = body["action"].as_str().unwrap_or_default().to_ascii_lowercase();
@@ -296,19 +316,10 @@ impl Tenant {
             self.pim.role_requests.push(request.clone());
             return Resp::created(request);
         }
-        let s = match schedule(body.get("scheduleInfo"), now) {
+        let s = match checked_schedule(&self.pim.policies, ("/", &template), action, existing.is_some(), &body, now) {
             Ok(s) => s,
             Err(r) => return r,
         };
-        match (action, &existing) {
-            ("adminAssign", Some(_)) => return exists(),
-            ("adminAssign", None) => {}
-            (_, None) => return does_not_exist(),
-            (_, Some(_)) => {}
-        }
-        if let Err(r) = check_policy(&self.pim.policies, "/", &template, &body, &s) {
-            return r;
-        }
         let schedule_id = existing.clone().unwrap_or_else(|| request_id.clone());
         request["targetScheduleId"] = json!(schedule_id);
         request["scheduleInfo"] = s.info.clone();
@@ -447,19 +458,10 @@ impl Tenant {
             return Resp::created(request);
         }
         // scheduleInfo is required for groups (documented).
-        let s = match schedule(body.get("scheduleInfo"), now) {
+        let s = match checked_schedule(&self.pim.policies, (group, access), action, existing.is_some(), &body, now) {
             Ok(s) => s,
             Err(r) => return r,
         };
-        match (action, &existing) {
-            ("adminAssign", Some(_)) => return exists(),
-            ("adminAssign", None) => {}
-            (_, None) => return does_not_exist(),
-            (_, Some(_)) => {}
-        }
-        if let Err(r) = check_policy(&self.pim.policies, group, access, &body, &s) {
-            return r;
-        }
         let schedule_id = existing.unwrap_or_else(|| format!("{group}_{access}_{request_id}"));
         request["targetScheduleId"] = json!(schedule_id);
         request["scheduleInfo"] = s.info.clone();
