@@ -225,7 +225,8 @@ impl ToolRun {
     }
 }
 
-/// One LDIF entry: its DN and attributes (names lower-cased, base64 values decoded).
+/// One LDIF entry: its DN and attributes (names lower-cased, base64 values decoded; binary
+/// values such as objectGUID lossily).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub dn: String,
@@ -250,7 +251,7 @@ pub fn parse_ldif(text: &str) -> Vec<Entry> {
         let mut attrs = Vec::new();
         for line in block.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
             let (name, value) = if let Some((n, v)) = line.split_once(":: ") {
-                (n, String::from_utf8(base64_decode(v)).unwrap())
+                (n, String::from_utf8_lossy(&base64_decode(v)).into_owned())
             } else if let Some((n, v)) = line.split_once(": ") {
                 (n, v.to_string())
             } else if let Some(n) = line.strip_suffix(':') {

@@ -4,6 +4,7 @@
 //! - `peers`: install the test peers only and print the environment the tests read.
 //! - `fuzz`: run the cargo-fuzz targets under `fuzz/` briefly (needs a nightly toolchain).
 //! - `slapd`: start the test OpenLDAP server by hand, for running the LDAP tests alone.
+//! - `samba`: start the test Active Directory domain controller by hand, for the AD tests.
 //! - `gen-fixture`: write a large, realistic configuration folder for benchmarks and tests.
 
 mod args;
@@ -12,6 +13,7 @@ mod fixture;
 mod fuzz;
 mod peers;
 mod rng;
+mod samba;
 mod slapd;
 mod test_cmd;
 
@@ -23,11 +25,13 @@ usage: cargo xtask <command> [options]
 
 commands:
   test [--no-peers] [--skip-peer NAME]... [-- TEST-ARGS...]
-      Check formatting, run clippy, install the test peers (scim2-server, slapd), start a
-      throwaway slapd for the run, and run `cargo test --workspace -- --include-ignored`.
-      Stops at the first failing step; slapd is stopped at the end, pass or fail.
+      Check formatting, run clippy, install the test peers (scim2-server, slapd,
+      django-scim2, samba), start a throwaway slapd and a throwaway Samba AD domain
+      controller for the run, and run `cargo test --workspace -- --include-ignored`.
+      Stops at the first failing step; the servers are stopped at the end, pass or fail.
       --no-peers        install no peer (tests that need one skip or fail on their own)
-      --skip-peer NAME  install every peer but NAME (scim2-server or slapd); repeatable
+      --skip-peer NAME  install every peer but NAME (scim2-server, slapd, django-scim2 or
+                        samba); repeatable
       TEST-ARGS         appended to the test binaries' arguments (e.g. a name filter)
       A peer that cannot be installed is an error when CI=true and a warning otherwise.
 
@@ -37,6 +41,11 @@ commands:
   slapd
       Install slapd if needed, start a throwaway server on a free loopback port, print
       `export` lines for the variables the LDAP tests read, and serve until interrupted.
+
+  samba
+      Install Samba's AD DC if needed, provision a throwaway domain, start the domain
+      controller in a network namespace of its own (needs root), print `export` lines for the
+      variables the AD tests read, and serve until interrupted.
 
   bench [--sizes 10000,100000] [--runs 5] [--no-criterion]
       Build release binaries, generate fixtures, and measure end to end: `keyward validate`,
@@ -72,6 +81,7 @@ fn main() -> ExitCode {
         "test" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::run(&a)),
         "peers" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::peers_only(&a)),
         "slapd" => test_cmd::slapd_only(&rest),
+        "samba" => test_cmd::samba_only(&rest),
         "bench" => bench::BenchArgs::parse(&rest).and_then(|a| bench::run_bench(&a)),
         "fuzz" => fuzz::FuzzArgs::parse(&rest).and_then(|a| fuzz::run(&a)),
         "gen-fixture" => args::FixtureArgs::parse(&rest).and_then(|a| fixture::run(&a)),

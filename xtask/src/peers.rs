@@ -8,10 +8,16 @@
 //! [`crate::slapd`]) and each LDAP test works in its own OU, so tests stay independent and can
 //! run in parallel.
 //!
-//! | peer           | from                              | variable               |
-//! |----------------|-----------------------------------|------------------------|
-//! | `scim2-server` | PyPI, pinned, in a virtualenv     | `KEYWARD_SCIM2_SERVER` |
-//! | `slapd`        | Debian's `slapd` + `ldap-utils`   | `KEYWARD_SLAPD`        |
+//! | peer           | from                                        | variable                     |
+//! |----------------|---------------------------------------------|------------------------------|
+//! | `scim2-server` | PyPI, pinned, in a virtualenv               | `KEYWARD_SCIM2_SERVER`       |
+//! | `slapd`        | Debian's `slapd` + `ldap-utils`             | `KEYWARD_SLAPD`              |
+//! | `django-scim2` | PyPI, pinned, in a virtualenv (its Python)  | `KEYWARD_DJANGO_SCIM_PYTHON` |
+//! | `samba`        | Debian's Samba AD DC packages               | `KEYWARD_SAMBA`              |
+//!
+//! Each django-scim2 test starts its own server too (the Django project under
+//! `xtask/peers/django_scim/`); Samba's AD domain controller, like slapd, is started once per run
+//! (see [`crate::samba`]).
 //!
 //! `KEYWARD_PEERS=1` is set only when every peer is ready: tests may then treat a missing peer
 //! as a failure rather than a reason to skip. A variable that is already set in the environment
@@ -44,8 +50,13 @@ pub const SCIM2_SERVER: Peer =
 
 pub const SLAPD: Peer = Peer { name: "slapd", env_var: "KEYWARD_SLAPD", install: install_slapd };
 
+pub const DJANGO_SCIM: Peer =
+    Peer { name: "django-scim2", env_var: "KEYWARD_DJANGO_SCIM_PYTHON", install: install_django_scim };
+
+pub const SAMBA: Peer = Peer { name: "samba", env_var: "KEYWARD_SAMBA", install: install_samba };
+
 /// Every peer, in installation order.
-pub const ALL: &[Peer] = &[SCIM2_SERVER, SLAPD];
+pub const ALL: &[Peer] = &[SCIM2_SERVER, SLAPD, DJANGO_SCIM, SAMBA];
 
 /// What the installers need to know.
 pub struct Context {
@@ -137,22 +148,7 @@ pub fn install_scim2_server(ctx: &Context) -> Result<PathBuf, String> {
         return Ok(exe);
     }
     eprintln!("    scim2-server {SCIM2_SERVER_VERSION}: installing into {}", venv.display());
-    std::fs::create_dir_all(venv.parent().expect("venv has a parent"))
-        .map_err(|e| format!("cannot create {}: {e}", venv.display()))?;
-
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let make_venv = || run_quiet(Command::new(&python).args(["-m", "venv", "--clear"]).arg(&venv));
-    if let Err(first) = make_venv() {
-        // Debian and Ubuntu ship `venv` for their own python3 in a separate package.
-        let system_python =
-            std::env::var_os("PYTHON").is_none() && which("python3").is_some_and(|p| p.starts_with("/usr/bin"));
-        if !system_python || !Path::new("/usr/bin/apt-get").is_file() {
-            return Err(format!("`{python} -m venv` failed: {first}"));
-        }
-        eprintln!("    `{python} -m venv` failed; installing python3-venv and trying again");
-        apt_install(&["python3-venv"]).map_err(|e| format!("`{python} -m venv` failed ({first}); {e}"))?;
-        make_venv().map_err(|e| format!("`{python} -m venv` failed: {e}"))?;
-    }
+    make_venv(&venv)?;
 
     let venv_python = venv_bin(&venv, "python");
     run_quiet(
@@ -219,6 +215,112 @@ fn relax_apparmor_for_slapd() {
         Ok(()) => eprintln!("    slapd: unloaded its AppArmor profile so tests can run it"),
         Err(e) => eprintln!("    note: could not unload slapd's AppArmor profile: {e}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// django-scim2: a Django project in this repository, its pinned packages in a virtualenv.
+
+/// The Django project that serves django-scim2 (see its README).
+pub fn django_scim_project() -> PathBuf {
+    crate::workspace_root().join("xtask").join("peers").join("django_scim")
+}
+
+fn django_scim_venv(ctx: &Context) -> PathBuf {
+    ctx.target_dir.join("peers").join("django-scim-venv")
+}
+
+/// Installs the project's `requirements.txt` (every package pinned) into
+/// `target/peers/django-scim-venv` unless the stamp says it holds exactly those, and returns the
+/// virtualenv's Python, which runs the project's `serve.py`.
+pub fn install_django_scim(ctx: &Context) -> Result<PathBuf, String> {
+    let requirements = django_scim_project().join("requirements.txt");
+    let wanted =
+        std::fs::read_to_string(&requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    let venv = django_scim_venv(ctx);
+    let python = venv_bin(&venv, "python");
+    let stamp = venv.join(".keyward-peer-stamp");
+    if python.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        eprintln!("    django-scim2: already installed");
+        return Ok(python);
+    }
+    eprintln!("    django-scim2: installing {} into {}", requirements.display(), venv.display());
+    make_venv(&venv)?;
+    run_quiet(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"])
+            .args(["--quiet", "--no-deps", "-r"])
+            .arg(&requirements),
+    )
+    .map_err(|e| format!("pip install -r {} failed: {e}", requirements.display()))?;
+    // The project must import with what was installed (a missing pin shows here, not in a test).
+    run_quiet(Command::new(&python).args(["-c", "import django, django_scim, waitress, scim2_filter_parser"]))
+        .map_err(|e| format!("the django-scim2 virtualenv is incomplete: {e}"))?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    Ok(python)
+}
+
+/// `python3 -m venv --clear DIR`, installing Debian's python3-venv first when the system
+/// Python lacks it (Debian and Ubuntu ship `venv` for their own python3 in a separate package).
+fn make_venv(venv: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(venv.parent().expect("venv has a parent"))
+        .map_err(|e| format!("cannot create {}: {e}", venv.display()))?;
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let make = || run_quiet(Command::new(&python).args(["-m", "venv", "--clear"]).arg(venv));
+    if let Err(first) = make() {
+        let system_python =
+            std::env::var_os("PYTHON").is_none() && which("python3").is_some_and(|p| p.starts_with("/usr/bin"));
+        if !system_python || !Path::new("/usr/bin/apt-get").is_file() {
+            return Err(format!("`{python} -m venv` failed: {first}"));
+        }
+        eprintln!("    `{python} -m venv` failed; installing python3-venv and trying again");
+        apt_install(&["python3-venv"]).map_err(|e| format!("`{python} -m venv` failed ({first}); {e}"))?;
+        make().map_err(|e| format!("`{python} -m venv` failed: {e}"))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Samba's Active Directory domain controller: Debian's packages.
+
+/// Where Debian's package puts Samba's AD DC server.
+pub const SAMBA_PATH: &str = "/usr/sbin/samba";
+
+/// The packages of a Samba AD DC that can provision a domain and be driven from the command
+/// line. `samba-ad-provision` holds the provisioning templates (without it provisioning fails);
+/// `ldb-tools` and `ldap-utils` are the tools the tests change the directory with.
+pub const SAMBA_PACKAGES: &[&str] =
+    &["samba", "samba-ad-dc", "samba-ad-provision", "samba-dsdb-modules", "winbind", "ldb-tools", "ldap-utils"];
+
+/// Installs Samba's AD DC with apt-get unless it is there. Debian's maintainer scripts do not
+/// start the packaged services here (tests run their own server in a private folder).
+pub fn install_samba(_ctx: &Context) -> Result<PathBuf, String> {
+    let samba = PathBuf::from(SAMBA_PATH);
+    let ready = || {
+        samba.is_file()
+            && Path::new("/usr/bin/samba-tool").is_file()
+            && Path::new("/usr/share/samba/setup/provision.ldif").is_file()
+            && Path::new("/usr/bin/ldapmodify").is_file()
+    };
+    if ready() {
+        eprintln!("    samba: already installed");
+        return Ok(samba);
+    }
+    if !Path::new("/usr/bin/apt-get").is_file() {
+        return Err(format!(
+            "{SAMBA_PATH} is missing and there is no apt-get to install it; install Samba's AD DC \
+             ({}) and set KEYWARD_SAMBA to the samba binary",
+            SAMBA_PACKAGES.join(" ")
+        ));
+    }
+    eprintln!("    samba: installing Debian's {}", SAMBA_PACKAGES.join(" "));
+    apt_install(SAMBA_PACKAGES)?;
+    if !ready() {
+        return Err(format!(
+            "apt-get installed {} but {SAMBA_PATH} or its tools are missing",
+            SAMBA_PACKAGES.join(" ")
+        ));
+    }
+    Ok(samba)
 }
 
 // ---------------------------------------------------------------------------------------------

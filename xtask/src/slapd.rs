@@ -164,7 +164,7 @@ impl Drop for Slapd {
 }
 
 /// Removes the folders of earlier runs whose xtask is gone (an interrupted run cannot clean up).
-fn remove_stale_runs(root: &Path) {
+pub(crate) fn remove_stale_runs(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -224,7 +224,7 @@ fn seed(bind_dn: &str, bind_password: &str) -> String {
 
 /// A throwaway CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost signed by it
 /// (`server.pem`, `server.key`), made with the openssl command, valid for two days.
-fn make_certificates(dir: &Path) -> Result<(), String> {
+pub(crate) fn make_certificates(dir: &Path) -> Result<(), String> {
     let ca_conf = "[req]\ndistinguished_name=dn\nx509_extensions=v3_ca\nprompt=no\n[dn]\nCN=keyward test CA\n\
                    [v3_ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
                    subjectKeyIdentifier=hash\n";
@@ -259,7 +259,7 @@ fn make_certificates(dir: &Path) -> Result<(), String> {
 }
 
 /// 32 hex characters from the system's random source.
-fn random_password() -> Result<String, String> {
+pub(crate) fn random_password() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
@@ -267,7 +267,7 @@ fn random_password() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -280,12 +280,12 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
     f.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("no free loopback port: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
     if out.status.success() {
         Ok(())
@@ -295,7 +295,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 /// Asks Linux to kill the child when xtask dies, so an interrupted run leaves no server behind.
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;

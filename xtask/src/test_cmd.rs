@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the project's one full test command, the one CI runs.
 
 use crate::args::TestArgs;
-use crate::{peers, slapd};
+use crate::{peers, samba, slapd};
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -15,7 +15,7 @@ fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
-const STEPS: usize = 5;
+const STEPS: usize = 6;
 
 fn header(n: usize, title: &str) {
     println!("\n==> [{n}/{STEPS}] {title}");
@@ -93,11 +93,57 @@ fn steps(args: &TestArgs) -> Result<(), String> {
         }
         Ok(())
     })?;
-    let result = timed(5, "cargo test --workspace -- --include-ignored", &mut || {
+    // Likewise held until the tests end.
+    let mut dc = None;
+    let started = timed(5, "start a Samba AD domain controller for the AD tests", &mut || {
+        dc = start_samba(&env)?;
+        if let Some(s) = &dc {
+            println!("    samba serving {} and {} (data in {})", s.url, s.ldaps_url, s.dir.display());
+            env.extend(s.env());
+        }
+        Ok(())
+    });
+    if let Err(e) = started {
+        drop(server);
+        return Err(e);
+    }
+    let result = timed(6, "cargo test --workspace -- --include-ignored", &mut || {
         run_cargo(&["test", "--workspace", "--", "--include-ignored"], &args.test_args, &env)
     });
+    drop(dc);
     drop(server);
     result
+}
+
+/// Starts the Samba AD DC when its peer is ready (`KEYWARD_SAMBA` among the prepared
+/// variables). Once installed, a DC that cannot start is an error, whatever the run.
+fn start_samba(env: &[(String, String)]) -> Result<Option<samba::Samba>, String> {
+    let Some((_, path)) = env.iter().find(|(k, _)| k == peers::SAMBA.env_var) else {
+        eprintln!("    samba is not installed: the AD tests will skip");
+        return Ok(None);
+    };
+    let root = crate::target_dir().join("peers").join("samba");
+    samba::Samba::start(std::path::Path::new(path), &root).map(Some)
+}
+
+/// `cargo xtask samba`: install Samba's AD DC if needed, start it, print the variables, serve.
+pub fn samba_only(rest: &[String]) -> Result<(), String> {
+    if let Some(a) = rest.first() {
+        return Err(format!("`cargo xtask samba` takes no arguments, not `{a}`"));
+    }
+    let ctx = peers::Context { target_dir: crate::target_dir() };
+    let path = match std::env::var_os(peers::SAMBA.env_var).filter(|v| !v.is_empty()) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => peers::install_samba(&ctx)?,
+    };
+    eprintln!("samba: provisioning a throwaway domain and starting the DC (about 15 s)");
+    let server = samba::Samba::start(&path, &crate::target_dir().join("peers").join("samba"))?;
+    println!("export {}={}", peers::SAMBA.env_var, shell_quote(&path.display().to_string()));
+    for (k, v) in server.env() {
+        println!("export {k}={}", shell_quote(&v));
+    }
+    eprintln!("samba is serving {} and {}; press Ctrl-C to stop it", server.url, server.ldaps_url);
+    server.wait()
 }
 
 /// Starts slapd when its peer is ready (`KEYWARD_SLAPD` among the prepared variables).
