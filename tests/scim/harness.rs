@@ -59,11 +59,45 @@ impl Logged {
     }
 }
 
+/// The SCIM servers the tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// scim2-server (PyPI), with Bulk, ETags, sort and filters.
+    Scim2Server,
+    /// django-scim2 (PyPI) in the Django project under xtask/peers/django_scim/, with the
+    /// enterprise user adapter: no Bulk, ETags or sort, pages of 50, no `members[value eq]`
+    /// remove path.
+    DjangoScim2,
+    /// django-scim2 with its stock user adapter, which keeps no `title` and no enterprise
+    /// extension.
+    DjangoScim2Stock,
+}
+
+impl Kind {
+    pub fn is_django(self) -> bool {
+        matches!(self, Kind::DjangoScim2 | Kind::DjangoScim2Stock)
+    }
+}
+
+/// The virtualenv Python that runs the django-scim2 project (`cargo xtask test` installs it).
+pub fn django_python() -> PathBuf {
+    match std::env::var_os("KEYWARD_DJANGO_SCIM_PYTHON").filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "KEYWARD_DJANGO_SCIM_PYTHON is not set: this test needs the real django-scim2. \
+             Run `cargo xtask test`, which installs it and sets the variable, or `cargo xtask peers`."
+        ),
+    }
+}
+
 pub struct Server {
     child: Child,
+    pub kind: Kind,
     pub port: u16,
     pub token: String,
     log: PathBuf,
+    /// What the server announced at /ServiceProviderConfig when it started.
+    pub config: Value,
     _dir: tempfile::TempDir,
 }
 
@@ -84,24 +118,26 @@ pub fn service_provider_config(bulk: Option<(u64, u64)>, max_results: u64) -> Va
     })
 }
 
-fn wait_ready(child: &mut Child, port: u16, log: &Path, timeout: Duration) -> Result<(), String> {
+fn wait_ready(child: &mut Child, port: u16, token: &str, log: &Path, timeout: Duration) -> Result<Value, String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("it exited ({status}): {}", std::fs::read_to_string(log).unwrap_or_default()));
         }
-        // The configuration endpoint needs no token (observed in scim2-server, as RFC 7643 §5 allows).
+        // scim2-server's configuration endpoint needs no token (as RFC 7643 §5 allows);
+        // django-scim2's does.
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             let req = format!(
-                "GET /v2/ServiceProviderConfig HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+                "GET /v2/ServiceProviderConfig HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
             );
             let mut raw = Vec::new();
             if s.write_all(req.as_bytes()).is_ok()
                 && s.read_to_end(&mut raw).is_ok()
                 && raw.split(|b| *b == b' ').nth(1) == Some(b"200".as_slice())
             {
-                return Ok(());
+                let body = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| &raw[i + 4..]).unwrap_or_default();
+                return Ok(serde_json::from_slice(body).unwrap_or(Value::Null));
             }
         }
         if Instant::now() > deadline {
@@ -123,9 +159,26 @@ impl Server {
 
     /// With a `--service-provider-config` file, when given.
     pub fn start_with(spc: Option<Value>) -> Server {
-        let exe = scim2_server();
+        Server::start_kind_with(Kind::Scim2Server, spc)
+    }
+
+    /// A server of `kind` with its default configuration.
+    pub fn start_kind(kind: Kind) -> Server {
+        Server::start_kind_with(kind, None)
+    }
+
+    /// A server of `kind`, announcing `spc` where given. django-scim2 takes only `patch` and
+    /// `filter` from it (it has no Bulk, ETags or sort to announce).
+    pub fn start_kind_with(kind: Kind, spc: Option<Value>) -> Server {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let token = random_token();
+        let spc = spc.map(|mut v| {
+            if kind.is_django() {
+                assert_ne!(v["bulk"]["supported"], true, "django-scim2 has no Bulk to announce");
+                v = json!({"patch": v["patch"], "filter": v["filter"]});
+            }
+            v
+        });
         let spc_path = spc.map(|v| {
             let p = dir.path().join("service-provider-config.json");
             std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
@@ -137,18 +190,34 @@ impl Server {
             let port = free_port();
             let log = dir.path().join(format!("server-{attempt}.log"));
             let out = File::create(&log).unwrap();
-            let mut cmd = Command::new(&exe);
-            cmd.args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", &token])
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out);
-            if let Some(p) = &spc_path {
-                cmd.arg("--service-provider-config").arg(p);
-            }
-            let mut child =
-                cmd.spawn().unwrap_or_else(|e| panic!("cannot start scim2-server ({}): {e}", exe.display()));
-            match wait_ready(&mut child, port, &log, Duration::from_secs(30)) {
-                Ok(()) => return Server { child, port, token, log, _dir: dir },
+            let mut cmd = match kind {
+                Kind::Scim2Server => {
+                    let mut c = Command::new(scim2_server());
+                    c.args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", &token]);
+                    if let Some(p) = &spc_path {
+                        c.arg("--service-provider-config").arg(p);
+                    }
+                    c
+                }
+                Kind::DjangoScim2 | Kind::DjangoScim2Stock => {
+                    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("xtask/peers/django_scim/serve.py");
+                    let mut c = Command::new(django_python());
+                    c.arg(project).args(["--port", &port.to_string(), "--db"]);
+                    c.arg(dir.path().join(format!("db-{attempt}.sqlite3")));
+                    c.env("KEYWARD_DJANGO_SCIM_TOKEN", &token);
+                    if kind == Kind::DjangoScim2Stock {
+                        c.args(["--user-adapter", "stock"]);
+                    }
+                    if let Some(p) = &spc_path {
+                        c.arg("--service-provider-config").arg(p);
+                    }
+                    c
+                }
+            };
+            cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
+            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start the {kind:?} server: {e}"));
+            match wait_ready(&mut child, port, &token, &log, Duration::from_secs(30)) {
+                Ok(config) => return Server { child, kind, port, token, log, config, _dir: dir },
                 Err(e) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -156,7 +225,29 @@ impl Server {
                 }
             }
         }
-        panic!("scim2-server did not start: {last_error}");
+        panic!("the {kind:?} server did not start: {last_error}");
+    }
+
+    /// Whether the server announced Bulk.
+    pub fn announces_bulk(&self) -> bool {
+        self.config["bulk"]["supported"] == true
+    }
+
+    /// Whether the server announced ETags.
+    pub fn announces_etag(&self) -> bool {
+        self.config["etag"]["supported"] == true
+    }
+
+    /// Removes a member outside keyward, in a form the server understands: the RFC 7644
+    /// filter path `members[value eq "ID"]`, or, for django-scim2, which refuses that (501),
+    /// `path: members` with the member as the value.
+    pub fn remove_member(&self, group_id: &str, user_id: &str) -> Resp {
+        let op = if self.kind.is_django() {
+            json!([{"op": "remove", "path": "members", "value": [{"value": user_id}]}])
+        } else {
+            json!([{"op": "remove", "path": format!("members[value eq \"{user_id}\"]")}])
+        };
+        self.patch("Groups", group_id, op)
     }
 
     /// The base URL keyward is given.
@@ -319,11 +410,11 @@ pub struct Resp {
 
 /// `127.0.0.1 - - [28/Nov/2026 22:57:44] "GET /v2/Users?x=1 HTTP/1.1" 200 160`
 fn parse_log_line(line: &str) -> Option<Logged> {
-    let start = line.find('"')?;
+    let start = line.find("] \"")? + 2;
     let end = line.rfind('"')?;
     let request = line.get(start + 1..end)?;
     let mut parts = request.split(' ');
-    let method = parts.next()?.to_string();
+    let method = parts.next().filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()))?.to_string();
     let target = parts.next()?.to_string();
     let status = line[end + 1..].split_whitespace().next()?.parse().ok()?;
     Some(Logged { method, target, status })

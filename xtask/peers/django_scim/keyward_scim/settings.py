@@ -10,6 +10,7 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 USE_TZ = True
 ROOT_URLCONF = "keyward_scim.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+APPEND_SLASH = False
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -19,6 +20,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Content-Length on every answer (waitress would otherwise send HTTP/1.1 bodies chunked).
+    "django.middleware.common.CommonMiddleware",
     "keyward_scim.auth.BearerTokenMiddleware",
     "django_scim.middleware.SCIMAuthCheckMiddleware",
 ]
