@@ -73,6 +73,13 @@ fn hash_of(seq: u64, entry: &Entry, prev: &str) -> String {
     digest_bytes(&body)
 }
 
+/// The record that follows the record numbered `seq - 1` whose hash is `prev` (or
+/// [`GENESIS`] for the first): `entry` numbered and chained.
+pub fn seal(seq: u64, entry: Entry, prev: String) -> Record {
+    let hash = hash_of(seq, &entry, &prev);
+    Record { seq, entry, prev, hash }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("audit log {path}: {source}")]
@@ -129,8 +136,7 @@ impl AuditLog {
         let (mut seq, mut last) = (self.seq, self.last.clone());
         for entry in entries {
             seq += 1;
-            let hash = hash_of(seq, &entry, &last);
-            let record = Record { seq, entry, prev: last, hash };
+            let record = seal(seq, entry, last);
             serde_json::to_writer(&mut buf, &record).expect("records serialize");
             buf.push(b'\n');
             last = record.hash.clone();
@@ -170,6 +176,11 @@ impl VerifyReport {
     pub fn is_intact(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// The sequence number and hash of the last intact record, if any.
+    pub fn head(&self) -> Option<(u64, &str)> {
+        self.last.as_ref().map(|(seq, hash)| (*seq, hash.as_str()))
+    }
 }
 
 /// Checks the hash chain of the log at `path`. A missing log is intact and empty.
@@ -185,67 +196,119 @@ pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
 }
 
 fn verify_text(text: &str) -> VerifyReport {
-    let mut report = VerifyReport::default();
-    let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1u64;
-    let mut offset = 0usize;
-    for (i, raw) in text.split_inclusive('\n').enumerate() {
-        let line_no = i + 1;
-        let start = offset;
-        offset += raw.len();
+    let mut v = Verifier::new();
+    for raw in text.split_inclusive('\n') {
+        if v.line(raw).is_err() {
+            break;
+        }
+    }
+    v.finish()
+}
+
+/// Checks a log one line at a time, for logs read in pieces (from a remote store, say). Feed
+/// it every line in order, each with its newline when it has one; it stops at the first
+/// problem, as [`verify`] does.
+#[derive(Debug)]
+pub struct Verifier {
+    report: VerifyReport,
+    prev: String,
+    expected_seq: u64,
+    offset: usize,
+    line_no: usize,
+    stopped: bool,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Verifier {
+            report: VerifyReport::default(),
+            prev: GENESIS.to_string(),
+            expected_seq: 1,
+            offset: 0,
+            line_no: 0,
+            stopped: false,
+        }
+    }
+
+    /// A verifier that continues a chain whose last record is number `records` with hash
+    /// `hash` (lines are then counted from the first line fed).
+    pub fn resume(records: u64, hash: &str) -> Self {
+        Verifier { prev: hash.to_string(), expected_seq: records + 1, ..Verifier::new() }
+    }
+
+    /// Checks the next line. `Ok(Some(record))` for an intact record, `Ok(None)` for a line that
+    /// is no record and no problem (an unfinished blank line); `Err(())` once a problem or a torn
+    /// tail was found: the log is not read further.
+    #[allow(clippy::result_unit_err)]
+    pub fn line(&mut self, raw: &str) -> Result<Option<Record>, ()> {
+        if self.stopped {
+            return Err(());
+        }
+        self.line_no += 1;
+        let line_no = self.line_no;
+        let start = self.offset;
+        self.offset += raw.len();
         let complete = raw.ends_with('\n');
         let line = raw.trim_end_matches(['\n', '\r']);
         if line.is_empty() {
             if complete {
-                report.problems.push(Problem { line: line_no, message: "empty line".into() });
+                self.report.problems.push(Problem { line: line_no, message: "empty line".into() });
             }
-            continue;
+            return Ok(None);
         }
         let record: Record = match serde_json::from_str(line) {
             Ok(r) => r,
             Err(_) if !complete => {
-                report.torn_tail = true;
-                report.torn_tail_offset = Some(start);
-                break;
+                self.report.torn_tail = true;
+                self.report.torn_tail_offset = Some(start);
+                self.stopped = true;
+                return Err(());
             }
-            Err(e) => {
-                report.problems.push(Problem { line: line_no, message: format!("not a record: {e}") });
-                break;
-            }
+            Err(e) => return self.stop(line_no, format!("not a record: {e}")),
         };
-        if record.prev != prev {
-            let message = if record.seq != expected_seq {
+        if record.prev != self.prev {
+            let message = if record.seq != self.expected_seq {
                 format!(
                     "record {} follows record {}: a record was removed, inserted or moved",
                     record.seq,
-                    expected_seq - 1
+                    self.expected_seq - 1
                 )
             } else {
                 "the chain is broken: the record before this one was changed or removed".into()
             };
-            report.problems.push(Problem { line: line_no, message });
-            break;
+            return self.stop(line_no, message);
         }
-        if record.seq != expected_seq {
-            report.problems.push(Problem {
-                line: line_no,
-                message: format!("sequence number {} where {} was expected", record.seq, expected_seq),
-            });
-            break;
+        if record.seq != self.expected_seq {
+            let message = format!("sequence number {} where {} was expected", record.seq, self.expected_seq);
+            return self.stop(line_no, message);
         }
         let want = hash_of(record.seq, &record.entry, &record.prev);
         if want != record.hash {
-            report
-                .problems
-                .push(Problem { line: line_no, message: "the record was changed after it was written".into() });
-            break;
+            return self.stop(line_no, "the record was changed after it was written".into());
         }
-        prev = record.hash.clone();
-        expected_seq += 1;
-        report.records += 1;
-        report.last = Some((record.seq, record.hash));
+        self.prev = record.hash.clone();
+        self.expected_seq += 1;
+        self.report.records += 1;
+        self.report.last = Some((record.seq, record.hash.clone()));
+        Ok(Some(record))
     }
-    report
+
+    fn stop(&mut self, line: usize, message: String) -> Result<Option<Record>, ()> {
+        self.report.problems.push(Problem { line, message });
+        self.stopped = true;
+        Err(())
+    }
+
+    /// The report on every line fed so far.
+    pub fn finish(self) -> VerifyReport {
+        self.report
+    }
 }
 
 /// Every intact record of the log, oldest first.
