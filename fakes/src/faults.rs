@@ -209,9 +209,14 @@ pub fn start(upstream: SocketAddr, plan: FaultPlan) -> FaultProxy {
     FaultProxy { addr: server.addr, stats, shared, _server: server }
 }
 
-/// Reads one HTTP/1.1 message head and its `Content-Length` body. Returns the head lines and
-/// the body, or `None` on EOF.
-async fn read_message(conn: &mut TcpStream, until_eof: bool) -> std::io::Result<Option<(Vec<String>, Vec<u8>)>> {
+/// Reads one HTTP/1.1 message head and its `Content-Length` body (none for the answer to a
+/// `HEAD`, whose `Content-Length` is that of the resource). Returns the head lines and the
+/// body, or `None` on EOF.
+async fn read_message(
+    conn: &mut TcpStream,
+    until_eof: bool,
+    head_only: bool,
+) -> std::io::Result<Option<(Vec<String>, Vec<u8>)>> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -231,6 +236,9 @@ async fn read_message(conn: &mut TcpStream, until_eof: bool) -> std::io::Result<
         k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
     });
     let mut body = buf[head_end + 4..].to_vec();
+    if head_only {
+        return Ok(Some((lines, Vec::new())));
+    }
     match length {
         Some(n) => {
             while body.len() < n {
@@ -289,10 +297,15 @@ async fn forward(shared: &Shared, lines: &[String], body: &[u8]) -> std::io::Res
     // The Host header is passed on unchanged, as a transparent proxy does: services that check
     // the audience of a token against the host they were called by see the client's view.
     up.write_all(&serialize(lines, body, true)).await?;
-    let Some((resp_lines, resp_body)) = read_message(&mut up, true).await? else {
+    let head = lines.first().is_some_and(|l| l.starts_with("HEAD "));
+    let Some((resp_lines, resp_body)) = read_message(&mut up, true, head).await? else {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "upstream closed without answering"));
     };
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+    if head {
+        // The answer to a HEAD has no body; its Content-Length describes the resource.
+        return Ok(serialize(&resp_lines, &[], true));
+    }
     // Re-frame the body with an exact Content-Length.
     let mut out_lines: Vec<String> = resp_lines
         .into_iter()
@@ -306,7 +319,7 @@ async fn forward(shared: &Shared, lines: &[String], body: &[u8]) -> std::io::Res
 }
 
 async fn handle(shared: Arc<Shared>, mut conn: TcpStream) -> std::io::Result<()> {
-    let Some((lines, body)) = read_message(&mut conn, false).await? else { return Ok(()) };
+    let Some((lines, body)) = read_message(&mut conn, false, false).await? else { return Ok(()) };
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
     let fault = shared.decide();
     let stats = &shared.stats;
@@ -417,6 +430,24 @@ mod tests {
         assert_eq!(s.throttled.load(Ordering::Relaxed), 3);
         assert_eq!(s.reset_after.load(Ordering::Relaxed), 1);
         assert_eq!(s.faults(), 6);
+    }
+
+    /// The answer to a HEAD has no body, and its Content-Length is the resource's length (Blob
+    /// Storage reports a blob's length so); the proxy passes it on instead of the empty body's.
+    #[test]
+    fn head_answers_keep_the_resources_length() {
+        use std::io::{Read, Write};
+        let app = Router::new().route("/blob", axum::routing::get(|| async { "0123456789" }));
+        let upstream = crate::serve(app);
+        let proxy = start(upstream.addr, FaultPlan::none());
+        let mut s = std::net::TcpStream::connect(proxy.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"HEAD /blob HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.to_ascii_lowercase().contains("content-length: 10\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\n"), "a HEAD answer has no body: {out:?}");
     }
 
     #[test]
