@@ -20,4 +20,5 @@ pub mod policy;
 pub mod provider;
 pub mod review;
 pub mod schema;
+pub mod state;
 pub mod validate;

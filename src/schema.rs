@@ -40,7 +40,7 @@ pub fn all() -> Vec<(&'static str, String)> {
             "keyward.json",
             schema_of::<ConfigFile>(
                 "keyward.yaml",
-                "keyward settings: targets, ownership, lifecycle, guards, audit, notify",
+                "keyward settings: targets, ownership, lifecycle, guards, audit, notify, state",
             ),
         ),
         ("resource.json", schema_of::<Resource>("keyward resource", "Any keyward resource document")),

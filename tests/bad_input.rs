@@ -317,6 +317,17 @@ fn insecure_url() {
 }
 
 #[test]
+fn state_settings() {
+    let diags = case("state-settings", &["credential-choice", "insecure-url", "invalid-prefix"]);
+    assert!(diags[0].message.contains("accountKey and sasToken"), "{}", diags[0].message);
+    let diags = case("state-unknown-field", &["unknown-field"]);
+    assert_eq!(diags[0].help.as_deref(), Some("did you mean `accountKey`?"));
+    let diags = case("state-literal-key", &["literal-secret"]);
+    assert!(!diags[0].message.contains("hunter2"), "the diagnostic repeats the secret");
+    assert_eq!(diags[0].field.as_deref(), Some("state.accountKey"));
+}
+
+#[test]
 fn ldap_settings() {
     let diags = case(
         "ldap-settings",

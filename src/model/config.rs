@@ -33,6 +33,79 @@ pub struct ConfigFile {
     /// Settings of the built-in governance policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicySettings>,
+    /// Where keyward remembers between runs: the audit log, the lock, the last applied commit
+    /// per target and the credentials issued but not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateFile>,
+}
+
+/// `state:` as written. Which fields apply depends on `backend`; validation says which are
+/// missing or do not belong.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StateFile {
+    /// `local` (default): files under `.keyward/` beside the configuration. `azureblob`: a
+    /// container in Azure Blob Storage, shared by every machine that runs keyward.
+    #[serde(default)]
+    pub backend: StateBackendKind,
+    /// azureblob: `https://ACCOUNT.blob.core.windows.net/CONTAINER`, or an emulator's
+    /// `http://127.0.0.1:PORT/ACCOUNT/CONTAINER` (plain http only on loopback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// azureblob: a folder inside the container (for example `prod/identity`), so several
+    /// configurations can share one container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// azureblob: the storage account's access key (Shared Key), as a secret reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_key: Option<String>,
+    /// azureblob: a shared access signature for the container, as a secret reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sas_token: Option<String>,
+    /// azureblob with Entra ID: the tenant of the identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// azureblob with Entra ID: the application (client) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// A PEM file holding the certificate and key for a signed client assertion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// A file holding a federated token (GitHub Actions OIDC, Kubernetes workload identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_token_file: Option<String>,
+    /// The token authority, for national clouds and tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// An extra trusted CA certificate (PEM file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackendKind {
+    #[default]
+    Local,
+    Azureblob,
+}
+
+impl StateBackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateBackendKind::Local => "local",
+            StateBackendKind::Azureblob => "azureblob",
+        }
+    }
+}
+
+impl fmt::Display for StateBackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One target as written. Which fields apply depends on `provider`; validation says which are
@@ -339,6 +412,39 @@ pub struct Settings {
     pub notify_webhook: Option<SecretRef>,
     /// Settings of the built-in policies; defaults when keyward.yaml has no `policy`.
     pub policy: PolicySettings,
+    /// Where the state lives; local when keyward.yaml has no `state`.
+    pub state: StateSettings,
+}
+
+/// The resolved `state:` settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum StateSettings {
+    /// Files beside the audit log (`.keyward/` by default).
+    #[default]
+    Local,
+    AzureBlob(AzureBlobState),
+}
+
+/// A container (and a folder in it) in Azure Blob Storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureBlobState {
+    /// The container's URL, checked: https, or http on loopback.
+    pub url: String,
+    /// `""`, or a folder ending in `/`.
+    pub prefix: String,
+    pub auth: BlobAuth,
+    pub ca_file: Option<String>,
+}
+
+/// How keyward proves itself to Blob Storage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BlobAuth {
+    /// Shared Key: requests signed with the account key.
+    AccountKey(SecretRef),
+    /// A shared access signature appended to every request.
+    SasToken(SecretRef),
+    /// Bearer tokens from Entra ID, as targets get them.
+    Entra { tenant: String, client_id: String, credential: ClientCredential, authority: Option<String> },
 }
 
 impl Settings {

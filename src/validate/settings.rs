@@ -7,7 +7,8 @@ use super::{Origins, Sink, parse_as};
 use crate::diagnostic::Diagnostic;
 use crate::load::PathSeg;
 use crate::model::config::{
-    ClientCredential, ConfigFile, Connection, LdapConnection, LdapDisable, LdapFlavor, Settings, Target, TargetFile,
+    AzureBlobState, BlobAuth, ClientCredential, ConfigFile, Connection, LdapConnection, LdapDisable, LdapFlavor,
+    Settings, StateBackendKind, StateFile, StateSettings, Target, TargetFile,
 };
 use crate::model::{Name, ProviderKind, SecretRef};
 
@@ -53,6 +54,11 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
         }
     }
 
+    let state = match &file.state {
+        None => Some(StateSettings::Local),
+        Some(st) => resolve_state(sink, doc, st),
+    };
+
     let ownership = file.ownership.clone().unwrap_or_default();
     let notify_webhook = file
         .notify
@@ -82,7 +88,183 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
         audit_path: file.audit.and_then(|a| a.path).unwrap_or_else(|| DEFAULT_AUDIT_PATH.to_string()),
         notify_webhook,
         policy: file.policy.unwrap_or_default(),
+        state: state?,
     })
+}
+
+/// `state:`: the backend and the fields it takes; for `azureblob`, a container URL, a prefix
+/// and exactly one way to authenticate.
+fn resolve_state(sink: &mut Sink, doc: &crate::load::Document, st: &StateFile) -> Option<StateSettings> {
+    let path = |f: &str| -> Vec<PathSeg> { vec!["state".into(), f.into()] };
+    let backend = st.backend;
+    let set: [(&str, bool); 11] = [
+        ("url", st.url.is_some()),
+        ("prefix", st.prefix.is_some()),
+        ("accountKey", st.account_key.is_some()),
+        ("sasToken", st.sas_token.is_some()),
+        ("tenant", st.tenant.is_some()),
+        ("clientId", st.client_id.is_some()),
+        ("clientSecret", st.client_secret.is_some()),
+        ("certificate", st.certificate.is_some()),
+        ("federatedTokenFile", st.federated_token_file.is_some()),
+        ("authority", st.authority.is_some()),
+        ("caFile", st.ca_file.is_some()),
+    ];
+    if backend == StateBackendKind::Local {
+        let mut ok = true;
+        for (field, is_set) in set {
+            if is_set {
+                sink.at(
+                    doc,
+                    &path(field),
+                    Diagnostic::error("field-not-for-backend", format!("`{field}` does not apply to state backend `local`"))
+                        .help("the local state lives beside the audit log (audit.path); set `backend: azureblob` to keep it in Azure Blob Storage"),
+                );
+                ok = false;
+            }
+        }
+        return ok.then_some(StateSettings::Local);
+    }
+    let mut ok = true;
+    let url = match &st.url {
+        None => {
+            sink.at(
+                doc,
+                &["state".into()],
+                Diagnostic::error("missing-field", "state backend `azureblob` needs `url`")
+                    .field("state.url")
+                    .help("write the container's URL: https://ACCOUNT.blob.core.windows.net/CONTAINER"),
+            );
+            None
+        }
+        Some(u) => match crate::state::azureblob::ContainerUrl::parse(u) {
+            Ok(_) => Some(u.trim().to_string()),
+            Err(message) => {
+                let insecure = u.parse::<reqwest::Url>().is_ok_and(|p| crate::provider::http::check_url(&p).is_err());
+                let code = if insecure { "insecure-url" } else { "invalid-url" };
+                sink.at(
+                    doc,
+                    &path("url"),
+                    Diagnostic::error(code, message).help(
+                        "write https://ACCOUNT.blob.core.windows.net/CONTAINER, or an emulator's \
+                         http://127.0.0.1:PORT/ACCOUNT/CONTAINER (plain http only on loopback)",
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let prefix = match crate::state::azureblob::normalize_prefix(st.prefix.as_deref().unwrap_or("")) {
+        Ok(p) => Some(p),
+        Err(message) => {
+            sink.at(
+                doc,
+                &path("prefix"),
+                Diagnostic::error("invalid-prefix", message).help("for example prod/identity"),
+            );
+            None
+        }
+    };
+    let entra_fields = [
+        st.tenant.is_some(),
+        st.client_id.is_some(),
+        st.client_secret.is_some(),
+        st.certificate.is_some(),
+        st.federated_token_file.is_some(),
+        st.authority.is_some(),
+    ];
+    let mut ways: Vec<&str> = Vec::new();
+    if st.account_key.is_some() {
+        ways.push("accountKey");
+    }
+    if st.sas_token.is_some() {
+        ways.push("sasToken");
+    }
+    if entra_fields.iter().any(|b| *b) {
+        ways.push("Entra ID (tenant, clientId and one of clientSecret, certificate, federatedTokenFile)");
+    }
+    let auth = match ways.as_slice() {
+        ["accountKey"] => secret(sink, doc, &path("accountKey"), st.account_key.as_deref()?).map(BlobAuth::AccountKey),
+        ["sasToken"] => secret(sink, doc, &path("sasToken"), st.sas_token.as_deref()?).map(BlobAuth::SasToken),
+        [_] => {
+            let mut need = |field: &str, v: &Option<String>| -> Option<String> {
+                match v {
+                    Some(s) if !s.trim().is_empty() => Some(s.clone()),
+                    _ => {
+                        sink.at(
+                            doc,
+                            &["state".into()],
+                            Diagnostic::error("missing-field", format!("state with Entra ID authentication needs `{field}`"))
+                                .field(format!("state.{field}"))
+                                .help("Entra ID takes tenant, clientId and one of clientSecret, certificate, federatedTokenFile"),
+                        );
+                        ok = false;
+                        None
+                    }
+                }
+            };
+            let tenant = need("tenant", &st.tenant);
+            let client_id = need("clientId", &st.client_id);
+            let credential = client_credential(
+                sink,
+                doc,
+                &["state".into()],
+                "state with Entra ID authentication",
+                st.client_secret.as_deref(),
+                st.certificate.as_deref(),
+                st.federated_token_file.as_deref(),
+            );
+            if let Some(a) = &st.authority
+                && !(a.starts_with("https://") || (a.starts_with("http://") && is_loopback_url(a)))
+            {
+                sink.at(
+                    doc,
+                    &path("authority"),
+                    Diagnostic::error("insecure-url", format!("`{a}` is not an https URL"))
+                        .help("use https://; plain http:// is allowed only on loopback (localhost, 127.0.0.1, ::1)"),
+                );
+                ok = false;
+            }
+            Some(BlobAuth::Entra {
+                tenant: tenant?,
+                client_id: client_id?,
+                credential: credential?,
+                authority: st.authority.clone(),
+            })
+        }
+        [] => {
+            sink.at(
+                doc,
+                &["state".into()],
+                Diagnostic::error("credential-choice", "state backend `azureblob` needs a way to authenticate")
+                    .field("state")
+                    .help("write one of accountKey or sasToken (as ${env:NAME} or ${file:PATH}), or Entra ID: tenant, clientId and one of clientSecret, certificate, federatedTokenFile"),
+            );
+            None
+        }
+        _ => {
+            sink.at(
+                doc,
+                &["state".into()],
+                Diagnostic::error(
+                    "credential-choice",
+                    format!("state takes one way to authenticate, not {}", ways.join(" and ")),
+                )
+                .field("state")
+                .help("keep one of accountKey, sasToken or the Entra ID fields"),
+            );
+            None
+        }
+    };
+    if !ok {
+        return None;
+    }
+    Some(StateSettings::AzureBlob(AzureBlobState {
+        url: url?,
+        prefix: prefix?,
+        auth: auth?,
+        ca_file: st.ca_file.clone(),
+    }))
 }
 
 fn secret(sink: &mut Sink, doc: &crate::load::Document, path: &[PathSeg], value: &str) -> Option<SecretRef> {
@@ -94,6 +276,43 @@ fn secret(sink: &mut Sink, doc: &crate::load::Document, path: &[PathSeg], value:
                 path,
                 Diagnostic::error("literal-secret", e.to_string())
                     .help("put the value in an environment variable and write ${env:NAME}, or in a file and write ${file:PATH}"),
+            );
+            None
+        }
+    }
+}
+
+/// Exactly one of `clientSecret`, `certificate`, `federatedTokenFile` (how a client proves
+/// itself to Entra ID), resolved. `base` is the block's path (`targets.NAME`, `state`); `who`
+/// starts the message.
+fn client_credential(
+    sink: &mut Sink,
+    doc: &crate::load::Document,
+    base: &[PathSeg],
+    who: &str,
+    client_secret: Option<&str>,
+    certificate: Option<&str>,
+    federated_token_file: Option<&str>,
+) -> Option<ClientCredential> {
+    let at = |field: &str| {
+        let mut v = base.to_vec();
+        v.push(field.into());
+        v
+    };
+    match (client_secret, certificate, federated_token_file) {
+        (Some(s), None, None) => secret(sink, doc, &at("clientSecret"), s).map(ClientCredential::Secret),
+        (None, Some(c), None) => secret(sink, doc, &at("certificate"), c).map(ClientCredential::Certificate),
+        (None, None, Some(f)) => Some(ClientCredential::FederatedTokenFile(f.to_string())),
+        _ => {
+            sink.at(
+                doc,
+                base,
+                Diagnostic::error(
+                    "credential-choice",
+                    format!("{who} needs exactly one of clientSecret, certificate, federatedTokenFile"),
+                )
+                .field(crate::load::locate::DisplayPath(base).to_string())
+                .help("for GitHub Actions OIDC and Kubernetes workload identity, write federatedTokenFile"),
             );
             None
         }
@@ -225,34 +444,15 @@ fn resolve_target(
         ProviderKind::Graph | ProviderKind::Dataverse | ProviderKind::Fno => {
             let tenant = require(sink, "tenant", &t.tenant);
             let client_id = require(sink, "clientId", &t.client_id);
-            let creds: Vec<(&str, &Option<String>)> = vec![
-                ("clientSecret", &t.client_secret),
-                ("certificate", &t.certificate),
-                ("federatedTokenFile", &t.federated_token_file),
-            ];
-            let given: Vec<&str> = creds.iter().filter(|(_, v)| v.is_some()).map(|(n, _)| *n).collect();
-            let credential = match given.as_slice() {
-                ["clientSecret"] => {
-                    secret(sink, doc, &path("clientSecret"), t.client_secret.as_deref()?).map(ClientCredential::Secret)
-                }
-                ["certificate"] => secret(sink, doc, &path("certificate"), t.certificate.as_deref()?)
-                    .map(ClientCredential::Certificate),
-                ["federatedTokenFile"] => t.federated_token_file.clone().map(ClientCredential::FederatedTokenFile),
-                _ => {
-                    sink.at(
-                        doc,
-                        base,
-                        Diagnostic::error(
-                            "credential-choice",
-                            format!(
-                                "target `{name}` needs exactly one of clientSecret, certificate, federatedTokenFile"
-                            ),
-                        )
-                        .field(format!("targets.{name}")),
-                    );
-                    None
-                }
-            };
+            let credential = client_credential(
+                sink,
+                doc,
+                base,
+                &format!("target `{name}`"),
+                t.client_secret.as_deref(),
+                t.certificate.as_deref(),
+                t.federated_token_file.as_deref(),
+            );
             for field in ["endpoint", "authority"] {
                 let v = if field == "endpoint" { &t.endpoint } else { &t.authority };
                 if let Some(u) = v {
@@ -398,6 +598,87 @@ fn resolve_target(
 #[cfg(test)]
 mod tests {
     use super::is_loopback_url;
+    use crate::load::Loaded;
+    use crate::model::SecretRef;
+    use crate::model::config::{AzureBlobState, BlobAuth, ClientCredential, StateSettings};
+
+    /// The resolved `state`, or the codes of the diagnostics.
+    fn state_of(block: &str) -> Result<StateSettings, Vec<&'static str>> {
+        let mut loaded = Loaded::default();
+        let settings = format!("version: 1\ntargets: {{dir: {{provider: file, path: d.json}}}}\n{block}");
+        loaded.add_file("keyward.yaml".into(), settings.into_bytes());
+        let v = crate::validate::validate(&loaded.finish().expect("has settings"));
+        match v.state {
+            Some(s) => Ok(s.settings.state),
+            None => Err(v.diagnostics.iter().map(|d| d.code).collect()),
+        }
+    }
+
+    #[test]
+    fn state_settings_resolve() {
+        assert_eq!(state_of(""), Ok(StateSettings::Local));
+        assert_eq!(state_of("state: {backend: local}\n"), Ok(StateSettings::Local));
+        let key = "state:\n  backend: azureblob\n  url: https://contoso.blob.core.windows.net/kw-state\n  \
+                   prefix: prod/identity\n  accountKey: ${env:KEY}\n";
+        assert_eq!(
+            state_of(key),
+            Ok(StateSettings::AzureBlob(AzureBlobState {
+                url: "https://contoso.blob.core.windows.net/kw-state".into(),
+                prefix: "prod/identity/".into(),
+                auth: BlobAuth::AccountKey(SecretRef::Env("KEY".into())),
+                ca_file: None,
+            }))
+        );
+        let oidc = "state:\n  backend: azureblob\n  url: http://127.0.0.1:10000/devacct/state\n  tenant: t\n  \
+                    clientId: c\n  federatedTokenFile: /var/run/secrets/token\n";
+        match state_of(oidc) {
+            Ok(StateSettings::AzureBlob(s)) => {
+                assert_eq!(s.prefix, "");
+                assert_eq!(
+                    s.auth,
+                    BlobAuth::Entra {
+                        tenant: "t".into(),
+                        client_id: "c".into(),
+                        credential: ClientCredential::FederatedTokenFile("/var/run/secrets/token".into()),
+                        authority: None,
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let sas = "state: {backend: azureblob, url: 'https://contoso.blob.core.windows.net/kw-state', sasToken: '${file:sas}'}\n";
+        assert!(matches!(
+            state_of(sas),
+            Ok(StateSettings::AzureBlob(AzureBlobState { auth: BlobAuth::SasToken(_), .. }))
+        ));
+    }
+
+    #[test]
+    fn state_settings_are_checked() {
+        let url = "https://contoso.blob.core.windows.net/kw-state";
+        for (block, codes) in [
+            ("state: {url: 'https://a.blob.core.windows.net/c'}\n", vec!["field-not-for-backend"]),
+            ("state: {backend: azureblob, accountKey: '${env:K}'}\n", vec!["missing-field"]),
+            (&format!("state: {{backend: azureblob, url: '{url}'}}\n"), vec!["credential-choice"]),
+            (
+                &format!("state: {{backend: azureblob, url: '{url}', tenant: t, clientSecret: '${{env:S}}'}}\n"),
+                vec!["missing-field"],
+            ),
+            (
+                &format!("state: {{backend: azureblob, url: '{url}', tenant: t, clientId: c}}\n"),
+                vec!["credential-choice"],
+            ),
+            (
+                &format!("state: {{backend: azureblob, url: '{url}?sv=1&sig=x', accountKey: '${{env:K}}'}}\n"),
+                vec!["invalid-url"],
+            ),
+            (&format!("state: {{backend: azureblob, url: '{url}', sasToken: 'sv=1&sig=x'}}\n"), vec!["literal-secret"]),
+            ("state: {backend: s3}\n", vec!["unknown-value"]),
+        ] {
+            let got = state_of(block).expect_err(block);
+            assert_eq!(got, codes, "{block}");
+        }
+    }
 
     #[test]
     fn loopback_urls() {
