@@ -8,6 +8,7 @@
 //! - `gen-fixture`: write a large, realistic configuration folder for benchmarks and tests.
 
 mod args;
+mod azurite;
 mod bench;
 mod fixture;
 mod fuzz;
@@ -26,12 +27,12 @@ usage: cargo xtask <command> [options]
 commands:
   test [--no-peers] [--skip-peer NAME]... [-- TEST-ARGS...]
       Check formatting, run clippy, install the test peers (scim2-server, slapd,
-      django-scim2, samba), start a throwaway slapd and a throwaway Samba AD domain
+      django-scim2, samba, azurite), start a throwaway slapd and a throwaway Samba AD domain
       controller for the run, and run `cargo test --workspace -- --include-ignored`.
       Stops at the first failing step; the servers are stopped at the end, pass or fail.
       --no-peers        install no peer (tests that need one skip or fail on their own)
-      --skip-peer NAME  install every peer but NAME (scim2-server, slapd, django-scim2 or
-                        samba); repeatable
+      --skip-peer NAME  install every peer but NAME (scim2-server, slapd, django-scim2,
+                        samba or azurite); repeatable
       TEST-ARGS         appended to the test binaries' arguments (e.g. a name filter)
       A peer that cannot be installed is an error when CI=true and a warning otherwise.
 

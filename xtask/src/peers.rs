@@ -14,10 +14,11 @@
 //! | `slapd`        | Debian's `slapd` + `ldap-utils`             | `KEYWARD_SLAPD`              |
 //! | `django-scim2` | PyPI, pinned, in a virtualenv (its Python)  | `KEYWARD_DJANGO_SCIM_PYTHON` |
 //! | `samba`        | Debian's Samba AD DC packages               | `KEYWARD_SAMBA`              |
+//! | `azurite`      | npm, pinned by a committed lock file        | `KEYWARD_AZURITE_BLOB`       |
 //!
 //! Each django-scim2 test starts its own server too (the Django project under
-//! `xtask/peers/django_scim/`); Samba's AD domain controller, like slapd, is started once per run
-//! (see [`crate::samba`]).
+//! `xtask/peers/django_scim/`), as does each Azurite test (see [`crate::azurite`]); Samba's AD
+//! domain controller, like slapd, is started once per run (see [`crate::samba`]).
 //!
 //! `KEYWARD_PEERS=1` is set only when every peer is ready: tests may then treat a missing peer
 //! as a failure rather than a reason to skip. A variable that is already set in the environment
@@ -55,8 +56,11 @@ pub const DJANGO_SCIM: Peer =
 
 pub const SAMBA: Peer = Peer { name: "samba", env_var: "KEYWARD_SAMBA", install: install_samba };
 
+pub const AZURITE: Peer =
+    Peer { name: "azurite", env_var: "KEYWARD_AZURITE_BLOB", install: crate::azurite::install_azurite };
+
 /// Every peer, in installation order.
-pub const ALL: &[Peer] = &[SCIM2_SERVER, SLAPD, DJANGO_SCIM, SAMBA];
+pub const ALL: &[Peer] = &[SCIM2_SERVER, SLAPD, DJANGO_SCIM, SAMBA, AZURITE];
 
 /// What the installers need to know.
 pub struct Context {
