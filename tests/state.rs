@@ -1,0 +1,781 @@
+//! The state store, through its one interface, against both backends: `local` (files in a
+//! temporary folder) and `azureblob` against the real Azure Storage emulator, Azurite (one
+//! emulator per test; see `state/azurite.rs`). The same behavioural test runs against each
+//! backend where it applies (`NAME::local`, `NAME::azureblob`); the Azurite ones are ignored
+//! unless the emulator is installed (`cargo xtask test`).
+//!
+//! What must hold:
+//! - two writers appending at once both succeed, one after the other: no interleaved or
+//!   duplicated records, the chain intact;
+//! - an append whose answer is lost (injected by the fault proxy) never writes its record twice;
+//! - one lock holder at a time; a waiter gets the lock when it is released, or fails naming the
+//!   holder; a holder killed with SIGKILL frees it (at once locally, when its lease runs out on
+//!   Azure); `state unlock ID` breaks it;
+//! - documents are written only at the version read; a process killed while writing leaves the
+//!   old or the new document and an intact chain;
+//! - Shared Key and SAS are both accepted; a wrong key is refused with the service's error code
+//!   and request id and without any secret.
+
+#[path = "state/azurite.rs"]
+mod azurite;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use azurite::Azurite;
+use keyward::audit::{self, AuditLog, Entry, Outcome};
+use keyward::model::config::{AzureBlobState, BlobAuth};
+use keyward::model::{SecretRef, UndeliveredCredential};
+use keyward::provider::http::RetryPolicy;
+use keyward::state::azureblob::{AzureBlobStore, Options};
+use keyward::state::documents::{self, Applied};
+use keyward::state::local::LocalStore;
+use keyward::state::lock::{self, LockOptions};
+use keyward::state::trail::{self, ChainHead, HeadCheck};
+use keyward::state::{AuditTrail, DocName, Expect, LockHolder, LockId, LockStatus, StateError, StateStore, TryLock};
+
+/// The shortest lease Azure grants, so the lease-expiry tests stay short.
+const LEASE: Duration = Duration::from_secs(15);
+
+/// The audit log's path in a local configuration.
+const AUDIT_PATH: &str = ".keyward/audit.jsonl";
+
+/// The prefix every Azure store in these tests uses: configurations share containers.
+const PREFIX: &str = "team-a/prod";
+
+/// Variables a test's child process reads (see [`child_store`]).
+const CHILD_VAR: &str = "KEYWARD_STATE_TEST_CHILD";
+const CHILD_ROOT_VAR: &str = "KEYWARD_STATE_TEST_ROOT";
+const CHILD_URL_VAR: &str = "KEYWARD_STATE_TEST_URL";
+
+fn entry(address: &str) -> Entry {
+    Entry {
+        time: chrono::Utc::now(),
+        actor: "state-test".into(),
+        commit: Some("0123456789abcdef".into()),
+        plan_hash: "sha256:plan".into(),
+        address: address.into(),
+        action: "create".into(),
+        outcome: Outcome::Applied,
+        error: None,
+        detail: None,
+    }
+}
+
+fn holder(actor: &str) -> LockHolder {
+    let mut h = LockHolder::current(Some("feedc0de1234567890".into())).unwrap();
+    h.actor = actor.into();
+    h.run_id = format!("run-of-{actor}");
+    h
+}
+
+fn options(timeout: Duration) -> LockOptions {
+    LockOptions { lease: LEASE, timeout, poll: Duration::from_millis(200) }
+}
+
+/// A backend to test against: a folder, or an Azurite container.
+struct Env {
+    dir: tempfile::TempDir,
+    azurite: Option<Azurite>,
+}
+
+impl Env {
+    fn local() -> Env {
+        Env { dir: tempfile::tempdir().unwrap(), azurite: None }
+    }
+
+    async fn azure() -> Env {
+        let env = Env { dir: tempfile::tempdir().unwrap(), azurite: Some(Azurite::start()) };
+        std::fs::write(env.key_file(), &env.az().key).unwrap();
+        env.azure_store(&env.az().container_url("state"), BlobAuth::AccountKey(env.key_ref()), Options::default())
+            .create_container()
+            .await
+            .unwrap();
+        env
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn az(&self) -> &Azurite {
+        self.azurite.as_ref().expect("an Azure environment")
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.dir.path().join("account-key")
+    }
+
+    fn key_ref(&self) -> SecretRef {
+        SecretRef::File(self.key_file().display().to_string())
+    }
+
+    fn azure_store(&self, url: &str, auth: BlobAuth, options: Options) -> AzureBlobStore {
+        let settings = AzureBlobState { url: url.into(), prefix: PREFIX.into(), auth, ca_file: None };
+        AzureBlobStore::new(&settings, self.root(), options).unwrap()
+    }
+
+    /// A new, independent store on the same state: another machine.
+    fn store(&self) -> Arc<dyn StateStore> {
+        match &self.azurite {
+            None => Arc::new(LocalStore::new(self.root(), Path::new(AUDIT_PATH))),
+            Some(az) => Arc::new(self.azure_store(
+                &az.container_url("state"),
+                BlobAuth::AccountKey(self.key_ref()),
+                Options { timeout: Duration::from_secs(10), ..Options::default() },
+            )),
+        }
+    }
+
+    /// Variables that let a child process open the same state ([`child_store`]).
+    fn child_env(&self, cmd: &mut Command) {
+        cmd.env(CHILD_ROOT_VAR, self.root());
+        if let Some(az) = &self.azurite {
+            cmd.env(CHILD_URL_VAR, az.container_url("state"));
+        }
+    }
+}
+
+/// Runs `body` against the local backend (`NAME::local`) and against Azurite
+/// (`NAME::azureblob`).
+macro_rules! both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                $body(Env::local()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs azurite: cargo xtask test"]
+            async fn azureblob() {
+                $body(Env::azure().await).await
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit log.
+
+async fn two_writers_append_at_once(env: Env) {
+    const N: usize = 15;
+    // Both read the (empty) log before either writes, so every append of one makes the other's
+    // next append find the log moved.
+    let mut a = AuditTrail::open(env.store()).await.unwrap();
+    let mut b = AuditTrail::open(env.store()).await.unwrap();
+    let wa = tokio::spawn(async move {
+        for i in 0..N {
+            a.append(entry(&format!("t.user.a{i:02}"))).await.unwrap();
+        }
+        a
+    });
+    let wb = tokio::spawn(async move {
+        for i in 0..N {
+            b.append_all(vec![entry(&format!("t.user.b{i:02}"))]).await.unwrap();
+        }
+        b
+    });
+    let (a, b) = (wa.await.unwrap(), wb.await.unwrap());
+
+    let reader = env.store();
+    let (report, _) = trail::verify(&*reader, None).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records, 2 * N);
+    let records = trail::records(&*reader).await.unwrap();
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=(2 * N) as u64).collect::<Vec<_>>());
+    let addresses: Vec<&str> = records.iter().map(|r| r.entry.address.as_str()).collect();
+    let unique: BTreeSet<&str> = addresses.iter().copied().collect();
+    assert_eq!(unique.len(), 2 * N, "a record was written twice: {addresses:?}");
+    // Each writer's records keep their order.
+    for w in ["a", "b"] {
+        let mine: Vec<&str> = addresses.iter().copied().filter(|a| a.starts_with(&format!("t.user.{w}"))).collect();
+        let want: Vec<String> = (0..N).map(|i| format!("t.user.{w}{i:02}")).collect();
+        assert_eq!(mine, want);
+    }
+    // The writer that appended last knows the head.
+    let head = ChainHead { records: 2 * N as u64, hash: records.last().unwrap().hash.clone() };
+    assert!(a.head() == &head || b.head() == &head, "{:?} {:?} {head:?}", a.head(), b.head());
+    // A log whose head is recorded: reaching it, and a head it never reached.
+    assert_eq!(trail::verify(&*reader, Some(&head)).await.unwrap().1, HeadCheck::Reached);
+    let beyond = ChainHead { records: 2 * N as u64 + 1, hash: head.hash.clone() };
+    assert_eq!(
+        trail::verify(&*reader, Some(&beyond)).await.unwrap().1,
+        HeadCheck::EndsBefore { records: 2 * N as u64 }
+    );
+    let other = ChainHead { records: 3, hash: audit::GENESIS.into() };
+    assert!(matches!(trail::verify(&*reader, Some(&other)).await.unwrap().1, HeadCheck::Differs { .. }));
+}
+both!(two_writers, two_writers_append_at_once);
+
+async fn a_stale_writer_appends_after_the_records_it_missed(env: Env) {
+    let mut early = AuditTrail::open(env.store()).await.unwrap();
+    let mut other = AuditTrail::open(env.store()).await.unwrap();
+    other.append_all(vec![entry("t.user.x1"), entry("t.user.x2")]).await.unwrap();
+    let written = early.append(entry("t.user.late")).await.unwrap();
+    assert_eq!(written.seq, 3);
+    assert_eq!(written.prev, other.head().hash);
+    let reopened = AuditTrail::open(env.store()).await.unwrap();
+    assert_eq!(reopened.head(), early.head());
+}
+both!(stale_writer, a_stale_writer_appends_after_the_records_it_missed);
+
+/// The local log is the file `AuditLog` writes and `audit verify` reads, and the undelivered
+/// credentials are the file `credential::state` reads.
+#[tokio::test]
+async fn the_local_layout_is_the_one_the_rest_of_keyward_reads() {
+    let env = Env::local();
+    let store = env.store();
+    let mut t = AuditTrail::open(store.clone()).await.unwrap();
+    t.append_all(vec![entry("t.user.a"), entry("t.user.b")]).await.unwrap();
+    let path = env.root().join(AUDIT_PATH);
+    let report = audit::verify(&path).unwrap();
+    assert!(report.is_intact() && report.records == 2, "{report:?}");
+    AuditLog::open(&path).unwrap().append(entry("t.user.c")).unwrap();
+    let t = AuditTrail::open(store.clone()).await.unwrap();
+    assert_eq!(t.head().records, 3);
+
+    // A final line torn by a crash is not part of the log, and the next append cuts it off.
+    let before = std::fs::metadata(&path).unwrap().len();
+    let mut log = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut log, b"{\"seq\":5,\"ti").unwrap();
+    assert_eq!(store.log_len().await.unwrap(), before);
+    let mut t = AuditTrail::open(store.clone()).await.unwrap();
+    t.append(entry("t.user.d")).await.unwrap();
+    let report = audit::verify(&path).unwrap();
+    assert!(report.is_intact() && !report.torn_tail && report.records == 4, "{report:?}");
+
+    let item = UndeliveredCredential {
+        target: "directory".into(),
+        account: "bot".into(),
+        id: "cred-1".into(),
+        name: "bot-secret".into(),
+        issued: chrono::Utc::now(),
+    };
+    documents::undelivered_add(&*store, item.clone()).await.unwrap();
+    documents::undelivered_add(&*store, item.clone()).await.unwrap();
+    let file = keyward::credential::state::path(env.root(), Path::new(AUDIT_PATH));
+    assert_eq!(keyward::credential::state::load(&file).unwrap(), vec![item]);
+    documents::undelivered_forget(&*store, "directory", "bot", "cred-1").await.unwrap();
+    assert!(keyward::credential::state::load(&file).unwrap().is_empty());
+}
+
+/// An append whose answer is lost (the service acted, the client never heard), through the
+/// fault proxy: each append is read back before it is tried again, so none lands twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs azurite: cargo xtask test"]
+async fn lost_append_answers_never_write_a_record_twice() {
+    use keyward_fakes::faults::{self, FaultPlan};
+    const N: usize = 40;
+    let env = Env::azure().await;
+    let plan = FaultPlan {
+        seed: 11,
+        error_before: 0.04,
+        error_after: 0.10,
+        throttle: 0.03,
+        throttle_burst: 2,
+        reset_before: 0.04,
+        reset_after: 0.12,
+        hang_after: 0.04,
+        hang: Duration::from_secs(3),
+    };
+    let proxy = faults::start(env.az().addr(), plan);
+    let options = Options {
+        timeout: Duration::from_secs(1),
+        retry: RetryPolicy {
+            max_retries: 4,
+            base: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(5),
+        },
+    };
+    let faulty: Arc<dyn StateStore> = Arc::new(env.azure_store(
+        &env.az().container_url_via(proxy.addr, "state"),
+        BlobAuth::AccountKey(env.key_ref()),
+        options,
+    ));
+    let mut t = AuditTrail::open(faulty.clone()).await.unwrap();
+    for i in 0..N {
+        t.append(entry(&format!("t.user.u{i:02}"))).await.unwrap_or_else(|e| panic!("append {i}: {e}"));
+    }
+    for i in 0..8 {
+        let record = documents::TargetRecord {
+            commit: Some(format!("c{i}")),
+            config_digest: format!("sha256:{i}"),
+            status: documents::ApplyStatus::Completed,
+            at: chrono::Utc::now(),
+            audit_records: Some(N as u64),
+        };
+        documents::record_applied(&*faulty, &format!("target{i}"), record).await.unwrap();
+    }
+    let s = &proxy.stats;
+    let lost = s.error_after.load(Ordering::Relaxed)
+        + s.reset_after.load(Ordering::Relaxed)
+        + s.hang_after.load(Ordering::Relaxed);
+    assert!(lost > 0, "no answer was lost: {}", s.summary());
+
+    // Read straight from the emulator.
+    let direct = env.store();
+    let (report, _) = trail::verify(&*direct, Some(t.head())).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    let records = trail::records(&*direct).await.unwrap();
+    let addresses: Vec<String> = records.iter().map(|r| r.entry.address.clone()).collect();
+    let want: Vec<String> = (0..N).map(|i| format!("t.user.u{i:02}")).collect();
+    assert_eq!(addresses, want, "records duplicated or lost ({})", s.summary());
+    let applied = documents::read::<Applied>(&*direct).await.unwrap().value;
+    assert_eq!(applied.targets.len(), 8);
+    println!("lost answers: {lost}; proxy: {}", s.summary());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lock.
+
+async fn one_holder_at_a_time_and_waiters_get_it_on_release(env: Env) {
+    let alice = holder("alice");
+    let guard = lock::acquire(env.store(), alice.clone(), options(Duration::ZERO)).await.unwrap();
+    guard.check().unwrap();
+
+    // A second run fails after its timeout, naming the holder.
+    let err = lock::acquire(env.store(), holder("bob"), options(Duration::from_millis(600))).await.unwrap_err();
+    match &err {
+        StateError::Locked { holder: Some(h), .. } => assert_eq!(h.id, alice.id),
+        other => panic!("{other:?}"),
+    }
+    let msg = err.to_string();
+    for part in ["alice", &alice.host, "run-of-alice", "feedc0de1234", "lock id", &alice.id.0] {
+        assert!(msg.contains(part), "{part:?} missing from: {msg}");
+    }
+    assert_eq!(env.store().lock_status().await.unwrap(), LockStatus::Held(Some(alice.clone())));
+
+    // Renewing works while held.
+    guard.renew(LEASE).await.unwrap();
+
+    // A waiter gets it once it is released, not before.
+    let released = Arc::new(AtomicBool::new(false));
+    let (store, r) = (env.store(), released.clone());
+    let waiter = tokio::spawn(async move {
+        let g = lock::acquire(store, holder("bob"), options(Duration::from_secs(60))).await;
+        (g, r.load(Ordering::SeqCst))
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    released.store(true, Ordering::SeqCst);
+    guard.release().await.unwrap();
+    let (bob, after_release) = waiter.await.unwrap();
+    let bob = bob.unwrap();
+    assert!(after_release, "the waiter got the lock before it was released");
+    match env.store().lock_status().await.unwrap() {
+        LockStatus::Held(Some(h)) => assert_eq!(h.actor, "bob"),
+        other => panic!("{other:?}"),
+    }
+    bob.release().await.unwrap();
+    assert_eq!(env.store().lock_status().await.unwrap(), LockStatus::Free);
+}
+both!(lock_exclusive, one_holder_at_a_time_and_waiters_get_it_on_release);
+
+async fn state_unlock_breaks_a_lock_by_its_id(env: Env) {
+    let alice = holder("alice");
+    let guard = lock::acquire(env.store(), alice.clone(), options(Duration::ZERO)).await.unwrap();
+    let other = env.store();
+    let wrong = LockId("00000000-0000-4000-8000-000000000000".into());
+    match lock::unlock(&*other, &wrong).await {
+        Err(StateError::NotLocked { holder: Some(h), .. }) => assert_eq!(h.id, alice.id),
+        other => panic!("{other:?}"),
+    }
+    if env.azurite.is_none() {
+        // A local lock is freed by the kernel when its process dies: it cannot be stuck, and
+        // breaking it under a running process would let two applies run at once.
+        let e = lock::unlock(&*other, &alice.id).await.unwrap_err();
+        assert!(matches!(e, StateError::Unbreakable { .. }) && e.to_string().contains("process"), "{e}");
+        guard.release().await.unwrap();
+        return;
+    }
+    let broken = lock::unlock(&*other, &alice.id).await.unwrap();
+    assert_eq!(broken, alice);
+    // The next run proceeds at once; the old holder learns it lost the lock.
+    let bob = lock::acquire(other.clone(), holder("bob"), options(Duration::ZERO)).await.unwrap();
+    assert!(matches!(guard.renew(LEASE).await, Err(StateError::LockLost { .. })));
+    // Releasing a lock no longer held changes nothing.
+    guard.release().await.unwrap();
+    match other.lock_status().await.unwrap() {
+        LockStatus::Held(Some(h)) => assert_eq!(h.id, bob.id().clone()),
+        s => panic!("{s:?}"),
+    }
+    bob.release().await.unwrap();
+    assert!(matches!(lock::unlock(&*other, &alice.id).await, Err(StateError::NotLocked { holder: None, .. })));
+}
+both!(force_break, state_unlock_breaks_a_lock_by_its_id);
+
+/// The lease is renewed while held: another run is kept out past the lease's length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs azurite: cargo xtask test"]
+async fn renewals_keep_the_lease_past_its_length() {
+    let env = Env::azure().await;
+    let guard = lock::acquire(env.store(), holder("alice"), options(Duration::ZERO)).await.unwrap();
+    tokio::time::sleep(LEASE + Duration::from_secs(3)).await;
+    guard.check().unwrap();
+    match env.store().lock_try(&holder("bob"), LEASE).await.unwrap() {
+        TryLock::Held(Some(h)) => assert_eq!(h.actor, "alice"),
+        other => panic!("the lease ran out while renewed: {other:?}"),
+    }
+    guard.release().await.unwrap();
+}
+
+/// Opens, in a child process, the state its parent test describes in the environment.
+fn child_store() -> Arc<dyn StateStore> {
+    let root = PathBuf::from(std::env::var(CHILD_ROOT_VAR).expect("the state's folder"));
+    match std::env::var(CHILD_URL_VAR) {
+        Err(_) => Arc::new(LocalStore::new(&root, Path::new(AUDIT_PATH))),
+        Ok(url) => {
+            let key = SecretRef::File(root.join("account-key").display().to_string());
+            let settings =
+                AzureBlobState { url, prefix: PREFIX.into(), auth: BlobAuth::AccountKey(key), ca_file: None };
+            Arc::new(AzureBlobStore::new(&settings, &root, Options::default()).unwrap())
+        }
+    }
+}
+
+/// Starts this test binary again to run test `name` as a child (`CHILD_VAR=role`), and waits
+/// for it to print `ready`; returns it and its output from `ready` to the end of that line.
+fn spawn_child(env: &Env, name: &str, role: &str, ready: &str) -> (Child, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--include-ignored", "--nocapture", "--test-threads", "1"])
+        .env(CHILD_VAR, role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    env.child_env(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ready = ready.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest prints `test NAME ... ` before the test's own output, on the same line.
+            if let Some(i) = line.find(&ready) {
+                let _ = tx.send(line[i..].to_string());
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).expect("the child got ready");
+    (child, line)
+}
+
+/// In a child: takes the lock, says so, and holds it until killed.
+async fn hold_the_lock_until_killed() {
+    let store = child_store();
+    let g = lock::acquire(store, holder("doomed"), options(Duration::from_secs(60))).await.unwrap();
+    println!("HELD {}", g.id());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+async fn a_holder_killed_with_sigkill_frees_the_lock(env: Env, name: &str) {
+    let (mut child, line) = spawn_child(&env, name, "hold-lock", "HELD ");
+    let id = LockId(line.trim_start_matches("HELD ").trim().to_string());
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let store = env.store();
+    if env.azurite.is_none() {
+        // The kernel freed it with the process.
+        let g = lock::acquire(store, holder("next"), options(Duration::ZERO)).await.unwrap();
+        g.release().await.unwrap();
+        return;
+    }
+    // The lease outlives its holder until it runs out...
+    match store.lock_status().await.unwrap() {
+        LockStatus::Held(Some(h)) => assert_eq!((h.id, h.actor.as_str()), (id, "doomed")),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(store.lock_try(&holder("next"), LEASE).await.unwrap(), TryLock::Held(_)));
+    // ...and then the next run proceeds without anyone unlocking it.
+    let g = lock::acquire(store, holder("next"), options(LEASE * 3)).await.unwrap();
+    g.release().await.unwrap();
+}
+
+mod sigkill {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local() {
+        if std::env::var(CHILD_VAR).as_deref() == Ok("hold-lock") {
+            return hold_the_lock_until_killed().await;
+        }
+        a_holder_killed_with_sigkill_frees_the_lock(Env::local(), "sigkill::local").await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs azurite: cargo xtask test"]
+    async fn azureblob() {
+        if std::env::var(CHILD_VAR).as_deref() == Ok("hold-lock") {
+            return hold_the_lock_until_killed().await;
+        }
+        a_holder_killed_with_sigkill_frees_the_lock(Env::azure().await, "sigkill::azureblob").await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents.
+
+async fn documents_are_written_only_at_the_version_read(env: Env) {
+    let (s1, s2) = (env.store(), env.store());
+    assert_eq!(s1.doc_get(DocName::Applied).await.unwrap(), None);
+    let v1 = s1.doc_put(DocName::Applied, b"{\"targets\":{}}\n", &Expect::Absent).await.unwrap();
+    let e = s2.doc_put(DocName::Applied, b"{}\n", &Expect::Absent).await.unwrap_err();
+    assert!(e.is_conflict(), "{e}");
+    let read = s2.doc_get(DocName::Applied).await.unwrap().unwrap();
+    assert_eq!((read.bytes.as_slice(), &read.version), (&b"{\"targets\":{}}\n"[..], &v1));
+    let v2 = s2.doc_put(DocName::Applied, b"{\"targets\":{\"x\":null}}\n", &Expect::Version(v1.clone())).await;
+    let v2 = v2.unwrap();
+    assert_ne!(v1, v2);
+    let e = s1.doc_put(DocName::Applied, b"{\"lost\":1}\n", &Expect::Version(v1)).await.unwrap_err();
+    assert!(e.is_conflict(), "{e}");
+    let now = s1.doc_get(DocName::Applied).await.unwrap().unwrap();
+    assert_eq!((now.bytes.as_slice(), now.version), (&b"{\"targets\":{\"x\":null}}\n"[..], v2));
+
+    // Typed updates from two writers at once: every change survives.
+    s1.doc_put(DocName::Applied, b"{}\n", &Expect::Version(now_version(&*s1).await)).await.unwrap();
+    let tasks: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|w| {
+            let store = env.store();
+            tokio::spawn(async move {
+                for i in 0..8 {
+                    let record = documents::TargetRecord {
+                        commit: Some(format!("{w}{i}")),
+                        config_digest: "sha256:x".into(),
+                        status: if i % 2 == 0 {
+                            documents::ApplyStatus::Completed
+                        } else {
+                            documents::ApplyStatus::Partial
+                        },
+                        at: chrono::Utc::now(),
+                        audit_records: None,
+                    };
+                    documents::record_applied(&*store, &format!("{w}-target-{i}"), record).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let applied = documents::read::<Applied>(&*s2).await.unwrap().value;
+    assert_eq!(applied.targets.len(), 16, "{:?}", applied.targets.keys().collect::<Vec<_>>());
+    assert_eq!(applied.targets["b-target-3"].status, documents::ApplyStatus::Partial);
+
+    // The recorded head only moves forward.
+    let at = chrono::Utc::now();
+    documents::record_head(&*s1, &ChainHead { records: 5, hash: "sha256:5".into() }, at).await.unwrap();
+    documents::record_head(&*s2, &ChainHead { records: 3, hash: "sha256:3".into() }, at).await.unwrap();
+    let head = documents::read::<documents::AuditHead>(&*s1).await.unwrap().value;
+    assert_eq!(head.head.unwrap().records, 5);
+}
+both!(document_versions, documents_are_written_only_at_the_version_read);
+
+async fn now_version(store: &dyn StateStore) -> keyward::state::Version {
+    store.doc_get(DocName::Applied).await.unwrap().unwrap().version
+}
+
+/// In a child: appends records and rewrites a document in a loop until killed.
+async fn write_until_killed() {
+    let store = child_store();
+    let mut t = AuditTrail::open(store.clone()).await.unwrap();
+    for i in 0u64.. {
+        t.append_all((0..3).map(|k| entry(&format!("t.user.c{i}-{k}"))).collect()).await.unwrap();
+        documents::update::<Applied>(&*store, |doc| {
+            let record = documents::TargetRecord {
+                commit: Some(format!("{i:040}")),
+                config_digest: "x".repeat(2048),
+                status: documents::ApplyStatus::Completed,
+                at: chrono::Utc::now(),
+                audit_records: Some(i),
+            };
+            doc.targets.insert(format!("t{}", i % 50), record);
+            true
+        })
+        .await
+        .unwrap();
+        if i == 2 {
+            println!("WRITING");
+        }
+    }
+}
+
+async fn a_writer_killed_mid_write_leaves_the_old_state_or_the_new(env: Env, name: &str) {
+    for (round, delay) in [350u64, 800, 1300].into_iter().enumerate() {
+        let (mut child, _) = spawn_child(&env, name, "write", "WRITING");
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        child.kill().unwrap(); // SIGKILL, somewhere in a write
+        child.wait().unwrap();
+        let store = env.store();
+        let (report, _) = trail::verify(&*store, None).await.unwrap();
+        assert!(report.is_intact(), "round {round}: {report:?}");
+        if env.azurite.is_some() {
+            // Each batch went in one append: whole or not at all.
+            let records = trail::records(&*store).await.unwrap();
+            let mut batches: std::collections::BTreeMap<String, usize> = Default::default();
+            for r in records.iter().filter(|r| r.entry.address.starts_with("t.user.c")) {
+                let batch = r.entry.address.rsplit_once('-').unwrap().0.to_string();
+                *batches.entry(batch).or_default() += 1;
+            }
+            assert!(batches.values().all(|n| n % 3 == 0), "a batch was cut: {batches:?}");
+        }
+        // The document is whole: it parses.
+        let applied = documents::read::<Applied>(&*store).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(!applied.value.targets.is_empty());
+        // And the next writer carries on.
+        let mut t = AuditTrail::open(store.clone()).await.unwrap();
+        t.append(entry(&format!("t.user.after{round}"))).await.unwrap();
+    }
+    if env.azurite.is_none() {
+        // No temporary file survives as a document; leftovers are hidden and never read.
+        let names: Vec<String> = std::fs::read_dir(env.root().join(".keyward"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        let known = ["audit.jsonl", "applied.json", "documents.lock", "state.lock"];
+        assert!(names.iter().all(|n| known.contains(&n.as_str())), "{names:?}");
+    }
+}
+
+mod crash {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local() {
+        if std::env::var(CHILD_VAR).as_deref() == Ok("write") {
+            return write_until_killed().await;
+        }
+        a_writer_killed_mid_write_leaves_the_old_state_or_the_new(Env::local(), "crash::local").await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs azurite: cargo xtask test"]
+    async fn azureblob() {
+        if std::env::var(CHILD_VAR).as_deref() == Ok("write") {
+            return write_until_killed().await;
+        }
+        a_writer_killed_mid_write_leaves_the_old_state_or_the_new(Env::azure().await, "crash::azureblob").await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Azure only: prefixes, authentication, errors.
+
+#[tokio::test]
+#[ignore = "needs azurite: cargo xtask test"]
+async fn configurations_with_different_prefixes_share_a_container_apart() {
+    let env = Env::azure().await;
+    let mut t = AuditTrail::open(env.store()).await.unwrap();
+    t.append(entry("t.user.a")).await.unwrap();
+    let settings = AzureBlobState {
+        url: env.az().container_url("state"),
+        prefix: "team-b".into(),
+        auth: BlobAuth::AccountKey(env.key_ref()),
+        ca_file: None,
+    };
+    let other: Arc<dyn StateStore> = Arc::new(AzureBlobStore::new(&settings, env.root(), Options::default()).unwrap());
+    assert_eq!(AuditTrail::open(other.clone()).await.unwrap().head().records, 0);
+    assert!(other.location().ends_with("/state/team-b/"), "{}", other.location());
+    let g = lock::acquire(other, holder("b"), options(Duration::ZERO)).await.unwrap();
+    let g2 = lock::acquire(env.store(), holder("a"), options(Duration::ZERO)).await.unwrap();
+    g.release().await.unwrap();
+    g2.release().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs azurite: cargo xtask test"]
+async fn a_sas_and_the_shared_key_are_both_accepted() {
+    let env = Env::azure().await;
+    let sas_file = env.root().join("sas");
+    std::fs::write(&sas_file, format!("?{}\n", env.az().account_sas("racwdl"))).unwrap();
+    let sas: Arc<dyn StateStore> = Arc::new(env.azure_store(
+        &env.az().container_url("state"),
+        BlobAuth::SasToken(SecretRef::File(sas_file.display().to_string())),
+        Options::default(),
+    ));
+    let key = env.store();
+    let mut by_sas = AuditTrail::open(sas.clone()).await.unwrap();
+    by_sas.append(entry("t.user.by-sas")).await.unwrap();
+    let mut by_key = AuditTrail::open(key.clone()).await.unwrap();
+    by_key.append(entry("t.user.by-key")).await.unwrap();
+    documents::record_head(&*sas, by_key.head(), chrono::Utc::now()).await.unwrap();
+    let g = lock::acquire(sas.clone(), holder("sas"), options(Duration::ZERO)).await.unwrap();
+    match key.lock_status().await.unwrap() {
+        LockStatus::Held(Some(h)) => assert_eq!(h.actor, "sas"),
+        s => panic!("{s:?}"),
+    }
+    g.release().await.unwrap();
+    let records = trail::records(&*sas).await.unwrap();
+    let addresses: Vec<&str> = records.iter().map(|r| r.entry.address.as_str()).collect();
+    assert_eq!(addresses, ["t.user.by-sas", "t.user.by-key"]);
+    let head = documents::read::<documents::AuditHead>(&*key).await.unwrap().value.head.unwrap();
+    assert_eq!(head.records, 2);
+}
+
+/// A wrong key, a forged SAS and an unreachable endpoint: each refused with a clear error
+/// (status, the service's error code, its request id) that holds no secret, in Display or Debug.
+#[tokio::test]
+#[ignore = "needs azurite: cargo xtask test"]
+async fn wrong_credentials_are_refused_clearly_and_without_the_secret() {
+    let env = Env::azure().await;
+    let wrong_key = azurite::random_key();
+    let wrong_file = env.root().join("wrong-key");
+    std::fs::write(&wrong_file, &wrong_key).unwrap();
+    let store = env.azure_store(
+        &env.az().container_url("state"),
+        BlobAuth::AccountKey(SecretRef::File(wrong_file.display().to_string())),
+        Options::default(),
+    );
+    let e = store.doc_get(DocName::Applied).await.unwrap_err();
+    let (shown, debug) = (e.to_string(), format!("{e:?} {store:?}"));
+    match &e {
+        StateError::Service { status: 403, code: Some(code), request_id: Some(_), .. } => {
+            assert!(shown.contains(code.as_str()), "{shown}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(shown.contains("403") && shown.contains("request id") && shown.contains("applied.json"), "{shown}");
+    for secret in [&wrong_key, &env.az().key] {
+        assert!(!shown.contains(secret.as_str()) && !debug.contains(secret.as_str()), "{shown}\n{debug}");
+    }
+
+    // A SAS whose signature is forged.
+    let good = env.az().account_sas("racwdl");
+    let sig = good.split("sig=").nth(1).unwrap().to_string();
+    let forged = good.replace(
+        &sig,
+        &percent_encoding::utf8_percent_encode(&azurite::random_key(), percent_encoding::NON_ALPHANUMERIC).to_string(),
+    );
+    let forged_sig = forged.split("sig=").nth(1).unwrap().to_string();
+    let sas_file = env.root().join("sas");
+    std::fs::write(&sas_file, &forged).unwrap();
+    let sas_store = env.azure_store(
+        &env.az().container_url("state"),
+        BlobAuth::SasToken(SecretRef::File(sas_file.display().to_string())),
+        Options::default(),
+    );
+    let e = AuditTrail::open(Arc::new(sas_store)).await.unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(shown.contains("403"), "{shown}");
+    assert!(!shown.contains(&forged_sig) && !shown.contains(&sig), "{shown}");
+
+    // Nothing listens: the transport error quotes the URL, but never its signature.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let unreachable = env.azure_store(
+        &env.az().container_url_via(closed, "state"),
+        BlobAuth::SasToken(SecretRef::File(env.root().join("sas").display().to_string())),
+        Options { retry: RetryPolicy { max_retries: 1, ..RetryPolicy::default() }, ..Options::default() },
+    );
+    let e = unreachable.log_append(0, b"{}\n").await.unwrap_err();
+    let shown = format!("{e} {e:?} {unreachable:?}");
+    assert!(!shown.contains(&forged_sig), "{shown}");
+}
