@@ -944,6 +944,53 @@ mod tests {
         assert!(!format!("{store:?}").contains(&secret));
     }
 
+    /// Canaries: an account key, a SAS signature and a client secret made now, through the
+    /// errors of a service that cannot be reached (whose messages quote the URL) and of a token
+    /// endpoint that refuses; none may show in Display or Debug of the store or of an error.
+    #[tokio::test]
+    async fn secrets_never_show_in_debug_display_or_errors() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let canary = crate::provider::entra::random_guid().unwrap().replace('-', "");
+        let key = base64::engine::general_purpose::STANDARD.encode(format!("key-{canary}"));
+        let sig = format!("sig{canary}");
+        let client_secret = format!("secret-{canary}");
+        std::fs::write(dir.path().join("key"), &key).unwrap();
+        std::fs::write(dir.path().join("sas"), format!("?sv=2019-12-12&sp=racwdl&sig={sig}")).unwrap();
+        std::fs::write(dir.path().join("client-secret"), &client_secret).unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let url = format!("http://{closed}/devacct/state");
+        let file = |f: &str| crate::model::SecretRef::File(f.into());
+        let auths = [
+            BlobAuth::AccountKey(file("key")),
+            BlobAuth::SasToken(file("sas")),
+            BlobAuth::Entra {
+                tenant: "contoso.onmicrosoft.com".into(),
+                client_id: "c".into(),
+                credential: crate::model::config::ClientCredential::Secret(file("client-secret")),
+                authority: Some(format!("http://{closed}")),
+            },
+        ];
+        let options = Options { retry: RetryPolicy { max_retries: 0, ..RetryPolicy::default() }, ..Options::default() };
+        for auth in auths {
+            let settings = AzureBlobState { url: url.clone(), prefix: "p".into(), auth, ca_file: None };
+            let store = AzureBlobStore::new(&settings, dir.path(), options.clone()).unwrap();
+            let errors = [
+                store.log_append(0, b"{}\n").await.unwrap_err(),
+                store.doc_get(DocName::Applied).await.unwrap_err(),
+                store.lock_status().await.unwrap_err(),
+            ];
+            let mut shown = format!("{store:?}");
+            for e in &errors {
+                shown.push_str(&format!("\n{e}\n{e:?}"));
+            }
+            assert!(shown.contains(&closed.to_string()), "the errors name the endpoint: {shown}");
+            for secret in [&key, &sig, &client_secret, &canary] {
+                assert!(!shown.contains(secret.as_str()), "{secret} shows:\n{shown}");
+            }
+        }
+    }
+
     #[test]
     fn error_bodies_give_their_code_and_first_message_line() {
         let body = "<?xml version=\"1.0\"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to \
