@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ldap3::asn1::{OctetString, Sequence, Tag, TagClass};
 
-use crate::provider::ldap::dn;
+use crate::model::dn;
 use crate::provider::scim::filter;
 
 /// A valid `keyward.yaml` for [`load_config`] to put beside the input.

@@ -18,6 +18,7 @@ pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod provider;
+pub mod remote;
 pub mod review;
 pub mod schema;
 pub mod state;

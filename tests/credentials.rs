@@ -447,7 +447,7 @@ mod key_vault {
     use keyward::credential::sink::Sinks;
     use keyward::credential::{Material, generate};
     use keyward::model::{Deliver, KeyVaultSink, Secret, Timestamp};
-    use keyward::provider::http::RetryPolicy;
+    use keyward::remote::http::RetryPolicy;
     use keyward_fakes::entra::Entra;
 
     /// Client-credentials tokens from the fake Entra endpoint, cached until invalidated.

@@ -269,7 +269,7 @@ async fn credential_change(
             let start = chrono::DateTime::from_timestamp(creds.now.timestamp(), 0).unwrap_or(creds.now);
             let end = start + chrono::TimeDelta::seconds(*lifetime_seconds);
             let name = format!("{credential}@{}", start.format("%Y-%m-%d"));
-            let sink = crate::plan::deliver_label(deliver);
+            let sink = deliver.label();
             // Recorded before the request: if its answer is lost (a reset, a timeout), the target
             // may hold a credential keyward never saw, and the next plan must treat one of this
             // name as undelivered rather than as the current credential.

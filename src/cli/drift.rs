@@ -16,7 +16,8 @@ use crate::model::{Secret, SecretRef, Timestamp};
 use crate::output::metrics::DriftMetrics;
 use crate::output::{self, Printer, plan_markdown, plan_text};
 use crate::plan::{self, Plan};
-use crate::provider::{Access, http};
+use crate::provider::Access;
+use crate::remote::http;
 
 /// Credentials and assignments that expire within this many days are counted in the metrics.
 pub const EXPIRY_HORIZON_DAYS: u32 = 14;
@@ -147,7 +148,7 @@ pub fn alert_text(dir: &Path, changes: &[&plan::Change]) -> String {
     );
     for c in changes.iter().take(ALERT_ITEMS) {
         text.push_str(&format!("\n- {} {} ({})", c.action, c.address, c.reason.kind));
-        for n in c.notes.iter().filter(|n| crate::provider::Attribution::is_note(n)) {
+        for n in c.notes.iter().filter(|n| crate::model::Attribution::is_note(n)) {
             text.push_str(&format!(": {n}"));
         }
     }

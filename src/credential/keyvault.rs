@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use reqwest::{Client, Method, StatusCode, Url};
 
 use super::CredentialError;
-use crate::model::{Secret, Timestamp};
-use crate::provider::http::{self, RetryPolicy};
+use crate::model::{KeyVaultSink, Secret, Timestamp};
+use crate::remote::http::{self, RetryPolicy};
 
 /// The API version keyward speaks.
 pub const API_VERSION: &str = "7.4";
@@ -39,9 +39,9 @@ pub struct KeyVault {
     retry: RetryPolicy,
 }
 
-/// Whether `name` is a valid Key Vault secret name: 1 to 127 of `[0-9a-zA-Z-]`.
+/// Whether `name` is a valid Key Vault secret name (see [`KeyVaultSink::valid_secret_name`]).
 pub fn valid_secret_name(name: &str) -> bool {
-    (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    KeyVaultSink::valid_secret_name(name)
 }
 
 impl KeyVault {
@@ -182,12 +182,12 @@ async fn error_message(status: StatusCode, resp: reqwest::Response) -> String {
 }
 
 #[async_trait]
-impl BearerSource for crate::provider::entra::TokenSource {
+impl BearerSource for crate::remote::entra::TokenSource {
     async fn bearer(&self) -> Result<Secret<String>, String> {
-        crate::provider::entra::TokenSource::bearer(self).await.map_err(|e| e.to_string())
+        crate::remote::entra::TokenSource::bearer(self).await.map_err(|e| e.to_string())
     }
     fn invalidate(&self) {
-        crate::provider::entra::TokenSource::invalidate(self)
+        crate::remote::entra::TokenSource::invalidate(self)
     }
 }
 
@@ -227,7 +227,7 @@ pub fn from_settings(state: &crate::model::DesiredState, root: &std::path::Path)
     let ca = target.ca_file.as_ref().map(|c| root.join(c));
     let http = http::client(ca.as_deref(), std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
     let name = target.name.to_string();
-    let tokens = crate::provider::entra::TokenSource::new(
+    let tokens = crate::remote::entra::TokenSource::new(
         http.clone(),
         authority,
         tenant,

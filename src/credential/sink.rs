@@ -39,7 +39,7 @@ impl Sinks {
 
     fn vault(&self, d: &Deliver) -> Result<&KeyVault, CredentialError> {
         self.key_vault.as_ref().ok_or_else(|| CredentialError::Deliver {
-            sink: crate::plan::deliver_label(d),
+            sink: d.label(),
             message: "no Key Vault access is configured for this run: Key Vault delivery uses the Entra ID \
                       identity of a graph, dataverse or fno target, and this configuration has none"
                 .into(),
@@ -57,10 +57,8 @@ impl Sinks {
         match d {
             Deliver::File(p) => {
                 let path = self.file_path(p);
-                write_private(&path, material.text().expose().as_bytes()).map_err(|e| CredentialError::Deliver {
-                    sink: crate::plan::deliver_label(d),
-                    message: e.to_string(),
-                })
+                write_private(&path, material.text().expose().as_bytes())
+                    .map_err(|e| CredentialError::Deliver { sink: d.label(), message: e.to_string() })
             }
             Deliver::KeyVault(k) => {
                 self.vault(d)?
@@ -76,7 +74,7 @@ impl Sinks {
             Deliver::File(p) => match fs::read_to_string(self.file_path(p)) {
                 Ok(t) => Ok(Some(Secret::new(t))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(CredentialError::Deliver { sink: crate::plan::deliver_label(d), message: e.to_string() }),
+                Err(e) => Err(CredentialError::Deliver { sink: d.label(), message: e.to_string() }),
             },
             Deliver::KeyVault(k) => self.vault(d)?.get_secret(&k.vault, &k.secret).await,
         }

@@ -3,7 +3,10 @@
 //! Guarantees: no IO, no async, no printing. Every value here was either parsed from a
 //! configuration (and then checked by `validate`) or normalised by a provider at its edge.
 
+mod attribution;
+mod capabilities;
 pub mod config;
+pub mod dn;
 pub mod live;
 mod name;
 pub mod resource;
@@ -11,6 +14,8 @@ mod secret;
 mod state;
 mod time;
 
+pub use attribution::Attribution;
+pub use capabilities::{BindingSupport, Capabilities, capabilities};
 pub use config::{ConfigFile, ProviderKind, Settings, Target, UsersScope};
 pub use live::*;
 pub use name::{MAX_NAME_LEN, Name, NameError};

@@ -443,6 +443,24 @@ pub struct KeyVaultSink {
     pub secret: String,
 }
 
+impl Deliver {
+    /// Where a credential is delivered, as plans and errors show it: `file PATH` or
+    /// `keyVault VAULT/SECRET` (a location, never material).
+    pub fn label(&self) -> String {
+        match self {
+            Deliver::File(p) => format!("file {p}"),
+            Deliver::KeyVault(k) => format!("keyVault {}/{}", k.vault.trim_end_matches('/'), k.secret),
+        }
+    }
+}
+
+impl KeyVaultSink {
+    /// Whether `name` is a valid Key Vault secret name: 1 to 127 of `[0-9a-zA-Z-]`.
+    pub fn valid_secret_name(name: &str) -> bool {
+        (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }
+}
+
 /// Sensitivity levels, from least to most sensitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -11,8 +11,7 @@ mod types;
 
 pub use guards::{GuardOverrides, GuardViolation};
 pub use planner::{
-    ABSENT, PlanError, PlanInput, default_key_algorithm, deliver_label, membership_fingerprint, plan_changes,
-    sort_for_apply,
+    ABSENT, PlanError, PlanInput, default_key_algorithm, membership_fingerprint, plan_changes, sort_for_apply,
 };
 pub use types::*;
 

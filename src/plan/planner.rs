@@ -31,11 +31,10 @@ use super::derived;
 use super::types::*;
 use crate::model::config::RemovedUsers;
 use crate::model::{
-    Binding, BindingKind, CredentialSpec, CredentialType, Curve, Deliver, DesiredState, KeyAlgorithm, LiveAccount,
-    LiveBinding, LiveCredential, LiveServiceAccount, LiveTarget, Name, RoleGrant, ServiceAccount, Target, Timestamp,
-    UndeliveredCredential, User, UserAttrs, UserField, UserStatus, UsersScope,
+    Binding, BindingKind, BindingSupport, Capabilities, CredentialSpec, CredentialType, Curve, Deliver, DesiredState,
+    KeyAlgorithm, LiveAccount, LiveBinding, LiveCredential, LiveServiceAccount, LiveTarget, Name, RoleGrant,
+    ServiceAccount, Target, Timestamp, UndeliveredCredential, User, UserAttrs, UserField, UserStatus, UsersScope,
 };
-use crate::provider::{BindingSupport, Capabilities};
 
 /// Everything the planner needs, as values.
 pub struct PlanInput<'a> {
@@ -776,7 +775,7 @@ impl<'a> TargetPlanner<'a> {
         let mut notes = Vec::new();
         match &spec.deliver {
             Some(d) => {
-                after.insert("deliver".into(), json!(deliver_label(d)));
+                after.insert("deliver".into(), json!(d.label()));
             }
             None => notes.push(
                 "the credential has no `deliver`: apply refuses to issue a credential nobody receives".to_string(),
@@ -1182,14 +1181,6 @@ fn credential_values(c: &LiveCredential) -> Values {
     v.insert("start".into(), json!(day(c.start)));
     v.insert("end".into(), json!(day(c.end)));
     v
-}
-
-/// Where a credential is delivered, as plans show it: `file PATH` or `keyVault VAULT/SECRET`.
-pub fn deliver_label(d: &Deliver) -> String {
-    match d {
-        Deliver::File(p) => format!("file {p}"),
-        Deliver::KeyVault(k) => format!("keyVault {}/{}", k.vault.trim_end_matches('/'), k.secret),
-    }
 }
 
 fn attrs_values(attrs: &UserAttrs) -> Values {

@@ -14,126 +14,22 @@
 //! target where it does so (Microsoft Graph `addPassword`), by keyward otherwise.
 
 pub mod dataverse;
-pub mod entra;
 pub mod file;
 pub mod fno;
 pub mod graph;
-pub mod http;
 pub mod ldap;
 pub mod odata;
 pub mod order;
 pub mod scim;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use async_trait::async_trait;
 
 use crate::credential::proof::SigningCertificate;
-use crate::model::{BindingKind, LiveTarget, ProviderKind, Secret, Target, Timestamp, UserField};
+pub use crate::model::{Attribution, BindingSupport, Capabilities, capabilities};
+use crate::model::{LiveTarget, Secret, Target, Timestamp};
 use crate::plan::Change;
-
-/// Whether a target has a kind of binding, and whether keyward may create it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindingSupport {
-    Unsupported,
-    /// Must already exist; a missing one is a plan error.
-    Predefined,
-    /// keyward creates it when missing.
-    Creatable,
-}
-
-/// What a target can do, as data the planner reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capabilities {
-    pub bindings: BTreeMap<BindingKind, BindingSupport>,
-    /// The user attributes the target stores; others are not compared.
-    pub user_fields: BTreeSet<UserField>,
-    /// Whether users may be deleted (ERPs keep their users, since records reference them).
-    pub delete_users: bool,
-    /// Days a deleted user can be restored, where the target keeps deleted users.
-    pub restorable_days: Option<u32>,
-    pub service_accounts: bool,
-    pub credentials: bool,
-    /// Whether the target has a sign-in methods policy keyward reconciles.
-    pub auth_methods_policy: bool,
-    /// Whether the target reports last sign-in times.
-    pub sign_in_activity: bool,
-    /// Whether writes are conditional on the version read (ETag / If-Match or equivalent).
-    pub conditional_writes: bool,
-    /// Apply order among targets within a phase: directories (0) before ERPs (1), so a person
-    /// exists in the directory before an ERP account refers to them.
-    pub order: u8,
-}
-
-impl Capabilities {
-    pub fn binding(&self, kind: BindingKind) -> BindingSupport {
-        self.bindings.get(&kind).copied().unwrap_or(BindingSupport::Unsupported)
-    }
-}
-
-/// The capabilities of each provider.
-pub fn capabilities(kind: ProviderKind) -> Capabilities {
-    use BindingKind::*;
-    use BindingSupport::*;
-    let all_fields: BTreeSet<UserField> = UserField::ALL.into_iter().collect();
-    let base = Capabilities {
-        bindings: BTreeMap::new(),
-        user_fields: all_fields.clone(),
-        delete_users: true,
-        restorable_days: None,
-        service_accounts: false,
-        credentials: false,
-        auth_methods_policy: false,
-        sign_in_activity: false,
-        conditional_writes: false,
-        order: 0,
-    };
-    match kind {
-        ProviderKind::File => Capabilities {
-            bindings: [
-                (Group, Creatable),
-                (DirectoryRole, Predefined),
-                (AppRole, Predefined),
-                (SecurityRole, Predefined),
-            ]
-            .into(),
-            service_accounts: true,
-            credentials: true,
-            auth_methods_policy: true,
-            sign_in_activity: true,
-            conditional_writes: true,
-            ..base
-        },
-        ProviderKind::Scim => Capabilities { bindings: [(Group, Creatable)].into(), conditional_writes: true, ..base },
-        ProviderKind::Graph => Capabilities {
-            bindings: [(Group, Creatable), (DirectoryRole, Predefined), (AppRole, Predefined)].into(),
-            restorable_days: Some(30),
-            service_accounts: true,
-            credentials: true,
-            auth_methods_policy: true,
-            sign_in_activity: true,
-            ..base
-        },
-        ProviderKind::Dataverse => Capabilities {
-            bindings: [(SecurityRole, Predefined), (FieldSecurityProfile, Creatable)].into(),
-            user_fields: [UserField::GivenName, UserField::FamilyName, UserField::Email, UserField::JobTitle].into(),
-            delete_users: false,
-            service_accounts: true,
-            conditional_writes: true,
-            order: 1,
-            ..base
-        },
-        ProviderKind::Fno => Capabilities {
-            bindings: [(SecurityRole, Predefined)].into(),
-            user_fields: [UserField::DisplayName, UserField::Email].into(),
-            delete_users: false,
-            order: 1,
-            ..base
-        },
-        ProviderKind::Ldap => Capabilities { bindings: [(Group, Creatable)].into(), user_fields: all_fields, ..base },
-    }
-}
 
 /// Why a provider could not read or open its target.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +42,8 @@ pub enum ProviderError {
     Locked { target: String, message: String },
     #[error("{target}: {message}")]
     Remote { target: String, message: String },
+    #[error(transparent)]
+    Token(#[from] crate::remote::TokenError),
 }
 
 /// Why one change failed.
@@ -163,33 +61,6 @@ impl ApplyError {
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         ApplyError { message: message.into(), conflict: true }
-    }
-}
-
-/// Who changed a live object outside keyward, from the target's own audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribution {
-    /// The person or application that made the change.
-    pub actor: String,
-    pub time: crate::model::Timestamp,
-    /// The audit log's name for what they did (for example `Add member to group`).
-    pub activity: String,
-}
-
-impl Attribution {
-    /// The plan note that shows it beside the change.
-    pub fn note(&self) -> String {
-        format!(
-            "changed outside git by {} at {} ({})",
-            self.actor,
-            self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            self.activity
-        )
-    }
-
-    /// Whether a plan note is an attribution.
-    pub fn is_note(note: &str) -> bool {
-        note.starts_with("changed outside git by ")
     }
 }
 

@@ -7,7 +7,7 @@ use super::{Origins, Sink, closest};
 use crate::diagnostic::{Diagnostic, Level};
 use crate::load::PathSeg;
 use crate::model::{Binding, BindingKind, CredentialType, DesiredState, Kind, Name, RoleGrant};
-use crate::provider::{BindingSupport, capabilities};
+use crate::model::{BindingSupport, capabilities};
 
 pub(super) fn check(sink: &mut Sink, origins: &Origins, state: &DesiredState) {
     let mut c = Checker { sink, origins, state };
@@ -347,7 +347,7 @@ impl Checker<'_, '_> {
                     );
                 }
                 if let Some(crate::model::Deliver::KeyVault(kv)) = &cred.deliver {
-                    if !crate::credential::keyvault::valid_secret_name(&kv.secret) {
+                    if !crate::model::KeyVaultSink::valid_secret_name(&kv.secret) {
                         self.report(
                             Kind::ServiceAccount,
                             name,
@@ -360,7 +360,7 @@ impl Checker<'_, '_> {
                         );
                     }
                     let url_ok = reqwest::Url::parse(&kv.vault)
-                        .is_ok_and(|u| crate::provider::http::check_url(&u).is_ok() && u.host_str().is_some());
+                        .is_ok_and(|u| crate::remote::http::check_url(&u).is_ok() && u.host_str().is_some());
                     if !url_ok {
                         self.report(
                             Kind::ServiceAccount,

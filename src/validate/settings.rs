@@ -496,7 +496,7 @@ fn resolve_target(
             let default_key = if flavor == LdapFlavor::Ad { "sAMAccountName" } else { "uid" };
             let dn_ok = |sink: &mut Sink, field: &str, v: Option<String>| -> Option<String> {
                 let v = v?;
-                match crate::provider::ldap::dn::Dn::parse(&v) {
+                match crate::model::dn::Dn::parse(&v) {
                     Ok(_) => Some(v),
                     Err(e) => {
                         sink.at(
@@ -552,7 +552,7 @@ fn resolve_target(
                     };
                     let help = "write {moveTo: ou=disabled,dc=example,dc=com} or {attribute: NAME, value: VALUE}";
                     match (&d.move_to, &d.attribute, &d.value) {
-                        (Some(m), None, None) => match crate::provider::ldap::dn::Dn::parse(m) {
+                        (Some(m), None, None) => match crate::model::dn::Dn::parse(m) {
                             Ok(_) => Some(LdapDisable::MoveTo(m.clone())),
                             Err(e) => bad(sink, "moveTo", e.to_string(), help),
                         },

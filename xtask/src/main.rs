@@ -12,6 +12,7 @@ mod azurite;
 mod bench;
 mod fixture;
 mod fuzz;
+mod layers;
 mod peers;
 mod rng;
 mod samba;
@@ -35,6 +36,10 @@ commands:
                         samba or azurite); repeatable
       TEST-ARGS         appended to the test binaries' arguments (e.g. a name filter)
       A peer that cannot be installed is an error when CI=true and a warning otherwise.
+
+  layers
+      List the `crate::` edges between the library's top-level modules and fail on one that
+      points to the same or a higher layer (xtask/src/layers.rs holds the layers).
 
   peers [--no-peers] [--skip-peer NAME]...
       Install the test peers only and print `export` lines for the variables the tests read.
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
         "peers" => args::TestArgs::parse(&rest).and_then(|a| test_cmd::peers_only(&a)),
         "slapd" => test_cmd::slapd_only(&rest),
         "samba" => test_cmd::samba_only(&rest),
+        "layers" => layers::run(&workspace_root()),
         "bench" => bench::BenchArgs::parse(&rest).and_then(|a| bench::run_bench(&a)),
         "fuzz" => fuzz::FuzzArgs::parse(&rest).and_then(|a| fuzz::run(&a)),
         "gen-fixture" => args::FixtureArgs::parse(&rest).and_then(|a| fixture::run(&a)),

@@ -36,15 +36,16 @@ use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
 use self::wire::{WireBusinessUnit, WirePermission, WireRole, WireUser};
-use super::entra::TokenSource;
 use super::odata::{BatchOp, ODataClient, ODataError, Reply};
-use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities, http};
+use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
 use crate::model::config::Connection;
 use crate::model::{
     Binding, FieldProfileRef, LiveAccount, LiveBinding, LiveTarget, OutOfReach, ProviderKind, RoleEvent, Target,
     UserAttrs, digest,
 };
 use crate::plan::{Change, Operation, Principal};
+use crate::remote::entra::TokenSource;
+use crate::remote::http;
 
 /// The Web API version path.
 pub const API_PATH: &str = "api/data/v9.2/";

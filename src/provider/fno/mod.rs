@@ -28,14 +28,15 @@ use async_trait::async_trait;
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
-use super::entra::TokenSource;
 use super::odata::{self, BatchOp, ODataClient, ODataError};
-use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities, http};
+use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
 use crate::model::config::Connection;
 use crate::model::{
     Binding, LiveAccount, LiveBinding, LiveTarget, ProviderKind, ReportedFinding, Target, UserAttrs, digest,
 };
 use crate::plan::{Change, Operation, Principal};
+use crate::remote::entra::TokenSource;
+use crate::remote::http;
 
 const PAGE_SIZE: usize = 10_000;
 const BATCH_LIMIT: usize = 1000;

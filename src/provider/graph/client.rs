@@ -20,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
-use crate::provider::entra::TokenSource;
-use crate::provider::http::{self, RetryPolicy};
+use crate::remote::entra::TokenSource;
+use crate::remote::http::{self, RetryPolicy};
 
 /// The largest successful body read (a page of 999 users, or a batch of 20 such pages).
 const BODY_CAP: usize = 256 * 1024 * 1024;
@@ -81,7 +81,7 @@ impl GraphError {
 
 /// `HTTP 403 Forbidden: Authorization_RequestDenied: Insufficient privileges… (request id …)`.
 pub fn describe(status: u16, code: Option<&str>, message: Option<&str>, request_id: Option<&str>) -> String {
-    let mut s = crate::provider::http::status_line(status);
+    let mut s = crate::remote::http::status_line(status);
     if let Some(c) = code {
         s.push_str(": ");
         s.push_str(c);

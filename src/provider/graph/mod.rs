@@ -46,8 +46,6 @@ use serde_json::{Value, json};
 
 use self::client::{Call, GraphClient, GraphError};
 use self::wire::{SERVICE_ACCOUNT_TAG, USER_SELECT, WireUser};
-use super::entra::TokenSource;
-use super::http;
 use super::{
     Access, ApplyError, Attribution, Capabilities, IssueMaterial, IssueRequest, Issued, Provider, ProviderError,
     capabilities,
@@ -59,6 +57,8 @@ use crate::model::{
     Secret, Target, digest,
 };
 use crate::plan::{Change, Operation, Principal};
+use crate::remote::entra::TokenSource;
+use crate::remote::http;
 
 /// The public-cloud Graph endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://graph.microsoft.com";

@@ -39,7 +39,8 @@
 //! would.
 
 pub mod client;
-pub mod dn;
+/// The DN and filter escaping, kept in the model (validation checks DNs too).
+pub use crate::model::dn;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -48,15 +49,15 @@ use async_trait::async_trait;
 use ldap3::{Mod, SearchEntry};
 
 use self::client::{Client, ConnectOptions, LdapFailure, rc};
-use self::dn::Dn;
-use super::http;
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
 use crate::model::config::{Connection, LdapConnection, LdapDisable, LdapFlavor};
+use crate::model::dn::Dn;
 use crate::model::{
     Binding, LiveAccount, LiveBinding, LiveTarget, ProviderKind, Secret, SecretRef, Target, UserAttrs, UserField,
     digest,
 };
 use crate::plan::{Change, Operation, Principal};
+use crate::remote::http;
 
 /// Entries per page of a paged search.
 pub const PAGE_SIZE: i32 = 500;

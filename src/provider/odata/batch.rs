@@ -7,7 +7,7 @@ use super::{BatchOp, ODataError, Reply};
 
 /// A boundary that no JSON body of ours contains.
 pub fn boundary_token() -> String {
-    format!("{:016x}", (crate::provider::http::jitter_unit() * u64::MAX as f64) as u64)
+    format!("{:016x}", (crate::remote::http::jitter_unit() * u64::MAX as f64) as u64)
 }
 
 /// The request body of a batch.
@@ -89,7 +89,7 @@ pub fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
             entity_id: header_value(head, "odata-entityid").map(str::to_string),
             etag: header_value(head, "etag").map(str::to_string),
             retry_after: header_value(head, "retry-after")
-                .and_then(|v| crate::provider::http::parse_retry_after(v, std::time::SystemTime::now())),
+                .and_then(|v| crate::remote::http::parse_retry_after(v, std::time::SystemTime::now())),
             body: payload.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
         });
     }

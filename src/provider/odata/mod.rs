@@ -7,7 +7,7 @@
 //!   same `Prefer: odata.maxpagesize`, and only while the link stays on the configured host;
 //! - writes go in `$batch` requests of at most [`ODataClient::batch_limit`] operations, each
 //!   operation with its own outcome (`Prefer: odata.continue-on-error`);
-//! - 429 and 503 are retried after `Retry-After` (see [`crate::provider::http`]); a 401 gets a
+//! - 429 and 503 are retried after `Retry-After` (see [`crate::remote::http`]); a 401 gets a
 //!   fresh token and one more attempt; an operation answered 429 inside a `$batch` (service
 //!   protection counts the operations, and a throttled one was not carried out) goes again,
 //!   alone with the other throttled ones, after the longest `Retry-After` they were given;
@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::{Method, Url, header};
 use serde_json::Value;
 
-use crate::provider::entra::TokenSource;
-use crate::provider::http::{self, RetryPolicy};
+use crate::remote::entra::TokenSource;
+use crate::remote::http::{self, RetryPolicy};
 
 /// The largest successful body read (one page, or one batch answer).
 const BODY_CAP: usize = 256 * 1024 * 1024;
@@ -87,7 +87,7 @@ impl ODataError {
 
 /// `HTTP 400 Bad Request (code 0x80040265): message`.
 pub fn describe(status: u16, code: Option<&str>, message: Option<&str>) -> String {
-    let mut s = crate::provider::http::status_line(status);
+    let mut s = crate::remote::http::status_line(status);
     if let Some(c) = code {
         s.push_str(&format!(" (code {c})"));
     }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::wire::ErrorBody;
 use crate::model::Secret;
-use crate::provider::http::{self, RetryPolicy};
+use crate::remote::http::{self, RetryPolicy};
 
 /// The largest successful body read (a page of users or groups with their members).
 const BODY_CAP: usize = 128 * 1024 * 1024;
@@ -80,7 +80,7 @@ impl ScimError {
 
 /// `HTTP 409 Conflict (scimType uniqueness): detail`.
 pub fn describe(status: u16, scim_type: Option<&str>, detail: Option<&str>) -> String {
-    let mut s = crate::provider::http::status_line(status);
+    let mut s = crate::remote::http::status_line(status);
     if let Some(t) = scim_type {
         s.push_str(&format!(" (scimType {t})"));
     }

@@ -43,11 +43,11 @@ use serde_json::{Value, json};
 use self::bulk::{Fit, Packer};
 use self::client::{Reply, ScimClient, ScimError};
 use self::wire::{BulkLimits, GROUP_SCHEMA, ListPage, ServiceConfig, WireGroup, WireUser};
-use super::http::{self, RetryPolicy};
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
 use crate::model::config::Connection;
 use crate::model::{Binding, LiveAccount, LiveBinding, LiveTarget, ProviderKind, SecretRef, Target, UserAttrs, digest};
 use crate::plan::{Change, Operation, Principal};
+use crate::remote::http::{self, RetryPolicy};
 
 /// Requests in flight at once when the service has no Bulk.
 const CONCURRENCY: usize = 8;

@@ -29,13 +29,20 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{RSA_PSS_SHA256, RsaKeyPair};
 use serde_json::{Value, json};
 
+use super::http::{self, RetryPolicy};
 use crate::model::config::ClientCredential;
 use crate::model::{Secret, SecretRef};
-use crate::provider::ProviderError;
-use crate::provider::http::{self, RetryPolicy};
 
 /// The public-cloud authority.
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+
+/// Why no token could be had: the target it was for, and what went wrong (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{target}: {message}")]
+pub struct TokenError {
+    pub target: String,
+    pub message: String,
+}
 
 /// The assertion type for a signed JWT (RFC 7523).
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -124,8 +131,8 @@ impl TokenSource {
         scope: &str,
         root: &Path,
         target: &str,
-    ) -> Result<TokenSource, ProviderError> {
-        let fail = |message: String| ProviderError::Remote { target: target.to_string(), message };
+    ) -> Result<TokenSource, TokenError> {
+        let fail = |message: String| TokenError { target: target.to_string(), message };
         let authority = authority.unwrap_or(DEFAULT_AUTHORITY).trim_end_matches('/');
         if tenant.is_empty() || tenant.contains(['/', '?', '#']) {
             return Err(fail(format!("the tenant `{tenant}` is not a tenant id or domain name")));
@@ -159,7 +166,7 @@ impl TokenSource {
 
     /// A bearer token, cached and refreshed ahead of expiry (a single request when several
     /// tasks ask at once); never logged, never in an error message.
-    pub async fn bearer(&self) -> Result<Secret<String>, ProviderError> {
+    pub async fn bearer(&self) -> Result<Secret<String>, TokenError> {
         if let Some(t) = self.fresh() {
             return Ok(t);
         }
@@ -186,12 +193,12 @@ impl TokenSource {
         cached.as_ref().filter(|c| Instant::now() < c.refresh_at).map(|c| c.token.clone())
     }
 
-    fn error(&self, message: impl Into<String>) -> ProviderError {
-        ProviderError::Remote { target: self.inner.target.clone(), message: message.into() }
+    fn error(&self, message: impl Into<String>) -> TokenError {
+        TokenError { target: self.inner.target.clone(), message: message.into() }
     }
 
     /// One token request: the form for the configured proof, sent with retries on 429/5xx.
-    async fn fetch(&self) -> Result<(Secret<String>, Duration), ProviderError> {
+    async fn fetch(&self) -> Result<(Secret<String>, Duration), TokenError> {
         let i = &self.inner;
         let mut form: Vec<(&str, String)> = vec![
             ("grant_type", "client_credentials".to_string()),

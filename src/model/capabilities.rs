@@ -1,0 +1,108 @@
+//! What a target can do, as data: the planner, validation and the renderers read it; the
+//! providers declare it. It lives here, below all of them, so none imports another for it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{BindingKind, ProviderKind, UserField};
+
+/// Whether a target has a kind of binding, and whether keyward may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingSupport {
+    Unsupported,
+    /// Must already exist; a missing one is a plan error.
+    Predefined,
+    /// keyward creates it when missing.
+    Creatable,
+}
+
+/// What a target can do, as data the planner reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    pub bindings: BTreeMap<BindingKind, BindingSupport>,
+    /// The user attributes the target stores; others are not compared.
+    pub user_fields: BTreeSet<UserField>,
+    /// Whether users may be deleted (ERPs keep their users, since records reference them).
+    pub delete_users: bool,
+    /// Days a deleted user can be restored, where the target keeps deleted users.
+    pub restorable_days: Option<u32>,
+    pub service_accounts: bool,
+    pub credentials: bool,
+    /// Whether the target has a sign-in methods policy keyward reconciles.
+    pub auth_methods_policy: bool,
+    /// Whether the target reports last sign-in times.
+    pub sign_in_activity: bool,
+    /// Whether writes are conditional on the version read (ETag / If-Match or equivalent).
+    pub conditional_writes: bool,
+    /// Apply order among targets within a phase: directories (0) before ERPs (1), so a person
+    /// exists in the directory before an ERP account refers to them.
+    pub order: u8,
+}
+
+impl Capabilities {
+    pub fn binding(&self, kind: BindingKind) -> BindingSupport {
+        self.bindings.get(&kind).copied().unwrap_or(BindingSupport::Unsupported)
+    }
+}
+
+/// The capabilities of each provider.
+pub fn capabilities(kind: ProviderKind) -> Capabilities {
+    use BindingKind::*;
+    use BindingSupport::*;
+    let all_fields: BTreeSet<UserField> = UserField::ALL.into_iter().collect();
+    let base = Capabilities {
+        bindings: BTreeMap::new(),
+        user_fields: all_fields.clone(),
+        delete_users: true,
+        restorable_days: None,
+        service_accounts: false,
+        credentials: false,
+        auth_methods_policy: false,
+        sign_in_activity: false,
+        conditional_writes: false,
+        order: 0,
+    };
+    match kind {
+        ProviderKind::File => Capabilities {
+            bindings: [
+                (Group, Creatable),
+                (DirectoryRole, Predefined),
+                (AppRole, Predefined),
+                (SecurityRole, Predefined),
+            ]
+            .into(),
+            service_accounts: true,
+            credentials: true,
+            auth_methods_policy: true,
+            sign_in_activity: true,
+            conditional_writes: true,
+            ..base
+        },
+        ProviderKind::Scim => Capabilities { bindings: [(Group, Creatable)].into(), conditional_writes: true, ..base },
+        ProviderKind::Graph => Capabilities {
+            bindings: [(Group, Creatable), (DirectoryRole, Predefined), (AppRole, Predefined)].into(),
+            restorable_days: Some(30),
+            service_accounts: true,
+            credentials: true,
+            auth_methods_policy: true,
+            sign_in_activity: true,
+            ..base
+        },
+        ProviderKind::Dataverse => Capabilities {
+            bindings: [(SecurityRole, Predefined), (FieldSecurityProfile, Creatable)].into(),
+            user_fields: [UserField::GivenName, UserField::FamilyName, UserField::Email, UserField::JobTitle].into(),
+            delete_users: false,
+            service_accounts: true,
+            conditional_writes: true,
+            order: 1,
+            ..base
+        },
+        ProviderKind::Fno => Capabilities {
+            bindings: [(SecurityRole, Predefined)].into(),
+            user_fields: [UserField::DisplayName, UserField::Email].into(),
+            delete_users: false,
+            order: 1,
+            ..base
+        },
+        ProviderKind::Ldap => Capabilities { bindings: [(Group, Creatable)].into(), user_fields: all_fields, ..base },
+    }
+}
