@@ -6,10 +6,12 @@
 
 pub mod adopt;
 pub mod apply;
+pub mod atomic;
 pub mod audit;
 pub mod cli;
 pub mod credential;
 pub mod diagnostic;
+pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod load;

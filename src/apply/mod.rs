@@ -85,24 +85,8 @@ pub enum ExecuteError {
 /// run leaves unrecorded.
 const BATCH: usize = 50_000;
 
-/// Runs the plan's changes against the providers, recording each outcome. Credentials are
-/// delivered to file sinks relative to the current directory; use [`execute_with`] to say more.
-pub async fn execute(
-    plan: &Plan,
-    providers: &mut BTreeMap<Name, Box<dyn Provider>>,
-    audit: &mut AuditLog,
-    ctx: &AuditContext,
-    progress: Progress<'_>,
-) -> Result<ApplyReport, ExecuteError> {
-    let creds = CredentialContext {
-        sinks: Sinks::new(std::path::Path::new(".")),
-        state_path: state::path(std::path::Path::new("."), std::path::Path::new(".keyward/audit.jsonl")),
-        now: (ctx.clock)(),
-    };
-    execute_with(plan, providers, audit, ctx, &creds, progress).await
-}
-
-/// [`execute`] with the credential context.
+/// Runs the plan's changes against the providers, recording each outcome; credentials are
+/// issued and delivered as `creds` says.
 pub async fn execute_with(
     plan: &Plan,
     providers: &mut BTreeMap<Name, Box<dyn Provider>>,

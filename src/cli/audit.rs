@@ -1,39 +1,21 @@
-//! `keyward audit verify|show`.
+//! `keyward audit verify|show|review`.
 
-use std::path::{Path, PathBuf};
-
-use super::session;
-use super::{AuditArgs, AuditCommand, AuditReviewArgs, CliResult, DiagFormat, Exit, Failure, ReviewFormat};
-use crate::audit;
-use crate::model::ConfigFile;
+use super::console::Console;
+use super::{AuditArgs, AuditCommand, AuditReviewArgs, CliResult, DiagFormat, Exit, ReviewFormat};
+use crate::engine::Clock;
+use crate::engine::audit::{self, LogSettings, ReviewSettings};
 use crate::output::{self, Printer, paint, styles};
-use crate::provider::Access;
-use crate::validate::settings_audit_path;
 
-/// The log a command reads: `--log`, or the one keyward.yaml names (even when the rest of the
-/// configuration does not validate).
-fn log_path(args: &AuditArgs) -> PathBuf {
-    if let Some(l) = &args.log {
-        return l.clone();
-    }
-    let configured = std::fs::read_to_string(args.dir.join(crate::load::SETTINGS_FILE))
-        .ok()
-        .and_then(|t| serde_yaml::from_str::<ConfigFile>(&t).ok())
-        .and_then(|c| c.audit.and_then(|a| a.path));
-    args.dir.join(configured.unwrap_or_else(|| settings_audit_path().to_string()))
+fn log_settings(args: &AuditArgs) -> LogSettings {
+    LogSettings { dir: args.dir.clone(), log: args.log.clone() }
 }
 
-pub async fn run(cmd: AuditCommand, printer: &Printer) -> CliResult {
+pub async fn run(cmd: AuditCommand, clock: Clock, printer: &Printer) -> CliResult {
     match cmd {
-        AuditCommand::Review(args) => review(args, printer).await,
-        AuditCommand::Verify(args) => verify(&log_path(&args), printer),
+        AuditCommand::Review(args) => review(args, clock, printer).await,
+        AuditCommand::Verify(args) => verify(&log_settings(&args), printer),
         AuditCommand::Show(args) => {
-            let path = log_path(&args.common);
-            let mut records = audit::read(&path)?;
-            if let Some(n) = args.last {
-                let skip = records.len().saturating_sub(n);
-                records.drain(..skip);
-            }
+            let (path, records) = audit::show(&log_settings(&args.common), args.last)?;
             match args.format {
                 DiagFormat::Json => {
                     printer.out(&format!("{}\n", serde_json::to_string_pretty(&records).expect("serializes")));
@@ -64,11 +46,8 @@ pub async fn run(cmd: AuditCommand, printer: &Printer) -> CliResult {
     }
 }
 
-fn verify(path: &Path, printer: &Printer) -> CliResult {
-    if !path.exists() {
-        return Err(Failure::error(format!("there is no audit log at {}", path.display())));
-    }
-    let report = audit::verify(path)?;
+fn verify(settings: &LogSettings, printer: &Printer) -> CliResult {
+    let (path, report) = audit::verify(settings)?;
     if report.is_intact() {
         let mut line = format!("{}: intact, {} records", path.display(), report.records);
         if report.torn_tail {
@@ -87,40 +66,16 @@ fn verify(path: &Path, printer: &Printer) -> CliResult {
 }
 
 /// `keyward audit review`: reads the configuration, the live targets and the audit log.
-async fn review(args: AuditReviewArgs, printer: &Printer) -> CliResult {
-    let dir = &args.common.dir;
-    let select = |s: &_| session::select_targets(s, &args.targets);
-    let (config, read) = session::load_and_read(dir, printer, Access::Review, select).await?;
-    let session::Read { mut open, mut live, .. } = read?;
-    let state = config.state();
-    for (name, p) in open.providers.iter_mut() {
-        if let Some(lt) = live.get_mut(name) {
-            lt.history = p.role_history().await?;
-        }
-    }
-    let now = session::now();
-    let findings = super::policy::evaluate_config(&config, None, Some(&live), now);
-
-    let path = log_path(&args.common);
-    let mut records = if path.exists() { audit::read(&path)? } else { Vec::new() };
-    if let Some(since) = args.since {
-        let start = since.0.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
-        records.retain(|r| r.entry.time >= start);
-    }
-    if let Some(n) = args.last.or(if args.since.is_some() { None } else { Some(20) }) {
-        let skip = records.len().saturating_sub(n);
-        records.drain(..skip);
-    }
-    let undelivered = session::undelivered(state, dir)?;
-    let report = crate::review::review(&crate::review::ReviewInput {
-        desired: state,
-        live: &live,
-        findings: &findings,
-        records: &records,
-        now,
+async fn review(args: AuditReviewArgs, clock: Clock, printer: &Printer) -> CliResult {
+    let settings = ReviewSettings {
+        log: log_settings(&args.common),
+        clock,
+        targets: args.targets.clone(),
         within: args.within,
-        undelivered: &undelivered,
-    });
+        last: args.last,
+        since: args.since,
+    };
+    let report = audit::review(&settings, &Console::new(printer)).await?;
     printer.out(&match args.format {
         ReviewFormat::Text => output::review::render_text(&report),
         ReviewFormat::Markdown => output::review::render_markdown(&report),

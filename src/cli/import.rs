@@ -1,133 +1,25 @@
 //! `keyward import`: write YAML for a target's live users, groups and memberships that the
-//! configuration does not yet have, in the configuration's own layout.
+//! configuration does not yet have.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-use super::session;
-use super::{CliResult, Exit, Failure, ImportArgs};
-use crate::adopt;
-use crate::load::Loaded;
+use super::console::Console;
+use super::{CliResult, Exit, ImportArgs};
+use crate::engine::import::{self, ImportSettings};
 use crate::output::Printer;
-use crate::provider::Access;
-
-const SCHEMA_LINE: &str = "# yaml-language-server: $schema=";
 
 pub async fn run(args: ImportArgs, printer: &Printer) -> CliResult {
-    let dir = &args.dir;
-    let config = session::load_config(dir, printer)?;
-    let state = config.state();
-    let names = session::select_targets(&state.settings, std::slice::from_ref(&args.target))?;
-    let target = names[0].clone();
-    let out_root = args.out.clone().unwrap_or_else(|| dir.clone());
-
-    let users_dir = kind_folder(&config.loaded, "User").unwrap_or_else(|| PathBuf::from("users"));
-    let roles_dir = kind_folder(&config.loaded, "Role").unwrap_or_else(|| PathBuf::from("roles"));
-    let users_file = users_dir.join(format!("imported-{target}.yaml"));
-    let roles_file = roles_dir.join(format!("imported-{target}.yaml"));
-    for f in [&users_file, &roles_file] {
-        let p = out_root.join(f);
-        if p.exists() {
-            return Err(Failure::error(format!("{} exists; import never overwrites a file", p.display())));
-        }
-    }
-
-    let mut open = session::open_targets(&state.settings, dir, &names, Access::Read)?;
-    let live = session::read_all(&mut open, printer).await?;
-    let adoption = adopt::adopt(state, &target, &live[&target]);
-
-    let mut written = Vec::new();
-    if !adoption.users.is_empty() {
-        let header = schema_header(&config.loaded, "User", &users_dir, "user.json");
-        write_docs(&out_root.join(&users_file), &header, &adoption.users)?;
-        written.push(format!("{} ({} users)", users_file.display(), adoption.users.len()));
-    }
-    if !adoption.roles.is_empty() {
-        let header = schema_header(&config.loaded, "Role", &roles_dir, "role.json");
-        write_docs(&out_root.join(&roles_file), &header, &adoption.roles)?;
-        written.push(format!("{} ({} roles)", roles_file.display(), adoption.roles.len()));
-    }
-    if written.is_empty() {
+    let settings = ImportSettings { dir: args.dir.clone(), target: args.target.clone(), out: args.out.clone() };
+    let imported = import::import(&settings, &Console::new(printer)).await?;
+    let target = &imported.target;
+    if imported.written.is_empty() {
         printer.out(&format!("Nothing to import: the configuration already describes everything in {target}.\n"));
     } else {
         printer.out(&format!("Imported from {target}:\n"));
-        for w in &written {
+        for w in &imported.written {
             printer.out(&format!("  {w}\n"));
         }
     }
-    for n in &adoption.notes {
+    for n in &imported.notes {
         printer.err(&format!("note: {n}\n"));
     }
     Ok(Exit::Success)
-}
-
-/// The folder (relative to the configuration root) holding most documents of `kind`.
-fn kind_folder(loaded: &Loaded, kind: &str) -> Option<PathBuf> {
-    let mut counts: BTreeMap<PathBuf, usize> = BTreeMap::new();
-    for d in &loaded.documents {
-        if doc_kind(loaded.text(d)).as_deref() == Some(kind) {
-            let parent = loaded.path(d).parent().map(Path::to_path_buf).unwrap_or_default();
-            *counts.entry(parent).or_default() += 1;
-        }
-    }
-    counts.into_iter().max_by_key(|(p, n)| (*n, std::cmp::Reverse(p.clone()))).map(|(p, _)| p)
-}
-
-fn doc_kind(text: &str) -> Option<String> {
-    let v: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
-    v.get("kind")?.as_str().map(String::from)
-}
-
-/// The schema comment to open a new file in `folder` with: copied from a file of the same kind
-/// in that folder, else pointing at the repository's `schemas/` folder, else at keyward.yaml's
-/// schema's folder.
-fn schema_header(loaded: &Loaded, kind: &str, folder: &Path, schema_file: &str) -> String {
-    for d in &loaded.documents {
-        let path = loaded.path(d);
-        if path.parent() == Some(folder) && doc_kind(loaded.text(d)).as_deref() == Some(kind) {
-            let file = loaded.files.iter().find(|f| f.path == path);
-            if let Some(line) = file.and_then(|f| f.text.lines().find(|l| l.starts_with(SCHEMA_LINE))) {
-                return line.to_string();
-            }
-        }
-    }
-    let up = "../".repeat(folder.components().count());
-    let settings_schema = loaded
-        .files
-        .iter()
-        .find(|f| f.path == Path::new(crate::load::SETTINGS_FILE))
-        .and_then(|f| f.text.lines().find_map(|l| l.strip_prefix(SCHEMA_LINE)))
-        .and_then(|s| s.rsplit_once('/').map(|(dir, _)| dir.to_string()));
-    match settings_schema {
-        Some(dir) if !dir.contains("://") => format!("{SCHEMA_LINE}{up}{dir}/{schema_file}"),
-        Some(dir) => format!("{SCHEMA_LINE}{dir}/{schema_file}"),
-        None => format!("{SCHEMA_LINE}{up}schemas/{schema_file}"),
-    }
-}
-
-fn write_docs<T: serde::Serialize>(path: &Path, header: &str, docs: &[T]) -> Result<(), Failure> {
-    let mut text = String::new();
-    for (i, d) in docs.iter().enumerate() {
-        if i > 0 {
-            text.push_str("---\n");
-        }
-        text.push_str(header);
-        text.push('\n');
-        // Through JSON, so enums such as bindings are written as maps rather than YAML tags.
-        let value = serde_json::to_value(d).map_err(|e| Failure::error(format!("cannot write YAML: {e}")))?;
-        text.push_str(&serde_yaml::to_string(&value).map_err(|e| Failure::error(format!("cannot write YAML: {e}")))?);
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Failure::error(format!("cannot create {}: {e}", parent.display())))?;
-    }
-    // create_new: never overwrite, even if the file appeared since the check.
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| Failure::error(format!("cannot create {}: {e}", path.display())))?;
-    f.write_all(text.as_bytes()).map_err(|e| Failure::error(format!("cannot write {}: {e}", path.display())))?;
-    Ok(())
 }

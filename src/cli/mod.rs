@@ -1,16 +1,16 @@
-//! The command line: clap arguments, resolved into one value per command, and exit codes.
+//! The command line: clap arguments, resolved into one settings value per command for the
+//! [`crate::engine`], what comes back printed, and exit codes.
 //!
 //! Exit codes are the same everywhere: 0 success, 1 error, 2 changes or drift present (where
 //! asked for), 3 blocked by a policy finding of severity deny.
 
 mod apply;
 mod audit;
+mod console;
 mod drift;
 mod import;
 mod plan;
-mod policy;
 mod schema;
-mod session;
 mod validate;
 mod watch;
 
@@ -19,6 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::engine::{Clock, EngineError};
 use crate::output::{ColorChoice, Printer};
 
 /// keyward reconciles identity and access with a configuration kept in git.
@@ -190,7 +191,7 @@ pub struct WatchArgs {
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     /// Time between checks: a number and a unit, ms, s, m or h.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = drift::parse_interval)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = watch::parse_interval)]
     pub interval: std::time::Duration,
     /// Where to serve /metrics and /healthz.
     #[arg(long, value_name = "ADDR", default_value = watch::DEFAULT_LISTEN)]
@@ -308,9 +309,12 @@ impl Failure {
     }
 }
 
-impl<E: std::error::Error> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure::error(e.to_string())
+impl From<EngineError> for Failure {
+    /// The error and every source it names that its message does not already hold; exit 3
+    /// for a policy denial, 1 otherwise.
+    fn from(e: EngineError) -> Self {
+        let exit = if e.is_denied() { Exit::Denied } else { Exit::Error };
+        Failure { message: crate::remote::http::error_chain(&e), exit }
     }
 }
 
@@ -345,7 +349,9 @@ pub fn main() -> ExitCode {
             return Exit::Error.into();
         }
     };
-    let result = runtime.block_on(run(cli.command, &printer));
+    // The clock is read once, here, for the whole command.
+    let clock = Clock::from_env();
+    let result = runtime.block_on(run(cli.command, clock, &printer));
     match result {
         Ok(exit) => exit.into(),
         Err(f) => {
@@ -356,14 +362,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, printer: &Printer) -> CliResult {
+async fn run(command: Command, clock: Clock, printer: &Printer) -> CliResult {
     match command {
-        Command::Validate(a) => validate::run(a, printer),
-        Command::Plan(a) => plan::run(a, printer).await,
-        Command::Apply(a) => apply::run(a, printer).await,
-        Command::Drift(a) => drift::run(a, printer).await,
+        Command::Validate(a) => validate::run(a, clock, printer),
+        Command::Plan(a) => plan::run(a, clock, printer).await,
+        Command::Apply(a) => apply::run(a, clock, printer).await,
+        Command::Drift(a) => drift::run(a, clock, printer).await,
         Command::Watch(a) => watch::run(a, printer).await,
-        Command::Audit(a) => audit::run(a, printer).await,
+        Command::Audit(a) => audit::run(a, clock, printer).await,
         Command::Schema(a) => schema::run(a, printer),
         Command::Import(a) => import::run(a, printer).await,
     }

@@ -1,27 +1,17 @@
 //! `keyward validate`: offline checks, then the policies that need no live data.
 
-use super::{CliResult, Exit, ValidateArgs, ValidateFormat, policy, session};
-use crate::load;
+use super::console::print_findings;
+use super::{CliResult, Exit, ValidateArgs, ValidateFormat};
+use crate::engine::Clock;
+use crate::engine::validate::{self, ValidateSettings};
 use crate::output::{Printer, diagnostics, findings as render, sarif};
-use crate::validate;
 
-pub fn run(args: ValidateArgs, printer: &Printer) -> CliResult {
-    let started = std::time::Instant::now();
-    let loaded = load::load_dir(&args.dir)?;
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "loaded the configuration");
-    let started = std::time::Instant::now();
-    let validated = validate::validate(&loaded);
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "validated the configuration");
+pub fn run(args: ValidateArgs, clock: Clock, printer: &Printer) -> CliResult {
+    let checked = validate::validate(&ValidateSettings { dir: args.dir.clone(), clock })?;
+    let (loaded, validated, findings) = (&checked.loaded, &checked.validated, &checked.findings);
     let diags = &validated.diagnostics;
-    let ok = !validated.has_errors();
-    let started = std::time::Instant::now();
-    let findings = policy::evaluate(&loaded, &validated, None, None, session::now());
-    tracing::info!(
-        findings = findings.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "evaluated the policies"
-    );
-    let denied = crate::policy::has_deny(&findings);
+    let ok = checked.is_valid();
+    let denied = crate::policy::has_deny(findings);
     match args.format {
         ValidateFormat::Json => {
             let counts = validated.state.as_ref().map(|s| {
@@ -36,7 +26,7 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> CliResult {
                     "targets": s.settings.targets.len(),
                 })
             });
-            let policy = render::json_value(&findings);
+            let policy = render::json_value(findings);
             let v = serde_json::json!({
                 "valid": ok,
                 "diagnostics": diags,
@@ -47,14 +37,14 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> CliResult {
             printer.out(&format!("{}\n", serde_json::to_string_pretty(&v).expect("serializes")));
         }
         ValidateFormat::Sarif => {
-            printer.err(&diagnostics::render_text(diags, Some(&loaded), printer.color_err, 100));
-            let mut all = policy::diagnostics_as_findings(diags);
+            printer.err(&diagnostics::render_text(diags, Some(loaded), printer.color_err, 100));
+            let mut all = crate::engine::policy::diagnostics_as_findings(diags);
             all.extend(findings.iter().cloned());
-            printer.out(&sarif::render(&all, &policy::repo_prefix(&args.dir)));
+            printer.out(&sarif::render(&all, &crate::engine::policy::repo_prefix(&args.dir)));
         }
         ValidateFormat::Text => {
-            printer.err(&diagnostics::render_text(diags, Some(&loaded), printer.color_err, 100));
-            policy::print_text(printer, &findings, &loaded, false);
+            printer.err(&diagnostics::render_text(diags, Some(loaded), printer.color_err, 100));
+            print_findings(printer, findings, loaded, false);
             match &validated.state {
                 Some(s) if ok => {
                     let n_assign: usize = s.users.values().map(|u| u.roles.len()).sum();
@@ -71,7 +61,7 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> CliResult {
                     if !diags.is_empty() {
                         line.push_str(&format!(" ({})", diagnostics::tally(diags)));
                     }
-                    let t = crate::policy::Tally::of(&findings);
+                    let t = crate::policy::Tally::of(findings);
                     line.push_str(&format!("; policy findings: {} deny, {} warn, {} info", t.deny, t.warn, t.info));
                     printer.out(&format!("{line}\n"));
                     if denied {

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::drift::{self, Webhook};
-use super::session;
+use super::console::Console;
 use super::{CliResult, Exit, Failure, WatchArgs};
+use crate::engine::drift::{self, DriftSettings, Webhook};
+use crate::engine::{Clock, EngineError};
 use crate::output::Printer;
 use crate::output::metrics::{self, DriftMetrics};
 use crate::plan::Action;
@@ -81,10 +82,11 @@ pub async fn run(args: WatchArgs, printer: &Printer) -> CliResult {
         args.dir.display(),
         args.interval
     ));
-    let mut watcher = Watcher { alerted: BTreeSet::new(), failing: false, webhook: None, last_diagnostics: None };
+    let console = Console::deduplicating(printer);
+    let mut watcher = Watcher { alerted: BTreeSet::new(), failing: false, webhook: None };
     loop {
         tokio::select! {
-            _ = watcher.once(&args, &state, printer) => {}
+            _ = watcher.once(&args, &state, &console) => {}
             _ = &mut stop => break,
         }
         tokio::select! {
@@ -99,9 +101,6 @@ pub async fn run(args: WatchArgs, printer: &Printer) -> CliResult {
 
 /// What the loop remembers between checks.
 struct Watcher {
-    /// The diagnostics printed at the last check: they are printed again only when they change,
-    /// so a configuration with warnings does not repeat them every interval.
-    last_diagnostics: Option<Vec<crate::diagnostic::Diagnostic>>,
     /// Drift items already alerted, by address and action.
     alerted: BTreeSet<(String, Action)>,
     /// Whether the last check failed (a failure is alerted when checks start failing).
@@ -111,8 +110,9 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn once(&mut self, args: &WatchArgs, state: &State, printer: &Printer) {
-        match self.check(args, printer).await {
+    async fn once(&mut self, args: &WatchArgs, state: &State, console: &Console<'_>) {
+        let printer = console.printer;
+        match self.check(args, console).await {
             Ok((m, new_items)) => {
                 if self.failing {
                     printer.err("keyward watch: the drift check succeeds again\n");
@@ -133,38 +133,27 @@ impl Watcher {
                     && let Some(w) = &self.webhook
                     && let Err(e) = w.post(&drift::failure_text(&args.dir, &f.message)).await
                 {
-                    printer.err(&format!("keyward watch: {}\n", e.message));
+                    printer.err(&format!("keyward watch: {e}\n"));
                 }
                 self.failing = true;
             }
         }
     }
 
-    /// One check; alerts the drift items not alerted yet. Returns the metrics and how many
-    /// items were new.
-    async fn check(&mut self, args: &WatchArgs, printer: &Printer) -> Result<(DriftMetrics, usize), Failure> {
-        let last = &mut self.last_diagnostics;
-        let report = |diags: &[crate::diagnostic::Diagnostic], loaded: &crate::load::Loaded| {
-            if last.as_deref() != Some(diags) {
-                session::print_diagnostics(printer, diags, Some(loaded));
-                *last = Some(diags.to_vec());
-            }
-        };
-        let select = |s: &_| session::select_targets(s, &args.targets);
-        let (config, read) =
-            session::load_and_read_reporting(&args.dir, printer, crate::provider::Access::Read, select, report).await?;
-        self.webhook = Webhook::from_config(&config, &args.dir)?.map(Arc::new);
-        let checked = drift::check(&config, &args.dir, read?).await?;
+    /// One check, with the clock read afresh; alerts the drift items not alerted yet. Returns
+    /// the metrics and how many items were new.
+    async fn check(&mut self, args: &WatchArgs, console: &Console<'_>) -> Result<(DriftMetrics, usize), Failure> {
+        let printer = console.printer;
+        let settings = DriftSettings { dir: args.dir.clone(), clock: Clock::from_env(), targets: args.targets.clone() };
+        let attempt = drift::check(&settings, console).await?;
+        self.webhook = Webhook::from_config(&attempt.config, &args.dir).map_err(EngineError::from)?.map(Arc::new);
+        let (plan, metrics) = attempt.checked?;
         let current: BTreeSet<(String, Action)> =
-            checked.plan.changes.iter().map(|c| (c.address.to_string(), c.action)).collect();
+            plan.changes.iter().map(|c| (c.address.to_string(), c.action)).collect();
         // A resolved item may alert again later.
         self.alerted.retain(|k| current.contains(k));
-        let new: Vec<&crate::plan::Change> = checked
-            .plan
-            .changes
-            .iter()
-            .filter(|c| !self.alerted.contains(&(c.address.to_string(), c.action)))
-            .collect();
+        let new: Vec<&crate::plan::Change> =
+            plan.changes.iter().filter(|c| !self.alerted.contains(&(c.address.to_string(), c.action))).collect();
         if !new.is_empty() {
             for c in &new {
                 printer.out(&format!("drift: {} {} ({}: {})\n", c.action, c.address, c.reason.kind, c.reason.message));
@@ -173,7 +162,7 @@ impl Watcher {
                 Some(w) => match w.post(&drift::alert_text(&args.dir, &new)).await {
                     Ok(()) => true,
                     Err(e) => {
-                        printer.err(&format!("keyward watch: {} (will retry at the next check)\n", e.message));
+                        printer.err(&format!("keyward watch: {e} (will retry at the next check)\n"));
                         false
                     }
                 },
@@ -183,7 +172,7 @@ impl Watcher {
                 self.alerted.extend(new.iter().map(|c| (c.address.to_string(), c.action)));
             }
         }
-        Ok((checked.metrics, new.len()))
+        Ok((metrics, new.len()))
     }
 }
 
@@ -289,6 +278,25 @@ fn route(request: &[u8], state: &State) -> (u16, &'static str, String, bool) {
 /// The default `--listen` address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 
+/// Parses an interval: a whole number and a unit, `ms`, `s`, `m` or `h` (`5m`, `30s`).
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not an interval such as 30s, 5m or 1h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{s:?} is not an interval such as 30s, 5m or 1h (units: ms, s, m, h)")),
+    };
+    if d.is_zero() {
+        return Err("the interval must be longer than zero".into());
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +307,15 @@ mod tests {
             last_success: up.then(Instant::now),
             healthy_within: Duration::from_secs(60),
         }))
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("5").is_err());
+        assert!(parse_interval("m").is_err());
     }
 
     #[test]

@@ -7,8 +7,7 @@
 //!   never readable by others, not even for an instant. Missing folders are created (0700).
 //! - `keyVault: {vault, secret}`: a new version of the secret (see [`super::keyvault`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::keyvault::KeyVault;
@@ -81,43 +80,10 @@ impl Sinks {
     }
 }
 
-/// Replaces `path` atomically with `bytes`, readable and writable by the owner only.
+/// Replaces `path` atomically with `bytes`, readable and writable by the owner only (see
+/// [`crate::atomic`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !dir.exists() {
-        let mut b = fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(dir)?;
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "credential".into());
-    let (tmp, mut file) = create_private(dir, &name)?;
-    let written = file.write_all(bytes).and_then(|_| file.sync_all()).and_then(|_| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    File::open(dir)?.sync_all()
-}
-
-fn create_private(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
-    let mut nonce = [0u8; 8];
-    for _ in 0..16 {
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-            .map_err(|_| std::io::Error::other("no randomness"))?;
-        let p = dir.join(format!(".{name}.tmp-{}", u64::from_le_bytes(nonce)));
-        let mut o = OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        match o.open(&p) {
-            Ok(f) => return Ok((p, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("cannot create a temporary file"))
+    crate::atomic::write(path, bytes, crate::atomic::Access::Private)
 }
 
 #[cfg(test)]

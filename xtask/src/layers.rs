@@ -17,6 +17,7 @@ use syn::visit::Visit;
 pub const LAYERS: &[(&str, u8)] = &[
     // The typed desired and live state and its vocabulary: no IO.
     ("model", 0),
+    ("atomic", 1),
     ("diagnostic", 1),
     ("remote", 1),
     ("audit", 1),

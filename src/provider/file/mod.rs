@@ -20,7 +20,6 @@
 mod document;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -130,41 +129,13 @@ impl FileProvider {
         }
     }
 
-    /// Replaces the document atomically.
+    /// Replaces the document atomically (see [`crate::atomic`]).
     fn save(&self, doc: &DirectoryFile) -> std::io::Result<()> {
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut tmp = tempfile_in(dir, &self.path)?;
-        {
-            let mut w = std::io::BufWriter::new(&mut tmp.1);
-            serde_json::to_writer_pretty(&mut w, doc).map_err(std::io::Error::other)?;
-            w.write_all(b"\n")?;
-            w.flush()?;
-        }
-        tmp.1.sync_all()?;
-        fs::rename(&tmp.0, &self.path)?;
-        File::open(dir)?.sync_all()?;
-        Ok(())
+        crate::atomic::write_with(&self.path, crate::atomic::Access::Shared, |w| {
+            serde_json::to_writer_pretty(&mut *w, doc).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")
+        })
     }
-}
-
-fn unique() -> u128 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    t ^ (N.fetch_add(1, Ordering::Relaxed) as u128)
-}
-
-fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(PathBuf, File)> {
-    let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "directory".into());
-    for _ in 0..16 {
-        let p = dir.join(format!(".{base}.tmp-{}-{}", std::process::id(), unique()));
-        match OpenOptions::new().write(true).create_new(true).open(&p) {
-            Ok(f) => return Ok((p, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("cannot create a temporary file"))
 }
 
 fn lock_path(path: &Path) -> PathBuf {

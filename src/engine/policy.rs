@@ -1,20 +1,18 @@
-//! Running the policies for a command and printing their findings; the exit code they imply.
+//! Running the policies for a command; the gate that refuses to go on past a deny.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::session::Config;
-use super::{Exit, Failure};
+use super::{Config, EngineError};
 use crate::diagnostic::{Diagnostic, Level};
 use crate::load::Loaded;
 use crate::model::{LiveTarget, Name, Severity, Timestamp};
-use crate::output::{Printer, findings as render};
 use crate::plan::Plan;
 use crate::policy::{self, Finding, PolicyContext, PolicyOptions};
 use crate::validate::{Location, Validated};
 
 /// Evaluates every policy over a validated configuration, and at plan time the plan and live
-/// state.
+/// state. A configuration with errors has no findings.
 pub fn evaluate(
     loaded: &Loaded,
     validated: &Validated,
@@ -32,10 +30,17 @@ pub fn evaluate(
         live,
         options: PolicyOptions::default(),
     };
-    policy::evaluate(&ctx)
+    let started = std::time::Instant::now();
+    let findings = policy::evaluate(&ctx);
+    tracing::info!(
+        findings = findings.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "evaluated the policies"
+    );
+    findings
 }
 
-/// [`evaluate`] for a loaded session.
+/// [`evaluate`] for a valid configuration.
 pub fn evaluate_config(
     config: &Config,
     plan: Option<&Plan>,
@@ -43,6 +48,12 @@ pub fn evaluate_config(
     now: Timestamp,
 ) -> Vec<Finding> {
     evaluate(&config.loaded, &config.validated, plan, live, now)
+}
+
+/// Refuses to go on when a finding denies.
+pub fn gate(findings: &[Finding]) -> Result<(), EngineError> {
+    let denies = findings.iter().filter(|f| f.severity == Severity::Deny).count();
+    if denies == 0 { Ok(()) } else { Err(EngineError::Denied { denies }) }
 }
 
 /// The configuration folder's path from the root of its git repository, with a trailing `/`
@@ -80,50 +91,4 @@ pub fn diagnostics_as_findings(diags: &[Diagnostic]) -> Vec<Finding> {
             f
         })
         .collect()
-}
-
-/// Prints findings as text (nothing when there are none), then the summary line.
-/// How many findings the text output shows in detail.
-pub const MAX_SHOWN: usize = 50;
-
-pub fn print_text(printer: &Printer, findings: &[Finding], loaded: &Loaded, to_stdout: bool) {
-    if findings.is_empty() {
-        return;
-    }
-    let color = if to_stdout { printer.color_out } else { printer.color_err };
-    // The worst first; a large tenant can have thousands of findings, so the text shows the
-    // first ones in detail and counts the rest (JSON and SARIF always carry all of them).
-    let mut shown: Vec<&Finding> = findings.iter().collect();
-    shown.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    let rest = shown.split_off(shown.len().min(MAX_SHOWN));
-    let shown: Vec<Finding> = shown.into_iter().cloned().collect();
-    let mut text = render::render_text(&shown, Some(loaded), color, 100);
-    if !rest.is_empty() {
-        let count = |s: Severity| rest.iter().filter(|f| f.severity == s).count();
-        text.push_str(&format!(
-            "... and {} more findings ({} deny, {} warn, {} info) not shown here; --format json or --format sarif lists them all.\n",
-            rest.len(),
-            count(Severity::Deny),
-            count(Severity::Warn),
-            count(Severity::Info)
-        ));
-    }
-    text.push_str(&render::summary_line(findings, color));
-    if to_stdout { printer.out(&text) } else { printer.err(&text) }
-}
-
-/// Refuses to go on when a finding denies: exit 3 with a message that says why.
-pub fn gate(findings: &[Finding]) -> Result<(), Failure> {
-    let denies = findings.iter().filter(|f| f.severity == Severity::Deny).count();
-    if denies == 0 {
-        return Ok(());
-    }
-    Err(Failure {
-        message: format!(
-            "refusing to apply: {denies} policy finding{} of severity deny (shown above); resolve {}, or change the rule's severity in keyward.yaml under policy.rules",
-            if denies == 1 { "" } else { "s" },
-            if denies == 1 { "it" } else { "them" }
-        ),
-        exit: Exit::Denied,
-    })
 }

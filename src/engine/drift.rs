@@ -1,0 +1,236 @@
+//! `drift`: a plan that reports what changed outside git, alerts and metrics.
+//!
+//! Every difference between the live targets and the configuration at HEAD counts as drift
+//! (the planner runs with the configuration as its own baseline). Alerts go to
+//! `notify.webhook` as `{"text": ...}`, which Slack and Microsoft Teams incoming webhooks both
+//! accept; they carry addresses, actions and counts only. The webhook URL is a secret: it is
+//! never printed, logged or put in an error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::read::{self, Read};
+use super::store::Store;
+use super::{Clock, Config, EngineError, Observer};
+use crate::model::{Secret, SecretRef, Timestamp};
+use crate::output::metrics::DriftMetrics;
+use crate::plan::{self, Change, Plan};
+use crate::provider::Access;
+use crate::remote::http;
+
+/// Credentials and assignments that expire within this many days are counted in the metrics.
+pub const EXPIRY_HORIZON_DAYS: u32 = 14;
+
+/// The most drift items an alert lists by address.
+const ALERT_ITEMS: usize = 20;
+
+/// What `drift` needs.
+#[derive(Debug, Clone)]
+pub struct DriftSettings {
+    pub dir: PathBuf,
+    pub clock: Clock,
+    /// Check only these targets (all when empty).
+    pub targets: Vec<String>,
+}
+
+/// What one drift check found.
+pub struct Checked {
+    pub config: Config,
+    pub plan: Plan,
+    pub metrics: DriftMetrics,
+}
+
+/// A drift check whose configuration loaded: the configuration, and the outcome of reading
+/// and planning (a failure there is still a check that can be alerted with the configuration's
+/// webhook).
+pub struct Attempt {
+    pub config: Config,
+    pub checked: Result<(Plan, DriftMetrics), EngineError>,
+}
+
+/// Loads, reads, and plans with the configuration as its own baseline. An error is returned
+/// only when the configuration cannot be loaded; reading and planning failures are in
+/// [`Attempt::checked`].
+pub async fn check(settings: &DriftSettings, observer: &dyn Observer) -> Result<Attempt, EngineError> {
+    let (config, read) = read::load_and_read(&settings.dir, &settings.targets, Access::Read, observer).await?;
+    let checked = match read {
+        Ok(read) => check_read(&config, &settings.dir, settings.clock, read).await,
+        Err(e) => Err(e),
+    };
+    Ok(Attempt { config, checked })
+}
+
+/// Plans with the configuration as its own baseline, on targets already read, so every change
+/// is reported as drift; counts what the metrics show.
+pub async fn check_read(
+    config: &Config,
+    dir: &Path,
+    clock: Clock,
+    read: Read,
+) -> Result<(Plan, DriftMetrics), EngineError> {
+    let state = config.state();
+    let Read { names, mut open, live } = read;
+    let now = clock.now;
+    let undelivered = Store::local(state, dir).undelivered()?;
+    let mut changes = super::plan::compute(state, &live, &open.capabilities, now, Some(state), &undelivered)
+        .map_err(|errors| EngineError::Plan { errors })?;
+    open.attribute(&mut changes).await;
+    let plan = plan::assemble(changes, config.reference(dir), names, now);
+    let findings = super::policy::evaluate_config(config, Some(&plan), Some(&live), now);
+
+    let mut m = DriftMetrics {
+        up: true,
+        pending: plan.summary,
+        horizon_days: EXPIRY_HORIZON_DAYS,
+        last_success: Some(now),
+        ..Default::default()
+    };
+    for c in &plan.changes {
+        *m.drift.entry((c.address.target.to_string(), c.address.kind.to_string())).or_default() += 1;
+    }
+    for f in &findings {
+        *m.findings.entry(f.severity).or_default() += 1;
+    }
+    let horizon = now + chrono::Duration::days(i64::from(EXPIRY_HORIZON_DAYS));
+    let soon = |t: Timestamp| t > now && t <= horizon;
+    m.expiring_credentials =
+        live.values().flat_map(|t| &t.service_accounts).flat_map(|s| &s.credentials).filter(|c| soon(c.end)).count();
+    let grants =
+        state.users.values().flat_map(|u| &u.roles).chain(state.service_accounts.values().flat_map(|s| &s.roles));
+    m.expiring_assignments = grants.filter_map(|g| g.expires()).filter(|d| soon(d.end())).count();
+    m.undelivered_credentials = live
+        .iter()
+        .flat_map(|(t, lt)| lt.service_accounts.iter().map(move |s| (t, s)))
+        .flat_map(|(t, s)| s.credentials.iter().map(move |c| (t, s, c)))
+        .filter(|(t, s, c)| undelivered.iter().any(|u| u.matches(t.as_str(), &s.name, c)))
+        .count();
+    for (t, lt) in live.iter() {
+        for ls in &lt.service_accounts {
+            let Some(sa) = state.service_accounts.get(ls.name.as_str()) else { continue };
+            for spec in &sa.credentials {
+                let current = ls
+                    .credentials
+                    .iter()
+                    .filter(|c| {
+                        c.instance_of(spec.name.as_str())
+                            && !undelivered.iter().any(|u| u.matches(t.as_str(), &ls.name, c))
+                    })
+                    .max_by_key(|c| c.start);
+                let Some(c) = current else { continue };
+                if c.end <= now {
+                    m.expired_credentials += 1;
+                } else if spec.rotate_before.is_some_and(|w| c.end - now <= w.to_chrono()) {
+                    m.rotation_due_credentials += 1;
+                }
+            }
+        }
+    }
+    Ok((plan, m))
+}
+
+/// The metrics of a failed check: down, with the last success a previous metrics file at
+/// `previous` recorded (if any).
+pub fn failed_metrics(previous: Option<&Path>) -> DriftMetrics {
+    DriftMetrics {
+        horizon_days: EXPIRY_HORIZON_DAYS,
+        last_success: previous.and_then(previous_success),
+        ..Default::default()
+    }
+}
+
+/// The last success time a previous metrics file recorded, to carry it over a failed check.
+fn previous_success(path: &Path) -> Option<Timestamp> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with("keyward_last_success_timestamp_seconds "))?;
+    let secs: i64 = line.rsplit(' ').next()?.parse().ok()?;
+    chrono::DateTime::from_timestamp(secs, 0).filter(|_| secs > 0)
+}
+
+/// Writes OpenMetrics text for a node exporter's textfile collector, atomically.
+pub fn write_metrics(path: &Path, m: &DriftMetrics) -> Result<(), EngineError> {
+    crate::atomic::write(path, crate::output::metrics::render(m).as_bytes(), crate::atomic::Access::Shared)
+        .map_err(EngineError::io("write", path))
+}
+
+/// Why an alert could not be sent, or the webhook not be used. Never holds the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("notify.webhook: {0}")]
+    Unresolved(String),
+    #[error("notify.webhook ({reference}) is not a URL")]
+    NotAUrl { reference: SecretRef },
+    #[error("notify.webhook ({reference}) must be an https URL (plain http only to a loopback address)")]
+    NotHttps { reference: SecretRef },
+    #[error("--notify needs notify.webhook in keyward.yaml")]
+    Missing,
+    #[error("cannot send the alert to notify.webhook ({reference}): {message}")]
+    Send { reference: SecretRef, message: String },
+}
+
+/// Where alerts go: the resolved `notify.webhook`.
+pub struct Webhook {
+    url: Secret<reqwest::Url>,
+    reference: SecretRef,
+}
+
+impl Webhook {
+    /// Resolves `notify.webhook`; `None` when keyward.yaml has none. Errors name the reference,
+    /// never the URL.
+    pub fn from_config(config: &Config, dir: &Path) -> Result<Option<Webhook>, WebhookError> {
+        let Some(reference) = config.state().settings.notify_webhook.clone() else { return Ok(None) };
+        let raw = http::resolve_secret(&reference, dir).map_err(WebhookError::Unresolved)?;
+        let Ok(url) = reqwest::Url::parse(raw.expose().trim()) else {
+            return Err(WebhookError::NotAUrl { reference });
+        };
+        // http::check_url names the URL in its message: keep only the verdict.
+        if http::check_url(&url).is_err() {
+            return Err(WebhookError::NotHttps { reference });
+        }
+        Ok(Some(Webhook { url: Secret::new(url), reference }))
+    }
+
+    /// Posts `{"text": text}`.
+    pub async fn post(&self, text: &str) -> Result<(), WebhookError> {
+        let fail = |message: String| WebhookError::Send { reference: self.reference.clone(), message };
+        let client = http::client(None, Duration::from_secs(15)).map_err(|e| fail(e.to_string()))?;
+        let resp = client
+            .post(self.url.expose().clone())
+            .json(&serde_json::json!({ "text": text }))
+            .send()
+            .await
+            .map_err(|e| fail(http::error_chain(&e.without_url())))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(fail(format!("the webhook answered {status}")));
+        }
+        Ok(())
+    }
+}
+
+/// The text of an alert about drift items (address, action, reason kind).
+pub fn alert_text(dir: &Path, changes: &[&Change]) -> String {
+    let total = changes.len();
+    let targets: std::collections::BTreeSet<String> = changes.iter().map(|c| c.address.target.to_string()).collect();
+    let mut text = format!(
+        "keyward: {total} live difference{} from git in {} (target{} {}): access was changed outside git.",
+        if total == 1 { "" } else { "s" },
+        dir.display(),
+        if targets.len() == 1 { "" } else { "s" },
+        targets.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    for c in changes.iter().take(ALERT_ITEMS) {
+        text.push_str(&format!("\n- {} {} ({})", c.action, c.address, c.reason.kind));
+        for n in c.notes.iter().filter(|n| crate::model::Attribution::is_note(n)) {
+            text.push_str(&format!(": {n}"));
+        }
+    }
+    if total > ALERT_ITEMS {
+        text.push_str(&format!("\n- ... and {} more; run `keyward drift` for all of them", total - ALERT_ITEMS));
+    }
+    text
+}
+
+/// The text of an alert about a failed drift check.
+pub fn failure_text(dir: &Path, message: &str) -> String {
+    format!("keyward: the drift check of {} failed: {message}", dir.display())
+}

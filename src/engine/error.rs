@@ -1,0 +1,118 @@
+//! The errors of the pipeline: one enum, each variant with the facts a person needs and, where
+//! something underneath failed, that failure as its source.
+
+use std::path::PathBuf;
+
+use crate::apply::ExecuteError;
+use crate::audit::AuditError;
+use crate::credential::CredentialError;
+use crate::load::LoadError;
+use crate::plan::{GuardViolation, PlanError};
+use crate::provider::ProviderError;
+
+/// Why a command could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The configuration has errors; the diagnostics went to the observer.
+    #[error("{} is not valid ({tally})", dir.display())]
+    Invalid { dir: PathBuf, tally: String },
+    #[error("cannot read the base revision {rev:?}: {source}")]
+    BaseUnreadable {
+        rev: String,
+        #[source]
+        source: LoadError,
+    },
+    /// The configuration at the base revision has errors; the diagnostics went to the observer.
+    #[error("the configuration at the base revision {rev:?} is not valid ({tally})")]
+    BaseInvalid { rev: String, tally: String },
+    #[error("there is no target `{name}`; keyward.yaml defines: {}", known.join(", "))]
+    UnknownTarget { name: String, known: Vec<String> },
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("cannot make a plan:\n{}", list(errors))]
+    Plan { errors: Vec<PlanError> },
+    #[error("at the base revision {rev:?}: cannot make a plan:\n{}", list(errors))]
+    BasePlan { rev: String, errors: Vec<PlanError> },
+    /// The record of credentials issued but not delivered could not be read or written.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Execute(#[from] ExecuteError),
+    #[error(transparent)]
+    SavedPlan(#[from] SavedPlanError),
+    /// Policy findings of severity deny block the command.
+    #[error(
+        "refusing to apply: {denies} policy finding{} of severity deny (shown above); resolve {}, or change the rule's severity in keyward.yaml under policy.rules",
+        if *denies == 1 { "" } else { "s" },
+        if *denies == 1 { "it" } else { "them" }
+    )]
+    Denied { denies: usize },
+    #[error("refusing to apply: the plan trips {} guard(s):\n{}", violations.len(), list(violations))]
+    Guards { violations: Vec<GuardViolation> },
+    #[error(transparent)]
+    Webhook(#[from] super::drift::WebhookError),
+    #[error("there is no audit log at {}", path.display())]
+    NoAuditLog { path: PathBuf },
+    #[error("{} exists; import never overwrites a file", path.display())]
+    WouldOverwrite { path: PathBuf },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write YAML: {0}")]
+    Yaml(String),
+}
+
+impl EngineError {
+    /// `EngineError::io("write", path)` turns a failed write to `path` into this error.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EngineError {
+        let path = path.into();
+        move |source| EngineError::Io { action, path, source }
+    }
+
+    /// Whether a policy finding of severity deny caused it (exit code 3).
+    pub fn is_denied(&self) -> bool {
+        matches!(self, EngineError::Denied { .. })
+    }
+}
+
+/// Why a saved plan cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a keyward plan: {source}", path.display())]
+    NotAPlan {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{} has plan format {found}, this keyward reads format {}", path.display(), crate::plan::FORMAT_VERSION)]
+    Format { path: PathBuf, found: String },
+    #[error("the configuration in {} changed since the plan was made; make a new plan", dir.display())]
+    ConfigurationChanged { dir: PathBuf },
+    #[error("the plan names target `{target}`, which the configuration does not define")]
+    UnknownTarget { target: String },
+    /// Changes whose live object changed since the plan (address and action).
+    #[error(
+        "the saved plan is stale: the live objects of {} of its changes changed since it was made:\n{}\nmake a new plan",
+        stale.len(),
+        stale.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n")
+    )]
+    Stale { stale: Vec<String> },
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
+}

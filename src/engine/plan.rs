@@ -1,0 +1,118 @@
+//! `plan`: what would change, optionally split against a git base revision.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::read::{self, Read};
+use super::store::Store;
+use super::{Clock, Config, EngineError, Observer};
+use crate::model::{Capabilities, DesiredState, LiveTarget, Name, Timestamp, UndeliveredCredential};
+use crate::plan::{self, Change, Plan, PlanError, PlanInput};
+use crate::policy::Finding;
+use crate::provider::Access;
+
+/// What `plan` needs.
+#[derive(Debug, Clone)]
+pub struct PlanSettings {
+    pub dir: PathBuf,
+    pub clock: Clock,
+    /// Plan only these targets (all when empty).
+    pub targets: Vec<String>,
+    /// Split the plan against this git revision (see [`split`]).
+    pub base: Option<String>,
+}
+
+/// A plan, with what it was computed from and the policy findings over it.
+pub struct Planned {
+    pub config: Config,
+    pub plan: Plan,
+    pub live: BTreeMap<Name, LiveTarget>,
+    pub findings: Vec<Finding>,
+}
+
+/// Loads, validates, reads, plans (splitting against the base revision when asked) and
+/// evaluates the policies.
+pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Planned, EngineError> {
+    let (config, read) = read::load_and_read(&settings.dir, &settings.targets, Access::Read, observer).await?;
+    let base = match &settings.base {
+        Some(rev) => Some((super::config::load_base(&settings.dir, rev, observer)?, rev.as_str())),
+        None => None,
+    };
+    let base = base.as_ref().map(|(config, rev)| (config, *rev));
+    let (plan, live) = make(&config, base, &settings.dir, settings.clock, read?).await?;
+    let findings = super::policy::evaluate_config(&config, Some(&plan), Some(&live), plan.created_at);
+    Ok(Planned { config, plan, live, findings })
+}
+
+/// Plans `dir` against targets already read, returning the live state the plan was computed
+/// from too. Drift changes are attributed where the target can tell who made them.
+///
+/// With a base revision, the plan is split: a change that the base revision's own plan (live
+/// against the base's desired state) holds too, with the same address, action and values, is
+/// drift already present; every other is a change the revision since `base` asks for.
+pub async fn make(
+    config: &Config,
+    base: Option<(&Config, &str)>,
+    dir: &Path,
+    clock: Clock,
+    read: Read,
+) -> Result<(Plan, BTreeMap<Name, LiveTarget>), EngineError> {
+    let state = config.state();
+    let Read { names, mut open, live } = read;
+    let now = clock.now;
+    let baseline = base.map(|(b, _)| b.state());
+    let undelivered = Store::local(state, dir).undelivered()?;
+    let mut changes = compute(state, &live, &open.capabilities, now, baseline, &undelivered)
+        .map_err(|errors| EngineError::Plan { errors })?;
+    open.attribute(&mut changes).await;
+    let split = match base {
+        None => None,
+        Some((base, rev)) => {
+            let without = compute(base.state(), &live, &open.capabilities, now, None, &undelivered)
+                .map_err(|errors| EngineError::BasePlan { rev: rev.to_string(), errors })?;
+            Some(split(&changes, &without, rev))
+        }
+    };
+    let mut plan = plan::assemble(changes, config.reference(dir), names, now);
+    plan.base = split;
+    Ok((plan, live))
+}
+
+/// Which of `changes` the base revision's own plan (`at_base`) holds too, with the same
+/// address, action and values: those are drift already present; the rest are what the
+/// revision since `rev` asks for.
+pub fn split(changes: &[Change], at_base: &[Change], rev: &str) -> plan::BaseSplit {
+    let key = |c: &Change| (c.address.to_string(), c.action, serde_json::to_string(&c.after).unwrap_or_default());
+    let already: BTreeSet<_> = at_base.iter().map(key).collect();
+    let sections = changes
+        .iter()
+        .map(|c| {
+            let section = if already.contains(&key(c)) { plan::Section::Drift } else { plan::Section::Change };
+            (c.address.to_string(), section)
+        })
+        .collect();
+    plan::BaseSplit { revision: rev.to_string(), sections }
+}
+
+/// Runs the planner, labelling as drift what `baseline` asked for too (see
+/// [`PlanInput::baseline`]).
+pub fn compute(
+    state: &DesiredState,
+    live: &BTreeMap<Name, LiveTarget>,
+    caps: &BTreeMap<Name, Capabilities>,
+    now: Timestamp,
+    baseline: Option<&DesiredState>,
+    undelivered: &[UndeliveredCredential],
+) -> Result<Vec<Change>, Vec<PlanError>> {
+    let input = PlanInput { desired: state, live, capabilities: caps, now, baseline, undelivered };
+    let started = std::time::Instant::now();
+    let result = plan::plan_changes(&input);
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "planned");
+    result
+}
+
+/// Saves a plan (its JSON, docs/plan-format.md) for `apply`, atomically.
+pub fn save(plan: &Plan, path: &Path) -> Result<(), EngineError> {
+    crate::atomic::write(path, crate::output::plan_json(plan).as_bytes(), crate::atomic::Access::Shared)
+        .map_err(EngineError::io("write", path))
+}
