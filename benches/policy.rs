@@ -103,6 +103,7 @@ fn main() -> ExitCode {
             now,
             plan: None,
             live,
+            undelivered: &[],
             options: PolicyOptions { builtin: true, rego: false },
         };
         let mut times = Vec::with_capacity(runs);

@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::audit::Record;
-use crate::model::{CredentialType, Date, DesiredState, Duration, LiveTarget, Name, RoleGrant, Timestamp};
+use crate::model::lifecycle::{self, CredentialStatus};
+use crate::model::{
+    CredentialType, Date, DesiredState, Duration, LiveCredential, LiveTarget, Name, RoleGrant, Timestamp,
+};
 use crate::policy::Finding;
 
 /// The parts of the review, in the order they are shown.
@@ -192,35 +195,27 @@ pub fn review(input: &ReviewInput) -> Review {
     // Live credentials: ended, inside their rotation window, or ending inside the review window.
     for (t, lt) in live {
         for sa in &lt.service_accounts {
-            let spec_of = |cred_name: &str| {
-                let base = cred_name.split('@').next().unwrap_or(cred_name);
-                desired
-                    .service_accounts
-                    .get(sa.name.as_str())
-                    .and_then(|s| s.credentials.iter().find(|c| c.name.as_str() == base))
-            };
-            let declares = desired.service_accounts.get(sa.name.as_str()).is_some_and(|s| !s.credentials.is_empty());
+            let declared = desired.service_accounts.get(sa.name.as_str()).map(|s| s.credentials.as_slice());
+            let declares = declared.is_some_and(|d| !d.is_empty());
+            let lost = |c: &LiveCredential| lifecycle::is_undelivered(undelivered, t.as_str(), &sa.name, c);
             for c in &sa.credentials {
                 let left = c.end - now;
-                let spec = spec_of(&c.name);
+                let spec = declared.and_then(|d| d.iter().find(|s| c.instance_of(s.name.as_str())));
                 let rotate_before = spec.and_then(|s| s.rotate_before);
-                // A newer instance of the same credential already replaced this one.
-                let newer = spec.and_then(|s| {
-                    sa.credentials
-                        .iter()
-                        .filter(|o| o.instance_of(s.name.as_str()) && o.start > c.start)
-                        .max_by_key(|o| o.start)
-                });
-                let lost = undelivered.iter().any(|u| u.matches(t.as_str(), &sa.name, c));
+                // The credential's current instance (the one in use), when it is newer than this one:
+                // it replaced this one. An instance never delivered replaces nothing.
+                let current = spec.and_then(|s| lifecycle::current_instance(s, &sa.credentials, &lost));
+                let newer = current.filter(|n| n.start > c.start);
+                let rotation_due =
+                    spec.is_some_and(|s| lifecycle::status(s, Some(c), now) == CredentialStatus::RotationDue);
+                let lost = lost(c);
                 let status = if lost {
                     "undelivered"
                 } else if left <= chrono::TimeDelta::zero() {
                     "expired"
-                } else if newer.is_some()
-                    && (rotate_before.is_some_and(|r| left <= r.to_chrono()) || left <= within.to_chrono())
-                {
+                } else if newer.is_some() && (rotation_due || left <= within.to_chrono()) {
                     "superseded"
-                } else if rotate_before.is_some_and(|r| left <= r.to_chrono()) {
+                } else if rotation_due {
                     "rotation-due"
                 } else if left <= within.to_chrono() {
                     "expiring"

@@ -83,6 +83,7 @@ impl Config {
             now: now(at),
             plan,
             live,
+            undelivered: &[],
             options: PolicyOptions::default(),
         };
         policy::evaluate(&ctx)

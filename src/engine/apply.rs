@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::policy::Live;
 use super::read::{self, Read, Targets};
 use super::store::Store;
 use super::{Clock, Config, EngineError, Observer, SavedPlanError};
@@ -61,7 +62,8 @@ pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Resul
     let changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered)
         .map_err(|errors| EngineError::Plan { errors })?;
     let plan = plan::assemble(changes, config.reference(dir), names, now);
-    let findings = super::policy::evaluate_config(&config, Some(&plan), Some(&live), now);
+    let live_state = Live { targets: &live, undelivered: &undelivered };
+    let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), now);
     Ok(Prepared {
         config,
         plan,
@@ -105,7 +107,8 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     if !stale.is_empty() {
         return Err(SavedPlanError::Stale { stale }.into());
     }
-    let findings = super::policy::evaluate_config(&config, Some(&saved), Some(&live), now);
+    let live_state = Live { targets: &live, undelivered: &undelivered };
+    let findings = super::policy::evaluate_config(&config, Some(&saved), Some(live_state), now);
     Ok(Prepared {
         config,
         plan: saved,

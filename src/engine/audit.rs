@@ -83,7 +83,9 @@ pub async fn review(settings: &ReviewSettings, observer: &dyn Observer) -> Resul
         }
     }
     let now = settings.clock.now;
-    let findings = super::policy::evaluate_config(&config, None, Some(&live), now);
+    let undelivered = Store::local(state, dir).undelivered()?;
+    let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
+    let findings = super::policy::evaluate_config(&config, None, Some(live_state), now);
 
     let path = settings.log.path();
     let mut records = if path.exists() { audit::read(&path)? } else { Vec::new() };
@@ -95,7 +97,6 @@ pub async fn review(settings: &ReviewSettings, observer: &dyn Observer) -> Resul
         let skip = records.len().saturating_sub(n);
         records.drain(..skip);
     }
-    let undelivered = Store::local(state, dir).undelivered()?;
     Ok(crate::review::review(&ReviewInput {
         desired: state,
         live: &live,

@@ -12,7 +12,12 @@ use std::time::Duration;
 use super::read::{self, Read};
 use super::store::Store;
 use super::{Clock, Config, EngineError, Observer};
-use crate::model::{Secret, SecretRef, Timestamp};
+use std::collections::BTreeMap;
+
+use crate::model::lifecycle::{self, CredentialStatus};
+use crate::model::{
+    DesiredState, LiveCredential, LiveTarget, Name, Secret, SecretRef, Timestamp, UndeliveredCredential,
+};
 use crate::output::metrics::DriftMetrics;
 use crate::plan::{self, Change, Plan};
 use crate::provider::Access;
@@ -76,7 +81,8 @@ pub async fn check_read(
         .map_err(|errors| EngineError::Plan { errors })?;
     open.attribute(&mut changes).await;
     let plan = plan::assemble(changes, config.reference(dir), names, now);
-    let findings = super::policy::evaluate_config(config, Some(&plan), Some(&live), now);
+    let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
+    let findings = super::policy::evaluate_config(config, Some(&plan), Some(live_state), now);
 
     let mut m = DriftMetrics {
         up: true,
@@ -98,34 +104,47 @@ pub async fn check_read(
     let grants =
         state.users.values().flat_map(|u| &u.roles).chain(state.service_accounts.values().flat_map(|s| &s.roles));
     m.expiring_assignments = grants.filter_map(|g| g.expires()).filter(|d| soon(d.end())).count();
-    m.undelivered_credentials = live
-        .iter()
-        .flat_map(|(t, lt)| lt.service_accounts.iter().map(move |s| (t, s)))
-        .flat_map(|(t, s)| s.credentials.iter().map(move |c| (t, s, c)))
-        .filter(|(t, s, c)| undelivered.iter().any(|u| u.matches(t.as_str(), &s.name, c)))
-        .count();
-    for (t, lt) in live.iter() {
+    let counts = credential_counts(state, &live, &undelivered, now);
+    m.undelivered_credentials = counts.undelivered;
+    m.expired_credentials = counts.expired;
+    m.rotation_due_credentials = counts.rotation_due;
+    Ok((plan, m))
+}
+
+/// Declared credentials by where their current instance stands, and live instances issued
+/// but never delivered (see [`crate::model::lifecycle`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CredentialCounts {
+    pub expired: usize,
+    pub rotation_due: usize,
+    pub undelivered: usize,
+}
+
+/// Counts the declared credentials of `state` on the live targets: expired or due for rotation
+/// (by their current instance), and the instances nobody received.
+pub fn credential_counts(
+    state: &DesiredState,
+    live: &BTreeMap<Name, LiveTarget>,
+    undelivered: &[UndeliveredCredential],
+    now: Timestamp,
+) -> CredentialCounts {
+    let mut counts = CredentialCounts::default();
+    for (t, lt) in live {
         for ls in &lt.service_accounts {
+            let lost = |c: &LiveCredential| lifecycle::is_undelivered(undelivered, t.as_str(), &ls.name, c);
+            counts.undelivered += ls.credentials.iter().filter(|c| lost(c)).count();
             let Some(sa) = state.service_accounts.get(ls.name.as_str()) else { continue };
             for spec in &sa.credentials {
-                let current = ls
-                    .credentials
-                    .iter()
-                    .filter(|c| {
-                        c.instance_of(spec.name.as_str())
-                            && !undelivered.iter().any(|u| u.matches(t.as_str(), &ls.name, c))
-                    })
-                    .max_by_key(|c| c.start);
-                let Some(c) = current else { continue };
-                if c.end <= now {
-                    m.expired_credentials += 1;
-                } else if spec.rotate_before.is_some_and(|w| c.end - now <= w.to_chrono()) {
-                    m.rotation_due_credentials += 1;
+                let current = lifecycle::current_instance(spec, &ls.credentials, &lost);
+                match lifecycle::status(spec, current, now) {
+                    CredentialStatus::Expired => counts.expired += 1,
+                    CredentialStatus::RotationDue => counts.rotation_due += 1,
+                    CredentialStatus::Missing | CredentialStatus::Valid => {}
                 }
             }
         }
     }
-    Ok((plan, m))
+    counts
 }
 
 /// The metrics of a failed check: down, with the last success a previous metrics file at

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use super::policy::Live;
 use super::read::{self, Read};
 use super::store::Store;
 use super::{Clock, Config, EngineError, Observer};
@@ -39,8 +40,11 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
         None => None,
     };
     let base = base.as_ref().map(|(config, rev)| (config, *rev));
-    let (plan, live) = make(&config, base, &settings.dir, settings.clock, read?).await?;
-    let findings = super::policy::evaluate_config(&config, Some(&plan), Some(&live), plan.created_at);
+    let read = read?;
+    let undelivered = Store::local(config.state(), &settings.dir).undelivered()?;
+    let (plan, live) = make(&config, base, &settings.dir, settings.clock, read, &undelivered).await?;
+    let live_state = Live { targets: &live, undelivered: &undelivered };
+    let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), plan.created_at);
     Ok(Planned { config, plan, live, findings })
 }
 
@@ -56,19 +60,19 @@ pub async fn make(
     dir: &Path,
     clock: Clock,
     read: Read,
+    undelivered: &[UndeliveredCredential],
 ) -> Result<(Plan, BTreeMap<Name, LiveTarget>), EngineError> {
     let state = config.state();
     let Read { names, mut open, live } = read;
     let now = clock.now;
     let baseline = base.map(|(b, _)| b.state());
-    let undelivered = Store::local(state, dir).undelivered()?;
-    let mut changes = compute(state, &live, &open.capabilities, now, baseline, &undelivered)
+    let mut changes = compute(state, &live, &open.capabilities, now, baseline, undelivered)
         .map_err(|errors| EngineError::Plan { errors })?;
     open.attribute(&mut changes).await;
     let split = match base {
         None => None,
         Some((base, rev)) => {
-            let without = compute(base.state(), &live, &open.capabilities, now, None, &undelivered)
+            let without = compute(base.state(), &live, &open.capabilities, now, None, undelivered)
                 .map_err(|errors| EngineError::BasePlan { rev: rev.to_string(), errors })?;
             Some(split(&changes, &without, rev))
         }

@@ -6,10 +6,18 @@ use std::path::Path;
 use super::{Config, EngineError};
 use crate::diagnostic::{Diagnostic, Level};
 use crate::load::Loaded;
-use crate::model::{LiveTarget, Name, Severity, Timestamp};
+use crate::model::{LiveTarget, Name, Severity, Timestamp, UndeliveredCredential};
 use crate::plan::Plan;
 use crate::policy::{self, Finding, PolicyContext, PolicyOptions};
 use crate::validate::{Location, Validated};
+
+/// The live state the policies see at plan time: each target read, and the credentials issued
+/// but never delivered.
+#[derive(Clone, Copy)]
+pub struct Live<'a> {
+    pub targets: &'a BTreeMap<Name, LiveTarget>,
+    pub undelivered: &'a [UndeliveredCredential],
+}
 
 /// Evaluates every policy over a validated configuration, and at plan time the plan and live
 /// state. A configuration with errors has no findings.
@@ -17,7 +25,7 @@ pub fn evaluate(
     loaded: &Loaded,
     validated: &Validated,
     plan: Option<&Plan>,
-    live: Option<&BTreeMap<Name, LiveTarget>>,
+    live: Option<Live>,
     now: Timestamp,
 ) -> Vec<Finding> {
     let Some(desired) = validated.state.as_ref() else { return Vec::new() };
@@ -27,7 +35,8 @@ pub fn evaluate(
         origins: &validated.origins,
         now,
         plan,
-        live,
+        live: live.map(|l| l.targets),
+        undelivered: live.map(|l| l.undelivered).unwrap_or_default(),
         options: PolicyOptions::default(),
     };
     let started = std::time::Instant::now();
@@ -41,12 +50,7 @@ pub fn evaluate(
 }
 
 /// [`evaluate`] for a valid configuration.
-pub fn evaluate_config(
-    config: &Config,
-    plan: Option<&Plan>,
-    live: Option<&BTreeMap<Name, LiveTarget>>,
-    now: Timestamp,
-) -> Vec<Finding> {
+pub fn evaluate_config(config: &Config, plan: Option<&Plan>, live: Option<Live>, now: Timestamp) -> Vec<Finding> {
     evaluate(&config.loaded, &config.validated, plan, live, now)
 }
 

@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use super::derived;
 use super::types::*;
 use crate::model::config::RemovedUsers;
+use crate::model::lifecycle::{self, CredentialStatus};
 use crate::model::{
     Binding, BindingKind, BindingSupport, Capabilities, CredentialSpec, CredentialType, Curve, Deliver, DesiredState,
     KeyAlgorithm, LiveAccount, LiveBinding, LiveCredential, LiveServiceAccount, LiveTarget, Name, RoleGrant,
@@ -650,11 +651,7 @@ impl<'a> TargetPlanner<'a> {
                         crate::model::digest(&(&l.id, spec.name.as_str(), ids))
                     }
                 };
-                let current = instances
-                    .iter()
-                    .copied()
-                    .filter(|c| !is_undelivered(c) && c.kind == spec.kind)
-                    .max_by_key(|c| (c.start, c.end, c.id.as_str()));
+                let current = crate::model::current_instance(spec, creds, &is_undelivered);
                 if let Some(reason) = self.rotation_reason(spec, current, &instances, &is_undelivered) {
                     out.push(self.rotate_change(name, spec, current, reason, fingerprint.clone()));
                 }
@@ -722,7 +719,8 @@ impl<'a> TargetPlanner<'a> {
         let Some(c) = current else {
             return Some(Reason::new(ReasonKind::Config, format!("new: the account has no `{}` yet", spec.name)));
         };
-        if c.end <= now {
+        let status = lifecycle::status(spec, Some(c), now);
+        if status == CredentialStatus::Expired {
             return Some(Reason::new(ReasonKind::Expiry, format!("expired: `{}` ended on {}", c.name, day(c.end))));
         }
         if !c.issued_by_keyward() {
@@ -734,8 +732,8 @@ impl<'a> TargetPlanner<'a> {
                 ),
             ));
         }
-        if let Some(window) = spec.rotate_before
-            && c.end - now <= window.to_chrono()
+        if status == CredentialStatus::RotationDue
+            && let Some(window) = spec.rotate_before
         {
             return Some(Reason::new(
                 ReasonKind::Policy,

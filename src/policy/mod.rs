@@ -26,7 +26,7 @@ pub use catalog::{RULES, RuleInfo, rule_info};
 
 use crate::load::{Loaded, PathSeg};
 use crate::model::config::RuleLevel;
-use crate::model::{DesiredState, Kind, LiveTarget, Name, Severity, Timestamp};
+use crate::model::{DesiredState, Kind, LiveTarget, Name, Severity, Timestamp, UndeliveredCredential};
 use crate::plan::Plan;
 use crate::validate::{Location, Origins};
 
@@ -97,13 +97,24 @@ pub struct PolicyContext<'a> {
     pub plan: Option<&'a Plan>,
     /// At plan time: the live state of each target that was read.
     pub live: Option<&'a BTreeMap<Name, LiveTarget>>,
+    /// Credentials issued but never delivered (they are never a credential's current instance).
+    pub undelivered: &'a [UndeliveredCredential],
     pub options: PolicyOptions,
 }
 
 impl<'a> PolicyContext<'a> {
     /// A context for `keyward validate`: desired state only.
     pub fn offline(desired: &'a DesiredState, loaded: &'a Loaded, origins: &'a Origins, now: Timestamp) -> Self {
-        PolicyContext { desired, loaded, origins, now, plan: None, live: None, options: PolicyOptions::default() }
+        PolicyContext {
+            desired,
+            loaded,
+            origins,
+            now,
+            plan: None,
+            live: None,
+            undelivered: &[],
+            options: PolicyOptions::default(),
+        }
     }
 
     /// The position of `path` inside resource `kind`/`name` (of the closest written ancestor

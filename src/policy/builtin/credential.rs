@@ -2,6 +2,7 @@
 //! clock) live credentials inside their rotation window or past their end.
 
 use super::{PlanIndex, default_severity};
+use crate::model::lifecycle::{self, CredentialStatus};
 use crate::model::{CredentialType, Kind, LiveCredential, Severity};
 use crate::plan::Action;
 use crate::policy::{Finding, PolicyContext};
@@ -50,11 +51,13 @@ fn live(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Finding>) {
             for (i, spec) in sa.credentials.iter().enumerate() {
                 let instances: Vec<&LiveCredential> =
                     ls.credentials.iter().filter(|c| instance_of(c, spec.name.as_str())).collect();
-                let Some(current) = instances.iter().max_by_key(|c| c.end) else { continue };
+                let lost = |c: &LiveCredential| lifecycle::is_undelivered(ctx.undelivered, t.as_str(), &ls.name, c);
+                let Some(current) = lifecycle::current_instance(spec, &ls.credentials, &lost) else { continue };
+                let status = lifecycle::status(spec, Some(current), now);
                 let address = format!("{t}.credential.{name}/{}", spec.name);
                 let at = ctx.locate(Kind::ServiceAccount, name, &["credentials".into(), i.into(), "name".into()]);
                 let rotating = plan.has(&address, Action::Rotate);
-                if current.end <= now {
+                if status == CredentialStatus::Expired {
                     let help = if rotating {
                         "the plan issues a new credential; apply it, and check what used the expired one"
                     } else {
@@ -76,8 +79,8 @@ fn live(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Finding>) {
                     );
                     continue;
                 }
-                if let Some(window) = spec.rotate_before
-                    && current.end - now <= window.to_chrono()
+                if status == CredentialStatus::RotationDue
+                    && let Some(window) = spec.rotate_before
                 {
                     let (severity, help) = if rotating {
                         (default_severity("credential.rotation-window"), "the plan rotates it; apply it")
