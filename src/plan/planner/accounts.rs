@@ -1,0 +1,261 @@
+//! People's accounts and service accounts: create, update, enable, disable, delete.
+
+use super::*;
+
+impl<'a> TargetPlanner<'a> {
+    pub(super) fn accounts(&self, out: &mut Vec<Change>) {
+        for (key, (name, user)) in &self.present_users {
+            let active = user.status == UserStatus::Active;
+            let baseline = self.baseline_user(name);
+            match self.by_user_name.get(key) {
+                None => {
+                    let attrs = self.desired_attrs(user);
+                    let mut after = attrs_values(&attrs);
+                    after.insert("userName".into(), json!(user.user_name));
+                    after.insert("active".into(), json!(active));
+                    let was_present = baseline.is_some();
+                    out.push(Change {
+                        address: self.addr(ObjectKind::User, name.as_str()),
+                        action: Action::Create,
+                        reason: Reason::new(
+                            self.kind_for(was_present),
+                            if was_present {
+                                "the account is missing from the target".to_string()
+                            } else {
+                                "the user is in the configuration but not on the target".to_string()
+                            },
+                        ),
+                        before: None,
+                        after: Some(after),
+                        fingerprint: ABSENT.into(),
+                        subject: Some(name.to_string()),
+                        notes: vec![],
+                        operation: Operation::CreateUser { user_name: user.user_name.clone(), attrs, active },
+                    });
+                }
+                Some(live) => {
+                    let mut set = UserAttrs::default();
+                    let (mut before, mut after) = (Values::new(), Values::new());
+                    let mut all_drift = true;
+                    for f in UserField::ALL {
+                        let Some(want) = self.want(user, f) else { continue };
+                        let have = live.attrs.get(f).map(String::as_str);
+                        let equal = match f {
+                            // userNames compare without regard to case.
+                            UserField::Manager => have.is_some_and(|h| same_user_name(h, want)),
+                            _ => have == Some(want),
+                        };
+                        if !equal {
+                            *set.slot(f) = Some(want.to_string());
+                            before.insert(f.as_str().into(), have.map_or(Value::Null, |h| json!(h)));
+                            after.insert(f.as_str().into(), json!(want));
+                            let same_base = baseline.is_some_and(|b| self.want(b, f) == Some(want));
+                            all_drift &= same_base;
+                        }
+                    }
+                    if !set.is_empty() {
+                        let fields: Vec<&String> = before.keys().collect();
+                        out.push(Change {
+                            address: self.addr(ObjectKind::User, name.as_str()),
+                            action: Action::Update,
+                            reason: Reason::new(
+                                self.kind_for(all_drift),
+                                format!(
+                                    "{} differ{} from the configuration",
+                                    fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
+                                    if fields.len() == 1 { "s" } else { "" }
+                                ),
+                            ),
+                            before: Some(before),
+                            after: Some(after),
+                            fingerprint: live.fingerprint.clone(),
+                            subject: Some(name.to_string()),
+                            notes: vec![],
+                            operation: Operation::UpdateUser { user_name: live.user_name.clone(), set },
+                        });
+                    }
+                    // A protected account is never disabled.
+                    let blocked = !active && self.protected(&live.user_name);
+                    if live.active != active && !blocked {
+                        let same = baseline.is_some_and(|b| b.status == user.status);
+                        let action = if active { Action::Enable } else { Action::Disable };
+                        out.push(Change {
+                            address: self.addr(ObjectKind::User, name.as_str()),
+                            action,
+                            reason: Reason::new(
+                                self.kind_for(same),
+                                if active {
+                                    "the configuration says status: active"
+                                } else {
+                                    "the configuration says status: disabled"
+                                },
+                            ),
+                            before: Some([("active".to_string(), json!(live.active))].into()),
+                            after: Some([("active".to_string(), json!(active))].into()),
+                            fingerprint: live.fingerprint.clone(),
+                            subject: Some(name.to_string()),
+                            notes: vec![],
+                            operation: Operation::SetUserActive { user_name: live.user_name.clone(), active },
+                        });
+                    }
+                }
+            }
+        }
+        // Live accounts not wanted on this target.
+        for (live, key) in self.live.accounts.iter().zip(self.account_keys) {
+            let key = key.as_ref();
+            if self.present_users.contains_key(key) || !self.managed(&live.user_name) {
+                continue;
+            }
+            let git_name = self.in_git.get(key).copied();
+            if let Some(name) = git_name {
+                let user = &self.desired.users[name];
+                // On a target that holds only users with roles here, a user who is still in git
+                // keeps the account; their assignments are revoked below.
+                if self.target.users == UsersScope::WithRoles && user.targets.is_none() {
+                    continue;
+                }
+            }
+            let address_name = git_name.map(|n| n.to_string()).unwrap_or_else(|| live.user_name.clone());
+            let why = match git_name {
+                Some(_) => "the user's `targets` no longer include this target".to_string(),
+                None => "the account is not in the configuration".to_string(),
+            };
+            let wants_delete = self.desired.settings.removed_users == RemovedUsers::Delete;
+            let mut notes = Vec::new();
+            if wants_delete && self.caps.delete_users {
+                if let Some(days) = self.caps.restorable_days {
+                    notes.push(format!("the target keeps deleted users restorable for {days} days"));
+                }
+                out.push(Change {
+                    address: self.addr(ObjectKind::User, address_name),
+                    action: Action::Delete,
+                    reason: Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is delete")),
+                    before: Some(live_values(live)),
+                    after: None,
+                    fingerprint: live.fingerprint.clone(),
+                    subject: git_name.map(|n| n.to_string()),
+                    notes,
+                    operation: Operation::DeleteUser { user_name: live.user_name.clone() },
+                });
+            } else if live.active {
+                if wants_delete {
+                    notes.push("this target never deletes users, so the account is disabled instead".to_string());
+                }
+                out.push(Change {
+                    address: self.addr(ObjectKind::User, address_name),
+                    action: Action::Disable,
+                    reason: Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is disable")),
+                    before: Some([("active".to_string(), json!(true))].into()),
+                    after: Some([("active".to_string(), json!(false))].into()),
+                    fingerprint: live.fingerprint.clone(),
+                    subject: git_name.map(|n| n.to_string()),
+                    notes,
+                    operation: Operation::SetUserActive { user_name: live.user_name.clone(), active: false },
+                });
+            }
+        }
+    }
+
+    pub(super) fn service_accounts(&self, out: &mut Vec<Change>) {
+        if !self.caps.service_accounts {
+            return;
+        }
+        for (name, sa) in &self.present_sas {
+            let owner = self.desired.users.get(&sa.owner).map(|u| u.user_name.clone());
+            match self.sa_by_name.get(name) {
+                None => {
+                    let mut after = Values::new();
+                    if let Some(d) = &sa.display_name {
+                        after.insert("displayName".into(), json!(d));
+                    }
+                    if let Some(d) = &sa.description {
+                        after.insert("description".into(), json!(d));
+                    }
+                    if let Some(o) = &owner {
+                        after.insert("owner".into(), json!(o));
+                    }
+                    out.push(Change {
+                        address: self.addr(ObjectKind::ServiceAccount, *name),
+                        action: Action::Create,
+                        reason: Reason::new(
+                            ReasonKind::Config,
+                            "the service account is in the configuration but not on the target",
+                        ),
+                        before: None,
+                        after: Some(after),
+                        fingerprint: ABSENT.into(),
+                        subject: Some(name.to_string()),
+                        notes: vec![],
+                        operation: Operation::CreateServiceAccount {
+                            name: name.to_string(),
+                            display_name: sa.display_name.clone(),
+                            description: sa.description.clone(),
+                            owner,
+                        },
+                    });
+                }
+                Some(live) => {
+                    let (mut before, mut after) = (Values::new(), Values::new());
+                    let mut diff = |field: &str, want: &Option<String>, have: &Option<String>| -> Option<String> {
+                        let w = want.as_ref()?;
+                        let equal = if field == "owner" {
+                            have.as_ref().is_some_and(|h| same_user_name(h, w))
+                        } else {
+                            have.as_ref() == Some(w)
+                        };
+                        if equal {
+                            return None;
+                        }
+                        before.insert(field.into(), have.as_ref().map_or(Value::Null, |h| json!(h)));
+                        after.insert(field.into(), json!(w));
+                        Some(w.clone())
+                    };
+                    let display_name = diff("displayName", &sa.display_name, &live.display_name);
+                    let description = diff("description", &sa.description, &live.description);
+                    let owner = diff("owner", &owner, &live.owner);
+                    if !after.is_empty() {
+                        let n = after.len();
+                        let fields = after.keys().cloned().collect::<Vec<_>>().join(", ");
+                        out.push(Change {
+                            address: self.addr(ObjectKind::ServiceAccount, *name),
+                            action: Action::Update,
+                            reason: Reason::new(
+                                ReasonKind::Config,
+                                format!("{fields} differ{} from the configuration", if n == 1 { "s" } else { "" }),
+                            ),
+                            before: Some(before),
+                            after: Some(after),
+                            fingerprint: live.fingerprint.clone(),
+                            subject: Some(name.to_string()),
+                            notes: vec![],
+                            operation: Operation::UpdateServiceAccount {
+                                name: name.to_string(),
+                                display_name,
+                                description,
+                                owner,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn attrs_values(attrs: &UserAttrs) -> Values {
+    let mut v = Values::new();
+    for f in UserField::ALL {
+        if let Some(x) = attrs.get(f) {
+            v.insert(f.as_str().into(), json!(x));
+        }
+    }
+    v
+}
+
+fn live_values(live: &LiveAccount) -> Values {
+    let mut v = attrs_values(&live.attrs);
+    v.insert("userName".into(), json!(live.user_name));
+    v.insert("active".into(), json!(live.active));
+    v
+}

@@ -1,0 +1,358 @@
+//! Bindings (groups, roles, field security profiles) and their members: create, update,
+//! assign, revoke.
+
+use super::*;
+
+impl<'a> TargetPlanner<'a> {
+    /// Finds the live object a binding names: by kind and case-insensitive name.
+    fn find_binding(&self, binding: &Binding) -> Result<Option<&'a LiveBinding>, PlanError> {
+        let found = self.live_bindings.get(&(binding.kind(), lower(&binding.object_name())));
+        match found.map(Vec::as_slice) {
+            None | Some([]) => Ok(None),
+            Some([one]) => Ok(Some(*one)),
+            Some(many) => Err(PlanError::AmbiguousBinding {
+                target: self.target.name.clone(),
+                binding: binding.label(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    pub(super) fn bindings(&self, out: &mut Vec<Change>) -> Result<(), Vec<PlanError>> {
+        let mut errors = Vec::new();
+        for (role_name, role) in &self.desired.roles {
+            let Some(binding) = role.bindings.get(&self.target.name) else { continue };
+            self.binding(Grantor::Role(role_name), binding, &[role_name], out, &mut errors);
+        }
+        if self.caps.binding(BindingKind::FieldSecurityProfile) != BindingSupport::Unsupported {
+            for d in derived::field_profiles(self.desired, &self.target.name) {
+                self.binding(Grantor::Data(d.classification), &d.binding, &d.readers, out, &mut errors);
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// Plans one binding: creates or updates the bound object where it may, and brings its
+    /// members to the holders of `holder_roles` present on this target.
+    fn binding(
+        &self,
+        grantor: Grantor<'a>,
+        binding: &Binding,
+        holder_roles: &[&'a Name],
+        out: &mut Vec<Change>,
+        errors: &mut Vec<PlanError>,
+    ) {
+        let now = self.input.now;
+        let live_binding = match self.find_binding(binding) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(e);
+                return;
+            }
+        };
+        match live_binding {
+            None => match self.caps.binding(binding.kind()) {
+                BindingSupport::Creatable => out.push(Change {
+                    address: self.addr(grantor.object_kind(), grantor.name().as_str()),
+                    action: Action::Create,
+                    reason: Reason::new(ReasonKind::Config, grantor.create_reason(binding)),
+                    before: None,
+                    after: Some(binding_values(binding)),
+                    fingerprint: ABSENT.into(),
+                    subject: None,
+                    notes: vec![],
+                    operation: Operation::CreateBinding { binding: binding.clone() },
+                }),
+                _ => {
+                    errors.push(PlanError::MissingBinding {
+                        target: self.target.name.clone(),
+                        role: grantor.name().clone(),
+                        binding: binding.label(),
+                        kind: binding.kind().to_string(),
+                    });
+                    return;
+                }
+            },
+            Some(lb) if !binding.satisfied_by(&lb.binding) => out.push(Change {
+                address: self.addr(grantor.object_kind(), grantor.name().as_str()),
+                action: Action::Update,
+                reason: Reason::new(
+                    ReasonKind::Config,
+                    format!("{} does not have every setting the configuration asks for", binding.label()),
+                ),
+                before: Some(binding_values(&lb.binding)),
+                after: Some(binding_values(binding)),
+                fingerprint: lb.fingerprint.clone(),
+                subject: None,
+                notes: vec![],
+                operation: Operation::UpdateBinding { binding: binding.clone() },
+            }),
+            Some(_) => {}
+        }
+        // Who should hold it, by principal. Several holder roles may grant it: it is held
+        // while any of them is (the longest expiry wins; none means none).
+        let mut wanted: BTreeMap<Key<'a>, (&'a str, Option<crate::model::Date>)> = BTreeMap::new();
+        let mut expired: BTreeMap<Key<'a>, (&'a str, crate::model::Date)> = BTreeMap::new();
+        for role_name in holder_roles {
+            for grant in self.grants_by_role.get(*role_name).into_iter().flatten() {
+                match grant.expires {
+                    Some(d) if d.has_passed(now) => {
+                        expired.insert(grant.principal, (grant.subject, d));
+                    }
+                    e => {
+                        let slot = wanted.entry(grant.principal).or_insert((grant.subject, e));
+                        slot.1 = match (slot.1, e) {
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            _ => None,
+                        };
+                    }
+                }
+            }
+        }
+        expired.retain(|p, _| !wanted.contains_key(p));
+        // Who holds it now, with the name the target knows them by.
+        let mut held: BTreeMap<Key<'a>, &'a str> = BTreeMap::new();
+        if let Some(lb) = live_binding {
+            for id in &lb.members {
+                if let Some((acc, key)) = self.by_id.get(id.as_str()) {
+                    held.insert(Key::User(key), &acc.user_name);
+                } else if let Some(sa) = self.sa_by_id.get(id.as_str()) {
+                    held.insert(Key::ServiceAccount(&sa.name), &sa.name);
+                }
+            }
+        }
+        for (key, (subject, expires)) in &wanted {
+            if held.contains_key(key) {
+                continue;
+            }
+            let real = match key {
+                Key::User(k) => {
+                    let user_name = &self.present_users[k].1.user_name;
+                    let account = self.by_user_name.get(k).map(|a| a.id.as_str());
+                    if let Some(scope) = self.out_of_reach(binding, account) {
+                        errors.push(PlanError::OutOfReach {
+                            target: self.target.name.clone(),
+                            what: grantor.describe(),
+                            user: user_name.clone(),
+                            binding: binding.label(),
+                            scope: scope.to_string(),
+                        });
+                        continue;
+                    }
+                    Principal::User(user_name.clone())
+                }
+                Key::ServiceAccount(n) => Principal::ServiceAccount(n.to_string()),
+            };
+            let mut after = grantor.values(binding);
+            if let Some(e) = expires {
+                after.insert("expires".into(), json!(e.to_string()));
+            }
+            let same_base = self.in_baseline_any(*key, subject, holder_roles);
+            out.push(Change {
+                address: self.addr(grantor.member_kind(), format!("{subject}/{}", grantor.name())),
+                action: Action::Assign,
+                reason: Reason::new(
+                    self.kind_for(same_base),
+                    if same_base { grantor.lost_reason(subject) } else { grantor.give_reason(subject) },
+                ),
+                before: None,
+                after: Some(after),
+                fingerprint: fingerprint_of(live_binding, key.as_str(), false),
+                subject: Some(subject.to_string()),
+                notes: vec![],
+                operation: Operation::Assign { principal: real, binding: binding.clone() },
+            });
+        }
+        for (key, live_key) in &held {
+            if wanted.contains_key(key) {
+                continue;
+            }
+            let (address_name, subject, reason) = match key {
+                Key::User(k) => {
+                    if !self.managed(live_key) {
+                        continue;
+                    }
+                    match (expired.get(key), self.in_git.get(k)) {
+                        (Some((name, date)), _) => (
+                            name.to_string(),
+                            Some(name.to_string()),
+                            Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
+                        ),
+                        (None, Some(name)) => {
+                            let base_has = self.in_baseline_any(*key, name.as_str(), holder_roles);
+                            let kind = if self.input.baseline.is_some() && !base_has {
+                                ReasonKind::Drift
+                            } else {
+                                ReasonKind::Config
+                            };
+                            let msg = if kind == ReasonKind::Drift {
+                                grantor.given_outside_reason(name.as_str())
+                            } else {
+                                grantor.not_given_reason(name.as_str())
+                            };
+                            (name.to_string(), Some(name.to_string()), Reason::new(kind, msg))
+                        }
+                        (None, None) => (
+                            live_key.to_string(),
+                            None,
+                            Reason::new(ReasonKind::Config, format!("`{live_key}` is not in the configuration")),
+                        ),
+                    }
+                }
+                Key::ServiceAccount(name) => {
+                    if !self.desired.service_accounts.keys().any(|n| n.as_str() == *name) {
+                        continue; // Service accounts keyward does not know are left alone.
+                    }
+                    match expired.get(key) {
+                        Some((_, date)) => (
+                            name.to_string(),
+                            Some(name.to_string()),
+                            Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
+                        ),
+                        None => (
+                            name.to_string(),
+                            Some(name.to_string()),
+                            Reason::new(ReasonKind::Config, grantor.not_given_reason(name)),
+                        ),
+                    }
+                }
+            };
+            let real = match key {
+                Key::User(_) => Principal::User(live_key.to_string()),
+                Key::ServiceAccount(n) => Principal::ServiceAccount(n.to_string()),
+            };
+            out.push(Change {
+                address: self.addr(grantor.member_kind(), format!("{address_name}/{}", grantor.name())),
+                action: Action::Revoke,
+                reason,
+                before: Some(grantor.values(binding)),
+                after: None,
+                fingerprint: fingerprint_of(live_binding, key.as_str(), true),
+                subject,
+                notes: vec![],
+                operation: Operation::Revoke { principal: real, binding: binding.clone() },
+            });
+        }
+    }
+
+    /// Where `binding` is missing for the account `account` (`None`: an account to create),
+    /// as the target reported it.
+    fn out_of_reach(&self, binding: &Binding, account: Option<&str>) -> Option<&'a str> {
+        let key = (binding.kind(), lower(&binding.object_name()));
+        self.live
+            .out_of_reach
+            .iter()
+            .find(|o| o.account.as_deref() == account && (o.binding.kind(), lower(&o.binding.object_name())) == key)
+            .map(|o| o.scope.as_str())
+    }
+
+    /// Whether the baseline gave this principal any of these roles (unexpired).
+    fn in_baseline_any(&self, principal: Key, subject: &str, roles: &[&Name]) -> bool {
+        roles.iter().any(|r| self.in_baseline(principal, subject, r))
+    }
+    /// Whether the baseline gave this principal this role (unexpired).
+    fn in_baseline(&self, principal: Key, subject: &str, role: &Name) -> bool {
+        let Some(b) = self.input.baseline else { return false };
+        let now = self.input.now;
+        let grants = match principal {
+            Key::User(_) => Name::new(subject).ok().and_then(|n| b.users.get(&n)).map(|u| &u.roles),
+            Key::ServiceAccount(_) => {
+                Name::new(subject).ok().and_then(|n| b.service_accounts.get(&n)).map(|s| &s.roles)
+            }
+        };
+        grants.is_some_and(|gs| active_grants(gs, now).any(|g| g.role() == role))
+    }
+}
+
+pub(super) enum Grantor<'a> {
+    Role(&'a Name),
+    Data(&'a Name),
+}
+
+impl Grantor<'_> {
+    fn name(&self) -> &Name {
+        match self {
+            Grantor::Role(n) | Grantor::Data(n) => n,
+        }
+    }
+
+    /// The kind of the bound object's address.
+    fn object_kind(&self) -> ObjectKind {
+        match self {
+            Grantor::Role(_) => ObjectKind::Role,
+            Grantor::Data(_) => ObjectKind::FieldProfile,
+        }
+    }
+
+    /// The kind of a membership's address.
+    fn member_kind(&self) -> ObjectKind {
+        match self {
+            Grantor::Role(_) => ObjectKind::Assignment,
+            Grantor::Data(_) => ObjectKind::FieldProfile,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Grantor::Role(r) => format!("role `{r}`"),
+            Grantor::Data(d) => format!("read access to `{d}`"),
+        }
+    }
+
+    fn values(&self, binding: &Binding) -> Values {
+        let mut v = Values::new();
+        match self {
+            Grantor::Role(r) => v.insert("role".into(), json!(r)),
+            Grantor::Data(d) => v.insert("dataClassification".into(), json!(d)),
+        };
+        v.insert("binding".into(), json!(binding.label()));
+        v
+    }
+
+    fn create_reason(&self, binding: &Binding) -> String {
+        match self {
+            Grantor::Role(r) => format!("role `{r}` is bound to {}, which does not exist yet", binding.label()),
+            Grantor::Data(d) => {
+                format!("`{d}` lists columns here; {} keeps them readable by its readers only", binding.label())
+            }
+        }
+    }
+
+    fn give_reason(&self, subject: &str) -> String {
+        match self {
+            Grantor::Role(r) => format!("the configuration gives `{subject}` role `{r}`"),
+            Grantor::Data(d) => format!("`{subject}` holds a role that may read `{d}`"),
+        }
+    }
+
+    fn lost_reason(&self, subject: &str) -> String {
+        match self {
+            Grantor::Role(r) => format!("`{subject}` lost role `{r}` outside git"),
+            Grantor::Data(d) => format!("`{subject}` lost read access to `{d}` outside git"),
+        }
+    }
+
+    fn not_given_reason(&self, subject: &str) -> String {
+        match self {
+            Grantor::Role(r) => format!("the configuration does not give `{subject}` role `{r}` here"),
+            Grantor::Data(d) => format!("`{subject}` holds no role here that may read `{d}`"),
+        }
+    }
+
+    fn given_outside_reason(&self, subject: &str) -> String {
+        match self {
+            Grantor::Role(r) => format!("`{subject}` was given role `{r}` outside git"),
+            Grantor::Data(d) => format!("`{subject}` was given read access to `{d}` outside git"),
+        }
+    }
+}
+
+/// The display values of a binding: its label, and for a field security profile its columns.
+fn binding_values(binding: &Binding) -> Values {
+    let mut v = Values::new();
+    v.insert("binding".into(), json!(binding.label()));
+    if let Binding::FieldSecurityProfile(p) = binding {
+        v.insert("columns".into(), json!(p.columns));
+    }
+    v
+}

@@ -1,0 +1,293 @@
+//! Reading the tenant: users, groups, roles, applications, sign-in methods and activity.
+
+use super::*;
+
+impl GraphProvider {
+    fn read_error(&self, what: &str, e: GraphError) -> ProviderError {
+        let hint = match e.status() {
+            Some(401) => "; check the client credentials",
+            Some(403) => "; the application may lack the Graph permission to read it",
+            _ => "",
+        };
+        ProviderError::Remote {
+            target: self.target.clone(),
+            message: format!("cannot read {what} from {}: {e}{hint}", self.client.root()),
+        }
+    }
+
+    fn invalid(&self, message: String) -> ProviderError {
+        ProviderError::Remote { target: self.target.clone(), message }
+    }
+
+    /// Follows each first page of `urls` (fetched in batches) to its last page.
+    async fn collections(&self, what: &str, urls: &[String]) -> Result<Vec<Vec<Value>>, ProviderError> {
+        let calls: Vec<Call> = urls.iter().map(|u| Call::new(Method::GET, u.clone(), None)).collect();
+        let outcomes = self.client.batch(&calls, |_| false).await;
+        let mut out = Vec::with_capacity(urls.len());
+        for o in outcomes {
+            let o = o.map_err(|e| self.read_error(what, e))?;
+            let body = o.body.unwrap_or(Value::Null);
+            let items = body.get("value").and_then(Value::as_array).cloned().unwrap_or_default();
+            let items = match body.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(next) => {
+                    let next = self.client.next_link(next).map_err(|e| self.read_error(what, e))?;
+                    self.client.follow(next, items).await.map_err(|e| self.read_error(what, e))?
+                }
+                None => items,
+            };
+            out.push(items);
+        }
+        Ok(out)
+    }
+
+    /// Each user's registered sign-in methods (§2.6), in batches of twenty, for the access
+    /// review. Without the permission to read them (403) they are reported once and left out.
+    async fn read_registered_methods(
+        &self,
+        users: &[WireUser],
+    ) -> Result<HashMap<String, Vec<crate::model::AuthMethod>>, ProviderError> {
+        let calls: Vec<Call> = users
+            .iter()
+            .map(|u| Call::new(Method::GET, format!("/users/{}/authentication/methods", u.id), None))
+            .collect();
+        let mut out = HashMap::with_capacity(users.len());
+        for (u, o) in users.iter().zip(self.client.batch(&calls, |_| false).await) {
+            match o {
+                Ok(o) => {
+                    let body = o.body.unwrap_or(Value::Null);
+                    let mut methods: Vec<crate::model::AuthMethod> = body
+                        .get("value")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(wire::registered_method).collect())
+                        .unwrap_or_default();
+                    methods.sort();
+                    methods.dedup();
+                    out.insert(u.id.clone(), methods);
+                }
+                Err(e) if e.status() == Some(403) => {
+                    tracing::warn!(target_name = %self.target, error = %e, "users' registered sign-in methods cannot be read (UserAuthenticationMethod.Read.All); they are left out of the review");
+                    return Ok(HashMap::new());
+                }
+                Err(e) => return Err(self.read_error("the users' sign-in methods", e)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_sign_ins(&self) -> Result<HashMap<String, crate::model::Timestamp>, ProviderError> {
+        match self.client.get_all("/users?$select=id,signInActivity&$top=500").await {
+            Ok(items) => Ok(items
+                .iter()
+                .filter_map(|v| Some((v.get("id")?.as_str()?.to_string(), wire::last_sign_in(v)?)))
+                .collect()),
+            Err(e) if e.status() == Some(403) => {
+                tracing::warn!(target_name = %self.target, error = %e, "sign-in activity is not available on this tenant; last sign-in times are left out");
+                Ok(HashMap::new())
+            }
+            Err(e) => Err(self.read_error("sign-in activity", e)),
+        }
+    }
+
+    pub(super) async fn read_live(&mut self) -> Result<LiveTarget, ProviderError> {
+        let c = &self.client;
+        let users = c
+            .get_all(&format!("/users?$select={USER_SELECT}&$expand=manager($select=id)&$top=999"))
+            .await
+            .map_err(|e| self.read_error("the users", e))?;
+        let users: Vec<WireUser> = users
+            .iter()
+            .map(WireUser::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|m| self.invalid(format!("a user read from Graph is not valid: {m}")))?;
+        let (sign_ins, registered) = if self.access == Access::Review {
+            (self.read_sign_ins().await?, self.read_registered_methods(&users).await?)
+        } else {
+            (HashMap::new(), HashMap::new())
+        };
+        let groups =
+            c.get_all("/groups?$select=id,displayName&$top=999").await.map_err(|e| self.read_error("the groups", e))?;
+        let member_urls: Vec<String> =
+            groups.iter().filter_map(id_of).map(|id| format!("/groups/{id}/members?$select=id&$top=999")).collect();
+        let members = self.collections("group members", &member_urls).await?;
+        let role_defs = c
+            .get_all("/roleManagement/directory/roleDefinitions?$select=id,displayName,templateId")
+            .await
+            .map_err(|e| self.read_error("the directory role definitions", e))?;
+        let role_assignments = c
+            .get_all("/roleManagement/directory/roleAssignments?$top=999")
+            .await
+            .map_err(|e| self.read_error("the directory role assignments", e))?;
+        let sps = c
+            .get_all("/servicePrincipals?$select=id,appId,displayName,appRoles&$top=999")
+            .await
+            .map_err(|e| self.read_error("the service principals", e))?;
+        let with_roles: Vec<&Value> =
+            sps.iter().filter(|s| s.get("appRoles").and_then(Value::as_array).is_some_and(|r| !r.is_empty())).collect();
+        let assignment_urls: Vec<String> = with_roles
+            .iter()
+            .filter_map(|s| id_of(s))
+            .map(|id| format!("/servicePrincipals/{id}/appRoleAssignedTo?$top=999"))
+            .collect();
+        let app_assignments = self.collections("app role assignments", &assignment_urls).await?;
+        let apps = c
+            .get_all(&format!("/applications?$select={}&$expand=owners($select=id)&$top=999", wire::APPLICATION_SELECT))
+            .await
+            .map_err(|e| self.read_error("the applications", e))?;
+        let policy = c
+            .call(&Call::new(Method::GET, "/policies/authenticationMethodsPolicy", None))
+            .await
+            .map_err(|e| self.read_error("the authentication methods policy", e))?;
+
+        let mut state = State::default();
+        let mut live = LiveTarget::default();
+        let upn_by_id: HashMap<&str, &str> = users.iter().map(|u| (u.id.as_str(), u.user_name.as_str())).collect();
+        for u in &users {
+            let mut attrs = u.attrs.clone();
+            attrs.manager = u.manager_id.as_deref().and_then(|m| upn_by_id.get(m)).map(|n| n.to_string());
+            state.users.insert(key(&u.user_name), u.id.clone());
+            live.accounts.push(LiveAccount {
+                id: u.id.clone(),
+                user_name: u.user_name.clone(),
+                fingerprint: digest(&(&u.id, &u.user_name, &attrs, u.active)),
+                attrs,
+                active: u.active,
+                last_sign_in: sign_ins.get(&u.id).copied(),
+                registered_methods: registered.get(&u.id).cloned(),
+            });
+        }
+        for (g, members) in groups.iter().zip(members) {
+            let (Some(id), Some(name)) = (id_of(g), str_of(g, "displayName")) else { continue };
+            let members: Vec<String> = members.iter().filter_map(id_of).collect();
+            state.groups.entry(key(&name)).or_insert(id.clone());
+            live.bindings.push(LiveBinding {
+                fingerprint: digest(&(&id, &name, &members)),
+                id,
+                binding: Binding::Group(name),
+                members,
+            });
+        }
+        let mut role_members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for a in &role_assignments {
+            if a.get("directoryScopeId").and_then(Value::as_str) != Some("/") {
+                continue;
+            }
+            let (Some(aid), Some(def), Some(p)) = (id_of(a), str_of(a, "roleDefinitionId"), str_of(a, "principalId"))
+            else {
+                continue;
+            };
+            role_members.entry(def.clone()).or_default().push(p.clone());
+            state.role_assignments.insert((def, p), aid);
+        }
+        for d in &role_defs {
+            let (Some(id), Some(name)) = (id_of(d), str_of(d, "displayName")) else { continue };
+            let mut members = role_members.remove(&id).unwrap_or_default();
+            // An assignment may name the template id instead (§2.3).
+            if let Some(t) = str_of(d, "templateId").filter(|t| *t != id) {
+                for p in role_members.remove(&t).unwrap_or_default() {
+                    if let Some(aid) = state.role_assignments.remove(&(t.clone(), p.clone())) {
+                        state.role_assignments.insert((id.clone(), p.clone()), aid);
+                    }
+                    members.push(p);
+                }
+            }
+            members.sort();
+            members.dedup();
+            state.roles.insert(key(&name), id.clone());
+            live.bindings.push(LiveBinding {
+                fingerprint: digest(&(&id, &name, &members)),
+                id,
+                binding: Binding::DirectoryRole(name),
+                members,
+            });
+        }
+        for (sp, assignments) in with_roles.iter().zip(app_assignments) {
+            let (Some(sp_id), Some(app)) = (id_of(sp), str_of(sp, "displayName")) else { continue };
+            for r in sp.get("appRoles").and_then(Value::as_array).into_iter().flatten() {
+                let (Some(rid), Some(role)) = (id_of(r), str_of(r, "value").or_else(|| str_of(r, "displayName")))
+                else {
+                    continue;
+                };
+                let mut members = Vec::new();
+                for a in assignments.iter().filter(|a| str_of(a, "appRoleId").as_deref() == Some(rid.as_str())) {
+                    let (Some(aid), Some(p)) = (id_of(a), str_of(a, "principalId")) else { continue };
+                    state.app_role_assignments.insert((sp_id.clone(), rid.clone(), p.clone()), aid);
+                    members.push(p);
+                }
+                members.sort();
+                let binding = Binding::AppRole(AppRoleRef { app: app.clone(), role });
+                state.app_roles.insert(key(&binding.object_name()), (sp_id.clone(), rid.clone()));
+                live.bindings.push(LiveBinding {
+                    fingerprint: digest(&(&sp_id, &rid, &members)),
+                    id: format!("{sp_id}/{rid}"),
+                    binding,
+                    members,
+                });
+            }
+        }
+        let sp_by_app: HashMap<String, String> =
+            sps.iter().filter_map(|s| Some((str_of(s, "appId")?, id_of(s)?))).collect();
+        for a in &apps {
+            let tags = a.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
+            let Some(name) = tags
+                .iter()
+                .filter_map(Value::as_str)
+                .find_map(|t| t.strip_prefix(SERVICE_ACCOUNT_TAG))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let (Some(obj), Some(app_id)) = (id_of(a), str_of(a, "appId")) else { continue };
+            let owners: Vec<String> =
+                a.get("owners").and_then(Value::as_array).into_iter().flatten().filter_map(id_of).collect();
+            let owner = owners.iter().find_map(|o| upn_by_id.get(o.as_str())).map(|u| u.to_string());
+            let sp_id = sp_by_app.get(&app_id).cloned();
+            let display_name = str_of(a, "displayName");
+            let description = str_of(a, "description");
+            let (credentials, skipped) = wire::application_credentials(a);
+            for why in skipped {
+                tracing::warn!(target_name = %self.target, account = %name, "{why}; it is left out");
+            }
+            let passwords =
+                credentials.iter().filter(|c| c.kind == CredentialType::Secret).map(|c| c.id.clone()).collect();
+            let keys = credentials
+                .iter()
+                .filter(|c| c.kind == CredentialType::Certificate)
+                .map(|c| (c.id.clone(), (c.thumbprint.clone(), c.end)))
+                .collect();
+            live.service_accounts.push(LiveServiceAccount {
+                // The service principal holds roles; without one, the application stands in.
+                id: sp_id.clone().unwrap_or_else(|| obj.clone()),
+                name: name.clone(),
+                fingerprint: digest(&(&obj, &name, &display_name, &description, &owner)),
+                display_name,
+                description,
+                owner,
+                credentials,
+            });
+            state.service_accounts.insert(name, SaEntry { app_object_id: obj, sp_id, owners, passwords, keys });
+        }
+        let mut methods = BTreeMap::new();
+        for cfg in policy
+            .body
+            .as_ref()
+            .and_then(|b| b.get("authenticationMethodConfigurations"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(m), Some(st)) =
+                (str_of(cfg, "id").and_then(|i| wire::method_of_config(&i)), str_of(cfg, "state"))
+            {
+                methods.insert(m, st == "enabled");
+            }
+        }
+        for m in wire::UNGOVERNED_METHODS {
+            methods.insert(m, true);
+        }
+        live.auth_methods = Some(methods);
+        tracing::info!(target_name = %self.target, users = live.accounts.len(), groups = groups.len(),
+            requests = self.client.requests(), "read Graph target");
+        self.state = Some(state);
+        Ok(live)
+    }
+}
