@@ -37,7 +37,14 @@ pub struct ChangeOutcome {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// It failed because the live object changed since it was read: the plan no longer holds
+    /// for it, and only a new plan can tell what to do.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
 }
+
+/// What a change that met a changed live object reports (before the provider's detail).
+pub const CONFLICT: &str = "changed since the plan; plan again";
 
 /// What an apply did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -49,6 +56,11 @@ impl ApplyReport {
     pub fn count(&self, o: Outcome) -> usize {
         self.outcomes.iter().filter(|c| c.outcome == o).count()
     }
+    /// The changes that failed because their live object changed since the plan.
+    pub fn conflicts(&self) -> usize {
+        self.outcomes.iter().filter(|c| c.conflict).count()
+    }
+
     pub fn all_applied(&self) -> bool {
         self.outcomes.iter().all(|c| c.outcome == Outcome::Applied)
     }
@@ -143,6 +155,7 @@ pub async fn execute_with(
                     action: c.action.to_string(),
                     outcome: Outcome::Skipped,
                     error: Some("skipped: the account or group it needs could not be created".into()),
+                    conflict: false,
                 }));
             } else {
                 slots.push(None);
@@ -188,7 +201,8 @@ pub async fn execute_with(
                 address: c.address.to_string(),
                 action: c.action.to_string(),
                 outcome: if result.is_ok() { Outcome::Applied } else { Outcome::Failed },
-                error: result.err().map(|e| e.to_string()),
+                conflict: result.as_ref().is_err_and(|e| e.conflict),
+                error: result.err().map(|e| if e.conflict { format!("{CONFLICT}: {e}") } else { e.to_string() }),
             });
         }
         for (slot, detail) in slots.into_iter().zip(details) {
@@ -347,5 +361,74 @@ async fn credential_change(
             }
         }
         _ => (Err(ApplyError::new("not a credential operation")), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Capabilities, LiveTarget, ProviderKind, UserAttrs, capabilities};
+    use crate::plan::{Action, Address, ConfigRef, ObjectKind, Reason, ReasonKind};
+    use crate::provider::ProviderError;
+
+    /// A target on which `bob`'s account changed since the plan was made.
+    struct Moved {
+        caps: Capabilities,
+    }
+
+    #[async_trait::async_trait]
+    impl Provider for Moved {
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+        async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
+            Ok(LiveTarget::default())
+        }
+        async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {
+            changes
+                .iter()
+                .map(|c| match c.address.name.as_str() {
+                    "bob" => Err(ApplyError::conflict("account bob no longer exists")),
+                    _ => Ok(()),
+                })
+                .collect()
+        }
+    }
+
+    fn update(target: &Name, name: &str) -> Change {
+        Change::new(
+            Address::new(target, ObjectKind::User, name),
+            Action::Update,
+            Reason::new(ReasonKind::Config, "jobTitle differs from the configuration"),
+            Operation::UpdateUser { user_name: format!("{name}@example.com"), set: UserAttrs::default() },
+        )
+        .fingerprint("f")
+    }
+
+    #[tokio::test]
+    async fn a_change_whose_live_object_moved_is_a_conflict_reported_and_counted_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Name::new("t").unwrap();
+        let plan = crate::plan::assemble(
+            vec![update(&target, "alice"), update(&target, "bob")],
+            ConfigRef { digest: "d".into(), commit: None },
+            vec![target.clone()],
+            chrono::Utc::now(),
+        );
+        let mut providers: BTreeMap<Name, Box<dyn Provider>> =
+            [(target, Box::new(Moved { caps: capabilities(ProviderKind::Scim) }) as Box<dyn Provider>)].into();
+        let mut audit = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
+        let ctx = AuditContext { actor: "test".into(), commit: None, plan_hash: "h".into(), clock: chrono::Utc::now };
+        let creds = CredentialContext {
+            sinks: Sinks::new(dir.path()),
+            state_path: dir.path().join("undelivered.json"),
+            now: chrono::Utc::now(),
+        };
+        let report = execute_with(&plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap();
+        assert_eq!((report.count(Outcome::Applied), report.count(Outcome::Failed), report.conflicts()), (1, 1, 1));
+        let bob = report.outcomes.iter().find(|o| o.address == "t.user.bob").unwrap();
+        assert!(bob.conflict);
+        assert_eq!(bob.error.as_deref(), Some("changed since the plan; plan again: account bob no longer exists"));
+        assert!(!report.outcomes.iter().find(|o| o.address == "t.user.alice").unwrap().conflict);
     }
 }

@@ -4,10 +4,9 @@ use std::io::{BufRead, IsTerminal};
 
 use super::console::{Console, print_findings};
 use super::{ApplyArgs, CliResult, Exit, Failure};
-use crate::audit::Outcome;
 use crate::engine::Clock;
 use crate::engine::apply::{self, ApplySettings, Prepared, SavedApplySettings};
-use crate::output::{Printer, paint, plan_text, styles};
+use crate::output::{Printer, plan_text};
 use crate::plan::GuardOverrides;
 
 pub async fn run(args: ApplyArgs, clock: Clock, printer: &Printer) -> CliResult {
@@ -58,21 +57,6 @@ async fn execute(prepared: Prepared, console: &Console<'_>) -> CliResult {
     let report = prepared.apply(console).await;
     console.finish();
     let report = report?;
-    let applied = report.count(Outcome::Applied);
-    let failed: Vec<_> = report.outcomes.iter().filter(|o| o.outcome != Outcome::Applied).collect();
-    if failed.is_empty() {
-        let line = format!("Apply complete! {applied} changes applied.");
-        printer.out(&format!("{}\n", paint(printer.color_out, styles::GREEN.bold(), &line)));
-        return Ok(Exit::Success);
-    }
-    let mut msg = format!(
-        "Apply incomplete: {applied} applied, {} failed, {} skipped. Fix the cause and run apply again; it converges.\n",
-        report.count(Outcome::Failed),
-        report.count(Outcome::Skipped)
-    );
-    for o in failed {
-        msg.push_str(&format!("  - {} ({}): {}\n", o.address, o.action, o.error.as_deref().unwrap_or("failed")));
-    }
-    printer.out(&msg);
-    Ok(Exit::Error)
+    printer.out(&crate::output::apply_report::render(&report, printer.color_out));
+    Ok(if report.all_applied() { Exit::Success } else { Exit::Error })
 }

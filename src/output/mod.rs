@@ -7,6 +7,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod apply_report;
 pub mod diagnostics;
 pub mod findings;
 pub mod metrics;

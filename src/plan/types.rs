@@ -342,6 +342,66 @@ pub struct Change {
     pub operation: Operation,
 }
 
+impl Change {
+    /// A change with no values, no subject and no notes, computed from no live object
+    /// ([`crate::plan::ABSENT`]); the builder methods below fill in the rest.
+    pub fn new(address: Address, action: Action, reason: Reason, operation: Operation) -> Self {
+        Change {
+            address,
+            action,
+            reason,
+            before: None,
+            after: None,
+            fingerprint: super::ABSENT.to_string(),
+            subject: None,
+            notes: Vec::new(),
+            operation,
+        }
+    }
+
+    /// The values before the change.
+    pub fn before(mut self, values: Values) -> Self {
+        self.before = Some(values);
+        self
+    }
+
+    /// The values after the change.
+    pub fn after(mut self, values: Values) -> Self {
+        self.after = Some(values);
+        self
+    }
+
+    /// The fingerprint of the live object the change was computed from.
+    pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = fingerprint.into();
+        self
+    }
+
+    /// The person or service account the change is for, by name in git.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// The subject, when there is one.
+    pub fn subject_opt(mut self, subject: Option<String>) -> Self {
+        self.subject = subject;
+        self
+    }
+
+    /// A fact a reviewer should know.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Facts a reviewer should know.
+    pub fn notes(mut self, notes: Vec<String>) -> Self {
+        self.notes = notes;
+        self
+    }
+}
+
 /// The configuration a plan was computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigRef {

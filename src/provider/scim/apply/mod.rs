@@ -96,7 +96,7 @@ struct Run<'a> {
 }
 
 fn conflict_message(what: &str) -> String {
-    format!("{what} changed on the target since it was read (HTTP 412 Precondition Failed); plan again")
+    format!("{what} changed on the target since it was read (HTTP 412 Precondition Failed)")
 }
 
 /// The outcome of a write, as keyward reports it.
