@@ -284,6 +284,15 @@ fn duplicate_user_name() {
     case("duplicate-user-name", &["duplicate-user-name"]);
 }
 
+/// A role with one invalid field is reported once, where it is; the settings that name it say
+/// it has errors instead of calling it not defined, and the user who holds it says nothing.
+#[test]
+fn reference_to_a_resource_with_errors() {
+    let diags = case("reference-to-invalid", &["reference-to-invalid", "invalid-type"]);
+    assert!(diags.iter().all(|d| !d.message.contains("not defined")), "{diags:#?}");
+    assert!(diags[0].message.contains("which has errors (see roles/it.yaml)"), "{}", diags[0].message);
+}
+
 #[test]
 fn dangling_references() {
     case(

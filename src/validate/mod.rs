@@ -42,7 +42,8 @@ pub struct Location {
 pub struct Origins {
     map: HashMap<(Kind, Name), Origin>,
     /// Resources whose document failed to parse.
-    broken: std::collections::HashSet<(Kind, Name)>,
+    /// Resources whose kind and name are known but which have errors, with their document.
+    broken: HashMap<(Kind, Name), usize>,
     settings: Option<usize>,
 }
 
@@ -53,7 +54,13 @@ impl Origins {
 
     /// Whether a document of this kind and name exists but failed to parse.
     pub fn is_broken(&self, kind: Kind, name: &Name) -> bool {
-        self.broken.contains(&(kind, name.clone()))
+        self.broken.contains_key(&(kind, name.clone()))
+    }
+
+    /// The file of a resource that has errors (see [`Origins::is_broken`]).
+    pub fn broken_file<'l>(&self, loaded: &'l Loaded, kind: Kind, name: &Name) -> Option<&'l std::path::Path> {
+        let doc = *self.broken.get(&(kind, name.clone()))?;
+        Some(loaded.path(&loaded.documents[doc]))
     }
 
     /// The position of `path` inside the resource `kind`/`name`, or of the resource itself when
@@ -395,7 +402,7 @@ fn register_document(
         DocResult::Ok(r) => *r,
         DocResult::Failed { broken, located, pending } => {
             if let Some(b) = broken {
-                origins.broken.insert(b);
+                origins.broken.insert(b, index);
             }
             sink.diags.extend(located);
             for (path, d) in pending {

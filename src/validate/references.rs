@@ -552,6 +552,20 @@ impl Checker<'_, '_> {
         if let Some(min) = &state.settings.min_admins
             && !state.roles.contains_key(&min.role)
         {
+            let at = ["guards".into(), "minAdmins".into(), "role".into()];
+            if let Some(file) = self.origins.broken_file(self.sink.loaded, Kind::Role, &min.role) {
+                // The role exists but has errors, reported where it is: say so, not "not defined".
+                let mut d = Diagnostic::error(
+                    "reference-to-invalid",
+                    format!("guards.minAdmins names role `{}`, which has errors (see {})", min.role, file.display()),
+                )
+                .help(format!("fix the errors of role `{}`; this reference is checked again then", min.role));
+                if let Some(loc) = self.origins.locate_setting(self.sink.loaded, &at) {
+                    d = d.in_file(loc.file).at(loc.line, loc.column).field("guards.minAdmins.role");
+                }
+                self.sink.diags.push(d);
+                return;
+            }
             let known: Vec<&str> = state.roles.keys().map(Name::as_str).collect();
             let mut d = Diagnostic::error(
                 "unknown-reference",
