@@ -7,6 +7,9 @@
 //!
 //! Run with `cargo bench --bench graph` (also part of `cargo xtask bench`). Prints Markdown.
 
+// A test report, not the product's output (which goes through output::Printer).
+#![allow(clippy::print_stdout)]
+
 use std::path::Path;
 use std::time::Instant;
 

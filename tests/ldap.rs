@@ -12,6 +12,9 @@
 //! account's memberships; removing a group's last member keeps the group and its foreign
 //! members; ldaps and StartTLS verify the server's certificate against the configured CA.
 
+// A test report, not the product's output (which goes through output::Printer).
+#![allow(clippy::print_stderr)]
+
 #[path = "ldap/harness.rs"]
 mod harness;
 mod support;

@@ -15,6 +15,9 @@
 //!
 //! `benchmark_onboarding` counts requests for a large onboarding; see its comment.
 
+// A test report, not the product's output (which goes through output::Printer).
+#![allow(clippy::print_stdout)]
+
 #[path = "scim/harness.rs"]
 mod harness;
 mod support;

@@ -10,6 +10,7 @@
 mod args;
 mod azurite;
 mod bench;
+mod deny;
 mod fixture;
 mod fuzz;
 mod layers;
@@ -27,15 +28,21 @@ usage: cargo xtask <command> [options]
 
 commands:
   test [--no-peers] [--skip-peer NAME]... [-- TEST-ARGS...]
-      Check formatting, run clippy, install the test peers (scim2-server, slapd,
-      django-scim2, samba, azurite), start a throwaway slapd and a throwaway Samba AD domain
-      controller for the run, and run `cargo test --workspace -- --include-ignored`.
+      Check formatting and the module layers, run cargo deny and clippy, install the test
+      peers (scim2-server, slapd, django-scim2, samba, azurite), start a throwaway slapd and
+      a throwaway Samba AD domain controller for the run, and run
+      `cargo test --workspace -- --include-ignored`.
       Stops at the first failing step; the servers are stopped at the end, pass or fail.
       --no-peers        install no peer (tests that need one skip or fail on their own)
       --skip-peer NAME  install every peer but NAME (scim2-server, slapd, django-scim2,
                         samba or azurite); repeatable
       TEST-ARGS         appended to the test binaries' arguments (e.g. a name filter)
       A peer that cannot be installed is an error when CI=true and a warning otherwise.
+
+  deny
+      Run `cargo deny check` offline with a pinned cargo-deny (installed under target/tools
+      when missing): advisories from the snapshot in deny/advisory-db/, licenses, duplicate
+      versions and sources, as deny.toml says.
 
   layers
       List the `crate::` edges between the library's top-level modules and fail on one that
@@ -89,6 +96,7 @@ fn main() -> ExitCode {
         "slapd" => test_cmd::slapd_only(&rest),
         "samba" => test_cmd::samba_only(&rest),
         "layers" => layers::run(&workspace_root()),
+        "deny" => deny::run(&workspace_root()),
         "bench" => bench::BenchArgs::parse(&rest).and_then(|a| bench::run_bench(&a)),
         "fuzz" => fuzz::FuzzArgs::parse(&rest).and_then(|a| fuzz::run(&a)),
         "gen-fixture" => args::FixtureArgs::parse(&rest).and_then(|a| fixture::run(&a)),

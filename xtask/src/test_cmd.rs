@@ -15,7 +15,7 @@ fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
-const STEPS: usize = 7;
+const STEPS: usize = 8;
 
 fn header(n: usize, title: &str) {
     println!("\n==> [{n}/{STEPS}] {title}");
@@ -73,11 +73,12 @@ fn steps(args: &TestArgs) -> Result<(), String> {
 
     timed(1, "cargo fmt --all -- --check", &mut || run_cargo(&["fmt", "--all", "--", "--check"], &[], &[]))?;
     timed(2, "module layers (cargo xtask layers)", &mut || crate::layers::run(&crate::workspace_root()))?;
-    timed(3, "cargo clippy --workspace --all-targets -- -D warnings", &mut || {
+    timed(3, "cargo deny (cargo xtask deny)", &mut || crate::deny::run(&crate::workspace_root()))?;
+    timed(4, "cargo clippy --workspace --all-targets -- -D warnings", &mut || {
         run_cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[], &[])
     })?;
     let mut env = Vec::new();
-    timed(4, "prepare test peers", &mut || {
+    timed(5, "prepare test peers", &mut || {
         env = prepare_peers(args)?;
         for (k, v) in &env {
             println!("    {k}={v}");
@@ -86,7 +87,7 @@ fn steps(args: &TestArgs) -> Result<(), String> {
     })?;
     // Held until the tests end, pass or fail: dropping it kills the server.
     let mut server = None;
-    timed(5, "start slapd for the LDAP tests", &mut || {
+    timed(6, "start slapd for the LDAP tests", &mut || {
         server = start_slapd(&env)?;
         if let Some(s) = &server {
             println!("    slapd serving {} (data in {})", s.url, s.dir.display());
@@ -96,7 +97,7 @@ fn steps(args: &TestArgs) -> Result<(), String> {
     })?;
     // Likewise held until the tests end.
     let mut dc = None;
-    let started = timed(6, "start a Samba AD domain controller for the AD tests", &mut || {
+    let started = timed(7, "start a Samba AD domain controller for the AD tests", &mut || {
         dc = start_samba(&env)?;
         if let Some(s) = &dc {
             println!("    samba serving {} and {} (data in {})", s.url, s.ldaps_url, s.dir.display());
@@ -108,7 +109,7 @@ fn steps(args: &TestArgs) -> Result<(), String> {
         drop(server);
         return Err(e);
     }
-    let result = timed(7, "cargo test --workspace -- --include-ignored", &mut || {
+    let result = timed(8, "cargo test --workspace -- --include-ignored", &mut || {
         run_cargo(&["test", "--workspace", "--", "--include-ignored"], &args.test_args, &env)
     });
     drop(dc);
