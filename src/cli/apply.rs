@@ -3,13 +3,13 @@
 use std::io::{BufRead, IsTerminal};
 
 use super::console::{Console, print_findings};
-use super::{ApplyArgs, CliResult, Exit, Failure};
-use crate::engine::Clock;
+use super::{ApplyArgs, CliResult, Context, Exit, Failure};
 use crate::engine::apply::{self, ApplySettings, Prepared, SavedApplySettings};
 use crate::output::{Printer, plan_text};
 use crate::plan::GuardOverrides;
 
-pub async fn run(args: ApplyArgs, clock: Clock, printer: &Printer) -> CliResult {
+pub async fn run(args: ApplyArgs, ctx: Context, printer: &Printer) -> CliResult {
+    let (clock, retry) = (ctx.clock, ctx.retry);
     let guards = GuardOverrides { max_deletes: args.max_deletes, min_admins: args.min_admins };
     let console = Console::new(printer);
     let saved = args.path.is_file();
@@ -17,11 +17,12 @@ pub async fn run(args: ApplyArgs, clock: Clock, printer: &Printer) -> CliResult 
         if !args.targets.is_empty() {
             return Err(Failure::error("--target cannot narrow a saved plan; plan again with --target instead"));
         }
-        let settings = SavedApplySettings { plan_file: args.path.clone(), dir: args.config.clone(), clock, guards };
+        let settings =
+            SavedApplySettings { plan_file: args.path.clone(), dir: args.config.clone(), clock, retry, guards };
         apply::prepare_saved(&settings, &console).await?
     } else {
         // Every target is locked for the whole apply; the plan is made under the lock.
-        let settings = ApplySettings { dir: args.path.clone(), clock, targets: args.targets.clone(), guards };
+        let settings = ApplySettings { dir: args.path.clone(), clock, retry, targets: args.targets.clone(), guards };
         apply::prepare(&settings, &console).await?
     };
     printer.out(&plan_text::render(&prepared.plan, plan_text::TextOptions { color: printer.color_out }));

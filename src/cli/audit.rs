@@ -1,8 +1,7 @@
 //! `keyward audit verify|show|review`.
 
 use super::console::Console;
-use super::{AuditArgs, AuditCommand, AuditReviewArgs, CliResult, DiagFormat, Exit, ReviewFormat};
-use crate::engine::Clock;
+use super::{AuditArgs, AuditCommand, AuditReviewArgs, CliResult, Context, DiagFormat, Exit, ReviewFormat};
 use crate::engine::audit::{self, LogSettings, ReviewSettings};
 use crate::output::{self, Printer, paint, styles};
 
@@ -10,9 +9,9 @@ fn log_settings(args: &AuditArgs) -> LogSettings {
     LogSettings { dir: args.dir.clone(), log: args.log.clone() }
 }
 
-pub async fn run(cmd: AuditCommand, clock: Clock, printer: &Printer) -> CliResult {
+pub async fn run(cmd: AuditCommand, ctx: Context, printer: &Printer) -> CliResult {
     match cmd {
-        AuditCommand::Review(args) => review(args, clock, printer).await,
+        AuditCommand::Review(args) => review(args, ctx, printer).await,
         AuditCommand::Verify(args) => verify(&log_settings(&args), printer),
         AuditCommand::Show(args) => {
             let (path, records) = audit::show(&log_settings(&args.common), args.last)?;
@@ -66,10 +65,11 @@ fn verify(settings: &LogSettings, printer: &Printer) -> CliResult {
 }
 
 /// `keyward audit review`: reads the configuration, the live targets and the audit log.
-async fn review(args: AuditReviewArgs, clock: Clock, printer: &Printer) -> CliResult {
+async fn review(args: AuditReviewArgs, ctx: Context, printer: &Printer) -> CliResult {
     let settings = ReviewSettings {
         log: log_settings(&args.common),
-        clock,
+        clock: ctx.clock,
+        retry: ctx.retry,
         targets: args.targets.clone(),
         within: args.within,
         last: args.last,

@@ -1,14 +1,15 @@
 //! `keyward drift`: report what changed outside git; alert and write metrics.
 
 use super::console::Console;
-use super::{CliResult, DriftArgs, DriftFormat, Exit, Failure};
+use super::{CliResult, Context, DriftArgs, DriftFormat, Exit, Failure};
+use crate::engine::EngineError;
 use crate::engine::drift::{self, DriftSettings, Webhook, WebhookError};
-use crate::engine::{Clock, EngineError};
 use crate::output::{self, Printer, plan_markdown, plan_text};
 use crate::plan::{Change, Plan};
 
-pub async fn run(args: DriftArgs, clock: Clock, printer: &Printer) -> CliResult {
-    let settings = DriftSettings { dir: args.dir.clone(), clock, targets: args.targets.clone() };
+pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult {
+    let settings =
+        DriftSettings { dir: args.dir.clone(), clock: ctx.clock, retry: ctx.retry, targets: args.targets.clone() };
     let attempt = drift::check(&settings, &Console::new(printer)).await?;
     let webhook = if args.notify {
         match Webhook::from_config(&attempt.config, &args.dir).map_err(EngineError::from)? {

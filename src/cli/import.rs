@@ -2,12 +2,13 @@
 //! configuration does not yet have.
 
 use super::console::Console;
-use super::{CliResult, Exit, ImportArgs};
+use super::{CliResult, Context, Exit, ImportArgs};
 use crate::engine::import::{self, ImportSettings};
 use crate::output::Printer;
 
-pub async fn run(args: ImportArgs, printer: &Printer) -> CliResult {
-    let settings = ImportSettings { dir: args.dir.clone(), target: args.target.clone(), out: args.out.clone() };
+pub async fn run(args: ImportArgs, ctx: Context, printer: &Printer) -> CliResult {
+    let settings =
+        ImportSettings { dir: args.dir.clone(), target: args.target.clone(), out: args.out.clone(), retry: ctx.retry };
     let imported = import::import(&settings, &Console::new(printer)).await?;
     let target = &imported.target;
     if imported.written.is_empty() {

@@ -349,9 +349,16 @@ pub fn main() -> ExitCode {
             return Exit::Error.into();
         }
     };
-    // The clock is read once, here, for the whole command.
-    let clock = Clock::from_env();
-    let result = runtime.block_on(run(cli.command, clock, &printer));
+    // The clock and the retry policy are read once, here, for the whole command.
+    let retry = match crate::remote::RetryPolicy::from_env() {
+        Ok(r) => r,
+        Err(e) => {
+            printer.err(&format!("error: {e}\n"));
+            return Exit::Error.into();
+        }
+    };
+    let ctx = Context { clock: Clock::from_env(), retry };
+    let result = runtime.block_on(run(cli.command, ctx, &printer));
     match result {
         Ok(exit) => exit.into(),
         Err(f) => {
@@ -362,15 +369,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, clock: Clock, printer: &Printer) -> CliResult {
+/// What every command takes from the environment, read once when it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// `KEYWARD_NOW`, or the system clock.
+    pub clock: Clock,
+    /// `KEYWARD_HTTP_RETRIES`, or the default policy.
+    pub retry: crate::remote::RetryPolicy,
+}
+
+async fn run(command: Command, ctx: Context, printer: &Printer) -> CliResult {
     match command {
-        Command::Validate(a) => validate::run(a, clock, printer),
-        Command::Plan(a) => plan::run(a, clock, printer).await,
-        Command::Apply(a) => apply::run(a, clock, printer).await,
-        Command::Drift(a) => drift::run(a, clock, printer).await,
-        Command::Watch(a) => watch::run(a, printer).await,
-        Command::Audit(a) => audit::run(a, clock, printer).await,
+        Command::Validate(a) => validate::run(a, ctx.clock, printer),
+        Command::Plan(a) => plan::run(a, ctx, printer).await,
+        Command::Apply(a) => apply::run(a, ctx, printer).await,
+        Command::Drift(a) => drift::run(a, ctx, printer).await,
+        Command::Watch(a) => watch::run(a, ctx, printer).await,
+        Command::Audit(a) => audit::run(a, ctx, printer).await,
         Command::Schema(a) => schema::run(a, printer),
-        Command::Import(a) => import::run(a, printer).await,
+        Command::Import(a) => import::run(a, ctx, printer).await,
     }
 }

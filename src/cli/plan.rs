@@ -1,14 +1,18 @@
 //! `keyward plan`.
 
 use super::console::{Console, print_findings};
-use super::{CliResult, Exit, PlanArgs, PlanFormat};
-use crate::engine::Clock;
+use super::{CliResult, Context, Exit, PlanArgs, PlanFormat};
 use crate::engine::plan::{self, PlanSettings};
 use crate::output::{self, Printer, plan_markdown, plan_text};
 
-pub async fn run(args: PlanArgs, clock: Clock, printer: &Printer) -> CliResult {
-    let settings =
-        PlanSettings { dir: args.dir.clone(), clock, targets: args.targets.clone(), base: args.base.clone() };
+pub async fn run(args: PlanArgs, ctx: Context, printer: &Printer) -> CliResult {
+    let settings = PlanSettings {
+        dir: args.dir.clone(),
+        clock: ctx.clock,
+        retry: ctx.retry,
+        targets: args.targets.clone(),
+        base: args.base.clone(),
+    };
     let planned = plan::plan(&settings, &Console::new(printer)).await?;
     let (plan, findings) = (&planned.plan, &planned.findings);
     if let Some(out) = &args.out {

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::console::Console;
-use super::{CliResult, Exit, Failure, WatchArgs};
+use super::{CliResult, Context, Exit, Failure, WatchArgs};
 use crate::engine::drift::{self, DriftSettings, Webhook};
 use crate::engine::{Clock, EngineError};
 use crate::output::Printer;
@@ -51,7 +51,7 @@ impl Shared {
 
 type State = Arc<Mutex<Shared>>;
 
-pub async fn run(args: WatchArgs, printer: &Printer) -> CliResult {
+pub async fn run(args: WatchArgs, ctx: Context, printer: &Printer) -> CliResult {
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::error(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -86,7 +86,7 @@ pub async fn run(args: WatchArgs, printer: &Printer) -> CliResult {
     let mut watcher = Watcher { alerted: BTreeSet::new(), failing: false, webhook: None };
     loop {
         tokio::select! {
-            _ = watcher.once(&args, &state, &console) => {}
+            _ = watcher.once(&args, ctx, &state, &console) => {}
             _ = &mut stop => break,
         }
         tokio::select! {
@@ -110,9 +110,9 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn once(&mut self, args: &WatchArgs, state: &State, console: &Console<'_>) {
+    async fn once(&mut self, args: &WatchArgs, ctx: Context, state: &State, console: &Console<'_>) {
         let printer = console.printer;
-        match self.check(args, console).await {
+        match self.check(args, ctx, console).await {
             Ok((m, new_items)) => {
                 if self.failing {
                     printer.err("keyward watch: the drift check succeeds again\n");
@@ -142,9 +142,19 @@ impl Watcher {
 
     /// One check, with the clock read afresh; alerts the drift items not alerted yet. Returns
     /// the metrics and how many items were new.
-    async fn check(&mut self, args: &WatchArgs, console: &Console<'_>) -> Result<(DriftMetrics, usize), Failure> {
+    async fn check(
+        &mut self,
+        args: &WatchArgs,
+        ctx: Context,
+        console: &Console<'_>,
+    ) -> Result<(DriftMetrics, usize), Failure> {
         let printer = console.printer;
-        let settings = DriftSettings { dir: args.dir.clone(), clock: Clock::from_env(), targets: args.targets.clone() };
+        let settings = DriftSettings {
+            dir: args.dir.clone(),
+            clock: Clock::from_env(),
+            retry: ctx.retry,
+            targets: args.targets.clone(),
+        };
         let attempt = drift::check(&settings, console).await?;
         self.webhook = Webhook::from_config(&attempt.config, &args.dir).map_err(EngineError::from)?.map(Arc::new);
         let (plan, metrics) = attempt.checked?;

@@ -16,12 +16,15 @@ use crate::model::{LiveTarget, Name};
 use crate::plan::{self, GuardOverrides, Plan};
 use crate::policy::Finding;
 use crate::provider::Access;
+use crate::remote::RetryPolicy;
 
 /// What `apply` of a configuration folder needs.
 #[derive(Debug, Clone)]
 pub struct ApplySettings {
     pub dir: PathBuf,
     pub clock: Clock,
+    /// How requests to the targets are retried.
+    pub retry: RetryPolicy,
     /// Apply only to these targets (all when empty).
     pub targets: Vec<String>,
     /// Guards raised for this run.
@@ -36,6 +39,8 @@ pub struct SavedApplySettings {
     /// The configuration folder it was made from.
     pub dir: PathBuf,
     pub clock: Clock,
+    /// How requests to the targets are retried.
+    pub retry: RetryPolicy,
     pub guards: GuardOverrides,
 }
 
@@ -47,6 +52,7 @@ pub struct Prepared {
     pub findings: Vec<Finding>,
     dir: PathBuf,
     clock: Clock,
+    retry: RetryPolicy,
     guards: GuardOverrides,
     open: Targets,
 }
@@ -54,7 +60,7 @@ pub struct Prepared {
 /// Loads, reads every target under its lock, plans, and evaluates the policies.
 pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Result<Prepared, EngineError> {
     let dir = &settings.dir;
-    let (config, read) = read::load_and_read(dir, &settings.targets, Access::Write, observer).await?;
+    let (config, read) = read::load_and_read(dir, &settings.targets, Access::Write, settings.retry, observer).await?;
     let Read { names, open, live } = read?;
     let state = config.state();
     let now = settings.clock.now;
@@ -71,6 +77,7 @@ pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Resul
         findings,
         dir: dir.clone(),
         clock: settings.clock,
+        retry: settings.retry,
         guards: settings.guards,
         open,
     })
@@ -97,7 +104,7 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     if let Some(t) = saved.targets.iter().find(|t| !state.settings.targets.contains_key(*t)) {
         return Err(SavedPlanError::UnknownTarget { target: t.to_string() }.into());
     }
-    let mut open = Targets::open(&state.settings, dir, &saved.targets, Access::Write)?;
+    let mut open = Targets::open(&state.settings, dir, &saved.targets, Access::Write, settings.retry)?;
     let live = open.read_all(observer).await?;
     let now = settings.clock.now;
     let undelivered = Store::local(state, dir).undelivered()?;
@@ -116,6 +123,7 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
         findings,
         dir: dir.clone(),
         clock: settings.clock,
+        retry: settings.retry,
         guards: settings.guards,
         open,
     })
@@ -162,7 +170,7 @@ impl Prepared {
         };
         let mut sinks = crate::credential::sink::Sinks::new(&self.dir);
         match crate::credential::keyvault::from_settings(state, &self.dir) {
-            Ok(Some(kv)) => sinks = sinks.with_key_vault(kv),
+            Ok(Some(kv)) => sinks = sinks.with_key_vault(kv.with_retry(self.retry)),
             Ok(None) => {}
             // Deliveries to Key Vault fail (and are recorded as undelivered); the rest proceeds.
             Err(e) => observer.warning(&format!("no Key Vault access for credential delivery: {e}")),

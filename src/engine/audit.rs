@@ -8,6 +8,7 @@ use super::{Clock, EngineError, Observer};
 use crate::audit::{self, Record, VerifyReport};
 use crate::model::{ConfigFile, Date, Duration};
 use crate::provider::Access;
+use crate::remote::RetryPolicy;
 use crate::review::{Review, ReviewInput};
 
 /// Which audit log a command reads.
@@ -60,6 +61,8 @@ pub fn show(settings: &LogSettings, last: Option<usize>) -> Result<(PathBuf, Vec
 pub struct ReviewSettings {
     pub log: LogSettings,
     pub clock: Clock,
+    /// How requests to the targets are retried.
+    pub retry: RetryPolicy,
     /// Review only these targets (all when empty).
     pub targets: Vec<String>,
     /// Report what expires within this long.
@@ -74,7 +77,7 @@ pub struct ReviewSettings {
 /// needs) and their role history, and the audit log.
 pub async fn review(settings: &ReviewSettings, observer: &dyn Observer) -> Result<Review, EngineError> {
     let dir = &settings.log.dir;
-    let (config, read) = read::load_and_read(dir, &settings.targets, Access::Review, observer).await?;
+    let (config, read) = read::load_and_read(dir, &settings.targets, Access::Review, settings.retry, observer).await?;
     let Read { mut open, mut live, .. } = read?;
     let state = config.state();
     for (name, p) in open.providers.iter_mut() {

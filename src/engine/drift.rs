@@ -21,6 +21,7 @@ use crate::model::{
 use crate::output::metrics::DriftMetrics;
 use crate::plan::{self, Change, Plan};
 use crate::provider::Access;
+use crate::remote::RetryPolicy;
 use crate::remote::http;
 
 /// Credentials and assignments that expire within this many days are counted in the metrics.
@@ -34,6 +35,8 @@ const ALERT_ITEMS: usize = 20;
 pub struct DriftSettings {
     pub dir: PathBuf,
     pub clock: Clock,
+    /// How requests to the targets are retried.
+    pub retry: RetryPolicy,
     /// Check only these targets (all when empty).
     pub targets: Vec<String>,
 }
@@ -57,7 +60,8 @@ pub struct Attempt {
 /// only when the configuration cannot be loaded; reading and planning failures are in
 /// [`Attempt::checked`].
 pub async fn check(settings: &DriftSettings, observer: &dyn Observer) -> Result<Attempt, EngineError> {
-    let (config, read) = read::load_and_read(&settings.dir, &settings.targets, Access::Read, observer).await?;
+    let (config, read) =
+        read::load_and_read(&settings.dir, &settings.targets, Access::Read, settings.retry, observer).await?;
     let checked = match read {
         Ok(read) => check_read(&config, &settings.dir, settings.clock, read).await,
         Err(e) => Err(e),

@@ -9,6 +9,7 @@ use super::{EngineError, Observer};
 use crate::adopt;
 use crate::load::Loaded;
 use crate::provider::Access;
+use crate::remote::RetryPolicy;
 
 const SCHEMA_LINE: &str = "# yaml-language-server: $schema=";
 
@@ -20,6 +21,8 @@ pub struct ImportSettings {
     pub target: String,
     /// Write under this folder instead of the configuration folder.
     pub out: Option<PathBuf>,
+    /// How requests to the target are retried.
+    pub retry: RetryPolicy,
 }
 
 /// What an import wrote.
@@ -51,7 +54,7 @@ pub async fn import(settings: &ImportSettings, observer: &dyn Observer) -> Resul
         }
     }
 
-    let mut open = Targets::open(&state.settings, dir, &names, Access::Read)?;
+    let mut open = Targets::open(&state.settings, dir, &names, Access::Read, settings.retry)?;
     let live = open.read_all(observer).await?;
     let adoption = adopt::adopt(state, &target, &live[&target]);
 

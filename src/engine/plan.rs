@@ -11,12 +11,15 @@ use crate::model::{Capabilities, DesiredState, LiveTarget, Name, Timestamp, Unde
 use crate::plan::{self, Change, Plan, PlanError, PlanInput};
 use crate::policy::Finding;
 use crate::provider::Access;
+use crate::remote::RetryPolicy;
 
 /// What `plan` needs.
 #[derive(Debug, Clone)]
 pub struct PlanSettings {
     pub dir: PathBuf,
     pub clock: Clock,
+    /// How requests to the targets are retried.
+    pub retry: RetryPolicy,
     /// Plan only these targets (all when empty).
     pub targets: Vec<String>,
     /// Split the plan against this git revision (see [`split`]).
@@ -34,7 +37,8 @@ pub struct Planned {
 /// Loads, validates, reads, plans (splitting against the base revision when asked) and
 /// evaluates the policies.
 pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Planned, EngineError> {
-    let (config, read) = read::load_and_read(&settings.dir, &settings.targets, Access::Read, observer).await?;
+    let (config, read) =
+        read::load_and_read(&settings.dir, &settings.targets, Access::Read, settings.retry, observer).await?;
     let base = match &settings.base {
         Some(rev) => Some((super::config::load_base(&settings.dir, rev, observer)?, rev.as_str())),
         None => None,

@@ -8,6 +8,7 @@ use super::{EngineError, Observer};
 use crate::model::{Capabilities, LiveTarget, Name, Settings};
 use crate::plan::{Change, ReasonKind};
 use crate::provider::{self, Access, Provider};
+use crate::remote::RetryPolicy;
 use crate::validate;
 
 /// Open targets, by name.
@@ -18,12 +19,19 @@ pub struct Targets {
 
 impl Targets {
     /// Opens the targets `names` of `settings` (relative paths resolve against `root`).
-    pub fn open(settings: &Settings, root: &Path, names: &[Name], access: Access) -> Result<Targets, EngineError> {
+    /// HTTP requests are retried as `retry` says.
+    pub fn open(
+        settings: &Settings,
+        root: &Path,
+        names: &[Name],
+        access: Access,
+        retry: RetryPolicy,
+    ) -> Result<Targets, EngineError> {
         let mut providers = BTreeMap::new();
         let mut capabilities = BTreeMap::new();
         for name in names {
             let target = &settings.targets[name];
-            let p = provider::open(target, root, access)?;
+            let p = provider::open_with(target, root, access, retry)?;
             capabilities.insert(name.clone(), p.capabilities().clone());
             providers.insert(name.clone(), p);
         }
@@ -89,10 +97,11 @@ pub async fn read_targets(
     dir: &Path,
     names: &[String],
     access: Access,
+    retry: RetryPolicy,
     observer: &dyn Observer,
 ) -> Result<Read, EngineError> {
     let names = config::select_targets(settings, names)?;
-    let mut open = Targets::open(settings, dir, &names, access)?;
+    let mut open = Targets::open(settings, dir, &names, access, retry)?;
     let live = open.read_all(observer).await?;
     Ok(Read { names, open, live })
 }
@@ -106,6 +115,7 @@ pub async fn load_and_read(
     dir: &Path,
     names: &[String],
     access: Access,
+    retry: RetryPolicy,
     observer: &dyn Observer,
 ) -> Result<(Config, Result<Read, EngineError>), EngineError> {
     let loaded = timed_load(dir)?;
@@ -113,14 +123,14 @@ pub async fn load_and_read(
     let Some(settings) = validate::settings_of(&loaded) else {
         // keyward.yaml has problems: validation reports them.
         let config = validated(dir, loaded, timed_validation, report)?;
-        let read = read_targets(&config.state().settings, dir, names, access, observer).await;
+        let read = read_targets(&config.state().settings, dir, names, access, retry, observer).await;
         return Ok((config, read));
     };
     let validation = tokio::task::spawn_blocking(move || {
         let v = timed_validation(&loaded);
         (loaded, v)
     });
-    let (validation, read) = tokio::join!(validation, read_targets(&settings, dir, names, access, observer));
+    let (validation, read) = tokio::join!(validation, read_targets(&settings, dir, names, access, retry, observer));
     // Validation never panics; if it did, the panic is raised here as it would have been inline.
     let (loaded, validation) = validation.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let config = validated(dir, loaded, |_| validation, report)?;

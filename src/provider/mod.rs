@@ -30,6 +30,7 @@ use crate::credential::proof::SigningCertificate;
 pub use crate::model::{Attribution, BindingSupport, Capabilities, capabilities};
 use crate::model::{LiveTarget, Secret, Target, Timestamp};
 use crate::plan::Change;
+use crate::remote::RetryPolicy;
 
 /// Why a provider could not read or open its target.
 #[derive(Debug, thiserror::Error)]
@@ -172,13 +173,25 @@ pub trait Provider: Send {
 /// Opens the provider for a target. `root` is the configuration folder, against which
 /// relative paths resolve.
 pub fn open(target: &Target, root: &Path, access: Access) -> Result<Box<dyn Provider>, ProviderError> {
+    open_with(target, root, access, RetryPolicy::default())
+}
+
+/// [`open`], with the retry policy of the providers that speak HTTP.
+pub fn open_with(
+    target: &Target,
+    root: &Path,
+    access: Access,
+    retry: RetryPolicy,
+) -> Result<Box<dyn Provider>, ProviderError> {
     use crate::model::config::Connection;
     match &target.connection {
         Connection::File { path } => Ok(Box::new(file::FileProvider::open(target, &root.join(path), access)?)),
-        Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open(target, root, access)?)),
-        Connection::Dataverse { .. } => Ok(Box::new(dataverse::DataverseProvider::open(target, root, access)?)),
-        Connection::Fno { .. } => Ok(Box::new(fno::FnoProvider::open(target, root, access)?)),
-        Connection::Graph { .. } => Ok(Box::new(graph::GraphProvider::open(target, root, access)?)),
+        Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open_with(target, root, access, retry)?)),
+        Connection::Dataverse { .. } => {
+            Ok(Box::new(dataverse::DataverseProvider::open_with(target, root, access, retry)?))
+        }
+        Connection::Fno { .. } => Ok(Box::new(fno::FnoProvider::open_with(target, root, access, retry)?)),
+        Connection::Graph { .. } => Ok(Box::new(graph::GraphProvider::open_with(target, root, access, retry)?)),
         Connection::Ldap(_) => Ok(Box::new(ldap::LdapProvider::open(target, root, access)?)),
     }
 }

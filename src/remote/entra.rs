@@ -64,6 +64,7 @@ pub fn refresh_after(expires_in: Duration) -> Duration {
 #[derive(Clone)]
 pub struct TokenSource {
     inner: Arc<Inner>,
+    retry: RetryPolicy,
 }
 
 struct Inner {
@@ -73,7 +74,6 @@ struct Inner {
     scope: String,
     target: String,
     proof: Proof,
-    retry: RetryPolicy,
     /// The current token and when to replace it.
     cached: Mutex<Option<Cached>>,
     /// Held while a token is being fetched, so concurrent callers wait for one request.
@@ -157,10 +157,10 @@ impl TokenSource {
                 scope: scope.to_string(),
                 target: target.to_string(),
                 proof,
-                retry: RetryPolicy::default(),
                 cached: Mutex::new(None),
                 fetching: tokio::sync::Mutex::new(()),
             }),
+            retry: RetryPolicy::default(),
         })
     }
 
@@ -181,6 +181,12 @@ impl TokenSource {
         *self.inner.cached.lock().expect("token cache") = Some(Cached { token: token.clone(), refresh_at });
         tracing::debug!(target_name = %self.inner.target, expires_in_s = expires_in.as_secs(), "obtained an access token");
         Ok(token)
+    }
+
+    /// The same source, retrying token requests as `retry` says.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Forgets the cached token (call after a 401, then retry once).
@@ -221,7 +227,7 @@ impl TokenSource {
             form.push(("client_assertion_type", ASSERTION_TYPE.to_string()));
         }
         let url = i.token_url.as_str();
-        let resp = http::send_with_retry(&i.retry, url, || {
+        let resp = http::send_with_retry(&self.retry, url, || {
             let mut fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
             fields.push((proof.0, proof.1.expose().as_str()));
             i.http.post(i.token_url.clone()).form(&fields)

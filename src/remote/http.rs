@@ -149,7 +149,23 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The environment variable that sets how many times a failed request is retried (0: never),
+/// for slow or flaky services and for tests of failures that should not wait.
+pub const RETRIES_VAR: &str = "KEYWARD_HTTP_RETRIES";
+
 impl RetryPolicy {
+    /// The default policy, with `KEYWARD_HTTP_RETRIES` retries when it is set.
+    pub fn from_env() -> Result<RetryPolicy, HttpError> {
+        let policy = RetryPolicy::default();
+        match std::env::var(RETRIES_VAR) {
+            Ok(v) => match v.trim().parse::<u32>() {
+                Ok(n) if n <= 20 => Ok(RetryPolicy { max_retries: n, ..policy }),
+                _ => Err(HttpError::Config(format!("{RETRIES_VAR} must be a whole number from 0 to 20, not {v:?}"))),
+            },
+            Err(_) => Ok(policy),
+        }
+    }
+
     /// The wait before retry number `retry` (0-based), or `None` to give up. `retry_after` is
     /// what the service asked for; `unit` is a uniform random number in [0, 1) for jitter.
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>, unit: f64) -> Option<Duration> {

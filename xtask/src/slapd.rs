@@ -39,7 +39,7 @@ pub struct Slapd {
     pub bind_password: String,
     pub dir: PathBuf,
     /// The ldaps:// URL and the CA that signed the server's certificate, when openssl could
-    /// make them (the TLS tests skip otherwise).
+    /// make them (the TLS test fails otherwise).
     pub tls: Option<(String, PathBuf)>,
 }
 
@@ -81,7 +81,7 @@ impl Slapd {
         let tls = match make_certificates(&dir) {
             Ok(()) => true,
             Err(e) => {
-                eprintln!("    note: no TLS for slapd (the TLS tests will skip): {e}");
+                eprintln!("    note: no TLS for slapd (the TLS test will fail): {e}");
                 false
             }
         };

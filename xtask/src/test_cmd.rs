@@ -151,7 +151,7 @@ pub fn samba_only(rest: &[String]) -> Result<(), String> {
 /// Starts slapd when its peer is ready (`KEYWARD_SLAPD` among the prepared variables).
 fn start_slapd(env: &[(String, String)]) -> Result<Option<slapd::Slapd>, String> {
     let Some((_, path)) = env.iter().find(|(k, _)| k == peers::SLAPD.env_var) else {
-        eprintln!("    slapd is not installed: the LDAP tests will skip");
+        eprintln!("    slapd is not installed: the LDAP tests will fail");
         return Ok(None);
     };
     let root = crate::target_dir().join("peers").join("slapd");

@@ -44,6 +44,7 @@ use crate::model::{
     UserAttrs, digest,
 };
 use crate::plan::{Change, Operation, Principal};
+use crate::remote::RetryPolicy;
 use crate::remote::entra::TokenSource;
 use crate::remote::http;
 
@@ -104,6 +105,11 @@ pub struct DataverseProvider {
 
 impl DataverseProvider {
     pub fn open(target: &Target, root: &Path, access: Access) -> Result<Self, ProviderError> {
+        Self::open_with(target, root, access, RetryPolicy::default())
+    }
+
+    /// [`Self::open`], retrying requests as `retry` says.
+    pub fn open_with(target: &Target, root: &Path, access: Access, retry: RetryPolicy) -> Result<Self, ProviderError> {
         let name = target.name.to_string();
         let fail = |message: String| ProviderError::Remote { target: name.clone(), message };
         let Connection::Dataverse { url, tenant, client_id, credential, authority } = &target.connection else {
@@ -116,7 +122,8 @@ impl DataverseProvider {
         let http = http::client(ca.as_deref(), REQUEST_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         let scope = format!("{env}/.default");
         let tokens =
-            TokenSource::new(http.clone(), authority.as_deref(), tenant, client_id, credential, &scope, root, &name)?;
+            TokenSource::new(http.clone(), authority.as_deref(), tenant, client_id, credential, &scope, root, &name)?
+                .with_retry(retry);
         let client = ODataClient::new(
             base,
             http,
@@ -125,7 +132,8 @@ impl DataverseProvider {
             BATCH_LIMIT,
             vec![("OData-MaxVersion", "4.0"), ("OData-Version", "4.0")],
         )
-        .map_err(&fail)?;
+        .map_err(&fail)?
+        .with_retry(retry);
         Ok(DataverseProvider { target: name, caps: capabilities(ProviderKind::Dataverse), access, client, state: None })
     }
 

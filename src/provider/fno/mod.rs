@@ -35,6 +35,7 @@ use crate::model::{
     Binding, LiveAccount, LiveBinding, LiveTarget, ProviderKind, ReportedFinding, Target, UserAttrs, digest,
 };
 use crate::plan::{Change, Operation, Principal};
+use crate::remote::RetryPolicy;
 use crate::remote::entra::TokenSource;
 use crate::remote::http;
 
@@ -75,6 +76,11 @@ pub struct FnoProvider {
 
 impl FnoProvider {
     pub fn open(target: &Target, root: &Path, access: Access) -> Result<Self, ProviderError> {
+        Self::open_with(target, root, access, RetryPolicy::default())
+    }
+
+    /// [`Self::open`], retrying requests as `retry` says.
+    pub fn open_with(target: &Target, root: &Path, access: Access, retry: RetryPolicy) -> Result<Self, ProviderError> {
         let name = target.name.to_string();
         let fail = |message: String| ProviderError::Remote { target: name.clone(), message };
         let Connection::Fno { url, tenant, client_id, credential, authority } = &target.connection else {
@@ -88,8 +94,10 @@ impl FnoProvider {
         // The token resource is the environment URL without a trailing slash.
         let scope = format!("{env}/.default");
         let tokens =
-            TokenSource::new(http.clone(), authority.as_deref(), tenant, client_id, credential, &scope, root, &name)?;
-        let client = ODataClient::new(base, http, tokens, PAGE_SIZE, BATCH_LIMIT, vec![]).map_err(&fail)?;
+            TokenSource::new(http.clone(), authority.as_deref(), tenant, client_id, credential, &scope, root, &name)?
+                .with_retry(retry);
+        let client =
+            ODataClient::new(base, http, tokens, PAGE_SIZE, BATCH_LIMIT, vec![]).map_err(&fail)?.with_retry(retry);
         Ok(FnoProvider {
             target: name,
             caps: capabilities(ProviderKind::Fno),

@@ -214,6 +214,13 @@ pub struct GraphClient {
 }
 
 impl GraphClient {
+    /// The same client, retrying as `retry` says (at most four retries: Graph's own
+    /// guidance for throttled requests).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = RetryPolicy { max_retries: retry.max_retries.min(4), ..retry };
+        self
+    }
+
     pub fn new(endpoint: &Url, http: reqwest::Client, tokens: TokenSource) -> Result<GraphClient, String> {
         http::check_url(endpoint)?;
         let root: Url = format!("{}/v1.0", endpoint.as_str().trim_end_matches('/'))

@@ -61,6 +61,7 @@ use crate::model::{
     Secret, Target, digest,
 };
 use crate::plan::{Change, Operation, Principal};
+use crate::remote::RetryPolicy;
 use crate::remote::entra::TokenSource;
 use crate::remote::http;
 
@@ -121,6 +122,11 @@ pub struct GraphProvider {
 
 impl GraphProvider {
     pub fn open(target: &Target, root: &Path, access: Access) -> Result<Self, ProviderError> {
+        Self::open_with(target, root, access, RetryPolicy::default())
+    }
+
+    /// [`Self::open`], retrying requests as `retry` says.
+    pub fn open_with(target: &Target, root: &Path, access: Access, retry: RetryPolicy) -> Result<Self, ProviderError> {
         let name = target.name.to_string();
         let fail = |message: String| ProviderError::Remote { target: name.clone(), message };
         let Connection::Graph { tenant, client_id, credential, endpoint, authority, federated_domains } =
@@ -135,8 +141,9 @@ impl GraphProvider {
         let http = http::client(ca.as_deref(), REQUEST_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         let scope = format!("{endpoint}/.default");
         let tokens =
-            TokenSource::new(http.clone(), authority.as_deref(), tenant, client_id, credential, &scope, root, &name)?;
-        let client = GraphClient::new(&url, http, tokens).map_err(&fail)?;
+            TokenSource::new(http.clone(), authority.as_deref(), tenant, client_id, credential, &scope, root, &name)?
+                .with_retry(retry);
+        let client = GraphClient::new(&url, http, tokens).map_err(&fail)?.with_retry(retry);
         Ok(GraphProvider {
             target: name,
             caps: capabilities(ProviderKind::Graph),

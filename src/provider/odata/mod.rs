@@ -134,6 +134,12 @@ pub struct ODataClient {
 }
 
 impl ODataClient {
+    /// The same client, retrying as `retry` says.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// `root` is the service root, ending in `/` (for example `https://org.crm.dynamics.com/api/data/v9.2/`).
     pub fn new(
         root: Url,

@@ -101,6 +101,11 @@ pub struct ScimProvider {
 
 impl ScimProvider {
     pub fn open(target: &Target, root: &Path, access: Access) -> Result<Self, ProviderError> {
+        Self::open_with(target, root, access, RetryPolicy::default())
+    }
+
+    /// [`Self::open`], retrying requests as `retry` says.
+    pub fn open_with(target: &Target, root: &Path, access: Access, retry: RetryPolicy) -> Result<Self, ProviderError> {
         let name = target.name.to_string();
         let fail = |message: String| ProviderError::Remote { target: name.clone(), message };
         let Connection::Scim { url, token } = &target.connection else {
@@ -111,7 +116,7 @@ impl ScimProvider {
         let secret = http::resolve_secret(token, root).map_err(&fail)?;
         let ca = target.ca_file.as_ref().map(|c| root.join(c));
         let http = http::client(ca.as_deref(), REQUEST_TIMEOUT).map_err(|e| fail(e.to_string()))?;
-        let client = ScimClient::new(base, http, secret, RetryPolicy::default()).map_err(&fail)?;
+        let client = ScimClient::new(base, http, secret, retry).map_err(&fail)?;
         Ok(ScimProvider {
             target: name,
             caps: capabilities(ProviderKind::Scim),
