@@ -280,14 +280,22 @@ pub struct OutOfReach {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportedFinding {
-    /// The rule id keyward files it under, for example `sod.target-conflict`.
-    pub rule: String,
+    /// What the target reports; the policies file it under a rule of their own.
+    pub kind: ReportedKind,
     /// Whether the target says the finding was dealt with (an override or an exclusion).
     pub resolved: bool,
     /// The account it concerns, by userName, when it concerns one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
     pub message: String,
+}
+
+/// What a target reports about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportedKind {
+    /// A segregation-of-duties conflict under the target's own rules.
+    SodConflict,
 }
 
 /// A stable digest of any serializable value, for fingerprints: `sha256:<hex>` of its JSON.

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use catalog::{RULES, RuleInfo, rule_info};
+pub use catalog::{RULES, Rule, RuleInfo, rule_info};
 
 use crate::load::{Loaded, PathSeg};
 use crate::model::config::RuleLevel;

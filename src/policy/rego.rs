@@ -23,6 +23,7 @@ use crate::model::{
     AuthenticationPolicy, DataClassification, EncryptionPolicy, Kind, Name, Role, ServiceAccount, Severity, SodRule,
     User,
 };
+use crate::policy::Rule;
 use crate::validate::Location;
 
 /// The rule sets read from each package, with their severities.
@@ -185,7 +186,7 @@ fn error(ctx: &PolicyContext, file_id: usize, message: &str, what: &str) -> Find
     let path = file.path.display().to_string();
     let (line, column) = error_line(message, &path).unwrap_or((1, 1));
     let first = message.lines().find(|l| !l.trim().is_empty()).unwrap_or(message).trim();
-    Finding::new("rego.error", Severity::Deny, format!("file:{path}"), format!("{path}: {what}: {first}"))
+    Finding::new(Rule::RegoError.id(), Severity::Deny, format!("file:{path}"), format!("{path}: {what}: {first}"))
         .help("fix the policy; docs/policies.md shows the input and the output keyward expects")
         .at(Some(Location { file: file.path.clone(), line, column }))
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Index, PlanIndex, RoleIndex, default_severity, list_some};
 use crate::model::{AppliesTo, AuthMethod, AuthStrength, Kind, MfaRequirement, Name, Severity};
+use crate::policy::Rule;
 use crate::policy::{Finding, PolicyContext};
 
 const PHISHING_RESISTANT: [AuthMethod; 3] =
@@ -80,8 +81,8 @@ fn coverage(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
         let role = roles.names[r as usize];
         out.push(
             Finding::new(
-                "auth.privileged-without-mfa",
-                default_severity("auth.privileged-without-mfa"),
+                Rule::AuthPrivilegedWithoutMfa.id(),
+                default_severity(Rule::AuthPrivilegedWithoutMfa),
                 format!("role.{role}"),
                 format!(
                     "privileged role `{role}` has {} holder{} not covered by an AuthenticationPolicy with `mfa: required`: {}",
@@ -98,8 +99,8 @@ fn coverage(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
         let role = roles.names[r as usize];
         out.push(
             Finding::new(
-                "auth.phishing-resistant-not-enforced",
-                default_severity("auth.phishing-resistant-not-enforced"),
+                Rule::AuthPhishingResistantNotEnforced.id(),
+                default_severity(Rule::AuthPhishingResistantNotEnforced),
                 format!("role.{role}"),
                 format!(
                     "role `{role}` requires phishing-resistant authentication, but no AuthenticationPolicy covering {} limits them to phishing-resistant methods",
@@ -129,7 +130,7 @@ fn forbidden_methods(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Findin
                     (Severity::Warn, "the plan turns it off; apply it".to_string())
                 } else {
                     (
-                        default_severity("auth.forbidden-method-enabled"),
+                        default_severity(Rule::AuthForbiddenMethodEnabled),
                         format!(
                             "turn `{}` off on `{t}`; keyward cannot change this target's methods policy",
                             method.as_str()
@@ -138,7 +139,7 @@ fn forbidden_methods(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Findin
                 };
                 out.push(
                     Finding::new(
-                        "auth.forbidden-method-enabled",
+                        Rule::AuthForbiddenMethodEnabled.id(),
                         severity,
                         format!("{t}.auth-method.{}", method.as_str()),
                         format!(
@@ -195,8 +196,8 @@ fn stale(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
             };
             out.push(
                 Finding::new(
-                    "auth.stale-account",
-                    default_severity("auth.stale-account"),
+                    Rule::AuthStaleAccount.id(),
+                    default_severity(Rule::AuthStaleAccount),
                     format!("{t}.user.{who}"),
                     format!(
                         "`{}` on `{t}` last signed in {days} days ago, longer than staleAfter ({after}) of AuthenticationPolicy `{pname}`",
@@ -246,8 +247,8 @@ fn unregistered(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
                 let shown: Vec<&str> = registered.iter().map(|m| m.as_str()).collect();
                 out.push(
                     Finding::new(
-                        "auth.mfa-not-registered",
-                        default_severity("auth.mfa-not-registered"),
+                        Rule::AuthMfaNotRegistered.id(),
+                        default_severity(Rule::AuthMfaNotRegistered),
                         format!("{t}.user.{}", holder.name),
                         format!(
                             "`{}` on `{t}` has registered no second sign-in method that AuthenticationPolicy `{pname}` accepts (registered: {})",

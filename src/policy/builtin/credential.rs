@@ -5,6 +5,7 @@ use super::{PlanIndex, default_severity};
 use crate::model::lifecycle::{self, CredentialStatus};
 use crate::model::{CredentialType, Kind, LiveCredential, Severity};
 use crate::plan::Action;
+use crate::policy::Rule;
 use crate::policy::{Finding, PolicyContext};
 
 pub(super) fn check(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Finding>) {
@@ -14,8 +15,8 @@ pub(super) fn check(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Finding
                 if c.kind == CredentialType::Secret && c.lifetime.seconds() > max.seconds() {
                     out.push(
                         Finding::new(
-                            "credential.lifetime-exceeds-policy",
-                            default_severity("credential.lifetime-exceeds-policy"),
+                            Rule::CredentialLifetimeExceedsPolicy.id(),
+                            default_severity(Rule::CredentialLifetimeExceedsPolicy),
                             format!("service-account.{name}"),
                             format!(
                                 "secret `{}` of service account `{name}` lives {}, longer than policy.maxSecretLifetime ({max})",
@@ -65,8 +66,8 @@ fn live(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Finding>) {
                     };
                     out.push(
                         Finding::new(
-                            "credential.expired",
-                            default_severity("credential.expired"),
+                            Rule::CredentialExpired.id(),
+                            default_severity(Rule::CredentialExpired),
                             address,
                             format!(
                                 "credential `{}` of service account `{name}` on `{t}` expired on {}",
@@ -83,13 +84,13 @@ fn live(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Finding>) {
                     && let Some(window) = spec.rotate_before
                 {
                     let (severity, help) = if rotating {
-                        (default_severity("credential.rotation-window"), "the plan rotates it; apply it")
+                        (default_severity(Rule::CredentialRotationWindow), "the plan rotates it; apply it")
                     } else {
                         (Severity::Warn, "the plan does not rotate it; check that the target supports rotation")
                     };
                     out.push(
                         Finding::new(
-                            "credential.rotation-window",
+                            Rule::CredentialRotationWindow.id(),
                             severity,
                             address.clone(),
                             format!(
@@ -107,7 +108,7 @@ fn live(ctx: &PolicyContext, plan: &PlanIndex, out: &mut Vec<Finding>) {
                     if lifetime > spec.lifetime.to_chrono() + chrono::TimeDelta::days(1) {
                         out.push(
                             Finding::new(
-                                "credential.lifetime-exceeds-policy",
+                                Rule::CredentialLifetimeExceedsPolicy.id(),
                                 Severity::Warn,
                                 address.clone(),
                                 format!(

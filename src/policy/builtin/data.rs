@@ -7,6 +7,7 @@
 
 use super::{default_severity, level_str};
 use crate::model::{Kind, Level, Role};
+use crate::policy::Rule;
 use crate::policy::{Finding, PolicyContext};
 
 fn clearance(role: &Role) -> Level {
@@ -14,7 +15,7 @@ fn clearance(role: &Role) -> Level {
 }
 
 pub(super) fn check(ctx: &PolicyContext, out: &mut Vec<Finding>) {
-    let severity = default_severity("data.reader-without-clearance");
+    let severity = default_severity(Rule::DataReaderWithoutClearance);
     for (name, dc) in &ctx.desired.data_classifications {
         let level = level_str(dc.level);
         let help = |role: &str| {
@@ -30,7 +31,7 @@ pub(super) fn check(ctx: &PolicyContext, out: &mut Vec<Finding>) {
                     if has < dc.level {
                         out.push(
                             Finding::new(
-                                "data.reader-without-clearance",
+                                Rule::DataReaderWithoutClearance.id(),
                                 severity,
                                 format!("data-classification.{name}"),
                                 format!(
@@ -56,7 +57,7 @@ pub(super) fn check(ctx: &PolicyContext, out: &mut Vec<Finding>) {
                         }
                         out.push(
                             Finding::new(
-                                "data.reader-without-clearance",
+                                Rule::DataReaderWithoutClearance.id(),
                                 severity,
                                 format!("role.{rn}"),
                                 format!(

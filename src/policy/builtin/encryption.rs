@@ -6,6 +6,7 @@ use super::default_severity;
 use crate::load::PathSeg;
 use crate::model::config::Connection;
 use crate::model::{CredentialType, Curve, KeyAlgorithm, Kind, Severity};
+use crate::policy::Rule;
 use crate::policy::{Finding, PolicyContext};
 
 pub(super) fn check(ctx: &PolicyContext, out: &mut Vec<Finding>) {
@@ -74,8 +75,8 @@ fn keys_and_lifetimes(ctx: &PolicyContext, out: &mut Vec<Finding>) {
                     if let Some(why) = weak {
                         out.push(
                             Finding::new(
-                                "encryption.weak-key",
-                                default_severity("encryption.weak-key"),
+                                Rule::EncryptionWeakKey.id(),
+                                default_severity(Rule::EncryptionWeakKey),
                                 format!("service-account.{name}"),
                                 format!(
                                     "credential `{}` of service account `{name}` uses {} ({why})",
@@ -98,8 +99,8 @@ fn keys_and_lifetimes(ctx: &PolicyContext, out: &mut Vec<Finding>) {
                 {
                     out.push(
                         Finding::new(
-                            "encryption.certificate-lifetime",
-                            default_severity("encryption.certificate-lifetime"),
+                            Rule::EncryptionCertificateLifetime.id(),
+                            default_severity(Rule::EncryptionCertificateLifetime),
                             format!("service-account.{name}"),
                             format!(
                                 "certificate `{}` of service account `{name}` lives {}, longer than certificates.maxLifetime ({max}) of EncryptionPolicy `{pname}`",
@@ -139,7 +140,7 @@ fn live_certificates(ctx: &PolicyContext, out: &mut Vec<Finding>) {
                     .and_then(|(n, _)| ctx.locate(Kind::ServiceAccount, n, &["name".into()]));
                 out.push(
                     Finding::new(
-                        "encryption.certificate-lifetime",
+                        Rule::EncryptionCertificateLifetime.id(),
                         Severity::Warn,
                         format!("{t}.credential.{}/{}", s.name, c.name),
                         format!(
@@ -202,8 +203,8 @@ fn urls(ctx: &PolicyContext, out: &mut Vec<Finding>) {
             }
             out.push(
                 Finding::new(
-                    "encryption.insecure-url",
-                    default_severity("encryption.insecure-url"),
+                    Rule::EncryptionInsecureUrl.id(),
+                    default_severity(Rule::EncryptionInsecureUrl),
                     format!("settings.targets.{name}"),
                     format!("target `{name}` connects to `{url}` without TLS"),
                 )

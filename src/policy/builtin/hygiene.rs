@@ -8,6 +8,7 @@ use super::{Holder, Index, RoleIndex, default_severity, in_force, list_some};
 use crate::model::config::RequireManager;
 use crate::model::{Kind, Name, UserStatus};
 use crate::plan::Action;
+use crate::policy::Rule;
 use crate::policy::{Finding, PolicyContext};
 
 pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
@@ -17,8 +18,8 @@ pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
             let held: Vec<&str> = h.held.iter().map(|&(_, gi)| h.grants[gi].role().as_str()).collect();
             out.push(
                 Finding::new(
-                    "hygiene.disabled-user-with-roles",
-                    default_severity("hygiene.disabled-user-with-roles"),
+                    Rule::HygieneDisabledUserWithRoles.id(),
+                    default_severity(Rule::HygieneDisabledUserWithRoles),
                     h.address(),
                     format!("user `{}` is disabled but still holds {}", h.name, list_some(&held, 5)),
                 )
@@ -32,8 +33,8 @@ pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
         if owner.is_some_and(|o| o.status == UserStatus::Disabled) {
             out.push(
                 Finding::new(
-                    "hygiene.service-account-owner",
-                    default_severity("hygiene.service-account-owner"),
+                    Rule::HygieneServiceAccountOwner.id(),
+                    default_severity(Rule::HygieneServiceAccountOwner),
                     format!("service-account.{name}"),
                     format!("service account `{name}` is owned by `{}`, who is disabled", sa.owner),
                 )
@@ -57,8 +58,8 @@ fn grants(ctx: &PolicyContext, ix: &Index, h: &Holder, out: &mut Vec<Finding>) {
             let role = g.role();
             out.push(
                 Finding::new(
-                    "hygiene.expired-assignment",
-                    default_severity("hygiene.expired-assignment"),
+                    Rule::HygieneExpiredAssignment.id(),
+                    default_severity(Rule::HygieneExpiredAssignment),
                     h.address(),
                     format!("the assignment of `{role}` to `{name}` expired on {d}; keyward revokes it"),
                 )
@@ -78,8 +79,8 @@ fn grants(ctx: &PolicyContext, ix: &Index, h: &Holder, out: &mut Vec<Finding>) {
                 let max_hint = max.map(|m| format!(" at most {m} from today")).unwrap_or_default();
                 out.push(
                     Finding::new(
-                        "hygiene.privileged-without-expiry",
-                        default_severity("hygiene.privileged-without-expiry"),
+                        Rule::HygienePrivilegedWithoutExpiry.id(),
+                        default_severity(Rule::HygienePrivilegedWithoutExpiry),
                         h.address(),
                         format!("`{name}` holds privileged role `{role}` without an expiry"),
                     )
@@ -96,8 +97,8 @@ fn grants(ctx: &PolicyContext, ix: &Index, h: &Holder, out: &mut Vec<Finding>) {
                     let latest = limit.date_naive().format("%Y-%m-%d");
                     out.push(
                         Finding::new(
-                            "hygiene.privileged-expiry-too-long",
-                            default_severity("hygiene.privileged-expiry-too-long"),
+                            Rule::HygienePrivilegedExpiryTooLong.id(),
+                            default_severity(Rule::HygienePrivilegedExpiryTooLong),
                             h.address(),
                             format!(
                                 "`{name}` holds privileged role `{role}` until {d}, longer than policy.maxPrivilegedAssignment ({m})"
@@ -189,7 +190,7 @@ fn manager_chain(ctx: &PolicyContext, roles: &RoleIndex, out: &mut Vec<Finding>)
             )
         };
         out.push(
-            Finding::new("hygiene.manager-chain", default_severity("hygiene.manager-chain"), format!("user.{name}"), message)
+            Finding::new(Rule::HygieneManagerChain.id(), default_severity(Rule::HygieneManagerChain), format!("user.{name}"), message)
                 .help("set `manager` to an active user, or list the head of the organisation in policy.topOfChain in keyward.yaml")
                 .at(ctx.locate(Kind::User, name, &path)),
         );
@@ -219,8 +220,8 @@ fn live(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
             }
             out.push(
                 Finding::new(
-                    "hygiene.disabled-user-with-roles",
-                    default_severity("hygiene.disabled-user-with-roles"),
+                    Rule::HygieneDisabledUserWithRoles.id(),
+                    default_severity(Rule::HygieneDisabledUserWithRoles),
                     address,
                     format!(
                         "the disabled account `{}` on `{target}` is still a member of {}",
@@ -241,8 +242,8 @@ fn live(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
             }
             out.push(
                 Finding::new(
-                    "hygiene.service-account-owner",
-                    default_severity("hygiene.service-account-owner"),
+                    Rule::HygieneServiceAccountOwner.id(),
+                    default_severity(Rule::HygieneServiceAccountOwner),
                     format!("{t}.service-account.{}", s.name),
                     format!("service account `{}` on `{t}` has no owner, and git does not describe it", s.name),
                 )

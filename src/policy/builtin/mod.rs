@@ -13,7 +13,7 @@ mod sod;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
-use super::{Finding, PolicyContext, rule_info};
+use super::{Finding, PolicyContext, Rule, rule_info};
 use crate::load::PathSeg;
 use crate::model::{
     Binding, BindingKind, DesiredState, Kind, Level, LiveBinding, LiveTarget, Name, Role, RoleGrant, Severity,
@@ -351,8 +351,8 @@ pub(crate) fn list_some<S: AsRef<str>>(items: &[S], n: usize) -> String {
 }
 
 /// The default severity of a built-in rule.
-pub(crate) fn default_severity(id: &str) -> Severity {
-    rule_info(id).map(|r| r.severity).unwrap_or(Severity::Deny)
+pub(crate) fn default_severity(rule: Rule) -> Severity {
+    rule.severity()
 }
 
 /// `policy.settings`: keyward.yaml's `policy` section names rules and users that exist.
@@ -363,8 +363,8 @@ fn settings(ctx: &PolicyContext, out: &mut Vec<Finding>) {
         if !known {
             let ids = super::RULES.iter().map(|r| r.id);
             let mut f = Finding::new(
-                "policy.settings",
-                default_severity("policy.settings"),
+                Rule::PolicySettings.id(),
+                default_severity(Rule::PolicySettings),
                 "settings.policy.rules",
                 format!("policy.rules names rule `{id}`, which does not exist"),
             )
@@ -380,8 +380,8 @@ fn settings(ctx: &PolicyContext, out: &mut Vec<Finding>) {
         if !ctx.desired.users.contains_key(name) {
             out.push(
                 Finding::new(
-                    "policy.settings",
-                    default_severity("policy.settings"),
+                    Rule::PolicySettings.id(),
+                    default_severity(Rule::PolicySettings),
                     "settings.policy.topOfChain",
                     format!("policy.topOfChain names user `{name}`, who is not defined"),
                 )

@@ -16,6 +16,7 @@ use std::ops::Range;
 
 use super::default_severity;
 use crate::model::Severity;
+use crate::policy::Rule;
 use crate::policy::{Finding, PolicyContext};
 use crate::validate::Location;
 
@@ -302,12 +303,12 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 pub(super) fn check(ctx: &PolicyContext, out: &mut Vec<Finding>) {
     let forbidden =
         ctx.desired.encryption_policies.values().any(|p| p.secrets.as_ref().is_some_and(|s| s.forbid_in_repo));
-    let severity = if forbidden { default_severity("encryption.plaintext-secret") } else { Severity::Warn };
+    let severity = if forbidden { default_severity(Rule::EncryptionPlaintextSecret) } else { Severity::Warn };
     for file in &ctx.loaded.files {
         for hit in scan(&file.text) {
             out.push(
                 Finding::new(
-                    "encryption.plaintext-secret",
+                    Rule::EncryptionPlaintextSecret.id(),
                     severity,
                     format!("file:{}", file.path.display()),
                     format!("`{}` holds a plain-text secret: {}", file.path.display(), hit.what),

@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 
 use super::{Index, RoleIndex, at_name, binding_key, default_severity};
-use crate::model::{Kind, Name, Severity, SodException, SodRule, SodSide};
+use crate::model::{Kind, Name, ReportedKind, Severity, SodException, SodRule, SodSide};
+use crate::policy::Rule;
 use crate::policy::{Finding, PolicyContext};
 
 /// One rule, compiled against the roles.
@@ -168,11 +169,13 @@ pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
             } else {
                 help.push_str("Split the roles between two service accounts");
             }
-            out.push(Finding::new("sod.conflict", rule.severity, h.address(), message).help(help).at(ctx.locate(
-                h.kind,
-                h.name,
-                &h.grant_path(completing),
-            )));
+            out.push(
+                Finding::new(Rule::SodConflict.id(), rule.severity, h.address(), message).help(help).at(ctx.locate(
+                    h.kind,
+                    h.name,
+                    &h.grant_path(completing),
+                )),
+            );
         }
     }
     expired_exceptions(ctx, out);
@@ -202,8 +205,8 @@ fn expired_exceptions(ctx: &PolicyContext, out: &mut Vec<Finding>) {
             }
             out.push(
                 Finding::new(
-                    "sod.exception-expired",
-                    default_severity("sod.exception-expired"),
+                    Rule::SodExceptionExpired.id(),
+                    default_severity(Rule::SodExceptionExpired),
                     format!("sod-rule.{name}"),
                     format!("the exception for `{}` in SodRule `{name}` expired on {}", e.user, e.expires),
                 )
@@ -317,7 +320,7 @@ fn live(ctx: &PolicyContext, ix: &Index, rules: &Rules, out: &mut Vec<Finding>) 
                 None => at_name(ctx, Kind::SodRule, compiled.name),
             };
             let address = format!("{target}.assignment.{who}/{}", roles.names[first_outside as usize]);
-            out.push(Finding::new("sod.live-conflict", severity, address, message).help(help).at(location));
+            out.push(Finding::new(Rule::SodLiveConflict.id(), severity, address, message).help(help).at(location));
         }
     }
 }
@@ -327,9 +330,9 @@ fn live(ctx: &PolicyContext, ix: &Index, rules: &Rules, out: &mut Vec<Finding>) 
 /// records as resolved (overridden or excluded) is information only.
 pub(super) fn reported(ctx: &PolicyContext, out: &mut Vec<Finding>) {
     let Some(live) = ctx.live else { return };
-    let severity = super::default_severity("sod.target-conflict");
+    let severity = super::default_severity(Rule::SodTargetConflict);
     for (target, lt) in live {
-        for r in lt.reported.iter().filter(|r| r.rule == "sod.target-conflict") {
+        for r in lt.reported.iter().filter(|r| r.kind == ReportedKind::SodConflict) {
             let git = r.user_name.as_deref().and_then(|u| {
                 ctx.desired.users.iter().find(|(_, user)| user.user_name.eq_ignore_ascii_case(u)).map(|(n, _)| n)
             });
@@ -341,7 +344,7 @@ pub(super) fn reported(ctx: &PolicyContext, out: &mut Vec<Finding>) {
             let location = git.and_then(|n| ctx.locate(Kind::User, n, &["roles".into()]));
             out.push(
                 Finding::new(
-                    "sod.target-conflict",
+                    Rule::SodTargetConflict.id(),
                     if r.resolved { Severity::Info } else { severity },
                     format!("{target}.user.{who}"),
                     r.message.clone(),

@@ -32,7 +32,8 @@ use super::odata::{self, BatchOp, ODataClient, ODataError};
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
 use crate::model::config::Connection;
 use crate::model::{
-    Binding, LiveAccount, LiveBinding, LiveTarget, ProviderKind, ReportedFinding, Target, UserAttrs, digest,
+    Binding, LiveAccount, LiveBinding, LiveTarget, ProviderKind, ReportedFinding, ReportedKind, Target, UserAttrs,
+    digest,
 };
 use crate::plan::{Change, Operation, Principal};
 use crate::remote::RetryPolicy;
@@ -44,8 +45,6 @@ const BATCH_LIMIT: usize = 1000;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// The collections role assignments may be written to, in the order tried.
 pub const WRITE_COLLECTIONS: [&str; 2] = ["SecurityUserRoleAssociations", "SecurityUserRoles"];
-/// The rule id of the conflicts F&O reports.
-pub const TARGET_CONFLICT_RULE: &str = "sod.target-conflict";
 
 fn key(s: &str) -> String {
     s.to_lowercase()
@@ -202,7 +201,7 @@ impl Provider for FnoProvider {
                 }
             }
             live.reported.push(ReportedFinding {
-                rule: TARGET_CONFLICT_RULE.into(),
+                kind: ReportedKind::SodConflict,
                 resolved: resolution != "None",
                 user_name: alias_of.get(&key(&user)).cloned(),
                 message,
