@@ -647,6 +647,7 @@ mod apply_path {
     use keyward::model::{DesiredState, LiveTarget, Name, Timestamp};
     use keyward::plan::{self, Change, ConfigRef, PlanInput};
     use keyward::provider::file::FileProvider;
+    use keyward::provider::handle::{Opened, Session, Writing};
     use keyward::provider::{
         Access, ApplyError, Capabilities, IssueMaterial, IssueRequest, Issued, Provider, ProviderError,
     };
@@ -705,9 +706,10 @@ mod apply_path {
         let name = Name::new("directory").unwrap();
         let target = &state.settings.targets[&name];
         let inner = FileProvider::open(target, &root.join(".keyward/directory.json"), Access::Write).unwrap();
-        let mut p = Recording { inner, seen: seen.clone() };
-        let live: BTreeMap<Name, LiveTarget> = [(name.clone(), p.read().await.unwrap())].into();
-        let caps: BTreeMap<Name, Capabilities> = [(name.clone(), p.capabilities().clone())].into();
+        let opened = Opened::from_provider(Box::new(Recording { inner, seen: seen.clone() }));
+        let caps: BTreeMap<Name, Capabilities> = [(name.clone(), opened.capabilities().clone())].into();
+        let (read, session) = opened.read().await.unwrap();
+        let live: BTreeMap<Name, LiveTarget> = [(name.clone(), read)].into();
         let state_path = keyward::credential::state::path(root, std::path::Path::new(&state.settings.audit_path));
         let undelivered = keyward::credential::state::load(&state_path).unwrap();
         let input = PlanInput {
@@ -721,7 +723,7 @@ mod apply_path {
         let changes = plan::plan_changes(&input).unwrap();
         let config = ConfigRef { digest: "sha256:test".into(), commit: None };
         let plan = plan::assemble(changes.clone(), config, vec![name.clone()], now);
-        let mut providers: BTreeMap<Name, Box<dyn Provider>> = [(name, Box::new(p) as Box<dyn Provider>)].into();
+        let mut providers: BTreeMap<Name, Session<Writing>> = [(name, session)].into();
         let mut audit = AuditLog::open(&root.join(".keyward/audit.jsonl")).unwrap();
         let ctx = AuditContext {
             actor: "test".into(),

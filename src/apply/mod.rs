@@ -27,7 +27,8 @@ use crate::credential::sink::Sinks;
 use crate::credential::{Material, generate, state};
 use crate::model::{Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UndeliveredCredential};
 use crate::plan::{Change, Operation, Plan, Principal};
-use crate::provider::{ApplyError, IssueMaterial, IssueRequest, Provider};
+use crate::provider::handle::{Session, Writing};
+use crate::provider::{ApplyError, IssueMaterial, IssueRequest};
 
 /// The result of one change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -101,7 +102,7 @@ const BATCH: usize = 50_000;
 /// issued and delivered as `creds` says.
 pub async fn execute_with(
     plan: &Plan,
-    providers: &mut BTreeMap<Name, Box<dyn Provider>>,
+    providers: &mut BTreeMap<Name, Session<Writing>>,
     audit: &mut AuditLog,
     ctx: &AuditContext,
     creds: &CredentialContext,
@@ -167,7 +168,7 @@ pub async fn execute_with(
         let (cred_changes, plain): (Vec<&Change>, Vec<&Change>) = to_apply.iter().partition(|c| is_credential(c));
         let mut cred_results = Vec::with_capacity(cred_changes.len());
         for c in &cred_changes {
-            cred_results.push(credential_change(provider.as_mut(), c, creds).await);
+            cred_results.push(credential_change(provider, c, creds).await);
         }
         let mut cred_results = cred_results.into_iter();
         let mut results = if plain.is_empty() { Vec::new() } else { provider.apply(&plain).await }.into_iter();
@@ -241,7 +242,7 @@ async fn proof_signer(sinks: &Sinks, from: Option<&Deliver>) -> Option<SigningCe
 /// Issues and delivers, or removes, one credential. Returns the outcome and, on success, the
 /// audit detail.
 async fn credential_change(
-    provider: &mut dyn Provider,
+    provider: &mut Session<Writing>,
     change: &Change,
     creds: &CredentialContext,
 ) -> (Result<(), ApplyError>, Option<String>) {
@@ -369,7 +370,8 @@ mod tests {
     use super::*;
     use crate::model::{Capabilities, LiveTarget, ProviderKind, UserAttrs, capabilities};
     use crate::plan::{Action, Address, ConfigRef, ObjectKind, Reason, ReasonKind};
-    use crate::provider::ProviderError;
+    use crate::provider::handle::Opened;
+    use crate::provider::{Provider, ProviderError};
 
     /// A target on which `bob`'s account changed since the plan was made.
     struct Moved {
@@ -415,8 +417,9 @@ mod tests {
             vec![target.clone()],
             chrono::Utc::now(),
         );
-        let mut providers: BTreeMap<Name, Box<dyn Provider>> =
-            [(target, Box::new(Moved { caps: capabilities(ProviderKind::Scim) }) as Box<dyn Provider>)].into();
+        let opened = Opened::from_provider(Box::new(Moved { caps: capabilities(ProviderKind::Scim) }));
+        let (_, session) = opened.read().await.unwrap();
+        let mut providers: BTreeMap<Name, Session<Writing>> = [(target, session)].into();
         let mut audit = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
         let ctx = AuditContext { actor: "test".into(), commit: None, plan_hash: "h".into(), clock: chrono::Utc::now };
         let creds = CredentialContext {

@@ -15,7 +15,7 @@ use crate::apply::{self, ApplyReport, AuditContext, CredentialContext};
 use crate::model::{LiveTarget, Name};
 use crate::plan::{self, GuardOverrides, Plan};
 use crate::policy::Finding;
-use crate::provider::Access;
+use crate::provider::handle::Writing;
 use crate::remote::RetryPolicy;
 
 /// What `apply` of a configuration folder needs.
@@ -54,13 +54,13 @@ pub struct Prepared {
     clock: Clock,
     retry: RetryPolicy,
     guards: GuardOverrides,
-    open: Targets,
+    open: Targets<Writing>,
 }
 
 /// Loads, reads every target under its lock, plans, and evaluates the policies.
 pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Result<Prepared, EngineError> {
     let dir = &settings.dir;
-    let (config, read) = read::load_and_read(dir, &settings.targets, Access::Write, settings.retry, observer).await?;
+    let (config, read) = read::load_and_read::<Writing>(dir, &settings.targets, settings.retry, observer).await?;
     let Read { names, open, live } = read?;
     let state = config.state();
     let now = settings.clock.now;
@@ -104,8 +104,7 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     if let Some(t) = saved.targets.iter().find(|t| !state.settings.targets.contains_key(*t)) {
         return Err(SavedPlanError::UnknownTarget { target: t.to_string() }.into());
     }
-    let mut open = Targets::open(&state.settings, dir, &saved.targets, Access::Write, settings.retry)?;
-    let live = open.read_all(observer).await?;
+    let (live, open) = Targets::<Writing>::read(&state.settings, dir, &saved.targets, settings.retry, observer).await?;
     let now = settings.clock.now;
     let undelivered = Store::local(state, dir).undelivered()?;
     let fresh = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered)
@@ -179,7 +178,7 @@ impl Prepared {
             CredentialContext { sinks, state_path: store.undelivered_path().to_path_buf(), now: self.clock.now };
         let mut progress = |done: usize, total: usize| observer.applied(done, total);
         let report =
-            apply::execute_with(&self.plan, &mut self.open.providers, &mut audit, &ctx, &creds, &mut progress).await?;
+            apply::execute_with(&self.plan, &mut self.open.sessions, &mut audit, &ctx, &creds, &mut progress).await?;
         Ok(report)
     }
 }

@@ -7,7 +7,7 @@ use super::store::Store;
 use super::{Clock, EngineError, Observer};
 use crate::audit::{self, Record, VerifyReport};
 use crate::model::{ConfigFile, Date, Duration};
-use crate::provider::Access;
+use crate::provider::handle::Reviewing;
 use crate::remote::RetryPolicy;
 use crate::review::{Review, ReviewInput};
 
@@ -77,10 +77,10 @@ pub struct ReviewSettings {
 /// needs) and their role history, and the audit log.
 pub async fn review(settings: &ReviewSettings, observer: &dyn Observer) -> Result<Review, EngineError> {
     let dir = &settings.log.dir;
-    let (config, read) = read::load_and_read(dir, &settings.targets, Access::Review, settings.retry, observer).await?;
+    let (config, read) = read::load_and_read::<Reviewing>(dir, &settings.targets, settings.retry, observer).await?;
     let Read { mut open, mut live, .. } = read?;
     let state = config.state();
-    for (name, p) in open.providers.iter_mut() {
+    for (name, p) in open.sessions.iter_mut() {
         if let Some(lt) = live.get_mut(name) {
             lt.history = p.role_history().await?;
         }

@@ -20,7 +20,7 @@ use crate::model::{
 };
 use crate::output::metrics::DriftMetrics;
 use crate::plan::{self, Change, Plan};
-use crate::provider::Access;
+use crate::provider::handle::Reading;
 use crate::remote::RetryPolicy;
 use crate::remote::http;
 
@@ -61,7 +61,7 @@ pub struct Attempt {
 /// [`Attempt::checked`].
 pub async fn check(settings: &DriftSettings, observer: &dyn Observer) -> Result<Attempt, EngineError> {
     let (config, read) =
-        read::load_and_read(&settings.dir, &settings.targets, Access::Read, settings.retry, observer).await?;
+        read::load_and_read::<Reading>(&settings.dir, &settings.targets, settings.retry, observer).await?;
     let checked = match read {
         Ok(read) => check_read(&config, &settings.dir, settings.clock, read).await,
         Err(e) => Err(e),
@@ -75,7 +75,7 @@ pub async fn check_read(
     config: &Config,
     dir: &Path,
     clock: Clock,
-    read: Read,
+    read: Read<Reading>,
 ) -> Result<(Plan, DriftMetrics), EngineError> {
     let state = config.state();
     let Read { names, mut open, live } = read;

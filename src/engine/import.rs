@@ -8,7 +8,7 @@ use super::read::Targets;
 use super::{EngineError, Observer};
 use crate::adopt;
 use crate::load::Loaded;
-use crate::provider::Access;
+use crate::provider::handle::Reading;
 use crate::remote::RetryPolicy;
 
 const SCHEMA_LINE: &str = "# yaml-language-server: $schema=";
@@ -54,8 +54,7 @@ pub async fn import(settings: &ImportSettings, observer: &dyn Observer) -> Resul
         }
     }
 
-    let mut open = Targets::open(&state.settings, dir, &names, Access::Read, settings.retry)?;
-    let live = open.read_all(observer).await?;
+    let (live, _) = Targets::<Reading>::read(&state.settings, dir, &names, settings.retry, observer).await?;
     let adoption = adopt::adopt(state, &target, &live[&target]);
 
     let mut written = Vec::new();

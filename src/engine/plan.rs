@@ -10,7 +10,7 @@ use super::{Clock, Config, EngineError, Observer};
 use crate::model::{Capabilities, DesiredState, LiveTarget, Name, Timestamp, UndeliveredCredential};
 use crate::plan::{self, Change, Plan, PlanError, PlanInput};
 use crate::policy::Finding;
-use crate::provider::Access;
+use crate::provider::handle::Reading;
 use crate::remote::RetryPolicy;
 
 /// What `plan` needs.
@@ -38,7 +38,7 @@ pub struct Planned {
 /// evaluates the policies.
 pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Planned, EngineError> {
     let (config, read) =
-        read::load_and_read(&settings.dir, &settings.targets, Access::Read, settings.retry, observer).await?;
+        read::load_and_read::<Reading>(&settings.dir, &settings.targets, settings.retry, observer).await?;
     let base = match &settings.base {
         Some(rev) => Some((super::config::load_base(&settings.dir, rev, observer)?, rev.as_str())),
         None => None,
@@ -63,7 +63,7 @@ pub async fn make(
     base: Option<(&Config, &str)>,
     dir: &Path,
     clock: Clock,
-    read: Read,
+    read: Read<Reading>,
     undelivered: &[UndeliveredCredential],
 ) -> Result<(Plan, BTreeMap<Name, LiveTarget>), EngineError> {
     let state = config.state();

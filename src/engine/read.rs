@@ -7,46 +7,37 @@ use super::config::{self, Config, timed_load, timed_validation, validated};
 use super::{EngineError, Observer};
 use crate::model::{Capabilities, LiveTarget, Name, Settings};
 use crate::plan::{Change, ReasonKind};
-use crate::provider::{self, Access, Provider};
+use crate::provider::handle::{self, Mode, Session};
 use crate::remote::RetryPolicy;
 use crate::validate;
 
-/// Open targets, by name.
-pub struct Targets {
-    pub providers: BTreeMap<Name, Box<dyn Provider>>,
+/// Targets that were read, by name: the sessions that act on what was read, in mode `M`.
+pub struct Targets<M: Mode> {
+    pub sessions: BTreeMap<Name, Session<M>>,
     pub capabilities: BTreeMap<Name, Capabilities>,
 }
 
-impl Targets {
-    /// Opens the targets `names` of `settings` (relative paths resolve against `root`).
-    /// HTTP requests are retried as `retry` says.
-    pub fn open(
+impl<M: Mode> Targets<M> {
+    /// Opens the targets `names` of `settings` in mode `M` (relative paths resolve against
+    /// `root`) and reads them all at once: the slowest target, not the sum of them, sets the
+    /// time. The first failure ends the read. HTTP requests are retried as `retry` says.
+    pub async fn read(
         settings: &Settings,
         root: &Path,
         names: &[Name],
-        access: Access,
         retry: RetryPolicy,
-    ) -> Result<Targets, EngineError> {
-        let mut providers = BTreeMap::new();
-        let mut capabilities = BTreeMap::new();
+        observer: &dyn Observer,
+    ) -> Result<(BTreeMap<Name, LiveTarget>, Targets<M>), EngineError> {
+        let mut opened = Vec::with_capacity(names.len());
         for name in names {
-            let target = &settings.targets[name];
-            let p = provider::open_with(target, root, access, retry)?;
-            capabilities.insert(name.clone(), p.capabilities().clone());
-            providers.insert(name.clone(), p);
+            opened.push((name.clone(), handle::open::<M>(&settings.targets[name], root, retry)?));
         }
-        Ok(Targets { providers, capabilities })
-    }
-
-    /// Reads every target, all at once: the slowest target, not the sum of them, sets the
-    /// time. The first failure ends the read.
-    pub async fn read_all(&mut self, observer: &dyn Observer) -> Result<BTreeMap<Name, LiveTarget>, EngineError> {
-        let names: Vec<Name> = self.providers.keys().cloned().collect();
-        observer.reading(&names);
-        let reads = self.providers.iter_mut().map(|(name, p)| async move {
+        let capabilities = opened.iter().map(|(n, o)| (n.clone(), o.capabilities().clone())).collect();
+        observer.reading(names);
+        let reads = opened.into_iter().map(|(name, o)| async move {
             let started = std::time::Instant::now();
-            let t = p.read().await?;
-            observer.read_target(name, &t);
+            let (t, session) = o.read().await?;
+            observer.read_target(&name, &t);
             tracing::info!(
                 target_name = %name,
                 accounts = t.accounts.len(),
@@ -54,17 +45,23 @@ impl Targets {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "read target"
             );
-            Ok::<_, EngineError>((name.clone(), t))
+            Ok::<_, EngineError>((name, t, session))
         });
-        let live = futures_util::future::try_join_all(reads).await?;
+        let read = futures_util::future::try_join_all(reads).await?;
         observer.read_done();
-        Ok(live.into_iter().collect())
+        let mut live = BTreeMap::new();
+        let mut sessions = BTreeMap::new();
+        for (name, t, session) in read {
+            live.insert(name.clone(), t);
+            sessions.insert(name, session);
+        }
+        Ok((live, Targets { sessions, capabilities }))
     }
 
     /// Adds to each drift change a note saying who made the live difference and when, where
-    /// its target's audit log tells (see [`Provider::attribute`]).
+    /// its target's audit log tells (see [`crate::provider::Provider::attribute`]).
     pub async fn attribute(&mut self, changes: &mut [Change]) {
-        for (name, p) in self.providers.iter_mut() {
+        for (name, p) in self.sessions.iter_mut() {
             let idx: Vec<usize> = (0..changes.len())
                 .filter(|&i| &changes[i].address.target == name && changes[i].reason.kind == ReasonKind::Drift)
                 .collect();
@@ -85,24 +82,22 @@ impl Targets {
 }
 
 /// The targets picked from a configuration, opened and read.
-pub struct Read {
+pub struct Read<M: Mode> {
     pub names: Vec<Name>,
-    pub open: Targets,
+    pub open: Targets<M>,
     pub live: BTreeMap<Name, LiveTarget>,
 }
 
 /// Picks, opens and reads the targets of a valid configuration.
-pub async fn read_targets(
+pub async fn read_targets<M: Mode>(
     settings: &Settings,
     dir: &Path,
     names: &[String],
-    access: Access,
     retry: RetryPolicy,
     observer: &dyn Observer,
-) -> Result<Read, EngineError> {
+) -> Result<Read<M>, EngineError> {
     let names = config::select_targets(settings, names)?;
-    let mut open = Targets::open(settings, dir, &names, access, retry)?;
-    let live = open.read_all(observer).await?;
+    let (live, open) = Targets::<M>::read(settings, dir, &names, retry, observer).await?;
     Ok(Read { names, open, live })
 }
 
@@ -111,26 +106,25 @@ pub async fn read_targets(
 /// targets' answers overlap. The configuration comes first: when it is not valid, that is the
 /// error, and what the targets said is not used (reading has no effect on them). Otherwise the
 /// configuration is returned with the outcome of the read.
-pub async fn load_and_read(
+pub async fn load_and_read<M: Mode>(
     dir: &Path,
     names: &[String],
-    access: Access,
     retry: RetryPolicy,
     observer: &dyn Observer,
-) -> Result<(Config, Result<Read, EngineError>), EngineError> {
+) -> Result<(Config, Result<Read<M>, EngineError>), EngineError> {
     let loaded = timed_load(dir)?;
     let report = |d: &[crate::diagnostic::Diagnostic], l: &crate::load::Loaded| observer.diagnostics(d, l);
     let Some(settings) = validate::settings_of(&loaded) else {
         // keyward.yaml has problems: validation reports them.
         let config = validated(dir, loaded, timed_validation, report)?;
-        let read = read_targets(&config.state().settings, dir, names, access, retry, observer).await;
+        let read = read_targets::<M>(&config.state().settings, dir, names, retry, observer).await;
         return Ok((config, read));
     };
     let validation = tokio::task::spawn_blocking(move || {
         let v = timed_validation(&loaded);
         (loaded, v)
     });
-    let (validation, read) = tokio::join!(validation, read_targets(&settings, dir, names, access, retry, observer));
+    let (validation, read) = tokio::join!(validation, read_targets::<M>(&settings, dir, names, retry, observer));
     // Validation never panics; if it did, the panic is raised here as it would have been inline.
     let (loaded, validation) = validation.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let config = validated(dir, loaded, |_| validation, report)?;

@@ -17,6 +17,7 @@ pub mod dataverse;
 pub mod file;
 pub mod fno;
 pub mod graph;
+pub mod handle;
 pub mod ldap;
 pub mod odata;
 pub mod order;
@@ -123,6 +124,46 @@ impl std::fmt::Debug for Issued {
 }
 
 /// A live system.
+///
+/// The engine uses a provider through [`handle`]: it opens it in a [`handle::Mode`], reads it
+/// once, and acts only on the [`handle::Session`] the read returned. This is the contract an
+/// implementation keeps.
+///
+/// # Guarantees (what an implementation promises)
+/// - [`Provider::read`] has no effect on the target, and returns every object keyward compares,
+///   normalised to the model (names and values as the configuration writes them), each with
+///   the fingerprint of the version read;
+/// - [`Provider::apply`] returns exactly one outcome per change, in the order given, and is
+///   one idempotent attempt: a change already in effect succeeds, a failure leaves nothing
+///   half-made that the next read would not show, and re-running after any failure converges;
+/// - a write that depends on the version read is conditional where the target allows it
+///   (ETag / If-Match), and a write refused because the object changed since the read is
+///   reported as [`ApplyError::conflict`];
+/// - secrets (tokens, passwords, credential material) never appear in an error, a log line
+///   or a `Debug` output.
+///
+/// # Assumptions (what the engine promises)
+/// - `read` is called once, before anything else but [`Provider::capabilities`]; every other
+///   method is called only after it succeeded (the handles make any other order impossible);
+/// - `apply`, `issue` and `remove_credential` are called only on a provider opened with
+///   [`Access::Write`], and `apply` gets the changes of one phase for this target, in the
+///   plan's order;
+/// - the changes were planned from what this `read` returned: ids and natural keys are
+///   resolved against the provider's own index of that read.
+///
+/// # Errors
+/// - reading fails as a whole ([`ProviderError`]): the engine then plans nothing for any
+///   target, so a partial read never becomes deletions;
+/// - applying fails per change ([`ApplyError`]): the engine records each in the audit log,
+///   skips what depended on a failed creation, and reports every failure, not the first.
+///
+/// # Cancellation
+/// The futures may be dropped at any await point (a signal, a timeout of the caller). A
+/// dropped `read` leaves the target as it was. A dropped `apply` may leave some changes made
+/// and others not, each whole (every write is one request, or a batch the target applies
+/// atomically per operation): the audit log then lacks their records, and the next plan shows
+/// what is left to do. A lock taken by opening for writing is released when the provider is
+/// dropped.
 #[async_trait]
 pub trait Provider: Send {
     fn capabilities(&self) -> &Capabilities;
