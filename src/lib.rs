@@ -2,7 +2,9 @@
 //!
 //! Data flows one way: `load` reads a configuration folder, `validate` turns it into the
 //! [`model::DesiredState`], providers read the live state, `plan` computes the changes,
-//! `apply` carries them out and `audit` records them; `output` renders everything.
+//! `policy` checks them, `apply` carries them out and `audit` records them; `output` renders
+//! everything. [`engine`] runs that pipeline for each command; [`cli`] is its command line.
+//! README › Layout says what each module owns; `cargo xtask layers` keeps the flow one way.
 
 pub mod adopt;
 pub mod apply;
