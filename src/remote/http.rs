@@ -42,6 +42,90 @@ pub enum HttpError {
     TooLarge { url: String, cap: usize },
 }
 
+/// How a service words its error answers: the name of its error code, and whether it gives a
+/// request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SCIM 2.0: `scimType` and `detail` (RFC 7644 §3.12).
+    Scim,
+    /// OData (Dataverse, Finance & Operations): `error.code` and `error.message`.
+    OData,
+    /// Microsoft Graph: `error.code`, `error.message` and the request id.
+    Graph,
+}
+
+/// Why a request to a service failed: the one error type of the providers that speak HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// The service could not be reached, or its answer could not be read.
+    #[error("{0}")]
+    Transport(String),
+    /// The service answered with an error status.
+    #[error("{}", describe(*.dialect, *.status, code.as_deref(), message.as_deref(), request_id.as_deref()))]
+    Status { dialect: Dialect, status: u16, code: Option<String>, message: Option<String>, request_id: Option<String> },
+    /// A successful answer that is not what the protocol promises.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ServiceError {
+    /// An error status without a body worth reading.
+    pub fn status_only(dialect: Dialect, status: u16) -> ServiceError {
+        ServiceError::Status { dialect, status, code: None, message: None, request_id: None }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ServiceError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The service's own code for the error (SCIM's `scimType`, OData's and Graph's
+    /// `error.code`).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ServiceError::Status { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A failed precondition: the object changed since the version the write named
+    /// (`If-Match`, RFC 9110 §13.1.1).
+    pub fn is_precondition_failed(&self) -> bool {
+        self.status() == Some(412)
+    }
+}
+
+/// `HTTP 409 Conflict (scimType uniqueness): detail`, `HTTP 400 Bad Request (code 0x80040265):
+/// message`, `HTTP 403 Forbidden: Authorization_RequestDenied: message (request id …)`.
+pub fn describe(
+    dialect: Dialect,
+    status: u16,
+    code: Option<&str>,
+    message: Option<&str>,
+    request_id: Option<&str>,
+) -> String {
+    let mut s = status_line(status);
+    match (dialect, code) {
+        (Dialect::Scim, Some(c)) => s.push_str(&format!(" (scimType {c})")),
+        (Dialect::OData, Some(c)) => s.push_str(&format!(" (code {c})")),
+        (Dialect::Graph, Some(c)) => {
+            s.push_str(": ");
+            s.push_str(c);
+        }
+        (_, None) => {}
+    }
+    if let Some(m) = message {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    if let (Dialect::Graph, Some(r)) = (dialect, request_id) {
+        s.push_str(&format!(" (request id {r})"));
+    }
+    s
+}
+
 /// Whether a URL may be contacted: https anywhere, http only on loopback.
 pub fn check_url(url: &Url) -> Result<(), String> {
     match url.scheme() {

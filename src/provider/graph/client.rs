@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use crate::remote::entra::TokenSource;
 use crate::remote::http::{self, RetryPolicy};
+use crate::remote::http::{Dialect, ServiceError};
 
 /// The largest successful body read (a page of 999 users, or a batch of 20 such pages).
 const BODY_CAP: usize = 256 * 1024 * 1024;
@@ -39,61 +40,21 @@ const MIN_IN_FLIGHT: usize = 1;
 const START_IN_FLIGHT: usize = 4;
 const MAX_IN_FLIGHT: usize = 8;
 
-/// Why a Graph request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GraphError {
-    #[error("{0}")]
-    Transport(String),
-    #[error("{}", describe(*.status, code.as_deref(), message.as_deref(), request_id.as_deref()))]
-    Status { status: u16, code: Option<String>, message: Option<String>, request_id: Option<String> },
-    #[error("{0}")]
-    Invalid(String),
-}
+/// Why a Graph request failed (the providers' one [`ServiceError`], in Graph's words).
+pub type GraphError = ServiceError;
 
-impl GraphError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            GraphError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
+/// From an error body `{"error": {"code", "message", "innerError": {"request-id"}}}`.
+pub fn graph_error(status: u16, body: Option<&Value>, header_request_id: Option<String>) -> GraphError {
+    let e = body.and_then(|b| b.get("error"));
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let inner = e.and_then(|e| e.get("innerError").or_else(|| e.get("innererror")));
+    ServiceError::Status {
+        dialect: Dialect::Graph,
+        status,
+        code: s(e.and_then(|e| e.get("code"))),
+        message: s(e.and_then(|e| e.get("message"))).map(|m| m.chars().take(500).collect()),
+        request_id: s(inner.and_then(|i| i.get("request-id"))).or(header_request_id),
     }
-
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            GraphError::Status { code, .. } => code.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// From an error body `{"error": {"code", "message", "innerError": {"request-id"}}}`.
-    pub fn from_body(status: u16, body: Option<&Value>, header_request_id: Option<String>) -> GraphError {
-        let e = body.and_then(|b| b.get("error"));
-        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-        let inner = e.and_then(|e| e.get("innerError").or_else(|| e.get("innererror")));
-        GraphError::Status {
-            status,
-            code: s(e.and_then(|e| e.get("code"))),
-            message: s(e.and_then(|e| e.get("message"))).map(|m| m.chars().take(500).collect()),
-            request_id: s(inner.and_then(|i| i.get("request-id"))).or(header_request_id),
-        }
-    }
-}
-
-/// `HTTP 403 Forbidden: Authorization_RequestDenied: Insufficient privileges… (request id …)`.
-pub fn describe(status: u16, code: Option<&str>, message: Option<&str>, request_id: Option<&str>) -> String {
-    let mut s = crate::remote::http::status_line(status);
-    if let Some(c) = code {
-        s.push_str(": ");
-        s.push_str(c);
-    }
-    if let Some(m) = message {
-        s.push_str(": ");
-        s.push_str(m);
-    }
-    if let Some(r) = request_id {
-        s.push_str(&format!(" (request id {r})"));
-    }
-    s
 }
 
 /// One request of a batch, or on its own.
@@ -379,7 +340,7 @@ impl GraphClient {
         let url = self.absolute(&call.url)?;
         let o = self.send_raw(call.method.clone(), url, call.body.as_ref()).await?;
         if o.status >= 400 {
-            return Err(GraphError::from_body(o.status, o.body.as_ref(), None));
+            return Err(graph_error(o.status, o.body.as_ref(), None));
         }
         Ok(o)
     }
@@ -397,7 +358,7 @@ impl GraphClient {
         for _ in 0..max_pages {
             let o = self.send_raw(Method::GET, next.clone(), None).await?;
             if o.status >= 400 {
-                return Err(GraphError::from_body(o.status, o.body.as_ref(), None));
+                return Err(graph_error(o.status, o.body.as_ref(), None));
             }
             let body = o.body.unwrap_or(Value::Null);
             items.extend(body.get("value").and_then(Value::as_array).into_iter().flatten().cloned());
@@ -414,7 +375,7 @@ impl GraphClient {
         loop {
             let o = self.send_raw(Method::GET, next.clone(), None).await?;
             if o.status >= 400 {
-                return Err(GraphError::from_body(o.status, o.body.as_ref(), None));
+                return Err(graph_error(o.status, o.body.as_ref(), None));
             }
             let body = o.body.unwrap_or(Value::Null);
             let Some(values) = body.get("value").and_then(Value::as_array) else {
@@ -472,7 +433,7 @@ impl GraphClient {
                                 again.push(i);
                                 results[i] = Some(Ok(o));
                             } else if o.status >= 400 {
-                                results[i] = Some(Err(GraphError::from_body(o.status, o.body.as_ref(), None)));
+                                results[i] = Some(Err(graph_error(o.status, o.body.as_ref(), None)));
                             } else {
                                 results[i] = Some(Ok(o));
                             }
@@ -498,7 +459,7 @@ impl GraphClient {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(GraphError::Invalid("no outcome was recorded".into()))))
             .map(|r| match r {
-                Ok(o) if o.status >= 400 => Err(GraphError::from_body(o.status, o.body.as_ref(), None)),
+                Ok(o) if o.status >= 400 => Err(graph_error(o.status, o.body.as_ref(), None)),
                 other => other,
             })
             .collect()
@@ -521,7 +482,7 @@ impl GraphClient {
         let url = self.absolute("/$batch")?;
         let o = self.send_raw(Method::POST, url, Some(&json!({"requests": requests}))).await?;
         if o.status >= 400 {
-            return Err(GraphError::from_body(o.status, o.body.as_ref(), None));
+            return Err(graph_error(o.status, o.body.as_ref(), None));
         }
         let body = o.body.unwrap_or(Value::Null);
         let mut by_id: HashMap<String, Outcome> = HashMap::new();
@@ -577,12 +538,12 @@ mod tests {
     fn errors_show_code_message_and_request_id() {
         let body = json!({"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the operation.",
             "innerError": {"date": "2026-01-01T00:00:00", "request-id": "r-1", "client-request-id": "r-1"}}});
-        let e = GraphError::from_body(403, Some(&body), None).to_string();
+        let e = graph_error(403, Some(&body), None).to_string();
         assert_eq!(
             e,
             "HTTP 403 Forbidden: Authorization_RequestDenied: Insufficient privileges to complete the operation. (request id r-1)"
         );
-        let e = GraphError::from_body(503, None, Some("r-2".into())).to_string();
+        let e = graph_error(503, None, Some("r-2".into())).to_string();
         assert_eq!(e, "HTTP 503 Service Unavailable (request id r-2)");
     }
 

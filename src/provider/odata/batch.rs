@@ -51,7 +51,7 @@ impl Part {
             let body = serde_json::from_slice::<Value>(&self.body).ok();
             Ok(Reply { status: self.status, entity_id: self.entity_id, etag: self.etag, body })
         } else {
-            Err(ODataError::from_body(self.status, &self.body, ""))
+            Err(super::odata_error(self.status, &self.body, ""))
         }
     }
 }

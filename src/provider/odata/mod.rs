@@ -24,78 +24,42 @@ use serde_json::Value;
 
 use crate::remote::entra::TokenSource;
 use crate::remote::http::{self, RetryPolicy};
+use crate::remote::http::{Dialect, ServiceError};
 
 /// The largest successful body read (one page, or one batch answer).
 const BODY_CAP: usize = 256 * 1024 * 1024;
 
-/// Why a request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ODataError {
-    #[error("{0}")]
-    Transport(String),
-    #[error("{}", describe(*.status, code.as_deref(), message.as_deref()))]
-    Status { status: u16, code: Option<String>, message: Option<String> },
-    #[error("{0}")]
-    Invalid(String),
-}
+/// Why an OData request failed (the providers' one [`ServiceError`], in OData's words).
+pub type ODataError = ServiceError;
 
-impl ODataError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ODataError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            ODataError::Status { code, .. } => code.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// An error answer: status plus the OData error body (`error.code`, `error.message`,
-    /// `error.innererror.message`).
-    pub fn from_body(status: u16, body: &[u8], redact: &str) -> ODataError {
-        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let e = v.get("error");
-        let code = e.and_then(|e| e.get("code")).and_then(|c| match c {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
+/// An error answer: status plus the OData error body (`error.code`, `error.message`,
+/// `error.innererror.message`).
+pub fn odata_error(status: u16, body: &[u8], redact: &str) -> ODataError {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let e = v.get("error");
+    let code = e.and_then(|e| e.get("code")).and_then(|c| match c {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    let mut message = e.and_then(|e| e.get("message")).and_then(Value::as_str).map(str::to_string);
+    let inner = e
+        .and_then(|e| e.get("innererror").or_else(|| e.get("innerError")))
+        .and_then(|i| i.get("message"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    if let Some(inner) = inner {
+        message = Some(match message {
+            Some(m) if !m.is_empty() && m != inner => format!("{m} ({inner})"),
+            _ => inner.to_string(),
         });
-        let mut message = e.and_then(|e| e.get("message")).and_then(Value::as_str).map(str::to_string);
-        let inner = e
-            .and_then(|e| e.get("innererror").or_else(|| e.get("innerError")))
-            .and_then(|i| i.get("message"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
-        if let Some(inner) = inner {
-            message = Some(match message {
-                Some(m) if !m.is_empty() && m != inner => format!("{m} ({inner})"),
-                _ => inner.to_string(),
-            });
-        }
-        if message.is_none() && e.is_none() && !body.is_empty() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_string();
-            message = Some(text).filter(|t| !t.is_empty());
-        }
-        let message = message.map(|m| if redact.is_empty() { m } else { m.replace(redact, "(sensitive)") });
-        ODataError::Status { status, code, message }
     }
-}
-
-/// `HTTP 400 Bad Request (code 0x80040265): message`.
-pub fn describe(status: u16, code: Option<&str>, message: Option<&str>) -> String {
-    let mut s = crate::remote::http::status_line(status);
-    if let Some(c) = code {
-        s.push_str(&format!(" (code {c})"));
+    if message.is_none() && e.is_none() && !body.is_empty() {
+        let text = String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_string();
+        message = Some(text).filter(|t| !t.is_empty());
     }
-    if let Some(m) = message {
-        s.push_str(": ");
-        s.push_str(m);
-    }
-    s
+    let message = message.map(|m| if redact.is_empty() { m } else { m.replace(redact, "(sensitive)") });
+    ServiceError::Status { dialect: Dialect::OData, status, code, message, request_id: None }
 }
 
 /// A successful answer.
@@ -224,7 +188,7 @@ impl ODataClient {
             let headers = resp.headers().clone();
             if !resp.status().is_success() {
                 let bytes = http::read_error_body(resp).await;
-                return Err(ODataError::from_body(status, &bytes, token.expose()));
+                return Err(odata_error(status, &bytes, token.expose()));
             }
             let bytes =
                 http::read_body(resp, BODY_CAP, &shown).await.map_err(|e| ODataError::Transport(e.to_string()))?;
@@ -375,17 +339,14 @@ mod tests {
     #[test]
     fn error_bodies_show_codes_and_inner_messages() {
         let dv = br#"{"error":{"code":"0x80040265","message":"Role not found"}}"#;
-        assert_eq!(
-            ODataError::from_body(400, dv, "").to_string(),
-            "HTTP 400 Bad Request (code 0x80040265): Role not found"
-        );
+        assert_eq!(odata_error(400, dv, "").to_string(), "HTTP 400 Bad Request (code 0x80040265): Role not found");
         let fno = br#"{"error":{"code":"","message":"An error has occurred.","innererror":{"message":"Write not allowed for SecurityUserRoles","type":"x"}}}"#;
         assert_eq!(
-            ODataError::from_body(405, fno, "").to_string(),
+            odata_error(405, fno, "").to_string(),
             "HTTP 405 Method Not Allowed: An error has occurred. (Write not allowed for SecurityUserRoles)"
         );
         let echo = br#"{"error":{"code":"x","message":"bad token tok-123"}}"#;
-        assert!(!ODataError::from_body(401, echo, "tok-123").to_string().contains("tok-123"));
+        assert!(!odata_error(401, echo, "tok-123").to_string().contains("tok-123"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::wire::ErrorBody;
 use crate::model::Secret;
 use crate::remote::http::{self, RetryPolicy};
+use crate::remote::http::{Dialect, ServiceError};
 
 /// The largest successful body read (a page of users or groups with their members).
 const BODY_CAP: usize = 128 * 1024 * 1024;
@@ -33,62 +34,24 @@ pub struct Reply {
     pub body: Option<Value>,
 }
 
-/// Why a request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScimError {
-    /// The service could not be reached, or its answer could not be read.
-    #[error("{0}")]
-    Transport(String),
-    /// The service answered with an error status.
-    #[error("{}", describe(*.status, scim_type.as_deref(), detail.as_deref()))]
-    Status { status: u16, scim_type: Option<String>, detail: Option<String> },
-    /// A successful answer that is not what SCIM promises.
-    #[error("{0}")]
-    Invalid(String),
+/// Why a SCIM request failed (the providers' one [`ServiceError`], in SCIM's words).
+pub type ScimError = ServiceError;
+
+/// A value already in use (RFC 7644 §3.3: 409 with `scimType: uniqueness`). A 409 without a
+/// scimType counts too: some services leave it out.
+pub fn is_uniqueness(e: &ScimError) -> bool {
+    e.status() == Some(409) && e.code().is_none_or(|t| t.eq_ignore_ascii_case("uniqueness"))
 }
 
-impl ScimError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ScimError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
+/// An error answer: its status and SCIM error body.
+pub fn scim_error(status: u16, body: &ErrorBody) -> ScimError {
+    ServiceError::Status {
+        dialect: Dialect::Scim,
+        status,
+        code: body.scim_type.clone(),
+        message: body.detail.clone(),
+        request_id: None,
     }
-
-    pub fn scim_type(&self) -> Option<&str> {
-        match self {
-            ScimError::Status { scim_type, .. } => scim_type.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// A value already in use (RFC 7644 §3.3: 409 with `scimType: uniqueness`). A 409 without
-    /// a scimType counts too: some services leave it out.
-    pub fn is_uniqueness(&self) -> bool {
-        self.status() == Some(409) && self.scim_type().is_none_or(|t| t.eq_ignore_ascii_case("uniqueness"))
-    }
-
-    /// A failed precondition (`If-Match` against a newer version, RFC 7644 §3.14).
-    pub fn is_precondition_failed(&self) -> bool {
-        self.status() == Some(412)
-    }
-
-    pub fn from_status(status: u16, body: &ErrorBody) -> ScimError {
-        ScimError::Status { status, scim_type: body.scim_type.clone(), detail: body.detail.clone() }
-    }
-}
-
-/// `HTTP 409 Conflict (scimType uniqueness): detail`.
-pub fn describe(status: u16, scim_type: Option<&str>, detail: Option<&str>) -> String {
-    let mut s = crate::remote::http::status_line(status);
-    if let Some(t) = scim_type {
-        s.push_str(&format!(" (scimType {t})"));
-    }
-    if let Some(d) = detail {
-        s.push_str(": ");
-        s.push_str(d);
-    }
-    s
 }
 
 /// A client for one SCIM service.
@@ -175,7 +138,7 @@ impl ScimClient {
             for text in [&mut body.scim_type, &mut body.detail].into_iter().flatten() {
                 *text = redact(text, self.token.expose());
             }
-            return Err(ScimError::from_status(status, &body));
+            return Err(scim_error(status, &body));
         }
         let bytes = http::read_body(resp, BODY_CAP, &shown).await.map_err(|e| ScimError::Transport(e.to_string()))?;
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -230,16 +193,14 @@ mod tests {
 
     #[test]
     fn errors_show_status_scim_type_and_detail() {
-        let e = ScimError::from_status(
-            409,
-            &ErrorBody { scim_type: Some("uniqueness".into()), detail: Some("userName taken".into()) },
-        );
+        let e =
+            scim_error(409, &ErrorBody { scim_type: Some("uniqueness".into()), detail: Some("userName taken".into()) });
         assert_eq!(e.to_string(), "HTTP 409 Conflict (scimType uniqueness): userName taken");
-        assert!(e.is_uniqueness());
-        assert!(ScimError::from_status(409, &ErrorBody::default()).is_uniqueness());
-        let mutability = ScimError::from_status(409, &ErrorBody { scim_type: Some("mutability".into()), detail: None });
-        assert!(!mutability.is_uniqueness());
-        let pre = ScimError::from_status(412, &ErrorBody::default());
+        assert!(is_uniqueness(&e));
+        assert!(is_uniqueness(&scim_error(409, &ErrorBody::default())));
+        let mutability = scim_error(409, &ErrorBody { scim_type: Some("mutability".into()), detail: None });
+        assert!(!is_uniqueness(&mutability));
+        let pre = scim_error(412, &ErrorBody::default());
         assert_eq!(pre.to_string(), "HTTP 412 Precondition Failed");
         assert!(pre.is_precondition_failed());
     }

@@ -198,7 +198,7 @@ impl Run<'_> {
                 return Ok(effect_of(&w.unit, None, None, self.state));
             }
             let body = wire::get(o, "response").map(wire::ErrorBody::from_value).unwrap_or_default();
-            return Err(ScimError::from_status(status, &body));
+            return Err(client::scim_error(status, &body));
         }
         let id = location.and_then(wire::id_from_location);
         if matches!(w.unit, Unit::CreateUser { .. } | Unit::CreateGroup { .. }) && id.is_none() {

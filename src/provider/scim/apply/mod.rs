@@ -5,6 +5,7 @@ mod bulk_requests;
 
 use self::bulk_requests::member_ops;
 use super::*;
+use crate::remote::http::Dialect;
 
 impl ScimProvider {
     pub(super) async fn apply_changes(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {
@@ -115,7 +116,7 @@ fn apply_error(what: &str, e: &ScimError) -> ApplyError {
 /// instead of succeeding as RFC 7644 §3.5.2 asks. A 409 without `uniqueness` may be a version
 /// mismatch (RFC 7644 §3.12 Table 8), so it is not taken as "already there".
 fn is_membership_noop(e: &ScimError, adding: bool) -> bool {
-    let is = |t: &str| e.scim_type().is_some_and(|s| s.eq_ignore_ascii_case(t));
+    let is = |t: &str| e.code().is_some_and(|s| s.eq_ignore_ascii_case(t));
     match e.status() {
         Some(409) => adding && is("uniqueness"),
         Some(400) => !adding && is("noTarget"),
@@ -395,7 +396,7 @@ impl Run<'_> {
     fn settle(&mut self, w: Work, r: Result<Effect, ScimError>, adopt: &mut Vec<Work>, retry: &mut Vec<Work>) {
         match r {
             Ok(effect) => self.record(&w, Ok(effect)),
-            Err(e) if e.is_uniqueness() && matches!(w.unit, Unit::CreateUser { .. }) => adopt.push(w),
+            Err(e) if client::is_uniqueness(&e) && matches!(w.unit, Unit::CreateUser { .. }) => adopt.push(w),
             Err(e)
                 if matches!(&w.unit, Unit::PatchGroup { add, remove, .. }
                     if add.len() + remove.len() > 1 && is_membership_noop(&e, !add.is_empty())) =>
@@ -639,7 +640,13 @@ async fn single(
 }
 
 fn not_found() -> ScimError {
-    ScimError::Status { status: 404, scim_type: None, detail: Some("not known from the read".into()) }
+    ScimError::Status {
+        dialect: Dialect::Scim,
+        status: 404,
+        code: None,
+        message: Some("not known from the read".into()),
+        request_id: None,
+    }
 }
 
 fn created(
@@ -675,7 +682,7 @@ async fn put_modified(
         && config.etag
         && want != have
     {
-        return (Err(ScimError::Status { status: 412, scim_type: None, detail: None }), 1);
+        return (Err(ScimError::status_only(Dialect::Scim, 412)), 1);
     }
     change(&mut resource);
     if let Some(obj) = resource.as_object_mut() {
@@ -734,8 +741,13 @@ mod tests {
 
     #[test]
     fn membership_noops() {
-        let e =
-            |status: u16, t: Option<&str>| ScimError::Status { status, scim_type: t.map(str::to_string), detail: None };
+        let e = |status: u16, t: Option<&str>| ScimError::Status {
+            dialect: Dialect::Scim,
+            status,
+            code: t.map(str::to_string),
+            message: None,
+            request_id: None,
+        };
         assert!(is_membership_noop(&e(409, Some("uniqueness")), true));
         assert!(!is_membership_noop(&e(409, None), true));
         assert!(!is_membership_noop(&e(409, Some("uniqueness")), false));
