@@ -243,7 +243,7 @@ pub fn alert_text(dir: &Path, changes: &[&Change]) -> String {
     );
     for c in changes.iter().take(ALERT_ITEMS) {
         text.push_str(&format!("\n- {} {} ({})", c.action, c.address, c.reason.kind));
-        for n in c.notes.iter().filter(|n| crate::model::Attribution::is_note(n)) {
+        for n in c.notes.iter().filter(|n| n.is_attribution()) {
             text.push_str(&format!(": {n}"));
         }
     }

@@ -74,7 +74,7 @@ impl<M: Mode> Targets<M> {
             };
             for (i, a) in idx.into_iter().zip(found) {
                 if let Some(a) = a {
-                    changes[i].notes.push(a.note());
+                    changes[i].notes.push(crate::plan::Note::Attribution(a));
                 }
             }
         }

@@ -20,9 +20,4 @@ impl Attribution {
             self.activity
         )
     }
-
-    /// Whether a plan note is an attribution.
-    pub fn is_note(note: &str) -> bool {
-        note.starts_with("changed outside git by ")
-    }
 }

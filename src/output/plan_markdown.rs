@@ -130,7 +130,7 @@ fn change_line(c: &Change) -> String {
         let _ = write!(line, " [{}]", detail.join(", "));
     }
     // Who made a drift difference, where the target's audit log tells.
-    for n in c.notes.iter().filter(|n| crate::model::Attribution::is_note(n)) {
+    for n in c.notes.iter().filter(|n| n.is_attribution()) {
         let _ = write!(line, " ({n})");
     }
     // Code fences cannot be broken out of from inside a line, but keep backticks out anyway.

@@ -26,7 +26,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::{AuthMethod, Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UserAttrs};
+use crate::model::{
+    Attribution, AuthMethod, Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UserAttrs,
+};
 
 /// The version of the plan JSON format. Bumped only for incompatible changes.
 pub const FORMAT_VERSION: &str = "1";
@@ -338,7 +340,7 @@ pub struct Change {
     pub subject: Option<String>,
     /// Extra facts a reviewer should know (for example that a deletion can be undone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
     pub operation: Operation,
 }
 
@@ -390,15 +392,71 @@ impl Change {
     }
 
     /// A fact a reviewer should know.
-    pub fn note(mut self, note: impl Into<String>) -> Self {
+    pub fn note(mut self, note: impl Into<Note>) -> Self {
         self.notes.push(note.into());
         self
     }
 
     /// Facts a reviewer should know.
-    pub fn notes(mut self, notes: Vec<String>) -> Self {
-        self.notes = notes;
+    pub fn notes<N: Into<Note>>(mut self, notes: impl IntoIterator<Item = N>) -> Self {
+        self.notes.extend(notes.into_iter().map(Into::into));
         self
+    }
+
+    /// The values before the change, when there are any.
+    pub fn before_opt(mut self, values: Option<Values>) -> Self {
+        self.before = values;
+        self
+    }
+}
+
+/// A fact about a change a reviewer should know. Plans carry its text; the kinds are told
+/// apart by what made them, never by the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A fact the planner states.
+    Text(String),
+    /// Who made a live difference outside keyward, from the target's audit log.
+    Attribution(Attribution),
+}
+
+impl Note {
+    pub fn is_attribution(&self) -> bool {
+        matches!(self, Note::Attribution(_))
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::Text(t) => f.write_str(t),
+            Note::Attribution(a) => f.write_str(&a.note()),
+        }
+    }
+}
+
+impl From<String> for Note {
+    fn from(text: String) -> Self {
+        Note::Text(text)
+    }
+}
+
+impl From<&str> for Note {
+    fn from(text: &str) -> Self {
+        Note::Text(text.to_string())
+    }
+}
+
+impl Serialize for Note {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A saved plan's notes are text: what made them is not in the file.
+impl<'de> Deserialize<'de> for Note {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Note::Text)
     }
 }
 

@@ -14,24 +14,23 @@ impl<'a> TargetPlanner<'a> {
                     after.insert("userName".into(), json!(user.user_name));
                     after.insert("active".into(), json!(active));
                     let was_present = baseline.is_some();
-                    out.push(Change {
-                        address: self.addr(ObjectKind::User, name.as_str()),
-                        action: Action::Create,
-                        reason: Reason::new(
-                            self.kind_for(was_present),
-                            if was_present {
-                                "the account is missing from the target".to_string()
-                            } else {
-                                "the user is in the configuration but not on the target".to_string()
-                            },
-                        ),
-                        before: None,
-                        after: Some(after),
-                        fingerprint: ABSENT.into(),
-                        subject: Some(name.to_string()),
-                        notes: vec![],
-                        operation: Operation::CreateUser { user_name: user.user_name.clone(), attrs, active },
-                    });
+                    out.push(
+                        Change::new(
+                            self.addr(ObjectKind::User, name.as_str()),
+                            Action::Create,
+                            Reason::new(
+                                self.kind_for(was_present),
+                                if was_present {
+                                    "the account is missing from the target".to_string()
+                                } else {
+                                    "the user is in the configuration but not on the target".to_string()
+                                },
+                            ),
+                            Operation::CreateUser { user_name: user.user_name.clone(), attrs, active },
+                        )
+                        .after(after)
+                        .subject(name.to_string()),
+                    );
                 }
                 Some(live) => {
                     let mut set = UserAttrs::default();
@@ -55,48 +54,50 @@ impl<'a> TargetPlanner<'a> {
                     }
                     if !set.is_empty() {
                         let fields: Vec<&String> = before.keys().collect();
-                        out.push(Change {
-                            address: self.addr(ObjectKind::User, name.as_str()),
-                            action: Action::Update,
-                            reason: Reason::new(
-                                self.kind_for(all_drift),
-                                format!(
-                                    "{} differ{} from the configuration",
-                                    fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
-                                    if fields.len() == 1 { "s" } else { "" }
+                        out.push(
+                            Change::new(
+                                self.addr(ObjectKind::User, name.as_str()),
+                                Action::Update,
+                                Reason::new(
+                                    self.kind_for(all_drift),
+                                    format!(
+                                        "{} differ{} from the configuration",
+                                        fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
+                                        if fields.len() == 1 { "s" } else { "" }
+                                    ),
                                 ),
-                            ),
-                            before: Some(before),
-                            after: Some(after),
-                            fingerprint: live.fingerprint.clone(),
-                            subject: Some(name.to_string()),
-                            notes: vec![],
-                            operation: Operation::UpdateUser { user_name: live.user_name.clone(), set },
-                        });
+                                Operation::UpdateUser { user_name: live.user_name.clone(), set },
+                            )
+                            .before(before)
+                            .after(after)
+                            .fingerprint(live.fingerprint.clone())
+                            .subject(name.to_string()),
+                        );
                     }
                     // A protected account is never disabled.
                     let blocked = !active && self.protected(&live.user_name);
                     if live.active != active && !blocked {
                         let same = baseline.is_some_and(|b| b.status == user.status);
                         let action = if active { Action::Enable } else { Action::Disable };
-                        out.push(Change {
-                            address: self.addr(ObjectKind::User, name.as_str()),
-                            action,
-                            reason: Reason::new(
-                                self.kind_for(same),
-                                if active {
-                                    "the configuration says status: active"
-                                } else {
-                                    "the configuration says status: disabled"
-                                },
-                            ),
-                            before: Some([("active".to_string(), json!(live.active))].into()),
-                            after: Some([("active".to_string(), json!(active))].into()),
-                            fingerprint: live.fingerprint.clone(),
-                            subject: Some(name.to_string()),
-                            notes: vec![],
-                            operation: Operation::SetUserActive { user_name: live.user_name.clone(), active },
-                        });
+                        out.push(
+                            Change::new(
+                                self.addr(ObjectKind::User, name.as_str()),
+                                action,
+                                Reason::new(
+                                    self.kind_for(same),
+                                    if active {
+                                        "the configuration says status: active"
+                                    } else {
+                                        "the configuration says status: disabled"
+                                    },
+                                ),
+                                Operation::SetUserActive { user_name: live.user_name.clone(), active },
+                            )
+                            .before([("active".to_string(), json!(live.active))].into())
+                            .after([("active".to_string(), json!(active))].into())
+                            .fingerprint(live.fingerprint.clone())
+                            .subject(name.to_string()),
+                        );
                     }
                 }
             }
@@ -127,32 +128,35 @@ impl<'a> TargetPlanner<'a> {
                 if let Some(days) = self.caps.restorable_days {
                     notes.push(format!("the target keeps deleted users restorable for {days} days"));
                 }
-                out.push(Change {
-                    address: self.addr(ObjectKind::User, address_name),
-                    action: Action::Delete,
-                    reason: Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is delete")),
-                    before: Some(live_values(live)),
-                    after: None,
-                    fingerprint: live.fingerprint.clone(),
-                    subject: git_name.map(|n| n.to_string()),
-                    notes,
-                    operation: Operation::DeleteUser { user_name: live.user_name.clone() },
-                });
+                out.push(
+                    Change::new(
+                        self.addr(ObjectKind::User, address_name),
+                        Action::Delete,
+                        Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is delete")),
+                        Operation::DeleteUser { user_name: live.user_name.clone() },
+                    )
+                    .before(live_values(live))
+                    .fingerprint(live.fingerprint.clone())
+                    .subject_opt(git_name.map(|n| n.to_string()))
+                    .notes(notes),
+                );
             } else if live.active {
                 if wants_delete {
                     notes.push("this target never deletes users, so the account is disabled instead".to_string());
                 }
-                out.push(Change {
-                    address: self.addr(ObjectKind::User, address_name),
-                    action: Action::Disable,
-                    reason: Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is disable")),
-                    before: Some([("active".to_string(), json!(true))].into()),
-                    after: Some([("active".to_string(), json!(false))].into()),
-                    fingerprint: live.fingerprint.clone(),
-                    subject: git_name.map(|n| n.to_string()),
-                    notes,
-                    operation: Operation::SetUserActive { user_name: live.user_name.clone(), active: false },
-                });
+                out.push(
+                    Change::new(
+                        self.addr(ObjectKind::User, address_name),
+                        Action::Disable,
+                        Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is disable")),
+                        Operation::SetUserActive { user_name: live.user_name.clone(), active: false },
+                    )
+                    .before([("active".to_string(), json!(true))].into())
+                    .after([("active".to_string(), json!(false))].into())
+                    .fingerprint(live.fingerprint.clone())
+                    .subject_opt(git_name.map(|n| n.to_string()))
+                    .notes(notes),
+                );
             }
         }
     }
@@ -175,25 +179,24 @@ impl<'a> TargetPlanner<'a> {
                     if let Some(o) = &owner {
                         after.insert("owner".into(), json!(o));
                     }
-                    out.push(Change {
-                        address: self.addr(ObjectKind::ServiceAccount, *name),
-                        action: Action::Create,
-                        reason: Reason::new(
-                            ReasonKind::Config,
-                            "the service account is in the configuration but not on the target",
-                        ),
-                        before: None,
-                        after: Some(after),
-                        fingerprint: ABSENT.into(),
-                        subject: Some(name.to_string()),
-                        notes: vec![],
-                        operation: Operation::CreateServiceAccount {
-                            name: name.to_string(),
-                            display_name: sa.display_name.clone(),
-                            description: sa.description.clone(),
-                            owner,
-                        },
-                    });
+                    out.push(
+                        Change::new(
+                            self.addr(ObjectKind::ServiceAccount, *name),
+                            Action::Create,
+                            Reason::new(
+                                ReasonKind::Config,
+                                "the service account is in the configuration but not on the target",
+                            ),
+                            Operation::CreateServiceAccount {
+                                name: name.to_string(),
+                                display_name: sa.display_name.clone(),
+                                description: sa.description.clone(),
+                                owner,
+                            },
+                        )
+                        .after(after)
+                        .subject(name.to_string()),
+                    );
                 }
                 Some(live) => {
                     let (mut before, mut after) = (Values::new(), Values::new());
@@ -217,25 +220,26 @@ impl<'a> TargetPlanner<'a> {
                     if !after.is_empty() {
                         let n = after.len();
                         let fields = after.keys().cloned().collect::<Vec<_>>().join(", ");
-                        out.push(Change {
-                            address: self.addr(ObjectKind::ServiceAccount, *name),
-                            action: Action::Update,
-                            reason: Reason::new(
-                                ReasonKind::Config,
-                                format!("{fields} differ{} from the configuration", if n == 1 { "s" } else { "" }),
-                            ),
-                            before: Some(before),
-                            after: Some(after),
-                            fingerprint: live.fingerprint.clone(),
-                            subject: Some(name.to_string()),
-                            notes: vec![],
-                            operation: Operation::UpdateServiceAccount {
-                                name: name.to_string(),
-                                display_name,
-                                description,
-                                owner,
-                            },
-                        });
+                        out.push(
+                            Change::new(
+                                self.addr(ObjectKind::ServiceAccount, *name),
+                                Action::Update,
+                                Reason::new(
+                                    ReasonKind::Config,
+                                    format!("{fields} differ{} from the configuration", if n == 1 { "s" } else { "" }),
+                                ),
+                                Operation::UpdateServiceAccount {
+                                    name: name.to_string(),
+                                    display_name,
+                                    description,
+                                    owner,
+                                },
+                            )
+                            .before(before)
+                            .after(after)
+                            .fingerprint(live.fingerprint.clone())
+                            .subject(name.to_string()),
+                        );
                     }
                 }
             }

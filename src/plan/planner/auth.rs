@@ -25,24 +25,24 @@ impl<'a> TargetPlanner<'a> {
             if have == Some(enabled) {
                 continue;
             }
-            out.push(Change {
-                address: self.addr(ObjectKind::AuthMethod, method.as_str()),
-                action: Action::Update,
-                reason: Reason::new(
-                    ReasonKind::Policy,
-                    if enabled {
-                        "an AuthenticationPolicy allows this method"
-                    } else {
-                        "an AuthenticationPolicy forbids this method"
-                    },
-                ),
-                before: Some([("enabled".to_string(), have.map_or(Value::Null, |h| json!(h)))].into()),
-                after: Some([("enabled".to_string(), json!(enabled))].into()),
-                fingerprint: crate::model::digest(&(method, have)),
-                subject: None,
-                notes: vec![],
-                operation: Operation::SetAuthMethod { method, enabled },
-            });
+            out.push(
+                Change::new(
+                    self.addr(ObjectKind::AuthMethod, method.as_str()),
+                    Action::Update,
+                    Reason::new(
+                        ReasonKind::Policy,
+                        if enabled {
+                            "an AuthenticationPolicy allows this method"
+                        } else {
+                            "an AuthenticationPolicy forbids this method"
+                        },
+                    ),
+                    Operation::SetAuthMethod { method, enabled },
+                )
+                .before([("enabled".to_string(), have.map_or(Value::Null, |h| json!(h)))].into())
+                .after([("enabled".to_string(), json!(enabled))].into())
+                .fingerprint(crate::model::digest(&(method, have))),
+            );
         }
     }
 }

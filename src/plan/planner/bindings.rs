@@ -52,17 +52,15 @@ impl<'a> TargetPlanner<'a> {
         };
         match live_binding {
             None => match self.caps.binding(binding.kind()) {
-                BindingSupport::Creatable => out.push(Change {
-                    address: self.addr(grantor.object_kind(), grantor.name().as_str()),
-                    action: Action::Create,
-                    reason: Reason::new(ReasonKind::Config, grantor.create_reason(binding)),
-                    before: None,
-                    after: Some(binding_values(binding)),
-                    fingerprint: ABSENT.into(),
-                    subject: None,
-                    notes: vec![],
-                    operation: Operation::CreateBinding { binding: binding.clone() },
-                }),
+                BindingSupport::Creatable => out.push(
+                    Change::new(
+                        self.addr(grantor.object_kind(), grantor.name().as_str()),
+                        Action::Create,
+                        Reason::new(ReasonKind::Config, grantor.create_reason(binding)),
+                        Operation::CreateBinding { binding: binding.clone() },
+                    )
+                    .after(binding_values(binding)),
+                ),
                 _ => {
                     errors.push(PlanError::MissingBinding {
                         target: self.target.name.clone(),
@@ -73,20 +71,20 @@ impl<'a> TargetPlanner<'a> {
                     return;
                 }
             },
-            Some(lb) if !binding.satisfied_by(&lb.binding) => out.push(Change {
-                address: self.addr(grantor.object_kind(), grantor.name().as_str()),
-                action: Action::Update,
-                reason: Reason::new(
-                    ReasonKind::Config,
-                    format!("{} does not have every setting the configuration asks for", binding.label()),
-                ),
-                before: Some(binding_values(&lb.binding)),
-                after: Some(binding_values(binding)),
-                fingerprint: lb.fingerprint.clone(),
-                subject: None,
-                notes: vec![],
-                operation: Operation::UpdateBinding { binding: binding.clone() },
-            }),
+            Some(lb) if !binding.satisfied_by(&lb.binding) => out.push(
+                Change::new(
+                    self.addr(grantor.object_kind(), grantor.name().as_str()),
+                    Action::Update,
+                    Reason::new(
+                        ReasonKind::Config,
+                        format!("{} does not have every setting the configuration asks for", binding.label()),
+                    ),
+                    Operation::UpdateBinding { binding: binding.clone() },
+                )
+                .before(binding_values(&lb.binding))
+                .after(binding_values(binding))
+                .fingerprint(lb.fingerprint.clone()),
+            ),
             Some(_) => {}
         }
         // Who should hold it, by principal. Several holder roles may grant it: it is held
@@ -148,20 +146,20 @@ impl<'a> TargetPlanner<'a> {
                 after.insert("expires".into(), json!(e.to_string()));
             }
             let same_base = self.in_baseline_any(*key, subject, holder_roles);
-            out.push(Change {
-                address: self.addr(grantor.member_kind(), format!("{subject}/{}", grantor.name())),
-                action: Action::Assign,
-                reason: Reason::new(
-                    self.kind_for(same_base),
-                    if same_base { grantor.lost_reason(subject) } else { grantor.give_reason(subject) },
-                ),
-                before: None,
-                after: Some(after),
-                fingerprint: fingerprint_of(live_binding, key.as_str(), false),
-                subject: Some(subject.to_string()),
-                notes: vec![],
-                operation: Operation::Assign { principal: real, binding: binding.clone() },
-            });
+            out.push(
+                Change::new(
+                    self.addr(grantor.member_kind(), format!("{subject}/{}", grantor.name())),
+                    Action::Assign,
+                    Reason::new(
+                        self.kind_for(same_base),
+                        if same_base { grantor.lost_reason(subject) } else { grantor.give_reason(subject) },
+                    ),
+                    Operation::Assign { principal: real, binding: binding.clone() },
+                )
+                .after(after)
+                .fingerprint(fingerprint_of(live_binding, key.as_str(), false))
+                .subject(subject.to_string()),
+            );
         }
         for (key, live_key) in &held {
             if wanted.contains_key(key) {
@@ -221,17 +219,17 @@ impl<'a> TargetPlanner<'a> {
                 Key::User(_) => Principal::User(live_key.to_string()),
                 Key::ServiceAccount(n) => Principal::ServiceAccount(n.to_string()),
             };
-            out.push(Change {
-                address: self.addr(grantor.member_kind(), format!("{address_name}/{}", grantor.name())),
-                action: Action::Revoke,
-                reason,
-                before: Some(grantor.values(binding)),
-                after: None,
-                fingerprint: fingerprint_of(live_binding, key.as_str(), true),
-                subject,
-                notes: vec![],
-                operation: Operation::Revoke { principal: real, binding: binding.clone() },
-            });
+            out.push(
+                Change::new(
+                    self.addr(grantor.member_kind(), format!("{address_name}/{}", grantor.name())),
+                    Action::Revoke,
+                    reason,
+                    Operation::Revoke { principal: real, binding: binding.clone() },
+                )
+                .before(grantor.values(binding))
+                .fingerprint(fingerprint_of(live_binding, key.as_str(), true))
+                .subject_opt(subject),
+            );
         }
     }
 

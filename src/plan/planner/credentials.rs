@@ -187,16 +187,11 @@ impl<'a> TargetPlanner<'a> {
         {
             notes.push(format!("the current credential stays valid beside the new one for overlap {o}"));
         }
-        Change {
-            address: self.addr(ObjectKind::Credential, format!("{account}/{}", spec.name)),
-            action: Action::Rotate,
+        Change::new(
+            self.addr(ObjectKind::Credential, format!("{account}/{}", spec.name)),
+            Action::Rotate,
             reason,
-            before,
-            after: Some(after),
-            fingerprint,
-            subject: Some(account.to_string()),
-            notes,
-            operation: Operation::AddCredential {
+            Operation::AddCredential {
                 account: account.to_string(),
                 credential: spec.name.to_string(),
                 kind: spec.kind,
@@ -204,7 +199,12 @@ impl<'a> TargetPlanner<'a> {
                 key_algorithm,
                 deliver: spec.deliver.clone(),
             },
-        }
+        )
+        .before_opt(before)
+        .after(after)
+        .fingerprint(fingerprint)
+        .subject(account.to_string())
+        .notes(notes)
     }
 
     fn remove_credential(
@@ -215,21 +215,19 @@ impl<'a> TargetPlanner<'a> {
         reason: Reason,
         proof_from: Option<&Deliver>,
     ) -> Change {
-        Change {
-            address: self.addr(ObjectKind::Credential, format!("{account}/{}", c.name)),
+        Change::new(
+            self.addr(ObjectKind::Credential, format!("{account}/{}", c.name)),
             action,
             reason,
-            before: Some(credential_values(c)),
-            after: None,
-            fingerprint: crate::model::digest(&(account, &c.id, c.start, c.end)),
-            subject: Some(account.to_string()),
-            notes: vec![],
-            operation: Operation::RemoveCredential {
+            Operation::RemoveCredential {
                 account: account.to_string(),
                 credential_id: c.id.clone(),
                 proof_from: proof_from.cloned(),
             },
-        }
+        )
+        .before(credential_values(c))
+        .fingerprint(crate::model::digest(&(account, &c.id, c.start, c.end)))
+        .subject(account.to_string())
     }
 
     /// The key algorithm for a certificate that names none: the first the EncryptionPolicies
