@@ -63,7 +63,7 @@ impl KeyVault {
         }
         let not_url = || invalid(format!("keyVault vault `{vault}` is not a URL"));
         let base = Url::parse(vault).map_err(|_| not_url())?;
-        http::check_url(&base).map_err(invalid)?;
+        http::check_url(&base).map_err(|e| invalid(e.to_string()))?;
         let mut url = Url::parse(&format!("{}/secrets/{name}", vault.trim_end_matches('/'))).map_err(|_| not_url())?;
         url.query_pairs_mut().append_pair("api-version", API_VERSION);
         Ok(url)

@@ -179,7 +179,7 @@ pub fn write_metrics(path: &Path, m: &DriftMetrics) -> Result<(), EngineError> {
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     #[error("notify.webhook: {0}")]
-    Unresolved(String),
+    Unresolved(#[source] http::SecretError),
     #[error("notify.webhook ({reference}) is not a URL")]
     NotAUrl { reference: SecretRef },
     #[error("notify.webhook ({reference}) must be an https URL (plain http only to a loopback address)")]

@@ -140,11 +140,13 @@ impl TokenSource {
         let token_url: Url = format!("{authority}/{tenant}/oauth2/v2.0/token")
             .parse()
             .map_err(|e| fail(format!("the authority `{authority}` is not a URL: {e}")))?;
-        http::check_url(&token_url).map_err(fail)?;
+        http::check_url(&token_url).map_err(|e| fail(e.to_string()))?;
         let proof = match credential {
-            ClientCredential::Secret(r) => Proof::Secret(http::resolve_secret(r, root).map_err(fail)?),
+            ClientCredential::Secret(r) => {
+                Proof::Secret(http::resolve_secret(r, root).map_err(|e| fail(e.to_string()))?)
+            }
             ClientCredential::Certificate(r) => {
-                let pem = http::resolve_secret(r, root).map_err(fail)?;
+                let pem = http::resolve_secret(r, root).map_err(|e| fail(e.to_string()))?;
                 Proof::Certificate(Box::new(Signer::from_pem(pem.expose().as_bytes(), r).map_err(fail)?))
             }
             ClientCredential::FederatedTokenFile(p) => Proof::TokenFile(root.join(p)),

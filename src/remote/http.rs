@@ -126,15 +126,23 @@ pub fn describe(
     s
 }
 
+/// Why a URL may not be contacted. The message names the URL: never build one from a URL
+/// that is a secret (a webhook), keep only the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{0}` is plain http to a host other than loopback; endpoints other than loopback must use https")]
+    PlainHttp(String),
+    #[error("`{url}` has scheme `{scheme}`; use https")]
+    Scheme { url: String, scheme: String },
+}
+
 /// Whether a URL may be contacted: https anywhere, http only on loopback.
-pub fn check_url(url: &Url) -> Result<(), String> {
+pub fn check_url(url: &Url) -> Result<(), UrlError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        "http" => Err(format!(
-            "`{url}` is plain http to a host other than loopback; endpoints other than loopback must use https"
-        )),
-        other => Err(format!("`{url}` has scheme `{other}`; use https")),
+        "http" => Err(UrlError::PlainHttp(url.to_string())),
+        other => Err(UrlError::Scheme { url: url.to_string(), scheme: other.to_string() }),
     }
 }
 
@@ -187,22 +195,43 @@ pub fn client(ca_file: Option<&Path>, timeout: Duration) -> Result<Client, HttpE
     b.build().map_err(|e| HttpError::Config(format!("cannot set up the HTTP client: {e}")))
 }
 
+/// Why a secret reference could not be resolved. Names the reference, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the environment variable {name} (from {reference}) is empty")]
+    EmptyVariable { name: String, reference: SecretRef },
+    #[error("the environment variable {name} (from {reference}) is not set")]
+    UnsetVariable { name: String, reference: SecretRef },
+    #[error("cannot read the secret file {} (from {reference}): {source}", path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        reference: SecretRef,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the secret file {} (from {reference}) is empty", path.display())]
+    EmptyFile { path: std::path::PathBuf, reference: SecretRef },
+}
+
 /// Resolves a secret reference: `${env:NAME}` from the environment, `${file:PATH}` from a file
 /// (relative to `root`), without its trailing newline. Errors name the reference, never a value.
-pub fn resolve_secret(r: &SecretRef, root: &Path) -> Result<Secret<String>, String> {
+pub fn resolve_secret(r: &SecretRef, root: &Path) -> Result<Secret<String>, SecretError> {
     match r {
         SecretRef::Env(name) => match std::env::var(name) {
             Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-            Ok(_) => Err(format!("the environment variable {name} (from {r}) is empty")),
-            Err(_) => Err(format!("the environment variable {name} (from {r}) is not set")),
+            Ok(_) => Err(SecretError::EmptyVariable { name: name.clone(), reference: r.clone() }),
+            Err(_) => Err(SecretError::UnsetVariable { name: name.clone(), reference: r.clone() }),
         },
         SecretRef::File(p) => {
             let path = root.join(p);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read the secret file {} (from {r}): {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|source| SecretError::Unreadable {
+                path: path.clone(),
+                reference: r.clone(),
+                source,
+            })?;
             let v = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
             if v.is_empty() {
-                return Err(format!("the secret file {} (from {r}) is empty", path.display()));
+                return Err(SecretError::EmptyFile { path, reference: r.clone() });
             }
             Ok(Secret::new(v.to_string()))
         }
@@ -470,7 +499,9 @@ mod tests {
         let s = resolve_secret(&SecretRef::File("tok".into()), dir.path()).unwrap();
         assert_eq!(s.expose(), "s3cr3t-value");
         assert_eq!(format!("{s:?}"), "(sensitive)");
-        let e = resolve_secret(&SecretRef::Env("KEYWARD_TEST_SURELY_UNSET_VAR".into()), dir.path()).unwrap_err();
+        let e = resolve_secret(&SecretRef::Env("KEYWARD_TEST_SURELY_UNSET_VAR".into()), dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("${env:KEYWARD_TEST_SURELY_UNSET_VAR}"), "{e}");
     }
 

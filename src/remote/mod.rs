@@ -12,4 +12,4 @@ pub mod entra;
 pub mod http;
 
 pub use entra::{TokenError, TokenSource};
-pub use http::{HttpError, RetryPolicy, resolve_secret};
+pub use http::{HttpError, RetryPolicy, SecretError, ServiceError, UrlError, resolve_secret};

@@ -117,7 +117,7 @@ impl DataverseProvider {
         };
         let env = url.trim_end_matches('/');
         let base: Url = format!("{env}/{API_PATH}").parse().map_err(|e| fail(format!("`{url}` is not a URL: {e}")))?;
-        http::check_url(&base).map_err(&fail)?;
+        http::check_url(&base).map_err(|e| fail(e.to_string()))?;
         let ca = target.ca_file.as_ref().map(|c| root.join(c));
         let http = http::client(ca.as_deref(), REQUEST_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         let scope = format!("{env}/.default");

@@ -87,7 +87,7 @@ impl FnoProvider {
         };
         let env = url.trim_end_matches('/');
         let base: Url = format!("{env}/data/").parse().map_err(|e| fail(format!("`{url}` is not a URL: {e}")))?;
-        http::check_url(&base).map_err(&fail)?;
+        http::check_url(&base).map_err(|e| fail(e.to_string()))?;
         let ca = target.ca_file.as_ref().map(|c| root.join(c));
         let http = http::client(ca.as_deref(), REQUEST_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         // The token resource is the environment URL without a trailing slash.

@@ -183,7 +183,7 @@ impl GraphClient {
     }
 
     pub fn new(endpoint: &Url, http: reqwest::Client, tokens: TokenSource) -> Result<GraphClient, String> {
-        http::check_url(endpoint)?;
+        http::check_url(endpoint).map_err(|e| e.to_string())?;
         let root: Url = format!("{}/v1.0", endpoint.as_str().trim_end_matches('/'))
             .parse()
             .map_err(|e| format!("`{endpoint}` is not a usable endpoint: {e}"))?;

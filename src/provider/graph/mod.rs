@@ -136,7 +136,7 @@ impl GraphProvider {
         };
         let endpoint = endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/');
         let url: Url = endpoint.parse().map_err(|e| fail(format!("`{endpoint}` is not a URL: {e}")))?;
-        http::check_url(&url).map_err(&fail)?;
+        http::check_url(&url).map_err(|e| fail(e.to_string()))?;
         let ca = target.ca_file.as_ref().map(|c| root.join(c));
         let http = http::client(ca.as_deref(), REQUEST_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         let scope = format!("{endpoint}/.default");

@@ -166,7 +166,7 @@ impl LdapProvider {
                 conn.url
             )));
         }
-        let password = http::resolve_secret(&conn.password, root).map_err(&fail)?;
+        let password = http::resolve_secret(&conn.password, root).map_err(|e| fail(e.to_string()))?;
         Ok(LdapProvider {
             target: name,
             caps: capabilities(ProviderKind::Ldap),

@@ -113,7 +113,7 @@ impl ODataClient {
         batch_limit: usize,
         extra: Vec<(&'static str, &'static str)>,
     ) -> Result<Self, String> {
-        http::check_url(&root)?;
+        http::check_url(&root).map_err(|e| e.to_string())?;
         if root.cannot_be_a_base() || !root.path().ends_with('/') {
             return Err(format!("`{root}` cannot be a service root"));
         }
@@ -155,7 +155,7 @@ impl ODataClient {
         content_type: Option<&str>,
         prefer: Option<&str>,
     ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), ODataError> {
-        http::check_url(&url).map_err(ODataError::Transport)?;
+        http::check_url(&url).map_err(|e| ODataError::Transport(e.to_string()))?;
         let shown = display_url(&url);
         for attempt in 0..2 {
             let token = self.tokens.bearer().await.map_err(|e| ODataError::Transport(e.to_string()))?;

@@ -66,7 +66,7 @@ impl ScimClient {
     /// `base` is the service root (for example `https://example.okta.com/scim/v2`); it must be
     /// https, or http on loopback.
     pub fn new(base: Url, http: reqwest::Client, token: Secret<String>, retry: RetryPolicy) -> Result<Self, String> {
-        http::check_url(&base)?;
+        http::check_url(&base).map_err(|e| e.to_string())?;
         if base.cannot_be_a_base() {
             return Err(format!("`{base}` cannot be a base URL"));
         }
@@ -99,7 +99,7 @@ impl ScimClient {
         if_match: Option<&str>,
     ) -> Result<Reply, ScimError> {
         // Checked again per request, so no code path can send the token in clear to a remote host.
-        http::check_url(&url).map_err(ScimError::Transport)?;
+        http::check_url(&url).map_err(|e| ScimError::Transport(e.to_string()))?;
         let started = Instant::now();
         let shown = display_url(&url);
         let resp = http::send_with_retry(&self.retry, &shown, || {

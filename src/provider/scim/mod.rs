@@ -112,8 +112,8 @@ impl ScimProvider {
             return Err(fail("the target is not a SCIM target".into()));
         };
         let base: Url = url.parse().map_err(|e| fail(format!("`{url}` is not a URL: {e}")))?;
-        http::check_url(&base).map_err(&fail)?;
-        let secret = http::resolve_secret(token, root).map_err(&fail)?;
+        http::check_url(&base).map_err(|e| fail(e.to_string()))?;
+        let secret = http::resolve_secret(token, root).map_err(|e| fail(e.to_string()))?;
         let ca = target.ca_file.as_ref().map(|c| root.join(c));
         let http = http::client(ca.as_deref(), REQUEST_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         let client = ScimClient::new(base, http, secret, retry).map_err(&fail)?;
