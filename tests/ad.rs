@@ -15,6 +15,9 @@
 //!
 //! Where Samba differs from Windows Server, see docs/servers.md.
 
+// A test report, not the product's output (which goes through output::Printer).
+#![allow(clippy::print_stderr)]
+
 #[path = "ad/harness.rs"]
 mod harness;
 mod support;
