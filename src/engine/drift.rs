@@ -41,13 +41,6 @@ pub struct DriftSettings {
     pub targets: Vec<String>,
 }
 
-/// What one drift check found.
-pub struct Checked {
-    pub config: Config,
-    pub plan: Plan,
-    pub metrics: DriftMetrics,
-}
-
 /// A drift check whose configuration loaded: the configuration, and the outcome of reading
 /// and planning (a failure there is still a check that can be alerted with the configuration's
 /// webhook).

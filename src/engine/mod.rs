@@ -31,8 +31,6 @@ pub mod schema;
 pub mod store;
 pub mod validate;
 
-use std::path::PathBuf;
-
 pub use config::Config;
 pub use error::{EngineError, SavedPlanError};
 pub use read::{Read, Targets};
@@ -101,11 +99,3 @@ pub trait Observer {
 pub struct Quiet;
 
 impl Observer for Quiet {}
-
-/// The configuration folder and the clock: what every command that reads a configuration has.
-#[derive(Debug, Clone)]
-pub struct Common {
-    /// The configuration folder.
-    pub dir: PathBuf,
-    pub clock: Clock,
-}
