@@ -166,7 +166,7 @@ impl Watcher {
             plan.changes.iter().filter(|c| !self.alerted.contains(&(c.address.to_string(), c.action))).collect();
         if !new.is_empty() {
             for c in &new {
-                printer.out(&format!("drift: {} {} ({}: {})\n", c.action, c.address, c.reason.kind, c.reason.message));
+                printer.out(&format!("drift: {} {} ({}: {})\n", c.action, c.address, c.reason.kind, c.reason.why));
             }
             let sent = match &self.webhook {
                 Some(w) => match w.post(&drift::alert_text(&args.dir, &new)).await {

@@ -125,7 +125,7 @@ fn change_line(c: &Change) -> String {
             detail.push(format!("{k}: {v}"));
         }
     }
-    let mut line = format!("{sym} {} {} ({}: {})", c.action, c.address, c.reason.kind, c.reason.message);
+    let mut line = format!("{sym} {} {} ({}: {})", c.action, c.address, c.reason.kind, c.reason.why);
     if !detail.is_empty() {
         let _ = write!(line, " [{}]", detail.join(", "));
     }

@@ -155,8 +155,7 @@ fn render_changes(out: &mut String, changes: &[&Change], opts: TextOptions) {
 fn render_change(out: &mut String, c: &Change, opts: TextOptions) {
     let header = format!("  # {} {}", c.address, verb(c.action));
     let _ = writeln!(out, "{}", paint(opts.color, styles::BOLD, &header));
-    let _ =
-        writeln!(out, "{}", paint(opts.color, styles::DIM, &format!("    ({}: {})", c.reason.kind, c.reason.message)));
+    let _ = writeln!(out, "{}", paint(opts.color, styles::DIM, &format!("    ({}: {})", c.reason.kind, c.reason.why)));
     for n in &c.notes {
         let _ = writeln!(out, "{}", paint(opts.color, styles::CYAN, &format!("    note: {n}")));
     }

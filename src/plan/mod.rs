@@ -8,6 +8,7 @@ pub mod derived;
 pub mod guards;
 mod planner;
 mod types;
+mod why;
 
 pub use guards::{GuardOverrides, GuardViolation};
 pub use planner::{

@@ -26,6 +26,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use super::why::{Granting, Why};
 use crate::model::{
     Attribution, AuthMethod, Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UserAttrs,
 };
@@ -206,15 +207,57 @@ impl fmt::Display for ReasonKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Why a change is in the plan: its kind, and what the planner saw ([`Why`]), whose text the
+/// plan shows as `message`.
+#[derive(Debug, Clone)]
 pub struct Reason {
     pub kind: ReasonKind,
-    pub message: String,
+    pub why: Why,
 }
 
 impl Reason {
+    pub fn of(kind: ReasonKind, why: Why) -> Self {
+        Reason { kind, why }
+    }
+
+    /// A reason given as text (a saved plan read back, a test).
     pub fn new(kind: ReasonKind, message: impl Into<String>) -> Self {
-        Reason { kind, message: message.into() }
+        Reason { kind, why: Why::Text(message.into()) }
+    }
+
+    /// The text plans show.
+    pub fn message(&self) -> String {
+        self.why.to_string()
+    }
+}
+
+/// Two reasons are the same when they read the same: a saved plan's reasons are text.
+impl PartialEq for Reason {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message() == other.message()
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            kind: ReasonKind,
+            message: &'a str,
+        }
+        Wire { kind: self.kind, message: &self.message() }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            kind: ReasonKind,
+            message: String,
+        }
+        let w = Wire::deserialize(d)?;
+        Ok(Reason::new(w.kind, w.message))
     }
 }
 
@@ -412,12 +455,19 @@ impl Change {
 
 /// A fact about a change a reviewer should know. Plans carry its text; the kinds are told
 /// apart by what made them, never by the text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Note {
     /// A fact the planner states.
     Text(String),
     /// Who made a live difference outside keyward, from the target's audit log.
     Attribution(Attribution),
+}
+
+/// Two notes are the same when they read the same: a saved plan's notes are text.
+impl PartialEq for Note {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
 }
 
 impl Note {

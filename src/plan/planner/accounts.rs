@@ -18,13 +18,9 @@ impl<'a> TargetPlanner<'a> {
                         Change::new(
                             self.addr(ObjectKind::User, name.as_str()),
                             Action::Create,
-                            Reason::new(
+                            Reason::of(
                                 self.kind_for(was_present),
-                                if was_present {
-                                    "the account is missing from the target".to_string()
-                                } else {
-                                    "the user is in the configuration but not on the target".to_string()
-                                },
+                                if was_present { Why::AccountMissing } else { Why::UserNotOnTarget },
                             ),
                             Operation::CreateUser { user_name: user.user_name.clone(), attrs, active },
                         )
@@ -58,13 +54,9 @@ impl<'a> TargetPlanner<'a> {
                             Change::new(
                                 self.addr(ObjectKind::User, name.as_str()),
                                 Action::Update,
-                                Reason::new(
+                                Reason::of(
                                     self.kind_for(all_drift),
-                                    format!(
-                                        "{} differ{} from the configuration",
-                                        fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
-                                        if fields.len() == 1 { "s" } else { "" }
-                                    ),
+                                    Why::FieldsDiffer { fields: fields.iter().map(|f| f.to_string()).collect() },
                                 ),
                                 Operation::UpdateUser { user_name: live.user_name.clone(), set },
                             )
@@ -83,14 +75,7 @@ impl<'a> TargetPlanner<'a> {
                             Change::new(
                                 self.addr(ObjectKind::User, name.as_str()),
                                 action,
-                                Reason::new(
-                                    self.kind_for(same),
-                                    if active {
-                                        "the configuration says status: active"
-                                    } else {
-                                        "the configuration says status: disabled"
-                                    },
-                                ),
+                                Reason::of(self.kind_for(same), Why::StatusSays { active }),
                                 Operation::SetUserActive { user_name: live.user_name.clone(), active },
                             )
                             .before([("active".to_string(), json!(live.active))].into())
@@ -118,10 +103,7 @@ impl<'a> TargetPlanner<'a> {
                 }
             }
             let address_name = git_name.map(|n| n.to_string()).unwrap_or_else(|| live.user_name.clone());
-            let why = match git_name {
-                Some(_) => "the user's `targets` no longer include this target".to_string(),
-                None => "the account is not in the configuration".to_string(),
-            };
+            let in_git = git_name.is_some();
             let wants_delete = self.desired.settings.removed_users == RemovedUsers::Delete;
             let mut notes = Vec::new();
             if wants_delete && self.caps.delete_users {
@@ -132,7 +114,7 @@ impl<'a> TargetPlanner<'a> {
                     Change::new(
                         self.addr(ObjectKind::User, address_name),
                         Action::Delete,
-                        Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is delete")),
+                        Reason::of(ReasonKind::Config, Why::Removed { in_git, delete: true }),
                         Operation::DeleteUser { user_name: live.user_name.clone() },
                     )
                     .before(live_values(live))
@@ -148,7 +130,7 @@ impl<'a> TargetPlanner<'a> {
                     Change::new(
                         self.addr(ObjectKind::User, address_name),
                         Action::Disable,
-                        Reason::new(ReasonKind::Config, format!("{why}; lifecycle.removedUsers is disable")),
+                        Reason::of(ReasonKind::Config, Why::Removed { in_git, delete: false }),
                         Operation::SetUserActive { user_name: live.user_name.clone(), active: false },
                     )
                     .before([("active".to_string(), json!(true))].into())
@@ -183,10 +165,7 @@ impl<'a> TargetPlanner<'a> {
                         Change::new(
                             self.addr(ObjectKind::ServiceAccount, *name),
                             Action::Create,
-                            Reason::new(
-                                ReasonKind::Config,
-                                "the service account is in the configuration but not on the target",
-                            ),
+                            Reason::of(ReasonKind::Config, Why::ServiceAccountNotOnTarget),
                             Operation::CreateServiceAccount {
                                 name: name.to_string(),
                                 display_name: sa.display_name.clone(),
@@ -218,16 +197,12 @@ impl<'a> TargetPlanner<'a> {
                     let description = diff("description", &sa.description, &live.description);
                     let owner = diff("owner", &owner, &live.owner);
                     if !after.is_empty() {
-                        let n = after.len();
-                        let fields = after.keys().cloned().collect::<Vec<_>>().join(", ");
+                        let fields: Vec<String> = after.keys().cloned().collect();
                         out.push(
                             Change::new(
                                 self.addr(ObjectKind::ServiceAccount, *name),
                                 Action::Update,
-                                Reason::new(
-                                    ReasonKind::Config,
-                                    format!("{fields} differ{} from the configuration", if n == 1 { "s" } else { "" }),
-                                ),
+                                Reason::of(ReasonKind::Config, Why::FieldsDiffer { fields }),
                                 Operation::UpdateServiceAccount {
                                     name: name.to_string(),
                                     display_name,

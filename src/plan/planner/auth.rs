@@ -29,14 +29,7 @@ impl<'a> TargetPlanner<'a> {
                 Change::new(
                     self.addr(ObjectKind::AuthMethod, method.as_str()),
                     Action::Update,
-                    Reason::new(
-                        ReasonKind::Policy,
-                        if enabled {
-                            "an AuthenticationPolicy allows this method"
-                        } else {
-                            "an AuthenticationPolicy forbids this method"
-                        },
-                    ),
+                    Reason::of(ReasonKind::Policy, Why::AuthMethod { allowed: enabled }),
                     Operation::SetAuthMethod { method, enabled },
                 )
                 .before([("enabled".to_string(), have.map_or(Value::Null, |h| json!(h)))].into())

@@ -56,7 +56,10 @@ impl<'a> TargetPlanner<'a> {
                     Change::new(
                         self.addr(grantor.object_kind(), grantor.name().as_str()),
                         Action::Create,
-                        Reason::new(ReasonKind::Config, grantor.create_reason(binding)),
+                        Reason::of(
+                            ReasonKind::Config,
+                            Why::BindingMissing { granting: grantor.granting(), binding: binding.label() },
+                        ),
                         Operation::CreateBinding { binding: binding.clone() },
                     )
                     .after(binding_values(binding)),
@@ -75,10 +78,7 @@ impl<'a> TargetPlanner<'a> {
                 Change::new(
                     self.addr(grantor.object_kind(), grantor.name().as_str()),
                     Action::Update,
-                    Reason::new(
-                        ReasonKind::Config,
-                        format!("{} does not have every setting the configuration asks for", binding.label()),
-                    ),
+                    Reason::of(ReasonKind::Config, Why::BindingSettings { binding: binding.label() }),
                     Operation::UpdateBinding { binding: binding.clone() },
                 )
                 .before(binding_values(&lb.binding))
@@ -150,10 +150,14 @@ impl<'a> TargetPlanner<'a> {
                 Change::new(
                     self.addr(grantor.member_kind(), format!("{subject}/{}", grantor.name())),
                     Action::Assign,
-                    Reason::new(
-                        self.kind_for(same_base),
-                        if same_base { grantor.lost_reason(subject) } else { grantor.give_reason(subject) },
-                    ),
+                    Reason::of(self.kind_for(same_base), {
+                        let (granting, subject) = (grantor.granting(), subject.to_string());
+                        if same_base {
+                            Why::LostOutside { granting, subject }
+                        } else {
+                            Why::Given { granting, subject }
+                        }
+                    }),
                     Operation::Assign { principal: real, binding: binding.clone() },
                 )
                 .after(after)
@@ -174,7 +178,7 @@ impl<'a> TargetPlanner<'a> {
                         (Some((name, date)), _) => (
                             name.to_string(),
                             Some(name.to_string()),
-                            Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
+                            Reason::of(ReasonKind::Expiry, Why::AssignmentExpired { date: *date }),
                         ),
                         (None, Some(name)) => {
                             let base_has = self.in_baseline_any(*key, name.as_str(), holder_roles);
@@ -183,17 +187,18 @@ impl<'a> TargetPlanner<'a> {
                             } else {
                                 ReasonKind::Config
                             };
-                            let msg = if kind == ReasonKind::Drift {
-                                grantor.given_outside_reason(name.as_str())
+                            let (granting, subject) = (grantor.granting(), name.to_string());
+                            let why = if kind == ReasonKind::Drift {
+                                Why::GivenOutside { granting, subject }
                             } else {
-                                grantor.not_given_reason(name.as_str())
+                                Why::NotGiven { granting, subject }
                             };
-                            (name.to_string(), Some(name.to_string()), Reason::new(kind, msg))
+                            (name.to_string(), Some(name.to_string()), Reason::of(kind, why))
                         }
                         (None, None) => (
                             live_key.to_string(),
                             None,
-                            Reason::new(ReasonKind::Config, format!("`{live_key}` is not in the configuration")),
+                            Reason::of(ReasonKind::Config, Why::NotInConfiguration { account: live_key.to_string() }),
                         ),
                     }
                 }
@@ -205,12 +210,15 @@ impl<'a> TargetPlanner<'a> {
                         Some((_, date)) => (
                             name.to_string(),
                             Some(name.to_string()),
-                            Reason::new(ReasonKind::Expiry, format!("the assignment expired on {date}")),
+                            Reason::of(ReasonKind::Expiry, Why::AssignmentExpired { date: *date }),
                         ),
                         None => (
                             name.to_string(),
                             Some(name.to_string()),
-                            Reason::new(ReasonKind::Config, grantor.not_given_reason(name)),
+                            Reason::of(
+                                ReasonKind::Config,
+                                Why::NotGiven { granting: grantor.granting(), subject: name.to_string() },
+                            ),
                         ),
                     }
                 }
@@ -307,40 +315,11 @@ impl Grantor<'_> {
         v
     }
 
-    fn create_reason(&self, binding: &Binding) -> String {
+    /// What the binding grants, as reasons name it.
+    fn granting(&self) -> Granting {
         match self {
-            Grantor::Role(r) => format!("role `{r}` is bound to {}, which does not exist yet", binding.label()),
-            Grantor::Data(d) => {
-                format!("`{d}` lists columns here; {} keeps them readable by its readers only", binding.label())
-            }
-        }
-    }
-
-    fn give_reason(&self, subject: &str) -> String {
-        match self {
-            Grantor::Role(r) => format!("the configuration gives `{subject}` role `{r}`"),
-            Grantor::Data(d) => format!("`{subject}` holds a role that may read `{d}`"),
-        }
-    }
-
-    fn lost_reason(&self, subject: &str) -> String {
-        match self {
-            Grantor::Role(r) => format!("`{subject}` lost role `{r}` outside git"),
-            Grantor::Data(d) => format!("`{subject}` lost read access to `{d}` outside git"),
-        }
-    }
-
-    fn not_given_reason(&self, subject: &str) -> String {
-        match self {
-            Grantor::Role(r) => format!("the configuration does not give `{subject}` role `{r}` here"),
-            Grantor::Data(d) => format!("`{subject}` holds no role here that may read `{d}`"),
-        }
-    }
-
-    fn given_outside_reason(&self, subject: &str) -> String {
-        match self {
-            Grantor::Role(r) => format!("`{subject}` was given role `{r}` outside git"),
-            Grantor::Data(d) => format!("`{subject}` was given read access to `{d}` outside git"),
+            Grantor::Role(r) => Granting::Role(r.to_string()),
+            Grantor::Data(d) => Granting::Data(d.to_string()),
         }
     }
 }

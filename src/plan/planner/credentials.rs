@@ -63,38 +63,31 @@ impl<'a> TargetPlanner<'a> {
                         continue;
                     }
                     let why = if is_undelivered(old) {
-                        format!("`{}` was issued but never delivered, so nobody holds it", old.name)
+                        Why::NeverDelivered { credential: old.name.clone() }
                     } else if old.end <= now {
-                        format!("`{}` expired on {}", old.name, day(old.end))
+                        Why::CredentialExpired { credential: old.name.clone(), end: old.end }
                     } else if let Some(c) = current {
                         let overlap = spec.overlap.map(|o| o.to_chrono()).unwrap_or_default();
                         if c.start + overlap > now {
                             continue; // Both stay valid through the overlap.
                         }
-                        match spec.overlap {
-                            Some(o) => format!(
-                                "`{}` replaced it on {}; the overlap of {o} ended on {}",
-                                c.name,
-                                day(c.start),
-                                day(c.start + overlap)
-                            ),
-                            None => format!("`{}` replaced it on {}", c.name, day(c.start)),
+                        Why::Replaced {
+                            by: c.name.clone(),
+                            on: c.start,
+                            overlap: spec.overlap.map(|o| (o, c.start + overlap)),
                         }
                     } else {
                         continue; // No delivered replacement yet: keep it.
                     };
-                    let reason = Reason::new(ReasonKind::Config, why);
+                    let reason = Reason::of(ReasonKind::Config, why);
                     out.push(self.remove_credential(name, old, Action::Revoke, reason, proof_from));
                 }
             }
             // Credentials the configuration does not declare.
             for c in creds.iter().filter(|c| !claimed.contains(c.id.as_str())) {
-                let reason = Reason::new(
+                let reason = Reason::of(
                     ReasonKind::Drift,
-                    format!(
-                        "credential `{}` is on the account, but `{name}` declares no credential of that name",
-                        c.name
-                    ),
+                    Why::Undeclared { credential: c.name.clone(), account: name.to_string() },
                 );
                 out.push(self.remove_credential(name, c, Action::Delete, reason, proof_from));
             }
@@ -114,38 +107,32 @@ impl<'a> TargetPlanner<'a> {
         if let Some(u) = instances.iter().filter(|c| is_undelivered(c)).max_by_key(|c| c.start)
             && current.is_none_or(|c| u.start >= c.start)
         {
-            return Some(Reason::new(
+            return Some(Reason::of(
                 ReasonKind::Config,
-                format!("not delivered: `{}` was issued on {} but never reached its sink", u.name, day(u.start)),
+                Why::RotateUndelivered { credential: u.name.clone(), issued: u.start },
             ));
         }
         let Some(c) = current else {
-            return Some(Reason::new(ReasonKind::Config, format!("new: the account has no `{}` yet", spec.name)));
+            return Some(Reason::of(ReasonKind::Config, Why::RotateNew { credential: spec.name.to_string() }));
         };
         let status = lifecycle::status(spec, Some(c), now);
         if status == CredentialStatus::Expired {
-            return Some(Reason::new(ReasonKind::Expiry, format!("expired: `{}` ended on {}", c.name, day(c.end))));
+            return Some(Reason::of(ReasonKind::Expiry, Why::RotateExpired { credential: c.name.clone(), end: c.end }));
         }
         if !c.issued_by_keyward() {
-            return Some(Reason::new(
-                ReasonKind::Drift,
-                format!(
-                    "unknown credential: `{}` was not issued by keyward (its dates and holder are unknown); a keyward one replaces it",
-                    c.name
-                ),
-            ));
+            return Some(Reason::of(ReasonKind::Drift, Why::RotateUnknown { credential: c.name.clone() }));
         }
         if status == CredentialStatus::RotationDue
             && let Some(window) = spec.rotate_before
         {
-            return Some(Reason::new(
+            return Some(Reason::of(
                 ReasonKind::Policy,
-                format!(
-                    "inside window: `{}` ends on {}, within rotateBefore {window} (from {})",
-                    c.name,
-                    day(c.end),
-                    day(c.end - window.to_chrono())
-                ),
+                Why::RotateInWindow {
+                    credential: c.name.clone(),
+                    end: c.end,
+                    window,
+                    from: c.end - window.to_chrono(),
+                },
             ));
         }
         None
