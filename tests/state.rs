@@ -16,6 +16,10 @@
 //! - Shared Key and SAS are both accepted; a wrong key is refused with the service's error code
 //!   and request id and without any secret.
 
+// A test report and the helper processes' protocol, not the product's output (which goes
+// through output::Printer).
+#![allow(clippy::print_stdout)]
+
 #[path = "state/azurite.rs"]
 mod azurite;
 
@@ -31,7 +35,7 @@ use azurite::Azurite;
 use keyward::audit::{self, AuditLog, Entry, Outcome};
 use keyward::model::config::{AzureBlobState, BlobAuth};
 use keyward::model::{SecretRef, UndeliveredCredential};
-use keyward::provider::http::RetryPolicy;
+use keyward::remote::http::RetryPolicy;
 use keyward::state::azureblob::{AzureBlobStore, Options};
 use keyward::state::documents::{self, Applied};
 use keyward::state::local::LocalStore;

@@ -296,7 +296,7 @@ impl StateStore for LocalStore {
             return Err(StateError::Conflict { what: format!("{}", self.doc_path(name).display()) });
         }
         let path = self.doc_path(name);
-        crate::credential::sink::write_private(&path, bytes).map_err(self.io(&path))?;
+        crate::atomic::write(&path, bytes, crate::atomic::Access::Private).map_err(self.io(&path))?;
         Ok(Version(digest_bytes(bytes)))
     }
 }

@@ -94,7 +94,7 @@ pub struct LockId(pub String);
 
 impl LockId {
     pub fn random() -> Result<LockId, StateError> {
-        crate::provider::entra::random_guid().map(LockId).map_err(StateError::Config)
+        crate::remote::entra::random_guid().map(LockId).map_err(StateError::Config)
     }
 }
 
@@ -245,7 +245,7 @@ fn service_message(
     request_id: Option<&str>,
     message: &Option<String>,
 ) -> String {
-    let mut s = format!("{location}: {operation} refused: {}", crate::provider::http::status_line(status));
+    let mut s = format!("{location}: {operation} refused: {}", crate::remote::http::status_line(status));
     if let Some(c) = code {
         s.push_str(", ");
         s.push_str(c);
@@ -340,7 +340,7 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 /// 100 ms doubled per attempt (at most 6.4 s), with full jitter.
 pub(crate) async fn backoff(attempt: u32) {
     let ceiling = Duration::from_millis(100).saturating_mul(1 << attempt.min(6));
-    tokio::time::sleep(ceiling.mul_f64(crate::provider::http::jitter_unit())).await;
+    tokio::time::sleep(ceiling.mul_f64(crate::remote::http::jitter_unit())).await;
 }
 
 /// Opens the state that `settings` configure for the configuration folder `root`.

@@ -140,7 +140,7 @@ fn resolve_state(sink: &mut Sink, doc: &crate::load::Document, st: &StateFile) -
         Some(u) => match crate::state::azureblob::ContainerUrl::parse(u) {
             Ok(_) => Some(u.trim().to_string()),
             Err(message) => {
-                let insecure = u.parse::<reqwest::Url>().is_ok_and(|p| crate::provider::http::check_url(&p).is_err());
+                let insecure = u.parse::<reqwest::Url>().is_ok_and(|p| crate::remote::http::check_url(&p).is_err());
                 let code = if insecure { "insecure-url" } else { "invalid-url" };
                 sink.at(
                     doc,

@@ -24,6 +24,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("schema", 1),
     ("load", 2),
     ("credential", 2),
+    ("state", 2),
     ("plan", 2),
     ("adopt", 2),
     ("validate", 3),

@@ -29,8 +29,8 @@ use reqwest::{Client, Method, Request, RequestBuilder, Response, Url};
 use super::{Doc, DocName, Expect, LockHolder, LockId, LockStatus, StateError, StateStore, TryLock, Version};
 use crate::model::config::{AzureBlobState, BlobAuth};
 use crate::model::{Secret, Timestamp};
-use crate::provider::entra::TokenSource;
-use crate::provider::http::{self, HttpError, RetryPolicy};
+use crate::remote::entra::TokenSource;
+use crate::remote::http::{self, HttpError, RetryPolicy};
 
 /// The REST API version sent with every request.
 pub const API_VERSION: &str = "2024-11-04";
@@ -80,7 +80,7 @@ impl ContainerUrl {
     /// error says what to write instead.
     pub fn parse(s: &str) -> Result<ContainerUrl, String> {
         let url: Url = s.trim().parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
-        http::check_url(&url)?;
+        http::check_url(&url).map_err(|e| e.to_string())?;
         if url.query().is_some() || url.fragment().is_some() {
             return Err(format!(
                 "`{}` has a query; write the container's URL alone, and a SAS token in `sasToken` as a secret reference",
@@ -242,13 +242,13 @@ impl AzureBlobStore {
         let http = http::client(ca.as_deref(), options.timeout).map_err(|e| StateError::Config(e.to_string()))?;
         let auth = match &settings.auth {
             BlobAuth::AccountKey(r) => {
-                let key = http::resolve_secret(r, root).map_err(StateError::Config)?;
+                let key = http::resolve_secret(r, root).map_err(|e| StateError::Config(e.to_string()))?;
                 Auth::SharedKey(
                     sign::SharedKey::new(&url.account, &key).map_err(|e| StateError::Config(format!("{r}: {e}")))?,
                 )
             }
             BlobAuth::SasToken(r) => {
-                let sas = http::resolve_secret(r, root).map_err(StateError::Config)?;
+                let sas = http::resolve_secret(r, root).map_err(|e| StateError::Config(e.to_string()))?;
                 let t = sas.expose().trim().trim_start_matches('?');
                 if !t.split('&').any(|p| p.starts_with("sig=")) || t.contains(['#', ' ', '\n']) {
                     return Err(StateError::Config(format!(
@@ -897,7 +897,7 @@ mod tests {
         use std::sync::{Arc, Mutex};
         const CLIENT: &str = "44444444-4444-4444-4444-444444444444";
         let dir = tempfile::tempdir().unwrap();
-        let secret = format!("canary-{}", crate::provider::entra::random_guid().unwrap());
+        let secret = format!("canary-{}", crate::remote::entra::random_guid().unwrap());
         std::fs::write(dir.path().join("client-secret"), &secret).unwrap();
         let entra = Entra::new();
         entra.register(CLIENT, Some(&secret));
@@ -951,7 +951,7 @@ mod tests {
     async fn secrets_never_show_in_debug_display_or_errors() {
         use base64::Engine as _;
         let dir = tempfile::tempdir().unwrap();
-        let canary = crate::provider::entra::random_guid().unwrap().replace('-', "");
+        let canary = crate::remote::entra::random_guid().unwrap().replace('-', "");
         let key = base64::engine::general_purpose::STANDARD.encode(format!("key-{canary}"));
         let sig = format!("sig{canary}");
         let client_secret = format!("secret-{canary}");
