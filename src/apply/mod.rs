@@ -219,6 +219,8 @@ pub async fn execute_with(
                 outcome: o.outcome,
                 error: o.error.clone(),
                 detail,
+                reason: None,
+                provenance: None,
             });
             report.outcomes.push(o);
         }
