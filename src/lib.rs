@@ -12,6 +12,7 @@ pub mod credential;
 pub mod diagnostic;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub mod load;
 pub mod model;
 pub mod output;
