@@ -10,6 +10,7 @@ pub mod audit;
 pub mod cli;
 pub mod credential;
 pub mod diagnostic;
+pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;

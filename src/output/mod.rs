@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod diagnostics;
+pub mod explain;
 pub mod findings;
 pub mod metrics;
 pub mod plan_markdown;
