@@ -20,6 +20,7 @@ pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod provider;
+pub mod report;
 pub mod review;
 pub mod schema;
 pub mod state;
