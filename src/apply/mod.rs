@@ -60,6 +60,8 @@ pub struct AuditContext {
     pub commit: Option<String>,
     pub plan_hash: String,
     pub clock: fn() -> Timestamp,
+    /// Where the applied plan came from (pull request, CI run), recorded with every outcome.
+    pub provenance: Option<crate::audit::Provenance>,
 }
 
 /// What apply needs for credentials: the sinks, the undelivered-credentials state file, and
@@ -207,7 +209,7 @@ pub async fn execute_with(
                 error: result.err().map(|e| e.to_string()),
             });
         }
-        for (slot, detail) in slots.into_iter().zip(details) {
+        for ((slot, detail), c) in slots.into_iter().zip(details).zip(run) {
             let o = slot.expect("every slot filled");
             entries.push(Entry {
                 time: (ctx.clock)(),
@@ -219,8 +221,8 @@ pub async fn execute_with(
                 outcome: o.outcome,
                 error: o.error.clone(),
                 detail,
-                reason: None,
-                provenance: None,
+                reason: Some(c.reason.kind.to_string()),
+                provenance: ctx.provenance.clone().filter(|p| !p.is_empty()),
             });
             report.outcomes.push(o);
         }

@@ -148,8 +148,11 @@ async fn execute(
 ) -> CliResult {
     let audit_path = dir.join(&config.state().settings.audit_path);
     let mut audit = AuditLog::open(&audit_path)?;
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let gathered = crate::audit::provenance::gather(&env, crate::history::head(dir).as_ref());
     let ctx = AuditContext {
-        actor: crate::audit::actor(),
+        actor: gathered.actor,
+        provenance: Some(gathered.provenance),
         commit: plan.configuration.commit.clone(),
         plan_hash: crate::model::digest_bytes(output::plan_json(plan).as_bytes()),
         clock: || chrono::Utc::now(),

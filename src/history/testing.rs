@@ -1,6 +1,6 @@
 //! A temporary git repository to write histories into, for tests.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use git2::{Oid, Repository, Signature, Time};
 
@@ -95,9 +95,5 @@ impl TestRepo {
 
     pub fn set_origin(&self, url: &str) {
         self.repo.remote("origin", url).unwrap();
-    }
-
-    pub fn file(&self, rel: &str) -> PathBuf {
-        Path::new(rel).to_path_buf()
     }
 }

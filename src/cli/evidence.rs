@@ -1,0 +1,201 @@
+//! `keyward explain` and `keyward report`: gather the evidence (configuration, git history,
+//! audit log, live state, drift, findings) and hand it to the pure `explain` and `report`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::session::{self, Config};
+use super::{CliResult, Exit, ExplainArgs, ExplainFormat, Failure, ReportArgs, ReportFormat};
+use crate::audit::{self, Record, VerifyReport};
+use crate::history::{self, History, HistoryOptions};
+use crate::model::{DesiredState, LiveTarget, Name, Timestamp, UndeliveredCredential};
+use crate::output::{self, Printer};
+use crate::plan::{self, Change};
+use crate::policy::Finding;
+use crate::provider::Access;
+
+/// Everything `explain` and `report` are made from.
+pub struct Evidence {
+    pub config: Config,
+    pub now: Timestamp,
+    pub head: Option<audit::provenance::Head>,
+    pub remote: Option<String>,
+    pub history: History,
+    pub records: Vec<Record>,
+    pub verify: VerifyReport,
+    pub audit_path: String,
+    /// The live state, or why it was not read.
+    pub live: Result<BTreeMap<Name, LiveTarget>, String>,
+    /// The changes a plan makes now, drift told apart from what git asks for.
+    pub changes: Vec<Change>,
+    pub findings: Vec<Finding>,
+    pub undelivered: Vec<UndeliveredCredential>,
+}
+
+impl Evidence {
+    /// HEAD's id, with `-dirty` when the folder has uncommitted changes.
+    pub fn commit(&self) -> Option<String> {
+        self.head.as_ref().map(|h| format!("{}{}", h.id, if h.dirty { "-dirty" } else { "" }))
+    }
+}
+
+/// The configuration at the commit of the last applied audit record, the state the live
+/// targets were last brought to: differences it asked for too are drift, the rest pending.
+fn baseline(dir: &Path, records: &[Record], printer: &Printer) -> Option<DesiredState> {
+    let commit = records
+        .iter()
+        .rev()
+        .filter(|r| r.entry.outcome == audit::Outcome::Applied)
+        .find_map(|r| r.entry.commit.as_deref())?
+        .trim_end_matches("-dirty")
+        .to_string();
+    let loaded = match crate::load::load_revision(dir, &commit) {
+        Ok(l) => l,
+        Err(e) => {
+            printer
+                .err(&format!("warning: cannot read the last applied commit {commit}: {e}; drift is not told apart\n"));
+            return None;
+        }
+    };
+    crate::validate::validate(&loaded).state
+}
+
+/// Loads the configuration and, unless `offline`, reads the targets; gathers the rest.
+pub async fn gather(dir: &Path, targets: &[String], offline: bool, printer: &Printer) -> Result<Evidence, Failure> {
+    let now = session::now();
+    let select = |s: &_| session::select_targets(s, targets);
+    let (config, read) = if offline {
+        let config = session::load_config(dir, printer)?;
+        session::select_targets(&config.state().settings, targets)?;
+        (config, Err(Failure::error("--offline")))
+    } else {
+        session::load_and_read(dir, printer, Access::Read, select).await?
+    };
+    let state = config.state();
+    let audit_path = state.settings.audit_path.clone();
+    let log = dir.join(&audit_path);
+    let records = audit::read(&log)?;
+    let verify = audit::verify(&log)?;
+    let undelivered = session::undelivered(state, dir)?;
+    let (live, changes, plan) = match read {
+        Ok(session::Read { names, mut open, live }) => {
+            let base = baseline(dir, &records, printer);
+            let mut changes =
+                session::compute_with_baseline(state, &live, &open.capabilities, now, base.as_ref(), &undelivered)?;
+            session::attribute(&mut open, &mut changes).await;
+            let plan = plan::assemble(changes.clone(), session::config_ref(&config, dir), names, now);
+            (Ok(live), changes, Some(plan))
+        }
+        Err(f) => {
+            if !offline {
+                printer.err(&format!("warning: the live targets were not read: {}\n", f.message));
+            }
+            (Err(f.message), Vec::new(), None)
+        }
+    };
+    let findings = super::policy::evaluate_config(&config, plan.as_ref(), live.as_ref().ok(), now);
+    let history = history::history(dir, HistoryOptions::default())?;
+    Ok(Evidence {
+        head: history::head(dir),
+        remote: history::remote_url(dir),
+        config,
+        now,
+        history,
+        records,
+        verify,
+        audit_path,
+        live,
+        changes,
+        findings,
+        undelivered,
+    })
+}
+
+/// `keyward explain USER`.
+pub async fn explain(args: ExplainArgs, printer: &Printer) -> CliResult {
+    let ev = gather(&args.dir, &args.targets, args.offline, printer).await?;
+    let state = ev.config.state();
+    // The holder is checked before blame is gathered, so a typo fails fast.
+    crate::explain::find_holder(state, &args.user).map_err(|e| Failure::error(e.to_string()))?;
+    let validated = &ev.config.validated;
+    let mut blame: BTreeMap<(PathBuf, u32), history::CommitInfo> = BTreeMap::new();
+    let mut by_file: BTreeMap<PathBuf, Vec<u32>> = BTreeMap::new();
+    for (file, line) in crate::explain::lines_to_blame(state, &ev.config.loaded, &validated.origins, &args.user) {
+        by_file.entry(file).or_default().push(line);
+    }
+    for (file, lines) in by_file {
+        for (line, c) in history::blame(&args.dir, &file, &lines)? {
+            blame.insert((file.clone(), line), c);
+        }
+    }
+    let names: Vec<Name> = session::select_targets(&state.settings, &args.targets)?;
+    let names = if args.targets.is_empty() { Vec::new() } else { names };
+    let e = crate::explain::explain(&crate::explain::ExplainInput {
+        desired: state,
+        loaded: &ev.config.loaded,
+        origins: &validated.origins,
+        who: &args.user,
+        targets: &names,
+        history: &ev.history,
+        blame: &blame,
+        records: &ev.records,
+        live: ev.live.as_ref().ok(),
+        drift: &ev.changes,
+        findings: &ev.findings,
+        dirty: ev.head.as_ref().is_some_and(|h| h.dirty),
+        now: ev.now,
+    })
+    .map_err(|e| Failure::error(e.to_string()))?;
+    printer.out(&match args.format {
+        ExplainFormat::Text => output::explain::render_text(&e),
+        ExplainFormat::Markdown => output::explain::render_markdown(&e),
+        ExplainFormat::Json => output::explain::render_json(&e),
+    });
+    Ok(Exit::Success)
+}
+
+/// The report of gathered evidence.
+pub fn build_report(ev: &Evidence, dir: &Path, since: Option<crate::model::Date>) -> crate::report::Report {
+    let title = dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string());
+    let commit = ev.commit();
+    crate::report::build(&crate::report::ReportInput {
+        title: &title,
+        desired: ev.config.state(),
+        loaded: &ev.config.loaded,
+        origins: &ev.config.validated.origins,
+        commit: commit.as_deref(),
+        history: &ev.history,
+        remote: ev.remote.as_deref(),
+        records: &ev.records,
+        verify: &ev.verify,
+        audit_path: &ev.audit_path,
+        live: ev.live.as_ref().map_err(String::as_str),
+        changes: &ev.changes,
+        findings: &ev.findings,
+        undelivered: &ev.undelivered,
+        since,
+        now: ev.now,
+    })
+}
+
+/// `keyward report`.
+pub async fn report(args: ReportArgs, printer: &Printer) -> CliResult {
+    let ev = gather(&args.dir, &args.targets, args.offline, printer).await?;
+    let report = build_report(&ev, &args.dir, args.since);
+    let text = match args.format {
+        ReportFormat::Html => crate::report::html::render(&report),
+        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report).expect("reports serialize")),
+    };
+    match &args.out {
+        Some(out) => {
+            super::plan::write_atomic(out, &text)?;
+            printer.status(&format!("Wrote the report to {}", out.display()));
+        }
+        None => printer.out(&text),
+    }
+    Ok(Exit::Success)
+}
