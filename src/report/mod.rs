@@ -401,13 +401,15 @@ pub fn build(input: &ReportInput) -> Report {
     };
 
     // Charts.
+    let in_period: Vec<&Record> = records.iter().filter(|r| r.entry.time >= period_start).collect();
+    // Up to today, or to the last record when the clock was set back (KEYWARD_NOW).
+    let last_day = in_period.iter().map(|r| r.entry.time.date_naive()).max().unwrap_or(today.0).max(today.0);
     let mut weeks: BTreeMap<chrono::NaiveDate, WeekBar> = BTreeMap::new();
     let mut w = monday(since.0);
-    while w <= today.0 {
+    while w <= last_day {
         weeks.insert(w, WeekBar { week: Date(w), counts: BTreeMap::new(), failed: 0 });
         w = w + chrono::Days::new(7);
     }
-    let in_period: Vec<&Record> = records.iter().filter(|r| r.entry.time >= period_start).collect();
     for r in &in_period {
         let Some(bar) = weeks.get_mut(&monday(r.entry.time.date_naive())) else { continue };
         match r.entry.outcome {
