@@ -192,64 +192,6 @@ impl Driver {
     }
 }
 
-/// Commits everything in `dir` on its current branch (a new repository when there is none).
-fn commit_all(dir: &Path, message: &str, who: &str, extra_parent: Option<git2::Oid>) -> git2::Oid {
-    let repo = git2::Repository::open(dir).unwrap_or_else(|_| git2::Repository::init(dir).unwrap());
-    let mut index = repo.index().unwrap();
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-    index.update_all(["*"], None).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now(who, "access@northwind.example").unwrap();
-    let mut parents = Vec::new();
-    if let Ok(h) = repo.head().and_then(|h| h.peel_to_commit()) {
-        parents.push(h);
-    }
-    if let Some(p) = extra_parent {
-        parents.push(repo.find_commit(p).unwrap());
-    }
-    let refs: Vec<&git2::Commit> = parents.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &refs).unwrap()
-}
-
-/// The quick start in a git repository: adopted without anne.dodsworth's `ap-clerk`, applied,
-/// then pull request #7 giving it to her merged and applied from CI; then the report.
-fn report_file(sb: &Sandbox, out: &Path) {
-    let finance = sb.read("users/finance.yaml");
-    let at = finance.rfind("roles: [ap-clerk]").unwrap();
-    sb.write("users/finance.yaml", &format!("{}roles: []{}", &finance[..at], &finance[at + 17..]));
-    sb.write(".gitignore", ".keyward/\n");
-    commit_all(&sb.root, "Northwind access, as adopted", "Laura Callahan", None);
-    sb.run(&["apply", "{dir}", "--auto-approve"]).expect(0);
-    // The pull request: a branch commit, merged with a merge commit.
-    let repo = git2::Repository::open(&sb.root).unwrap();
-    let base = repo.head().unwrap().peel_to_commit().unwrap();
-    let blob = repo.blob(finance.as_bytes()).unwrap();
-    let mut tb = git2::build::TreeUpdateBuilder::new();
-    tb.upsert("users/finance.yaml", blob, git2::FileMode::Blob);
-    let tree = repo.find_tree(tb.create_updated(&repo, &base.tree().unwrap()).unwrap()).unwrap();
-    let sig = git2::Signature::now("Nancy Davolio", "nancy@northwind.example").unwrap();
-    let side = repo.commit(None, &sig, &sig, "Anne runs vendor payments too", &tree, &[&base]).unwrap();
-    sb.write("users/finance.yaml", &finance);
-    commit_all(
-        &sb.root,
-        "Merge pull request #7 from northwind/anne-ap\n\nApproved-by: Laura Callahan <laura@northwind.example>",
-        "Andrew Fuller",
-        Some(side),
-    );
-    let ci = [
-        ("GITHUB_ACTIONS", "true"),
-        ("GITHUB_REPOSITORY", "northwind/access"),
-        ("GITHUB_RUN_ID", "4242"),
-        ("GITHUB_ACTOR", "andrew-fuller"),
-        ("GITHUB_REF", "refs/heads/main"),
-        ("KEYWARD_ACTOR", ""),
-    ];
-    sb.run_with_env(&["apply", "{dir}", "--auto-approve"], &ci).expect(0);
-    let out_s = out.to_str().unwrap();
-    sb.run(&["report", "{dir}", "--out", out_s, "--since", "2026-11-01"]).expect(0);
-}
-
 #[tokio::test]
 #[ignore = "needs chromium: cargo xtask test"]
 async fn the_report_renders_sorts_filters_prints_and_stays_offline_in_chromium() {
@@ -262,7 +204,8 @@ async fn the_report_renders_sorts_filters_prints_and_stays_offline_in_chromium()
     std::fs::create_dir_all(&artifacts).unwrap();
     let sb = Sandbox::example("quickstart");
     let page = artifacts.join("report.html");
-    report_file(&sb, &page);
+    support::quickstart_with_merged_pull_request(&sb);
+    sb.run(&["report", "{dir}", "--out", page.to_str().unwrap(), "--since", "2026-11-01"]).expect(0);
 
     let profile = tempfile::tempdir().unwrap();
     let mut d = Driver::start(&chromedriver).await;
