@@ -28,6 +28,9 @@ const ALERT_ITEMS: usize = 20;
 pub struct Checked {
     pub plan: Plan,
     pub metrics: DriftMetrics,
+    /// The live state read, and the policy findings over it, for the report `watch` serves.
+    pub live: std::collections::BTreeMap<crate::model::Name, crate::model::LiveTarget>,
+    pub findings: Vec<crate::policy::Finding>,
 }
 
 /// Plans with the configuration as its own baseline, on targets already read, so every change
@@ -89,7 +92,7 @@ pub async fn check(config: &Config, dir: &Path, read: session::Read) -> Result<C
             }
         }
     }
-    Ok(Checked { plan, metrics: m })
+    Ok(Checked { plan, metrics: m, live, findings })
 }
 
 /// Where alerts go: the resolved `notify.webhook`.

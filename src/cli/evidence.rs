@@ -199,3 +199,26 @@ pub async fn report(args: ReportArgs, printer: &Printer) -> CliResult {
     }
     Ok(Exit::Success)
 }
+
+/// The report page `keyward watch` serves at `/`, from the check it just made: its live state,
+/// drift and findings, with the configuration's git history and audit log read afresh.
+pub fn watch_page(config: Config, dir: &Path, checked: super::drift::Checked) -> Result<String, Failure> {
+    let state = config.state();
+    let audit_path = state.settings.audit_path.clone();
+    let log = dir.join(&audit_path);
+    let ev = Evidence {
+        now: checked.plan.created_at,
+        head: history::head(dir),
+        remote: history::remote_url(dir),
+        history: history::history(dir, HistoryOptions::default())?,
+        records: audit::read(&log)?,
+        verify: audit::verify(&log)?,
+        audit_path,
+        undelivered: session::undelivered(state, dir)?,
+        live: Ok(checked.live),
+        changes: checked.plan.changes,
+        findings: checked.findings,
+        config,
+    };
+    Ok(crate::report::html::render(&build_report(&ev, dir, None)))
+}
