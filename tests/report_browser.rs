@@ -286,7 +286,7 @@ async fn the_report_renders_sorts_filters_prints_and_stays_offline_in_chromium()
     // The page asked for nothing but itself.
     let requested: Vec<String> =
         d.requests().await.into_iter().filter(|(doc, _)| *doc == url).map(|(_, u)| u).collect();
-    assert_eq!(requested, [url.clone()], "the report's requests");
+    assert_eq!(requested, std::slice::from_ref(&url), "the report's requests");
     assert_eq!(d.js("return performance.getEntriesByType('resource').length").await, 0);
 
     // Screenshots: desktop, then the print stylesheet at A4 width; and the A4 PDF.

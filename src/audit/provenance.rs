@@ -94,10 +94,11 @@ pub fn pull_request_in(message: &str) -> Option<u64> {
             return digits.parse().ok();
         }
     }
-    if let Some(open) = subject.strip_suffix(')').and_then(|s| s.rfind("(#").map(|i| &s[i + 2..])) {
-        if !open.is_empty() && open.bytes().all(|b| b.is_ascii_digit()) {
-            return open.parse().ok();
-        }
+    if let Some(open) = subject.strip_suffix(')').and_then(|s| s.rfind("(#").map(|i| &s[i + 2..]))
+        && !open.is_empty()
+        && open.bytes().all(|b| b.is_ascii_digit())
+    {
+        return open.parse().ok();
     }
     for line in message.lines().rev() {
         if let Some(rest) = line.trim().strip_prefix("See merge request ") {

@@ -9,6 +9,9 @@ use super::facts::{FactKey, facts_of};
 use super::{CommitInfo, FactHistory, History, HistoryError, HistoryOptions, approvals_in, pull_request_link};
 use crate::audit::provenance::{Head, pull_request_in};
 
+/// Facts by key, with the canonical text of each value.
+type Facts = BTreeMap<FactKey, String>;
+
 /// The repository holding `dir`, and `dir`'s path inside its work tree.
 fn open(dir: &Path) -> Option<(Repository, PathBuf)> {
     let abs = dir.canonicalize().ok()?;
@@ -71,8 +74,8 @@ fn changed_facts(
     older: Option<&git2::Tree>,
     newer: &git2::Tree,
     sub: &Path,
-    cache: &mut HashMap<Oid, BTreeMap<FactKey, String>>,
-) -> Result<(BTreeMap<FactKey, String>, BTreeMap<FactKey, String>), HistoryError> {
+    cache: &mut HashMap<Oid, Facts>,
+) -> Result<(Facts, Facts), HistoryError> {
     let mut opts = DiffOptions::new();
     if !sub.as_os_str().is_empty() {
         opts.pathspec(sub);
@@ -86,10 +89,9 @@ fn changed_facts(
             if file.id().is_zero() || !is_config(rel) {
                 continue;
             }
-            if !cache.contains_key(&file.id()) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(file.id()) {
                 let blob = repo.find_blob(file.id())?;
-                let facts = std::str::from_utf8(blob.content()).map(facts_of).unwrap_or_default();
-                cache.insert(file.id(), facts);
+                slot.insert(std::str::from_utf8(blob.content()).map(facts_of).unwrap_or_default());
             }
             side.extend(cache[&file.id()].iter().map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -106,7 +108,7 @@ pub fn history(dir: &Path, options: HistoryOptions) -> Result<History, HistoryEr
     let mut out = History { head: Some(head.id().to_string()), ..History::default() };
 
     // Facts at HEAD: every configuration file of the folder.
-    let mut cache: HashMap<Oid, BTreeMap<FactKey, String>> = HashMap::new();
+    let mut cache: HashMap<Oid, Facts> = HashMap::new();
     let (_, current) = changed_facts(&repo, None, &head.tree()?, &sub, &mut cache)?;
     // Facts whose start is not found yet: (added found, changed found).
     let mut open_facts: BTreeMap<FactKey, (Option<String>, Option<String>)> =
@@ -195,9 +197,9 @@ pub fn blame(dir: &Path, file: &Path, lines: &[u32]) -> Result<BTreeMap<u32, Com
         if id.is_zero() {
             continue;
         }
-        if !infos.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = infos.entry(id) {
             let Ok(c) = repo.find_commit(id) else { continue };
-            infos.insert(id, info(&c, remote.as_deref()));
+            slot.insert(info(&c, remote.as_deref()));
         }
         out.insert(line, infos[&id].clone());
     }

@@ -362,6 +362,18 @@ fn scale(max: usize) -> (usize, usize) {
     (max.div_ceil(step) * step, step)
 }
 
+/// The segments of a week's stacked bar: (action, count below it, count), bottom first.
+fn stack(b: &WeekBar) -> Vec<(&'static str, usize, usize)> {
+    let counts = ACTIONS.iter().map(|a| (*a, b.counts.get(*a).copied().unwrap_or(0)));
+    let mut base = 0;
+    let mut out = Vec::new();
+    for (action, n) in counts.chain(std::iter::once(("failed", b.failed))).filter(|(_, n)| *n > 0) {
+        out.push((action, base, n));
+        base += n;
+    }
+    out
+}
+
 fn weekly_chart(weeks: &[WeekBar]) -> Markup {
     let (w, h, left, bottom, top) = (760.0f64, 240.0f64, 40.0f64, 40.0f64, 12.0f64);
     let totals: Vec<usize> = weeks.iter().map(|b| b.counts.values().sum::<usize>() + b.failed).collect();
@@ -383,13 +395,9 @@ fn weekly_chart(weeks: &[WeekBar]) -> Markup {
             line.axis x1=(left) x2=(left) y1=(top) y2=(top + plot_h) {}
             @for (i, b) in weeks.iter().enumerate() {
                 @let x = left + 4.0 + slot * i as f64;
-                @let mut base = 0usize;
-                @for (action, n) in ACTIONS.iter().filter_map(|a| b.counts.get(*a).map(|n| (a.to_string(), *n))).chain(std::iter::once(("failed".to_string(), b.failed))) {
-                    @if n > 0 {
-                        rect class={ "c-" (action) } x=(x) y=(y(base + n)) width=(bar_w) height=(y(base) - y(base + n)) {
-                            title { "week of " (b.week) ": " (n) " " (action) }
-                        }
-                        @let _ = { base += n; };
+                @for (action, base, n) in stack(b) {
+                    rect class={ "c-" (action) } x=(x) y=(y(base + n)) width=(bar_w) height=(y(base) - y(base + n)) {
+                        title { "week of " (b.week) ": " (n) " " (action) }
                     }
                 }
                 @if i % label_every == 0 {
