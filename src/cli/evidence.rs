@@ -39,16 +39,58 @@ impl Evidence {
     }
 }
 
-/// The configuration at the commit of the last applied audit record, the state the live
-/// targets were last brought to: differences it asked for too are drift, the rest pending.
-fn baseline(dir: &Path, records: &[Record], printer: &Printer) -> Option<DesiredState> {
-    let commit = records
-        .iter()
-        .rev()
-        .filter(|r| r.entry.outcome == audit::Outcome::Applied)
-        .find_map(|r| r.entry.commit.as_deref())?
-        .trim_end_matches("-dirty")
-        .to_string();
+/// What the state holds for a report: the audit records, the chain's verification (against the
+/// head the last apply recorded, when there is one), where the log is, and the commit last
+/// applied (the latest of the targets' last applies; else the last applied audit record's).
+struct StateFacts {
+    records: Vec<Record>,
+    verify: VerifyReport,
+    location: String,
+    applied_commit: Option<String>,
+}
+
+async fn read_state(state: &DesiredState, dir: &Path) -> Result<StateFacts, Failure> {
+    use crate::state::{self, documents, trail};
+    let store = state::open(&state.settings, dir)?;
+    let records = trail::records(&*store).await?;
+    let head = documents::read::<state::AuditHead>(&*store).await?.value.head;
+    let (mut verify, check) = trail::verify(&*store, head.as_ref()).await?;
+    match check {
+        trail::HeadCheck::EndsBefore { records } => verify.problems.push(audit::Problem {
+            line: records as usize + 1,
+            message: "the log ends before the head the last apply recorded: records were cut off".into(),
+        }),
+        trail::HeadCheck::Differs { .. } => verify.problems.push(audit::Problem {
+            line: head.as_ref().map_or(0, |h| h.records as usize),
+            message: "the record the last apply recorded as the head has another hash: the log was rewritten".into(),
+        }),
+        trail::HeadCheck::NotAsked | trail::HeadCheck::Reached => {}
+    }
+    let applied = documents::read::<documents::Applied>(&*store).await?.value;
+    let applied_commit = applied
+        .targets
+        .values()
+        .filter(|t| t.commit.is_some())
+        .max_by_key(|t| t.at)
+        .and_then(|t| t.commit.clone())
+        .or_else(|| {
+            records
+                .iter()
+                .rev()
+                .filter(|r| r.entry.outcome == audit::Outcome::Applied)
+                .find_map(|r| r.entry.commit.clone())
+        });
+    let location = match state.settings.state {
+        crate::model::config::StateSettings::Local => state.settings.audit_path.clone(),
+        _ => store.location(),
+    };
+    Ok(StateFacts { records, verify, location, applied_commit })
+}
+
+/// The configuration at the commit last applied, the state the live targets were last brought
+/// to: differences it asked for too are drift, the rest pending.
+fn baseline(dir: &Path, commit: Option<&str>, printer: &Printer) -> Option<DesiredState> {
+    let commit = commit?.trim_end_matches("-dirty").to_string();
     let loaded = match crate::load::load_revision(dir, &commit) {
         Ok(l) => l,
         Err(e) => {
@@ -72,14 +114,11 @@ pub async fn gather(dir: &Path, targets: &[String], offline: bool, printer: &Pri
         session::load_and_read(dir, printer, Access::Read, select).await?
     };
     let state = config.state();
-    let audit_path = state.settings.audit_path.clone();
-    let log = dir.join(&audit_path);
-    let records = audit::read(&log)?;
-    let verify = audit::verify(&log)?;
+    let StateFacts { records, verify, location: audit_path, applied_commit } = read_state(state, dir).await?;
     let undelivered = session::undelivered(state, dir)?;
     let (live, changes, plan) = match read {
         Ok(session::Read { names, mut open, live }) => {
-            let base = baseline(dir, &records, printer);
+            let base = baseline(dir, applied_commit.as_deref(), printer);
             let mut changes =
                 session::compute_with_baseline(state, &live, &open.capabilities, now, base.as_ref(), &undelivered)?;
             session::attribute(&mut open, &mut changes).await;
@@ -202,17 +241,16 @@ pub async fn report(args: ReportArgs, printer: &Printer) -> CliResult {
 
 /// The report page `keyward watch` serves at `/`, from the check it just made: its live state,
 /// drift and findings, with the configuration's git history and audit log read afresh.
-pub fn watch_page(config: Config, dir: &Path, checked: super::drift::Checked) -> Result<String, Failure> {
+pub async fn watch_page(config: Config, dir: &Path, checked: super::drift::Checked) -> Result<String, Failure> {
     let state = config.state();
-    let audit_path = state.settings.audit_path.clone();
-    let log = dir.join(&audit_path);
+    let StateFacts { records, verify, location: audit_path, .. } = read_state(state, dir).await?;
     let ev = Evidence {
         now: checked.plan.created_at,
         head: history::head(dir),
         remote: history::remote_url(dir),
         history: history::history(dir, HistoryOptions::default())?,
-        records: audit::read(&log)?,
-        verify: audit::verify(&log)?,
+        records,
+        verify,
         audit_path,
         undelivered: session::undelivered(state, dir)?,
         live: Ok(checked.live),

@@ -190,7 +190,7 @@ impl Watcher {
         }
         let new = new.len();
         let metrics = checked.metrics.clone();
-        let page = super::evidence::watch_page(config, &args.dir, checked)?;
+        let page = super::evidence::watch_page(config, &args.dir, checked).await?;
         Ok((metrics, page, new))
     }
 }
