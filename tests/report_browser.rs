@@ -259,6 +259,8 @@ async fn the_report_renders_sorts_filters_prints_and_stays_offline_in_chromium()
     for needle in ["PR #7", "Laura Callahan", "approved", "applied by andrew-fuller", "users/finance.yaml:71"] {
         assert!(anne.contains(needle), "{needle} in {anne}");
     }
+    d.js("document.getElementById('assignments').scrollIntoView()").await;
+    d.screenshot(&artifacts.join("report-who-can-pay-vendors.png")).await;
     d.press(&["\u{E00C}"]).await; // Escape clears the filter
     let all = d.js(visible).await.as_array().unwrap().len();
     assert!(all > 3, "Escape shows every row again ({all})");
