@@ -259,6 +259,9 @@ async fn the_report_renders_sorts_filters_prints_and_stays_offline_in_chromium()
     for needle in ["PR #7", "Laura Callahan", "approved", "applied by andrew-fuller", "users/finance.yaml:71"] {
         assert!(anne.contains(needle), "{needle} in {anne}");
     }
+    // The pull request links to the page CI recorded for it (the repository has no remote).
+    let link = d.js("return document.querySelector('#assignments a[href$=\"/pull/7\"]').href").await;
+    assert_eq!(link, "https://github.com/northwind/access/pull/7");
     d.js("document.getElementById('assignments').scrollIntoView()").await;
     d.screenshot(&artifacts.join("report-who-can-pay-vendors.png")).await;
     d.press(&["\u{E00C}"]).await; // Escape clears the filter

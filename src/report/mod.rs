@@ -137,11 +137,18 @@ fn live_members(lt: &LiveTarget, binding: &Binding) -> BTreeSet<String> {
     accounts.chain(sas).filter(|(id, _)| ids.contains(id)).map(|(_, k)| k).collect()
 }
 
-/// The audit record from which on `address` has been assigned: the first applied `assign`
-/// after the last applied `revoke`.
-fn assigned_since<'r>(records: &'r [Record], address: &str) -> Option<&'r Record> {
-    let mine: Vec<&Record> =
-        records.iter().filter(|r| r.entry.address == address && r.entry.outcome == Outcome::Applied).collect();
+/// The applied records of each address, oldest first.
+fn applied_by_address(records: &[Record]) -> std::collections::HashMap<&str, Vec<&Record>> {
+    let mut out: std::collections::HashMap<&str, Vec<&Record>> = std::collections::HashMap::new();
+    for r in records.iter().filter(|r| r.entry.outcome == Outcome::Applied) {
+        out.entry(r.entry.address.as_str()).or_default().push(r);
+    }
+    out
+}
+
+/// The audit record from which on an address has been assigned, given its applied records: the
+/// first applied `assign` after the last applied `revoke`.
+fn assigned_since<'r>(mine: &[&'r Record]) -> Option<&'r Record> {
     let after = mine.iter().rposition(|r| r.entry.action == "revoke").map_or(0, |i| i + 1);
     mine[after..].iter().find(|r| r.entry.action == "assign").copied()
 }
@@ -236,6 +243,7 @@ pub fn build(input: &ReportInput) -> Report {
         .collect();
 
     // Assignments and matrices, per target.
+    let applied = applied_by_address(records);
     let mut assignments = Vec::new();
     let mut matrices = Vec::new();
     for t in desired.settings.targets.keys() {
@@ -286,11 +294,13 @@ pub fn build(input: &ReportInput) -> Report {
                             ticket,
                             source: source_of(loaded, origins, h.kind, h.name, &["roles".into(), gi.into()]),
                             added: history.facts.get(&fact).and_then(|f| keep_commit(&f.added)),
-                            applied: assigned_since(records, &address).map(|r| AppliedRef {
-                                seq: r.seq,
-                                time: r.entry.time,
-                                actor: r.entry.actor.clone(),
-                                provenance: r.entry.provenance.clone(),
+                            applied: applied.get(address.as_str()).and_then(|m| assigned_since(m)).map(|r| {
+                                AppliedRef {
+                                    seq: r.seq,
+                                    time: r.entry.time,
+                                    actor: r.entry.actor.clone(),
+                                    provenance: r.entry.provenance.clone(),
+                                }
                             }),
                         });
                         Some(Cell {
@@ -556,6 +566,18 @@ pub fn build(input: &ReportInput) -> Report {
         head_seq: head.map(|r| r.seq),
         head_hash: head.map(|r| r.hash.clone()),
     };
+
+    // A pull request that git cannot link (no GitHub or GitLab remote) takes the link CI
+    // recorded for it in the audit log.
+    let mut links: BTreeMap<u64, &str> = BTreeMap::new();
+    for p in records.iter().filter_map(|r| r.entry.provenance.as_ref()) {
+        if let (Some(n), Some(url)) = (p.pull_request, p.pull_request_url.as_deref()) {
+            links.insert(n, url);
+        }
+    }
+    for c in commits.values_mut().filter(|c| c.pull_request_url.is_none()) {
+        c.pull_request_url = c.pull_request.and_then(|n| links.get(&n)).map(|u| u.to_string());
+    }
 
     let mut notes = Vec::new();
     if history.head.is_none() {
