@@ -14,8 +14,10 @@ pub mod cli;
 pub mod credential;
 pub mod diagnostic;
 pub mod engine;
+pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub mod load;
 pub mod model;
 pub mod output;
@@ -23,6 +25,7 @@ pub mod plan;
 pub mod policy;
 pub mod provider;
 pub mod remote;
+pub mod report;
 pub mod review;
 pub mod schema;
 pub mod state;

@@ -286,6 +286,10 @@ fn watch_serves_metrics_alerts_each_new_drift_once_and_stops_on_sigterm() {
     let samples = parse_openmetrics(&metrics);
     assert_eq!(sample(&samples, "keyward_up"), Some(1.0));
     assert_eq!(http_get(&addr, "/nope").0, 404);
+    // The report page, read-only, self-contained.
+    let (status, page) = http_get(&addr, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<section id=\"access\"") && page.contains("Content-Security-Policy"), "{page}");
     assert!(bodies.recv_timeout(Duration::from_millis(500)).is_err(), "no alert without drift");
 
     foreign_change(&sb, "janet.leverling@northwind.example", "Hacker");
@@ -296,6 +300,7 @@ fn watch_serves_metrics_alerts_each_new_drift_once_and_stops_on_sigterm() {
     assert!(bodies.try_recv().is_err(), "the same drift is alerted once");
     let samples = parse_openmetrics(&http_get(&addr, "/metrics").1);
     assert_eq!(sample(&samples, "keyward_drift_items{target=\"directory\",kind=\"user\"}"), Some(1.0));
+    assert!(http_get(&addr, "/").1.contains("directory.user.janet.leverling"), "the page shows the drift");
 
     // Resolved, then back: alerted again.
     foreign_change(&sb, "janet.leverling@northwind.example", "Accounts Payable Clerk");

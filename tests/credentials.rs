@@ -730,6 +730,7 @@ mod apply_path {
             commit: None,
             plan_hash: "sha256:test".into(),
             clock: chrono::Utc::now,
+            provenance: None,
         };
         let creds = CredentialContext { sinks: Sinks::new(root), state_path, now };
         let report = execute_with(&plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap();

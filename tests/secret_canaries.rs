@@ -98,7 +98,13 @@ fn secrets_from_env_and_files_appear_in_no_output_file_or_log() {
         &format!("{}notify:\n  webhook: ${{file:{}}}\n", sb.read("keyward.yaml"), hook_file.display()),
     );
     // The failing targets fail at once: waiting in backoff would only slow the test.
-    let env = [("KW_CANARY_SCIM_TOKEN", token.as_str()), ("KEYWARD_HTTP_RETRIES", "0")];
+    // A change URL with a password in it is not recorded (nor shown in the report).
+    let change_url = format!("https://alerts:{hook_password}@tickets.example/CHG-1");
+    let env = [
+        ("KW_CANARY_SCIM_TOKEN", token.as_str()),
+        ("KEYWARD_HTTP_RETRIES", "0"),
+        ("KEYWARD_CHANGE_URL", change_url.as_str()),
+    ];
     let mut ex = Exhibits(Vec::new());
     let run = |ex: &mut Exhibits, label: &str, a: &[&str]| {
         let r = sb.run_with_env(&args(a), &env);
@@ -155,6 +161,24 @@ fn secrets_from_env_and_files_appear_in_no_output_file_or_log() {
     run(&mut ex, "audit review", &["audit", "review", "{dir}", "--format", "json"]);
     ex.file("audit log", &sb, ".keyward/audit.jsonl");
     assert!(sb.path(".keyward/audit.jsonl").exists(), "the saved plan's apply wrote an audit log");
+
+    // The auditors' report (the scim target cannot be read: a warning) and explain.
+    let report = sb.path("report.html");
+    let r = run(&mut ex, "report", &["report", "{dir}", "--out", report.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "the report is written without the unreachable target\n{}", r.stderr);
+    ex.file("report", &sb, "report.html");
+    run(
+        &mut ex,
+        "report --target directory --format json",
+        &["report", "{dir}", "--target", "directory", "--format", "json"],
+    );
+    for f in ["text", "markdown", "json"] {
+        run(
+            &mut ex,
+            &format!("explain --format {f}"),
+            &["explain", "nancy.davolio", "{dir}", "--target", "directory", "--format", f],
+        );
+    }
 
     let searched = ex.assert_clean(&canaries);
     eprintln!("secret canaries: {} canaries, {searched} outputs and files searched, 0 leaks", canaries.len());

@@ -68,6 +68,8 @@ fn entry(address: &str) -> Entry {
         outcome: Outcome::Applied,
         error: None,
         detail: None,
+        reason: None,
+        provenance: None,
     }
 }
 

@@ -73,6 +73,8 @@ pub struct AuditContext {
     pub commit: Option<String>,
     pub plan_hash: String,
     pub clock: fn() -> Timestamp,
+    /// Where the applied plan came from (pull request, CI run), recorded with every outcome.
+    pub provenance: Option<crate::audit::Provenance>,
 }
 
 /// What apply needs for credentials: the sinks, the undelivered-credentials state file, and
@@ -206,7 +208,7 @@ pub async fn execute_with(
                 error: result.err().map(|e| if e.conflict { format!("{CONFLICT}: {e}") } else { e.to_string() }),
             });
         }
-        for (slot, detail) in slots.into_iter().zip(details) {
+        for ((slot, detail), c) in slots.into_iter().zip(details).zip(run) {
             let o = slot.expect("every slot filled");
             entries.push(Entry {
                 time: (ctx.clock)(),
@@ -218,6 +220,8 @@ pub async fn execute_with(
                 outcome: o.outcome,
                 error: o.error.clone(),
                 detail,
+                reason: Some(c.reason.kind.to_string()),
+                provenance: ctx.provenance.clone().filter(|p| !p.is_empty()),
             });
             report.outcomes.push(o);
         }
@@ -421,7 +425,13 @@ mod tests {
         let (_, session) = opened.read().await.unwrap();
         let mut providers: BTreeMap<Name, Session<Writing>> = [(target, session)].into();
         let mut audit = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
-        let ctx = AuditContext { actor: "test".into(), commit: None, plan_hash: "h".into(), clock: chrono::Utc::now };
+        let ctx = AuditContext {
+            actor: "test".into(),
+            commit: None,
+            plan_hash: "h".into(),
+            clock: chrono::Utc::now,
+            provenance: None,
+        };
         let creds = CredentialContext {
             sinks: Sinks::new(dir.path()),
             state_path: dir.path().join("undelivered.json"),

@@ -7,6 +7,8 @@
 //! record (it was never acknowledged): `verify` reports it apart from tampering, and the next
 //! append cuts it off. Records never hold secrets: only addresses, actions and outcomes.
 
+pub mod provenance;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Timestamp, digest_bytes};
+
+pub use provenance::Provenance;
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
@@ -46,6 +50,14 @@ pub struct Entry {
     /// name, id and sink (never its material). Absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Why the plan made the change: `config`, `drift`, `expiry` or `policy`. Absent in older
+    /// records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Where the change came from: pull request, merge commit, CI run (see [`provenance`]).
+    /// Absent in older records, and when nothing is known beyond the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// A record as stored: the entry, its sequence number and the chain.
@@ -321,16 +333,10 @@ pub fn read(path: &Path) -> Result<Vec<Record>, AuditError> {
     Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
-/// Who is acting: `KEYWARD_ACTOR`, else the CI actor, else the local user.
+/// Who is acting: `KEYWARD_ACTOR`, else the CI actor, else the local user (see
+/// [`provenance::actor_of`]).
 pub fn actor() -> String {
-    for var in ["KEYWARD_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER", "USERNAME"] {
-        if let Ok(v) = std::env::var(var)
-            && !v.trim().is_empty()
-        {
-            return v;
-        }
-    }
-    "unknown".into()
+    provenance::actor_of(&std::env::vars().collect())
 }
 
 #[cfg(test)]
@@ -348,6 +354,8 @@ mod tests {
             outcome: Outcome::Applied,
             error: None,
             detail: None,
+            reason: None,
+            provenance: None,
         }
     }
 
@@ -389,6 +397,41 @@ mod tests {
         assert!(r.problems[0].message.contains("removed"), "{r:?}");
 
         fs::write(&path, format!("{}\n{}\n{}\n{}\n", lines[0], lines[2], lines[1], lines[3])).unwrap();
+        assert_eq!(verify(&path).unwrap().problems[0].line, 2);
+    }
+
+    /// A log written before records had `reason` and `provenance` (its hash computed apart, as
+    /// the SHA-256 of the record's JSON without `hash`): still intact, still read, and
+    /// appended to after.
+    #[test]
+    fn logs_written_before_provenance_still_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let old = concat!(
+            r#"{"seq":1,"time":"2026-11-28T10:00:00Z","actor":"tester","commit":"0123456789abcdef0123456789abcdef01234567","#,
+            r#""planHash":"sha256:abc","address":"t.assignment.ann/ap-clerk","action":"assign","outcome":"applied","#,
+            r#""prev":"sha256:0000000000000000000000000000000000000000000000000000000000000000","#,
+            r#""hash":"sha256:4e3f9019c2a9af78277b28cfa5c04623f2aef60ccb7ce404a13a9ec4bd163088"}"#,
+            "\n"
+        );
+        fs::write(&path, old).unwrap();
+        let r = verify(&path).unwrap();
+        assert!(r.is_intact() && r.records == 1, "{r:?}");
+        let records = read(&path).unwrap();
+        assert_eq!(records[0].entry.reason, None);
+        assert_eq!(records[0].entry.provenance, None);
+        let mut log = AuditLog::open(&path).unwrap();
+        let mut e = entry("t.assignment.bob/ap-clerk");
+        e.reason = Some("config".into());
+        e.provenance = Some(Provenance { pull_request: Some(42), dirty: true, ..Provenance::default() });
+        log.append(e.clone()).unwrap();
+        drop(log);
+        assert!(verify(&path).unwrap().is_intact());
+        assert_eq!(read(&path).unwrap()[1].entry, e);
+        // The provenance is covered by the chain.
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""provenance":{"pullRequest":42,"dirty":true}"#), "{text}");
+        fs::write(&path, text.replace(r#""pullRequest":42"#, r#""pullRequest":43"#)).unwrap();
         assert_eq!(verify(&path).unwrap().problems[0].line, 2);
     }
 

@@ -19,7 +19,7 @@ pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult 
     } else {
         None
     };
-    let (plan, metrics) = match attempt.checked {
+    let drift::Checked { plan, metrics, .. } = match attempt.checked {
         Ok(c) => c,
         Err(e) => {
             let f = Failure::from(e);

@@ -8,6 +8,7 @@ mod apply;
 mod audit;
 mod console;
 mod drift;
+mod evidence;
 mod import;
 mod plan;
 mod schema;
@@ -72,6 +73,65 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Write YAML for a target's live users, groups and memberships that the configuration does not yet have.
     Import(ImportArgs),
+    /// Why a person has each access: the YAML line, the commits and pull request that granted it, when it was applied, and live access git does not explain.
+    Explain(ExplainArgs),
+    /// Write one self-contained HTML page for auditors: access, SoD, timelines, changes with provenance, drift, the audit chain.
+    Report(ReportArgs),
+}
+
+/// Output formats of `keyward explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The person or service account: its name in git, or a userName or e-mail address.
+    pub user: String,
+    /// The configuration folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Explain access on this target only (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+    pub format: ExplainFormat,
+    /// Do not read the live targets: git and the audit log only.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// Output formats of `keyward report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained page.
+    Html,
+    /// The report's data, for tools.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The configuration folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Write the report to this file (stdout without it).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The start of the period whose changes are listed (YYYY-MM-DD; default 90 days ago).
+    #[arg(long, value_name = "DATE", value_parser = crate::model::Date::parse)]
+    pub since: Option<crate::model::Date>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Read only this target (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// Do not read the live targets: configuration, git and the audit log only.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -388,5 +448,7 @@ async fn run(command: Command, ctx: Context, printer: &Printer) -> CliResult {
         Command::Audit(a) => audit::run(a, ctx, printer).await,
         Command::Schema(a) => schema::run(a, printer),
         Command::Import(a) => import::run(a, ctx, printer).await,
+        Command::Explain(a) => evidence::explain(a, ctx, printer).await,
+        Command::Report(a) => evidence::report(a, ctx, printer).await,
     }
 }

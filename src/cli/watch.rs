@@ -8,7 +8,8 @@
 //!   configuration is read afresh at every check;
 //! - `/metrics` serves the same OpenMetrics text as `keyward drift --metrics-file`; `/healthz`
 //!   answers 200 while the last check succeeded within twice the interval (plus a minute), 503
-//!   otherwise;
+//!   otherwise; `/` serves the report page of the last successful check (`keyward report`),
+//!   read-only;
 //! - the HTTP responder reads at most [`MAX_REQUEST_BYTES`] of a request, gives each
 //!   connection [`IO_TIMEOUT`], serves at most [`MAX_CONNECTIONS`] at once, and closes every
 //!   connection after one answer;
@@ -39,6 +40,8 @@ pub const MAX_CONNECTIONS: usize = 32;
 /// What the responder shows.
 struct Shared {
     metrics: DriftMetrics,
+    /// The report page of the last successful check.
+    page: Option<String>,
     last_success: Option<Instant>,
     healthy_within: Duration,
 }
@@ -58,6 +61,7 @@ pub async fn run(args: WatchArgs, ctx: Context, printer: &Printer) -> CliResult 
     let addr = listener.local_addr().map_err(|e| Failure::error(format!("cannot listen on {}: {e}", args.listen)))?;
     let state: State = Arc::new(Mutex::new(Shared {
         metrics: DriftMetrics { horizon_days: drift::EXPIRY_HORIZON_DAYS, ..Default::default() },
+        page: None,
         last_success: None,
         healthy_within: args.interval * 2 + Duration::from_secs(60),
     }));
@@ -78,7 +82,7 @@ pub async fn run(args: WatchArgs, ctx: Context, printer: &Printer) -> CliResult 
     tokio::pin!(stop);
 
     printer.err(&format!(
-        "keyward watch: checking {} every {:?}; serving http://{addr}/metrics and http://{addr}/healthz\n",
+        "keyward watch: checking {} every {:?}; serving http://{addr}/ (the report), http://{addr}/metrics and http://{addr}/healthz\n",
         args.dir.display(),
         args.interval
     ));
@@ -113,13 +117,14 @@ impl Watcher {
     async fn once(&mut self, args: &WatchArgs, ctx: Context, state: &State, console: &Console<'_>) {
         let printer = console.printer;
         match self.check(args, ctx, console).await {
-            Ok((m, new_items)) => {
+            Ok((m, page, new_items)) => {
                 if self.failing {
                     printer.err("keyward watch: the drift check succeeds again\n");
                 }
                 self.failing = false;
                 let mut s = state.lock().expect("the state lock is never poisoned");
                 s.metrics = m;
+                s.page = Some(page);
                 s.last_success = Some(Instant::now());
                 drop(s);
                 if new_items > 0 {
@@ -147,7 +152,7 @@ impl Watcher {
         args: &WatchArgs,
         ctx: Context,
         console: &Console<'_>,
-    ) -> Result<(DriftMetrics, usize), Failure> {
+    ) -> Result<(DriftMetrics, String, usize), Failure> {
         let printer = console.printer;
         let settings = DriftSettings {
             dir: args.dir.clone(),
@@ -157,7 +162,8 @@ impl Watcher {
         };
         let attempt = drift::check(&settings, console).await?;
         self.webhook = Webhook::from_config(&attempt.config, &args.dir).map_err(EngineError::from)?.map(Arc::new);
-        let (plan, metrics) = attempt.checked?;
+        let checked = attempt.checked?;
+        let plan = &checked.plan;
         let current: BTreeSet<(String, Action)> =
             plan.changes.iter().map(|c| (c.address.to_string(), c.action)).collect();
         // A resolved item may alert again later.
@@ -182,7 +188,12 @@ impl Watcher {
                 self.alerted.extend(new.iter().map(|c| (c.address.to_string(), c.action)));
             }
         }
-        Ok((metrics, new.len()))
+        let new = new.len();
+        let metrics = checked.metrics.clone();
+        let page = crate::engine::evidence::watch_page(attempt.config, &args.dir, settings.clock, checked)
+            .await
+            .map_err(Failure::from)?;
+        Ok((metrics, page, new))
     }
 }
 
@@ -278,10 +289,16 @@ fn route(request: &[u8], state: &State) -> (u16, &'static str, String, bool) {
     let path = target.split('?').next().unwrap_or(target);
     let s = state.lock().expect("the state lock is never poisoned");
     match path {
+        "/" => match &s.page {
+            Some(page) => (200, "text/html; charset=utf-8", page.clone(), head_only),
+            None => {
+                (503, TEXT, "no drift check has succeeded yet; the report follows the first one\n".into(), head_only)
+            }
+        },
         "/metrics" => (200, metrics::CONTENT_TYPE, metrics::render(&s.metrics), head_only),
         "/healthz" if s.healthy() => (200, TEXT, "ok\n".into(), head_only),
         "/healthz" => (503, TEXT, "the last drift check did not succeed recently\n".into(), head_only),
-        _ => (404, TEXT, "not found: try /metrics or /healthz\n".into(), head_only),
+        _ => (404, TEXT, "not found: try /, /metrics or /healthz\n".into(), head_only),
     }
 }
 
@@ -314,6 +331,7 @@ mod tests {
     fn state(up: bool) -> State {
         Arc::new(Mutex::new(Shared {
             metrics: DriftMetrics { up, ..Default::default() },
+            page: up.then(|| "<!DOCTYPE html><title>report</title>".to_string()),
             last_success: up.then(Instant::now),
             healthy_within: Duration::from_secs(60),
         }))
@@ -339,6 +357,10 @@ mod tests {
         assert!(route(b"HEAD /metrics HTTP/1.0\r\n\r\n", &ok).3);
         assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n", &ok).0, 405);
         assert_eq!(route(b"GET /other HTTP/1.1\r\n\r\n", &ok).0, 404);
+        let (status, content_type, body, _) = route(b"GET / HTTP/1.1\r\n\r\n", &ok);
+        assert_eq!((status, content_type), (200, "text/html; charset=utf-8"));
+        assert!(body.starts_with("<!DOCTYPE html>"));
+        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n", &state(false)).0, 503);
         assert_eq!(route(b"garbage\r\n\r\n", &ok).0, 400);
         assert_eq!(route(b"GET / SMTP\r\n\r\n", &ok).0, 400);
     }

@@ -161,8 +161,11 @@ impl Prepared {
         let state = self.config.state();
         let store = Store::local(state, &self.dir);
         let mut audit = store.open_audit()?;
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let gathered = crate::audit::provenance::gather(&env, crate::history::head(&self.dir).as_ref());
         let ctx = AuditContext {
-            actor: crate::audit::actor(),
+            actor: gathered.actor,
+            provenance: Some(gathered.provenance),
             commit: self.plan.configuration.commit.clone(),
             plan_hash: crate::model::digest_bytes(crate::output::plan_json(&self.plan).as_bytes()),
             clock: || chrono::Utc::now(),

@@ -46,7 +46,16 @@ pub struct DriftSettings {
 /// webhook).
 pub struct Attempt {
     pub config: Config,
-    pub checked: Result<(Plan, DriftMetrics), EngineError>,
+    pub checked: Result<Checked, EngineError>,
+}
+
+/// What one drift check found: the drift as a plan, the metrics, and the live state and policy
+/// findings it was computed from (for the report `watch` serves).
+pub struct Checked {
+    pub plan: Plan,
+    pub metrics: DriftMetrics,
+    pub live: BTreeMap<Name, LiveTarget>,
+    pub findings: Vec<crate::policy::Finding>,
 }
 
 /// Loads, reads, and plans with the configuration as its own baseline. An error is returned
@@ -69,7 +78,7 @@ pub async fn check_read(
     dir: &Path,
     clock: Clock,
     read: Read<Reading>,
-) -> Result<(Plan, DriftMetrics), EngineError> {
+) -> Result<Checked, EngineError> {
     let state = config.state();
     let Read { names, mut open, live } = read;
     let now = clock.now;
@@ -105,7 +114,7 @@ pub async fn check_read(
     m.undelivered_credentials = counts.undelivered;
     m.expired_credentials = counts.expired;
     m.rotation_due_credentials = counts.rotation_due;
-    Ok((plan, m))
+    Ok(Checked { plan, metrics: m, live, findings })
 }
 
 /// Declared credentials by where their current instance stands, and live instances issued

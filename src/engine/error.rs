@@ -66,6 +66,12 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+    #[error(transparent)]
+    Explain(#[from] crate::explain::ExplainError),
     #[error("cannot write YAML: {0}")]
     Yaml(String),
 }

@@ -23,6 +23,7 @@ pub mod audit;
 pub mod config;
 pub mod drift;
 mod error;
+pub mod evidence;
 pub mod import;
 pub mod plan;
 pub mod policy;

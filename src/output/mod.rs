@@ -9,6 +9,7 @@
 
 pub mod apply_report;
 pub mod diagnostics;
+pub mod explain;
 pub mod findings;
 pub mod metrics;
 pub mod plan_markdown;

@@ -168,3 +168,61 @@ pub fn find_user<'a>(dir: &'a mut Value, user_name: &str) -> &'a mut Value {
 pub fn find_group<'a>(dir: &'a mut Value, name: &str) -> &'a mut Value {
     dir["groups"].as_array_mut().unwrap().iter_mut().find(|g| g["name"] == name).expect("group in directory")
 }
+
+/// Commits everything in `dir` on its current branch (a new repository when there is none).
+pub fn commit_all(dir: &Path, message: &str, who: &str, extra_parent: Option<git2::Oid>) -> git2::Oid {
+    let repo = git2::Repository::open(dir).unwrap_or_else(|_| git2::Repository::init(dir).unwrap());
+    let mut index = repo.index().unwrap();
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+    index.update_all(["*"], None).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now(who, "access@northwind.example").unwrap();
+    let mut parents = Vec::new();
+    if let Ok(h) = repo.head().and_then(|h| h.peel_to_commit()) {
+        parents.push(h);
+    }
+    if let Some(p) = extra_parent {
+        parents.push(repo.find_commit(p).unwrap());
+    }
+    let refs: Vec<&git2::Commit> = parents.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &refs).unwrap()
+}
+
+/// Makes the sandbox's quick start a git repository: adopted without anne.dodsworth's
+/// `ap-clerk` and applied, then pull request #7 (written by Nancy Davolio, merged by Andrew
+/// Fuller, approved by Laura Callahan) giving it to her, merged and applied from a GitHub
+/// Actions run.
+pub fn quickstart_with_merged_pull_request(sb: &Sandbox) {
+    let finance = sb.read("users/finance.yaml");
+    let at = finance.rfind("roles: [ap-clerk]").unwrap();
+    sb.write("users/finance.yaml", &format!("{}roles: []{}", &finance[..at], &finance[at + 17..]));
+    sb.write(".gitignore", ".keyward/\n");
+    commit_all(&sb.root, "Northwind access, as adopted", "Laura Callahan", None);
+    sb.run(&["apply", "{dir}", "--auto-approve"]).expect(0);
+    // The pull request: a branch commit, merged with a merge commit.
+    let repo = git2::Repository::open(&sb.root).unwrap();
+    let base = repo.head().unwrap().peel_to_commit().unwrap();
+    let blob = repo.blob(finance.as_bytes()).unwrap();
+    let mut tb = git2::build::TreeUpdateBuilder::new();
+    tb.upsert("users/finance.yaml", blob, git2::FileMode::Blob);
+    let tree = repo.find_tree(tb.create_updated(&repo, &base.tree().unwrap()).unwrap()).unwrap();
+    let sig = git2::Signature::now("Nancy Davolio", "nancy@northwind.example").unwrap();
+    let side = repo.commit(None, &sig, &sig, "Anne runs vendor payments too", &tree, &[&base]).unwrap();
+    sb.write("users/finance.yaml", &finance);
+    commit_all(
+        &sb.root,
+        "Merge pull request #7 from northwind/anne-ap\n\nApproved-by: Laura Callahan <laura@northwind.example>",
+        "Andrew Fuller",
+        Some(side),
+    );
+    let ci = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_REPOSITORY", "northwind/access"),
+        ("GITHUB_RUN_ID", "4242"),
+        ("GITHUB_ACTOR", "andrew-fuller"),
+        ("GITHUB_REF", "refs/heads/main"),
+        ("KEYWARD_ACTOR", ""),
+    ];
+    sb.run_with_env(&["apply", "{dir}", "--auto-approve"], &ci).expect(0);
+}

@@ -15,6 +15,8 @@
 //! | `django-scim2` | PyPI, pinned, in a virtualenv (its Python)  | `KEYWARD_DJANGO_SCIM_PYTHON` |
 //! | `samba`        | Debian's Samba AD DC packages               | `KEYWARD_SAMBA`              |
 //! | `azurite`      | npm, pinned by a committed lock file        | `KEYWARD_AZURITE_BLOB`       |
+//! | `chromium`     | Debian's `chromium` (headless)              | `KEYWARD_CHROMIUM`           |
+//! | `chromedriver` | Debian's `chromium-driver`                  | `KEYWARD_CHROMEDRIVER`       |
 //!
 //! Each django-scim2 test starts its own server too (the Django project under
 //! `xtask/peers/django_scim/`), as does each Azurite test (see [`crate::azurite`]); Samba's AD
@@ -59,8 +61,15 @@ pub const SAMBA: Peer = Peer { name: "samba", env_var: "KEYWARD_SAMBA", install:
 pub const AZURITE: Peer =
     Peer { name: "azurite", env_var: "KEYWARD_AZURITE_BLOB", install: crate::azurite::install_azurite };
 
+/// Headless Chromium, in which the report tests open the HTML report from a file.
+pub const CHROMIUM: Peer = Peer { name: "chromium", env_var: "KEYWARD_CHROMIUM", install: install_chromium };
+
+/// ChromeDriver, through whose WebDriver API the report tests drive Chromium.
+pub const CHROMEDRIVER: Peer =
+    Peer { name: "chromedriver", env_var: "KEYWARD_CHROMEDRIVER", install: install_chromedriver };
+
 /// Every peer, in installation order.
-pub const ALL: &[Peer] = &[SCIM2_SERVER, SLAPD, DJANGO_SCIM, SAMBA, AZURITE];
+pub const ALL: &[Peer] = &[SCIM2_SERVER, SLAPD, DJANGO_SCIM, SAMBA, AZURITE, CHROMIUM, CHROMEDRIVER];
 
 /// What the installers need to know.
 pub struct Context {
@@ -325,6 +334,50 @@ pub fn install_samba(_ctx: &Context) -> Result<PathBuf, String> {
         ));
     }
     Ok(samba)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chromium and ChromeDriver: Debian's packages, for the browser tests of the HTML report.
+
+/// Where Debian's packages put the browser and its driver.
+pub const CHROMIUM_PATH: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER_PATH: &str = "/usr/bin/chromedriver";
+
+/// Installs Debian's `chromium` and `chromium-driver` with apt-get unless both are there
+/// (about 130 MB to download; the two always come as a matching pair).
+fn install_chromium_packages() -> Result<(), String> {
+    if Path::new(CHROMIUM_PATH).is_file() && Path::new(CHROMEDRIVER_PATH).is_file() {
+        eprintln!("    chromium and chromedriver: already installed");
+        return Ok(());
+    }
+    if !Path::new("/usr/bin/apt-get").is_file() {
+        return Err(format!(
+            "{CHROMIUM_PATH} or {CHROMEDRIVER_PATH} is missing and there is no apt-get to install them; \
+             install Chromium and its ChromeDriver and set KEYWARD_CHROMIUM and KEYWARD_CHROMEDRIVER"
+        ));
+    }
+    eprintln!("    chromium: installing Debian's chromium and chromium-driver");
+    apt_install(&["chromium", "chromium-driver"])
+}
+
+pub fn install_chromium(_ctx: &Context) -> Result<PathBuf, String> {
+    install_chromium_packages()?;
+    let path = PathBuf::from(CHROMIUM_PATH);
+    if !path.is_file() {
+        return Err(format!("apt-get installed chromium but {CHROMIUM_PATH} is missing"));
+    }
+    Ok(path)
+}
+
+pub fn install_chromedriver(_ctx: &Context) -> Result<PathBuf, String> {
+    install_chromium_packages()?;
+    let path = PathBuf::from(CHROMEDRIVER_PATH);
+    if !path.is_file() {
+        return Err(format!("apt-get installed chromium-driver but {CHROMEDRIVER_PATH} is missing"));
+    }
+    run_quiet(Command::new(&path).arg("--version"))
+        .map_err(|e| format!("`{CHROMEDRIVER_PATH} --version` failed: {e}"))?;
+    Ok(path)
 }
 
 // ---------------------------------------------------------------------------------------------
