@@ -209,7 +209,9 @@ fn drift_exits_0_or_2_alerts_without_secrets_and_writes_openmetrics() {
     }
     let samples = parse_openmetrics(&std::fs::read_to_string(&metrics).unwrap());
     assert_eq!(sample(&samples, "keyward_drift_items{target=\"directory\",kind=\"user\"}"), Some(1.0));
-    assert_eq!(sample(&samples, "keyward_pending_changes{action=\"update\"}"), Some(1.0));
+    // Not a git repository: everything is compared with the configuration as it is, so
+    // everything is drift and nothing pending.
+    assert_eq!(sample(&samples, "keyward_pending_changes{action=\"update\"}"), Some(0.0));
     assert_eq!(sample(&samples, "keyward_policy_findings{severity=\"warn\"}"), Some(1.0));
 
     let json = sb.run(&["drift", "{dir}", "--format", "json"]);
@@ -336,4 +338,85 @@ fn watch_serves_metrics_alerts_each_new_drift_once_and_stops_on_sigterm() {
     assert_eq!(log.matches("guard-disabled").count(), 1, "the warning is printed once\n{log}");
     assert_eq!(stdout.matches("drift: update directory.user.janet.leverling").count(), 2, "{stdout}");
     assert!(!stdout.contains(WEBHOOK_SECRET) && !log.contains(WEBHOOK_SECRET));
+}
+
+/// A user merged after the last apply is pending, not drift; a change made to the live target
+/// outside git is drift, and only that.
+#[test]
+fn drift_tells_merged_changes_not_applied_yet_from_changes_outside_git() {
+    let sb = Sandbox::example("quickstart");
+    sb.write(".gitignore", ".keyward/\n");
+    git(&sb, &["init", "-q"]);
+    git(&sb, &["config", "user.name", "Test"]);
+    git(&sb, &["config", "user.email", "test@example.invalid"]);
+    git(&sb, &["config", "commit.gpgsign", "false"]);
+    git(&sb, &["add", "-A"]);
+    git(&sb, &["commit", "-q", "-m", "base"]);
+    let first = sb.run(&["drift", "{dir}"]);
+    first.expect(2);
+    assert!(
+        first.stdout.contains("compared with the configuration at HEAD (no completed apply is recorded yet"),
+        "{}",
+        first.stdout
+    );
+    sb.apply_ok();
+    let applied = String::from_utf8(
+        Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&sb.root).output().unwrap().stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+
+    // Merged, not applied yet.
+    sb.write(
+        "users/new.yaml",
+        "kind: User\nname: yoshi.tannamuri\nuserName: yoshi.tannamuri@northwind.example\ndisplayName: Yoshi Tannamuri\n\
+         department: Sales\njobTitle: Sales Representative\n",
+    );
+    git(&sb, &["add", "-A"]);
+    git(&sb, &["commit", "-q", "-m", "yoshi joins sales"]);
+    let metrics = sb.path("drift.prom");
+    let metrics_arg = metrics.to_string_lossy().into_owned();
+    let pending = sb.run(&["drift", "{dir}", "--metrics-file", &metrics_arg]);
+    pending.expect(0);
+    let out = pending.stdout.replace(&applied, "<applied>").replace(&applied[..12], "<applied>");
+    assert!(out.contains("No drift.") && out.contains("Pending: 1 change"), "{out}");
+    insta::assert_snapshot!("drift_pending_only", out);
+    let samples = parse_openmetrics(&std::fs::read_to_string(&metrics).unwrap());
+    assert!(!samples.iter().any(|(s, _)| s.starts_with("keyward_drift_items")), "{samples:?}");
+    assert_eq!(sample(&samples, "keyward_pending_changes{action=\"create\"}"), Some(1.0));
+
+    // Now someone changes the live directory outside git.
+    foreign_change(&sb, "janet.leverling@northwind.example", "Hacker");
+    let drift = sb.run(&["drift", "{dir}", "--metrics-file", &metrics_arg]);
+    drift.expect(2);
+    let out = drift.stdout.replace(&applied, "<applied>").replace(&applied[..12], "<applied>");
+    insta::assert_snapshot!("drift_and_pending", out);
+    let (found, still_pending) = out.split_once("Pending:").expect("a pending section");
+    assert!(found.contains("directory.user.janet.leverling") && !found.contains("yoshi.tannamuri"), "{out}");
+    assert!(
+        still_pending.contains("create directory.user.yoshi.tannamuri") && !still_pending.contains("janet"),
+        "{out}"
+    );
+    let json = sb.run(&["drift", "{dir}", "--format", "json"]);
+    json.expect(2);
+    assert_eq!(support::changes(&json.json()), vec![("directory.user.janet.leverling".into(), "update".into())]);
+    let samples = parse_openmetrics(&std::fs::read_to_string(&metrics).unwrap());
+    assert_eq!(sample(&samples, "keyward_drift_items{target=\"directory\",kind=\"user\"}"), Some(1.0));
+    assert_eq!(sample(&samples, "keyward_pending_changes{action=\"create\"}"), Some(1.0));
+    assert_eq!(sample(&samples, "keyward_pending_changes{action=\"update\"}"), Some(0.0));
+
+    // A commit git no longer has: said so, and HEAD is the comparison.
+    let state = sb.read(".keyward/applied.json");
+    sb.write(".keyward/applied.json", &state.replace(&applied, &"0".repeat(40)));
+    let lost = sb.run(&["drift", "{dir}"]);
+    lost.expect(2);
+    assert!(
+        lost.stdout.contains(
+            "compared with the configuration at HEAD (the last applied commit 000000000000 cannot be read from git"
+        ),
+        "{}",
+        lost.stdout
+    );
+    assert!(lost.stdout.contains("yoshi.tannamuri") && !lost.stdout.contains("Pending:"), "{}", lost.stdout);
 }

@@ -641,7 +641,6 @@ mod apply_path {
 
     use async_trait::async_trait;
     use keyward::apply::{AuditContext, CredentialContext, execute_with};
-    use keyward::audit::AuditLog;
     use keyward::credential::proof::SigningCertificate;
     use keyward::credential::sink::Sinks;
     use keyward::model::{DesiredState, LiveTarget, Name, Timestamp};
@@ -724,7 +723,8 @@ mod apply_path {
         let config = ConfigRef { digest: "sha256:test".into(), commit: None };
         let plan = plan::assemble(changes.clone(), config, vec![name.clone()], now);
         let mut providers: BTreeMap<Name, Session<Writing>> = [(name, session)].into();
-        let mut audit = AuditLog::open(&root.join(".keyward/audit.jsonl")).unwrap();
+        let store = keyward::state::open(&state.settings, root).unwrap();
+        let mut audit = keyward::state::AuditTrail::open(store.clone()).await.unwrap();
         let ctx = AuditContext {
             actor: "test".into(),
             commit: None,
@@ -732,7 +732,7 @@ mod apply_path {
             clock: chrono::Utc::now,
             provenance: None,
         };
-        let creds = CredentialContext { sinks: Sinks::new(root), state_path, now };
+        let creds = CredentialContext { sinks: Sinks::new(root), state: store, now };
         let report = execute_with(&plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap();
         assert!(report.all_applied(), "{:?}", report.outcomes);
         changes

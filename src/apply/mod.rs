@@ -4,31 +4,31 @@
 //! assignments, rotations, revocations, disables, deletions) and, within a phase, target by
 //! target with directories before ERPs; a change whose prerequisite failed in this run (the
 //! account or group it needs was not created) is skipped, not attempted; every attempted or
-//! skipped change gets an audit record before the next phase starts; every failure is
+//! skipped change gets an audit record (appended to the state's chain) before the next phase starts; every failure is
 //! returned, not just the first. Apply never re-decides what to change: callers re-plan and
 //! re-run, and providers make each operation idempotent so a re-run converges.
 //!
 //! Credentials: for `AddCredential`, apply generates the material (a certificate, or a secret
 //! where the target does not make one), has the provider issue the credential, then delivers
 //! the material to the credential's sink. Issue comes first, so nobody is left without a
-//! credential; the issued credential is recorded as undelivered (see
-//! [`crate::credential::state`]) until its delivery succeeds, so a failed delivery, or a run
+//! credential; the issued credential is recorded as undelivered in the state (see
+//! [`crate::state::documents::Undelivered`]) until its delivery succeeds, so a failed delivery, or a run
 //! killed between issue and delivery, leaves it for the next plan to replace. A failure fails
 //! the change with a message that names the credential and the sink, never the material. The
 //! material is dropped when the change's handling ends.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
-use std::path::PathBuf;
-
-use crate::audit::{AuditError, AuditLog, Entry, Outcome};
+use crate::audit::{AuditError, Entry, Outcome};
 use crate::credential::proof::SigningCertificate;
 use crate::credential::sink::Sinks;
-use crate::credential::{Material, generate, state};
+use crate::credential::{Material, generate};
 use crate::model::{Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UndeliveredCredential};
 use crate::plan::{Change, Operation, Plan, Principal};
 use crate::provider::handle::{Session, Writing};
 use crate::provider::{ApplyError, IssueMaterial, IssueRequest};
+use crate::state::{AuditTrail, StateError, StateStore, documents};
 
 /// The result of one change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -77,11 +77,12 @@ pub struct AuditContext {
     pub provenance: Option<crate::audit::Provenance>,
 }
 
-/// What apply needs for credentials: the sinks, the undelivered-credentials state file, and
-/// the time new credentials start (the plan's clock, so an injected clock reaches them).
+/// What apply needs for credentials: the sinks, the state that records undelivered
+/// credentials, and the time new credentials start (the plan's clock, so an injected clock
+/// reaches them).
 pub struct CredentialContext {
     pub sinks: Sinks,
-    pub state_path: PathBuf,
+    pub state: Arc<dyn StateStore>,
     pub now: Timestamp,
 }
 
@@ -94,6 +95,9 @@ pub enum ExecuteError {
     MissingTarget(Name),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The audit log in the state could not be written.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// The largest batch handed to a provider at once; bounds memory and how much an interrupted
@@ -105,7 +109,7 @@ const BATCH: usize = 50_000;
 pub async fn execute_with(
     plan: &Plan,
     providers: &mut BTreeMap<Name, Session<Writing>>,
-    audit: &mut AuditLog,
+    audit: &mut AuditTrail,
     ctx: &AuditContext,
     creds: &CredentialContext,
     progress: Progress<'_>,
@@ -225,7 +229,7 @@ pub async fn execute_with(
             });
             report.outcomes.push(o);
         }
-        audit.append_all(entries)?;
+        audit.append_all(entries).await?;
         progress(report.outcomes.len(), total);
         i = j;
     }
@@ -256,7 +260,7 @@ async fn credential_change(
             let proof = proof_signer(&creds.sinks, proof_from.as_ref()).await;
             let result = provider.remove_credential(account, credential_id, proof.as_ref()).await;
             if result.is_ok()
-                && let Err(e) = state::forget(&creds.state_path, &target, account, credential_id)
+                && let Err(e) = documents::undelivered_forget(&*creds.state, &target, account, credential_id).await
             {
                 tracing::warn!(error = %e, "cannot update the undelivered-credentials record");
             }
@@ -283,7 +287,7 @@ async fn credential_change(
                 name: name.clone(),
                 issued: start,
             };
-            if let Err(e) = state::record(&creds.state_path, unconfirmed) {
+            if let Err(e) = documents::undelivered_add(&*creds.state, unconfirmed).await {
                 return (Err(ApplyError::new(format!("not issued: cannot record the issue first: {e}"))), None);
             }
             let (issued, material) = match kind {
@@ -341,14 +345,14 @@ async fn credential_change(
                 name: name.clone(),
                 issued: start,
             };
-            let recorded = state::record(&creds.state_path, record);
-            if let Err(e) = state::forget_unconfirmed(&creds.state_path, &target, account, &name) {
+            let recorded = documents::undelivered_add(&*creds.state, record).await;
+            if let Err(e) = documents::undelivered_forget_unconfirmed(&*creds.state, &target, account, &name).await {
                 tracing::warn!(error = %e, "cannot update the undelivered-credentials record");
             }
             match creds.sinks.deliver(deliver, &material, start, end).await {
                 Ok(()) => {
                     if recorded.is_ok()
-                        && let Err(e) = state::forget(&creds.state_path, &target, account, &issued.id)
+                        && let Err(e) = documents::undelivered_forget(&*creds.state, &target, account, &issued.id).await
                     {
                         // The next plan replaces a credential that was delivered: wasteful, not unsafe.
                         tracing::warn!(error = %e, "cannot update the undelivered-credentials record");
@@ -424,7 +428,9 @@ mod tests {
         let opened = Opened::from_provider(Box::new(Moved { caps: capabilities(ProviderKind::Scim) }));
         let (_, session) = opened.read().await.unwrap();
         let mut providers: BTreeMap<Name, Session<Writing>> = [(target, session)].into();
-        let mut audit = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
+        let store: Arc<dyn StateStore> =
+            Arc::new(crate::state::local::LocalStore::new(dir.path(), std::path::Path::new("audit.jsonl")));
+        let mut audit = AuditTrail::open(store.clone()).await.unwrap();
         let ctx = AuditContext {
             actor: "test".into(),
             commit: None,
@@ -432,11 +438,7 @@ mod tests {
             clock: chrono::Utc::now,
             provenance: None,
         };
-        let creds = CredentialContext {
-            sinks: Sinks::new(dir.path()),
-            state_path: dir.path().join("undelivered.json"),
-            now: chrono::Utc::now(),
-        };
+        let creds = CredentialContext { sinks: Sinks::new(dir.path()), state: store, now: chrono::Utc::now() };
         let report = execute_with(&plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap();
         assert_eq!((report.count(Outcome::Applied), report.count(Outcome::Failed), report.conflicts()), (1, 1, 1));
         let bob = report.outcomes.iter().find(|o| o.address == "t.user.bob").unwrap();

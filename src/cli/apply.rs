@@ -17,18 +17,44 @@ pub async fn run(args: ApplyArgs, ctx: Context, printer: &Printer) -> CliResult 
         if !args.targets.is_empty() {
             return Err(Failure::error("--target cannot narrow a saved plan; plan again with --target instead"));
         }
-        let settings =
-            SavedApplySettings { plan_file: args.path.clone(), dir: args.config.clone(), clock, retry, guards };
+        let settings = SavedApplySettings {
+            plan_file: args.path.clone(),
+            dir: args.config.clone(),
+            clock,
+            retry,
+            guards,
+            lock_timeout: args.lock_timeout,
+        };
         apply::prepare_saved(&settings, &console).await?
     } else {
         // Every target is locked for the whole apply; the plan is made under the lock.
-        let settings = ApplySettings { dir: args.path.clone(), clock, retry, targets: args.targets.clone(), guards };
+        let settings = ApplySettings {
+            dir: args.path.clone(),
+            clock,
+            retry,
+            targets: args.targets.clone(),
+            guards,
+            lock_timeout: args.lock_timeout,
+        };
         apply::prepare(&settings, &console).await?
     };
+    // The state stays locked from before the targets were read until here, whatever happened.
+    let mut prepared = prepared;
+    let result = decide_and_apply(&mut prepared, &args, saved, &console).await;
+    let location = prepared.state_location();
+    if let Err(e) = prepared.release().await {
+        printer.err(&format!("warning: cannot release the state lock at {location}: {}\n", Failure::from(e).message));
+    }
+    result
+}
+
+async fn decide_and_apply(prepared: &mut Prepared, args: &ApplyArgs, saved: bool, console: &Console<'_>) -> CliResult {
+    let printer = console.printer;
     printer.out(&plan_text::render(&prepared.plan, plan_text::TextOptions { color: printer.color_out }));
     print_findings(printer, &prepared.findings, &prepared.config.loaded, true);
     prepared.gate()?;
     if prepared.plan.is_empty() {
+        prepared.record_unchanged().await?;
         return Ok(Exit::Success);
     }
     prepared.check_guards()?;
@@ -36,7 +62,7 @@ pub async fn run(args: ApplyArgs, ctx: Context, printer: &Printer) -> CliResult 
         printer.out("Apply cancelled.\n");
         return Ok(Exit::Error);
     }
-    execute(prepared, &console).await
+    execute(prepared, console).await
 }
 
 fn confirm(printer: &Printer) -> Result<bool, Failure> {
@@ -52,12 +78,20 @@ fn confirm(printer: &Printer) -> Result<bool, Failure> {
     Ok(line.trim() == "yes")
 }
 
-async fn execute(prepared: Prepared, console: &Console<'_>) -> CliResult {
+async fn execute(prepared: &mut Prepared, console: &Console<'_>) -> CliResult {
     let printer = console.printer;
     console.start_apply(prepared.plan.changes.len());
     let report = prepared.apply(console).await;
     console.finish();
     let report = report?;
     printer.out(&crate::output::apply_report::render(&report, printer.color_out));
+    if let Some(head) = prepared.audit_head() {
+        printer.out(&format!(
+            "Audit chain head: {} records, last hash {} ({}).\n",
+            head.records,
+            head.hash,
+            prepared.state_location()
+        ));
+    }
     Ok(if report.all_applied() { Exit::Success } else { Exit::Error })
 }

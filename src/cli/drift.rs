@@ -3,7 +3,10 @@
 use super::console::Console;
 use super::{CliResult, Context, DriftArgs, DriftFormat, Exit, Failure};
 use crate::engine::EngineError;
-use crate::engine::drift::{self, DriftSettings, Webhook, WebhookError};
+use std::collections::BTreeMap;
+
+use crate::engine::drift::{self, Against, DriftSettings, Webhook, WebhookError};
+use crate::model::Name;
 use crate::output::{self, Printer, plan_markdown, plan_text};
 use crate::plan::{Change, Plan};
 
@@ -19,7 +22,7 @@ pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult 
     } else {
         None
     };
-    let drift::Checked { plan, metrics, .. } = match attempt.checked {
+    let drift::Checked { plan, pending, against, metrics, .. } = match attempt.checked {
         Ok(c) => c,
         Err(e) => {
             let f = Failure::from(e);
@@ -40,11 +43,23 @@ pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult 
         drift::write_metrics(path, &metrics)?;
     }
     match args.format {
-        DriftFormat::Text => printer.out(&render_text(&plan, printer.color_out)),
+        DriftFormat::Text => printer.out(&render_text(&plan, &pending, &against, printer.color_out)),
         DriftFormat::Json => printer.out(&output::plan_json(&plan)),
         DriftFormat::Markdown => {
-            let text = plan_markdown::render(&plan, plan_markdown::MAX_CHARS);
-            printer.out(&text.replacen("### keyward plan", "### keyward drift", 1));
+            let mut text = plan_markdown::render(&plan, plan_markdown::MAX_CHARS);
+            text = text.replacen("### keyward plan", "### keyward drift", 1);
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push('\n');
+            text.push_str(&compared_with(&against, "- "));
+            if !pending.is_empty() {
+                text.push_str(&format!("\n**Pending** (merged, not applied yet; not drift): {}\n\n", pending.len()));
+                for c in &pending {
+                    text.push_str(&format!("- `{}` {}\n", c.address, c.action));
+                }
+            }
+            printer.out(&text);
         }
     }
     if plan.is_empty() {
@@ -58,16 +73,44 @@ pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult 
     Ok(Exit::Changes)
 }
 
-fn render_text(plan: &Plan, color: bool) -> String {
-    if plan.is_empty() {
-        return "No drift. The live targets match the configuration.\n".to_string();
+/// What each target was compared with, one line per distinct baseline, each line starting with
+/// `prefix`.
+fn compared_with(against: &BTreeMap<Name, Against>, prefix: &str) -> String {
+    let mut by: BTreeMap<&Against, Vec<&str>> = BTreeMap::new();
+    for (t, a) in against {
+        by.entry(a).or_default().push(t.as_str());
     }
-    let mut out = format!(
-        "Drift: {} live difference{} from the configuration (changed outside git, or not applied yet).\n\n",
-        plan.changes.len(),
-        if plan.changes.len() == 1 { "" } else { "s" }
-    );
-    let heading = "To bring the targets back to the configuration, `keyward apply` would make these changes:";
-    out.push_str(&plan_text::render_with_heading(plan, plan_text::TextOptions { color }, heading));
+    let mut out = String::new();
+    for (a, targets) in by {
+        out.push_str(&format!("{prefix}{}: compared with {a}.\n", targets.join(", ")));
+    }
+    out
+}
+
+fn render_text(plan: &Plan, pending: &[Change], against: &BTreeMap<Name, Against>, color: bool) -> String {
+    let mut out = compared_with(against, "");
+    out.push('\n');
+    if plan.is_empty() {
+        out.push_str("No drift. The live targets match the configuration they were last applied from.\n");
+    } else {
+        out.push_str(&format!(
+            "Drift: {} live difference{} from the configuration last applied (changed outside git).\n\n",
+            plan.changes.len(),
+            if plan.changes.len() == 1 { "" } else { "s" }
+        ));
+        let heading = "To bring the targets back to that configuration, `keyward apply` would make these changes:";
+        out.push_str(&plan_text::render_with_heading(plan, plan_text::TextOptions { color }, heading));
+    }
+    if !pending.is_empty() {
+        out.push_str(&format!(
+            "\nPending: {} change{} merged but not applied yet (not drift; the next `keyward apply` makes {}):\n",
+            pending.len(),
+            if pending.len() == 1 { "" } else { "s" },
+            if pending.len() == 1 { "it" } else { "them" }
+        ));
+        for c in pending {
+            out.push_str(&format!("  {} {} ({})\n", c.action, c.address, c.reason.why));
+        }
+    }
     out
 }

@@ -214,6 +214,9 @@ pub struct ApplyArgs {
     /// Lower guards.minAdmins.count for this run.
     #[arg(long, value_name = "N")]
     pub min_admins: Option<u32>,
+    /// How long to wait for another run holding the state's lock before failing.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = watch::parse_interval)]
+    pub lock_timeout: std::time::Duration,
 }
 
 /// Output formats of `keyward drift`.

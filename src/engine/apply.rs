@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::policy::Live;
-use super::read::{self, Read, Targets};
+use super::read::Targets;
 use super::store::Store;
 use super::{Clock, Config, EngineError, Observer, SavedPlanError};
 use crate::apply::{self, ApplyReport, AuditContext, CredentialContext};
@@ -17,6 +18,7 @@ use crate::plan::{self, GuardOverrides, Plan};
 use crate::policy::Finding;
 use crate::provider::handle::Writing;
 use crate::remote::RetryPolicy;
+use crate::state::LockGuard;
 
 /// What `apply` of a configuration folder needs.
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub struct ApplySettings {
     pub targets: Vec<String>,
     /// Guards raised for this run.
     pub guards: GuardOverrides,
+    /// How long to wait for another run's state lock (`--lock-timeout`).
+    pub lock_timeout: Duration,
 }
 
 /// What `apply` of a saved plan needs.
@@ -42,6 +46,8 @@ pub struct SavedApplySettings {
     /// How requests to the targets are retried.
     pub retry: RetryPolicy,
     pub guards: GuardOverrides,
+    /// How long to wait for another run's state lock (`--lock-timeout`).
+    pub lock_timeout: Duration,
 }
 
 /// A plan ready to apply: the targets it was computed from are open for writing and read.
@@ -55,16 +61,29 @@ pub struct Prepared {
     retry: RetryPolicy,
     guards: GuardOverrides,
     open: Targets<Writing>,
+    store: Store,
+    lock: Option<LockGuard>,
+    head: Option<crate::state::trail::ChainHead>,
 }
 
-/// Loads, reads every target under its lock, plans, and evaluates the policies.
+/// Loads, takes the state's lock, reads every target under its own lock, plans, and evaluates
+/// the policies. The state's lock is held until [`Prepared::release`].
 pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Result<Prepared, EngineError> {
     let dir = &settings.dir;
-    let (config, read) = read::load_and_read::<Writing>(dir, &settings.targets, settings.retry, observer).await?;
-    let Read { names, open, live } = read?;
+    let config = super::config::load(dir, observer)?;
     let state = config.state();
+    let names = super::config::select_targets(&state.settings, &settings.targets)?;
+    let store = Store::open(state, dir)?;
+    let lock = store.lock(crate::load::commit_of(dir), settings.lock_timeout).await?;
+    let (live, open) = match Targets::<Writing>::read(&state.settings, dir, &names, settings.retry, observer).await {
+        Ok(read) => read,
+        Err(e) => {
+            release_quietly(&store, lock).await;
+            return Err(e);
+        }
+    };
     let now = settings.clock.now;
-    let undelivered = Store::local(state, dir).undelivered()?;
+    let undelivered = store.undelivered().await?;
     let changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered)
         .map_err(|errors| EngineError::Plan { errors })?;
     let plan = plan::assemble(changes, config.reference(dir), names, now);
@@ -80,7 +99,18 @@ pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Resul
         retry: settings.retry,
         guards: settings.guards,
         open,
+        store,
+        lock: Some(lock),
+        head: None,
     })
+}
+
+/// Releases a lock on a path that already fails; a failure to release only delays the next run
+/// until the lease runs out.
+async fn release_quietly(store: &Store, lock: LockGuard) {
+    if let Err(e) = lock.release().await {
+        tracing::warn!(error = %e, location = %store.location(), "cannot release the state lock");
+    }
 }
 
 /// Reads a saved plan and checks it against the configuration and the live targets: the same
@@ -104,9 +134,18 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     if let Some(t) = saved.targets.iter().find(|t| !state.settings.targets.contains_key(*t)) {
         return Err(SavedPlanError::UnknownTarget { target: t.to_string() }.into());
     }
-    let (live, open) = Targets::<Writing>::read(&state.settings, dir, &saved.targets, settings.retry, observer).await?;
+    let store = Store::open(state, dir)?;
+    let lock = store.lock(saved.configuration.commit.clone(), settings.lock_timeout).await?;
+    let (live, open) =
+        match Targets::<Writing>::read(&state.settings, dir, &saved.targets, settings.retry, observer).await {
+            Ok(read) => read,
+            Err(e) => {
+                release_quietly(&store, lock).await;
+                return Err(e);
+            }
+        };
     let now = settings.clock.now;
-    let undelivered = Store::local(state, dir).undelivered()?;
+    let undelivered = store.undelivered().await?;
     let fresh = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered)
         .map_err(|errors| EngineError::Plan { errors })?;
     let stale = stale_changes(&saved, &fresh);
@@ -125,6 +164,9 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
         retry: settings.retry,
         guards: settings.guards,
         open,
+        store,
+        lock: Some(lock),
+        head: None,
     })
 }
 
@@ -157,10 +199,10 @@ impl Prepared {
     /// Carries the plan out, recording every attempted change in the audit log. Changes that
     /// failed are in the report, not an error: the error is for what stopped the apply as a
     /// whole (the audit log cannot be written).
-    pub async fn apply(mut self, observer: &dyn Observer) -> Result<ApplyReport, EngineError> {
+    pub async fn apply(&mut self, observer: &dyn Observer) -> Result<ApplyReport, EngineError> {
+        self.check_lock()?;
         let state = self.config.state();
-        let store = Store::local(state, &self.dir);
-        let mut audit = store.open_audit()?;
+        let mut audit = self.store.open_audit().await?;
         let env: BTreeMap<String, String> = std::env::vars().collect();
         let gathered = crate::audit::provenance::gather(&env, crate::history::head(&self.dir).as_ref());
         let ctx = AuditContext {
@@ -177,11 +219,48 @@ impl Prepared {
             // Deliveries to Key Vault fail (and are recorded as undelivered); the rest proceeds.
             Err(e) => observer.warning(&format!("no Key Vault access for credential delivery: {e}")),
         }
-        let creds =
-            CredentialContext { sinks, state_path: store.undelivered_path().to_path_buf(), now: self.clock.now };
+        let creds = CredentialContext { sinks, state: self.store.backend().clone(), now: self.clock.now };
         let mut progress = |done: usize, total: usize| observer.applied(done, total);
         let report =
             apply::execute_with(&self.plan, &mut self.open.sessions, &mut audit, &ctx, &creds, &mut progress).await?;
+        self.check_lock()?;
+        let at = chrono::Utc::now();
+        super::applied::record(&self.store, &self.plan, Some(&report), Some(audit.head()), at).await?;
+        crate::state::documents::record_head(&**self.store.backend(), audit.head(), at).await?;
+        self.head = Some(audit.head().clone());
         Ok(report)
+    }
+
+    /// The audit chain's head after [`Prepared::apply`]: its record count and last hash.
+    pub fn audit_head(&self) -> Option<&crate::state::trail::ChainHead> {
+        self.head.as_ref()
+    }
+
+    /// Where the state is, for messages.
+    pub fn state_location(&self) -> String {
+        self.store.location()
+    }
+
+    fn check_lock(&self) -> Result<(), EngineError> {
+        match &self.lock {
+            Some(l) => Ok(l.check()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Releases the state's lock. Call it on every path once the plan is applied or abandoned;
+    /// a lock never released keeps others out until its lease runs out.
+    pub async fn release(mut self) -> Result<(), EngineError> {
+        match self.lock.take() {
+            Some(l) => Ok(l.release().await?),
+            None => Ok(()),
+        }
+    }
+
+    /// Records that the targets already match the configuration (a plan with nothing to do is
+    /// an apply too): drift is then measured against this commit.
+    pub async fn record_unchanged(&self) -> Result<(), EngineError> {
+        self.check_lock()?;
+        super::applied::record(&self.store, &self.plan, None, None, chrono::Utc::now()).await
     }
 }

@@ -86,7 +86,7 @@ pub async fn review(settings: &ReviewSettings, observer: &dyn Observer) -> Resul
         }
     }
     let now = settings.clock.now;
-    let undelivered = Store::local(state, dir).undelivered()?;
+    let undelivered = Store::open(state, dir)?.undelivered().await?;
     let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(&config, None, Some(live_state), now);
 

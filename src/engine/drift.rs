@@ -1,7 +1,10 @@
 //! `drift`: a plan that reports what changed outside git, alerts and metrics.
 //!
-//! Every difference between the live targets and the configuration at HEAD counts as drift
-//! (the planner runs with the configuration as its own baseline). Alerts go to
+//! Drift is every difference between a live target and the configuration it was last applied
+//! from: the commit the last completed apply to that target recorded in the state, read from
+//! git. What was merged since that commit is pending: listed apart, counted apart in the
+//! metrics, never alerted. With no applied commit recorded, or one git no longer has, the
+//! target is compared with the configuration at HEAD, and [`Against`] says so. Alerts go to
 //! `notify.webhook` as `{"text": ...}`, which Slack and Microsoft Teams incoming webhooks both
 //! accept; they carry addresses, actions and counts only. The webhook URL is a secret: it is
 //! never printed, logged or put in an error.
@@ -49,18 +52,71 @@ pub struct Attempt {
     pub checked: Result<Checked, EngineError>,
 }
 
-/// What one drift check found: the drift as a plan, the metrics, and the live state and policy
-/// findings it was computed from (for the report `watch` serves).
+/// What one drift check found: the drift as a plan (live against the configuration each target
+/// was last applied from), the pending changes (merged since, not applied yet), what each
+/// target was compared with, the metrics, and the live state and policy findings it was
+/// computed from (for the report `watch` serves).
 pub struct Checked {
     pub plan: Plan,
+    /// What the configuration at HEAD asks for beyond the drift: merged, not applied yet.
+    pub pending: Vec<Change>,
+    /// Per target read, the configuration its live state was compared with.
+    pub against: BTreeMap<Name, Against>,
     pub metrics: DriftMetrics,
     pub live: BTreeMap<Name, LiveTarget>,
     pub findings: Vec<crate::policy::Finding>,
 }
 
-/// Loads, reads, and plans with the configuration as its own baseline. An error is returned
-/// only when the configuration cannot be loaded; reading and planning failures are in
-/// [`Attempt::checked`].
+/// The configuration a target's live state is compared with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Against {
+    /// The configuration at the commit last applied to the target completely.
+    Applied { commit: String },
+    /// The configuration as it is now, because no usable applied commit is known.
+    Head { why: NoApplied },
+}
+
+/// Why a target is compared with the configuration as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NoApplied {
+    /// No completed apply to the target is recorded in the state.
+    NeverApplied,
+    /// The last apply was recorded without a commit (the folder was not a git repository).
+    NoCommit,
+    /// The last apply was made from uncommitted changes to `commit`.
+    Uncommitted { commit: String },
+    /// Git does not have the commit any more, or it does not hold a valid configuration.
+    Unreadable { commit: String, message: String },
+}
+
+impl std::fmt::Display for Against {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Against::Applied { commit } => write!(f, "the configuration last applied, commit {}", short(commit)),
+            Against::Head { why } => {
+                f.write_str("the configuration at HEAD (")?;
+                match why {
+                    NoApplied::NeverApplied => f.write_str("no completed apply is recorded yet")?,
+                    NoApplied::NoCommit => f.write_str("the last apply recorded no git commit")?,
+                    NoApplied::Uncommitted { commit } => {
+                        write!(f, "the last apply was of uncommitted changes to {}", short(commit))?
+                    }
+                    NoApplied::Unreadable { commit, message } => {
+                        write!(f, "the last applied commit {} cannot be read from git: {message}", short(commit))?
+                    }
+                }
+                f.write_str("; merged changes not applied yet count as drift)")
+            }
+        }
+    }
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// Loads, reads, and compares. An error is returned only when the configuration cannot be
+/// loaded; reading and planning failures are in [`Attempt::checked`].
 pub async fn check(settings: &DriftSettings, observer: &dyn Observer) -> Result<Attempt, EngineError> {
     let (config, read) =
         read::load_and_read::<Reading>(&settings.dir, &settings.targets, settings.retry, observer).await?;
@@ -71,8 +127,70 @@ pub async fn check(settings: &DriftSettings, observer: &dyn Observer) -> Result<
     Ok(Attempt { config, checked })
 }
 
-/// Plans with the configuration as its own baseline, on targets already read, so every change
-/// is reported as drift; counts what the metrics show.
+/// What each target is compared with: the commit its last completed apply recorded, read from
+/// git; HEAD when there is none or git cannot give it. Returns the desired states by commit.
+async fn baselines(
+    config: &Config,
+    store: &Store,
+    dir: &Path,
+    names: &[Name],
+) -> Result<(BTreeMap<Name, Against>, BTreeMap<String, DesiredState>), EngineError> {
+    let applied = super::applied::last_applied(config.state(), store).await?;
+    let head = crate::load::commit_of(dir);
+    let mut against = BTreeMap::new();
+    let mut states: BTreeMap<String, DesiredState> = BTreeMap::new();
+    let mut unreadable: BTreeMap<String, String> = BTreeMap::new();
+    for name in names {
+        let a = match applied.get(name.as_str()) {
+            None => Against::Head { why: NoApplied::NeverApplied },
+            Some(r) => match (r.completed(), r.commit.as_deref()) {
+                (None, None) if r.status == crate::state::ApplyStatus::Completed => {
+                    Against::Head { why: NoApplied::NoCommit }
+                }
+                (None, _) => Against::Head { why: NoApplied::NeverApplied },
+                (Some(c), _) if c.ends_with("-dirty") => {
+                    Against::Head { why: NoApplied::Uncommitted { commit: c.trim_end_matches("-dirty").into() } }
+                }
+                (Some(c), _) if head.as_deref() == Some(c) || states.contains_key(c) => {
+                    Against::Applied { commit: c.to_string() }
+                }
+                (Some(c), _) => match unreadable.get(c) {
+                    Some(message) => {
+                        Against::Head { why: NoApplied::Unreadable { commit: c.to_string(), message: message.clone() } }
+                    }
+                    None => match state_at(dir, c) {
+                        Ok(s) => {
+                            states.insert(c.to_string(), s);
+                            Against::Applied { commit: c.to_string() }
+                        }
+                        Err(message) => {
+                            unreadable.insert(c.to_string(), message.clone());
+                            Against::Head { why: NoApplied::Unreadable { commit: c.to_string(), message } }
+                        }
+                    },
+                },
+            },
+        };
+        against.insert(name.clone(), a);
+    }
+    Ok((against, states))
+}
+
+/// The desired state of the configuration at `commit`, or why git cannot give it.
+fn state_at(dir: &Path, commit: &str) -> Result<DesiredState, String> {
+    let loaded = crate::load::load_revision(dir, commit).map_err(|e| e.to_string())?;
+    let validated = crate::validate::validate(&loaded);
+    match validated.state {
+        Some(s) if !validated.has_errors() => Ok(s),
+        _ => Err(format!(
+            "it is not a valid configuration ({})",
+            crate::output::diagnostics::tally(&validated.diagnostics)
+        )),
+    }
+}
+
+/// Compares targets already read: with the configuration each was last applied from (drift),
+/// and with HEAD (what was merged since is pending); counts what the metrics show.
 pub async fn check_read(
     config: &Config,
     dir: &Path,
@@ -82,17 +200,52 @@ pub async fn check_read(
     let state = config.state();
     let Read { names, mut open, live } = read;
     let now = clock.now;
-    let undelivered = Store::local(state, dir).undelivered()?;
-    let mut changes = super::plan::compute(state, &live, &open.capabilities, now, Some(state), &undelivered)
+    let store = Store::open(state, dir)?;
+    let undelivered = store.undelivered().await?;
+    let (against, states) = baselines(config, &store, dir, &names).await?;
+
+    // Drift: per commit compared with, the live targets against that configuration.
+    let mut groups: BTreeMap<Option<&str>, BTreeMap<Name, LiveTarget>> = BTreeMap::new();
+    for (name, lt) in &live {
+        let key = match against.get(name) {
+            Some(Against::Applied { commit }) if states.contains_key(commit) => Some(commit.as_str()),
+            _ => None,
+        };
+        groups.entry(key).or_default().insert(name.clone(), lt.clone());
+    }
+    let mut drift = Vec::new();
+    for (commit, part) in &groups {
+        let base = commit.and_then(|c| states.get(c)).unwrap_or(state);
+        let changes =
+            super::plan::compute(base, part, &open.capabilities, now, Some(base), &undelivered).map_err(|errors| {
+                match commit {
+                    Some(rev) => EngineError::BasePlan { rev: rev.to_string(), errors },
+                    None => EngineError::Plan { errors },
+                }
+            })?;
+        drift.extend(changes);
+    }
+    open.attribute(&mut drift).await;
+
+    // Pending: what HEAD's plan holds beyond the drift.
+    let head_changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered)
         .map_err(|errors| EngineError::Plan { errors })?;
-    open.attribute(&mut changes).await;
-    let plan = plan::assemble(changes, config.reference(dir), names, now);
+    let split = super::plan::split(&head_changes, &drift, "applied");
+    let pending: Vec<Change> = head_changes
+        .iter()
+        .filter(|c| split.sections.get(&c.address.to_string()) != Some(&plan::Section::Drift))
+        .cloned()
+        .collect();
+
+    let reference = config.reference(dir);
+    let head_plan = plan::assemble(head_changes, reference.clone(), names.clone(), now);
+    let plan = plan::assemble(drift, reference, names, now);
     let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
-    let findings = super::policy::evaluate_config(config, Some(&plan), Some(live_state), now);
+    let findings = super::policy::evaluate_config(config, Some(&head_plan), Some(live_state), now);
 
     let mut m = DriftMetrics {
         up: true,
-        pending: plan.summary,
+        pending: plan::Summary::of(&pending),
         horizon_days: EXPIRY_HORIZON_DAYS,
         last_success: Some(now),
         ..Default::default()
@@ -114,7 +267,7 @@ pub async fn check_read(
     m.undelivered_credentials = counts.undelivered;
     m.expired_credentials = counts.expired;
     m.rotation_due_credentials = counts.rotation_due;
-    Ok(Checked { plan, metrics: m, live, findings })
+    Ok(Checked { plan, pending, against, metrics: m, live, findings })
 }
 
 /// Declared credentials by where their current instance stands, and live instances issued

@@ -134,7 +134,7 @@ pub async fn gather(settings: &EvidenceSettings, observer: &dyn Observer) -> Res
     };
     let state = config.state();
     let StateFacts { records, verify, location: audit_path, applied_commit } = read_state(state, dir).await?;
-    let undelivered = Store::local(state, dir).undelivered()?;
+    let undelivered = Store::open(state, dir)?.undelivered().await?;
     let (live, changes, plan) = match read {
         Some(Ok(Read { names, mut open, live })) => {
             let base = baseline(dir, applied_commit.as_deref(), observer);
@@ -255,9 +255,9 @@ pub async fn watch_page(
         records,
         verify,
         audit_path,
-        undelivered: Store::local(state, dir).undelivered()?,
+        undelivered: Store::open(state, dir)?.undelivered().await?,
         live: Ok(checked.live),
-        changes: checked.plan.changes,
+        changes: checked.plan.changes.into_iter().chain(checked.pending).collect(),
         findings: checked.findings,
         config,
     };

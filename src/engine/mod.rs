@@ -18,6 +18,7 @@
 //!
 //! Assumptions: the caller runs the futures on a tokio runtime with timers and IO enabled.
 
+pub mod applied;
 pub mod apply;
 pub mod audit;
 pub mod config;

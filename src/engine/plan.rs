@@ -45,7 +45,7 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
     };
     let base = base.as_ref().map(|(config, rev)| (config, *rev));
     let read = read?;
-    let undelivered = Store::local(config.state(), &settings.dir).undelivered()?;
+    let undelivered = Store::open(config.state(), &settings.dir)?.undelivered().await?;
     let (plan, live) = make(&config, base, &settings.dir, settings.clock, read, &undelivered).await?;
     let live_state = Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), plan.created_at);

@@ -1,60 +1,64 @@
-//! Where keyward remembers things between runs: the audit log and the credentials issued but
-//! not delivered.
+//! Where keyward remembers things between runs: the audit log, the lock, the last apply per
+//! target and the credentials issued but not delivered.
 //!
-//! Today that is the `local` backend: files beside the configuration (`audit.path`, and
-//! `undelivered.json` in the same folder). The rest of the engine reaches them only through
-//! [`Store`], so another backend (a lock, the last applied commit per target, all of it kept
-//! remotely) replaces this one place.
+//! The engine reaches them only through [`Store`], which holds the [`StateStore`] that `state:`
+//! in keyward.yaml selects (`local` by default: files beside the configuration). Nothing here
+//! or above knows which backend it talks to.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::EngineError;
-use crate::audit::{self, AuditLog, Record};
+use crate::audit::Record;
 use crate::model::{DesiredState, UndeliveredCredential};
+use crate::state::{self, AuditTrail, LockGuard, LockHolder, LockOptions, StateStore, documents, lock, trail};
 
 /// The state of one configuration.
 #[derive(Debug, Clone)]
 pub struct Store {
-    audit_path: PathBuf,
-    undelivered_path: PathBuf,
+    backend: Arc<dyn StateStore>,
 }
 
 impl Store {
-    /// The local state of the configuration at `dir`.
-    pub fn local(state: &DesiredState, dir: &Path) -> Store {
-        Store::at_audit_path(dir, Path::new(&state.settings.audit_path))
+    /// The state `state:` in the configuration at `dir` selects.
+    pub fn open(state: &DesiredState, dir: &Path) -> Result<Store, EngineError> {
+        Ok(Store { backend: state::open(&state.settings, dir)? })
     }
 
-    /// The local state whose audit log is `audit_path` (relative to `dir`).
-    pub fn at_audit_path(dir: &Path, audit_path: &Path) -> Store {
-        Store { audit_path: dir.join(audit_path), undelivered_path: crate::credential::state::path(dir, audit_path) }
+    /// A state already opened.
+    pub fn with_backend(backend: Arc<dyn StateStore>) -> Store {
+        Store { backend }
     }
 
-    /// Where the audit log is, for messages.
-    pub fn audit_path(&self) -> &Path {
-        &self.audit_path
+    pub fn backend(&self) -> &Arc<dyn StateStore> {
+        &self.backend
     }
 
-    /// The file apply records undelivered credentials in.
-    pub fn undelivered_path(&self) -> &Path {
-        &self.undelivered_path
+    /// Where the state is, for messages. Never a secret.
+    pub fn location(&self) -> String {
+        self.backend.location()
     }
 
-    /// The credentials apply issued but could not deliver (see [`crate::credential::state`]).
-    pub fn undelivered(&self) -> Result<Vec<UndeliveredCredential>, EngineError> {
-        Ok(crate::credential::state::load(&self.undelivered_path)?)
+    /// The credentials apply issued but could not deliver.
+    pub async fn undelivered(&self) -> Result<Vec<UndeliveredCredential>, EngineError> {
+        Ok(documents::read::<documents::Undelivered>(&*self.backend).await?.value.undelivered)
     }
 
-    /// Opens the audit log for appending.
-    pub fn open_audit(&self) -> Result<AuditLog, EngineError> {
-        Ok(AuditLog::open(&self.audit_path)?)
+    /// Opens the audit log for appending; it is read and verified first.
+    pub async fn open_audit(&self) -> Result<AuditTrail, EngineError> {
+        Ok(AuditTrail::open(self.backend.clone()).await?)
     }
 
-    /// Every record of the audit log; none when there is no log yet.
-    pub fn audit_records(&self) -> Result<Vec<Record>, EngineError> {
-        if !self.audit_path.exists() {
-            return Ok(Vec::new());
-        }
-        Ok(audit::read(&self.audit_path)?)
+    /// Every intact record of the audit log; none when there is no log yet.
+    pub async fn audit_records(&self) -> Result<Vec<Record>, EngineError> {
+        Ok(trail::records(&*self.backend).await?)
+    }
+
+    /// Takes the run lock for this process, waiting up to `timeout` for another holder.
+    pub async fn lock(&self, commit: Option<String>, timeout: Duration) -> Result<LockGuard, EngineError> {
+        let holder = LockHolder::current(commit)?;
+        let options = LockOptions { timeout, ..LockOptions::default() };
+        Ok(lock::acquire(self.backend.clone(), holder, options).await?)
     }
 }

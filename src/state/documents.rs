@@ -55,6 +55,21 @@ pub struct TargetRecord {
     /// The audit chain's record count after the apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_records: Option<u64>,
+    /// The commit of the last apply to this target that completed: the configuration the live
+    /// target was last brought to whole. Equal to `commit` when `status` is completed; kept from
+    /// the earlier apply when this one was partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_commit: Option<String>,
+}
+
+impl TargetRecord {
+    /// The commit the last completed apply brought the target to, if any.
+    pub fn completed(&self) -> Option<&str> {
+        match self.status {
+            ApplyStatus::Completed => self.commit.as_deref(),
+            ApplyStatus::Partial => self.completed_commit.as_deref(),
+        }
+    }
 }
 
 /// `applied.json`: the last apply per target.
@@ -190,10 +205,16 @@ pub async fn update<T: Document>(
     }
 }
 
-/// Records the outcome of an apply to `target`.
+/// Records the outcome of an apply to `target`. A partial apply keeps the commit of the last
+/// completed one (see [`TargetRecord::completed_commit`]).
 pub async fn record_applied(store: &dyn StateStore, target: &str, record: TargetRecord) -> Result<(), StateError> {
     update::<Applied>(store, |doc| {
-        doc.targets.insert(target.to_string(), record.clone());
+        let mut record = record.clone();
+        record.completed_commit = match record.status {
+            ApplyStatus::Completed => record.commit.clone(),
+            ApplyStatus::Partial => doc.targets.get(target).and_then(|r| r.completed().map(str::to_string)),
+        };
+        doc.targets.insert(target.to_string(), record);
         true
     })
     .await
