@@ -354,3 +354,41 @@ fn a_configuration_error_comes_before_a_target_read_while_validating() {
         assert!(!r.stderr.contains("andrew.fullr"), "{cmd}: {}", r.stderr);
     }
 }
+
+/// A second apply waits for the state's lock, then fails naming the holder; `state show` names
+/// the holder too, and after the holder is gone the applies continue one audit chain.
+#[tokio::test(flavor = "current_thread")]
+async fn apply_waits_for_the_state_lock_and_names_its_holder() {
+    use keyward::state::{LockHolder, LockOptions, local::LocalStore, lock};
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    let store: std::sync::Arc<dyn keyward::state::StateStore> =
+        std::sync::Arc::new(LocalStore::new(&s.root, std::path::Path::new(".keyward/audit.jsonl")));
+    let mut holder = LockHolder::current(Some("c0ffee".into())).unwrap();
+    holder.actor = "nightly-apply".into();
+    let guard = lock::acquire(store.clone(), holder, LockOptions::default()).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let r = s.run(&["apply", "{dir}", "--auto-approve", "--lock-timeout", "1s"]);
+    r.expect(1);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "it waited for the lock");
+    assert!(r.stderr.contains("is locked after waiting") && r.stderr.contains("nightly-apply"), "{}", r.stderr);
+    assert!(r.stderr.contains(&guard.id().to_string()), "the lock id is named: {}", r.stderr);
+    let shown = s.run(&["state", "show", "{dir}"]);
+    shown.expect(0);
+    assert!(shown.stdout.contains("Lock: held by nightly-apply"), "{}", shown.stdout);
+    guard.release().await.unwrap();
+
+    let before = s.run(&["audit", "show", "{dir}", "--format", "json"]).json().as_array().unwrap().len();
+    assert!(before > 0);
+    s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
+    let applied = s.run(&["apply", "{dir}", "--auto-approve"]);
+    applied.expect(0);
+    assert!(applied.stdout.contains(&format!("Audit chain head: {} records", before + 1)), "{}", applied.stdout);
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+    let shown = s.run(&["state", "show", "{dir}"]);
+    shown.expect(0);
+    assert!(shown.stdout.contains("Lock: free"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("directory: completed"), "{}", shown.stdout);
+    assert!(shown.stdout.contains(&format!("Audit chain: {} records", before + 1)), "{}", shown.stdout);
+}

@@ -12,6 +12,7 @@ mod evidence;
 mod import;
 mod plan;
 mod schema;
+mod state;
 mod validate;
 mod watch;
 
@@ -69,6 +70,9 @@ pub enum Command {
     /// Check and read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Show the state (backend, last apply per target, lock holder, audit chain head), or break a stuck lock.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Write the JSON Schemas of the configuration files.
     Schema(SchemaArgs),
     /// Write YAML for a target's live users, groups and memberships that the configuration does not yet have.
@@ -265,6 +269,30 @@ pub struct WatchArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// The backend, the last apply per target, the lock holder and the audit chain's head.
+    Show(StateShowArgs),
+    /// Break the state lock with this id (a run that died holding it), recorded in the audit log.
+    Unlock(StateUnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateShowArgs {
+    /// The configuration folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StateUnlockArgs {
+    /// The lock id, as the waiting run or `keyward state show` names it.
+    pub id: String,
+    /// The configuration folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the audit log's hash chain; exit 1 when it was tampered with.
     Verify(AuditArgs),
@@ -449,6 +477,7 @@ async fn run(command: Command, ctx: Context, printer: &Printer) -> CliResult {
         Command::Drift(a) => drift::run(a, ctx, printer).await,
         Command::Watch(a) => watch::run(a, ctx, printer).await,
         Command::Audit(a) => audit::run(a, ctx, printer).await,
+        Command::State(a) => state::run(a, ctx, printer).await,
         Command::Schema(a) => schema::run(a, printer),
         Command::Import(a) => import::run(a, ctx, printer).await,
         Command::Explain(a) => evidence::explain(a, ctx, printer).await,

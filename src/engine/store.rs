@@ -62,3 +62,56 @@ impl Store {
         Ok(lock::acquire(self.backend.clone(), holder, options).await?)
     }
 }
+
+/// What `keyward state show` shows.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub location: String,
+    /// The last apply per target.
+    pub applied: std::collections::BTreeMap<String, state::TargetRecord>,
+    pub lock: state::LockStatus,
+    /// The audit chain as read now: its head and whether it verifies.
+    pub head: trail::ChainHead,
+    pub intact: bool,
+    /// The head the last apply recorded.
+    pub recorded_head: Option<trail::ChainHead>,
+}
+
+impl Store {
+    /// The state's backend, last applies, lock holder and audit chain head.
+    pub async fn summary(&self) -> Result<Summary, EngineError> {
+        let backend = &*self.backend;
+        let applied = documents::read::<documents::Applied>(backend).await?.value.targets;
+        let lock = backend.lock_status().await?;
+        let recorded_head = documents::read::<documents::AuditHead>(backend).await?.value.head;
+        let (report, _) = trail::verify(backend, None).await?;
+        let head = match report.head() {
+            Some((records, hash)) => trail::ChainHead { records, hash: hash.to_string() },
+            None => trail::ChainHead::empty(),
+        };
+        Ok(Summary { location: self.location(), applied, lock, head, intact: report.is_intact(), recorded_head })
+    }
+
+    /// Breaks the lock `id` whoever holds it, and records that in the audit log. Returns the
+    /// holder it broke.
+    pub async fn unlock(&self, id: &state::LockId, now: crate::model::Timestamp) -> Result<LockHolder, EngineError> {
+        let holder = lock::unlock(&*self.backend, id).await?;
+        let mut audit = self.open_audit().await?;
+        audit
+            .append(crate::audit::Entry {
+                time: now,
+                actor: crate::audit::actor(),
+                commit: holder.commit.clone(),
+                plan_hash: String::new(),
+                address: "state.lock".into(),
+                action: "unlock".into(),
+                outcome: crate::audit::Outcome::Applied,
+                error: None,
+                detail: Some(format!("broke the lock held by {holder}")),
+                reason: None,
+                provenance: None,
+            })
+            .await?;
+        Ok(holder)
+    }
+}
