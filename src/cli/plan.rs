@@ -40,7 +40,9 @@ pub async fn run(args: PlanArgs, ctx: Context, printer: &Printer) -> CliResult {
             printer.out(&text);
         }
         PlanFormat::Sarif => {
-            printer.out(&output::sarif::render(findings, &crate::engine::policy::repo_prefix(&args.dir)))
+            let mut all = plan::notice_findings(&planned.config, plan);
+            all.extend(findings.iter().cloned());
+            printer.out(&output::sarif::render(&all, &crate::engine::policy::repo_prefix(&args.dir)))
         }
     }
     Ok(if crate::policy::has_deny(findings) {

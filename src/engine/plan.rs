@@ -37,19 +37,49 @@ pub struct Planned {
 /// Loads, validates, reads, plans (splitting against the base revision when asked) and
 /// evaluates the policies.
 pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Planned, EngineError> {
-    let (config, read) =
-        read::load_and_read::<Reading>(&settings.dir, &settings.targets, settings.retry, observer).await?;
+    // The base revision comes first: under it, how keyward connects is the base's to say.
     let base = match &settings.base {
         Some(rev) => Some((super::config::load_base(&settings.dir, rev, observer)?, rev.as_str())),
         None => None,
     };
     let base = base.as_ref().map(|(config, rev)| (config, *rev));
-    let read = read?;
-    let undelivered = Store::open(config.state(), &settings.dir)?.undelivered().await?;
-    let (plan, live) = make(&config, base, &settings.dir, settings.clock, read, &undelivered).await?;
+    let connect = base.map(|(b, _)| &b.state().settings);
+    let (config, read) =
+        read::load_and_read_against::<Reading>(&settings.dir, connect, &settings.targets, settings.retry, observer)
+            .await?;
+    let (read, offline) = read?;
+    let undelivered = Store::open(base.map_or(config.state(), |(b, _)| b.state()), &settings.dir)?.undelivered().await?;
+    let (mut plan, live) = make(&config, base, &settings.dir, settings.clock, read, &undelivered).await?;
+    plan.notices = offline.iter().map(plan::Notice::connection_changed).collect();
     let live_state = Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), plan.created_at);
     Ok(Planned { config, plan, live, findings })
+}
+
+/// The rule id under which SARIF output carries a plan's notices.
+pub const NOTICE_RULE: &str = "plan.connection-changed";
+
+/// The plan's notices as warnings on the line of keyward.yaml they concern, for SARIF (which
+/// carries findings only).
+pub fn notice_findings(config: &Config, plan: &Plan) -> Vec<Finding> {
+    let loaded = &config.loaded;
+    let doc = loaded.settings.first();
+    plan.notices
+        .iter()
+        .map(|n| {
+            let location = doc.and_then(|doc| {
+                let path = ["targets".into(), n.target.as_str().into()];
+                let (line, column) = crate::load::locate(loaded.text(doc), &path)?;
+                Some(crate::validate::Location {
+                    file: loaded.path(doc).to_path_buf(),
+                    line: doc.start_line + line - 1,
+                    column,
+                })
+            });
+            Finding::new(NOTICE_RULE, crate::model::Severity::Warn, format!("target.{}", n.target), n.message.clone())
+                .at(location)
+        })
+        .collect()
 }
 
 /// Plans `dir` against targets already read, returning the live state the plan was computed

@@ -14,6 +14,9 @@ pub const MAX_CHARS: usize = 65_536;
 pub fn render(plan: &Plan, max_chars: usize) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "### keyward plan\n");
+    for notice in &plan.notices {
+        let _ = writeln!(head, "> [!WARNING]\n> {}\n", notice.message);
+    }
     if plan.changes.is_empty() {
         let _ = writeln!(head, "**No changes.** The live targets match the configuration.");
         return head;

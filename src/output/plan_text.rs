@@ -64,6 +64,12 @@ pub fn render(plan: &Plan, opts: TextOptions) -> String {
 /// Renders the plan under `heading` (for reports that change nothing, such as drift).
 pub fn render_with_heading(plan: &Plan, opts: TextOptions, heading: &str) -> String {
     let mut out = String::new();
+    for notice in &plan.notices {
+        let _ = writeln!(out, "{} {}", paint(opts.color, styles::YELLOW.bold(), "Note:"), notice.message);
+    }
+    if !plan.notices.is_empty() {
+        out.push('\n');
+    }
     if plan.changes.is_empty() {
         let _ = writeln!(out, "{}", paint(opts.color, styles::GREEN.bold(), "No changes."));
         let _ = writeln!(out, "The live targets match the configuration.");

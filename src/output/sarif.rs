@@ -30,6 +30,14 @@ fn pascal(id: &str) -> String {
         .collect()
 }
 
+/// Rules that are not policies: notices a plan carries (see [`crate::plan::Notice`]), as
+/// (id, summary, help).
+const NOTICE_RULES: &[(&str, &str, &str)] = &[(
+    "plan.connection-changed",
+    "A target's connection settings changed in this pull request; the target was planned offline, without its settings or secrets.",
+    "The new settings take effect after merge: check where they point before merging.",
+)];
+
 /// Percent-encodes what may not appear in a URI path.
 fn uri_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -70,6 +78,17 @@ pub fn render(findings: &[Finding], uri_prefix: &str) -> String {
     for f in findings {
         if rule_info(&f.rule).is_none() && !ids.contains(&f.rule) {
             ids.push(f.rule.clone());
+            if let Some((id, summary, help)) = NOTICE_RULES.iter().find(|(id, _, _)| *id == f.rule) {
+                rules.push(json!({
+                    "id": id,
+                    "name": pascal(id),
+                    "shortDescription": {"text": summary},
+                    "help": {"text": help},
+                    "defaultConfiguration": {"level": "warning"},
+                    "properties": {"tags": ["security"]},
+                }));
+                continue;
+            }
             rules.push(json!({
                 "id": f.rule,
                 "name": pascal(&f.rule),

@@ -29,5 +29,6 @@ pub fn assemble(changes: Vec<Change>, configuration: ConfigRef, targets: Vec<Nam
         summary: Summary::of(&changes),
         changes,
         base: None,
+        notices: Vec::new(),
     }
 }

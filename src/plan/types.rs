@@ -581,6 +581,37 @@ pub struct Plan {
     /// With `--base REV`: the base revision and, per change address, which section it is in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<BaseSplit>,
+    /// What the reader must know before the changes: targets that were not read, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+}
+
+/// Something a plan's reader must know before its changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// A stable code: `connection-changed`.
+    pub code: String,
+    /// The target it concerns.
+    pub target: Name,
+    pub message: String,
+}
+
+impl Notice {
+    /// The code of [`Notice::connection_changed`].
+    pub const CONNECTION_CHANGED: &'static str = "connection-changed";
+
+    /// Under `--base`: the target's connection settings differ from the base revision's (or
+    /// the target is new), so it was planned offline, as if empty, and none of its settings or
+    /// secrets were used.
+    pub fn connection_changed(target: &Name) -> Self {
+        Notice {
+            code: Self::CONNECTION_CHANGED.to_string(),
+            target: target.clone(),
+            message: format!(
+                "target `{target}`: connection settings changed in this pull request; they take effect after merge, and were not used"
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,214 @@
+//! The trust boundaries between the people who write a configuration, the CI that plans it and
+//! the machine it runs on (docs/security.md): a pull request never decides where credentials
+//! go, secret references are confined, a saved plan is applied exactly as shown.
+//!
+//! The servers these tests point targets at are std `TcpListener`s on 127.0.0.1 that record
+//! every request's `Authorization` header; the git repositories are made with the `git`
+//! command line in a temporary folder.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Sandbox, find_user};
+
+/// A server that answers every request with 404 and reports each request's first line and
+/// `Authorization` header. Returns its base URL.
+fn recorder() -> (String, mpsc::Receiver<(String, Option<String>)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut authorization = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("authorization")
+                {
+                    authorization = Some(value.trim().to_string());
+                }
+            }
+            let _ = tx.send((request_line.trim().to_string(), authorization));
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, rx)
+}
+
+fn git(sb: &Sandbox, args: &[&str]) {
+    let out = Command::new("git").args(args).current_dir(&sb.root).output().expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn git_init(sb: &Sandbox) {
+    sb.write(".gitignore", ".keyward/\n");
+    git(sb, &["init", "-q"]);
+    git(sb, &["config", "user.name", "Test"]);
+    git(sb, &["config", "user.email", "test@example.invalid"]);
+    git(sb, &["config", "commit.gpgsign", "false"]);
+}
+
+/// A random value, made at test time, that stands for a secret of the CI runner.
+fn random_secret() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut bytes).unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const OKTA_AT_BASE: &str =
+    "  okta:\n    provider: scim\n    url: https://okta.example.invalid/scim/v2\n    token: ${env:OKTA_SCIM_TOKEN}\n";
+
+/// Issue 19 §1: a pull request that points a target at its own server, with a token read
+/// from any variable of the runner, gets nothing sent there; a target it leaves alone is read
+/// with the base's settings; every output format says which targets were not used.
+#[test]
+fn a_pull_request_that_retargets_a_connection_sends_no_credential_anywhere() {
+    let sb = Sandbox::example("quickstart");
+    git_init(&sb);
+    sb.apply_ok();
+    sb.edit(
+        "keyward.yaml",
+        "    path: .keyward/directory.json",
+        &format!("    path: .keyward/directory.json\n{OKTA_AT_BASE}"),
+    );
+    git(&sb, &["add", "-A"]);
+    git(&sb, &["commit", "-q", "-m", "base: the directory and okta"]);
+
+    // The pull request: okta now points at the attacker's server with the runner's secret,
+    // and a new target does the same.
+    let (url, requests) = recorder();
+    sb.edit(
+        "keyward.yaml",
+        "    url: https://okta.example.invalid/scim/v2\n    token: ${env:OKTA_SCIM_TOKEN}\n",
+        &format!(
+            "    url: {url}/scim/v2\n    token: ${{env:SOME_SECRET}}\n  erp:\n    provider: scim\n    url: {url}/erp\n    token: ${{env:SOME_SECRET}}\n"
+        ),
+    );
+    git(&sb, &["commit", "-q", "-a", "-m", "the pull request"]);
+    // A change outside git on the directory, which only a read of it can see.
+    let mut dir = sb.directory();
+    find_user(&mut dir, "janet.leverling@northwind.example")["jobTitle"] = Value::from("Hacker");
+    sb.set_directory(&dir);
+
+    let secret = random_secret();
+    let env = [("SOME_SECRET", secret.as_str()), ("OKTA_SCIM_TOKEN", "base-token-not-used")];
+    let notice = |t: &str| {
+        format!(
+            "target `{t}`: connection settings changed in this pull request; they take effect after merge, and were not used"
+        )
+    };
+
+    let text = sb.run_with_env(&["plan", "{dir}", "--base", "HEAD~1"], &env);
+    text.expect(0);
+    let json = sb.run_with_env(&["plan", "{dir}", "--base", "HEAD~1", "--format", "json"], &env);
+    json.expect(0);
+    let md = sb.run_with_env(&["plan", "{dir}", "--base", "HEAD~1", "--format", "markdown"], &env);
+    md.expect(0);
+    let sarif = sb.run_with_env(&["plan", "{dir}", "--base", "HEAD~1", "--format", "sarif"], &env);
+    sarif.expect(0);
+    std::thread::sleep(Duration::from_millis(200));
+    let seen: Vec<_> = requests.try_iter().collect();
+    assert!(seen.is_empty(), "the pull request's server was contacted: {seen:?}");
+
+    for run in [&text, &json, &md, &sarif] {
+        assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret));
+    }
+    // Text: the notices come first; the directory, unchanged, was read (its drift is there).
+    assert!(
+        text.stdout.starts_with(&format!("Note: {}\nNote: {}\n", notice("erp"), notice("okta"))),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains("target `directory`"), "{}", text.stdout);
+    let (_, drift) = text.stdout.split_once("Drift already present").expect("two sections");
+    assert!(drift.contains("directory.user.janet.leverling"), "{}", text.stdout);
+    // The offline targets are planned as if empty: every user would be created there.
+    assert!(text.stdout.contains("+ okta.user.") && text.stdout.contains("+ erp.user."), "{}", text.stdout);
+
+    let plan = json.json();
+    let notices: Vec<(&str, &str, &str)> = plan["notices"]
+        .as_array()
+        .expect("notices")
+        .iter()
+        .map(|n| (n["code"].as_str().unwrap(), n["target"].as_str().unwrap(), n["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            ("connection-changed", "erp", notice("erp").as_str()),
+            ("connection-changed", "okta", notice("okta").as_str())
+        ]
+    );
+
+    let warning = md.stdout.find(&notice("okta")).expect("markdown notice");
+    let summary = md.stdout.find("**Plan:").expect("summary");
+    assert!(warning < summary, "the notice comes before the summary:\n{}", md.stdout);
+
+    let log: Value = serde_json::from_str(&sarif.stdout).unwrap();
+    let results: Vec<&Value> = log["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ruleId"] == "plan.connection-changed")
+        .collect();
+    assert_eq!(results.len(), 2, "{}", sarif.stdout);
+    for r in &results {
+        assert_eq!(r["level"], "warning");
+        let location = &r["locations"][0]["physicalLocation"];
+        assert_eq!(location["artifactLocation"]["uri"], "keyward.yaml");
+        assert!(location["region"]["startLine"].as_u64().unwrap() > 1);
+    }
+    let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["id"] == "plan.connection-changed" && r["shortDescription"]["text"].is_string()));
+
+    // Without --base (a local plan by whoever holds the secret), the configuration is taken
+    // as written: the server is asked, with the token.
+    let local = sb.run_with_env(&["plan", "{dir}", "--target", "okta"], &env);
+    assert_ne!(local.code, 0, "the recorder answers 404");
+    let seen: Vec<_> = requests.recv_timeout(Duration::from_secs(5)).into_iter().collect();
+    assert_eq!(seen[0].1.as_deref(), Some(format!("Bearer {secret}").as_str()), "{seen:?}");
+}
+
+/// A target whose connection is the base's is read with the base's settings: the pull
+/// request's own copy of them is never what connects.
+#[test]
+fn an_unchanged_target_is_read_with_the_base_connection() {
+    let sb = Sandbox::example("quickstart");
+    git_init(&sb);
+    let (url, requests) = recorder();
+    sb.edit(
+        "keyward.yaml",
+        "    path: .keyward/directory.json",
+        &format!("    path: .keyward/directory.json\n  okta:\n    provider: scim\n    url: {url}/scim/v2\n    token: ${{env:BASE_TOKEN}}\n"),
+    );
+    git(&sb, &["add", "-A"]);
+    git(&sb, &["commit", "-q", "-m", "base"]);
+    // The pull request changes only what the target reconciles, not how it connects.
+    sb.edit("keyward.yaml", "    token: ${env:BASE_TOKEN}\n", "    token: ${env:BASE_TOKEN}\n    users: with-roles\n");
+    git(&sb, &["commit", "-q", "-a", "-m", "the pull request"]);
+    let token = random_secret();
+    let run = sb.run_with_env(&["plan", "{dir}", "--base", "HEAD~1", "--target", "okta"], &[("BASE_TOKEN", &token)]);
+    // The recorder answers 404, so the read fails; what matters is who was asked, with what.
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let (line, authorization) = requests.recv_timeout(Duration::from_secs(5)).expect("the base's target is read");
+    assert!(line.contains("/scim/v2/"), "{line}");
+    assert_eq!(authorization, Some(format!("Bearer {token}")));
+    assert!(!run.stdout.contains("connection settings changed"), "{}", run.stdout);
+}
