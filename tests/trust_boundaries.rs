@@ -88,6 +88,8 @@ fn a_pull_request_that_retargets_a_connection_sends_no_credential_anywhere() {
         "    path: .keyward/directory.json",
         &format!("    path: .keyward/directory.json\n{OKTA_AT_BASE}"),
     );
+    // Even a secret the base allows is not sent where the pull request says.
+    sb.edit("keyward.yaml", "audit:", "secrets:\n  env: [OKTA_SCIM_TOKEN, SOME_SECRET]\naudit:");
     git(&sb, &["add", "-A"]);
     git(&sb, &["commit", "-q", "-m", "base: the directory and okta"]);
 
@@ -211,4 +213,102 @@ fn an_unchanged_target_is_read_with_the_base_connection() {
     assert!(line.contains("/scim/v2/"), "{line}");
     assert_eq!(authorization, Some(format!("Bearer {token}")));
     assert!(!run.stdout.contains("connection settings changed"), "{}", run.stdout);
+}
+
+/// The line (1-based) of the first line of `text` that contains `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).expect("needle in text") + 1
+}
+
+/// keyward.yaml's own `secrets:` list confines its references: a name or prefix listed, a
+/// file below a listed directory; anything else is an error at its line.
+#[test]
+fn the_secret_allow_list_allows_what_it_lists_and_refuses_the_rest_at_its_line() {
+    let sb = Sandbox::example("quickstart");
+    let with = |token: &str, extra: &str| {
+        sb.write(
+            "keyward.yaml",
+            &format!(
+                "version: 1\ntargets:\n  directory:\n    provider: file\n    path: .keyward/directory.json\n  okta:\n    provider: scim\n    url: https://okta.example.invalid/scim/v2\n    token: {token}\n{extra}secrets:\n  env: [OKTA_SCIM_TOKEN, KEYWARD_*]\n  files: [/var/run/secrets/keyward]\n"
+            ),
+        );
+    };
+    for allowed in ["${env:OKTA_SCIM_TOKEN}", "${env:KEYWARD_OKTA}", "${file:/var/run/secrets/keyward/okta}"] {
+        with(allowed, "");
+        let run = sb.run(&["validate", "{dir}"]);
+        run.expect(0);
+        assert!(!run.stderr.contains("secret"), "{allowed}: {}", run.stderr);
+    }
+    for refused in [
+        "${env:PROD_DB_PASSWORD}",
+        "${env:KEYWARD}",
+        "${file:/proc/self/environ}",
+        "${file:/var/run/secrets/keyward/../../../../etc/shadow}",
+        "${file:/var/run/secrets/keyward}",
+        "${file:/var/run/secrets/keyward-other/x}",
+    ] {
+        with(refused, "");
+        let run = sb.run(&["validate", "{dir}"]);
+        run.expect(1);
+        let line = line_of(&sb.read("keyward.yaml"), "token:");
+        assert!(run.stderr.contains(&format!("keyward.yaml:{line}:")), "{refused}: {}", run.stderr);
+        assert!(run.stderr.contains(&format!("secret reference {refused} is not allowed")), "{}", run.stderr);
+    }
+    // The webhook is confined too.
+    with("${env:OKTA_SCIM_TOKEN}", "notify:\n  webhook: ${env:GITHUB_TOKEN}\n");
+    let run = sb.run(&["validate", "{dir}"]);
+    run.expect(1);
+    let line = line_of(&sb.read("keyward.yaml"), "webhook:");
+    assert!(run.stderr.contains(&format!("keyward.yaml:{line}:")), "{}", run.stderr);
+    assert!(run.stderr.contains("${env:GITHUB_TOKEN}"), "{}", run.stderr);
+}
+
+/// Under `plan --base`, the base revision's list is the one that counts: a pull request that
+/// widens it and uses the new name is refused; without a list at the base, only the
+/// references the base already uses are allowed; without `--base`, a configuration without a
+/// list is only warned about.
+#[test]
+fn a_pull_request_cannot_widen_the_secret_allow_list() {
+    let sb = Sandbox::example("quickstart");
+    git_init(&sb);
+    sb.edit(
+        "keyward.yaml",
+        "    path: .keyward/directory.json",
+        &format!("    path: .keyward/directory.json\n{OKTA_AT_BASE}"),
+    );
+    let no_list = sb.read("keyward.yaml");
+    sb.edit("keyward.yaml", "audit:", "secrets:\n  env: [OKTA_SCIM_TOKEN]\naudit:");
+    git(&sb, &["add", "-A"]);
+    git(&sb, &["commit", "-q", "-m", "base with a list"]);
+
+    sb.edit("keyward.yaml", "env: [OKTA_SCIM_TOKEN]", "env: [OKTA_SCIM_TOKEN, PROD_DB_PASSWORD]");
+    sb.edit("keyward.yaml", "${env:OKTA_SCIM_TOKEN}\n", "${env:PROD_DB_PASSWORD}\n");
+    git(&sb, &["commit", "-q", "-a", "-m", "widen and use"]);
+    let run = sb.run(&["plan", "{dir}", "--base", "HEAD~1"]);
+    run.expect(1);
+    let line = line_of(&sb.read("keyward.yaml"), "token:");
+    assert!(run.stderr.contains(&format!("keyward.yaml:{line}:")), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("secret reference ${env:PROD_DB_PASSWORD} is not allowed by the base revision's `secrets:` list"),
+        "{}",
+        run.stderr
+    );
+    // The working tree's own list allows it: validate alone is content.
+    sb.run(&["validate", "{dir}"]).expect(0);
+
+    // A base without a list: the references it uses, and no other.
+    sb.write("keyward.yaml", &no_list);
+    git(&sb, &["commit", "-q", "-a", "-m", "base without a list"]);
+    let undeclared = sb.run(&["validate", "{dir}"]);
+    undeclared.expect(0);
+    assert!(
+        undeclared.stderr.contains("secrets-undeclared") || undeclared.stderr.contains("no `secrets:` list"),
+        "{}",
+        undeclared.stderr
+    );
+    sb.edit("keyward.yaml", "${env:OKTA_SCIM_TOKEN}\n", "${env:PROD_DB_PASSWORD}\n");
+    let run = sb.run(&["plan", "{dir}", "--base", "HEAD"]);
+    run.expect(1);
+    assert!(run.stderr.contains("secret reference ${env:PROD_DB_PASSWORD} is new in this change"), "{}", run.stderr);
 }

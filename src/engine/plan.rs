@@ -47,6 +47,9 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
     let (config, read) =
         read::load_and_read_against::<Reading>(&settings.dir, connect, &settings.targets, settings.retry, observer)
             .await?;
+    if let Some((base, _)) = base {
+        confine_secrets(&config, base, &settings.dir, observer)?;
+    }
     let (read, offline) = read?;
     let undelivered = Store::open(base.map_or(config.state(), |(b, _)| b.state()), &settings.dir)?.undelivered().await?;
     let (mut plan, live) = make(&config, base, &settings.dir, settings.clock, read, &undelivered).await?;
@@ -54,6 +57,23 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
     let live_state = Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), plan.created_at);
     Ok(Planned { config, plan, live, findings })
+}
+
+/// Under a base revision, the working tree may use only the secret references the base's
+/// `secrets:` list allows (or, when the base has none, the references the base already uses);
+/// a list the working tree widens is not looked at. Anything else is a validation error at its
+/// line, reported to `observer`.
+fn confine_secrets(config: &Config, base: &Config, dir: &Path, observer: &dyn Observer) -> Result<(), EngineError> {
+    let uses = &config.validated.secret_uses;
+    let diagnostics = match &base.state().settings.secrets {
+        Some(allowed) => crate::validate::check_secrets(uses, allowed, "the base revision's"),
+        None => crate::validate::check_secrets_against_uses(uses, &base.validated.secret_uses),
+    };
+    if diagnostics.is_empty() {
+        return Ok(());
+    }
+    observer.diagnostics(&diagnostics, &config.loaded);
+    Err(EngineError::Invalid { dir: dir.to_path_buf(), tally: crate::output::diagnostics::tally(&diagnostics) })
 }
 
 /// The rule id under which SARIF output carries a plan's notices.

@@ -37,6 +37,53 @@ pub struct ConfigFile {
     /// per target and the credentials issued but not delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateFile>,
+    /// The only secret references this configuration may use. Under `plan --base`, the base
+    /// revision's list is the one that counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretAllowList>,
+}
+
+/// `secrets:`: which `${env:}` and `${file:}` references are allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretAllowList {
+    /// Environment variable names `${env:NAME}` may read; `PREFIX_*` allows every name that
+    /// starts with `PREFIX_`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Directories `${file:PATH}` may read below (relative paths are relative to the
+    /// configuration folder).
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+impl SecretAllowList {
+    /// Whether `reference` is allowed: an environment name listed or matching a `PREFIX_*`
+    /// entry, or a file below a listed directory, written without `..`.
+    pub fn allows(&self, reference: &SecretRef) -> bool {
+        match reference {
+            SecretRef::Env(name) => self.env.iter().any(|e| match e.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => e == name,
+            }),
+            SecretRef::File(path) => {
+                let path = std::path::Path::new(path);
+                let plain = path.components().all(|c| {
+                    matches!(c, std::path::Component::Normal(_) | std::path::Component::RootDir)
+                        || matches!(c, std::path::Component::CurDir)
+                });
+                plain
+                    && self.files.iter().any(|dir| {
+                        let dir = std::path::Path::new(dir);
+                        let strip = |p: &std::path::Path| -> std::path::PathBuf {
+                            p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+                        };
+                        let dir_ok = dir.components().all(|c| !matches!(c, std::path::Component::ParentDir));
+                        dir_ok && strip(path).starts_with(strip(dir)) && strip(path) != strip(dir)
+                    })
+            }
+        }
+    }
 }
 
 /// `state:` as written. Which fields apply depends on `backend`; validation says which are
@@ -414,6 +461,8 @@ pub struct Settings {
     pub policy: PolicySettings,
     /// Where the state lives; local when keyward.yaml has no `state`.
     pub state: StateSettings,
+    /// The secret references allowed; `None` when keyward.yaml has no `secrets` block.
+    pub secrets: Option<SecretAllowList>,
 }
 
 /// The resolved `state:` settings.
@@ -552,6 +601,24 @@ pub enum ClientCredential {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secret_allow_list_matches_names_prefixes_and_directories_without_dot_dot() {
+        let list = SecretAllowList {
+            env: vec!["OKTA_TOKEN".into(), "KEYWARD_*".into()],
+            files: vec!["/run/secrets".into(), "secrets/dev".into()],
+        };
+        let env = |n: &str| list.allows(&SecretRef::Env(n.into()));
+        let file = |p: &str| list.allows(&SecretRef::File(p.into()));
+        assert!(env("OKTA_TOKEN") && env("KEYWARD_X") && env("KEYWARD_"));
+        assert!(!env("OKTA_TOKEN_2") && !env("OKTA") && !env("KEYWARDX") && !env("PATH"));
+        assert!(
+            file("/run/secrets/a.pem") && file("/run/secrets/x/y") && file("secrets/dev/t") && file("./secrets/dev/t")
+        );
+        assert!(!file("/run/secrets") && !file("/run/secrets/../../etc/shadow") && !file("/run/secretsX/a"));
+        assert!(!file("/etc/passwd") && !file("secrets/dev/../../x") && !file("/secrets/dev/t"));
+        assert!(!SecretAllowList::default().allows(&SecretRef::Env("A".into())));
+    }
 
     #[test]
     fn a_suffix_scope_matches_the_end_of_a_user_name_without_regard_to_ascii_case() {

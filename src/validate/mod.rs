@@ -8,6 +8,7 @@ mod hints;
 mod limits;
 mod references;
 mod settings;
+pub use settings::{SecretUse, check_secrets, check_secrets_against_uses};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -100,6 +101,8 @@ pub struct Validated {
     pub state: Option<DesiredState>,
     pub origins: Origins,
     pub diagnostics: Vec<Diagnostic>,
+    /// Every secret reference of keyward.yaml, where it is.
+    pub secret_uses: Vec<SecretUse>,
 }
 
 impl Validated {
@@ -123,11 +126,20 @@ pub(crate) struct Sink<'a> {
     reported_total: usize,
     /// Errors and warnings not reported because of the limits.
     dropped: (usize, usize),
+    /// Every secret reference of keyward.yaml, where it is.
+    pub secret_uses: Vec<settings::SecretUse>,
 }
 
 impl<'a> Sink<'a> {
     fn new(loaded: &'a Loaded) -> Self {
-        Sink { loaded, diags: loaded.diagnostics.clone(), reported: HashMap::new(), reported_total: 0, dropped: (0, 0) }
+        Sink {
+            loaded,
+            diags: loaded.diagnostics.clone(),
+            reported: HashMap::new(),
+            reported_total: 0,
+            dropped: (0, 0),
+            secret_uses: Vec::new(),
+        }
     }
 
     /// Whether another problem in `doc` is reported. When not, callers can skip building the
@@ -199,6 +211,7 @@ pub fn validate(loaded: &Loaded) -> Validated {
     if let Some(state) = &state {
         references::check(&mut sink, &origins, state);
     }
+    let secret_uses = std::mem::take(&mut sink.secret_uses);
     let mut diagnostics = sink.diags;
     diagnostic::sort(&mut diagnostics);
     let (errors, warnings) = sink.dropped;
@@ -215,7 +228,7 @@ pub fn validate(loaded: &Loaded) -> Validated {
         )));
     }
     let ok = !diagnostics.iter().any(Diagnostic::is_error);
-    Validated { state: if ok { state } else { None }, origins, diagnostics }
+    Validated { state: if ok { state } else { None }, origins, diagnostics, secret_uses }
 }
 
 #[derive(Default)]

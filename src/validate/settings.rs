@@ -8,7 +8,7 @@ use crate::diagnostic::Diagnostic;
 use crate::load::PathSeg;
 use crate::model::config::{
     AzureBlobState, BlobAuth, ClientCredential, ConfigFile, Connection, LdapConnection, LdapDisable, LdapFlavor,
-    Settings, StateBackendKind, StateFile, StateSettings, Target, TargetFile,
+    SecretAllowList, Settings, StateBackendKind, StateFile, StateSettings, Target, TargetFile,
 };
 use crate::model::{Name, ProviderKind, SecretRef};
 
@@ -74,9 +74,16 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
             Diagnostic::warning("guard-disabled", "minAdmins.count is 0, so the guard never trips"),
         );
     }
+    if let Some(allowed) = &file.secrets {
+        let refused = check_secrets(&sink.secret_uses, allowed, "keyward.yaml's own");
+        sink.diags.extend(refused);
+    }
     let new_errors = sink.diags[errors_before..].iter().any(Diagnostic::is_error);
     if new_errors {
         return None;
+    }
+    if file.secrets.is_none() && !sink.secret_uses.is_empty() {
+        undeclared_secrets(sink, doc);
     }
     Some(Settings {
         targets,
@@ -89,7 +96,75 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
         notify_webhook,
         policy: file.policy.unwrap_or_default(),
         state: state?,
+        secrets: file.secrets,
     })
+}
+
+/// Where keyward.yaml uses a secret reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretUse {
+    pub reference: SecretRef,
+    pub location: super::Location,
+    /// The field, such as `targets.okta.token`.
+    pub field: String,
+}
+
+/// The secret references of keyward.yaml that `allowed` does not allow, as errors at their
+/// line. `whose` says whose list it is, for the message.
+pub fn check_secrets(uses: &[SecretUse], allowed: &SecretAllowList, whose: &str) -> Vec<Diagnostic> {
+    uses.iter()
+        .filter(|u| !allowed.allows(&u.reference))
+        .map(|u| {
+            Diagnostic::error(
+                "secret-not-allowed",
+                format!("secret reference {} is not allowed by {whose} `secrets:` list", u.reference),
+            )
+            .in_file(&u.location.file)
+            .at(u.location.line, u.location.column)
+            .field(u.field.clone())
+            .help(match u.reference {
+                SecretRef::Env(_) => "add the variable's name (or a PREFIX_*) to `secrets.env` in keyward.yaml, in a change of its own merged first",
+                SecretRef::File(_) => "read files only below a directory listed in `secrets.files`, written without `..`; add the directory in a change of its own merged first",
+            })
+        })
+        .collect()
+}
+
+/// Under a base revision without a `secrets:` list: the references the base itself does not
+/// use, as errors at their line.
+pub fn check_secrets_against_uses(uses: &[SecretUse], base: &[SecretUse]) -> Vec<Diagnostic> {
+    uses.iter()
+        .filter(|u| !base.iter().any(|b| b.reference == u.reference))
+        .map(|u| {
+            Diagnostic::error(
+                "secret-not-allowed",
+                format!(
+                    "secret reference {} is new in this change; the base revision has no `secrets:` list, so only the references it already uses are allowed",
+                    u.reference
+                ),
+            )
+            .in_file(&u.location.file)
+            .at(u.location.line, u.location.column)
+            .field(u.field.clone())
+            .help("declare the secrets in keyward.yaml (`secrets: {env: [...], files: [...]}`) in a change of its own merged first")
+        })
+        .collect()
+}
+
+/// keyward.yaml uses secret references without a `secrets:` list: allowed, with a warning.
+fn undeclared_secrets(sink: &mut Sink, doc: &crate::load::Document) {
+    sink.at(
+        doc,
+        &[],
+        Diagnostic::warning(
+            "secrets-undeclared",
+            "keyward.yaml uses secret references but has no `secrets:` list of the ones it may use",
+        )
+        .help(
+            "add `secrets: {env: [NAMES or PREFIX_*], files: [DIRECTORIES]}`; under `plan --base`, a \
+             configuration without it may use only the references its base revision already uses",
+        ),
+    );
 }
 
 /// `state:`: the backend and the fields it takes; for `azureblob`, a container URL, a prefix
@@ -269,7 +344,12 @@ fn resolve_state(sink: &mut Sink, doc: &crate::load::Document, st: &StateFile) -
 
 fn secret(sink: &mut Sink, doc: &crate::load::Document, path: &[PathSeg], value: &str) -> Option<SecretRef> {
     match SecretRef::parse(value) {
-        Ok(r) => Some(r),
+        Ok(r) => {
+            let location = super::doc_location(sink.loaded, doc, path);
+            let field = crate::load::locate::DisplayPath(path).to_string();
+            sink.secret_uses.push(SecretUse { reference: r.clone(), location, field });
+            Some(r)
+        }
         Err(e) => {
             sink.at(
                 doc,
