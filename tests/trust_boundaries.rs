@@ -312,3 +312,97 @@ fn a_pull_request_cannot_widen_the_secret_allow_list() {
     run.expect(1);
     assert!(run.stderr.contains("secret reference ${env:PROD_DB_PASSWORD} is new in this change"), "{}", run.stderr);
 }
+
+/// Issue 19 §2: a saved plan is applied exactly as shown. Every single-field edit is refused:
+/// as damage when the digest was left alone, and, when the digest was recomputed too, by
+/// comparison with a fresh plan, naming the change and the field. The untouched plan applies.
+#[test]
+fn every_single_field_edit_of_a_saved_plan_is_refused_and_the_untouched_plan_applies() {
+    let sb = Sandbox::example("quickstart");
+    sb.apply_ok();
+    sb.edit("users/it.yaml", "jobTitle: Head of IT", "jobTitle: Chief Information Officer");
+    sb.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
+    let file = sb.root.parent().unwrap().join("saved.plan");
+    let arg = file.to_string_lossy().into_owned();
+    sb.run(&["plan", "{dir}", "--out", &arg]).expect(0);
+    let original: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(original["changes"].as_array().unwrap().len(), 2, "{original:#}");
+    let steven = original["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c["address"].as_str().unwrap().contains("steven.buchanan"))
+        .unwrap();
+
+    type Edit = fn(&mut Value, usize);
+    let edits: [(&str, Edit, &str); 8] = [
+        (
+            "operation",
+            |p, i| p["changes"][i]["operation"]["set"]["jobTitle"] = Value::from("OPERATION-TAMPERED"),
+            "operation differs",
+        ),
+        ("after", |p, i| p["changes"][i]["after"]["jobTitle"] = Value::from("Shown instead"), "after differs"),
+        ("before", |p, i| p["changes"][i]["before"]["jobTitle"] = Value::from("Shown instead"), "before differs"),
+        ("fingerprint", |p, i| p["changes"][i]["fingerprint"] = Value::from("absent"), "fingerprint differs"),
+        ("action", |p, i| p["changes"][i]["action"] = Value::from("disable"), "a fresh plan has no such change"),
+        (
+            "address",
+            |p, i| {
+                let a = p["changes"][i]["address"].as_str().unwrap().replace("steven.buchanan", "andrew.fuller");
+                p["changes"][i]["address"] = Value::from(a);
+            },
+            "a fresh plan has no such change",
+        ),
+        (
+            "added change",
+            |p, i| {
+                let mut extra = p["changes"][i].clone();
+                let a = extra["address"].as_str().unwrap().replace("steven.buchanan", "nancy.davolio");
+                extra["address"] = Value::from(a);
+                p["changes"].as_array_mut().unwrap().push(extra);
+            },
+            "a fresh plan has no such change",
+        ),
+        ("removed change", |p, i| drop(p["changes"].as_array_mut().unwrap().remove(i)), "the saved plan does not"),
+    ];
+    for (what, edit, reason) in edits {
+        let mut edited = original.clone();
+        edit(&mut edited, steven);
+        // Left with its digest: damaged.
+        std::fs::write(&file, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+        let run = sb.run(&["apply", &arg, "--config", "{dir}"]);
+        run.expect(1);
+        assert!(run.stderr.contains("was edited or damaged"), "{what}: {}", run.stderr);
+        // With the digest recomputed: the comparison with a fresh plan names what differs.
+        let plan: keyward::plan::Plan = serde_json::from_value(edited.clone()).unwrap();
+        edited["digest"] = Value::from(plan.changes_digest());
+        std::fs::write(&file, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+        let run = sb.run(&["apply", &arg, "--config", "{dir}"]);
+        run.expect(1);
+        assert!(run.stderr.contains("refusing the whole saved plan"), "{what}: {}", run.stderr);
+        assert!(run.stderr.contains(reason), "{what}: {}", run.stderr);
+    }
+    // Nothing was written by any refused apply.
+    let mut dir = sb.directory();
+    assert_eq!(find_user(&mut dir, "steven.buchanan@northwind.example")["jobTitle"], "Head of IT");
+    assert_eq!(find_user(&mut dir, "robert.king@northwind.example")["jobTitle"], "Head of Sales");
+
+    // Signed plans: with KEYWARD_PLAN_KEY set, only a plan signed with that key applies.
+    std::fs::write(&file, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    let key = random_secret();
+    let unsigned = sb.run_with_env(&["apply", &arg, "--config", "{dir}"], &[("KEYWARD_PLAN_KEY", &key)]);
+    unsigned.expect(1);
+    assert!(unsigned.stderr.contains("is not signed with KEYWARD_PLAN_KEY"), "{}", unsigned.stderr);
+    sb.run_with_env(&["plan", "{dir}", "--out", &arg], &[("KEYWARD_PLAN_KEY", "another key")]).expect(0);
+    let other = sb.run_with_env(&["apply", &arg, "--config", "{dir}"], &[("KEYWARD_PLAN_KEY", &key)]);
+    other.expect(1);
+    assert!(other.stderr.contains("is not signed with KEYWARD_PLAN_KEY"), "{}", other.stderr);
+    sb.run_with_env(&["plan", "{dir}", "--out", &arg], &[("KEYWARD_PLAN_KEY", &key)]).expect(0);
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(&key), "the key is not in the plan");
+
+    // The untouched, signed plan applies, exactly.
+    sb.run_with_env(&["apply", &arg, "--config", "{dir}"], &[("KEYWARD_PLAN_KEY", &key)]).expect(0);
+    let mut dir = sb.directory();
+    assert_eq!(find_user(&mut dir, "steven.buchanan@northwind.example")["jobTitle"], "Chief Information Officer");
+    assert_eq!(find_user(&mut dir, "robert.king@northwind.example")["jobTitle"], "Sales Director");
+}

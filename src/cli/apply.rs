@@ -24,6 +24,7 @@ pub async fn run(args: ApplyArgs, ctx: Context, printer: &Printer) -> CliResult 
             retry,
             guards,
             lock_timeout: args.lock_timeout,
+            plan_key: super::plan::plan_key(),
         };
         apply::prepare_saved(&settings, &console).await?
     } else {

@@ -16,7 +16,7 @@ pub async fn run(args: PlanArgs, ctx: Context, printer: &Printer) -> CliResult {
     let planned = plan::plan(&settings, &Console::new(printer)).await?;
     let (plan, findings) = (&planned.plan, &planned.findings);
     if let Some(out) = &args.out {
-        plan::save(plan, out)?;
+        plan::save(plan, out, plan_key().as_deref())?;
         printer.status(&format!("Saved the plan to {}; apply it with: keyward apply {}", out.display(), out.display()));
     }
     match args.format {
@@ -52,4 +52,9 @@ pub async fn run(args: PlanArgs, ctx: Context, printer: &Printer) -> CliResult {
     } else {
         Exit::Success
     })
+}
+
+/// `KEYWARD_PLAN_KEY`, the key saved plans are signed with and checked against.
+pub(super) fn plan_key() -> Option<Vec<u8>> {
+    std::env::var_os("KEYWARD_PLAN_KEY").filter(|k| !k.is_empty()).map(|k| k.into_encoded_bytes())
 }

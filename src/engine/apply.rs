@@ -48,6 +48,8 @@ pub struct SavedApplySettings {
     pub guards: GuardOverrides,
     /// How long to wait for another run's state lock (`--lock-timeout`).
     pub lock_timeout: Duration,
+    /// `KEYWARD_PLAN_KEY`: when given, only plans signed with it are applied.
+    pub plan_key: Option<Vec<u8>>,
 }
 
 /// A plan ready to apply: the targets it was computed from are open for writing and read.
@@ -125,6 +127,21 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     if saved.format_version != plan::FORMAT_VERSION {
         return Err(SavedPlanError::Format { path: path.clone(), found: saved.format_version }.into());
     }
+    let Some(digest) = saved.digest.as_deref() else {
+        return Err(SavedPlanError::NoDigest { path: path.clone() }.into());
+    };
+    if saved.changes_digest() != digest {
+        return Err(SavedPlanError::Damaged { path: path.clone() }.into());
+    }
+    if let Some(key) = &settings.plan_key
+        && !saved.signature.as_deref().is_some_and(|s| Plan::verify(digest, s, key))
+    {
+        return Err(SavedPlanError::BadSignature { path: path.clone() }.into());
+    }
+    if !saved.notices.is_empty() {
+        let targets = saved.notices.iter().map(|n| n.target.to_string()).collect();
+        return Err(SavedPlanError::Offline { path: path.clone(), targets }.into());
+    }
     let dir = &settings.dir;
     let config = super::config::load(dir, observer)?;
     if config.digest() != saved.configuration.digest {
@@ -146,8 +163,14 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
         };
     let now = settings.clock.now;
     let undelivered = store.undelivered().await?;
-    let fresh = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered)
-        .map_err(|errors| EngineError::Plan { errors })?;
+    // A plan split against a base labels its changes against that base: so does the fresh one.
+    let base = match &saved.base {
+        Some(split) => Some(super::config::load_base(dir, &split.revision, observer)?),
+        None => None,
+    };
+    let fresh =
+        super::plan::compute(state, &live, &open.capabilities, now, base.as_ref().map(|b| b.state()), &undelivered)
+            .map_err(|errors| EngineError::Plan { errors })?;
     let stale = stale_changes(&saved, &fresh);
     if !stale.is_empty() {
         return Err(SavedPlanError::Stale { stale }.into());
@@ -170,17 +193,44 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     })
 }
 
-/// The saved changes that a fresh plan does not hold with the same address, action and live
-/// fingerprint, as `ADDRESS (ACTION)`.
+/// How the saved changes differ from a fresh plan's: for each saved change, the fresh change
+/// with its address and action must be equal in operation, before, after, reason kind and
+/// fingerprint; and every fresh change must be in the saved plan. As `ADDRESS (ACTION): what`.
 pub fn stale_changes(saved: &Plan, fresh: &[plan::Change]) -> Vec<String> {
-    let fresh: BTreeMap<(String, &str), &str> =
-        fresh.iter().map(|c| ((c.address.to_string(), c.action.as_str()), c.fingerprint.as_str())).collect();
-    saved
-        .changes
-        .iter()
-        .filter(|c| fresh.get(&(c.address.to_string(), c.action.as_str())) != Some(&c.fingerprint.as_str()))
-        .map(|c| format!("{} ({})", c.address, c.action))
-        .collect()
+    let key = |c: &plan::Change| (c.address.to_string(), c.action.as_str());
+    let fresh_by: BTreeMap<(String, &str), &plan::Change> = fresh.iter().map(|c| (key(c), c)).collect();
+    let saved_keys: std::collections::BTreeSet<(String, &str)> = saved.changes.iter().map(key).collect();
+    let mut out = Vec::new();
+    for c in &saved.changes {
+        let Some(f) = fresh_by.get(&key(c)) else {
+            out.push(format!("{} ({}): a fresh plan has no such change", c.address, c.action));
+            continue;
+        };
+        fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+            serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+        }
+        let fields: [(&str, bool); 5] = [
+            ("fingerprint", c.fingerprint == f.fingerprint),
+            ("operation", json(&c.operation) == json(&f.operation)),
+            ("before", json(&c.before) == json(&f.before)),
+            ("after", json(&c.after) == json(&f.after)),
+            ("reason", c.reason.kind == f.reason.kind),
+        ];
+        let differing: Vec<&str> = fields.iter().filter(|(_, same)| !same).map(|(name, _)| *name).collect();
+        if !differing.is_empty() {
+            out.push(format!(
+                "{} ({}): {} differ{}",
+                c.address,
+                c.action,
+                differing.join(", "),
+                if differing.len() == 1 { "s" } else { "" }
+            ));
+        }
+    }
+    for f in fresh.iter().filter(|f| !saved_keys.contains(&key(f))) {
+        out.push(format!("{} ({}): a fresh plan has it, the saved plan does not", f.address, f.action));
+    }
+    out
 }
 
 impl Prepared {

@@ -110,13 +110,30 @@ pub enum SavedPlanError {
     ConfigurationChanged { dir: PathBuf },
     #[error("the plan names target `{target}`, which the configuration does not define")]
     UnknownTarget { target: String },
-    /// Changes whose live object changed since the plan (address and action).
+    /// Changes that differ from a fresh plan's (address, action and which fields).
     #[error(
-        "the saved plan is stale: the live objects of {} of its changes changed since it was made:\n{}\nmake a new plan",
+        "refusing the whole saved plan: it is stale or was edited; {} of its changes differ from what a fresh plan computes now:\n{}\nmake a new plan",
         stale.len(),
         stale.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n")
     )]
     Stale { stale: Vec<String> },
+    /// The changes do not match the digest the plan was saved with.
+    #[error(
+        "{} was edited or damaged since it was saved: its changes do not match its digest; make a new plan",
+        path.display()
+    )]
+    Damaged { path: PathBuf },
+    #[error("{} has no digest of its changes; save plans with `keyward plan --out`", path.display())]
+    NoDigest { path: PathBuf },
+    #[error("{} is not signed with KEYWARD_PLAN_KEY: it was not written by a plan job holding that key", path.display())]
+    BadSignature { path: PathBuf },
+    #[error(
+        "{} was planned without reading target{} {} (connection settings changed); make a new plan after merge",
+        path.display(),
+        if targets.len() == 1 { "" } else { "s" },
+        targets.join(", ")
+    )]
+    Offline { path: PathBuf, targets: Vec<String> },
 }
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {

@@ -169,8 +169,13 @@ pub fn compute(
     result
 }
 
-/// Saves a plan (its JSON, docs/plan-format.md) for `apply`, atomically.
-pub fn save(plan: &Plan, path: &Path) -> Result<(), EngineError> {
-    crate::atomic::write(path, crate::output::plan_json(plan).as_bytes(), crate::atomic::Access::Shared)
+/// Saves a plan (its JSON, docs/plan-format.md) for `apply`, atomically, with the digest of
+/// its changes and, given a key (`KEYWARD_PLAN_KEY`), its signature.
+pub fn save(plan: &Plan, path: &Path, key: Option<&[u8]>) -> Result<(), EngineError> {
+    let mut plan = plan.clone();
+    let digest = plan.changes_digest();
+    plan.signature = key.map(|k| Plan::sign(&digest, k));
+    plan.digest = Some(digest);
+    crate::atomic::write(path, crate::output::plan_json(&plan).as_bytes(), crate::atomic::Access::Shared)
         .map_err(EngineError::io("write", path))
 }

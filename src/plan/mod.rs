@@ -30,5 +30,7 @@ pub fn assemble(changes: Vec<Change>, configuration: ConfigRef, targets: Vec<Nam
         changes,
         base: None,
         notices: Vec::new(),
+        digest: None,
+        signature: None,
     }
 }

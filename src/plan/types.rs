@@ -584,6 +584,13 @@ pub struct Plan {
     /// What the reader must know before the changes: targets that were not read, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
+    /// In a saved plan: `sha256:` over its changes, checked before anything else by `apply`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// In a saved plan made with `KEYWARD_PLAN_KEY`: the HMAC-SHA256 of `digest` under that key,
+    /// in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Something a plan's reader must know before its changes.
@@ -623,6 +630,31 @@ pub struct BaseSplit {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
+    }
+
+    /// `sha256:` over the changes, as their JSON.
+    pub fn changes_digest(&self) -> String {
+        crate::model::digest(&self.changes)
+    }
+
+    /// The HMAC-SHA256 of `digest` under `key`, in hex.
+    pub fn sign(digest: &str, key: &[u8]) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+        ring::hmac::sign(&key, digest.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `signature` (hex) is the HMAC-SHA256 of `digest` under `key`, compared in
+    /// constant time.
+    pub fn verify(digest: &str, signature: &str, key: &[u8]) -> bool {
+        let Some(bytes) = (0..signature.len())
+            .step_by(2)
+            .map(|i| signature.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+        else {
+            return false;
+        };
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+        ring::hmac::verify(&key, digest.as_bytes(), &bytes).is_ok()
     }
 }
 
