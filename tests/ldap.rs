@@ -444,3 +444,38 @@ fn ldaps_and_start_tls_verify_the_server_certificate() {
         }
     });
 }
+
+/// A disable attribute the directory's schema does not define (as `pwdAccountLockedTime` is
+/// undefined on a slapd without the ppolicy module) refuses the plan when the target is read,
+/// naming the attribute and the alternatives, and an apply writes nothing: before, the users
+/// and groups were written and the apply failed halfway at the first disable with "LDAP
+/// result 17 undefinedAttributeType".
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn a_disable_attribute_the_schema_lacks_refuses_the_plan_before_anything_is_written() {
+    let server = Server::from_env();
+    let corner = Corner::new(&server, "schema");
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"), dir.path());
+    let path = dir.path().join("keyward.yaml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let extra = "    disable: {attribute: keywardLockedSince, value: \"000001010000Z\"}\n";
+    std::fs::write(&path, retarget(&config, &corner.target_yaml(extra))).unwrap();
+
+    let o = corner.keyward(dir.path(), &["plan", "."]);
+    expect_exit(&o, 1);
+    let (out, err) = text(&o);
+    let all = format!("{out}{err}");
+    assert!(all.contains("does not define `keywardLockedSince` (used for the `disable` method)"), "{all}");
+    assert!(all.contains("moveTo"), "{all}");
+
+    let o = corner.keyward(dir.path(), &["apply", "--auto-approve", "."]);
+    expect_exit(&o, 1);
+    assert!(corner.search(&corner.people, "(objectClass=inetOrgPerson)", &["uid"]).is_empty(), "no user written");
+    assert!(corner.search(&corner.groups, "(objectClass=groupOfNames)", &["cn"]).is_empty(), "no group written");
+
+    // The same configuration with the ppolicy attribute, which this slapd loads, plans.
+    std::fs::write(&path, retarget(&config, &corner.target_yaml(""))).unwrap();
+    let o = corner.keyward(dir.path(), &["plan", "--detailed-exitcode", "."]);
+    expect_exit(&o, 2);
+}

@@ -44,6 +44,10 @@ pub enum ProviderError {
     Locked { target: String, message: String },
     #[error("{target}: {message}")]
     Remote { target: String, message: String },
+    /// The target cannot carry out what the configuration asks (found when it was read,
+    /// before anything was written).
+    #[error("{target}: {message}")]
+    Unsupported { target: String, message: String },
     #[error(transparent)]
     Token(#[from] crate::remote::TokenError),
 }

@@ -239,6 +239,30 @@ impl Client {
         Ok(r.0.into_iter().find(|e| !e.is_ref() && !e.is_intermediate()).map(SearchEntry::construct))
     }
 
+    /// The values of `attributeTypes` in the server's subschema subentry (RFC 4512 §5.1): the
+    /// root DSE names the subentry in `subschemaSubentry`. `None` when the server names none
+    /// or the subentry cannot be read.
+    pub async fn attribute_types(&self) -> Result<Option<Vec<String>>, LdapFailure> {
+        let Some(root) = self.read_entry("", &["subschemaSubentry"]).await? else {
+            return Ok(None);
+        };
+        let Some(dn) = attrs_by_lower_name(&root).get("subschemasubentry").and_then(|v| v.first().cloned()) else {
+            return Ok(None);
+        };
+        let op = format!("reading the schema at {dn}");
+        let mut ldap = self.ldap.clone();
+        let r = ldap
+            .with_timeout(OP_TIMEOUT)
+            .search(&dn, Scope::Base, "(objectClass=subschema)", vec!["attributeTypes"])
+            .await
+            .map_err(|e| transport(&op, e))?;
+        if r.1.rc != 0 {
+            return Ok(None);
+        }
+        let entry = r.0.into_iter().find(|e| !e.is_ref() && !e.is_intermediate()).map(SearchEntry::construct);
+        Ok(entry.and_then(|e| attrs_by_lower_name(&e).remove("attributetypes")))
+    }
+
     /// Adds an entry; `ok` lists result codes taken as success.
     pub async fn add(&self, dn: &str, attrs: Vec<(String, HashSet<String>)>, ok: &[u32]) -> Result<u32, LdapFailure> {
         let mut ldap = self.ldap.clone();

@@ -5,6 +5,9 @@
 //! - reading uses the paged-results control (RFC 2696) for users and groups, so a directory
 //!   whose size limit is below its number of entries is still read whole; a group whose
 //!   members AD returns in ranges (`member;range=0-1499`) is read range by range;
+//! - reading first checks the server's schema (see [`schema`]): a target whose schema lacks an
+//!   attribute keyward would write (the disable attribute, the user key, a user field) is
+//!   refused when it is read, so an apply never fails halfway on an undefined attribute;
 //! - a user is keyed by the configured attribute (`userKey`: `uid` by default, `sAMAccountName`
 //!   for AD); entries without it are not accounts keyward sees;
 //! - writes touch only the attributes keyward manages: a modification replaces exactly the
@@ -44,6 +47,7 @@ pub use crate::model::dn;
 
 mod apply;
 mod read;
+pub mod schema;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

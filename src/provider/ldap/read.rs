@@ -3,8 +3,34 @@
 use super::*;
 
 impl LdapProvider {
+    /// Refuses a target whose schema lacks an attribute keyward would write (see [`schema`]).
+    async fn check_schema(&self, client: &Client) -> Result<(), ProviderError> {
+        let types = match client.attribute_types().await {
+            Ok(Some(t)) if !t.is_empty() => t,
+            Ok(_) => {
+                tracing::warn!(target_name = %self.target, "the directory's schema cannot be read; attributes are not checked before writing");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(target_name = %self.target, error = %e, "the directory's schema cannot be read; attributes are not checked before writing");
+                return Ok(());
+            }
+        };
+        let schema = schema::Schema::from_attribute_types(&types);
+        let written = schema::written_attributes(self.conn.flavor, &self.conn.user_key, &self.conn.disable);
+        let missing = schema::missing(&schema, &written);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ProviderError::Unsupported {
+            target: self.target.clone(),
+            message: schema::refusal(&missing, &self.conn.disable),
+        })
+    }
+
     pub(super) async fn read_live(&mut self) -> Result<LiveTarget, ProviderError> {
         let client = self.client().await?;
+        self.check_schema(&client).await?;
         let flavor = self.conn.flavor;
         let user_attrs = self.user_attributes();
         let user_attrs: Vec<&str> = user_attrs.iter().map(String::as_str).collect();
