@@ -58,6 +58,7 @@ fn config(dir: &Path, url: &str) {
     doc["targets"]["directory"] =
         serde_yaml::from_str(&format!("{{provider: scim, url: \"{url}/v2\", token: \"${{env:{TOKEN_VAR}}}\"}}"))
             .unwrap();
+    doc["secrets"] = serde_yaml::from_str(&format!("{{env: [{TOKEN_VAR}]}}")).unwrap();
     std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
 }
 
