@@ -3,7 +3,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Sandbox, changes, find_group, find_user};
+use support::{Sandbox, changes, commit_all, find_group, find_user};
 
 #[test]
 fn plan_apply_then_plan_again_shows_no_changes() {
@@ -104,6 +104,117 @@ fn min_admins_guard_refuses_and_can_be_lowered_explicitly() {
     assert_eq!(find_group(&mut s.directory(), "it-admins")["members"].as_array().unwrap().len(), 2);
     s.run(&["apply", "{dir}", "--auto-approve", "--min-admins", "0"]).expect(0);
     assert!(find_group(&mut s.directory(), "it-admins")["members"].as_array().unwrap().is_empty());
+}
+
+/// Revoking the real admins and "replacing" them with a disabled account and a member outside
+/// `ownership.scope` leaves no one who can administer: refused, naming who was counted.
+#[test]
+fn min_admins_counts_only_enabled_in_scope_holders() {
+    let s = Sandbox::example("quickstart");
+    let ghost = "kind: User\nname: ghost.admin\nuserName: ghost.admin@northwind.example\nstatus: disabled\n";
+    s.write("users/ghost.yaml", ghost);
+    s.apply_ok();
+    let mut dir = s.directory();
+    dir["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "v-1", "userName": "vendor@partner.example", "active": true}));
+    find_group(&mut dir, "it-admins")["members"].as_array_mut().unwrap().push(json!("v-1"));
+    s.set_directory(&dir);
+    for ticket in ["CHG-1987", "CHG-1988"] {
+        s.edit(
+            "users/it.yaml",
+            &format!(
+                "roles:\n  - role: it-admin\n    expires: 2027-03-31\n    reason: Directory administration, reviewed each quarter\n    ticket: {ticket}\n"
+            ),
+            "",
+        );
+    }
+    s.write(
+        "users/ghost.yaml",
+        &format!(
+            "{ghost}roles:\n  - role: it-admin\n    expires: 2027-03-31\n    reason: stand-in\n    ticket: CHG-2000\n"
+        ),
+    );
+    let got = changes(&s.plan_json());
+    assert!(got.contains(&("directory.assignment.ghost.admin/it-admin".into(), "assign".into())), "{got:?}");
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    let line = r.stderr.lines().find(|l| l.contains("guards.minAdmins")).unwrap_or_else(|| panic!("{}", r.stderr));
+    insta::assert_snapshot!(line.trim_start_matches(['-', ' ']));
+    // Nothing was applied.
+    let members = find_group(&mut s.directory(), "it-admins")["members"].as_array().unwrap().len();
+    assert_eq!(members, 3);
+}
+
+/// The quick start, committed and applied, with a member keyward does not manage
+/// (outside `ownership.scope`) in the finance-admins group.
+fn applied_with_an_outside_finance_admin() -> Sandbox {
+    let s = Sandbox::example("quickstart");
+    commit_all(&s.root, "Quick start", "Laura Callahan", None);
+    s.apply_ok();
+    let mut dir = s.directory();
+    dir["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "v-1", "userName": "auditor@partner.example", "active": true}));
+    find_group(&mut dir, "finance-admins")["members"].as_array_mut().unwrap().push(json!("v-1"));
+    s.set_directory(&dir);
+    s
+}
+
+/// Rebinding a role to another group revokes the old group from the members keyward manages
+/// (the pull request's plan shows it against `--base`), and hands the group back naming the
+/// member it keeps.
+#[test]
+fn a_rebound_role_revokes_the_old_group_and_names_who_keeps_it() {
+    let s = applied_with_an_outside_finance_admin();
+    s.edit("roles/finance.yaml", "directory: {group: finance-admins}", "directory: {group: finance-admins-v2}");
+    let r = s.run(&["plan", "{dir}", "--base", "HEAD", "--format", "json"]);
+    r.expect(0);
+    let plan = r.json();
+    let revokes: Vec<&serde_json::Value> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "revoke" && c["before"]["binding"] == "group finance-admins")
+        .collect();
+    assert_eq!(revokes.len(), 1, "{plan:#}");
+    assert_eq!(revokes[0]["address"], "directory.assignment.nancy.davolio/finance-admin");
+    let notes = revokes[0]["notes"].to_string();
+    assert!(notes.contains("handed back") && notes.contains("auditor@partner.example"), "{notes}");
+    // Applied from the working tree: the state's last applied commit says keyward managed the
+    // old group, so apply revokes it too, and leaves only the member it does not manage.
+    s.apply_ok();
+    let old = find_group(&mut s.directory(), "finance-admins")["members"].clone();
+    assert_eq!(old, json!(["v-1"]));
+    assert_eq!(find_group(&mut s.directory(), "finance-admins-v2")["members"].as_array().unwrap().len(), 1);
+    assert!(changes(&s.plan_json()).is_empty());
+}
+
+/// Deleting a role revokes its group from every member keyward manages.
+#[test]
+fn a_deleted_role_leaves_no_member_it_manages_in_its_group() {
+    let s = Sandbox::example("quickstart");
+    let role = "kind: Role\nname: auditor\nbindings:\n  directory: {group: auditors}\n";
+    s.write("roles/auditor.yaml", role);
+    s.edit("users/it.yaml", "employeeId: \"E1021\"\n", "employeeId: \"E1021\"\nroles: [auditor]\n");
+    commit_all(&s.root, "Auditors", "Laura Callahan", None);
+    s.apply_ok();
+    let mut dir = s.directory();
+    dir["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "v-1", "userName": "auditor@partner.example", "active": true}));
+    find_group(&mut dir, "auditors")["members"].as_array_mut().unwrap().push(json!("v-1"));
+    s.set_directory(&dir);
+    assert_eq!(find_group(&mut s.directory(), "auditors")["members"].as_array().unwrap().len(), 2);
+    std::fs::remove_file(s.path("roles/auditor.yaml")).unwrap();
+    s.edit("users/it.yaml", "roles: [auditor]\n", "");
+    let got = changes(&s.plan_json());
+    assert!(got.contains(&("directory.assignment.priya.raman/auditor".into(), "revoke".into())), "{got:?}");
+    s.apply_ok();
+    assert_eq!(find_group(&mut s.directory(), "auditors")["members"], json!(["v-1"]));
 }
 
 #[test]

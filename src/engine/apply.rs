@@ -86,7 +86,8 @@ pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Resul
     };
     let now = settings.clock.now;
     let undelivered = store.undelivered().await?;
-    let changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered)
+    let previous = super::plan::last_applied(state, dir, observer).await?;
+    let changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered, previous.as_ref())
         .map_err(|errors| EngineError::Plan { errors })?;
     let plan = plan::assemble(changes, config.reference(dir), names, now);
     let live_state = Live { targets: &live, undelivered: &undelivered };
@@ -163,14 +164,19 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
         };
     let now = settings.clock.now;
     let undelivered = store.undelivered().await?;
-    // A plan split against a base labels its changes against that base: so does the fresh one.
+    // A plan split against a base labels its changes against that base, and takes what keyward
+    // managed from it: so does the fresh one.
     let base = match &saved.base {
         Some(split) => Some(super::config::load_base(dir, &split.revision, observer)?),
         None => None,
     };
-    let fresh =
-        super::plan::compute(state, &live, &open.capabilities, now, base.as_ref().map(|b| b.state()), &undelivered)
-            .map_err(|errors| EngineError::Plan { errors })?;
+    let previous = match &base {
+        Some(b) => Some(b.state().clone()),
+        None => super::plan::last_applied(state, dir, observer).await?,
+    };
+    let baseline = base.as_ref().map(|b| b.state());
+    let fresh = super::plan::compute(state, &live, &open.capabilities, now, baseline, &undelivered, previous.as_ref())
+        .map_err(|errors| EngineError::Plan { errors })?;
     let stale = stale_changes(&saved, &fresh);
     if !stale.is_empty() {
         return Err(SavedPlanError::Stale { stale }.into());

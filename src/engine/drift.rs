@@ -217,7 +217,7 @@ pub async fn check_read(
     for (commit, part) in &groups {
         let base = commit.and_then(|c| states.get(c)).unwrap_or(state);
         let changes =
-            super::plan::compute(base, part, &open.capabilities, now, Some(base), &undelivered).map_err(|errors| {
+            super::plan::compute(base, part, &open.capabilities, now, Some(base), &undelivered, None).map_err(|errors| {
                 match commit {
                     Some(rev) => EngineError::BasePlan { rev: rev.to_string(), errors },
                     None => EngineError::Plan { errors },
@@ -228,7 +228,7 @@ pub async fn check_read(
     open.attribute(&mut drift).await;
 
     // Pending: what HEAD's plan holds beyond the drift.
-    let head_changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered)
+    let head_changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered, None)
         .map_err(|errors| EngineError::Plan { errors })?;
     let split = super::plan::split(&head_changes, &drift, "applied");
     let pending: Vec<Change> = head_changes

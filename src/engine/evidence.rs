@@ -108,7 +108,7 @@ async fn read_state(state: &DesiredState, dir: &Path) -> Result<StateFacts, Engi
 
 /// The configuration at the commit last applied, the state the live targets were last brought
 /// to: differences it asked for too are drift, the rest pending.
-fn baseline(dir: &Path, commit: Option<&str>, observer: &dyn Observer) -> Option<DesiredState> {
+pub(super) fn baseline(dir: &Path, commit: Option<&str>, observer: &dyn Observer) -> Option<DesiredState> {
     let commit = commit?.trim_end_matches("-dirty").to_string();
     let loaded = match crate::load::load_revision(dir, &commit) {
         Ok(l) => l,
@@ -138,8 +138,9 @@ pub async fn gather(settings: &EvidenceSettings, observer: &dyn Observer) -> Res
     let (live, changes, plan) = match read {
         Some(Ok(Read { names, mut open, live })) => {
             let base = baseline(dir, applied_commit.as_deref(), observer);
-            let mut changes = super::plan::compute(state, &live, &open.capabilities, now, base.as_ref(), &undelivered)
-                .map_err(|errors| EngineError::Plan { errors })?;
+            let mut changes =
+                super::plan::compute(state, &live, &open.capabilities, now, base.as_ref(), &undelivered, base.as_ref())
+                    .map_err(|errors| EngineError::Plan { errors })?;
             open.attribute(&mut changes).await;
             let plan = plan::assemble(changes.clone(), config.reference(dir), names, now);
             (Ok(live), changes, Some(plan))

@@ -52,7 +52,12 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
     }
     let (read, offline) = read?;
     let undelivered = Store::open(base.map_or(config.state(), |(b, _)| b.state()), &settings.dir)?.undelivered().await?;
-    let (mut plan, live) = make(&config, base, &settings.dir, settings.clock, read, &undelivered).await?;
+    let applied = match base {
+        Some(_) => None,
+        None => last_applied(config.state(), &settings.dir, observer).await?,
+    };
+    let (mut plan, live) =
+        make(&config, base, applied.as_ref(), &settings.dir, settings.clock, read, &undelivered).await?;
     plan.notices = offline.iter().map(plan::Notice::connection_changed).collect();
     let live_state = Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), plan.created_at);
@@ -108,9 +113,13 @@ pub fn notice_findings(config: &Config, plan: &Plan) -> Vec<Finding> {
 /// With a base revision, the plan is split: a change that the base revision's own plan (live
 /// against the base's desired state) holds too, with the same address, action and values, is
 /// drift already present; every other is a change the revision since `base` asks for.
+///
+/// What keyward managed before (see [`PlanInput::previous`]) is the base revision, else
+/// `applied`, the configuration last applied.
 pub async fn make(
     config: &Config,
     base: Option<(&Config, &str)>,
+    applied: Option<&DesiredState>,
     dir: &Path,
     clock: Clock,
     read: Read<Reading>,
@@ -120,13 +129,15 @@ pub async fn make(
     let Read { names, mut open, live } = read;
     let now = clock.now;
     let baseline = base.map(|(b, _)| b.state());
-    let mut changes = compute(state, &live, &open.capabilities, now, baseline, undelivered)
+    // What keyward managed before: the base revision, else the commit last applied.
+    let previous = baseline.or(applied);
+    let mut changes = compute(state, &live, &open.capabilities, now, baseline, undelivered, previous)
         .map_err(|errors| EngineError::Plan { errors })?;
     open.attribute(&mut changes).await;
     let split = match base {
         None => None,
         Some((base, rev)) => {
-            let without = compute(base.state(), &live, &open.capabilities, now, None, undelivered)
+            let without = compute(base.state(), &live, &open.capabilities, now, None, undelivered, None)
                 .map_err(|errors| EngineError::BasePlan { rev: rev.to_string(), errors })?;
             Some(split(&changes, &without, rev))
         }
@@ -161,12 +172,28 @@ pub fn compute(
     now: Timestamp,
     baseline: Option<&DesiredState>,
     undelivered: &[UndeliveredCredential],
+    previous: Option<&DesiredState>,
 ) -> Result<Vec<Change>, Vec<PlanError>> {
-    let input = PlanInput { desired: state, live, capabilities: caps, now, baseline, undelivered };
+    let input = PlanInput { desired: state, live, capabilities: caps, now, baseline, undelivered, previous };
     let started = std::time::Instant::now();
     let result = plan::plan_changes(&input);
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "planned");
     result
+}
+
+/// The configuration at the commit the state records as last applied (the latest of the
+/// targets'), whose role bindings say which objects keyward managed; `None` when no apply
+/// recorded a commit, or that commit cannot be read (then a warning says so).
+pub async fn last_applied(
+    state: &DesiredState,
+    dir: &Path,
+    observer: &dyn Observer,
+) -> Result<Option<DesiredState>, EngineError> {
+    let store = Store::open(state, dir)?;
+    let records = super::applied::last_applied(state, &store).await?;
+    let commit =
+        records.values().filter(|t| t.commit.is_some()).max_by_key(|t| t.at).and_then(|t| t.commit.clone());
+    Ok(super::evidence::baseline(dir, commit.as_deref(), observer))
 }
 
 /// Saves a plan (its JSON, docs/plan-format.md) for `apply`, atomically, with the digest of

@@ -66,6 +66,12 @@ pub enum Why {
     AssignmentExpired {
         date: Date,
     },
+    /// The configuration last applied bound `binding` to role `role` on this target and no
+    /// role binds it now: keyward managed it, so its members keyward manages lose it.
+    BindingReleased {
+        role: String,
+        binding: String,
+    },
     /// A live account the configuration does not know holds the binding.
     NotInConfiguration {
         account: String,
@@ -182,6 +188,9 @@ impl fmt::Display for Why {
                 write!(f, "`{subject}` was given read access to `{d}` outside git")
             }
             Why::AssignmentExpired { date } => write!(f, "the assignment expired on {date}"),
+            Why::BindingReleased { role, binding } => {
+                write!(f, "role `{role}` bound {binding} in the configuration last applied and nothing binds it now")
+            }
             Why::NotInConfiguration { account } => write!(f, "`{account}` is not in the configuration"),
             Why::NeverDelivered { credential } => {
                 write!(f, "`{credential}` was issued but never delivered, so nobody holds it")

@@ -24,12 +24,89 @@ impl<'a> TargetPlanner<'a> {
             let Some(binding) = role.bindings.get(&self.target.name) else { continue };
             self.binding(Grantor::Role(role_name), binding, &[role_name], out, &mut errors);
         }
+        let mut bound_now: HashSet<(BindingKind, String)> = HashSet::new();
+        for role in self.desired.roles.values() {
+            if let Some(b) = role.bindings.get(&self.target.name) {
+                bound_now.insert((b.kind(), lower(&b.object_name())));
+            }
+        }
         if self.caps.binding(BindingKind::FieldSecurityProfile) != BindingSupport::Unsupported {
             for d in derived::field_profiles(self.desired, &self.target.name) {
+                bound_now.insert((d.binding.kind(), lower(&d.binding.object_name())));
                 self.binding(Grantor::Data(d.classification), &d.binding, &d.readers, out, &mut errors);
             }
         }
+        if let Some(previous) = self.input.previous {
+            let mut released = HashSet::new();
+            for (role_name, role) in &previous.roles {
+                let Some(old) = role.bindings.get(&self.target.name) else { continue };
+                let key = (old.kind(), lower(&old.object_name()));
+                if bound_now.contains(&key) || !released.insert(key) {
+                    continue;
+                }
+                // Gone already, or ambiguous (then nothing is touched): nothing is left behind.
+                if let Ok(Some(lb)) = self.find_binding(old) {
+                    self.release(role_name, old, lb, out);
+                }
+            }
+        }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// Revokes `lb`, which role `role` bound in the previous configuration and nothing binds
+    /// now, from every member keyward manages; members it does not manage (outside
+    /// `ownership.scope`, protected, service accounts it does not know) keep it, and each
+    /// revoke's notes name them, so the object is handed back with its remaining members listed.
+    fn release(&self, role: &Name, old: &Binding, lb: &'a LiveBinding, out: &mut Vec<Change>) {
+        let mut revoke: Vec<(String, Principal, &'a str)> = Vec::new();
+        let mut kept: Vec<&'a str> = Vec::new();
+        for id in &lb.members {
+            if let Some((acc, key)) = self.by_id.get(id.as_str()) {
+                if self.managed(&acc.user_name) {
+                    let subject = self.in_git.get(key).map_or(acc.user_name.as_str(), |n| n.as_str());
+                    revoke.push((subject.to_string(), Principal::User(acc.user_name.clone()), key));
+                } else {
+                    kept.push(&acc.user_name);
+                }
+            } else if let Some(sa) = self.sa_by_id.get(id.as_str()) {
+                let known = self.desired.service_accounts.keys().any(|n| n.as_str() == sa.name)
+                    || self.input.previous.is_some_and(|p| p.service_accounts.keys().any(|n| n.as_str() == sa.name));
+                if known {
+                    revoke.push((sa.name.clone(), Principal::ServiceAccount(sa.name.clone()), &sa.name));
+                } else {
+                    kept.push(&sa.name);
+                }
+            }
+        }
+        kept.sort_unstable();
+        let note = (!kept.is_empty()).then(|| {
+            format!(
+                "{} is handed back with {} member(s) keyward does not manage: {}",
+                old.label(),
+                kept.len(),
+                kept.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            )
+        });
+        for (subject, principal, key) in revoke {
+            let mut before = Values::new();
+            before.insert("role".into(), json!(role));
+            before.insert("binding".into(), json!(old.label()));
+            out.push(
+                Change::new(
+                    self.addr(ObjectKind::Assignment, format!("{subject}/{role}")),
+                    Action::Revoke,
+                    Reason::of(
+                        ReasonKind::Config,
+                        Why::BindingReleased { role: role.to_string(), binding: old.label() },
+                    ),
+                    Operation::Revoke { principal, binding: old.clone() },
+                )
+                .before(before)
+                .fingerprint(fingerprint_of(Some(lb), key, true))
+                .subject(subject)
+                .notes(note.clone()),
+            );
+        }
     }
 
     /// Plans one binding: creates or updates the bound object where it may, and brings its

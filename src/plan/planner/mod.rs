@@ -21,7 +21,7 @@
 //! It reads capabilities as data and never branches on a provider's name.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use rustc_hash::FxHashMap;
 
@@ -55,6 +55,10 @@ pub struct PlanInput<'a> {
     /// Credentials apply issued but could not deliver (from the state file beside the audit
     /// log); they are replaced and removed.
     pub undelivered: &'a [UndeliveredCredential],
+    /// The configuration keyward last brought the targets to (the base revision, or the commit
+    /// last applied): an object one of its roles bound that no role binds now was managed by
+    /// keyward, and its managed members are revoked rather than left holding it.
+    pub previous: Option<&'a DesiredState>,
 }
 
 /// A problem that makes a plan impossible.
@@ -394,20 +398,6 @@ pub fn default_key_algorithm(desired: &DesiredState) -> KeyAlgorithm {
     } else {
         KeyAlgorithm::Rsa4096
     }
-}
-
-/// The set of lower-cased userNames that hold `binding` on `live` and are active.
-pub fn active_holders(live: &LiveTarget, binding: &Binding) -> BTreeSet<String> {
-    let accounts: HashMap<&str, &LiveAccount> = live.accounts.iter().map(|a| (a.id.as_str(), a)).collect();
-    let want = lower(&binding.object_name());
-    live.bindings
-        .iter()
-        .filter(|b| b.binding.kind() == binding.kind() && lower(&b.binding.object_name()) == want)
-        .flat_map(|b| b.members.iter())
-        .filter_map(|id| accounts.get(id.as_str()))
-        .filter(|a| a.active)
-        .map(|a| lower(&a.user_name))
-        .collect()
 }
 
 #[cfg(test)]
