@@ -25,16 +25,18 @@ pub enum Section {
     ExpiringAssignments,
     Credentials,
     Authentication,
+    PrivilegedMembers,
     SodExceptions,
     AuditActivity,
 }
 
 impl Section {
-    pub const ALL: [Section; 6] = [
+    pub const ALL: [Section; 7] = [
         Section::StaleAccounts,
         Section::ExpiringAssignments,
         Section::Credentials,
         Section::Authentication,
+        Section::PrivilegedMembers,
         Section::SodExceptions,
         Section::AuditActivity,
     ];
@@ -45,6 +47,7 @@ impl Section {
             Section::ExpiringAssignments => "expiring-assignments",
             Section::Credentials => "credentials",
             Section::Authentication => "authentication",
+            Section::PrivilegedMembers => "privileged-members",
             Section::SodExceptions => "sod-exceptions",
             Section::AuditActivity => "audit-activity",
         }
@@ -56,6 +59,7 @@ impl Section {
             Section::ExpiringAssignments => "Assignments expiring",
             Section::Credentials => "Credentials expiring or due for rotation",
             Section::Authentication => "Privileged access lacking required authentication",
+            Section::PrivilegedMembers => "Privileged groups with members keyward does not manage",
             Section::SodExceptions => "Segregation-of-duties exceptions expiring",
             Section::AuditActivity => "Recent audit-log activity",
         }
@@ -145,6 +149,17 @@ pub fn review(input: &ReviewInput) -> Review {
                 date: last.map(|t| t.format("%Y-%m-%d").to_string()),
                 days: last.map(|t| days_until(now, t)),
                 status: "stale".into(),
+                detail: f.message.clone(),
+            });
+        } else if f.rule == crate::policy::Rule::HygieneUnmanagedPrivilegedMember.id() {
+            let target = f.address.split_once('.').map(|(t, _)| t.to_string());
+            items.push(Item {
+                section: Section::PrivilegedMembers,
+                subject: f.address.clone(),
+                target,
+                date: None,
+                days: None,
+                status: f.severity.to_string(),
                 detail: f.message.clone(),
             });
         } else if f.rule.starts_with("auth.") {

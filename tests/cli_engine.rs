@@ -217,6 +217,31 @@ fn a_deleted_role_leaves_no_member_it_manages_in_its_group() {
     assert_eq!(find_group(&mut s.directory(), "auditors")["members"], json!(["v-1"]));
 }
 
+/// Members of a privileged group that keyward does not manage, or that imitate a managed
+/// userName, are never invisible: the plan's findings and the access review name them.
+#[test]
+fn outside_and_look_alike_members_of_a_privileged_group_are_reported() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    let twin = "n\u{0430}ncy.davolio@northwind.example";
+    let mut dir = s.directory();
+    let users = dir["users"].as_array_mut().unwrap();
+    users.push(json!({"id": "v-1", "userName": "auditor@partner.example", "active": true}));
+    users.push(json!({"id": "v-2", "userName": twin, "active": true}));
+    find_group(&mut dir, "finance-admins")["members"].as_array_mut().unwrap().extend([json!("v-1"), json!("v-2")]);
+    s.set_directory(&dir);
+    let r = s.run(&["plan", "{dir}"]);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("hygiene.unmanaged-privileged-member"), "{all}");
+    assert!(all.contains("`auditor@partner.example` holds privileged role `finance-admin`"), "{all}");
+    assert!(all.contains("looks like `nancy.davolio@northwind.example` but is another account"), "{all}");
+    let v = s.run(&["audit", "review", "{dir}", "--format", "json"]).json();
+    let items: Vec<&serde_json::Value> =
+        v["items"].as_array().unwrap().iter().filter(|i| i["section"] == "privileged-members").collect();
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(items.iter().all(|i| i["target"] == "directory"), "{items:?}");
+}
+
 #[test]
 fn max_deletes_guard_refuses_and_can_be_raised_explicitly() {
     let s = Sandbox::example("quickstart");

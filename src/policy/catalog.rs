@@ -61,6 +61,9 @@ rules! {
     HygieneServiceAccountOwner = "hygiene.service-account-owner", Warn,
     "A service account's owner is disabled, or a live service account has no owner.",
     "Give the service account an active owner.";
+    HygieneUnmanagedPrivilegedMember = "hygiene.unmanaged-privileged-member", Warn,
+    "A member of an object bound to a privileged role is an account keyward does not manage (outside ownership.scope), or one whose userName looks like a managed one (another case, or look-alike characters).",
+    "Remove the account from the group on the target, or bring it into git and inside ownership.scope.";
     HygieneDisabledUserWithRoles = "hygiene.disabled-user-with-roles", Warn,
     "A disabled user still holds roles.",
     "Remove the roles of users who left.";

@@ -1,6 +1,7 @@
 //! Access hygiene: privileged assignments without (or with too distant) an expiry, expired
 //! assignments still in git, users without a chain of active managers, service accounts without
-//! an active owner, disabled users that still hold roles.
+//! an active owner, disabled users that still hold roles, and members of privileged groups that
+//! keyward does not manage or whose userName imitates a managed one.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,7 @@ use crate::policy::Rule;
 use crate::policy::{Finding, PolicyContext};
 
 pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
+    unmanaged_privileged_members(ctx, out);
     for h in &ix.holders {
         grants(ctx, ix, h, out);
         if h.disabled && !h.held.is_empty() {
@@ -250,5 +252,122 @@ fn live(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
                 .help("add a ServiceAccount document with an owner for it (keyward import writes one), or remove it"),
             );
         }
+    }
+}
+
+/// Members of a live object bound to a privileged role that keyward cannot see as managed: an
+/// account outside `ownership.scope` (the planner neither revokes nor shows it), or one whose
+/// userName is not a managed userName but reads like one (another case, look-alike letters,
+/// invisible characters). Protected accounts are expected there and not reported.
+fn unmanaged_privileged_members(ctx: &PolicyContext, out: &mut Vec<Finding>) {
+    let Some(live) = ctx.live else { return };
+    let settings = &ctx.desired.settings;
+    let in_git: HashMap<String, &str> =
+        ctx.desired.users.values().map(|u| (skeleton(&u.user_name), u.user_name.as_str())).collect();
+    let git_exact: std::collections::HashSet<&str> = ctx.desired.users.values().map(|u| u.user_name.as_str()).collect();
+    let git_lower: std::collections::HashSet<String> =
+        ctx.desired.users.values().map(|u| u.user_name.to_lowercase()).collect();
+    for (target, lt) in live {
+        let accounts: HashMap<&str, &crate::model::LiveAccount> =
+            lt.accounts.iter().map(|a| (a.id.as_str(), a)).collect();
+        let mut twins: HashMap<String, usize> = HashMap::new();
+        for a in &lt.accounts {
+            *twins.entry(a.user_name.to_lowercase()).or_default() += 1;
+        }
+        for (role_name, role) in ctx.desired.roles.iter().filter(|(_, r)| r.privileged) {
+            let Some(binding) = role.bindings.get(target) else { continue };
+            let want = binding.object_name().to_lowercase();
+            let bound = lt
+                .bindings
+                .iter()
+                .filter(|b| b.binding.kind() == binding.kind() && b.binding.object_name().to_lowercase() == want);
+            for account in bound.flat_map(|b| &b.members).filter_map(|id| accounts.get(id.as_str())) {
+                let user_name = account.user_name.as_str();
+                if settings.is_protected(user_name) {
+                    continue;
+                }
+                let lower = user_name.to_lowercase();
+                let twin = if git_lower.contains(&lower) {
+                    // The managed account, written in another case by the target; unless two
+                    // live accounts differ only in case, and then each is reported.
+                    (!git_exact.contains(user_name) && twins.get(&lower).is_some_and(|n| *n > 1))
+                        .then(|| in_git.get(&skeleton(user_name)).copied())
+                        .flatten()
+                } else {
+                    in_git.get(&skeleton(user_name)).copied()
+                };
+                let why = match twin {
+                    Some(managed) => format!("looks like `{managed}` but is another account"),
+                    None if !settings.scope.contains(user_name) => {
+                        "is outside ownership.scope, so keyward neither manages nor revokes it".to_string()
+                    }
+                    None => continue,
+                };
+                out.push(
+                    Finding::new(
+                        Rule::HygieneUnmanagedPrivilegedMember.id(),
+                        default_severity(Rule::HygieneUnmanagedPrivilegedMember),
+                        format!("{target}.assignment.{user_name}/{role_name}"),
+                        format!(
+                            "`{user_name}` holds privileged role `{role_name}` on `{target}` ({}) and {why}",
+                            binding.label()
+                        ),
+                    )
+                    .help("remove the account from the group on the target, or bring it into git and inside ownership.scope")
+                    .at(ctx.locate(Kind::Role, role_name, &["bindings".into(), target.as_str().into()])),
+                );
+            }
+        }
+    }
+}
+
+/// A userName as it reads: lower-cased, invisible characters dropped, and letters that look
+/// like Latin ones (Cyrillic, Greek, full-width, digits that pass for letters) folded to them.
+pub(crate) fn skeleton(user_name: &str) -> String {
+    user_name
+        .to_lowercase()
+        .chars()
+        .filter(|c| !matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}'))
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            'а' | 'α' => 'a',
+            'с' | 'ϲ' => 'c',
+            'ԁ' => 'd',
+            'е' | 'ε' => 'e',
+            'һ' => 'h',
+            'і' | 'ι' | 'ı' | '1' | '|' => 'l',
+            'ј' => 'j',
+            'κ' | 'к' => 'k',
+            'ν' => 'v',
+            'о' | 'ο' | '0' => 'o',
+            'р' | 'ρ' => 'p',
+            'ѕ' => 's',
+            'τ' | 'т' => 't',
+            'у' | 'γ' => 'y',
+            'х' | 'χ' => 'x',
+            'ԝ' | 'ω' => 'w',
+            c => c,
+        })
+        .map(|c| if c == 'i' { 'l' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod lookalike_tests {
+    use super::skeleton;
+
+    #[test]
+    fn look_alike_user_names_share_a_skeleton_and_others_do_not() {
+        let real = skeleton("alice@northwind.example");
+        for twin in [
+            "Alice@Northwind.example",
+            "\u{0430}lice@northwind.example",
+            "al\u{200B}ice@northwind.example",
+            "a1ice@northwind.example",
+        ] {
+            assert_eq!(skeleton(twin), real, "{twin:?}");
+        }
+        assert_ne!(skeleton("alicia@northwind.example"), real);
+        assert_ne!(skeleton("bob@northwind.example"), real);
     }
 }
