@@ -7,6 +7,9 @@
 //! - high-entropy values of keys that name a secret (`password`, `token`, `apiKey`, ...), in YAML
 //!   (`key: value`), flow maps and Rego (`key := "value"`), comments included.
 //!
+//! In YAML files, double-quoted values are also scanned as YAML decodes them, so an escape
+//! (`"\x41KIA…"`, `"\u0067hp_…"`) does not hide a token or a secret key's value.
+//!
 //! Findings never show the secret: only its kind, its length and the first characters of a
 //! well-known prefix. [`redact`] masks every secret of a text, for renderers that show source
 //! lines.
@@ -300,12 +303,92 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Secrets that only a YAML decoder sees: every double-quoted scalar of `text` whose decoded
+/// value differs from what is written (escapes), scanned decoded, with the key it is the value
+/// of; at the scalar's line and column. A syntax error ends the scan (validation reports it).
+pub fn scan_decoded_yaml(text: &str) -> Vec<Hit> {
+    use yaml_rust2::parser::{Event, Parser};
+    use yaml_rust2::scanner::TScalarStyle;
+    // In a mapping: whether the next node is a key.
+    let mut frames: Vec<Option<bool>> = Vec::new();
+    let mut key: Option<String> = None;
+    let mut hits = Vec::new();
+    let mut parser = Parser::new_from_str(text);
+    // Whether the node that starts now is a mapping's key (and the next one is not).
+    let next_is_key = |frames: &mut Vec<Option<bool>>| match frames.last_mut() {
+        Some(Some(k)) => {
+            let is_key = *k;
+            *k = !is_key;
+            is_key
+        }
+        _ => false,
+    };
+    loop {
+        let (event, mark) = match parser.next_token() {
+            Ok((Event::StreamEnd, _)) | Err(_) => return hits,
+            Ok(next) => next,
+        };
+        match event {
+            Event::Scalar(value, style, ..) => {
+                if next_is_key(&mut frames) {
+                    key = Some(value);
+                    continue;
+                }
+                // Escapes live only in double-quoted scalars; one written out plainly is seen
+                // by [`scan`] already.
+                if style != TScalarStyle::DoubleQuoted || text.contains(value.as_str()) {
+                    continue;
+                }
+                let shown = match key.as_deref() {
+                    Some(k) if !value.contains(char::is_whitespace) => format!("{k}: {value}"),
+                    _ => value.clone(),
+                };
+                for mut hit in scan(&shown) {
+                    hit.what.push_str(", written with YAML escapes");
+                    (hit.line, hit.column) = (mark.line() as u32, mark.col() as u32 + 1);
+                    hit.mask = 0..0;
+                    hits.push(hit);
+                }
+            }
+            Event::Alias(_) => {
+                next_is_key(&mut frames);
+            }
+            Event::MappingStart(..) => {
+                next_is_key(&mut frames);
+                frames.push(Some(true));
+            }
+            Event::SequenceStart(..) => {
+                next_is_key(&mut frames);
+                frames.push(None);
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                frames.pop();
+            }
+            Event::DocumentStart => frames.clear(),
+            _ => {}
+        }
+    }
+}
+
+/// The secrets of a file: [`scan`]'s, and for YAML those only its decoded values show
+/// ([`scan_decoded_yaml`]) on lines where the raw text shows none.
+pub fn scan_file(text: &str, yaml: bool) -> Vec<Hit> {
+    let mut hits = scan(text);
+    if yaml {
+        let decoded: Vec<Hit> =
+            scan_decoded_yaml(text).into_iter().filter(|d| !hits.iter().any(|h| h.line == d.line)).collect();
+        hits.extend(decoded);
+    }
+    hits
+}
+
 pub(super) fn check(ctx: &PolicyContext, out: &mut Vec<Finding>) {
     let forbidden =
         ctx.desired.encryption_policies.values().any(|p| p.secrets.as_ref().is_some_and(|s| s.forbid_in_repo));
     let severity = if forbidden { default_severity(Rule::EncryptionPlaintextSecret) } else { Severity::Warn };
     for file in &ctx.loaded.files {
-        for hit in scan(&file.text) {
+        let yaml = file.path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        for hit in scan_file(&file.text, yaml) {
             out.push(
                 Finding::new(
                     Rule::EncryptionPlaintextSecret.id(),
@@ -404,6 +487,48 @@ mod tests {
         ] {
             assert!(scan(&text).is_empty(), "{text}");
         }
+    }
+
+    /// `s` as a YAML double-quoted scalar with every character escaped (`\xNN`).
+    fn escaped(s: &str) -> String {
+        s.bytes().map(|b| format!("\\x{b:02X}")).collect()
+    }
+
+    #[test]
+    fn yaml_escapes_do_not_hide_a_token_or_a_secret_value() {
+        let id = format!("{}{}", "AK", "IA") + &fake(5, 16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+        assert_eq!(scan(&format!("x: {id}\n")).len(), 1, "a token as the raw scan sees it");
+        let text = format!("kind: User\nname: a\ndescription: \"{}\"\n", escaped(&id));
+        assert!(scan(&text).is_empty(), "the raw text shows no token");
+        let hits = scan_decoded_yaml(&text);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!((hits[0].line, hits[0].column), (3, 14));
+        assert!(
+            hits[0].what.contains("AWS access key id") && hits[0].what.contains("YAML escapes"),
+            "{}",
+            hits[0].what
+        );
+        assert!(!hits[0].what.contains(&id[4..]), "the finding must not show the secret");
+
+        let v = fake(6, 32, B62);
+        let text = format!("targets:\n  x: {{provider: scim, token: \"\\u00{:02x}{}\"}}\n", v.as_bytes()[0], &v[1..]);
+        let hits = scan_decoded_yaml(&text);
+        assert_eq!(hits.len(), 1, "{text}: {hits:?}");
+        assert!(hits[0].what.contains("`token`"), "{}", hits[0].what);
+        // The raw scan sees this one too: a file reports it once.
+        assert_eq!(scan_file(&text, true).len(), 1, "{text}");
+        // An escaped token is reported once, through its decoded value.
+        let escaped_token = format!("description: \"{}\"\n", escaped(&id));
+        let hits = scan_file(&escaped_token, true);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert!(hits[0].what.contains("AWS access key id"), "{}", hits[0].what);
+        assert!(scan_file(&escaped_token, false).is_empty(), "not YAML: no decoding");
+
+        // A value written out plainly, quoted or not, is left to the raw scan: not found twice.
+        let plain = format!("token: \"{v}\"\nother: {v}\n");
+        assert!(scan_decoded_yaml(&plain).is_empty());
+        // Escaped ordinary text is no secret.
+        assert!(scan_decoded_yaml("description: \"caf\\u00e9 \\x41\"\n").is_empty());
     }
 
     #[test]
