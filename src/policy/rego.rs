@@ -12,6 +12,11 @@
 //! `input` holds the desired state (`input.desired`), keyward.yaml as written
 //! (`input.settings`), the clock (`input.now`) and, at plan time, the plan JSON (`input.plan`).
 //! docs/policies.md documents the shape.
+//!
+//! Limits: a policy file is at most [`MAX_POLICY_BYTES`] (and regorus's line limits); each rule
+//! set's evaluation stops after [`TIME_LIMIT`], so a policy that loops or builds an exploding
+//! set ends in a `rego.error` finding naming its file rather than hanging plan or apply (the
+//! time limit also bounds how much such a policy can allocate).
 
 use std::collections::BTreeMap;
 
@@ -29,6 +34,12 @@ use crate::validate::Location;
 /// The rule sets read from each package, with their severities.
 const RULE_SETS: &[(&str, Severity)] =
     &[("deny", Severity::Deny), ("violation", Severity::Deny), ("warn", Severity::Warn), ("info", Severity::Info)];
+
+/// How long one rule set of one package may evaluate.
+pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The largest policy file keyward evaluates.
+pub const MAX_POLICY_BYTES: usize = 1 << 20;
 
 /// The JSON document a policy sees as `input` (see docs/policies.md).
 pub fn input(ctx: &PolicyContext) -> Json {
@@ -111,10 +122,25 @@ fn error_line(message: &str, path: &str) -> Option<(u32, u32)> {
 }
 
 pub(super) fn run(ctx: &PolicyContext, out: &mut Vec<Finding>) {
+    run_within(ctx, out, TIME_LIMIT);
+}
+
+/// [`run`], each rule set's evaluation stopped after `limit`.
+fn run_within(ctx: &PolicyContext, out: &mut Vec<Finding>, limit: std::time::Duration) {
+    use regorus::utils::limits::{ExecutionTimerConfig, PolicyLengthConfig};
     if ctx.loaded.rego.is_empty() {
         return;
     }
     let mut engine = regorus::Engine::new();
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit,
+        check_interval: std::num::NonZeroU32::new(64).unwrap_or(std::num::NonZeroU32::MIN),
+    });
+    let lengths = PolicyLengthConfig::default();
+    engine.set_policy_length_config(PolicyLengthConfig {
+        max_file_bytes: std::num::NonZeroUsize::new(MAX_POLICY_BYTES).unwrap_or(lengths.max_file_bytes),
+        ..lengths
+    });
     // Packages to evaluate, with the file that declares each first.
     let mut packages: Vec<(String, usize)> = Vec::new();
     for &id in &ctx.loaded.rego {
@@ -150,7 +176,17 @@ pub(super) fn run(ctx: &PolicyContext, out: &mut Vec<Finding>) {
             let value = match engine.eval_rule(format!("{pkg}.{set}")) {
                 Ok(v) => v,
                 Err(e) => {
-                    out.push(error(ctx, *file_id, &format!("{e}"), &format!("`{set}` fails to evaluate")));
+                    let message = format!("{e:#}");
+                    let what = if message.contains("exceeded time limit") {
+                        format!(
+                            "`{set}` did not finish within {}s and was stopped (a policy that loops or builds an \
+                             exploding set)",
+                            limit.as_secs_f64()
+                        )
+                    } else {
+                        format!("`{set}` fails to evaluate")
+                    };
+                    out.push(error(ctx, *file_id, &message, &what));
                     continue;
                 }
             };
@@ -343,6 +379,28 @@ mod tests {
         assert_eq!(nancy["roles"][1]["ticket"], "CHG-2041");
         assert_eq!(d["roles"]["finance-admin"]["privileged"], true);
         assert_eq!(d["sodRules"]["requisition-vs-order-approval"]["severity"], "warn");
+    }
+
+    /// A policy whose rule set would take far longer than any plan may wait (ten billion pairs)
+    /// is stopped at the limit, with a `rego.error` finding that names its file.
+    #[test]
+    fn an_exploding_policy_is_stopped_and_named() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+        let mut loaded = crate::load::load_dir(&root).unwrap();
+        let validated = crate::validate::validate(&loaded);
+        let path = std::path::PathBuf::from("policies/explode.rego");
+        loaded.files.push(crate::load::SourceFile {
+            path: path.clone(),
+            text: "package keyward.explode\n\nimport rego.v1\n\ndeny contains msg if {\n  pairs := {[a, b] | some a in numbers.range(1, 100000); some b in numbers.range(1, 100000)}\n  count(pairs) > 0\n  msg := \"never\"\n}\n".into(),
+        });
+        loaded.rego.push(loaded.files.len() - 1);
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().to_utc();
+        let ctx = PolicyContext::offline(validated.state.as_ref().unwrap(), &loaded, &validated.origins, now);
+        let mut out = Vec::new();
+        run_within(&ctx, &mut out, std::time::Duration::from_millis(300));
+        let f = out.iter().find(|f| f.rule == Rule::RegoError.id()).unwrap_or_else(|| panic!("{out:?}"));
+        assert!(f.message.starts_with("policies/explode.rego: `deny` did not finish within 0.3s"), "{}", f.message);
+        assert_eq!(f.severity, Severity::Deny);
     }
 
     #[test]
