@@ -67,8 +67,15 @@ fn target() -> Name {
 pub fn drifted_directory(state: &DesiredState) -> DirectoryFile {
     let caps = BTreeMap::from([(target(), capabilities(ProviderKind::File))]);
     let empty = BTreeMap::from([(target(), LiveTarget::default())]);
-    let input =
-        PlanInput { desired: state, live: &empty, capabilities: &caps, now: now(), baseline: None, undelivered: &[] };
+    let input = PlanInput {
+        desired: state,
+        live: &empty,
+        capabilities: &caps,
+        now: now(),
+        baseline: None,
+        undelivered: &[],
+        previous: None,
+    };
     let mut editor = Editor::new(DirectoryFile::default());
     for c in plan::plan_changes(&input).unwrap() {
         editor.apply_at(&c.operation, now()).unwrap();
@@ -126,6 +133,7 @@ fn bench_plan(c: &mut Criterion) {
                     now: now(),
                     baseline: None,
                     undelivered: &[],
+                    previous: None,
                 };
                 let changes = plan::plan_changes(&input).unwrap();
                 assert!(changes.len() >= n / 100, "expected 1% to 2% of users to change, got {}", changes.len());
@@ -151,6 +159,7 @@ fn bench_render(c: &mut Criterion) {
             now: now(),
             baseline: None,
             undelivered: &[],
+            previous: None,
         };
         let changes = plan::plan_changes(&input).unwrap();
         let config = plan::ConfigRef { digest: "sha256:bench".into(), commit: None };

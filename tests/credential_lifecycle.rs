@@ -91,8 +91,15 @@ fn a_delivered_credential_in_its_window_beside_a_newer_undelivered_one_is_curren
     // The planner rotates it, reporting the delivered instance as the one replaced, and
     // removes the undelivered one.
     let caps: BTreeMap<Name, Capabilities> = [(target.clone(), capabilities(ProviderKind::File))].into();
-    let input =
-        PlanInput { desired: state, live: &live, capabilities: &caps, now, baseline: None, undelivered: &undelivered };
+    let input = PlanInput {
+        desired: state,
+        live: &live,
+        capabilities: &caps,
+        now,
+        baseline: None,
+        undelivered: &undelivered,
+        previous: None,
+    };
     let changes = plan_changes(&input).unwrap();
     let rotate = changes.iter().find(|c| c.action == Action::Rotate).expect("a rotation");
     assert_eq!(rotate.address.to_string(), "directory.credential.bot/api");

@@ -718,6 +718,7 @@ mod apply_path {
             now,
             baseline: None,
             undelivered: &undelivered,
+            previous: None,
         };
         let changes = plan::plan_changes(&input).unwrap();
         let config = ConfigRef { digest: "sha256:test".into(), commit: None };

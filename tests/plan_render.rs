@@ -27,8 +27,15 @@ fn target() -> Name {
 fn plan_against(state: &DesiredState, doc: &DirectoryFile) -> Plan {
     let live: BTreeMap<Name, LiveTarget> = [(target(), doc.to_live())].into();
     let caps: BTreeMap<Name, Capabilities> = [(target(), capabilities(keyward::model::ProviderKind::File))].into();
-    let input =
-        PlanInput { desired: state, live: &live, capabilities: &caps, now: now(), baseline: None, undelivered: &[] };
+    let input = PlanInput {
+        desired: state,
+        live: &live,
+        capabilities: &caps,
+        now: now(),
+        baseline: None,
+        undelivered: &[],
+        previous: None,
+    };
     let changes = plan::plan_changes(&input).unwrap();
     let config = ConfigRef { digest: "sha256:fixed-for-snapshots".into(), commit: None };
     plan::assemble(changes, config, vec![target()], now())

@@ -204,8 +204,15 @@ fn load_valid(root: &Path) -> DesiredState {
 fn plan(state: &DesiredState, doc: &DirectoryFile) -> Vec<Change> {
     let caps = BTreeMap::from([(target(), capabilities(ProviderKind::File))]);
     let live = BTreeMap::from([(target(), doc.to_live())]);
-    let input =
-        PlanInput { desired: state, live: &live, capabilities: &caps, now: now(), baseline: None, undelivered: &[] };
+    let input = PlanInput {
+        desired: state,
+        live: &live,
+        capabilities: &caps,
+        now: now(),
+        baseline: None,
+        undelivered: &[],
+        previous: None,
+    };
     plan_changes(&input).unwrap_or_else(|e| panic!("plan failed: {e:?}"))
 }
 
