@@ -528,3 +528,86 @@ async fn apply_waits_for_the_state_lock_and_names_its_holder() {
     assert!(shown.stdout.contains("directory: completed"), "{}", shown.stdout);
     assert!(shown.stdout.contains(&format!("Audit chain: {} records", before + 1)), "{}", shown.stdout);
 }
+
+/// The records count and hash an apply printed as the audit chain's head.
+fn printed_head(stdout: &str) -> (u64, String) {
+    let line = stdout.lines().find(|l| l.starts_with("Audit chain head: ")).unwrap_or_else(|| panic!("{stdout}"));
+    let rest = line.trim_start_matches("Audit chain head: ");
+    let (n, rest) = rest.split_once(" records, last hash ").unwrap();
+    (n.parse().unwrap(), rest.split_whitespace().next().unwrap().to_string())
+}
+
+/// `audit verify` reads the log of the configured state, checks it reaches the head the last
+/// apply recorded (so a cut-off tail is found unasked), and `--expect-head` checks a head kept
+/// elsewhere: a head still in the chain passes, one cut off or rewritten fails.
+#[test]
+fn audit_verify_finds_a_cut_off_tail_and_checks_an_expected_head() {
+    let s = Sandbox::example("quickstart");
+    // The log lives where keyward.yaml says, not at the default path.
+    s.edit("keyward.yaml", "path: .keyward/audit.jsonl", "path: trail/audit.jsonl");
+    let first = s.run(&["apply", "{dir}", "--auto-approve"]);
+    first.expect(0);
+    let (n1, h1) = printed_head(&first.stdout);
+    s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
+    let second = s.run(&["apply", "{dir}", "--auto-approve"]);
+    second.expect(0);
+    let (n2, h2) = printed_head(&second.stdout);
+    assert_eq!(n2, n1 + 1);
+    assert!(!s.path(".keyward/audit.jsonl").exists());
+
+    let r = s.run(&["audit", "verify", "{dir}"]);
+    r.expect(0);
+    assert!(r.stdout.contains(&format!("trail/audit.jsonl: intact, {n2} records, head {h2}")), "{}", r.stdout);
+    let shown = s.run(&["audit", "show", "{dir}", "--format", "json"]).json();
+    assert_eq!(shown.as_array().unwrap().len() as u64, n2);
+    // A head kept from either apply is in the chain.
+    for h in [&h1, &h2] {
+        let r = s.run(&["audit", "verify", "{dir}", "--expect-head", h]);
+        r.expect(0);
+        assert!(r.stdout.contains("reaches the expected head"), "{}", r.stdout);
+    }
+    let n2s = n2.to_string();
+    s.run(&["audit", "verify", "{dir}", "--expect-head", &h2, "--expect-records", &n2s]).expect(0);
+
+    // Cut the last record off: the chain that is left is intact, but the state's recorded head
+    // and the kept one both say records are missing.
+    let log = s.read("trail/audit.jsonl");
+    let lines: Vec<&str> = log.lines().collect();
+    s.write("trail/audit.jsonl", &(lines[..lines.len() - 1].join("\n") + "\n"));
+    let r = s.run(&["audit", "verify", "{dir}"]);
+    r.expect(1);
+    assert!(r.stdout.contains(&format!("ends after {n1} records")) && r.stdout.contains("cut off"), "{}", r.stdout);
+    let r = s.run(&["audit", "verify", "{dir}", "--expect-head", &h2]);
+    r.expect(1);
+    assert!(r.stdout.contains(&format!("no record has the hash of the expected head, {h2}")), "{}", r.stdout);
+    let r = s.run(&["audit", "verify", "{dir}", "--expect-head", &h2, "--expect-records", &n2s]);
+    r.expect(1);
+    assert!(r.stdout.contains("records were cut off"), "{}", r.stdout);
+    // The head of the first apply is still reached.
+    s.run(&["audit", "verify", "{dir}", "--expect-head", &h1]).expect(0);
+    // A record numbered as the head with another hash: rewritten.
+    let n1s = n1.to_string();
+    let r = s.run(&["audit", "verify", "{dir}", "--expect-head", &h2, "--expect-records", &n1s]);
+    r.expect(1);
+    assert!(r.stdout.contains("the log was rewritten"), "{}", r.stdout);
+}
+
+/// `--lock-timeout 0` does not wait: a held lock fails the apply at once, naming the holder.
+#[tokio::test(flavor = "current_thread")]
+async fn lock_timeout_zero_fails_at_once() {
+    use keyward::state::{LockHolder, LockOptions, local::LocalStore, lock};
+    let s = Sandbox::example("quickstart");
+    let store: std::sync::Arc<dyn keyward::state::StateStore> =
+        std::sync::Arc::new(LocalStore::new(&s.root, std::path::Path::new(".keyward/audit.jsonl")));
+    let mut holder = LockHolder::current(None).unwrap();
+    holder.actor = "hourly-apply".into();
+    let guard = lock::acquire(store, holder, LockOptions::default()).await.unwrap();
+    let r = s.run(&["apply", "{dir}", "--auto-approve", "--lock-timeout", "0"]);
+    r.expect(1);
+    assert!(r.stderr.contains("is locked: held by hourly-apply"), "{}", r.stderr);
+    assert!(!r.stderr.contains("after waiting"), "{}", r.stderr);
+    guard.release().await.unwrap();
+    s.run(&["apply", "{dir}", "--auto-approve", "--lock-timeout", "0"]).expect(0);
+    // Zero is the only interval without a unit.
+    s.run(&["apply", "{dir}", "--auto-approve", "--lock-timeout", "5"]).expect(1);
+}

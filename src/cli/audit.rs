@@ -1,8 +1,11 @@
 //! `keyward audit verify|show|review`.
 
 use super::console::Console;
-use super::{AuditArgs, AuditCommand, AuditReviewArgs, CliResult, Context, DiagFormat, Exit, ReviewFormat};
-use crate::engine::audit::{self, LogSettings, ReviewSettings};
+use super::{
+    AuditArgs, AuditCommand, AuditReviewArgs, AuditVerifyArgs, CliResult, Context, DiagFormat, Exit, ReviewFormat,
+};
+use crate::engine::audit::{self, ExpectedHead, LogSettings, ReviewSettings};
+use crate::state::trail::{ChainHead, HeadCheck};
 use crate::output::{self, Printer, paint, styles};
 
 fn log_settings(args: &AuditArgs) -> LogSettings {
@@ -12,16 +15,16 @@ fn log_settings(args: &AuditArgs) -> LogSettings {
 pub async fn run(cmd: AuditCommand, ctx: Context, printer: &Printer) -> CliResult {
     match cmd {
         AuditCommand::Review(args) => review(args, ctx, printer).await,
-        AuditCommand::Verify(args) => verify(&log_settings(&args), printer),
+        AuditCommand::Verify(args) => verify(args, printer).await,
         AuditCommand::Show(args) => {
-            let (path, records) = audit::show(&log_settings(&args.common), args.last)?;
+            let (path, records) = audit::show(&log_settings(&args.common), args.last).await?;
             match args.format {
                 DiagFormat::Json => {
                     printer.out(&format!("{}\n", serde_json::to_string_pretty(&records).expect("serializes")));
                 }
                 DiagFormat::Text => {
                     if records.is_empty() {
-                        printer.out(&format!("{} holds no records.\n", path.display()));
+                        printer.out(&format!("{path} holds no records.\n"));
                     }
                     let mut out = String::new();
                     for r in &records {
@@ -45,23 +48,52 @@ pub async fn run(cmd: AuditCommand, ctx: Context, printer: &Printer) -> CliResul
     }
 }
 
-fn verify(settings: &LogSettings, printer: &Printer) -> CliResult {
-    let (path, report) = audit::verify(settings)?;
-    if report.is_intact() {
-        let mut line = format!("{}: intact, {} records", path.display(), report.records);
-        if report.torn_tail {
-            line.push_str("; the last line is an interrupted write, not a record (the next apply removes it)");
+async fn verify(args: AuditVerifyArgs, printer: &Printer) -> CliResult {
+    let expect = args.expect_head.map(|hash| ExpectedHead { hash: hash.trim().to_string(), records: args.expect_records });
+    let v = audit::verify(&log_settings(&args.common), expect.as_ref()).await?;
+    let (location, report) = (&v.location, &v.report);
+    if !report.is_intact() {
+        let mut msg =
+            format!("{location}: the audit log was tampered with ({} intact records before it)\n", report.records);
+        for p in &report.problems {
+            msg.push_str(&format!("  line {}: {}\n", p.line, p.message));
         }
-        printer.out(&format!("{}\n", paint(printer.color_out, styles::GREEN, &line)));
-        return Ok(Exit::Success);
+        printer.out(&msg);
+        return Ok(Exit::Error);
     }
-    let mut msg =
-        format!("{}: the audit log was tampered with ({} intact records before it)\n", path.display(), report.records);
-    for p in &report.problems {
-        msg.push_str(&format!("  line {}: {}\n", p.line, p.message));
+    let last = report.head().map(|(_, h)| h.to_string()).unwrap_or_else(|| crate::audit::GENESIS.to_string());
+    let cut = |head: &ChainHead, asked: bool| {
+        let whose = if asked { "the expected head" } else { "the head the last apply recorded in the state" };
+        match &v.check {
+            HeadCheck::EndsBefore { records } => Some(format!(
+                "the log ends after {records} records, before {whose} ({} records, {}): records were cut off",
+                head.records, head.hash
+            )),
+            HeadCheck::Differs { found } => Some(format!(
+                "record {} has the hash {found}, not {whose} {}: the log was rewritten",
+                head.records, head.hash
+            )),
+            HeadCheck::Missing => Some(format!(
+                "no record has the hash of {whose}, {} (the log holds {} records, ending at {last}): \
+                 records were cut off or rewritten",
+                head.hash, report.records
+            )),
+            HeadCheck::NotAsked | HeadCheck::Reached => None,
+        }
+    };
+    if let Some(problem) = v.against.as_ref().and_then(|(head, asked)| cut(head, *asked)) {
+        printer.out(&format!("{location}: {problem}\n"));
+        return Ok(Exit::Error);
     }
-    printer.out(&msg);
-    Ok(Exit::Error)
+    let mut line = format!("{location}: intact, {} records, head {last}", report.records);
+    if let Some((_, true)) = v.against {
+        line.push_str("; it reaches the expected head");
+    }
+    if report.torn_tail {
+        line.push_str("; the last line is an interrupted write, not a record (the next apply removes it)");
+    }
+    printer.out(&format!("{}\n", paint(printer.color_out, styles::GREEN, &line)));
+    Ok(Exit::Success)
 }
 
 /// `keyward audit review`: reads the configuration, the live targets and the audit log.

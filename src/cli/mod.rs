@@ -219,7 +219,8 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "N")]
     pub min_admins: Option<u32>,
     /// How long to wait for another run holding the state's lock before failing.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = watch::parse_interval)]
+    /// 0 fails at once.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
 }
 
@@ -268,6 +269,14 @@ pub struct WatchArgs {
     pub targets: Vec<String>,
 }
 
+/// `--lock-timeout`: an interval, or `0` (do not wait: fail at once when the lock is held).
+fn parse_lock_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match s.trim() {
+        "0" | "0s" | "0ms" | "0m" | "0h" => Ok(std::time::Duration::ZERO),
+        other => watch::parse_interval(other),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// The backend, the last apply per target, the lock holder and the audit chain's head.
@@ -294,8 +303,8 @@ pub struct StateUnlockArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain; exit 1 when it was tampered with.
-    Verify(AuditArgs),
+    /// Check the audit log's hash chain; exit 1 when it was tampered with or cut off.
+    Verify(AuditVerifyArgs),
     /// List the audit log's records.
     Show(AuditShowArgs),
     /// The monthly access review: stale accounts, expiring assignments, credentials and SoD exceptions, missing authentication, recent activity.
@@ -333,12 +342,26 @@ pub struct AuditReviewArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The configuration folder (its keyward.yaml says where the log is).
+    /// The configuration folder (its keyward.yaml says where the state, and the log, is).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// Read this log instead of the configured one.
+    /// Read this local log file instead of the configured state's.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub common: AuditArgs,
+    /// Fail unless the chain reaches this head (the hash an apply printed and kept elsewhere):
+    /// finds a log whose tail was cut off or rewritten.
+    #[arg(long, value_name = "HASH")]
+    pub expect_head: Option<String>,
+    /// The record count of --expect-head, as the apply printed it: the check then also tells a
+    /// log that ends before the head from one that differs at it.
+    #[arg(long, value_name = "N", requires = "expect_head")]
+    pub expect_records: Option<u64>,
 }
 
 #[derive(Debug, Args)]

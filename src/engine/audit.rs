@@ -1,12 +1,17 @@
 //! `audit verify`, `audit show` and `audit review`: the audit log, and the access review.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::read::{self, Read};
 use super::store::Store;
 use super::{Clock, EngineError, Observer};
-use crate::audit::{self, Record, VerifyReport};
+use crate::audit::{Record, VerifyReport};
+use crate::model::config::StateBackendKind;
 use crate::model::{ConfigFile, Date, Duration};
+use crate::state::local::LocalStore;
+use crate::state::trail::{self, ChainHead, HeadCheck};
+use crate::state::{self, documents};
 use crate::provider::handle::Reviewing;
 use crate::remote::RetryPolicy;
 use crate::review::{Review, ReviewInput};
@@ -14,46 +19,115 @@ use crate::review::{Review, ReviewInput};
 /// Which audit log a command reads.
 #[derive(Debug, Clone)]
 pub struct LogSettings {
-    /// The configuration folder (its keyward.yaml says where the log is).
+    /// The configuration folder (its keyward.yaml says where the state is).
     pub dir: PathBuf,
-    /// This log instead of the configured one.
+    /// This local log file instead of the configured state.
     pub log: Option<PathBuf>,
 }
 
 impl LogSettings {
-    /// The log: the one named, or the one keyward.yaml names (even when the rest of the
-    /// configuration does not validate), or the default.
-    pub fn path(&self) -> PathBuf {
+    /// The state holding the log: a local file when one is named; else the state `state:` in
+    /// keyward.yaml selects, read from keyward.yaml alone (so the log can be read while the
+    /// resources do not validate). When keyward.yaml cannot be read as settings, the local log
+    /// it names (or the default one), unless it asks for another backend: then that is an error,
+    /// never a silent read of a local file that is not the log.
+    pub fn store(&self) -> Result<Store, EngineError> {
         if let Some(l) = &self.log {
-            return l.clone();
+            return Ok(Store::with_backend(Arc::new(LocalStore::new(Path::new(""), l))));
         }
-        let configured = std::fs::read_to_string(self.dir.join(crate::load::SETTINGS_FILE))
-            .ok()
-            .and_then(|t| serde_yaml::from_str::<ConfigFile>(&t).ok())
-            .and_then(|c| c.audit.and_then(|a| a.path));
-        self.dir.join(configured.unwrap_or_else(|| crate::validate::settings_audit_path().to_string()))
+        let file = self.dir.join(crate::load::SETTINGS_FILE);
+        let Ok(bytes) = std::fs::read(&file) else {
+            return Ok(Store::with_backend(Arc::new(local_default(&self.dir, None))));
+        };
+        let loaded = crate::load::load_files(&self.dir, vec![(PathBuf::from(crate::load::SETTINGS_FILE), bytes.clone())]);
+        if let Some(settings) = loaded.ok().as_ref().and_then(crate::validate::settings_of) {
+            return Ok(Store::with_backend(state::open(&settings, &self.dir)?));
+        }
+        let raw = serde_yaml::from_slice::<ConfigFile>(&bytes).ok();
+        let remote = raw.as_ref().and_then(|c| c.state.as_ref()).is_some_and(|s| s.backend != StateBackendKind::Local);
+        if remote {
+            return Err(EngineError::StateSettings { file });
+        }
+        let path = raw.and_then(|c| c.audit.and_then(|a| a.path));
+        Ok(Store::with_backend(Arc::new(local_default(&self.dir, path))))
     }
 }
 
-/// Checks the log's hash chain.
-pub fn verify(settings: &LogSettings) -> Result<(PathBuf, VerifyReport), EngineError> {
-    let path = settings.path();
-    if !path.exists() {
-        return Err(EngineError::NoAuditLog { path });
-    }
-    let report = audit::verify(&path)?;
-    Ok((path, report))
+fn local_default(dir: &Path, audit_path: Option<String>) -> LocalStore {
+    let path = audit_path.unwrap_or_else(|| crate::validate::settings_audit_path().to_string());
+    LocalStore::new(dir, Path::new(&path))
 }
 
-/// The log's records, the last `last` of them when given.
-pub fn show(settings: &LogSettings, last: Option<usize>) -> Result<(PathBuf, Vec<Record>), EngineError> {
-    let path = settings.path();
-    let mut records = audit::read(&path)?;
+/// The head `audit verify --expect-head` asks the log to reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedHead {
+    pub hash: String,
+    /// The head's record count, when known (`--expect-records`).
+    pub records: Option<u64>,
+}
+
+/// What `audit verify` found.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// Where the log is (a path, or a blob's URL).
+    pub location: String,
+    pub report: VerifyReport,
+    /// Against the head asked for, else against the head the last apply recorded in the state.
+    pub check: HeadCheck,
+    /// The head checked against, and whether it was the one asked for.
+    pub against: Option<(ChainHead, bool)>,
+}
+
+impl Verified {
+    /// The chain is intact and reaches the head checked against.
+    pub fn is_ok(&self) -> bool {
+        self.report.is_intact() && matches!(self.check, HeadCheck::NotAsked | HeadCheck::Reached)
+    }
+}
+
+/// Checks the log's hash chain, and that it reaches `expect` (else the head the last apply
+/// recorded in the state, so a cut-off tail is found without being asked).
+pub async fn verify(settings: &LogSettings, expect: Option<&ExpectedHead>) -> Result<Verified, EngineError> {
+    let store = settings.store()?;
+    let backend = &**store.backend();
+    let location = backend.log_location();
+    // The recorded head first: read after the log, it could name records appended meanwhile.
+    let recorded = if settings.log.is_none() && expect.is_none() {
+        documents::read::<documents::AuditHead>(backend).await?.value.head
+    } else {
+        None
+    };
+    if backend.log_len().await? == 0 && !backend.log_torn_tail().await? {
+        return Err(EngineError::NoAuditLog { location });
+    }
+    let (mut report, check, against) = match expect {
+        Some(ExpectedHead { hash, records: Some(n) }) => {
+            let head = ChainHead { records: *n, hash: hash.clone() };
+            let (r, c) = trail::verify(backend, Some(&head)).await?;
+            (r, c, Some((head, true)))
+        }
+        Some(ExpectedHead { hash, records: None }) => {
+            let (r, c) = trail::verify_hash(backend, hash).await?;
+            (r, c, Some((ChainHead { records: 0, hash: hash.clone() }, true)))
+        }
+        None => {
+            let (r, c) = trail::verify(backend, recorded.as_ref()).await?;
+            (r, c, recorded.map(|h| (h, false)))
+        }
+    };
+    report.torn_tail = backend.log_torn_tail().await?;
+    Ok(Verified { location, report, check, against })
+}
+
+/// The log's records, the last `last` of them when given, and where the log is.
+pub async fn show(settings: &LogSettings, last: Option<usize>) -> Result<(String, Vec<Record>), EngineError> {
+    let store = settings.store()?;
+    let mut records = store.audit_records().await?;
     if let Some(n) = last {
         let skip = records.len().saturating_sub(n);
         records.drain(..skip);
     }
-    Ok((path, records))
+    Ok((store.backend().log_location(), records))
 }
 
 /// What `audit review` needs.
@@ -90,8 +164,8 @@ pub async fn review(settings: &ReviewSettings, observer: &dyn Observer) -> Resul
     let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(&config, None, Some(live_state), now);
 
-    let path = settings.log.path();
-    let mut records = if path.exists() { audit::read(&path)? } else { Vec::new() };
+    // The log of the state the configuration selects (or the file named instead).
+    let mut records = settings.log.store()?.audit_records().await?;
     if let Some(since) = settings.since {
         let start = since.0.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
         records.retain(|r| r.entry.time >= start);

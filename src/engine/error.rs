@@ -55,8 +55,11 @@ pub enum EngineError {
     Guards { violations: Vec<GuardViolation> },
     #[error(transparent)]
     Webhook(#[from] super::drift::WebhookError),
-    #[error("there is no audit log at {}", path.display())]
-    NoAuditLog { path: PathBuf },
+    #[error("there is no audit log at {location}")]
+    NoAuditLog { location: String },
+    /// keyward.yaml asks for a remote state but its settings do not validate.
+    #[error("cannot tell where the state is: the settings in {} are not valid; run `keyward validate`", file.display())]
+    StateSettings { file: PathBuf },
     #[error("{} exists; import never overwrites a file", path.display())]
     WouldOverwrite { path: PathBuf },
     #[error("cannot {action} {}: {source}", path.display())]

@@ -83,7 +83,8 @@ async fn read_state(state: &DesiredState, dir: &Path) -> Result<StateFacts, Engi
             line: head.as_ref().map_or(0, |h| h.records as usize),
             message: "the record the last apply recorded as the head has another hash: the log was rewritten".into(),
         }),
-        trail::HeadCheck::NotAsked | trail::HeadCheck::Reached => {}
+        // `verify` with a head never answers `Missing` (that is `verify_hash`'s).
+        trail::HeadCheck::NotAsked | trail::HeadCheck::Reached | trail::HeadCheck::Missing => {}
     }
     let applied = documents::read::<documents::Applied>(&*store).await?.value;
     let applied_commit = applied

@@ -134,6 +134,22 @@ impl StateStore for LocalStore {
         format!("local {}", self.dir.display())
     }
 
+    fn log_location(&self) -> String {
+        self.log.display().to_string()
+    }
+
+    async fn log_torn_tail(&self) -> Result<bool, StateError> {
+        match File::open(&self.log) {
+            Ok(f) => {
+                let io = self.io(&self.log);
+                let full = f.metadata().map_err(&io)?.len();
+                Ok(committed_len(&f).map_err(&io)? < full)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.io(&self.log)(e)),
+        }
+    }
+
     async fn log_len(&self) -> Result<u64, StateError> {
         match File::open(&self.log) {
             Ok(f) => committed_len(&f).map_err(self.io(&self.log)),

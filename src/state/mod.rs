@@ -265,7 +265,7 @@ fn locked_message(location: &str, holder: Option<&LockHolder>, waited: Duration)
         Some(h) => format!("held by {h}"),
         None => "held by another keyward (its holder is not recorded)".into(),
     };
-    let waited = if waited.is_zero() { String::new() } else { format!(" after waiting {}s", waited.as_secs()) };
+    let waited = if waited.as_secs() == 0 { String::new() } else { format!(" after waiting {}s", waited.as_secs()) };
     format!(
         "the state at {location} is locked{waited}: {who}; wait for that run to end, or if it died, \
          `keyward state unlock ID` with the lock id"
@@ -297,6 +297,17 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// Where the state lives, for messages (`local /path/.keyward`, or the container's URL and
     /// prefix). Never a secret.
     fn location(&self) -> String;
+
+    /// Where the audit log is, for messages (a file's path, a blob's URL). Never a secret.
+    fn log_location(&self) -> String {
+        self.location()
+    }
+
+    /// Whether the log ends in a partial line that is not part of it: an append a crash
+    /// interrupted (only where appends are not atomic; the next append removes it).
+    async fn log_torn_tail(&self) -> Result<bool, StateError> {
+        Ok(false)
+    }
 
     /// The audit log's length in bytes: everything up to the end of its last complete record.
     /// A missing log is empty.

@@ -113,6 +113,25 @@ pub async fn verify(
     Ok((report, check))
 }
 
+/// Checks the whole log's chain, and that one of its records has the hash `hash` (a head
+/// printed by an earlier apply, whose record count is not known): [`HeadCheck::Reached`] when
+/// one has, [`HeadCheck::Missing`] when none has (records were cut off or rewritten).
+pub async fn verify_hash(store: &dyn StateStore, hash: &str) -> Result<(VerifyReport, HeadCheck), StateError> {
+    let mut v = Verifier::new();
+    let mut found = hash == audit::GENESIS;
+    for_each_line(store, 0, |line, _| match v.line(line) {
+        Ok(Some(r)) => {
+            found |= r.hash == hash;
+            true
+        }
+        Ok(None) => true,
+        Err(()) => false,
+    })
+    .await?;
+    let report = v.finish();
+    Ok((report, if found { HeadCheck::Reached } else { HeadCheck::Missing }))
+}
+
 /// Whether a log reaches an expected head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadCheck {
@@ -127,6 +146,8 @@ pub enum HeadCheck {
     Differs {
         found: String,
     },
+    /// No record has the head's hash: the log ends before it, or was rewritten.
+    Missing,
 }
 
 /// Every intact record of the log, oldest first (reading stops at the first damaged line).

@@ -580,6 +580,10 @@ impl StateStore for AzureBlobStore {
         self.base_location()
     }
 
+    fn log_location(&self) -> String {
+        self.blob_location(LOG_BLOB)
+    }
+
     async fn log_len(&self) -> Result<u64, StateError> {
         let op = "read the audit log's length";
         let resp = self.send(op, Some(LOG_BLOB), Method::HEAD, &[], HeaderMap::new(), None).await?;
