@@ -22,6 +22,7 @@
 
 #[path = "state/azurite.rs"]
 mod azurite;
+mod support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -787,4 +788,113 @@ async fn wrong_credentials_are_refused_clearly_and_without_the_secret() {
     let e = unreachable.log_append(0, b"{}\n").await.unwrap_err();
     let shown = format!("{e} {e:?} {unreachable:?}");
     assert!(!shown.contains(&forged_sig), "{shown}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The keyward binary on a remote state: several runs, several clones, one chain.
+
+/// A configuration folder (a copy of the quick start) whose `state:` is the Azurite container
+/// `state` under [`PREFIX`], with `users` generated users added so an apply takes a while.
+fn remote_config(env: &Env, at: &Path, users: usize) {
+    support::copy_dir(&support::repo_root().join("examples/quickstart"), at);
+    let settings = std::fs::read_to_string(at.join("keyward.yaml")).unwrap();
+    let state = format!(
+        "\nstate:\n  backend: azureblob\n  url: {}\n  prefix: {PREFIX}\n  accountKey: ${{file:{}}}\n",
+        env.az().container_url("state"),
+        env.key_file().display()
+    );
+    std::fs::write(at.join("keyward.yaml"), settings + &state).unwrap();
+    let mut text = String::new();
+    for i in 0..users {
+        text.push_str(&format!(
+            "---\nkind: User\nname: gen.user{i:04}\nuserName: gen.user{i:04}@northwind.example\n\
+             displayName: Generated User {i}\ndepartment: Operations\njobTitle: Clerk\nroles: [ap-clerk]\n"
+        ));
+    }
+    if users > 0 {
+        std::fs::write(at.join("users/generated.yaml"), text).unwrap();
+    }
+    std::fs::write(at.join(".gitignore"), ".keyward/\n").unwrap();
+}
+
+/// `keyward ARGS` in the configuration folder `dir`, run by `actor`.
+fn keyward(dir: &Path, actor: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    c.args(args)
+        .current_dir(dir)
+        .env("KEYWARD_ACTOR", actor)
+        .env("NO_COLOR", "1")
+        .env_remove("KEYWARD_LOG")
+        .env_remove("GITHUB_RUN_ID")
+        .stdin(Stdio::null());
+    c
+}
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn ran(o: std::process::Output) -> Ran {
+    Ran {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+#[track_caller]
+fn run_ok(dir: &Path, actor: &str, args: &[&str]) -> Ran {
+    let r = ran(keyward(dir, actor, args).output().unwrap());
+    assert_eq!(r.code, 0, "keyward {args:?}\n--- stdout\n{}\n--- stderr\n{}", r.stdout, r.stderr);
+    r
+}
+
+/// The record count and hash an apply printed as the audit chain's head.
+fn printed_head(stdout: &str) -> (u64, String) {
+    let line = stdout.lines().find(|l| l.starts_with("Audit chain head: ")).unwrap_or_else(|| panic!("{stdout}"));
+    let (n, rest) = line.trim_start_matches("Audit chain head: ").split_once(" records, last hash ").unwrap();
+    (n.parse().unwrap(), rest.split_whitespace().next().unwrap().to_string())
+}
+
+/// The actors of the audit records, in order, as `audit show` reads them from the state.
+fn record_actors(dir: &Path) -> Vec<String> {
+    let shown = run_ok(dir, "auditor", &["audit", "show", ".", "--format", "json"]);
+    let records: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    records.as_array().unwrap().iter().map(|r| r["actor"].as_str().unwrap().to_string()).collect()
+}
+
+/// Applied twice on a remote state, `audit verify`, `audit show` and `state show` read the
+/// remote chain; nothing is written to the local `.keyward/audit.jsonl`.
+#[test]
+#[ignore = "needs azurite: cargo xtask test"]
+fn audit_commands_read_the_remote_chain() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::azure());
+    let dir = env.root().join("config");
+    remote_config(&env, &dir, 0);
+    let first = run_ok(&dir, "ci-apply", &["apply", ".", "--auto-approve"]);
+    let (n1, _) = printed_head(&first.stdout);
+    assert!(n1 > 5, "{}", first.stdout);
+    assert!(first.stdout.contains(&format!("azureblob {}", env.az().container_url("state"))), "{}", first.stdout);
+    let users = std::fs::read_to_string(dir.join("users/sales.yaml")).unwrap();
+    std::fs::write(dir.join("users/sales.yaml"), users.replace("jobTitle: Head of Sales", "jobTitle: Sales Director"))
+        .unwrap();
+    let second = run_ok(&dir, "ci-apply", &["apply", ".", "--auto-approve"]);
+    let (n2, h2) = printed_head(&second.stdout);
+    assert_eq!(n2, n1 + 1);
+    assert!(!dir.join(".keyward/audit.jsonl").exists(), "the log went to the remote state only");
+
+    let v = run_ok(&dir, "auditor", &["audit", "verify", "."]);
+    assert!(v.stdout.contains(&format!("{PREFIX}/audit.jsonl: intact, {n2} records, head {h2}")), "{}", v.stdout);
+    run_ok(&dir, "auditor", &["audit", "verify", ".", "--expect-head", &h2]);
+    assert_eq!(record_actors(&dir).len() as u64, n2);
+    let shown = run_ok(&dir, "auditor", &["state", "show", "."]);
+    assert!(shown.stdout.contains(&format!("Audit chain: {n2} records, head {h2}")), "{}", shown.stdout);
+
+    // The chain as the emulator holds it, read straight through the store.
+    let records = rt.block_on(trail::records(&*env.store())).unwrap();
+    assert_eq!(records.len() as u64, n2);
+    assert_eq!(records.last().unwrap().hash, h2);
 }
