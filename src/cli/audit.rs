@@ -5,8 +5,8 @@ use super::{
     AuditArgs, AuditCommand, AuditReviewArgs, AuditVerifyArgs, CliResult, Context, DiagFormat, Exit, ReviewFormat,
 };
 use crate::engine::audit::{self, ExpectedHead, LogSettings, ReviewSettings};
-use crate::state::trail::{ChainHead, HeadCheck};
 use crate::output::{self, Printer, paint, styles};
+use crate::state::trail::{ChainHead, HeadCheck};
 
 fn log_settings(args: &AuditArgs) -> LogSettings {
     LogSettings { dir: args.dir.clone(), log: args.log.clone() }
@@ -49,7 +49,8 @@ pub async fn run(cmd: AuditCommand, ctx: Context, printer: &Printer) -> CliResul
 }
 
 async fn verify(args: AuditVerifyArgs, printer: &Printer) -> CliResult {
-    let expect = args.expect_head.map(|hash| ExpectedHead { hash: hash.trim().to_string(), records: args.expect_records });
+    let expect =
+        args.expect_head.map(|hash| ExpectedHead { hash: hash.trim().to_string(), records: args.expect_records });
     let v = audit::verify(&log_settings(&args.common), expect.as_ref()).await?;
     let (location, report) = (&v.location, &v.report);
     if !report.is_intact() {

@@ -9,12 +9,12 @@ use super::{Clock, EngineError, Observer};
 use crate::audit::{Record, VerifyReport};
 use crate::model::config::StateBackendKind;
 use crate::model::{ConfigFile, Date, Duration};
-use crate::state::local::LocalStore;
-use crate::state::trail::{self, ChainHead, HeadCheck};
-use crate::state::{self, documents};
 use crate::provider::handle::Reviewing;
 use crate::remote::RetryPolicy;
 use crate::review::{Review, ReviewInput};
+use crate::state::local::LocalStore;
+use crate::state::trail::{self, ChainHead, HeadCheck};
+use crate::state::{self, documents};
 
 /// Which audit log a command reads.
 #[derive(Debug, Clone)]
@@ -39,7 +39,8 @@ impl LogSettings {
         let Ok(bytes) = std::fs::read(&file) else {
             return Ok(Store::with_backend(Arc::new(local_default(&self.dir, None))));
         };
-        let loaded = crate::load::load_files(&self.dir, vec![(PathBuf::from(crate::load::SETTINGS_FILE), bytes.clone())]);
+        let loaded =
+            crate::load::load_files(&self.dir, vec![(PathBuf::from(crate::load::SETTINGS_FILE), bytes.clone())]);
         if let Some(settings) = loaded.ok().as_ref().and_then(crate::validate::settings_of) {
             return Ok(Store::with_backend(state::open(&settings, &self.dir)?));
         }

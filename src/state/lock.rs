@@ -53,6 +53,7 @@ pub async fn acquire(
     }
     let started = Instant::now();
     let mut last_holder = None;
+    let mut told = false;
     loop {
         match store.lock_try(&holder, options.lease).await? {
             TryLock::Acquired => break,
@@ -68,8 +69,11 @@ pub async fn acquire(
                         waited,
                     });
                 }
-                if waited.is_zero() || last_holder.is_none() {
-                    tracing::info!(location = %store.location(), "the state is locked; waiting");
+                if !told {
+                    told = true;
+                    let held_by =
+                        last_holder.as_ref().map(ToString::to_string).unwrap_or_else(|| "another keyward".into());
+                    tracing::info!(location = %store.location(), held_by, "the state is locked; waiting");
                 }
                 tokio::time::sleep(options.poll.min(options.timeout - waited)).await;
             }
