@@ -611,3 +611,30 @@ async fn lock_timeout_zero_fails_at_once() {
     // Zero is the only interval without a unit.
     s.run(&["apply", "{dir}", "--auto-approve", "--lock-timeout", "5"]).expect(1);
 }
+
+/// `state migrate` between two local states: the chain is verified, copied whole with the
+/// documents, the copy recorded at the destination; into itself it is refused.
+#[test]
+fn state_migrate_copies_the_chain_and_the_documents() {
+    let s = Sandbox::example("quickstart");
+    let applied = s.run(&["apply", "{dir}", "--auto-approve"]);
+    applied.expect(0);
+    let (n, h) = printed_head(&applied.stdout);
+    let dest = tempfile::tempdir().unwrap();
+    std::fs::write(dest.path().join("keyward.yaml"), "version: 1\naudit: {path: kept/audit.jsonl}\n").unwrap();
+    let to = dest.path().to_str().unwrap();
+    let m = s.run(&["state", "migrate", "{dir}", "--to", to]);
+    m.expect(0);
+    assert!(m.stdout.contains("Copied applied.json") && m.stdout.contains("Copied audit-head.json"), "{}", m.stdout);
+    let kept = dest.path().join("kept/audit.jsonl");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert_eq!(text.lines().count() as u64, n + 1);
+    assert!(text.starts_with(&s.read(".keyward/audit.jsonl")), "the chain is copied byte for byte");
+    assert!(dest.path().join("kept/applied.json").exists());
+    let v = s.run(&["audit", "verify", "{dir}", "--log", kept.to_str().unwrap(), "--expect-head", &h]);
+    v.expect(0);
+    assert!(v.stdout.contains(&format!("intact, {} records", n + 1)), "{}", v.stdout);
+    let r = s.run(&["state", "migrate", "{dir}", "--to", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("they are the same state"), "{}", r.stderr);
+}

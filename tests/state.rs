@@ -968,7 +968,7 @@ fn three_clones_share_one_lock_state_and_chain() {
         }
         heads.push((n, hash));
         let shown = run_ok(&dir, actor, &["state", "show", "."]);
-        assert!(shown.stdout.contains(&format!("directory: completed")), "{}", shown.stdout);
+        assert!(shown.stdout.contains("directory: completed"), "{}", shown.stdout);
         assert!(shown.stdout.contains(&commit), "{}", shown.stdout);
         clones.push(checkout);
     }
@@ -986,4 +986,62 @@ fn three_clones_share_one_lock_state_and_chain() {
     for actor in ["runner-1", "runner-2", "runner-3"] {
         assert!(actors.iter().any(|a| a == actor), "{actor} wrote to the shared chain");
     }
+}
+
+/// `state migrate` copies a local state into the Azure one another settings file selects: the
+/// chain verifies there, reaches the head the local applies printed, and the migration is in
+/// it. Run again it completes nothing twice; a different or damaged chain is refused.
+#[test]
+#[ignore = "needs azurite: cargo xtask test"]
+fn state_migrate_copies_a_local_state_into_azure() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::azure());
+    let local = env.root().join("local");
+    support::copy_dir(&support::repo_root().join("examples/quickstart"), &local);
+    run_ok(&local, "ci-apply", &["apply", ".", "--auto-approve"]);
+    let users = std::fs::read_to_string(local.join("users/sales.yaml")).unwrap();
+    std::fs::write(
+        local.join("users/sales.yaml"),
+        users.replace("jobTitle: Head of Sales", "jobTitle: Sales Director"),
+    )
+    .unwrap();
+    let (n, h) = printed_head(&run_ok(&local, "ci-apply", &["apply", ".", "--auto-approve"]).stdout);
+    let remote = env.root().join("remote");
+    remote_config(&env, &remote, 0);
+    let remote_s = remote.to_str().unwrap();
+
+    let m = run_ok(&local, "operator", &["state", "migrate", ".", "--to", remote_s]);
+    assert!(m.stdout.contains("Copied the audit chain") && m.stdout.contains("Copied applied.json"), "{}", m.stdout);
+    assert!(m.stdout.contains(&format!("intact, {} records", n + 1)), "{}", m.stdout);
+    let v = run_ok(&remote, "auditor", &["audit", "verify", "."]);
+    assert!(v.stdout.contains(&format!("{PREFIX}/audit.jsonl: intact, {} records", n + 1)), "{}", v.stdout);
+    run_ok(&remote, "auditor", &["audit", "verify", ".", "--expect-head", &h, "--expect-records", &n.to_string()]);
+    let actors = record_actors(&remote);
+    assert_eq!(actors.last().unwrap(), "operator", "the migration is recorded: {actors:?}");
+    let shown = run_ok(&remote, "auditor", &["state", "show", "."]);
+    assert!(shown.stdout.contains("directory: completed"), "{}", shown.stdout);
+    // The local state is left as it was.
+    let v = run_ok(&local, "auditor", &["audit", "verify", "."]);
+    assert!(v.stdout.contains(&format!("intact, {n} records, head {h}")), "{}", v.stdout);
+
+    // Again: the chain is already there; nothing is copied or recorded twice.
+    let again = run_ok(&local, "operator", &["state", "migrate", ".", "--to", remote_s]);
+    assert!(again.stdout.contains("already holds this audit chain"), "{}", again.stdout);
+    assert!(!again.stdout.contains("Copied applied.json"), "{}", again.stdout);
+    assert_eq!(record_actors(&remote).len() as u64, n + 1);
+
+    // Another configuration's chain is refused: the remote one is never overwritten or merged.
+    let other = env.root().join("other");
+    support::copy_dir(&support::repo_root().join("examples/quickstart"), &other);
+    run_ok(&other, "ci-apply", &["apply", ".", "--auto-approve"]);
+    let refused = ran(keyward(&other, "operator", &["state", "migrate", ".", "--to", remote_s]).output().unwrap());
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("already holds an audit chain"), "{}", refused.stderr);
+    // A damaged chain is refused before anything is written.
+    let log = std::fs::read_to_string(other.join(".keyward/audit.jsonl")).unwrap();
+    std::fs::write(other.join(".keyward/audit.jsonl"), log.replacen("\"applied\"", "\"failed\"", 1)).unwrap();
+    let refused = ran(keyward(&other, "operator", &["state", "migrate", ".", "--to", remote_s]).output().unwrap());
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("source audit log is damaged at line 1"), "{}", refused.stderr);
+    assert_eq!(record_actors(&remote).len() as u64, n + 1);
 }

@@ -283,6 +283,22 @@ pub enum StateCommand {
     Show(StateShowArgs),
     /// Break the state lock with this id (a run that died holding it), recorded in the audit log.
     Unlock(StateUnlockArgs),
+    /// Copy this configuration's state (audit log, last applies, undelivered credentials) into
+    /// the state another settings file selects, e.g. from `local` to `azureblob`.
+    Migrate(StateMigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateMigrateArgs {
+    /// The configuration folder whose state is copied (its keyward.yaml selects it).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// A settings file (or a folder holding keyward.yaml) whose `state:` is the destination.
+    #[arg(long, value_name = "FILE_OR_DIR")]
+    pub to: PathBuf,
+    /// How long to wait for a run holding either state's lock.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_lock_timeout)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,9 @@
-//! `keyward state show|unlock`: the state that `state:` in keyward.yaml selects.
+//! `keyward state show|unlock|migrate`: the state that `state:` in keyward.yaml selects.
 
 use super::console::Console;
 use super::{CliResult, Context, Exit, StateCommand};
-use crate::engine::store::Store;
+use crate::engine::audit::LogSettings;
+use crate::engine::store::{self, Store};
 use crate::output::Printer;
 use crate::state::{LockId, LockStatus};
 
@@ -45,6 +46,25 @@ pub async fn run(cmd: StateCommand, ctx: Context, printer: &Printer) -> CliResul
             if let Some(h) = &s.recorded_head {
                 out.push_str(&format!("Head recorded by the last apply: {} records, {}\n", h.records, h.hash));
             }
+            printer.out(&out);
+            Ok(Exit::Success)
+        }
+        StateCommand::Migrate(args) => {
+            let from = LogSettings { dir: args.dir.clone(), log: None }.store()?;
+            let to = store::open_settings(&args.to)?;
+            let m = from.migrate_to(&to, args.lock_timeout, ctx.clock.now).await?;
+            let mut out = if m.copied_log {
+                format!("Copied the audit chain from {} to {}.\n", m.from, m.to)
+            } else {
+                format!("{} already holds this audit chain (an earlier migration copied it).\n", m.to)
+            };
+            for d in &m.documents {
+                out.push_str(&format!("Copied {}.\n", d.file_name()));
+            }
+            out.push_str(&format!(
+                "Verified at {}: intact, {} records, head {}.\nPoint `state:` in keyward.yaml at it; the old state is left as it was.\n",
+                m.to, m.head.records, m.head.hash
+            ));
             printer.out(&out);
             Ok(Exit::Success)
         }

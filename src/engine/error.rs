@@ -57,6 +57,8 @@ pub enum EngineError {
     Webhook(#[from] super::drift::WebhookError),
     #[error("there is no audit log at {location}")]
     NoAuditLog { location: String },
+    #[error("cannot migrate the state from {from} to {to}: {message}")]
+    Migrate { from: String, to: String, message: String },
     /// keyward.yaml asks for a remote state but its settings do not validate.
     #[error("cannot tell where the state is: the settings in {} are not valid; run `keyward validate`", file.display())]
     StateSettings { file: PathBuf },

@@ -115,3 +115,158 @@ impl Store {
         Ok(holder)
     }
 }
+
+/// What `keyward state migrate` did.
+#[derive(Debug, Clone)]
+pub struct Migrated {
+    pub from: String,
+    pub to: String,
+    /// The chain copied (all of it), as verified at the destination afterwards.
+    pub head: trail::ChainHead,
+    /// Whether the log was copied now (else an earlier, interrupted migration had copied it).
+    pub copied_log: bool,
+    /// The documents copied.
+    pub documents: Vec<state::DocName>,
+}
+
+impl Store {
+    /// Copies this state (the audit log and the documents) into `to`, which must not hold
+    /// another chain: the source chain is verified first (and against the head its last apply
+    /// recorded), both states are locked meanwhile, the log is copied in whole records and
+    /// verified at the destination, and documents are created only where absent. An
+    /// interrupted migration can be run again: a destination whose log is exactly this chain is
+    /// completed, anything else is refused. The copy is recorded in the destination's log.
+    pub async fn migrate_to(
+        &self,
+        to: &Store,
+        lock_timeout: Duration,
+        now: crate::model::Timestamp,
+    ) -> Result<Migrated, EngineError> {
+        let (from, dest) = (&*self.backend, &*to.backend);
+        let refuse = |message: String| EngineError::Migrate { from: from.location(), to: dest.location(), message };
+        if from.location() == dest.location() {
+            return Err(refuse("they are the same state".into()));
+        }
+        let source_lock = self.lock(None, lock_timeout).await?;
+        let dest_lock = match to.lock(None, lock_timeout).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = source_lock.release().await;
+                return Err(e);
+            }
+        };
+        let result = self.copy_into(to, now, &refuse).await;
+        let released = (dest_lock.release().await, source_lock.release().await);
+        let migrated = result?;
+        released.0?;
+        released.1?;
+        Ok(migrated)
+    }
+
+    async fn copy_into(
+        &self,
+        to: &Store,
+        now: crate::model::Timestamp,
+        refuse: &dyn Fn(String) -> EngineError,
+    ) -> Result<Migrated, EngineError> {
+        let (from, dest) = (&*self.backend, &*to.backend);
+        // The source: intact, and as long as its last apply recorded.
+        let recorded = documents::read::<documents::AuditHead>(from).await?.value.head;
+        let (report, check) = trail::verify(from, recorded.as_ref()).await?;
+        if let Some(p) = report.problems.first() {
+            return Err(refuse(format!(
+                "the source audit log is damaged at line {}: {}; run `keyward audit verify`",
+                p.line, p.message
+            )));
+        }
+        if !matches!(check, trail::HeadCheck::NotAsked | trail::HeadCheck::Reached) {
+            return Err(refuse(
+                "the source audit log does not reach the head its last apply recorded (records were cut off or \
+                 rewritten); run `keyward audit verify`"
+                    .into(),
+            ));
+        }
+        let head = match report.head() {
+            Some((records, hash)) => trail::ChainHead { records, hash: hash.to_string() },
+            None => trail::ChainHead::empty(),
+        };
+        let len = from.log_len().await?;
+
+        // The destination: empty, or exactly this chain already (an interrupted migration).
+        let copied_log = if dest.log_len().await? == 0 {
+            let mut at = 0u64;
+            while at < len {
+                let page = from.log_read(at, trail::MAX_BLOCK as u64).await?;
+                let whole = page.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+                if whole == 0 {
+                    return Err(refuse(format!("a record at byte {at} of the source log is too large to copy")));
+                }
+                at = trail::append_exactly_once(dest, at, &page[..whole]).await?;
+            }
+            true
+        } else {
+            // This chain is a prefix of the destination's: a hash names its whole history.
+            let (dest_report, dest_check) = trail::verify(dest, Some(&head)).await?;
+            let same = head.records > 0 && dest_report.is_intact() && dest_check == trail::HeadCheck::Reached;
+            if !same {
+                return Err(refuse(format!(
+                    "the destination already holds an audit chain ({} records) that is not this one; \
+                     keyward never overwrites or merges chains",
+                    dest_report.records
+                )));
+            }
+            false
+        };
+        let (dest_report, dest_check) = trail::verify(dest, Some(&head)).await?;
+        if !dest_report.is_intact() || dest_check != trail::HeadCheck::Reached {
+            return Err(refuse("the copied audit log does not verify at the destination".into()));
+        }
+
+        let mut copied = Vec::new();
+        for name in state::DocName::ALL {
+            let Some(doc) = from.doc_get(name).await? else { continue };
+            if dest.doc_get(name).await?.is_some() {
+                if copied_log {
+                    return Err(refuse(format!("the destination already holds {}", name.file_name())));
+                }
+                continue;
+            }
+            dest.doc_put(name, &doc.bytes, &state::Expect::Absent).await?;
+            copied.push(name);
+        }
+
+        let mut head = head;
+        if copied_log {
+            let mut audit = to.open_audit().await?;
+            audit
+                .append(crate::audit::Entry {
+                    time: now,
+                    actor: crate::audit::actor(),
+                    commit: None,
+                    plan_hash: String::new(),
+                    address: "state".into(),
+                    action: "migrate".into(),
+                    outcome: crate::audit::Outcome::Applied,
+                    error: None,
+                    detail: Some(format!("copied {} records from {}", head.records, from.location())),
+                    reason: None,
+                    provenance: None,
+                })
+                .await?;
+            head = audit.head().clone();
+        }
+        Ok(Migrated { from: from.location(), to: dest.location(), head, copied_log, documents: copied })
+    }
+}
+
+/// The state the settings file `path` selects (a keyward.yaml, or a folder holding one): only
+/// its settings are read, and they must be valid. Relative paths in it are relative to its
+/// folder.
+pub fn open_settings(path: &Path) -> Result<Store, EngineError> {
+    let file = if path.is_dir() { path.join(crate::load::SETTINGS_FILE) } else { path.to_path_buf() };
+    let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let bytes = std::fs::read(&file).map_err(EngineError::io("read", file.clone()))?;
+    let loaded = crate::load::load_files(&root, vec![(crate::load::SETTINGS_FILE.into(), bytes)])?;
+    let settings = crate::validate::settings_of(&loaded).ok_or(EngineError::StateSettings { file })?;
+    Ok(Store::with_backend(state::open(&settings, &root)?))
+}
