@@ -634,7 +634,16 @@ fn state_migrate_copies_the_chain_and_the_documents() {
     let v = s.run(&["audit", "verify", "{dir}", "--log", kept.to_str().unwrap(), "--expect-head", &h]);
     v.expect(0);
     assert!(v.stdout.contains(&format!("intact, {} records", n + 1)), "{}", v.stdout);
-    let r = s.run(&["state", "migrate", "{dir}", "--to", "{dir}"]);
+    let r = s.run(&["state", "migrate", "{dir}", "--to", "{dir}/keyward.yaml"]);
+    r.expect(1);
+    assert!(r.stderr.contains("this configuration's own settings"), "{}", r.stderr);
+    // Another settings file selecting the same state.
+    std::fs::write(
+        dest.path().join("same.yaml"),
+        format!("version: 1\naudit: {{path: {}}}\n", s.path(".keyward/audit.jsonl").display()),
+    )
+    .unwrap();
+    let r = s.run(&["state", "migrate", "{dir}", "--to", dest.path().join("same.yaml").to_str().unwrap()]);
     r.expect(1);
     assert!(r.stderr.contains("they are the same state"), "{}", r.stderr);
 }

@@ -50,6 +50,15 @@ pub async fn run(cmd: StateCommand, ctx: Context, printer: &Printer) -> CliResul
             Ok(Exit::Success)
         }
         StateCommand::Migrate(args) => {
+            let settings_file = |p: &std::path::Path| {
+                let f = if p.is_dir() { p.join(crate::load::SETTINGS_FILE) } else { p.to_path_buf() };
+                std::fs::canonicalize(f).ok()
+            };
+            if settings_file(&args.dir).is_some_and(|f| Some(f) == settings_file(&args.to)) {
+                return Err(super::Failure::error(
+                    "state migrate: --to names this configuration's own settings; give the settings of the destination",
+                ));
+            }
             let from = LogSettings { dir: args.dir.clone(), log: None }.store()?;
             let to = store::open_settings(&args.to)?;
             let m = from.migrate_to(&to, args.lock_timeout, ctx.clock.now).await?;
