@@ -493,3 +493,49 @@ fn an_existing_ou_with_nested_groups_is_imported_and_replans_clean() {
     let staff = ou.entry(&ou.groups, "cn", "staff");
     assert!(staff.all("member").contains(&format!("CN=admins,{g}").as_str()), "{staff:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Defects of issue 25, against the real DC.
+
+fn membership(user: &str, group: &str, assign: bool) -> Change {
+    let principal = keyward::plan::Principal::User(user.into());
+    let binding = Binding::Group(group.into());
+    if assign {
+        change(ObjectKind::Assignment, user, Action::Assign, Operation::Assign { principal, binding })
+    } else {
+        change(ObjectKind::Assignment, user, Action::Revoke, Operation::Revoke { principal, binding })
+    }
+}
+
+fn create_group(name: &str) -> Change {
+    change(ObjectKind::Role, name, Action::Create, Operation::CreateBinding { binding: Binding::Group(name.into()) })
+}
+
+#[test]
+#[ignore = "needs samba: cargo xtask test"]
+fn ad_membership_writes_meeting_68_or_53_are_done() {
+    let Some(dc) = Dc::from_env() else { return };
+    let ou = Ou::new(&dc, "idempotent");
+    let group = format!("crew-{}", harness::random_hex(3));
+    let target = ou.target_at(&dc.url, "sAMAccountName");
+    runtime().block_on(async {
+        let mut p = LdapProvider::open(&target, Path::new("/"), Access::Write).unwrap();
+        p.read().await.unwrap();
+        let r = p.apply(&[&create_user("mo", true), &create_group(&group)]).await;
+        assert!(r.iter().all(Result::is_ok), "{r:?}");
+        // keyward reads; then an administrator adds mo to the group.
+        let mut p = LdapProvider::open(&target, Path::new("/"), Access::Write).unwrap();
+        p.read().await.unwrap();
+        let mo = ou.entry(&ou.people, "sAMAccountName", "mo");
+        let g = ou.entry(&ou.groups, "cn", &group);
+        ou.ldapmodify(&format!("dn: {}\nchangetype: modify\nadd: member\nmember: {}\n", g.dn, mo.dn));
+        let r = p.apply(&[&membership("mo", &group, true)]).await;
+        assert!(r[0].is_ok(), "adding a member who is already there is done, not failed: {r:?}");
+        // keyward reads; then the administrator removes mo again.
+        let mut p = LdapProvider::open(&target, Path::new("/"), Access::Write).unwrap();
+        p.read().await.unwrap();
+        ou.ldapmodify(&format!("dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n", g.dn, mo.dn));
+        let r = p.apply(&[&membership("mo", &group, false)]).await;
+        assert!(r[0].is_ok(), "removing a member who is already gone is done, not failed: {r:?}");
+    });
+}
