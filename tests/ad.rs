@@ -539,3 +539,27 @@ fn ad_membership_writes_meeting_68_or_53_are_done() {
         assert!(r[0].is_ok(), "removing a member who is already gone is done, not failed: {r:?}");
     });
 }
+
+#[test]
+#[ignore = "needs samba: cargo xtask test"]
+fn ad_group_create_meeting_a_taken_sam_account_name_is_not_reported_created() {
+    let Some(dc) = Dc::from_env() else { return };
+    let ou = Ou::new(&dc, "samtaken");
+    let name = format!("finance-{}", harness::random_hex(3));
+    // Another group, elsewhere in the domain, already has this sAMAccountName.
+    ou.ldap_tool("ldapadd", &[], &format!("dn: CN=other,{}\nobjectClass: group\nsAMAccountName: {name}\n", ou.ou))
+        .expect_ok();
+    runtime().block_on(async {
+        let mut p =
+            LdapProvider::open(&ou.target_at(&dc.url, "sAMAccountName"), Path::new("/"), Access::Write).unwrap();
+        p.read().await.unwrap();
+        let r = p.apply(&[&create_user("mo", true), &create_group(&name), &membership("mo", &name, true)]).await;
+        let exists = !ou.find(&ou.groups, "cn", &name).is_empty();
+        assert!(
+            exists || r[1].is_err(),
+            "the group was reported created ({:?}) but no group {name} exists below groupsBase; then the assign: {:?}",
+            r[1],
+            r[2]
+        );
+    });
+}
