@@ -563,3 +563,26 @@ fn ad_group_create_meeting_a_taken_sam_account_name_is_not_reported_created() {
         );
     });
 }
+
+#[test]
+#[ignore = "needs samba: cargo xtask test"]
+fn ad_delete_of_a_user_with_child_objects_uses_tree_delete() {
+    let Some(dc) = Dc::from_env() else { return };
+    let ou = Ou::new(&dc, "treedelete");
+    let target = ou.target_at(&dc.url, "sAMAccountName");
+    runtime().block_on(async {
+        let mut p = LdapProvider::open(&target, Path::new("/"), Access::Write).unwrap();
+        p.read().await.unwrap();
+        assert!(p.apply(&[&create_user("leaver", true)]).await[0].is_ok());
+        // A child object below the account, as devices and mail containers are.
+        let user = ou.entry(&ou.people, "sAMAccountName", "leaver");
+        ou.ldap_tool("ldapadd", &[], &format!("dn: CN=devices,{}\nobjectClass: classStore\n", user.dn)).expect_ok();
+        let mut p = LdapProvider::open(&target, Path::new("/"), Access::Write).unwrap();
+        p.read().await.unwrap();
+        let delete =
+            change(ObjectKind::User, "leaver", Action::Delete, Operation::DeleteUser { user_name: "leaver".into() });
+        let r = p.apply(&[&delete]).await;
+        assert!(r[0].is_ok(), "{r:?}");
+        assert!(ou.find(&ou.people, "sAMAccountName", "leaver").is_empty());
+    });
+}
