@@ -586,3 +586,21 @@ fn ad_delete_of_a_user_with_child_objects_uses_tree_delete() {
         assert!(ou.find(&ou.people, "sAMAccountName", "leaver").is_empty());
     });
 }
+
+#[test]
+#[ignore = "needs samba: cargo xtask test"]
+fn ad_create_meeting_a_sam_account_name_taken_outside_users_base_keeps_the_server_message() {
+    let Some(dc) = Dc::from_env() else { return };
+    let ou = Ou::new(&dc, "takenuser");
+    let name = format!("taken-{}", harness::random_hex(3));
+    ou.ldap_tool("ldapadd", &[], &format!("dn: CN=elsewhere,{}\nobjectClass: user\nsAMAccountName: {name}\n", ou.ou))
+        .expect_ok();
+    runtime().block_on(async {
+        let mut p =
+            LdapProvider::open(&ou.target_at(&dc.url, "sAMAccountName"), Path::new("/"), Access::Write).unwrap();
+        p.read().await.unwrap();
+        let r = p.apply(&[&create_user(&name, true)]).await;
+        let e = r[0].as_ref().expect_err("the name is taken").to_string();
+        assert!(e.contains("already in use"), "the server's own message is kept: {e}");
+    });
+}
