@@ -604,3 +604,20 @@ fn ad_create_meeting_a_sam_account_name_taken_outside_users_base_keeps_the_serve
         assert!(e.contains("already in use"), "the server's own message is kept: {e}");
     });
 }
+
+#[test]
+#[ignore = "needs samba: cargo xtask test"]
+fn ad_bind_names_user_at_domain_and_domain_backslash_user_are_accepted() {
+    let Some(dc) = Dc::from_env() else { return };
+    let ou = Ou::new(&dc, "bindnames");
+    for bind in [format!("keyward@{}", dc.realm), format!("{}\\keyward", dc.domain)] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("keyward.yaml"),
+            format!("version: 1\n{}", ou.target_yaml_at(&dc.ldaps_url, &bind, "")),
+        )
+        .unwrap();
+        let o = ou.keyward(dir.path(), &["plan", "--detailed-exitcode", "."]);
+        assert_eq!(o.status.code(), Some(0), "bindDn {bind}:\n{}\n{}", text(&o).0, text(&o).1);
+    }
+}
