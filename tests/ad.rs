@@ -621,3 +621,32 @@ fn ad_bind_names_user_at_domain_and_domain_backslash_user_are_accepted() {
         assert_eq!(o.status.code(), Some(0), "bindDn {bind}:\n{}\n{}", text(&o).0, text(&o).1);
     }
 }
+
+#[test]
+fn ad_naming_rules_are_checked_at_validation() {
+    // No server needed: AD's rules for sAMAccountName (no " / \ [ ] : ; | = , + * ? < >, at most
+    // 20 characters) and CN (at most 64 characters) are known before any request.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keyward.yaml"),
+        "version: 1\ntargets:\n  directory:\n    provider: ldap\n    flavor: ad\n    url: ldaps://dc.example.com\n    \
+         bindDn: \"CN=svc,DC=example,DC=com\"\n    password: ${env:X}\n    usersBase: \"OU=people,DC=example,DC=com\"\n    \
+         groupsBase: \"OU=groups,DC=example,DC=com\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("users.yaml"),
+        "kind: User\nname: comma\nuserName: \"smith,john\"\n---\nkind: User\nname: long\nuserName: averyveryverylongusername\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["validate", "."])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "validation must refuse them:\n{out}\n{err}");
+    let all = format!("{out}{err}");
+    assert!(all.contains("users.yaml:3") && all.contains("users.yaml:6"), "file and line of each: {all}");
+}
