@@ -650,3 +650,16 @@ fn ad_naming_rules_are_checked_at_validation() {
     let all = format!("{out}{err}");
     assert!(all.contains("users.yaml:3") && all.contains("users.yaml:6"), "file and line of each: {all}");
 }
+
+#[test]
+#[ignore = "needs samba: cargo xtask test"]
+fn an_empty_string_converges_on_active_directory() {
+    let Some(dc) = Dc::from_env() else { return };
+    let ou = Ou::new(&dc, "emptystring");
+    let dir = quickstart(&ou);
+    edit(dir.path(), "users/finance.yaml", "jobTitle: Financial Controller", "jobTitle: \"\"");
+    apply(&ou, dir.path());
+    assert_eq!(ou.entry(&ou.people, "sAMAccountName", "nancy.davolio@northwind.example").get("title"), None);
+    let o = ou.keyward(dir.path(), &["plan", "--detailed-exitcode", "."]);
+    assert_eq!(o.status.code(), Some(0), "`jobTitle: \"\"` (no title) converges:\n{}", text(&o).0);
+}
