@@ -663,3 +663,31 @@ fn benchmark_onboarding() {
         assert!(writes(&apply) <= bound + 2, "{} writes", writes(&apply));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Defects against django-scim2.
+
+#[test]
+#[ignore = "needs django-scim2: cargo xtask test"]
+fn revoking_falls_back_when_the_member_filter_path_is_refused() {
+    // django-scim2 refuses `remove` with `members[value eq "ID"]` (501) but removes members
+    // given as `path: members` with a value list.
+    let server = Server::start_kind(Kind::DjangoScim2);
+    let dir = quickstart(&server);
+    expect_exit(&keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]), 0);
+    let users = dir.path().join("users/finance.yaml");
+    let text_users = std::fs::read_to_string(&users).unwrap();
+    std::fs::write(
+        &users,
+        text_users.replacen(
+            "employeeId: \"E1009\"\nroles: [ap-clerk]",
+            "employeeId: \"E1009\"\nroles: [gl-accountant]",
+            1,
+        ),
+    )
+    .unwrap();
+    let o = keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]);
+    expect_exit(&o, 0);
+    assert!(!server.member_names("ap-clerks").contains(&"janet.leverling@northwind.example".to_string()));
+    expect_exit(&keyward(dir.path(), &server.token, &["plan", "--detailed-exitcode", "."]), 0);
+}
