@@ -691,3 +691,20 @@ fn revoking_falls_back_when_the_member_filter_path_is_refused() {
     assert!(!server.member_names("ap-clerks").contains(&"janet.leverling@northwind.example".to_string()));
     expect_exit(&keyward(dir.path(), &server.token, &["plan", "--detailed-exitcode", "."]), 0);
 }
+
+#[test]
+#[ignore = "needs django-scim2: cargo xtask test"]
+fn put_fallback_reports_a_group_change_the_server_ignored_as_failed() {
+    // Announcing no PATCH, keyward writes groups with PUT; django-scim2 ignores `members` in a
+    // group PUT and answers 200 with the old members.
+    let spc = json!({"patch": {"supported": false}, "filter": {"supported": false, "maxResults": 50}});
+    let server = Server::start_kind_with(Kind::DjangoScim2, Some(spc));
+    let dir = quickstart(&server);
+    let o = keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]);
+    let members = server.member_names("gl-accountants");
+    let (out, _) = text(&o);
+    assert!(
+        !members.is_empty() || (o.status.code() == Some(1) && out.contains("members")),
+        "the server kept no member, yet the apply said:\n{out}"
+    );
+}
