@@ -708,3 +708,22 @@ fn put_fallback_reports_a_group_change_the_server_ignored_as_failed() {
         "the server kept no member, yet the apply said:\n{out}"
     );
 }
+
+#[test]
+#[ignore = "needs django-scim2: cargo xtask test"]
+fn accounts_whose_user_names_differ_only_in_case_are_a_plan_error() {
+    let server = Server::start_kind(Kind::DjangoScim2);
+    let dir = quickstart(&server);
+    expect_exit(&keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]), 0);
+    // A second account, NANCY.DAVOLIO@…, made behind keyward's back: django-scim2's uniqueness
+    // is case-sensitive.
+    let twin = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "NANCY.DAVOLIO@northwind.example", "name": {"givenName": "Other", "familyName": "Person"}});
+    assert_eq!(server.request("POST", "/v2/Users", Some(&twin)).status, 201);
+    let o = keyward(dir.path(), &server.token, &["plan", "--detailed-exitcode", "."]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "an ambiguous match is a plan error:\n{out}\n{err}");
+    assert!(
+        err.contains("NANCY.DAVOLIO@northwind.example") && err.contains("nancy.davolio@northwind.example"),
+        "{err}"
+    );
+}
