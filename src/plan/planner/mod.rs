@@ -68,6 +68,12 @@ pub enum PlanError {
         "target `{target}`: role `{role}` binds {binding}, which does not exist there; keyward does not create {kind} bindings, so create it on the target or correct the binding"
     )]
     MissingBinding { target: Name, role: Name, binding: String, kind: String },
+    #[error(
+        "target `{target}`: userName `{user_name}` (user `{user}`) matches {} live accounts that differ only in case: {}; keyward matches userNames without regard to case, so rename or delete all but one of them on the target",
+        candidates.len(),
+        candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousAccount { target: Name, user: Name, user_name: String, candidates: Vec<String> },
     #[error("target `{target}`: {count} live objects match {binding}; rename them so the binding is unambiguous")]
     AmbiguousBinding { target: Name, binding: String, count: usize },
     #[error(
@@ -89,6 +95,12 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
         let Some(target) = input.desired.settings.targets.get(target_name) else { continue };
         let Some(caps) = input.capabilities.get(target_name) else { continue };
         let account_keys: Vec<Cow<str>> = live.accounts.iter().map(|a| lower_key(&a.user_name)).collect();
+        let twins = case_twins(input.desired, &user_keys, live, &account_keys, &target.name);
+        if !twins.is_empty() {
+            // Planning this target would act on one of the twins, chosen by read order.
+            errors.extend(twins);
+            continue;
+        }
         let tp = TargetPlanner::new(input, target, caps, live, Keys { users: &user_keys, accounts: &account_keys });
         // Accounts and bindings are planned side by side; the changes are sorted below, so
         // the result does not depend on which finishes first.
@@ -118,6 +130,35 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
     }
     sort_for_apply(&mut changes, input.capabilities);
     Ok(changes)
+}
+
+/// A plan error for each user in git whose userName matches more than one live account
+/// (userNames that differ only in case, which a case-sensitive service allows side by side).
+fn case_twins(
+    desired: &DesiredState,
+    user_keys: &[Cow<str>],
+    live: &LiveTarget,
+    account_keys: &[Cow<str>],
+    target: &Name,
+) -> Vec<PlanError> {
+    let mut by_key: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (a, key) in live.accounts.iter().zip(account_keys) {
+        by_key.entry(key.as_ref()).or_default().push(a.user_name.as_str());
+    }
+    let mut errors = Vec::new();
+    for ((name, user), key) in desired.users.iter().zip(user_keys) {
+        if let Some(found) = by_key.get(key.as_ref()).filter(|f| f.len() > 1) {
+            let mut candidates: Vec<String> = found.iter().map(|s| s.to_string()).collect();
+            candidates.sort();
+            errors.push(PlanError::AmbiguousAccount {
+                target: target.clone(),
+                user: name.clone(),
+                user_name: user.user_name.clone(),
+                candidates,
+            });
+        }
+    }
+    errors
 }
 
 /// Runs `a` on another thread while `b` runs on this one; a panic in either is raised here.
