@@ -34,11 +34,14 @@ impl<'a> TargetPlanner<'a> {
                     let mut all_drift = true;
                     for f in UserField::ALL {
                         let Some(want) = self.want(user, f) else { continue };
-                        let have = live.attrs.get(f).map(String::as_str);
-                        let equal = match f {
+                        // `""` asks for the attribute to be cleared: it equals an unset one,
+                        // which is how every provider reads an attribute it holds no value for.
+                        let have = live.attrs.get(f).map(String::as_str).filter(|h| !h.is_empty());
+                        let equal = match (f, have) {
+                            (_, None) => want.is_empty(),
                             // userNames compare without regard to case.
-                            UserField::Manager => have.is_some_and(|h| same_user_name(h, want)),
-                            _ => have == Some(want),
+                            (UserField::Manager, Some(h)) => same_user_name(h, want),
+                            (_, Some(h)) => h == want,
                         };
                         if !equal {
                             *set.slot(f) = Some(want.to_string());

@@ -779,7 +779,8 @@ fn user_body(attrs: &UserAttrs) -> serde_json::Map<String, Value> {
         ("jobtitle", &attrs.job_title),
     ] {
         if let Some(v) = v {
-            m.insert(k.into(), json!(v));
+            // `""` clears the column.
+            m.insert(k.into(), if v.is_empty() { Value::Null } else { json!(v) });
         }
     }
     m

@@ -72,7 +72,8 @@ pub fn user_patch(set: &UserAttrs) -> Map<String, Value> {
     let mut m = Map::new();
     for f in UserField::ALL {
         if let (Some(p), Some(v)) = (user_property(f), set.get(f)) {
-            m.insert(p.into(), json!(v));
+            // `""` clears the property: Graph takes `null` for that.
+            m.insert(p.into(), if v.is_empty() { Value::Null } else { json!(v) });
         }
     }
     m

@@ -219,35 +219,40 @@ impl WireGroup {
 
 /// The body that creates a user. `manager_ref` is the manager's id or a `bulkId:` reference;
 /// `None` leaves the manager out.
+/// A value to write: `""` means "no value" and is left out of a creation.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
 pub fn user_create_body(user_name: &str, attrs: &UserAttrs, active: bool, manager_ref: Option<&str>) -> Value {
     let mut body = Map::new();
     let mut schemas = vec![json!(USER_SCHEMA)];
     body.insert("userName".into(), json!(user_name));
-    if let Some(v) = &attrs.display_name {
+    if let Some(v) = given(&attrs.display_name) {
         body.insert("displayName".into(), json!(v));
     }
     let mut name = Map::new();
-    if let Some(v) = &attrs.given_name {
+    if let Some(v) = given(&attrs.given_name) {
         name.insert("givenName".into(), json!(v));
     }
-    if let Some(v) = &attrs.family_name {
+    if let Some(v) = given(&attrs.family_name) {
         name.insert("familyName".into(), json!(v));
     }
     if !name.is_empty() {
         body.insert("name".into(), Value::Object(name));
     }
-    if let Some(v) = &attrs.email {
+    if let Some(v) = given(&attrs.email) {
         body.insert("emails".into(), json!([{"value": v, "type": "work", "primary": true}]));
     }
-    if let Some(v) = &attrs.job_title {
+    if let Some(v) = given(&attrs.job_title) {
         body.insert("title".into(), json!(v));
     }
     body.insert("active".into(), json!(active));
     let mut ext = Map::new();
-    if let Some(v) = &attrs.department {
+    if let Some(v) = given(&attrs.department) {
         ext.insert("department".into(), json!(v));
     }
-    if let Some(v) = &attrs.employee_id {
+    if let Some(v) = given(&attrs.employee_id) {
         ext.insert("employeeNumber".into(), json!(v));
     }
     if let Some(m) = manager_ref {
@@ -265,10 +270,23 @@ pub fn user_create_body(user_name: &str, attrs: &UserAttrs, active: bool, manage
 /// missing attribute). `emails` is the list as read: only the managed email changes.
 pub fn user_patch_ops(set: &UserAttrs, manager_ref: Option<&str>, emails: &[Value]) -> Vec<Value> {
     let mut ops = Vec::new();
-    let mut replace = |path: String, value: Value| ops.push(json!({"op": "replace", "path": path, "value": value}));
+    let mut replace = |path: String, value: Value| match value {
+        // `""` clears the attribute (RFC 7644 §3.5.2.2: `remove` of a single-valued path).
+        Value::String(s) if s.is_empty() => ops.push(json!({"op": "remove", "path": path})),
+        Value::Array(a) if a.is_empty() => ops.push(json!({"op": "remove", "path": path})),
+        value => ops.push(json!({"op": "replace", "path": path, "value": value})),
+    };
     for f in UserField::ALL {
         let Some(v) = set.get(f) else { continue };
         match f {
+            UserField::Email if v.is_empty() => {
+                // Only the managed email is removed; the others are kept.
+                let mut rest = emails.to_vec();
+                if let Some(i) = managed_email(&rest) {
+                    rest.remove(i);
+                }
+                replace("emails".into(), Value::Array(rest))
+            }
             UserField::DisplayName => replace("displayName".into(), json!(v)),
             UserField::GivenName => replace("name.givenName".into(), json!(v)),
             UserField::FamilyName => replace("name.familyName".into(), json!(v)),
@@ -318,8 +336,23 @@ pub fn patch_body(ops: Vec<Value>) -> Value {
 /// [`active_op`] produce are understood.
 pub fn apply_user_ops(resource: &mut Value, ops: &[Value]) {
     for op in ops {
-        let (Some(path), Some(value)) = (op.get("path").and_then(Value::as_str), op.get("value")) else { continue };
+        let Some(path) = op.get("path").and_then(Value::as_str) else { continue };
         let Some(obj) = resource.as_object_mut() else { return };
+        let Some(value) = op.get("value") else {
+            // A `remove`: the attribute is left out of the resource written back.
+            if let Some(sub) = path.strip_prefix(ENTERPRISE).and_then(|p| p.strip_prefix(':')) {
+                if let Some(e) = obj.get_mut(ENTERPRISE).and_then(Value::as_object_mut) {
+                    e.retain(|k, _| !k.eq_ignore_ascii_case(sub));
+                }
+            } else if let Some((parent, child)) = path.split_once('.') {
+                if let Some(p) = obj.get_mut(parent).and_then(Value::as_object_mut) {
+                    p.retain(|k, _| !k.eq_ignore_ascii_case(child));
+                }
+            } else {
+                obj.retain(|k, _| !k.eq_ignore_ascii_case(path));
+            }
+            continue;
+        };
         if let Some(sub) = path.strip_prefix(ENTERPRISE).and_then(|p| p.strip_prefix(':')) {
             let ext = obj.entry(ENTERPRISE.to_string()).or_insert_with(|| json!({}));
             if let Some(e) = ext.as_object_mut() {
