@@ -392,6 +392,29 @@ pub fn apply_member_changes(resource: &mut Value, add: &[String], remove: &[Stri
     }
 }
 
+/// What a group resource returned by the service lacks of the member changes asked for:
+/// `None` when every added member is listed and no removed one is (an answer without
+/// `members` lists none).
+pub fn members_not_applied(answer: &Value, add: &[String], remove: &[String]) -> Option<String> {
+    let listed: Vec<&str> = match get(answer, "members") {
+        Some(Value::Array(list)) => list.iter().filter_map(|m| get_str(m, "value")).collect(),
+        _ => Vec::new(),
+    };
+    let missing = add.iter().filter(|a| !listed.contains(&a.as_str())).count();
+    let kept = remove.iter().filter(|r| listed.contains(&r.as_str())).count();
+    if missing == 0 && kept == 0 {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if missing > 0 {
+        parts.push(format!("{missing} of {} added members are not listed", add.len()));
+    }
+    if kept > 0 {
+        parts.push(format!("{kept} of {} removed members are still listed", remove.len()));
+    }
+    Some(format!("`members` ({})", parts.join(", ")))
+}
+
 /// A SCIM error body (RFC 7644 §3.12): `status` (a string, though some send a number),
 /// `scimType` and `detail`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -604,7 +604,17 @@ async fn single(
                 let r = client.send_json(Method::PATCH, url, &wire::patch_body(ops), if_match.as_deref()).await;
                 (r.map(|r| effect_of(&w.unit, None, version_of(&r).filter(|_| config.etag), state)), 1)
             } else {
-                put_modified(client, config, state, url, if_match, &w.unit, |res| wire::apply_user_ops(res, &ops)).await
+                put_modified(
+                    client,
+                    config,
+                    state,
+                    url,
+                    if_match,
+                    &w.unit,
+                    |res| wire::apply_user_ops(res, &ops),
+                    |_| None,
+                )
+                .await
             }
         }
         Unit::PatchGroup { group, add, remove, .. } => {
@@ -618,9 +628,16 @@ async fn single(
                 let r = client.send_json(Method::PATCH, url, &body, if_match.as_deref()).await;
                 (r.map(|r| effect_of(&w.unit, None, version_of(&r).filter(|_| config.etag), state)), 1)
             } else {
-                put_modified(client, config, state, url, if_match, &w.unit, |res| {
-                    wire::apply_member_changes(res, add, remove)
-                })
+                put_modified(
+                    client,
+                    config,
+                    state,
+                    url,
+                    if_match,
+                    &w.unit,
+                    |res| wire::apply_member_changes(res, add, remove),
+                    |answer| wire::members_not_applied(answer, add, remove),
+                )
                 .await
             }
         }
@@ -661,7 +678,10 @@ fn created(
 }
 
 /// For services without PATCH: reads the resource whole, changes it, and writes it back with
-/// PUT (RFC 7644 §3.5.1), refusing if it changed since keyward's read.
+/// PUT (RFC 7644 §3.5.1), refusing if it changed since keyward's read. The answer carries the
+/// resource as the service now holds it; `not_applied` names what it did not take (a service
+/// may answer 200 and ignore an attribute), which is a failure, not a success.
+#[allow(clippy::too_many_arguments)]
 async fn put_modified(
     client: &ScimClient,
     config: &ServiceConfig,
@@ -670,6 +690,7 @@ async fn put_modified(
     if_match: Option<String>,
     unit: &Unit,
     change: impl FnOnce(&mut Value),
+    not_applied: impl FnOnce(&Value) -> Option<String>,
 ) -> (Result<Effect, ScimError>, usize) {
     let (mut resource, etag) = match client.get_json(url.clone()).await {
         Ok(r) => r,
@@ -690,7 +711,13 @@ async fn put_modified(
     }
     let cond = if config.etag { current.or(if_match) } else { None };
     let r = client.send_json(Method::PUT, url, &resource, cond.as_deref()).await;
-    (r.map(|r| effect_of(unit, None, version_of(&r).filter(|_| config.etag), state)), 2)
+    let r = r.and_then(|r| match r.body.as_ref().and_then(not_applied) {
+        Some(what) => Err(ScimError::Invalid(format!(
+            "the service answered the PUT with success but did not apply it: {what}; it ignores this attribute in a PUT, so the change was not made"
+        ))),
+        None => Ok(effect_of(unit, None, version_of(&r).filter(|_| config.etag), state)),
+    });
+    (r, 2)
 }
 
 fn op_name(op: &Operation) -> &'static str {
