@@ -147,7 +147,13 @@ impl ScimProvider {
             Ok((v, _)) => Ok(ServiceConfig::parse(&v)),
             Err(e) if matches!(e.status(), Some(404 | 501)) => {
                 tracing::warn!(target_name = %self.target, "the SCIM service has no /ServiceProviderConfig; assuming PATCH without Bulk or ETags");
-                Ok(ServiceConfig { patch: true, bulk: None, etag: false, max_results: None })
+                Ok(ServiceConfig {
+                    patch: true,
+                    bulk: None,
+                    etag: false,
+                    max_results: None,
+                    remove_members_by_value: false,
+                })
             }
             Err(e) => Err(self.read_error("the service provider configuration", e)),
         }

@@ -87,6 +87,10 @@ pub struct ServiceConfig {
     pub etag: bool,
     /// `filter.maxResults`: the most resources one list request returns.
     pub max_results: Option<usize>,
+    /// Remove group members with `path: members` and a value list instead of a
+    /// `members[value eq "ID"]` path: learned when a service refuses the filter path (it is
+    /// announced nowhere).
+    pub remove_members_by_value: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +114,7 @@ impl ServiceConfig {
             bulk,
             etag: supported("etag"),
             max_results: get(v, "filter").and_then(|f| get_u64(f, "maxResults")).map(|n| n as usize).filter(|n| *n > 0),
+            remove_members_by_value: false,
         }
     }
 }
@@ -509,7 +514,8 @@ mod tests {
                 patch: true,
                 bulk: Some(BulkLimits { max_operations: 1000, max_payload_size: 1_048_576 }),
                 etag: true,
-                max_results: Some(1000)
+                max_results: Some(1000),
+                remove_members_by_value: false,
             }
         );
         // Lenient: other cases, numbers as strings, missing sections.

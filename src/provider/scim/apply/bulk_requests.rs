@@ -116,7 +116,7 @@ impl Run<'_> {
                     return None;
                 }
                 let entry = self.state.groups.get(&key(group))?;
-                let mut op = json!({"method": "PATCH", "path": path("Groups", &entry.id), "data": wire::patch_body(member_ops(add, remove))});
+                let mut op = json!({"method": "PATCH", "path": path("Groups", &entry.id), "data": wire::patch_body(member_ops(add, remove, self.config.remove_members_by_value))});
                 // A later part of the same group's change in this request cannot know the
                 // version the earlier part leaves: only the first is conditional.
                 if let Some(v) = self.etag(&entry.version).filter(|_| !touched.contains(&format!("g:{}", key(group)))) {
@@ -215,15 +215,21 @@ pub(super) struct BulkOp {
     pub(super) bulk_id: Option<String>,
 }
 
-/// PATCH operations for group members (RFC 7644 §3.5.2.1 add, §3.5.2.2 remove with a filter).
-pub(super) fn member_ops(add: &[String], remove: &[String]) -> Vec<Value> {
+/// PATCH operations for group members (RFC 7644 §3.5.2.1 add, §3.5.2.2 remove with a filter;
+/// `by_value`: remove with `path: members` and a value list, the form services that refuse
+/// the filter path take).
+pub(super) fn member_ops(add: &[String], remove: &[String], by_value: bool) -> Vec<Value> {
+    let values = |ids: &[String]| -> Vec<Value> { ids.iter().map(|id| json!({ "value": id })).collect() };
     let mut ops = Vec::new();
     if !add.is_empty() {
-        let values: Vec<Value> = add.iter().map(|id| json!({ "value": id })).collect();
-        ops.push(json!({"op": "add", "path": "members", "value": values}));
+        ops.push(json!({"op": "add", "path": "members", "value": values(add)}));
     }
-    for id in remove {
-        ops.push(json!({"op": "remove", "path": filter::member_path(id)}));
+    if by_value && !remove.is_empty() {
+        ops.push(json!({"op": "remove", "path": "members", "value": values(remove)}));
+    } else {
+        for id in remove {
+            ops.push(json!({"op": "remove", "path": filter::member_path(id)}));
+        }
     }
     ops
 }

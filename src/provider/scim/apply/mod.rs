@@ -15,7 +15,14 @@ impl ScimProvider {
         let (Some(config), Some(state)) = (self.config.clone(), self.state.as_mut()) else {
             return changes.iter().map(|_| Err(ApplyError::new("apply called before read"))).collect();
         };
-        let mut run = Run { client: &self.client, config, state, results: vec![None; changes.len()], requests: 0 };
+        let mut run = Run {
+            client: &self.client,
+            config,
+            state,
+            results: vec![None; changes.len()],
+            requests: 0,
+            path_refused: Vec::new(),
+        };
         let works = run.plan_works(changes);
         run.execute(works).await;
         tracing::info!(target_name = %self.target, changes = changes.len(), requests = run.requests, "applied to SCIM target");
@@ -94,6 +101,9 @@ struct Run<'a> {
     state: &'a mut State,
     results: Vec<Option<Result<(), ApplyError>>>,
     requests: usize,
+    /// Member removals the service refused for their `members[value eq "ID"]` path: sent again
+    /// with a value list.
+    path_refused: Vec<Work>,
 }
 
 fn conflict_message(what: &str) -> String {
@@ -120,6 +130,17 @@ fn is_membership_noop(e: &ScimError, adding: bool) -> bool {
     match e.status() {
         Some(409) => adding && is("uniqueness"),
         Some(400) => !adding && is("noTarget"),
+        _ => false,
+    }
+}
+
+/// Whether a service refused a PATCH for its path: 501 Not Implemented (django-scim2 for a
+/// `members[value eq "ID"]` path), or 400 `invalidPath` / `invalidFilter` (RFC 7644 §3.12).
+fn is_path_refused(e: &ScimError) -> bool {
+    let is = |t: &str| e.code().is_some_and(|s| s.eq_ignore_ascii_case(t));
+    match e.status() {
+        Some(501) => true,
+        Some(400) => is("invalidPath") || is("invalidFilter"),
         _ => false,
     }
 }
@@ -328,6 +349,15 @@ impl Run<'_> {
             None => works,
         };
         self.execute_each(leftovers, &mut adopt, &mut membership_retry).await;
+        if !self.path_refused.is_empty() {
+            tracing::info!(
+                removals = self.path_refused.len(),
+                "the service refuses member filter paths; removing members by value"
+            );
+            self.config.remove_members_by_value = true;
+            let again = std::mem::take(&mut self.path_refused);
+            self.execute_each(again, &mut adopt, &mut membership_retry).await;
+        }
         if !adopt.is_empty() {
             self.adopt(adopt).await;
         }
@@ -396,6 +426,13 @@ impl Run<'_> {
     fn settle(&mut self, w: Work, r: Result<Effect, ScimError>, adopt: &mut Vec<Work>, retry: &mut Vec<Work>) {
         match r {
             Ok(effect) => self.record(&w, Ok(effect)),
+            Err(e)
+                if !self.config.remove_members_by_value
+                    && is_path_refused(&e)
+                    && matches!(&w.unit, Unit::PatchGroup { remove, .. } if !remove.is_empty()) =>
+            {
+                self.path_refused.push(w)
+            }
             Err(e) if client::is_uniqueness(&e) && matches!(w.unit, Unit::CreateUser { .. }) => adopt.push(w),
             Err(e)
                 if matches!(&w.unit, Unit::PatchGroup { add, remove, .. }
@@ -624,7 +661,7 @@ async fn single(
             let if_match = etag(&version.unwrap_or_else(|| entry.version.clone()));
             let url = client.url(&["Groups", &entry.id]);
             if config.patch {
-                let body = wire::patch_body(member_ops(add, remove));
+                let body = wire::patch_body(member_ops(add, remove, config.remove_members_by_value));
                 let r = client.send_json(Method::PATCH, url, &body, if_match.as_deref()).await;
                 (r.map(|r| effect_of(&w.unit, None, version_of(&r).filter(|_| config.etag), state)), 1)
             } else {
@@ -785,13 +822,17 @@ mod tests {
 
     #[test]
     fn member_operations() {
-        let ops = member_ops(&["a".into(), "b".into()], &["c\"d".into()]);
+        let ops = member_ops(&["a".into(), "b".into()], &["c\"d".into()], false);
         assert_eq!(
             ops,
             vec![
                 json!({"op": "add", "path": "members", "value": [{"value": "a"}, {"value": "b"}]}),
                 json!({"op": "remove", "path": "members[value eq \"c\\\"d\"]"}),
             ]
+        );
+        assert_eq!(
+            member_ops(&[], &["c".into(), "d".into()], true),
+            vec![json!({"op": "remove", "path": "members", "value": [{"value": "c"}, {"value": "d"}]})]
         );
     }
 
