@@ -261,13 +261,34 @@ impl Writer<'_> {
         };
         let group_dn = g.dn.clone();
         let member = "member".to_string();
+        // AD answers 68 to adding a present member and 53 to removing an absent one (where the
+        // standard codes are 20 and 16); 53 also has other causes, so either is taken as done
+        // only once a read of the group shows the member there (or gone).
+        let ad_codes: &[u32] = match (self.flavor(), adding) {
+            (LdapFlavor::Ad, true) => &[rc::ALREADY_EXISTS],
+            (LdapFlavor::Ad, false) => &[rc::UNWILLING_TO_PERFORM],
+            (LdapFlavor::Openldap, _) => &[],
+        };
+        let (client, user_dn_ref, group_dn_ref) = (self.client, user_dn.as_str(), group_dn.as_str());
+        let confirm = |r: Result<u32, LdapFailure>| async move {
+            let (user_dn, group_dn) = (user_dn_ref, group_dn_ref);
+            match r {
+                Err(e) if e.rc().is_some_and(|c| ad_codes.contains(&c)) => {
+                    let filter = dn::eq_filter("member", user_dn);
+                    let present = client.entry_matches(group_dn, &filter).await.map_err(failed)?;
+                    if present == adding { Ok(Ok(0)) } else { Err(failed(e)) }
+                }
+                r => Ok(r),
+            }
+        };
         if adding {
             let mods = vec![Mod::Add(member, one(&user_dn))];
-            self.client.modify(&group_dn, mods, &[rc::ATTRIBUTE_OR_VALUE_EXISTS]).await.map_err(failed)?;
+            let r = self.client.modify(&group_dn, mods, &[rc::ATTRIBUTE_OR_VALUE_EXISTS]).await;
+            confirm(r).await?.map_err(failed)?;
         } else {
             let mods = vec![Mod::Delete(member.clone(), one(&user_dn))];
             let r = self.client.modify(&group_dn, mods, &[rc::NO_SUCH_ATTRIBUTE]).await;
-            match r {
+            match confirm(r).await? {
                 Err(e) if e.rc() == Some(rc::OBJECT_CLASS_VIOLATION) && self.flavor() == LdapFlavor::Openldap => {
                     // The last member of a groupOfNames: the placeholder takes its place, in
                     // the same modification.

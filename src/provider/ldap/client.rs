@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::controls::{Control, ControlType, PagedResults};
+use ldap3::controls::{Control, ControlType, PagedResults, RawControl};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapResult, Mod, Scope, SearchEntry};
 
 /// The longest one operation may take.
@@ -44,6 +44,9 @@ impl LdapFailure {
 }
 
 /// Result codes of RFC 4511 Appendix A that keyward acts on.
+/// Active Directory's Tree Delete control.
+pub const TREE_DELETE_OID: &str = "1.2.840.113556.1.4.805";
+
 pub mod rc {
     pub const SUCCESS: u32 = 0;
     pub const SIZE_LIMIT_EXCEEDED: u32 = 4;
@@ -52,6 +55,8 @@ pub mod rc {
     pub const NO_SUCH_OBJECT: u32 = 32;
     pub const INVALID_CREDENTIALS: u32 = 49;
     pub const OBJECT_CLASS_VIOLATION: u32 = 65;
+    pub const UNWILLING_TO_PERFORM: u32 = 53;
+    pub const NOT_ALLOWED_ON_NON_LEAF: u32 = 66;
     pub const ALREADY_EXISTS: u32 = 68;
 }
 
@@ -282,6 +287,31 @@ impl Client {
         let mut ldap = self.ldap.clone();
         let r = ldap.with_timeout(OP_TIMEOUT).delete(dn).await;
         check(&format!("deleting {dn}"), r, ok).map(|r| r.rc)
+    }
+
+    /// Deletes an entry and everything below it, with Active Directory's Tree Delete control
+    /// ([MS-ADTS] LDAP_SERVER_TREE_DELETE_OID); `ok` lists result codes taken as success.
+    pub async fn delete_tree(&self, dn: &str, ok: &[u32]) -> Result<u32, LdapFailure> {
+        let mut ldap = self.ldap.clone();
+        let control = RawControl { ctype: TREE_DELETE_OID.to_string(), crit: true, val: None };
+        let r = ldap.with_timeout(OP_TIMEOUT).with_controls(control).delete(dn).await;
+        check(&format!("deleting {dn} and the entries below it"), r, ok).map(|r| r.rc)
+    }
+
+    /// Whether the entry at `dn` matches `filter` (a base search); a missing entry does not.
+    pub async fn entry_matches(&self, dn: &str, filter: &str) -> Result<bool, LdapFailure> {
+        let op = format!("reading {dn}");
+        let mut ldap = self.ldap.clone();
+        let r = ldap
+            .with_timeout(OP_TIMEOUT)
+            .search(dn, Scope::Base, filter, vec!["1.1"])
+            .await
+            .map_err(|e| transport(&op, e))?;
+        if r.1.rc == rc::NO_SUCH_OBJECT {
+            return Ok(false);
+        }
+        check(&op, Ok(r.1), &[])?;
+        Ok(r.0.iter().any(|e| !e.is_ref() && !e.is_intermediate()))
     }
 
     /// Moves an entry below `new_superior`, keeping its RDN.
