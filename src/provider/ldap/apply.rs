@@ -249,7 +249,24 @@ impl Writer<'_> {
                 values.push(("sAMAccountName".into(), one(name)));
             }
         }
-        self.client.add(&dn, values, &[rc::ALREADY_EXISTS]).await.map_err(failed)?;
+        let code = self.client.add(&dn, values, &[rc::ALREADY_EXISTS]).await;
+        let code = code.map_err(failed)?;
+        if code == rc::ALREADY_EXISTS {
+            // An entry at the DN is the group (created by an earlier, interrupted run). On AD,
+            // 68 also means the sAMAccountName is taken elsewhere in the domain: then nothing
+            // exists at the DN, and the group was not created.
+            let exists = self.client.entry_matches(&dn, group_filter(self.flavor())).await.map_err(failed)?;
+            if !exists {
+                return Err(ApplyError::new(format!(
+                    "cannot create group {name}: the directory answered 68 (already exists), but no group exists at {dn}; {}",
+                    match self.flavor() {
+                        LdapFlavor::Ad =>
+                            "on Active Directory this means the sAMAccountName is taken by another object in the domain: rename one of them",
+                        LdapFlavor::Openldap => "an entry of another kind may hold the name",
+                    }
+                )));
+            }
+        }
         self.state.groups.insert(key(name), GroupEntry { dn, members: HashSet::new() });
         Ok(())
     }
