@@ -78,7 +78,13 @@ impl Writer<'_> {
                 let Some(u) = self.state.users.get(&key(user_name)) else {
                     return Ok(()); // Already gone: the desired end state.
                 };
-                self.client.delete(&u.dn, &[rc::NO_SUCH_OBJECT]).await.map_err(failed)?;
+                if self.flavor() == LdapFlavor::Ad {
+                    // AD puts objects below accounts (devices, mail containers): without the
+                    // Tree Delete control such an account cannot be deleted (66).
+                    self.client.delete_tree(&u.dn, &[rc::NO_SUCH_OBJECT]).await.map_err(failed)?;
+                } else {
+                    self.client.delete(&u.dn, &[rc::NO_SUCH_OBJECT]).await.map_err(failed)?;
+                }
                 self.state.users.remove(&key(user_name));
                 Ok(())
             }
