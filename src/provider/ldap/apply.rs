@@ -110,11 +110,12 @@ impl Writer<'_> {
     async fn create_user(self, user_name: &str, attrs: &UserAttrs, active: bool) -> Result<(), ApplyError> {
         let values = new_user_attributes(self.conn, &self.state.users, user_name, attrs, active)?;
         let dn = new_user_dn(self.conn, user_name, active);
-        let code = self.client.add(&dn, values, &[rc::ALREADY_EXISTS]).await.map_err(failed)?;
-        if code == rc::ALREADY_EXISTS {
+        match self.client.add(&dn, values, &[]).await {
             // Created by an earlier, interrupted run (or by someone else): adopt the entry
             // holding this userName and give it the desired values.
-            return self.adopt(user_name, attrs, active).await;
+            Err(e) if e.rc() == Some(rc::ALREADY_EXISTS) => return self.adopt(user_name, attrs, active, e).await,
+            Err(e) => return Err(failed(e)),
+            Ok(_) => {}
         }
         let uac = (self.flavor() == LdapFlavor::Ad)
             .then_some(UAC_NORMAL_ACCOUNT | if active { 0 } else { UAC_ACCOUNTDISABLE });
@@ -122,7 +123,15 @@ impl Writer<'_> {
         Ok(())
     }
 
-    async fn adopt(self, user_name: &str, attrs: &UserAttrs, active: bool) -> Result<(), ApplyError> {
+    /// `refused` is the server's answer to the creation, kept when there is nothing to adopt
+    /// (on AD, 68 also means the sAMAccountName is taken elsewhere in the domain).
+    async fn adopt(
+        self,
+        user_name: &str,
+        attrs: &UserAttrs,
+        active: bool,
+        refused: LdapFailure,
+    ) -> Result<(), ApplyError> {
         let filter = format!("(&{}{})", user_filter(self.flavor()), dn::eq_filter(&self.conn.user_key, user_name));
         let mut found = Vec::new();
         let mut bases = vec![self.conn.users_base.clone()];
@@ -139,7 +148,7 @@ impl Writer<'_> {
         }
         let Some(entry) = found.into_iter().next() else {
             return Err(ApplyError::new(format!(
-                "cannot create {user_name}: an entry exists at its DN but does not hold it as {}",
+                "cannot create {user_name}: {refused}; no entry below usersBase holds it as {}",
                 self.conn.user_key
             )));
         };
