@@ -648,7 +648,7 @@ fn ad_naming_rules_are_checked_at_validation() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "validation must refuse them:\n{out}\n{err}");
     let all = format!("{out}{err}");
-    assert!(all.contains("users.yaml:3") && all.contains("users.yaml:6"), "file and line of each: {all}");
+    assert!(all.contains("users.yaml:3") && all.contains("users.yaml:7"), "file and line of each: {all}");
 }
 
 #[test]

@@ -9,6 +9,13 @@ use crate::load::PathSeg;
 use crate::model::{Binding, BindingKind, CredentialType, DesiredState, Kind, Name, RoleGrant};
 use crate::model::{BindingSupport, capabilities};
 
+/// Characters Active Directory refuses in a sAMAccountName.
+const AD_SAM_FORBIDDEN: &str = "\"/\\[]:;|=,+*?<>";
+/// The longest sAMAccountName of a user on Windows Server AD.
+const AD_SAM_MAX: usize = 20;
+/// The longest CN (`rangeUpper` of Common-Name).
+const AD_CN_MAX: usize = 64;
+
 pub(super) fn check(sink: &mut Sink, origins: &Origins, state: &DesiredState) {
     let mut c = Checker { sink, origins, state };
     c.users();
@@ -116,6 +123,58 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// Active Directory's naming rules, for each `flavor: ad` target that holds the user: keyed
+    /// by sAMAccountName, the userName is that attribute (no `" / \ [ ] : ; | = , + * ? < >`, at
+    /// most 20 characters); the entry's CN is the userName (at most 64 characters).
+    fn ad_names(&mut self, name: &Name, user: &crate::model::User) {
+        let state = self.state;
+        // (is an error, message): the 20-character limit is Windows Server's; Samba's DC takes
+        // longer names, so a longer one is a warning.
+        let mut problems: BTreeSet<(bool, String)> = BTreeSet::new();
+        for target in state.settings.targets.values() {
+            let crate::model::config::Connection::Ldap(conn) = &target.connection else { continue };
+            if conn.flavor != crate::model::config::LdapFlavor::Ad
+                || !state.present_on(user.targets.as_deref(), user.roles.iter().map(RoleGrant::role), target)
+            {
+                continue;
+            }
+            let un = &user.user_name;
+            let length = un.chars().count();
+            if conn.user_key.eq_ignore_ascii_case("sAMAccountName") {
+                if let Some(c) = un.chars().find(|c| AD_SAM_FORBIDDEN.contains(*c)) {
+                    problems.insert((true, format!(
+                        "userName `{un}` is the sAMAccountName on Active Directory target `{}`, which cannot hold `{c}` (none of {AD_SAM_FORBIDDEN})",
+                        target.name
+                    )));
+                }
+                if length > AD_SAM_MAX {
+                    problems.insert((false, format!(
+                        "userName `{un}` is the sAMAccountName on Active Directory target `{}`, which Windows Server AD limits to {AD_SAM_MAX} characters ({length} here)",
+                        target.name
+                    )));
+                }
+            }
+            if length > AD_CN_MAX {
+                problems.insert((true, format!(
+                    "userName `{un}` is the CN of the account on Active Directory target `{}`, which holds at most {AD_CN_MAX} characters ({length} here)",
+                    target.name
+                )));
+            }
+        }
+        for (error, message) in problems {
+            let diag =
+                if error { Diagnostic::error("ad-naming", message) } else { Diagnostic::warning("ad-naming", message) };
+            self.report(
+                Kind::User,
+                name,
+                &["userName".into()],
+                diag.help(
+                    "shorten or correct the userName, or key the target by userPrincipalName (userKey: userPrincipalName)",
+                ),
+            );
+        }
+    }
+
     fn targets(&mut self, kind: Kind, name: &Name, targets: Option<&Vec<Name>>) {
         for (i, t) in targets.into_iter().flatten().enumerate() {
             self.target_exists(kind, name, &["targets".into(), i.into()], t);
@@ -183,6 +242,7 @@ impl Checker<'_, '_> {
             }
             self.grants(Kind::User, name, &user.roles);
             self.targets(Kind::User, name, user.targets.as_ref());
+            self.ad_names(name, user);
         }
         // Manager cycles longer than one. A walk stops at a user an earlier walk has visited,
         // so each user is walked once and each cycle found once: a chain of 50,000 managers
