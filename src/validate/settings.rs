@@ -399,6 +399,16 @@ fn client_credential(
     }
 }
 
+/// `user@domain` or `DOMAIN\user`, as Active Directory takes for a simple bind.
+fn is_ad_bind_name(s: &str) -> bool {
+    let plain = |p: &str| !p.is_empty() && !p.contains(['=', ',', '@', '\\']) && !p.chars().any(char::is_whitespace);
+    match (s.split_once('@'), s.split_once('\\')) {
+        (Some((user, domain)), None) => plain(user) && plain(domain),
+        (None, Some((domain, user))) => plain(domain) && plain(user),
+        _ => false,
+    }
+}
+
 /// Whether `s` is an LDAP attribute description: a descriptor (a letter, then letters, digits
 /// and hyphens) or a numeric OID (RFC 4512 §1.4).
 pub fn is_attribute_name(s: &str) -> bool {
@@ -589,7 +599,12 @@ fn resolve_target(
                     }
                 }
             };
-            let bind_dn = dn_ok(sink, "bindDn", bind_dn);
+            // Active Directory also binds with `user@domain` (a UPN) and `DOMAIN\user`
+            // ([MS-ADTS] "Simple Authentication").
+            let bind_dn = match bind_dn {
+                Some(b) if flavor == LdapFlavor::Ad && is_ad_bind_name(&b) => Some(b),
+                b => dn_ok(sink, "bindDn", b),
+            };
             let users_base = dn_ok(sink, "usersBase", users_base);
             let groups_base = dn_ok(sink, "groupsBase", groups_base);
             let user_key = t.user_key.clone().unwrap_or_else(|| default_key.to_string());
