@@ -61,6 +61,7 @@ fn retarget(dir: &Path, targets: &str) {
 
 /// The quick start's configuration, retargeted to this OU.
 fn quickstart(ou: &Ou) -> tempfile::TempDir {
+    ou.hold_quickstart_names();
     let dir = tempfile::tempdir().unwrap();
     support::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"), dir.path());
     retarget(dir.path(), &ou.target_yaml(""));

@@ -75,15 +75,28 @@ pub struct Ou<'a> {
     pub people: String,
     pub groups: String,
     pub tmp: tempfile::TempDir,
+    /// Held while the OU holds the quick start's accounts and groups (see
+    /// [`Ou::hold_quickstart_names`]); released after the OU is deleted.
+    quickstart_names: std::cell::OnceCell<std::sync::MutexGuard<'static, ()>>,
 }
 
+/// sAMAccountNames are unique in the whole domain, and every quick start uses the same ones:
+/// tests that load it into their OU take turns.
+static QUICKSTART_NAMES: Mutex<()> = Mutex::new(());
+
 impl<'a> Ou<'a> {
+    /// Waits until no other OU of this run holds the quick start's names, then holds them until
+    /// this OU is deleted.
+    pub fn hold_quickstart_names(&self) {
+        self.quickstart_names.get_or_init(|| QUICKSTART_NAMES.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
     pub fn new(dc: &'a Dc, name: &str) -> Ou<'a> {
         let ou = format!("OU={name}-{},{}", random_hex(4), dc.base);
         let people = format!("OU=people,{ou}");
         let groups = format!("OU=groups,{ou}");
         let tmp = tempfile::tempdir().unwrap();
-        let o = Ou { dc, ou, people, groups, tmp };
+        let o = Ou { dc, ou, people, groups, tmp, quickstart_names: std::cell::OnceCell::new() };
         let mut ldif = format!("dn: {}\nobjectClass: organizationalUnit\n\n", o.ou);
         for dn in [&o.people, &o.groups] {
             ldif.push_str(&format!("dn: {dn}\nobjectClass: organizationalUnit\n\n"));
