@@ -75,6 +75,7 @@ pub fn adopt(desired: &DesiredState, target: &Name, live: &LiveTarget) -> Adopti
                     duties: Vec::new(),
                     requires: None,
                     bindings: BTreeMap::from([(target.clone(), b.binding.clone())]),
+                    owners: Vec::new(),
                 });
                 imported_roles.insert(name.clone());
                 name
@@ -122,6 +123,7 @@ pub fn adopt(desired: &DesiredState, target: &Name, live: &LiveTarget) -> Adopti
             job_title: attrs.job_title.clone(),
             manager: attrs.manager.as_ref().and_then(|m| name_by_user_name.get(&m.to_lowercase()).cloned()),
             employee_id: attrs.employee_id.clone(),
+            github: None,
             status: if a.active { UserStatus::Active } else { UserStatus::Disabled },
             roles,
             targets: multi_target.then(|| vec![target.clone()]),

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::audit::{Outcome, Provenance, Record};
 use crate::history::{CommitInfo, FactKey, History};
 use crate::load::{Loaded, PathSeg};
-use crate::model::{Binding, Date, DesiredState, Kind, LiveTarget, Name, RoleGrant, Timestamp, UserStatus};
+use crate::model::{Binding, Date, DesiredState, Expiry, Kind, LiveTarget, Name, RoleGrant, Timestamp, UserStatus};
 use crate::plan::{Change, ObjectKind, ReasonKind};
 use crate::policy::Finding;
 use crate::validate::Origins;
@@ -149,7 +149,7 @@ pub struct Access {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires: Option<Date>,
+    pub expires: Option<Expiry>,
     /// Days from now to the end of `expires` (negative: expired).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in_days: Option<i64>,

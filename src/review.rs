@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::audit::Record;
 use crate::model::lifecycle::{self, CredentialStatus};
 use crate::model::{
-    CredentialType, Date, DesiredState, Duration, LiveCredential, LiveTarget, Name, RoleGrant, Timestamp,
+    CredentialType, DesiredState, Duration, LiveCredential, LiveTarget, Name, RoleGrant, Timestamp,
 };
 use crate::policy::Finding;
 
@@ -120,10 +120,11 @@ fn days_until(now: Timestamp, t: Timestamp) -> i64 {
     d.num_days()
 }
 
-fn expiry_status(date: Date, now: Timestamp, within: Duration) -> Option<&'static str> {
-    if date.has_passed(now) {
+/// `end` is the first instant the thing no longer holds.
+fn expiry_status(end: Timestamp, now: Timestamp, within: Duration) -> Option<&'static str> {
+    if now >= end {
         Some("expired")
-    } else if date.end() - now <= within.to_chrono() {
+    } else if end - now <= within.to_chrono() {
         Some("expiring")
     } else {
         None
@@ -184,7 +185,7 @@ pub fn review(input: &ReviewInput) -> Review {
         for g in roles {
             let RoleGrant::Detailed(d) = g else { continue };
             let Some(exp) = d.expires else { continue };
-            let Some(status) = expiry_status(exp, now, within) else { continue };
+            let Some(status) = expiry_status(exp.end(), now, within) else { continue };
             let mut detail = format!("{who} holds {} until {exp}", d.role);
             if let Some(r) = &d.reason {
                 detail.push_str(&format!("; reason: {r}"));
@@ -279,7 +280,7 @@ pub fn review(input: &ReviewInput) -> Review {
     // SoD exceptions inside the window.
     for rule in desired.sod_rules.values() {
         for e in &rule.exceptions {
-            let Some(status) = expiry_status(e.expires, now, within) else { continue };
+            let Some(status) = expiry_status(e.expires.end(), now, within) else { continue };
             items.push(Item {
                 section: Section::SodExceptions,
                 subject: format!("{}/{}", rule.name, e.user),

@@ -6,7 +6,8 @@ use schemars::generate::SchemaSettings;
 use serde_json::Value;
 
 use crate::model::{
-    AuthenticationPolicy, ConfigFile, DataClassification, EncryptionPolicy, Kind, Role, ServiceAccount, SodRule, User,
+    AuthenticationPolicy, Campaign, Certification, ConfigFile, DataClassification, EncryptionPolicy, Kind, Role,
+    ServiceAccount, SodRule, User,
 };
 
 /// Any resource document.
@@ -21,6 +22,8 @@ enum Resource {
     AuthenticationPolicy(AuthenticationPolicy),
     EncryptionPolicy(EncryptionPolicy),
     SodRule(SodRule),
+    Campaign(Campaign),
+    Certification(Certification),
 }
 
 fn schema_of<T: JsonSchema>(title: &str, description: &str) -> Value {
@@ -40,7 +43,7 @@ pub fn all() -> Vec<(&'static str, String)> {
             "keyward.json",
             schema_of::<ConfigFile>(
                 "keyward.yaml",
-                "keyward settings: targets, ownership, lifecycle, guards, audit, notify, state",
+                "keyward settings: targets, ownership, lifecycle, guards, audit, notify, state, policy, governance",
             ),
         ),
         ("resource.json", schema_of::<Resource>("keyward resource", "Any keyward resource document")),
@@ -62,6 +65,13 @@ pub fn all() -> Vec<(&'static str, String)> {
                 schema_of::<EncryptionPolicy>("EncryptionPolicy", "Requirements on TLS, keys, certificates and secrets")
             }
             Kind::SodRule => schema_of::<SodRule>("SodRule", "A segregation-of-duties rule"),
+            Kind::Campaign => {
+                schema_of::<Campaign>("Campaign", "A certification campaign (written by keyward certify open)")
+            }
+            Kind::Certification => schema_of::<Certification>(
+                "Certification",
+                "One reviewer's part of a certification campaign: mark each line keep or revoke",
+            ),
         };
         out.push((kind.schema_file(), v));
     }

@@ -293,6 +293,27 @@ fn reference_to_a_resource_with_errors() {
     assert!(diags[0].message.contains("which has errors (see roles/it.yaml)"), "{}", diags[0].message);
 }
 
+/// Who is accountable: role owners and reviewers that name nothing, GitHub logins that are not
+/// logins or are claimed twice, and a revocation without a reason.
+#[test]
+fn governance() {
+    let diags = case(
+        "governance",
+        &[
+            "unknown-reference",      // keyward.yaml: reviewer who is not a User
+            "invalid-github-team",    // keyward.yaml: team without @
+            "unknown-reviewers",      // keyward.yaml: default owners name an undefined group
+            "empty-reason",           // certification: revoke without a reason
+            "unknown-reference",      // role: misspelt owner
+            "unknown-reviewers",      // role: misspelt group
+            "invalid-github-login",   // user: login written with @
+            "duplicate-github-login", // user: the same login in another case
+        ],
+    );
+    assert_eq!(diags[4].help.as_deref(), Some("did you mean `laura`?"));
+    assert_eq!(diags[5].help.as_deref(), Some("did you mean `finance-leads`?"));
+}
+
 #[test]
 fn dangling_references() {
     case(

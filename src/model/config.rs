@@ -41,6 +41,9 @@ pub struct ConfigFile {
     /// revision's list is the one that counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretAllowList>,
+    /// Who approves and certifies access: groups of reviewers, default owners, elevation limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance: Option<Governance>,
 }
 
 /// `secrets:`: which `${env:}` and `${file:}` references are allowed.
@@ -435,6 +438,49 @@ pub enum RequireManager {
     All,
 }
 
+/// Governance settings (`governance:` in keyward.yaml).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Governance {
+    /// Groups of reviewers, by name, that a Role's `owners` may name as `{group: NAME}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reviewers: BTreeMap<Name, ReviewerGroup>,
+    /// Who approves changes to roles without owners of their own and to keyward.yaml, and
+    /// certifies access nobody else can.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_owners: Vec<super::Owner>,
+    /// Time-boxed grants made with `keyward elevate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevation: Option<Elevation>,
+}
+
+/// A group of reviewers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReviewerGroup {
+    /// The group's members, by User name.
+    pub members: Vec<Name>,
+    /// The GitHub team that holds the same people (`@org/team`), for CODEOWNERS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Limits on `keyward elevate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Elevation {
+    /// The longest time-boxed grant `keyward elevate` writes (default 8h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<Duration>,
+}
+
+impl Elevation {
+    /// The default longest elevation: a working day.
+    pub const DEFAULT_MAX: i64 = 8 * 3600;
+}
+
 /// A rule's configured severity, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -463,6 +509,8 @@ pub struct Settings {
     pub state: StateSettings,
     /// The secret references allowed; `None` when keyward.yaml has no `secrets` block.
     pub secrets: Option<SecretAllowList>,
+    /// Governance settings; defaults when keyward.yaml has no `governance`.
+    pub governance: Governance,
 }
 
 /// The resolved `state:` settings.

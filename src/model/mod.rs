@@ -5,6 +5,7 @@
 
 mod attribution;
 mod capabilities;
+pub mod certification;
 pub mod config;
 pub mod dn;
 pub mod lifecycle;
@@ -17,6 +18,7 @@ mod time;
 
 pub use attribution::Attribution;
 pub use capabilities::{BindingSupport, Capabilities, capabilities};
+pub use certification::{Campaign, CampaignScope, Certification, CertificationLine, Decision, Flag};
 pub use config::{ConfigFile, ProviderKind, Settings, Target, UsersScope};
 pub use lifecycle::{CredentialStatus, current_instance};
 pub use live::*;
@@ -24,4 +26,4 @@ pub use name::{MAX_NAME_LEN, Name, NameError};
 pub use resource::*;
 pub use secret::{Secret, SecretRef, SecretRefError};
 pub use state::DesiredState;
-pub use time::{Date, Duration, Timestamp};
+pub use time::{Date, Duration, Expiry, Instant, Timestamp};

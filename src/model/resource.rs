@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{Date, Duration, Name};
+use super::{Date, Duration, Expiry, Name};
 
 /// Defines a single-valued enum used as the `kind` tag of a resource document, so the schema
 /// says `"const": "User"` and serde rejects documents of another kind.
@@ -33,6 +33,8 @@ kind_tag!(DataClassificationKind, "DataClassification");
 kind_tag!(AuthenticationPolicyKind, "AuthenticationPolicy");
 kind_tag!(EncryptionPolicyKind, "EncryptionPolicy");
 kind_tag!(SodRuleKind, "SodRule");
+kind_tag!(CampaignKind, "Campaign");
+kind_tag!(CertificationKind, "Certification");
 
 /// The kinds of resource document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -44,10 +46,12 @@ pub enum Kind {
     AuthenticationPolicy,
     EncryptionPolicy,
     SodRule,
+    Campaign,
+    Certification,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::User,
         Kind::Role,
         Kind::ServiceAccount,
@@ -55,6 +59,8 @@ impl Kind {
         Kind::AuthenticationPolicy,
         Kind::EncryptionPolicy,
         Kind::SodRule,
+        Kind::Campaign,
+        Kind::Certification,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +72,8 @@ impl Kind {
             Kind::AuthenticationPolicy => "AuthenticationPolicy",
             Kind::EncryptionPolicy => "EncryptionPolicy",
             Kind::SodRule => "SodRule",
+            Kind::Campaign => "Campaign",
+            Kind::Certification => "Certification",
         }
     }
 
@@ -83,6 +91,8 @@ impl Kind {
             Kind::AuthenticationPolicy => "authentication-policy.json",
             Kind::EncryptionPolicy => "encryption-policy.json",
             Kind::SodRule => "sod-rule.json",
+            Kind::Campaign => "campaign.json",
+            Kind::Certification => "certification.json",
         }
     }
 }
@@ -119,6 +129,10 @@ pub struct User {
     pub manager: Option<Name>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employee_id: Option<String>,
+    /// The person's GitHub login (without `@`): how `keyward approvals verify` knows them among
+    /// a pull request's reviewers, and how `keyward codeowners` names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<String>,
     #[serde(default)]
     pub status: UserStatus,
     /// Roles held: a role name, or a role with an expiry and the reason it was granted.
@@ -153,9 +167,10 @@ pub enum RoleGrant {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RoleGrantDetail {
     pub role: Name,
-    /// The last day the assignment holds; it is revoked after that day.
+    /// When the assignment ends: a date (it holds through that day, UTC, and is revoked after
+    /// it) or an exact time in RFC 3339 (`2027-03-31T14:00:00Z`, for grants of hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<Date>,
+    pub expires: Option<Expiry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,7 +184,7 @@ impl RoleGrant {
             RoleGrant::Detailed(d) => &d.role,
         }
     }
-    pub fn expires(&self) -> Option<Date> {
+    pub fn expires(&self) -> Option<Expiry> {
         match self {
             RoleGrant::Name(_) => None,
             RoleGrant::Detailed(d) => d.expires,
@@ -246,6 +261,54 @@ pub struct Role {
     /// What the role is on each target, by target name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bindings: BTreeMap<Name, Binding>,
+    /// Who is accountable for the role: Users, or groups of reviewers named in keyward.yaml
+    /// (`{group: NAME}`). They approve grants of it (`keyward approvals verify`), are routed its
+    /// files (`keyward codeowners`) and certify who holds it (`keyward certify`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<Owner>,
+}
+
+/// Someone accountable: a User by name, or `{group: NAME}`, a group of reviewers defined under
+/// `governance.reviewers` in keyward.yaml.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Owner {
+    /// A User's name.
+    User(Name),
+    /// A group of reviewers.
+    Group(OwnerGroup),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerGroup {
+    pub group: Name,
+}
+
+impl Owner {
+    pub fn group(name: Name) -> Self {
+        Owner::Group(OwnerGroup { group: name })
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::User(n) => write!(f, "{n}"),
+            Owner::Group(g) => write!(f, "group {}", g.group),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Owner {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_or_map(
+            d,
+            "a User's name, or {group: NAME}",
+            |s| Name::new(s).map(Owner::User).map_err(|e| format!("invalid user name {s:?}: {e}")),
+            Owner::Group,
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AuthenticationPolicy, DataClassification, EncryptionPolicy, Name, Role, ServiceAccount, Settings, SodRule, Target,
-    User, UsersScope,
+    AuthenticationPolicy, Campaign, Certification, DataClassification, EncryptionPolicy, Name, Role, ServiceAccount,
+    Settings, SodRule, Target, User, UsersScope,
 };
 
 #[derive(Debug, Clone)]
@@ -18,6 +18,10 @@ pub struct DesiredState {
     pub authentication_policies: BTreeMap<Name, AuthenticationPolicy>,
     pub encryption_policies: BTreeMap<Name, EncryptionPolicy>,
     pub sod_rules: BTreeMap<Name, SodRule>,
+    /// Certification campaigns (`reviews/NAME/campaign.yaml`); they change no access.
+    pub campaigns: BTreeMap<Name, Campaign>,
+    /// Reviewers' parts of campaigns (`reviews/NAME/REVIEWER.yaml`).
+    pub certifications: BTreeMap<Name, Certification>,
 }
 
 impl DesiredState {
@@ -31,6 +35,8 @@ impl DesiredState {
             authentication_policies: BTreeMap::new(),
             encryption_policies: BTreeMap::new(),
             sod_rules: BTreeMap::new(),
+            campaigns: BTreeMap::new(),
+            certifications: BTreeMap::new(),
         }
     }
 

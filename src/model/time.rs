@@ -159,6 +159,163 @@ impl JsonSchema for Duration {
     }
 }
 
+/// An instant written in RFC 3339 with its offset (`2027-03-31T14:00:00Z`), held in UTC.
+/// Written back in UTC to the second.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(pub Timestamp);
+
+impl Instant {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        chrono::DateTime::parse_from_rfc3339(s).map(|t| Instant(t.to_utc())).map_err(|_| {
+            format!("{s:?} is not a time; write it in RFC 3339 with its offset, for example 2027-03-31T14:00:00Z")
+        })
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    }
+}
+
+impl fmt::Debug for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Instant {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Instant {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Instant::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Instant {
+    fn schema_name() -> Cow<'static, str> {
+        "Instant".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "description": "A time in RFC 3339 with its offset, for example 2027-03-31T14:00:00Z."
+        })
+    }
+}
+
+/// When an assignment ends: a whole day (`2027-03-31`, inclusive: it ends after that day, UTC)
+/// or an exact time (`2027-03-31T14:00:00Z`, for grants of hours).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Expiry {
+    Date(Date),
+    At(Instant),
+}
+
+impl Expiry {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() == 10 {
+            return Date::parse(s).map(Expiry::Date);
+        }
+        Instant::parse(s).map(Expiry::At).map_err(|_| {
+            format!(
+                "{s:?} is not an expiry; write a date (2027-03-31) or a time in RFC 3339 with its offset (2027-03-31T14:00:00Z)"
+            )
+        })
+    }
+
+    /// The first instant at which the assignment no longer holds.
+    pub fn end(&self) -> Timestamp {
+        match self {
+            Expiry::Date(d) => d.end(),
+            Expiry::At(t) => t.0,
+        }
+    }
+
+    /// Whether the assignment has ended at `now`.
+    pub fn has_passed(&self, now: Timestamp) -> bool {
+        now >= self.end()
+    }
+
+    /// The day the assignment last holds (UTC), for day-based reports.
+    pub fn last_day(&self) -> Date {
+        match self {
+            Expiry::Date(d) => *d,
+            Expiry::At(t) => {
+                // An end at midnight means the day before was the last.
+                let last = t.0 - chrono::TimeDelta::seconds(1);
+                Date(last.date_naive())
+            }
+        }
+    }
+}
+
+impl From<Date> for Expiry {
+    fn from(d: Date) -> Self {
+        Expiry::Date(d)
+    }
+}
+
+/// Expiries order by when they end; a date and the midnight that ends it are equal.
+impl Ord for Expiry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.end().cmp(&other.end())
+    }
+}
+
+impl PartialOrd for Expiry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Expiry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expiry::Date(d) => fmt::Display::fmt(d, f),
+            Expiry::At(t) => fmt::Display::fmt(t, f),
+        }
+    }
+}
+
+impl fmt::Debug for Expiry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Expiry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expiry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Expiry::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Expiry {
+    fn schema_name() -> Cow<'static, str> {
+        "Expiry".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "anyOf": [{"format": "date"}, {"format": "date-time"}],
+            "description": "When the assignment ends: a date, YYYY-MM-DD (it holds through that day, UTC), or a time in RFC 3339 with its offset, for example 2027-03-31T14:00:00Z."
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +330,29 @@ mod tests {
         let day = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
         assert!(!d.has_passed(day("2027-03-31T23:59:59Z")));
         assert!(d.has_passed(day("2027-04-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn expiries_are_dates_or_exact_times() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let day = Expiry::parse("2027-03-31").unwrap();
+        assert_eq!(day, Expiry::Date(Date::parse("2027-03-31").unwrap()));
+        assert!(!day.has_passed(at("2027-03-31T23:59:59Z")));
+        assert!(day.has_passed(at("2027-04-01T00:00:00Z")));
+        let exact = Expiry::parse("2027-03-31T14:00:00+02:00").unwrap();
+        assert_eq!(exact.to_string(), "2027-03-31T12:00:00Z");
+        assert!(!exact.has_passed(at("2027-03-31T11:59:59Z")));
+        assert!(exact.has_passed(at("2027-03-31T12:00:00Z")));
+        assert_eq!(exact.last_day().to_string(), "2027-03-31");
+        assert_eq!(Expiry::parse("2027-04-01T00:00:00Z").unwrap().last_day().to_string(), "2027-03-31");
+        // A date and the midnight that ends it end together.
+        assert_eq!(day.cmp(&Expiry::parse("2027-04-01T00:00:00Z").unwrap()), std::cmp::Ordering::Equal);
+        assert!(exact < day);
+        for bad in ["2027-03-31T14:00:00", "2027-3-31", "tomorrow", "2027-02-30", "2027-03-31 14:00"] {
+            assert!(Expiry::parse(bad).is_err(), "{bad}");
+        }
+        let json = serde_json::to_string(&exact).unwrap();
+        assert_eq!(json, "\"2027-03-31T12:00:00Z\"");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::model::{Date, Duration, Timestamp};
+use crate::model::{Duration, Expiry, Timestamp};
 
 /// What a binding grants: a role, or read access to a DataClassification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub enum Why {
         subject: String,
     },
     AssignmentExpired {
-        date: Date,
+        date: Expiry,
     },
     /// The configuration last applied bound `binding` to role `role` on this target and no
     /// role binds it now: keyward managed it, so its members keyward manages lose it.

@@ -27,7 +27,7 @@ use crate::explain::{LiveState, SourceRef};
 use crate::history::{FactKey, History};
 use crate::load::{Loaded, PathSeg};
 use crate::model::{
-    Binding, CredentialType, Date, DesiredState, Kind, LiveTarget, Name, RoleGrant, Severity, Timestamp,
+    Binding, CredentialType, Date, DesiredState, Expiry, Kind, LiveTarget, Name, RoleGrant, Severity, Timestamp,
     UndeliveredCredential, UserStatus,
 };
 use crate::plan::{Change, ReasonKind};
@@ -80,7 +80,7 @@ fn date_of(t: Timestamp) -> Date {
 }
 
 /// Expired, or ending within [`EXPIRING_WITHIN_DAYS`].
-fn expiring(expires: Option<Date>, now: Timestamp) -> bool {
+fn expiring(expires: Option<Expiry>, now: Timestamp) -> bool {
     expires.is_some_and(|e| (e.end() - now).num_days() < EXPIRING_WITHIN_DAYS)
 }
 
@@ -382,7 +382,7 @@ pub fn build(input: &ReportInput) -> Report {
                 expires: e.expires,
                 status: if e.expires.has_passed(now) {
                     "expired"
-                } else if expiring(Some(e.expires), now) {
+                } else if expiring(Some(e.expires.into()), now) {
                     "expiring"
                 } else {
                     "active"
@@ -479,7 +479,7 @@ pub fn build(input: &ReportInput) -> Report {
             for h in &holders {
                 for g in h.roles {
                     let Some(e) = g.expires() else { continue };
-                    if e.0.year() == y && e.0.month() == m && !e.has_passed(now) {
+                    if e.last_day().0.year() == y && e.last_day().0.month() == m && !e.has_passed(now) {
                         bar.count += 1;
                         if desired.roles.get(g.role()).is_some_and(|r| r.privileged) {
                             bar.privileged += 1;

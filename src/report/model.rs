@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::audit::Provenance;
 use crate::explain::{LiveState, SourceRef};
 use crate::history::CommitInfo;
-use crate::model::{Date, Severity, Timestamp};
+use crate::model::{Date, Expiry, Severity, Timestamp};
 use crate::review::Item;
 
 /// The whole report.
@@ -133,7 +133,7 @@ pub struct Cell {
     pub granted: bool,
     pub live: LiveState,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires: Option<Date>,
+    pub expires: Option<Expiry>,
     /// Expires within the summary's window (or has expired).
     pub expiring: bool,
 }
@@ -153,7 +153,7 @@ pub struct AssignmentRow {
     pub binding: String,
     pub live: LiveState,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires: Option<Date>,
+    pub expires: Option<Expiry>,
     pub expiring: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

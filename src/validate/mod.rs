@@ -4,6 +4,7 @@
 //! reference, duplicate and setting problem), each with file, line, field and a hint; a state
 //! is returned only when there is no error. No network, no secret resolution.
 
+mod governance;
 mod hints;
 mod limits;
 mod references;
@@ -19,8 +20,8 @@ use crate::diagnostic::{self, Diagnostic};
 use crate::load::locate::{DisplayPath, children_with_value, key_positions};
 use crate::load::{Document, Loaded, PathSeg, locate};
 use crate::model::{
-    AuthenticationPolicy, DataClassification, DesiredState, EncryptionPolicy, Kind, Name, Role, ServiceAccount,
-    SodRule, User,
+    AuthenticationPolicy, Campaign, Certification, DataClassification, DesiredState, EncryptionPolicy, Kind, Name,
+    Role, ServiceAccount, SodRule, User,
 };
 
 /// Where a resource came from.
@@ -207,9 +208,12 @@ pub fn validate(loaded: &Loaded) -> Validated {
         authentication_policies: parsed.authentication_policies.into_iter().collect(),
         encryption_policies: parsed.encryption_policies.into_iter().collect(),
         sod_rules: parsed.sod_rules.into_iter().collect(),
+        campaigns: parsed.campaigns.into_iter().collect(),
+        certifications: parsed.certifications.into_iter().collect(),
     });
     if let Some(state) = &state {
         references::check(&mut sink, &origins, state);
+        governance::check(&mut sink, &origins, state);
     }
     let secret_uses = std::mem::take(&mut sink.secret_uses);
     let mut diagnostics = sink.diags;
@@ -240,6 +244,8 @@ struct Parsed {
     authentication_policies: Vec<(Name, AuthenticationPolicy)>,
     encryption_policies: Vec<(Name, EncryptionPolicy)>,
     sod_rules: Vec<(Name, SodRule)>,
+    campaigns: Vec<(Name, Campaign)>,
+    certifications: Vec<(Name, Certification)>,
 }
 
 /// The scalar value of a top-level `key:` written on a line of its own, if any.
@@ -314,6 +320,8 @@ enum Resource {
     AuthenticationPolicy(AuthenticationPolicy),
     EncryptionPolicy(EncryptionPolicy),
     SodRule(SodRule),
+    Campaign(Campaign),
+    Certification(Certification),
 }
 
 /// What parsing one document gave: a resource, or its problems.
@@ -391,6 +399,8 @@ fn parse_one(loaded: &Loaded, doc: &Document) -> DocResult {
         Kind::AuthenticationPolicy => parse(loaded, doc, Resource::AuthenticationPolicy),
         Kind::EncryptionPolicy => parse(loaded, doc, Resource::EncryptionPolicy),
         Kind::SodRule => parse(loaded, doc, Resource::SodRule),
+        Kind::Campaign => parse(loaded, doc, Resource::Campaign),
+        Kind::Certification => parse(loaded, doc, Resource::Certification),
     };
     match result {
         Ok(r) => DocResult::Ok(Box::new(r)),
@@ -441,6 +451,8 @@ fn register_document(
         Resource::AuthenticationPolicy(v) => take!(v, Kind::AuthenticationPolicy, authentication_policies),
         Resource::EncryptionPolicy(v) => take!(v, Kind::EncryptionPolicy, encryption_policies),
         Resource::SodRule(v) => take!(v, Kind::SodRule, sod_rules),
+        Resource::Campaign(v) => take!(v, Kind::Campaign, campaigns),
+        Resource::Certification(v) => take!(v, Kind::Certification, certifications),
     }
 }
 
@@ -659,6 +671,8 @@ pub(crate) fn closest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) 
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.to_string())
 }
+
+pub use governance::{is_github_login, is_github_team};
 
 /// The audit log's path when keyward.yaml does not name one.
 pub fn settings_audit_path() -> &'static str {

@@ -97,6 +97,7 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
         policy: file.policy.unwrap_or_default(),
         state: state?,
         secrets: file.secrets,
+        governance: file.governance.unwrap_or_default(),
     })
 }
 

@@ -166,8 +166,8 @@ impl<'a> TargetPlanner<'a> {
         }
         // Who should hold it, by principal. Several holder roles may grant it: it is held
         // while any of them is (the longest expiry wins; none means none).
-        let mut wanted: BTreeMap<Key<'a>, (&'a str, Option<crate::model::Date>)> = BTreeMap::new();
-        let mut expired: BTreeMap<Key<'a>, (&'a str, crate::model::Date)> = BTreeMap::new();
+        let mut wanted: BTreeMap<Key<'a>, (&'a str, Option<crate::model::Expiry>)> = BTreeMap::new();
+        let mut expired: BTreeMap<Key<'a>, (&'a str, crate::model::Expiry)> = BTreeMap::new();
         for role_name in holder_roles {
             for grant in self.grants_by_role.get(*role_name).into_iter().flatten() {
                 match grant.expires {

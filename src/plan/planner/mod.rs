@@ -249,7 +249,7 @@ struct Grant<'a> {
     principal: Key<'a>,
     /// The principal's name in git.
     subject: &'a str,
-    expires: Option<crate::model::Date>,
+    expires: Option<crate::model::Expiry>,
 }
 
 fn lower(s: &str) -> String {

@@ -120,13 +120,14 @@ pub(crate) struct Index<'a> {
 impl<'a> Index<'a> {
     fn new(ctx: &PolicyContext<'a>) -> Self {
         let roles = RoleIndex::new(ctx.desired);
-        // An expiry date is inclusive: a grant is in force through its `expires` day (UTC).
-        let today = ctx.now.date_naive();
+        // An expiry date is inclusive: a grant is in force through its `expires` day (UTC); an
+        // expiry time ends it at that instant.
+        let now = ctx.now;
         let resolve = |grants: &'a [RoleGrant]| -> Vec<(u32, usize)> {
             grants
                 .iter()
                 .enumerate()
-                .filter(|(_, g)| g.expires().is_none_or(|d| d.0 >= today))
+                .filter(|(_, g)| g.expires().is_none_or(|d| !d.has_passed(now)))
                 .filter_map(|(i, g)| roles.get(g.role().as_str()).map(|r| (r, i)))
                 .collect()
         };

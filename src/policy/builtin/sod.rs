@@ -193,6 +193,8 @@ pub(crate) fn kind_address(kind: Kind) -> &'static str {
         Kind::AuthenticationPolicy => "authentication-policy",
         Kind::EncryptionPolicy => "encryption-policy",
         Kind::SodRule => "sod-rule",
+        Kind::Campaign => "campaign",
+        Kind::Certification => "certification",
     }
 }
 
