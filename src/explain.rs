@@ -544,6 +544,7 @@ mod tests {
                     run_url: Some("https://github.com/northwind/access/actions/runs/7".into()),
                     ..Provenance::default()
                 }),
+                approved_by: Vec::new(),
             },
             prev: String::new(),
             hash: String::new(),

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod governance;
 pub mod history;
 pub mod load;
 pub mod model;

@@ -71,6 +71,7 @@ fn entry(address: &str) -> Entry {
         detail: None,
         reason: None,
         provenance: None,
+        approved_by: Vec::new(),
     }
 }
 

@@ -226,6 +226,7 @@ pub async fn execute_with(
                 detail,
                 reason: Some(c.reason.kind.to_string()),
                 provenance: ctx.provenance.clone().filter(|p| !p.is_empty()),
+                approved_by: Vec::new(),
             });
             report.outcomes.push(o);
         }

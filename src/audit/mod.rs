@@ -58,6 +58,11 @@ pub struct Entry {
     /// Absent in older records, and when nothing is known beyond the commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// Who approved the change this operation carries out (Users by name, or the login given
+    /// when no User has it), where the approvals were given to apply. Absent in older records,
+    /// and when nobody's approval was given, so older records hash as they did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
 }
 
 /// A record as stored: the entry, its sequence number and the chain.
@@ -356,6 +361,7 @@ mod tests {
             detail: None,
             reason: None,
             provenance: None,
+            approved_by: Vec::new(),
         }
     }
 
@@ -433,6 +439,29 @@ mod tests {
         assert!(text.contains(r#""provenance":{"pullRequest":42,"dirty":true}"#), "{text}");
         fs::write(&path, text.replace(r#""pullRequest":42"#, r#""pullRequest":43"#)).unwrap();
         assert_eq!(verify(&path).unwrap().problems[0].line, 2);
+    }
+
+    /// Records written before `approvedBy` existed still verify, and a log can go on from them.
+    #[test]
+    fn records_from_before_approvals_still_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        // A record as an earlier keyward wrote it, without `approvedBy`: its hash is that of its
+        // text without `hash`, as it was then.
+        let unhashed = format!(
+            r#"{{"seq":1,"time":"2026-11-28T10:00:00Z","actor":"tester","planHash":"sha256:abc","address":"t.user.u0","action":"create","outcome":"applied","prev":"{GENESIS}"}}"#
+        );
+        let hash = digest_bytes(unhashed.as_bytes());
+        let line = format!("{},\"hash\":\"{hash}\"}}", unhashed.trim_end_matches('}'));
+        fs::write(&path, format!("{line}\n")).unwrap();
+        assert!(verify(&path).unwrap().is_intact());
+        let mut log = AuditLog::open(&path).unwrap();
+        let mut e = entry("t.assignment.u0/admin");
+        e.approved_by = vec!["laura.callahan".into()];
+        log.append(e).unwrap();
+        let report = verify(&path).unwrap();
+        assert!(report.is_intact() && report.records == 2, "{report:?}");
+        assert_eq!(read(&path).unwrap()[1].entry.approved_by, ["laura.callahan"]);
     }
 
     #[test]

@@ -138,12 +138,18 @@ impl<'a> PolicyContext<'a> {
 
 /// Runs every policy and returns the findings in a stable order.
 pub fn evaluate(ctx: &PolicyContext) -> Vec<Finding> {
+    evaluate_with_approvals(ctx, None)
+}
+
+/// [`evaluate`], with the approvals of a change given to Rego policies as `input.approvals`
+/// (the JSON of [`crate::governance::approvals::Verdict`]).
+pub fn evaluate_with_approvals(ctx: &PolicyContext, approvals: Option<&serde_json::Value>) -> Vec<Finding> {
     let mut out = Vec::new();
     if ctx.options.builtin {
         builtin::run(ctx, &mut out);
     }
     if ctx.options.rego {
-        rego::run(ctx, &mut out);
+        rego::run(ctx, approvals, &mut out);
     }
     apply_levels(ctx, &mut out);
     fill_locations(ctx, &mut out);

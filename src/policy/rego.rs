@@ -10,7 +10,9 @@
 //! `rego.<id>` (the default is `rego.<package>`, without `keyward.`).
 //!
 //! `input` holds the desired state (`input.desired`), keyward.yaml as written
-//! (`input.settings`), the clock (`input.now`) and, at plan time, the plan JSON (`input.plan`).
+//! (`input.settings`), the clock (`input.now`), at plan time the plan JSON (`input.plan`), and,
+//! when the approvers of a change are known (`keyward approvals verify`, `keyward elevate`),
+//! who approved it and the privileged changes it makes (`input.approvals`).
 //! docs/policies.md documents the shape.
 //!
 //! Limits: a policy file is at most [`MAX_POLICY_BYTES`] (and regorus's line limits); each rule
@@ -49,6 +51,11 @@ pub fn input(ctx: &PolicyContext) -> Json {
 /// [`input`] as JSON text, written straight from the model (much faster than building a
 /// `serde_json::Value` of a large configuration first).
 pub fn input_text(ctx: &PolicyContext) -> String {
+    input_text_with(ctx, None)
+}
+
+/// [`input_text`] with `input.approvals` (see [`super::evaluate_with_approvals`]).
+pub fn input_text_with(ctx: &PolicyContext, approvals: Option<&Json>) -> String {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Desired<'a> {
@@ -68,6 +75,8 @@ pub fn input_text(ctx: &PolicyContext) -> String {
         desired: Desired<'a>,
         #[serde(skip_serializing_if = "Option::is_none")]
         plan: Option<&'a crate::plan::Plan>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        approvals: Option<&'a Json>,
     }
     let d = ctx.desired;
     let input = Input {
@@ -84,6 +93,7 @@ pub fn input_text(ctx: &PolicyContext) -> String {
             sod_rules: &d.sod_rules,
         },
         plan: ctx.plan,
+        approvals,
     };
     serde_json::to_string(&input).unwrap_or_else(|_| "{}".to_string())
 }
@@ -121,12 +131,12 @@ fn error_line(message: &str, path: &str) -> Option<(u32, u32)> {
     Some((line, col))
 }
 
-pub(super) fn run(ctx: &PolicyContext, out: &mut Vec<Finding>) {
-    run_within(ctx, out, TIME_LIMIT);
+pub(super) fn run(ctx: &PolicyContext, approvals: Option<&Json>, out: &mut Vec<Finding>) {
+    run_within(ctx, approvals, out, TIME_LIMIT);
 }
 
 /// [`run`], each rule set's evaluation stopped after `limit`.
-fn run_within(ctx: &PolicyContext, out: &mut Vec<Finding>, limit: std::time::Duration) {
+fn run_within(ctx: &PolicyContext, approvals: Option<&Json>, out: &mut Vec<Finding>, limit: std::time::Duration) {
     use regorus::utils::limits::{ExecutionTimerConfig, PolicyLengthConfig};
     if ctx.loaded.rego.is_empty() {
         return;
@@ -159,7 +169,7 @@ fn run_within(ctx: &PolicyContext, out: &mut Vec<Finding>, limit: std::time::Dur
     if packages.is_empty() {
         return;
     }
-    match serde_json::from_str::<regorus::Value>(&input_text(ctx)) {
+    match serde_json::from_str::<regorus::Value>(&input_text_with(ctx, approvals)) {
         Ok(v) => engine.set_input(v),
         Err(e) => {
             out.push(error(ctx, packages[0].1, &e.to_string(), "cannot pass the input to the policies"));
@@ -397,7 +407,7 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().to_utc();
         let ctx = PolicyContext::offline(validated.state.as_ref().unwrap(), &loaded, &validated.origins, now);
         let mut out = Vec::new();
-        run_within(&ctx, &mut out, std::time::Duration::from_millis(300));
+        run_within(&ctx, None, &mut out, std::time::Duration::from_millis(300));
         let f = out.iter().find(|f| f.rule == Rule::RegoError.id()).unwrap_or_else(|| panic!("{out:?}"));
         assert!(f.message.starts_with("policies/explode.rego: `deny` did not finish within 0.3s"), "{}", f.message);
         assert_eq!(f.severity, Severity::Deny);

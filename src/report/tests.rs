@@ -81,6 +81,7 @@ fn entry(time: &str, address: &str, action: &str, outcome: Outcome, reason: &str
             run_url: Some("https://github.com/northwind/access/actions/runs/4242".into()),
             ..Provenance::default()
         }),
+        approved_by: Vec::new(),
     }
 }
 
@@ -308,7 +309,7 @@ fn who_can_pay_vendors_since_when_and_who_approved_it() {
     assert_eq!(added.pull_request, Some(7));
     assert_eq!(added.approved_by, ["Laura Callahan"]);
     assert_eq!(added.merged_by.as_deref(), Some("Andrew Fuller"));
-    assert_eq!(anne.source.as_ref().unwrap().to_string(), "users/finance.yaml:71");
+    assert_eq!(anne.source.as_ref().unwrap().to_string(), "users/finance.yaml:73");
     // Someone holds it live whom git does not give it to: shown in the matrix and as drift.
     let m = &r.matrices[0];
     let col = m.roles.iter().position(|x| x.name == "ap-clerk").unwrap();

@@ -34,13 +34,15 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("apply", 4),
     ("review", 5),
     ("explain", 5),
-    ("report", 6),
-    ("output", 6),
+    // Owners, approvals, campaigns and elevation: decisions over the review and the policies.
+    ("governance", 6),
+    ("report", 7),
+    ("output", 7),
     // The reconcile pipeline as a library.
-    ("engine", 7),
+    ("engine", 8),
     // Arguments, exit codes and printing; and the fuzz properties, which drive everything.
-    ("cli", 8),
-    ("fuzzing", 8),
+    ("cli", 9),
+    ("fuzzing", 9),
 ];
 
 /// One `crate::` reference that crosses a top-level module boundary.
