@@ -229,3 +229,154 @@ deny contains msg if {
     // Without approvals in the input, the policy has nothing to look at.
     assert!(keyward::policy::evaluate(&ctx).is_empty());
 }
+
+/// Fills in a reviewer's decision on the line about `holder`, as a person would in an editor.
+fn decide(text: &str, holder: &str, decision: &str, reason: Option<&str>) -> String {
+    let start = text.find(&format!("- user: {holder}\n")).unwrap_or_else(|| panic!("no line for {holder}:\n{text}"));
+    let at = start + text[start..].find("  decision:").expect("a decision field");
+    let end = at + text[at..].find('\n').unwrap();
+    let mut out = format!("{}  decision: {decision}{}", &text[..at], &text[end..]);
+    if let Some(r) = reason {
+        let at = out[start..].find("  reason:").unwrap() + start;
+        let end = at + out[at..].find('\n').unwrap();
+        out = format!("{}  reason: {r}{}", &out[..at], &out[end..]);
+    }
+    out
+}
+
+#[test]
+fn a_campaign_opens_for_each_owner_and_closes_into_revocations_and_evidence() {
+    use keyward::governance::campaign::{self, CloseInput, OpenInput, Outcome};
+    use keyward::model::{CampaignScope, Date, Name, certification::Unreviewed};
+    let root = quickstart();
+    let (loaded, v) = valid(load::load_dir(&root).unwrap());
+    let state = v.state.as_ref().unwrap();
+    let now = at("2026-11-28T12:00:00Z");
+    let live = Default::default();
+    let review = keyward::review::review(&keyward::review::ReviewInput {
+        desired: state,
+        live: &live,
+        findings: &[],
+        records: &[],
+        now,
+        within: keyward::model::Duration::parse("30d").unwrap(),
+        undelivered: &[],
+    });
+    let opened = campaign::open(&OpenInput {
+        name: Name::new("2026-q4").unwrap(),
+        scope: CampaignScope::Privileged,
+        due: Date::parse("2026-12-31").unwrap(),
+        unreviewed: Unreviewed::Keep,
+        description: None,
+        state,
+        loaded: &loaded,
+        origins: &v.origins,
+        live: &live,
+        sign_ins: &Default::default(),
+        review: &review.items,
+        blame: &Default::default(),
+        applied: &Default::default(),
+        now,
+        commit: Some("0123abcd".into()),
+    })
+    .unwrap();
+    assert!(opened.unassigned.is_empty(), "{:?}", opened.unassigned);
+    let files: Vec<(String, Vec<String>)> = opened
+        .certifications
+        .iter()
+        .map(|c| {
+            let lines = c.lines.iter().map(|l| format!("{}/{}", l.holder().unwrap(), l.role)).collect();
+            (campaign::certification_path(c).display().to_string(), lines)
+        })
+        .collect();
+    // Nobody certifies their own access: steven's it-admin goes to the other owner only.
+    assert_eq!(
+        files,
+        [
+            (
+                "reviews/2026-q4/andrew.fuller.yaml".to_string(),
+                vec!["michael.suyama/it-admin".to_string(), "steven.buchanan/it-admin".to_string()]
+            ),
+            ("reviews/2026-q4/laura.callahan.yaml".to_string(), vec!["nancy.davolio/finance-admin".to_string()]),
+            ("reviews/2026-q4/steven.buchanan.yaml".to_string(), vec!["michael.suyama/it-admin".to_string()]),
+        ]
+    );
+    let nancy = &opened.certifications[1].lines[0];
+    assert_eq!(nancy.flags, [keyward::model::Flag::SodException]);
+    assert!(nancy.evidence.sod_exceptions[0].starts_with("journal-entry-vs-posting: Three-person finance team"));
+
+    // The files as written, read back as part of the configuration.
+    let mut texts: Vec<(PathBuf, String)> = loaded.files.iter().map(|f| (f.path.clone(), f.text.clone())).collect();
+    texts.push((
+        campaign::folder(&opened.campaign.name).join("campaign.yaml"),
+        campaign::render_campaign(&opened.campaign),
+    ));
+    for c in &opened.certifications {
+        texts.push((campaign::certification_path(c), campaign::render_certification(c, &opened.campaign)));
+    }
+    let laura = texts.iter().find(|(p, _)| p.ends_with("laura.callahan.yaml")).unwrap();
+    insta::assert_snapshot!("certification_file", &laura.1);
+    let reload = |texts: &[(PathBuf, String)]| {
+        valid(
+            load::load_files(&root, texts.iter().map(|(p, t)| (p.clone(), t.clone().into_bytes())).collect()).unwrap(),
+        )
+    };
+    let (loaded2, v2) = reload(&texts);
+    assert_eq!(v2.state.as_ref().unwrap().certifications.len(), 3);
+    let name = Name::new("2026-q4").unwrap();
+    let st = campaign::status(v2.state.as_ref().unwrap(), &name, now).unwrap();
+    assert_eq!((st.assignments, st.decided, st.pending), (3, 0, 3));
+
+    // Closing before the due date with lines undecided is refused.
+    let close = |loaded: &Loaded, v: &Validated, early: bool| {
+        campaign::close(&CloseInput {
+            name: &name,
+            state: v.state.as_ref().unwrap(),
+            loaded,
+            origins: &v.origins,
+            blame: &Default::default(),
+            now,
+            commit: Some("4567cdef".into()),
+            early,
+        })
+    };
+    assert!(matches!(close(&loaded2, &v2, false), Err(campaign::CampaignError::NotDue { pending: 3, .. })));
+
+    // Two reviewers decide: laura revokes nancy's finance-admin; andrew keeps both it-admins.
+    for (path, text) in texts.iter_mut() {
+        if path.ends_with("laura.callahan.yaml") {
+            *text = decide(text, "nancy.davolio", "revoke", Some("The month-end close moves to the new controller"));
+        }
+        if path.ends_with("andrew.fuller.yaml") {
+            *text = decide(&decide(text, "steven.buchanan", "keep", None), "michael.suyama", "keep", None);
+        }
+    }
+    let (loaded3, v3) = reload(&texts);
+    let st = campaign::status(v3.state.as_ref().unwrap(), &name, now).unwrap();
+    assert_eq!((st.decided, st.pending), (3, 0), "{st:#?}");
+    let closing = close(&loaded3, &v3, false).unwrap();
+    let outcomes: Vec<(String, Outcome)> =
+        closing.evidence.assignments.iter().map(|a| (format!("{}/{}", a.holder.name(), a.role), a.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("michael.suyama/it-admin".to_string(), Outcome::Kept),
+            ("nancy.davolio/finance-admin".to_string(), Outcome::Revoked),
+            ("steven.buchanan/it-admin".to_string(), Outcome::Kept),
+        ]
+    );
+    let changed: Vec<&Path> = closing.files.iter().map(|(p, _)| p.as_path()).collect();
+    assert_eq!(changed, [Path::new("users/finance.yaml"), Path::new("reviews/2026-q4/campaign.yaml")]);
+    let finance = &closing.files[0].1;
+    assert!(!finance.contains("finance-admin"), "{finance}");
+    assert!(finance.contains("  - gl-accountant\n"), "{finance}");
+    assert!(closing.files[1].1.contains("closed: 2026-11-28T12:00:00Z"));
+    // Closed, the configuration still validates, and the campaign is not closed twice.
+    for (p, t) in &closing.files {
+        texts.iter_mut().find(|(q, _)| q == p).unwrap().1 = t.clone();
+    }
+    let (loaded4, v4) = reload(&texts);
+    assert!(matches!(close(&loaded4, &v4, true), Err(campaign::CampaignError::Closed { .. })));
+    assert_eq!(closing.evidence.summary.revoked, 1);
+    assert_eq!(closing.evidence.closed_at_commit.as_deref(), Some("4567cdef"));
+}

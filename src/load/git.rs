@@ -93,3 +93,84 @@ pub fn load_revision(dir: &Path, rev: &str) -> Result<Loaded, LoadError> {
     }
     loaded.finish()
 }
+
+/// The commit that last wrote each of `lines` (a file relative to `dir`, and a 1-based line of
+/// it as it is in the work tree). Lines not committed yet, and files git does not track, are
+/// left out.
+pub fn blame(
+    dir: &Path,
+    lines: &[(PathBuf, u32)],
+) -> Result<std::collections::BTreeMap<(PathBuf, u32), crate::model::certification::Provenance>, GitError> {
+    use crate::model::certification::Provenance;
+    let (repo, sub) = open(dir)?;
+    let mut out = std::collections::BTreeMap::new();
+    let mut by_file: std::collections::BTreeMap<&Path, Vec<u32>> = std::collections::BTreeMap::new();
+    for (file, line) in lines {
+        by_file.entry(file.as_path()).or_default().push(*line);
+    }
+    for (file, wanted) in by_file {
+        let in_repo = sub.join(file);
+        let Ok(committed) = repo.blame_file(&in_repo, None) else { continue };
+        // The work tree's text, so that line numbers are those of the file as it is now.
+        let Ok(text) = std::fs::read(dir.join(file)) else { continue };
+        let Ok(blame) = committed.blame_buffer(&text) else { continue };
+        for line in wanted {
+            let Some(hunk) = blame.get_line(line as usize) else { continue };
+            let id = hunk.final_commit_id();
+            if id.is_zero() {
+                continue;
+            }
+            let sig = hunk.final_signature();
+            let when = sig.when();
+            let Some(time) = chrono::DateTime::from_timestamp(when.seconds(), 0) else { continue };
+            let author = match (sig.name(), sig.email()) {
+                (Some(n), Some(e)) => format!("{n} <{e}>"),
+                (Some(n), None) => n.to_string(),
+                (None, Some(e)) => format!("<{e}>"),
+                (None, None) => String::new(),
+            };
+            out.insert(
+                (file.to_path_buf(), line),
+                Provenance { commit: id.to_string(), time: crate::model::Instant(time), author },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The paths below `rel` (relative to `dir`) that differ from HEAD in the work tree or the
+/// index, untracked files included.
+pub fn uncommitted(dir: &Path, rel: &Path) -> Result<Vec<PathBuf>, GitError> {
+    let (repo, sub) = open(dir)?;
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    let spec = sub.join(rel);
+    if !spec.as_os_str().is_empty() {
+        opts.pathspec(&spec);
+    }
+    let statuses = repo.statuses(Some(&mut opts)).map_err(other)?;
+    Ok(statuses
+        .iter()
+        .filter(|s| !s.status().is_ignored())
+        .filter_map(|s| s.path().map(|p| Path::new(p).strip_prefix(&sub).unwrap_or(Path::new(p)).to_path_buf()))
+        .collect())
+}
+
+/// The path of the folder `dir` inside its repository's work tree (`""` at the root, else
+/// ending with `/`), and the work tree's root; `None` outside a repository.
+pub fn repository_prefix(dir: &Path) -> Option<(String, PathBuf)> {
+    let (repo, sub) = open(dir).ok()?;
+    let root = repo.workdir()?.to_path_buf();
+    let mut prefix = sub.to_string_lossy().replace('\\', "/");
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Some((prefix, root))
+}
+
+/// The commit id HEAD points to, without a dirty marker; `None` outside a repository or before
+/// the first commit.
+pub fn head_commit(dir: &Path) -> Option<String> {
+    let (repo, _) = open(dir).ok()?;
+    Some(repo.head().ok()?.peel_to_commit().ok()?.id().to_string())
+}

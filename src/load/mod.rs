@@ -13,7 +13,7 @@ use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use git::{GitError, commit_of, load_revision};
+pub use git::{GitError, blame, commit_of, head_commit, load_revision, repository_prefix, uncommitted};
 pub use locate::{PathSeg, locate};
 
 use crate::diagnostic::Diagnostic;
