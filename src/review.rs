@@ -12,9 +12,7 @@ use serde::Serialize;
 
 use crate::audit::Record;
 use crate::model::lifecycle::{self, CredentialStatus};
-use crate::model::{
-    CredentialType, DesiredState, Duration, LiveCredential, LiveTarget, Name, RoleGrant, Timestamp,
-};
+use crate::model::{CredentialType, DesiredState, Duration, LiveCredential, LiveTarget, Name, RoleGrant, Timestamp};
 use crate::policy::Finding;
 
 /// The parts of the review, in the order they are shown.

@@ -732,6 +732,7 @@ mod apply_path {
             plan_hash: "sha256:test".into(),
             clock: chrono::Utc::now,
             provenance: None,
+            approvals: Default::default(),
         };
         let creds = CredentialContext { sinks: Sinks::new(root), state: store, now };
         let report = execute_with(&plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap();

@@ -75,6 +75,18 @@ pub struct AuditContext {
     pub clock: fn() -> Timestamp,
     /// Where the applied plan came from (pull request, CI run), recorded with every outcome.
     pub provenance: Option<crate::audit::Provenance>,
+    /// Who approved the changes, by change address (see [`crate::governance::approvals`]);
+    /// recorded as `approvedBy` on their records.
+    pub approvals: Approvals,
+}
+
+/// Approvals and notes to record with the changes they concern, by change address.
+#[derive(Debug, Clone, Default)]
+pub struct Approvals {
+    pub approved_by: BTreeMap<String, Vec<String>>,
+    /// Why the change was made, where the plan does not say (a time-boxed grant's reason);
+    /// recorded as the record's `detail` when the operation gives none of its own.
+    pub detail: BTreeMap<String, String>,
 }
 
 /// What apply needs for credentials: the sinks, the state that records undelivered
@@ -223,10 +235,10 @@ pub async fn execute_with(
                 action: o.action.clone(),
                 outcome: o.outcome,
                 error: o.error.clone(),
-                detail,
+                detail: detail.or_else(|| ctx.approvals.detail.get(&o.address).cloned()),
                 reason: Some(c.reason.kind.to_string()),
                 provenance: ctx.provenance.clone().filter(|p| !p.is_empty()),
-                approved_by: Vec::new(),
+                approved_by: ctx.approvals.approved_by.get(&o.address).cloned().unwrap_or_default(),
             });
             report.outcomes.push(o);
         }
@@ -438,6 +450,7 @@ mod tests {
             plan_hash: "h".into(),
             clock: chrono::Utc::now,
             provenance: None,
+            approvals: Default::default(),
         };
         let creds = CredentialContext { sinks: Sinks::new(dir.path()), state: store, now: chrono::Utc::now() };
         let report = execute_with(&plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap();

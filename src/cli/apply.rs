@@ -51,6 +51,7 @@ pub async fn run(args: ApplyArgs, ctx: Context, printer: &Printer) -> CliResult 
 
 async fn decide_and_apply(prepared: &mut Prepared, args: &ApplyArgs, saved: bool, console: &Console<'_>) -> CliResult {
     let printer = console.printer;
+    crate::engine::governance::record_approvals(prepared, &args.approvers.input())?;
     printer.out(&plan_text::render(&prepared.plan, plan_text::TextOptions { color: printer.color_out }));
     print_findings(printer, &prepared.findings, &prepared.config.loaded, true);
     prepared.gate()?;
@@ -66,7 +67,7 @@ async fn decide_and_apply(prepared: &mut Prepared, args: &ApplyArgs, saved: bool
     execute(prepared, console).await
 }
 
-fn confirm(printer: &Printer) -> Result<bool, Failure> {
+pub(super) fn confirm(printer: &Printer) -> Result<bool, Failure> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Failure::error(
@@ -79,7 +80,7 @@ fn confirm(printer: &Printer) -> Result<bool, Failure> {
     Ok(line.trim() == "yes")
 }
 
-async fn execute(prepared: &mut Prepared, console: &Console<'_>) -> CliResult {
+pub(super) async fn execute(prepared: &mut Prepared, console: &Console<'_>) -> CliResult {
     let printer = console.printer;
     console.start_apply(prepared.plan.changes.len());
     let report = prepared.apply(console).await;

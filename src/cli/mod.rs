@@ -9,6 +9,7 @@ mod audit;
 mod console;
 mod drift;
 mod evidence;
+mod governance;
 mod import;
 mod plan;
 mod schema;
@@ -81,6 +82,16 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Write one self-contained HTML page for auditors: access, SoD, timelines, changes with provenance, drift, the audit chain.
     Report(ReportArgs),
+    /// Write a CODEOWNERS file that routes each role's files to the role's owners.
+    Codeowners(governance::CodeownersArgs),
+    /// Check that privileged changes were approved by the roles' owners.
+    #[command(subcommand)]
+    Approvals(governance::ApprovalsCommand),
+    /// Certification campaigns: reviewers certify who holds what, in a pull request.
+    #[command(subcommand)]
+    Certify(governance::CertifyCommand),
+    /// Give a user a role until an exact time, as a pull-request-ready change (or at once with --apply).
+    Elevate(governance::ElevateArgs),
 }
 
 /// Output formats of `keyward explain`.
@@ -222,6 +233,10 @@ pub struct ApplyArgs {
     /// 0 fails at once.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
+    /// Who approved the change being applied (recorded on the audit records of the changes the
+    /// configuration asks for).
+    #[command(flatten)]
+    pub approvers: governance::ApproverArgs,
 }
 
 /// Output formats of `keyward drift`.
@@ -521,5 +536,9 @@ async fn run(command: Command, ctx: Context, printer: &Printer) -> CliResult {
         Command::Import(a) => import::run(a, ctx, printer).await,
         Command::Explain(a) => evidence::explain(a, ctx, printer).await,
         Command::Report(a) => evidence::report(a, ctx, printer).await,
+        Command::Codeowners(a) => governance::codeowners(a, ctx, printer),
+        Command::Approvals(governance::ApprovalsCommand::Verify(a)) => governance::verify(a, ctx, printer),
+        Command::Certify(c) => governance::certify(c, ctx, printer).await,
+        Command::Elevate(a) => governance::elevate(a, ctx, printer).await,
     }
 }

@@ -58,6 +58,8 @@ pub struct Prepared {
     pub plan: Plan,
     pub live: BTreeMap<Name, LiveTarget>,
     pub findings: Vec<Finding>,
+    /// Who approved which change, and notes to record with them.
+    pub approvals: apply::Approvals,
     dir: PathBuf,
     clock: Clock,
     retry: RetryPolicy,
@@ -71,6 +73,15 @@ pub struct Prepared {
 /// Loads, takes the state's lock, reads every target under its own lock, plans, and evaluates
 /// the policies. The state's lock is held until [`Prepared::release`].
 pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Result<Prepared, EngineError> {
+    prepare_only(settings, &|_| true, observer).await
+}
+
+/// [`prepare`], keeping only the changes `keep` picks (for example one grant's).
+pub async fn prepare_only(
+    settings: &ApplySettings,
+    keep: &dyn Fn(&plan::Change) -> bool,
+    observer: &dyn Observer,
+) -> Result<Prepared, EngineError> {
     let dir = &settings.dir;
     let config = super::config::load(dir, observer)?;
     let state = config.state();
@@ -87,8 +98,9 @@ pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Resul
     let now = settings.clock.now;
     let undelivered = store.undelivered().await?;
     let previous = super::plan::last_applied(state, dir, observer).await?;
-    let changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered, previous.as_ref())
+    let mut changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered, previous.as_ref())
         .map_err(|errors| EngineError::Plan { errors })?;
+    changes.retain(|c| keep(c));
     let plan = plan::assemble(changes, config.reference(dir), names, now);
     let live_state = Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), now);
@@ -97,6 +109,7 @@ pub async fn prepare(settings: &ApplySettings, observer: &dyn Observer) -> Resul
         plan,
         live,
         findings,
+        approvals: Default::default(),
         dir: dir.clone(),
         clock: settings.clock,
         retry: settings.retry,
@@ -188,6 +201,7 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
         plan: saved,
         live,
         findings,
+        approvals: Default::default(),
         dir: dir.clone(),
         clock: settings.clock,
         retry: settings.retry,
@@ -267,6 +281,7 @@ impl Prepared {
             commit: self.plan.configuration.commit.clone(),
             plan_hash: crate::model::digest_bytes(crate::output::plan_json(&self.plan).as_bytes()),
             clock: || chrono::Utc::now(),
+            approvals: self.approvals.clone(),
         };
         let mut sinks = crate::credential::sink::Sinks::new(&self.dir);
         match crate::credential::keyvault::from_settings(state, &self.dir) {

@@ -77,6 +77,8 @@ pub enum EngineError {
     History(#[from] crate::history::HistoryError),
     #[error(transparent)]
     Explain(#[from] crate::explain::ExplainError),
+    #[error(transparent)]
+    Governance(#[from] super::governance::GovernanceError),
     #[error("cannot write YAML: {0}")]
     Yaml(String),
 }

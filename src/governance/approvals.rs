@@ -5,7 +5,9 @@
 //! to a re-enabled account or a different account; a service account holding a privileged
 //! role given to a new owner; a privileged role's definition changed (bindings, `privileged`,
 //! owners, or the GitHub login of an owner). Each needs an approval from one of the role's
-//! owners who is not the person gaining the access (for a service account, its owner).
+//! owners who is not the person gaining the access (for a service account, its owner); when
+//! the role's only owners are the people gaining it, or it has none, `governance.defaultOwners`
+//! decide.
 //!
 //! Guarantees:
 //! - who the owners are, and which GitHub login is whose, is read from the **base** revision:
@@ -228,13 +230,21 @@ pub fn verify(
     };
     let approver_users: BTreeSet<&Name> = approvers.iter().filter_map(|a| a.user.as_ref()).collect();
     let mut push = |kind: ChangeKind, role: &Name, holder: Option<Holder>, description: String, path: Location| {
-        let (owner_list, owners_from) = owners::of_role(base, base.roles.get(role));
-        let owners = owners::people(base, owner_list);
         let mut beneficiaries = BTreeSet::new();
         if let Some(h) = &holder {
             // By the base and by the change: whoever the holder is in either gains.
             beneficiaries.extend(owners::beneficiaries(base, h));
             beneficiaries.extend(owners::beneficiaries(head.state, h));
+        }
+        let (owner_list, mut owners_from) = owners::of_role(base, base.roles.get(role));
+        let mut owners = owners::people(base, owner_list);
+        // When the only owners are the people gaining the access, the default owners decide.
+        if owners_from == OwnersFrom::Role && owners.iter().all(|o| beneficiaries.contains(o)) {
+            let defaults = owners::people(base, &base.settings.governance.default_owners);
+            if defaults.iter().any(|o| !beneficiaries.contains(o)) {
+                owners.extend(defaults);
+                owners_from = OwnersFrom::Default;
+            }
         }
         let approved_by: Vec<Name> =
             owners.iter().filter(|o| approver_users.contains(o) && !beneficiaries.contains(*o)).cloned().collect();

@@ -11,6 +11,7 @@ pub mod apply_report;
 pub mod diagnostics;
 pub mod explain;
 pub mod findings;
+pub mod governance;
 pub mod metrics;
 pub mod plan_markdown;
 pub mod plan_text;
