@@ -434,10 +434,9 @@ mod tests {
 
     fn grant(role: &str, expires: &str, reason: &str) -> RoleGrantDetail {
         RoleGrantDetail {
-            role: Name::new(role).unwrap(),
             expires: Some(Expiry::parse(expires).unwrap()),
             reason: Some(reason.into()),
-            ticket: None,
+            ..RoleGrantDetail::new(Name::new(role).unwrap())
         }
     }
 

@@ -123,10 +123,10 @@ pub fn elevate(
         }
     }
     let grant = RoleGrantDetail {
-        role: request.role.clone(),
         expires: Some(Expiry::At(until)),
         reason: Some(request.reason.trim().to_string()),
         ticket: request.ticket.clone(),
+        ..RoleGrantDetail::new(request.role.clone())
     };
     let origin =
         origins.get(Kind::User, &request.user).ok_or_else(|| ElevateError::UnknownUser(request.user.clone()))?;

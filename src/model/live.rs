@@ -249,6 +249,12 @@ pub struct LiveTarget {
     /// they were asked for (`keyward audit review`); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<RoleEvent>,
+    /// Eligible assignments, where the target keeps them (Privileged Identity Management).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eligibility: Vec<super::LiveEligibility>,
+    /// What activating each binding takes, where the target says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activation: Vec<super::LiveActivation>,
 }
 
 /// A role given to or taken from an account, as the target's own audit log recorded it.

@@ -175,9 +175,40 @@ pub struct RoleGrantDetail {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+    /// Eligible instead of active: the holder activates the role when they need it, for at
+    /// most `maxActivation` (Privileged Identity Management on `graph` targets). Where a target
+    /// has no eligibility, an eligible assignment gives nothing there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eligible: bool,
+    /// With `eligible`: the longest one activation lasts (at most 24h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_activation: Option<Duration>,
+    /// With `eligible`: what activating requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<super::ActivationRequirements>,
+}
+
+impl RoleGrantDetail {
+    /// An active assignment of `role` with nothing else said.
+    pub fn new(role: Name) -> Self {
+        RoleGrantDetail {
+            role,
+            expires: None,
+            reason: None,
+            ticket: None,
+            eligible: false,
+            max_activation: None,
+            requires: None,
+        }
+    }
 }
 
 impl RoleGrant {
+    /// Whether the assignment is eligible rather than active.
+    pub fn eligible(&self) -> bool {
+        matches!(self, RoleGrant::Detailed(d) if d.eligible)
+    }
+
     pub fn role(&self) -> &Name {
         match self {
             RoleGrant::Name(n) => n,

@@ -15,6 +15,7 @@ pub(super) fn check(sink: &mut Sink, origins: &Origins, state: &DesiredState) {
     let mut c = Checker { sink, origins, state };
     c.logins();
     c.owners();
+    c.eligible();
     c.settings();
     c.certifications();
 }
@@ -159,6 +160,90 @@ impl Checker<'_, '_> {
                     };
                     let d = Diagnostic { message: format!("role `{name}`: {}", d.message), ..d };
                     self.report(Kind::Role, name, &path, d);
+                }
+            }
+        }
+    }
+
+    /// Eligible assignments: activation settings only with `eligible`, at most a day, and the
+    /// same for every eligible assignment of a role (they are the role's one policy).
+    fn eligible(&mut self) {
+        let state = self.state;
+        let mut first: std::collections::BTreeMap<&Name, (Kind, &Name, &crate::model::RoleGrantDetail)> =
+            std::collections::BTreeMap::new();
+        let holders = state
+            .users
+            .iter()
+            .map(|(n, u)| (Kind::User, n, &u.roles))
+            .chain(state.service_accounts.iter().map(|(n, s)| (Kind::ServiceAccount, n, &s.roles)));
+        for (kind, name, grants) in holders {
+            for (i, g) in grants.iter().enumerate() {
+                let crate::model::RoleGrant::Detailed(d) = g else { continue };
+                let p = |f: &str| -> Vec<PathSeg> { vec!["roles".into(), i.into(), f.into()] };
+                if !d.eligible {
+                    for (field, set) in
+                        [("maxActivation", d.max_activation.is_some()), ("requires", d.requires.is_some())]
+                    {
+                        if set {
+                            self.report(
+                                kind,
+                                name,
+                                &p(field),
+                                Diagnostic::error(
+                                    "activation-without-eligible",
+                                    format!("`{field}` applies only to an eligible assignment"),
+                                )
+                                .help("add `eligible: true`, or remove the field"),
+                            );
+                        }
+                    }
+                    continue;
+                }
+                if kind == Kind::ServiceAccount {
+                    self.report(
+                        kind,
+                        name,
+                        &p("eligible"),
+                        Diagnostic::error(
+                            "eligible-service-account",
+                            "a service account cannot activate a role; its assignments are active",
+                        )
+                        .help("remove `eligible: true`"),
+                    );
+                    continue;
+                }
+                if let Some(m) = d.max_activation
+                    && !(60..=86_400).contains(&m.seconds())
+                {
+                    self.report(
+                        kind,
+                        name,
+                        &p("maxActivation"),
+                        Diagnostic::error("invalid-activation", format!("maxActivation {m} is not between 1m and 24h"))
+                            .help("an activation lasts at most a day, for example maxActivation: 8h"),
+                    );
+                }
+                let settings = (d.max_activation.map(|m| m.seconds()), &d.requires);
+                match first.get(&d.role) {
+                    None => {
+                        first.insert(&d.role, (kind, name, d));
+                    }
+                    Some((_, other, o)) if (o.max_activation.map(|m| m.seconds()), &o.requires) != settings => {
+                        self.report(
+                            kind,
+                            name,
+                            &p("role"),
+                            Diagnostic::error(
+                                "activation-mismatch",
+                                format!(
+                                    "the eligible assignments of `{}` to `{other}` and `{name}` ask for different activation rules (maxActivation, requires)",
+                                    d.role
+                                ),
+                            )
+                            .help("what activating a role takes is one setting of the role on the target; write the same on every eligible assignment of it"),
+                        );
+                    }
+                    Some(_) => {}
                 }
             }
         }

@@ -37,6 +37,7 @@ mod apply;
 mod attribution;
 pub mod client;
 mod credentials;
+pub mod pim;
 mod read;
 pub mod wire;
 
