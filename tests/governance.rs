@@ -379,4 +379,7 @@ fn a_campaign_opens_for_each_owner_and_closes_into_revocations_and_evidence() {
     assert!(matches!(close(&loaded4, &v4, true), Err(campaign::CampaignError::Closed { .. })));
     assert_eq!(closing.evidence.summary.revoked, 1);
     assert_eq!(closing.evidence.closed_at_commit.as_deref(), Some("4567cdef"));
+    // The evidence reads back as written (`keyward report` reads it).
+    let json = serde_json::to_string_pretty(&closing.evidence).unwrap();
+    assert_eq!(serde_json::from_str::<campaign::EvidenceFile>(&json).unwrap(), closing.evidence);
 }

@@ -267,6 +267,18 @@ fn a_campaign_is_opened_certified_by_two_reviewers_closed_and_its_revocations_ap
     // Closed once.
     git(&sb, &["add", "-A"]);
     git(&sb, &["commit", "-q", "-m", "close campaign 2026-q4"]);
+    // The report for auditors includes the evidence: who certified what, in which commit.
+    let report = sb.run(&["report", "{dir}", "--offline", "--format", "json"]);
+    report.expect(0);
+    let cert = &report.json()["certifications"][0];
+    assert!(cert.is_object(), "{}", report.stderr);
+    assert_eq!((cert["campaign"].as_str(), cert["revoked"].as_u64()), (Some("2026-q4"), Some(1)));
+    assert_eq!(cert["file"], "reviews/2026-q4/evidence.json");
+    let revoked = cert["decisions"].as_array().unwrap().iter().find(|d| d["holder"] == "nancy.davolio").unwrap();
+    assert_eq!(revoked["reviewer"], "laura.callahan");
+    assert_eq!(revoked["author"], "Laura Callahan <laura.callahan@northwind.example>");
+    let html = sb.run(&["report", "{dir}", "--offline"]);
+    assert!(html.stdout.contains("Certification campaigns") && html.stdout.contains("own access: not counted"));
     let again = sb.run(&["certify", "close", "2026-q4", "{dir}"]);
     again.expect(1);
     assert!(again.stderr.contains("was closed at 2026-11-28T12:00:00Z"), "{}", again.stderr);

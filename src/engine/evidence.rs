@@ -49,6 +49,8 @@ pub struct Evidence {
     pub changes: Vec<Change>,
     pub findings: Vec<Finding>,
     pub undelivered: Vec<UndeliveredCredential>,
+    /// The evidence of the closed certification campaigns, with each file's path.
+    pub certifications: Vec<(String, crate::governance::campaign::EvidenceFile)>,
 }
 
 impl Evidence {
@@ -155,6 +157,7 @@ pub async fn gather(settings: &EvidenceSettings, observer: &dyn Observer) -> Res
     let live_state = live.as_ref().ok().map(|targets| super::policy::Live { targets, undelivered: &undelivered });
     let findings = super::policy::evaluate_config(&config, plan.as_ref(), live_state, now);
     let history = history::history(dir, HistoryOptions::default())?;
+    let certifications = super::governance::closed_campaigns(state, dir, observer);
     Ok(Evidence {
         head: history::head(dir),
         remote: history::remote_url(dir),
@@ -168,6 +171,7 @@ pub async fn gather(settings: &EvidenceSettings, observer: &dyn Observer) -> Res
         changes,
         findings,
         undelivered,
+        certifications,
     })
 }
 
@@ -236,6 +240,7 @@ pub fn report(ev: &Evidence, dir: &Path, since: Option<crate::model::Date>) -> c
         undelivered: &ev.undelivered,
         since,
         now: ev.now,
+        certifications: &ev.certifications,
     })
 }
 
@@ -261,6 +266,7 @@ pub async fn watch_page(
         live: Ok(checked.live),
         changes: checked.plan.changes.into_iter().chain(checked.pending).collect(),
         findings: checked.findings,
+        certifications: super::governance::closed_campaigns(state, dir, &super::Quiet),
         config,
     };
     Ok(crate::report::html::render(&report(&ev, dir, None)))

@@ -387,6 +387,31 @@ pub fn certify_close(settings: &CloseSettings, observer: &dyn Observer) -> Resul
     })
 }
 
+/// The evidence files of the closed campaigns of a configuration, with their paths; one that
+/// cannot be read, or is another campaign's, is left out with a warning.
+pub fn closed_campaigns(state: &DesiredState, dir: &Path, observer: &dyn Observer) -> Vec<(String, EvidenceFile)> {
+    let mut out = Vec::new();
+    for c in state.campaigns.values().filter(|c| c.closed.is_some()) {
+        let rel = campaign::folder(&c.name).join(campaign::EVIDENCE_FILE);
+        let path = dir.join(&rel);
+        let parsed = std::fs::metadata(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|m| if m.len() > crate::load::MAX_FILE_BYTES { Err("it is too large".into()) } else { Ok(()) })
+            .and_then(|()| std::fs::read_to_string(&path).map_err(|e| e.to_string()))
+            .and_then(|t| serde_json::from_str::<EvidenceFile>(&t).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(e) if e.format == campaign::EVIDENCE_FORMAT && e.campaign.name == c.name => {
+                out.push((rel.to_string_lossy().replace('\\', "/"), e))
+            }
+            Ok(_) => {
+                observer.warning(&format!("{} is not the evidence of campaign {}; left out", rel.display(), c.name))
+            }
+            Err(e) => observer.warning(&format!("cannot read {}: {e}; left out", rel.display())),
+        }
+    }
+    out
+}
+
 /// What `keyward elevate` needs.
 #[derive(Debug, Clone)]
 pub struct ElevateSettings {

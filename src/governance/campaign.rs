@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::edit;
 use super::owners::{self, Holder};
@@ -38,6 +38,9 @@ pub const CAMPAIGN_FILE: &str = "campaign.yaml";
 
 /// The evidence file `close` writes, in the campaign's folder.
 pub const EVIDENCE_FILE: &str = "evidence.json";
+
+/// The `format` of evidence files this keyward writes and reads.
+pub const EVIDENCE_FORMAT: &str = "keyward-certification/1";
 
 /// The folder of campaign `name`, relative to the configuration folder.
 pub fn folder(name: &Name) -> PathBuf {
@@ -556,7 +559,7 @@ pub fn status(state: &DesiredState, name: &Name, now: Timestamp) -> Result<Statu
 }
 
 /// One reviewer's decision on a line, with the commit that recorded it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Decided {
     pub reviewer: String,
@@ -568,12 +571,12 @@ pub struct Decided {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded: Option<Provenance>,
     /// The commit's author is the person holding the access: the decision does not count.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub self_certified: bool,
 }
 
 /// What closing did with one assignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Kept,
@@ -587,7 +590,7 @@ pub enum Outcome {
 }
 
 /// One assignment of the campaign as closed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Closed {
     pub holder: Holder,
@@ -603,11 +606,11 @@ pub struct Closed {
 }
 
 /// The evidence file of a closed campaign (`reviews/NAME/evidence.json`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EvidenceFile {
     /// `keyward-certification/1`.
-    pub format: &'static str,
+    pub format: String,
     pub campaign: Campaign,
     /// The commit the campaign was closed at (the reviewers' decisions are in it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -615,11 +618,11 @@ pub struct EvidenceFile {
     pub summary: Summary,
     pub assignments: Vec<Closed>,
     /// Lines nobody could certify when the campaign opened are not here; see `certify open`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manual: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub assignments: usize,
@@ -805,7 +808,7 @@ pub fn close(input: &CloseInput) -> Result<Closing, CampaignError> {
         texts.into_iter().map(|(f, t)| (input.loaded.files[f].path.clone(), t)).collect();
     files.push((folder(name).join(CAMPAIGN_FILE), render_campaign(&closed)));
     let evidence = EvidenceFile {
-        format: "keyward-certification/1",
+        format: EVIDENCE_FORMAT.to_string(),
         campaign: closed,
         closed_at_commit: input.commit.clone(),
         summary,

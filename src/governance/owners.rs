@@ -64,7 +64,7 @@ pub fn beneficiaries(state: &DesiredState, holder: &Holder) -> BTreeSet<Name> {
 }
 
 /// Who holds an assignment: a User or a ServiceAccount, by name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Holder {
     User(Name),

@@ -687,9 +687,41 @@ fn audit(r: &Report) -> Markup {
     }
 }
 
+fn certifications(r: &Report) -> Markup {
+    html! {
+        section #certifications aria-labelledby="certifications-h" {
+            h2 #certifications-h { "Certification campaigns" }
+            @if r.certifications.is_empty() { p { "No closed campaign." } }
+            @for c in &r.certifications {
+                h3 { (c.campaign) " (" (c.scope) ")" }
+                p {
+                    "Opened " (minute(&c.opened)) ", due " (c.due)
+                    @if let Some(closed) = &c.closed { ", closed " (minute(closed)) }
+                    @if let Some(id) = &c.closed_at_commit { " at commit " span.mono { (short(id)) } }
+                    ": " (c.assignments) " assignments, " (c.kept) " kept, " (c.revoked) " revoked, "
+                    (c.unreviewed) " not reviewed. Evidence: " span.mono { (c.file) } "."
+                }
+                div.table-wrap { table id={ "certification-" (c.campaign) } data-sortable {
+                    thead { tr { (th_sort("Holder")) (th_sort("Role")) (th_sort("Reviewer")) (th_sort("Decision")) (th_sort("Reason")) (th_sort("Commit")) (th_sort("Outcome")) } }
+                    tbody { @for d in &c.decisions { tr {
+                        td.mono { (d.holder) } td.mono { (d.role) } td { (d.reviewer) }
+                        td { (badge(&d.decision, &d.decision)) @if d.self_certified { " " (badge("deny", "own access: not counted")) } }
+                        td { (d.reason.clone().unwrap_or_default()) }
+                        td {
+                            @if let Some(id) = &d.commit { span.mono { (short(id)) } }
+                            @if let (Some(a), Some(t)) = (&d.author, &d.time) { br; (a) ", " (minute(t)) }
+                        }
+                        td { (badge(&d.outcome, &d.outcome)) }
+                    } } }
+                } }
+            }
+        }
+    }
+}
+
 /// Renders the report as one HTML page.
 pub fn render(r: &Report) -> String {
-    let sections: [(&str, &str); 8] = [
+    let sections: [(&str, &str); 9] = [
         ("summary", "Summary"),
         ("access", "Access"),
         ("sod", "Segregation of duties"),
@@ -697,6 +729,7 @@ pub fn render(r: &Report) -> String {
         ("changes", "Changes"),
         ("drift", "Drift"),
         ("review", "Stale accounts and authentication"),
+        ("certifications", "Certifications"),
         ("audit", "Audit chain"),
     ];
     let page = html! {
@@ -736,6 +769,7 @@ pub fn render(r: &Report) -> String {
                     (changes(r))
                     (drift(r))
                     (review(r))
+                    (certifications(r))
                     (audit(r))
                 }
                 script { (PreEscaped(JS)) }

@@ -67,6 +67,72 @@ pub struct ReportInput<'a> {
     /// The start of the period; [`DEFAULT_PERIOD_DAYS`] before now when absent.
     pub since: Option<Date>,
     pub now: Timestamp,
+    /// The evidence of closed certification campaigns, with each file's path.
+    pub certifications: &'a [(String, crate::governance::campaign::EvidenceFile)],
+}
+
+/// The rows of closed certification campaigns.
+fn certifications(list: &[(String, crate::governance::campaign::EvidenceFile)]) -> Vec<CertificationRow> {
+    use crate::governance::campaign::Outcome as O;
+    list.iter()
+        .map(|(file, e)| {
+            let mut decisions = Vec::new();
+            for a in &e.assignments {
+                let outcome = match a.outcome {
+                    O::Kept => "kept",
+                    O::Revoked => "revoked",
+                    O::RevokedUnreviewed => "revoked-unreviewed",
+                    O::Unreviewed => "unreviewed",
+                    O::Gone => "gone",
+                };
+                for d in &a.decisions {
+                    decisions.push(CertificationDecision {
+                        holder: a.holder.name().to_string(),
+                        role: a.role.to_string(),
+                        reviewer: d.reviewer.clone(),
+                        decision: match d.decision {
+                            crate::model::Decision::Keep => "keep".into(),
+                            crate::model::Decision::Revoke => "revoke".into(),
+                        },
+                        reason: d.reason.clone(),
+                        commit: d.recorded.as_ref().map(|p| p.commit.clone()),
+                        time: d.recorded.as_ref().map(|p| p.time.0),
+                        author: d.recorded.as_ref().map(|p| p.author.clone()),
+                        self_certified: d.self_certified,
+                        outcome: outcome.into(),
+                    });
+                }
+                if a.decisions.is_empty() {
+                    decisions.push(CertificationDecision {
+                        holder: a.holder.name().to_string(),
+                        role: a.role.to_string(),
+                        reviewer: a.reviewers.join(", "),
+                        decision: "none".into(),
+                        reason: None,
+                        commit: None,
+                        time: None,
+                        author: None,
+                        self_certified: false,
+                        outcome: outcome.into(),
+                    });
+                }
+            }
+            CertificationRow {
+                campaign: e.campaign.name.to_string(),
+                scope: e.campaign.scope.to_string(),
+                opened: e.campaign.opened.0,
+                due: e.campaign.due,
+                closed: e.campaign.closed.map(|c| c.0),
+                closed_at_commit: e.closed_at_commit.clone(),
+                file: file.clone(),
+                assignments: e.summary.assignments,
+                kept: e.summary.kept,
+                revoked: e.summary.revoked + e.summary.revoked_unreviewed,
+                unreviewed: e.summary.unreviewed,
+                decisions,
+            }
+        })
+        .collect()
 }
 
 fn source_of(loaded: &Loaded, origins: &Origins, kind: Kind, name: &Name, path: &[PathSeg]) -> Option<SourceRef> {
@@ -615,6 +681,7 @@ pub fn build(input: &ReportInput) -> Report {
         authentication,
         findings: input.findings.iter().filter(|f| f.severity != Severity::Info).map(finding_row).collect(),
         audit,
+        certifications: certifications(input.certifications),
         commits,
         notes,
     }

@@ -34,6 +34,9 @@ pub struct Report {
     pub authentication: Vec<Item>,
     pub findings: Vec<FindingRow>,
     pub audit: AuditStatus,
+    /// Closed certification campaigns, from their evidence files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certifications: Vec<CertificationRow>,
     /// Commits the report refers to, by id (assignments and exceptions name them).
     pub commits: BTreeMap<String, CommitInfo>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -346,4 +349,49 @@ pub struct AuditStatus {
     pub head_seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head_hash: Option<String>,
+}
+
+/// A closed certification campaign (`reviews/NAME/evidence.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificationRow {
+    pub campaign: String,
+    pub scope: String,
+    pub opened: Timestamp,
+    pub due: Date,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed: Option<Timestamp>,
+    /// The commit the campaign was closed at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at_commit: Option<String>,
+    /// The evidence file, relative to the configuration folder.
+    pub file: String,
+    pub assignments: usize,
+    pub kept: usize,
+    pub revoked: usize,
+    pub unreviewed: usize,
+    /// Every decision: who certified what, when, in which commit.
+    pub decisions: Vec<CertificationDecision>,
+}
+
+/// One reviewer's decision on one assignment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificationDecision {
+    pub holder: String,
+    pub role: String,
+    pub reviewer: String,
+    pub decision: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The commit's author holds the access: the decision did not count.
+    pub self_certified: bool,
+    /// What closing did with the assignment.
+    pub outcome: String,
 }

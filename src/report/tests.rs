@@ -283,6 +283,7 @@ impl Fixture {
             undelivered: &[],
             since: Some(Date::parse("2026-11-01").unwrap()),
             now,
+            certifications: &[],
         })
     }
 }
