@@ -433,3 +433,112 @@ fn the_access_review_names_admins_without_an_accepted_second_factor() {
     r.expect(0);
     assert!(!r.stdout.contains("auth.mfa-not-registered"), "{}", r.stdout);
 }
+
+// -- Eligibility (Privileged Identity Management) -----------------------------------------------
+
+/// Global Administrator's role template id, as the fake (and Entra ID) has it.
+const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+
+/// Makes Priya eligible for Global Administrator (until a set time, activated for at most 4h
+/// with MFA, a justification and an owner's approval) and for the it-admins group (activated
+/// for at most 2h).
+fn make_priya_eligible(sb: &Sandbox) {
+    sb.write(
+        "roles/admin.yaml",
+        "kind: Role\nname: global-admin\ndescription: Administers the whole tenant\nprivileged: true\nowners: [steven.buchanan, andrew.fuller]\nbindings:\n  directory: {directoryRole: Global Administrator}\n",
+    );
+    sb.edit(
+        "users/it.yaml",
+        "employeeId: \"E1021\"\n",
+        "employeeId: \"E1021\"\nroles:\n  - role: global-admin\n    eligible: true\n    expires: 2030-12-31T18:00:00Z\n    maxActivation: 4h\n    requires: {approval: owners, mfa: true, justification: true}\n  - role: it-admin\n    eligible: true\n    maxActivation: 2h\n",
+    );
+}
+
+#[test]
+fn eligible_assignments_converge_on_graph_and_their_drift_is_planned_back() {
+    let secret = canary("secret");
+    let g = tenant(&secret);
+    let fake = g.serve();
+    let sb = quickstart(&fake.url(), &secret_credential());
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    make_priya_eligible(&sb);
+
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
+    plan.expect(2);
+    insta::assert_snapshot!("eligibility_plan", plan.stdout);
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+
+    // Eligible, not active: no role assignment and no membership for Priya.
+    let priya = g.user("priya.raman@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    let roles = g.role_eligibilities();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert_eq!(roles[0]["principalId"], priya.as_str());
+    assert_eq!(roles[0]["roleDefinitionId"], GLOBAL_ADMIN);
+    assert_eq!(roles[0]["scheduleInfo"]["expiration"]["endDateTime"], "2030-12-31T18:00:00Z");
+    assert!(!g.role_assignments().iter().any(|a| a["principalId"] == priya.as_str()));
+    let admins = g.group_id("it-admins").unwrap();
+    assert!(!g.members(&admins).contains(&priya));
+    let groups = g.group_eligibilities();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!((groups[0]["principalId"].as_str(), groups[0]["groupId"].as_str()), (Some(&*priya), Some(&*admins)));
+    // The role's activation rules are its policy's.
+    let rule = |r: &str| g.policy_rule(GLOBAL_ADMIN, r).unwrap();
+    assert_eq!(rule("Expiration_EndUser_Assignment")["maximumDuration"], "PT4H");
+    assert_eq!(rule("Enablement_EndUser_Assignment")["enabledRules"], json!(["MultiFactorAuthentication", "Justification"]));
+    let approval = rule("Approval_EndUser_Assignment");
+    assert_eq!(approval["setting"]["isApprovalRequired"], true);
+    let mut approvers: Vec<String> = approval["setting"]["approvalStages"][0]["primaryApprovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["userId"].as_str().unwrap().to_string())
+        .collect();
+    approvers.sort();
+    let mut owners: Vec<String> = ["steven.buchanan", "andrew.fuller"]
+        .iter()
+        .map(|u| g.user(&format!("{u}@northwind.example")).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    owners.sort();
+    assert_eq!(approvers, owners);
+    let group_rule = g.group_policy_rule(&admins, "member", "Expiration_EndUser_Assignment").unwrap();
+    assert_eq!(group_rule["maximumDuration"], "PT2H");
+
+    // Changed outside git: the policy loosened, the eligibility removed, someone else made
+    // eligible. The plan puts each back.
+    let portal = g.portal("breakglass@northwind.example");
+    portal.update_policy_rule(GLOBAL_ADMIN, "Expiration_EndUser_Assignment", json!({"maximumDuration": "PT12H"}));
+    portal.update_policy_rule(GLOBAL_ADMIN, "Enablement_EndUser_Assignment", json!({"enabledRules": []}));
+    portal.remove_role_eligibility(roles[0]["id"].as_str().unwrap());
+    let michael = g.user("michael.suyama@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    portal.make_role_eligible("Global Administrator", &michael, None).unwrap();
+    let drift = run(&sb, &secret, &["plan", "{dir}", "--format", "json", "--detailed-exitcode"]);
+    drift.expect(2);
+    let mut changes = support::changes(&drift.json());
+    changes.sort();
+    assert_eq!(
+        changes,
+        [
+            ("directory.activation.global-admin".to_string(), "update".to_string()),
+            ("directory.eligibility.michael.suyama/global-admin".to_string(), "revoke".to_string()),
+            ("directory.eligibility.priya.raman/global-admin".to_string(), "assign".to_string()),
+        ]
+    );
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+    assert_eq!(rule("Expiration_EndUser_Assignment")["maximumDuration"], "PT4H");
+    let roles = g.role_eligibilities();
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["principalId"], priya.as_str());
+
+    // Ending the eligibility in git ends it on the tenant.
+    sb.edit("users/it.yaml", "    expires: 2030-12-31T18:00:00Z\n", "    expires: 2030-06-30T12:00:00Z\n");
+    let moved = run(&sb, &secret, &["plan", "{dir}", "--format", "json"]);
+    assert_eq!(
+        support::changes(&moved.json()),
+        [("directory.eligibility.priya.raman/global-admin".to_string(), "update".to_string())]
+    );
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(g.role_eligibilities()[0]["scheduleInfo"]["expiration"]["endDateTime"], "2030-06-30T12:00:00Z");
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+}

@@ -36,6 +36,10 @@ pub struct Capabilities {
     /// Apply order among targets within a phase: directories (0) before ERPs (1), so a person
     /// exists in the directory before an ERP account refers to them.
     pub order: u8,
+    /// The kinds of binding a principal can be made eligible for (Privileged Identity
+    /// Management), with activation rules of their own; an eligible assignment of a role bound
+    /// otherwise gives nothing on the target.
+    pub eligibility: BTreeSet<BindingKind>,
 }
 
 impl Capabilities {
@@ -60,6 +64,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
         sign_in_activity: false,
         conditional_writes: false,
         order: 0,
+        eligibility: BTreeSet::new(),
     };
     match kind {
         ProviderKind::File => Capabilities {
@@ -80,6 +85,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
         ProviderKind::Scim => Capabilities { bindings: [(Group, Creatable)].into(), conditional_writes: true, ..base },
         ProviderKind::Graph => Capabilities {
             bindings: [(Group, Creatable), (DirectoryRole, Predefined), (AppRole, Predefined)].into(),
+            eligibility: [Group, DirectoryRole].into(),
             restorable_days: Some(30),
             service_accounts: true,
             credentials: true,

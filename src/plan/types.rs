@@ -28,7 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use super::why::{Granting, Why};
 use crate::model::{
-    Attribution, AuthMethod, Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UserAttrs,
+    ActivationRules, Attribution, AuthMethod, Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UserAttrs,
 };
 
 /// The version of the plan JSON format. Bumped only for incompatible changes.
@@ -47,10 +47,14 @@ pub enum ObjectKind {
     /// A field security profile kept for a DataClassification (`NAME`), and its members
     /// (`SUBJECT/NAME`).
     FieldProfile,
+    /// An eligible assignment (`SUBJECT/ROLE`): the holder may activate the role.
+    Eligibility,
+    /// What activating a role takes on the target (`ROLE`).
+    Activation,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 7] = [
+    pub const ALL: [ObjectKind; 9] = [
         ObjectKind::User,
         ObjectKind::Role,
         ObjectKind::Assignment,
@@ -58,6 +62,8 @@ impl ObjectKind {
         ObjectKind::Credential,
         ObjectKind::AuthMethod,
         ObjectKind::FieldProfile,
+        ObjectKind::Eligibility,
+        ObjectKind::Activation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +75,8 @@ impl ObjectKind {
             ObjectKind::Credential => "credential",
             ObjectKind::AuthMethod => "auth-method",
             ObjectKind::FieldProfile => "field-profile",
+            ObjectKind::Eligibility => "eligibility",
+            ObjectKind::Activation => "activation",
         }
     }
 }
@@ -358,6 +366,24 @@ pub enum Operation {
     SetAuthMethod {
         method: AuthMethod,
         enabled: bool,
+    },
+    /// Makes `principal` eligible for `binding` until `end` (for good when absent), or moves the
+    /// end of an eligibility it has.
+    MakeEligible {
+        principal: Principal,
+        binding: Binding,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end: Option<Timestamp>,
+    },
+    /// Ends `principal`'s eligibility for `binding`.
+    EndEligibility {
+        principal: Principal,
+        binding: Binding,
+    },
+    /// Sets what activating `binding` takes; the rules left `None` are not touched.
+    SetActivation {
+        binding: Binding,
+        rules: ActivationRules,
     },
 }
 

@@ -121,6 +121,32 @@ pub enum Why {
         window: Duration,
         from: Timestamp,
     },
+    /// The configuration makes `subject` eligible for `role`.
+    EligibleGiven {
+        role: String,
+        subject: String,
+    },
+    /// `subject` lost an eligibility the baseline gave them.
+    EligibilityLostOutside {
+        role: String,
+        subject: String,
+    },
+    /// The configuration ends `subject`'s eligibility for `role` at another time (`None`: never).
+    EligibilityEnds {
+        role: String,
+        subject: String,
+        end: Option<Timestamp>,
+    },
+    /// The configuration does not make `subject` eligible for `role` here.
+    EligibleNotGiven {
+        role: String,
+        subject: String,
+    },
+    /// What activating `role` takes differs from the configuration in `fields`.
+    ActivationDiffers {
+        role: String,
+        fields: Vec<String>,
+    },
     /// Text from outside the planner: a saved plan read back, a test.
     Text(String),
 }
@@ -218,6 +244,28 @@ impl fmt::Display for Why {
                 "inside window: `{credential}` ends on {}, within rotateBefore {window} (from {})",
                 day(end),
                 day(from)
+            ),
+            Why::EligibleGiven { role, subject } => {
+                write!(f, "the configuration makes `{subject}` eligible for role `{role}`")
+            }
+            Why::EligibilityLostOutside { role, subject } => {
+                write!(f, "`{subject}` lost eligibility for role `{role}` outside git")
+            }
+            Why::EligibilityEnds { role, subject, end: Some(end) } => write!(
+                f,
+                "the configuration ends `{subject}`'s eligibility for role `{role}` at {}",
+                end.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            Why::EligibilityEnds { role, subject, end: None } => {
+                write!(f, "the configuration makes `{subject}` eligible for role `{role}` with no end")
+            }
+            Why::EligibleNotGiven { role, subject } => {
+                write!(f, "the configuration does not make `{subject}` eligible for role `{role}` here")
+            }
+            Why::ActivationDiffers { role, fields } => write!(
+                f,
+                "what activating role `{role}` takes ({}) differs from the configuration",
+                fields.join(", ")
             ),
             Why::Text(t) => f.write_str(t),
         }

@@ -307,7 +307,8 @@ pub fn locate_address(ctx: &PolicyContext, address: &str, path: &[PathSeg]) -> O
         ObjectKind::Role => {
             ctx.locate(Kind::Role, &name(&a.name)?, &path_or(vec!["bindings".into(), a.target.as_str().into()]))
         }
-        ObjectKind::Assignment => {
+        ObjectKind::Activation => ctx.locate(Kind::Role, &name(&a.name)?, &path_or(vec!["name".into()])),
+        ObjectKind::Assignment | ObjectKind::Eligibility => {
             let (holder, role) = a.name.split_once('/')?;
             let holder = name(holder)?;
             let (kind, grants) = match ctx.desired.users.get(&holder) {

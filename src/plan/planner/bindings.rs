@@ -169,7 +169,7 @@ impl<'a> TargetPlanner<'a> {
         let mut wanted: BTreeMap<Key<'a>, (&'a str, Option<crate::model::Expiry>)> = BTreeMap::new();
         let mut expired: BTreeMap<Key<'a>, (&'a str, crate::model::Expiry)> = BTreeMap::new();
         for role_name in holder_roles {
-            for grant in self.grants_by_role.get(*role_name).into_iter().flatten() {
+            for grant in self.grants_by_role.get(*role_name).into_iter().flatten().filter(|g| !g.eligible) {
                 match grant.expires {
                     Some(d) if d.has_passed(now) => {
                         expired.insert(grant.principal, (grant.subject, d));
@@ -343,7 +343,7 @@ impl<'a> TargetPlanner<'a> {
                 Name::new(subject).ok().and_then(|n| b.service_accounts.get(&n)).map(|s| &s.roles)
             }
         };
-        grants.is_some_and(|gs| active_grants(gs, now).any(|g| g.role() == role))
+        grants.is_some_and(|gs| active_grants(gs, now).any(|g| g.role() == role && !g.eligible()))
     }
 }
 

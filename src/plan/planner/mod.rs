@@ -31,6 +31,7 @@ mod accounts;
 mod auth;
 mod bindings;
 mod credentials;
+mod eligibility;
 
 use super::derived;
 use super::types::*;
@@ -116,6 +117,7 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
             || {
                 let mut out = Vec::new();
                 let result = tp.bindings(&mut out);
+                tp.eligibility(&mut out);
                 (out, result)
             },
         );
@@ -250,6 +252,11 @@ struct Grant<'a> {
     /// The principal's name in git.
     subject: &'a str,
     expires: Option<crate::model::Expiry>,
+    /// Eligible rather than active: planned as an eligibility where the target keeps them,
+    /// never as a membership.
+    eligible: bool,
+    /// The assignment as written, for what activating it takes.
+    grant: &'a RoleGrant,
 }
 
 fn lower(s: &str) -> String {
@@ -323,6 +330,8 @@ impl<'a> TargetPlanner<'a> {
                         principal: Key::User(key),
                         subject: name.as_str(),
                         expires: g.expires(),
+                        eligible: g.eligible(),
+                        grant: g,
                     });
                 }
             }
@@ -332,6 +341,8 @@ impl<'a> TargetPlanner<'a> {
                         principal: Key::ServiceAccount(name),
                         subject: name,
                         expires: g.expires(),
+                        eligible: g.eligible(),
+                        grant: g,
                     });
                 }
             }

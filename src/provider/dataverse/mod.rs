@@ -590,6 +590,9 @@ impl DataverseProvider {
                 Err(ApplyError::new("application users are not managed on Dataverse by this version"))
             }
             Operation::SetAuthMethod { .. } => Err(ApplyError::new("Dataverse has no sign-in methods policy")),
+            Operation::MakeEligible { .. } | Operation::EndEligibility { .. } | Operation::SetActivation { .. } => {
+                Err(ApplyError::new("Dataverse keeps no eligibility"))
+            }
         }
     }
 

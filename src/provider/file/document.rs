@@ -502,6 +502,9 @@ impl Editor {
                 self.doc.authentication_methods.get_or_insert_with(BTreeMap::new).insert(*method, *enabled);
                 Ok(())
             }
+            Operation::MakeEligible { .. } | Operation::EndEligibility { .. } | Operation::SetActivation { .. } => {
+                Err(ApplyError::new("the file provider keeps no eligibility"))
+            }
         }
     }
 }

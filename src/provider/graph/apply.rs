@@ -177,7 +177,9 @@ impl Run<'_> {
                     let body = o.body.unwrap_or(Value::Null);
                     self.settle(&p, Some(&body), &mut next);
                 }
-                Err(e) if p.gone_ok && e.status() == Some(404) => self.settle(&p, None, &mut next),
+                Err(e) if p.gone_ok && (e.status() == Some(404) || (e.status() == Some(400) && no_longer_there(&e))) => {
+                    self.settle(&p, None, &mut next)
+                }
                 Err(e) if p.exists_ok && e.status() == Some(400) && already_there(&e) => {
                     self.settle(&p, None, &mut next)
                 }
@@ -643,6 +645,17 @@ impl Run<'_> {
                     format!("{} sign-in method {}", if *enabled { "enable" } else { "disable" }, method.as_str()),
                     &[],
                 )]
+            }
+            Operation::MakeEligible { .. } | Operation::EndEligibility { .. } | Operation::SetActivation { .. } => {
+                let calls = eligibility::calls(self.state, |p| self.principal_id(p), op, chrono::Utc::now())?;
+                calls
+                    .into_iter()
+                    .map(|(call, what, gone_ok)| {
+                        let mut p = self.pending(call, vec![i], Then::Nothing, what, &[]);
+                        p.gone_ok = gone_ok;
+                        p
+                    })
+                    .collect()
             }
         })
     }

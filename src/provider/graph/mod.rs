@@ -37,6 +37,7 @@ mod apply;
 mod attribution;
 pub mod client;
 mod credentials;
+mod eligibility;
 pub mod pim;
 mod read;
 pub mod wire;
@@ -107,6 +108,8 @@ struct State {
     /// (service principal id, app role id, principal id) → assignment id.
     app_role_assignments: HashMap<(String, String, String), String>,
     service_accounts: HashMap<String, SaEntry>,
+    /// Eligibility and role management policies (Privileged Identity Management).
+    pim: eligibility::PimState,
 }
 
 pub struct GraphProvider {
@@ -177,6 +180,11 @@ fn write_error(what: &str, e: GraphError) -> ApplyError {
 fn already_there(e: &GraphError) -> bool {
     let m = e.to_string().to_lowercase();
     m.contains("already exist") || m.contains("conflicting object")
+}
+
+/// A 400 that says what a removal names does not exist (§3.2: ending an eligibility nobody has).
+fn no_longer_there(e: &GraphError) -> bool {
+    e.to_string().to_lowercase().contains("does not exist")
 }
 
 fn id_of(v: &Value) -> Option<String> {

@@ -21,23 +21,30 @@ impl GraphProvider {
 
     /// Follows each first page of `urls` (fetched in batches) to its last page.
     async fn collections(&self, what: &str, urls: &[String]) -> Result<Vec<Vec<Value>>, ProviderError> {
+        self.collections_each(urls).await.into_iter().map(|r| r.map_err(|e| self.read_error(what, e))).collect()
+    }
+
+    /// [`Self::collections`], with each collection's own outcome.
+    async fn collections_each(&self, urls: &[String]) -> Vec<Result<Vec<Value>, GraphError>> {
         let calls: Vec<Call> = urls.iter().map(|u| Call::new(Method::GET, u.clone(), None)).collect();
         let outcomes = self.client.batch(&calls, |_| false).await;
         let mut out = Vec::with_capacity(urls.len());
         for o in outcomes {
-            let o = o.map_err(|e| self.read_error(what, e))?;
-            let body = o.body.unwrap_or(Value::Null);
-            let items = body.get("value").and_then(Value::as_array).cloned().unwrap_or_default();
-            let items = match body.get("@odata.nextLink").and_then(Value::as_str) {
-                Some(next) => {
-                    let next = self.client.next_link(next).map_err(|e| self.read_error(what, e))?;
-                    self.client.follow(next, items).await.map_err(|e| self.read_error(what, e))?
-                }
-                None => items,
-            };
-            out.push(items);
+            out.push(self.follow_outcome(o).await);
         }
-        Ok(out)
+        out
+    }
+
+    async fn follow_outcome(&self, o: Result<client::Outcome, GraphError>) -> Result<Vec<Value>, GraphError> {
+        let body = o?.body.unwrap_or(Value::Null);
+        let items = body.get("value").and_then(Value::as_array).cloned().unwrap_or_default();
+        match body.get("@odata.nextLink").and_then(Value::as_str) {
+            Some(next) => {
+                let next = self.client.next_link(next)?;
+                self.client.follow(next, items).await
+            }
+            None => Ok(items),
+        }
     }
 
     /// Each user's registered sign-in methods (§2.6), in batches of twenty, for the access
@@ -108,7 +115,16 @@ impl GraphProvider {
             c.get_all("/groups?$select=id,displayName&$top=999").await.map_err(|e| self.read_error("the groups", e))?;
         let member_urls: Vec<String> =
             groups.iter().filter_map(id_of).map(|id| format!("/groups/{id}/members?$select=id&$top=999")).collect();
-        let members = self.collections("group members", &member_urls).await?;
+        // Each group's eligibility and membership policy go in the same batches as its members.
+        let group_ids: Vec<String> = groups.iter().filter_map(id_of).collect();
+        let mut urls = member_urls.clone();
+        urls.extend(group_ids.iter().flat_map(|id| eligibility::group_urls(id)));
+        let mut answers = self.collections_each(&urls).await;
+        let group_pim = answers.split_off(member_urls.len());
+        let members = answers
+            .into_iter()
+            .map(|r| r.map_err(|e| self.read_error("group members", e)))
+            .collect::<Result<Vec<_>, _>>()?;
         let role_defs = c
             .get_all("/roleManagement/directory/roleDefinitions?$select=id,displayName,templateId")
             .await
@@ -266,6 +282,19 @@ impl GraphProvider {
             });
             state.service_accounts.insert(name, SaEntry { app_object_id: obj, sp_id, owners, passwords, keys });
         }
+        let mut pim = eligibility::PimState::default();
+        self.read_role_eligibility(&role_defs, &upn_by_id, &mut live, &mut pim).await?;
+        if pim.available {
+            let names: HashMap<&str, String> =
+                groups.iter().filter_map(|g| Some((g.get("id")?.as_str()?, str_of(g, "displayName")?))).collect();
+            let mut answers = group_pim.into_iter();
+            for id in &group_ids {
+                let (Some(a), Some(b)) = (answers.next(), answers.next()) else { break };
+                let Some(name) = names.get(id.as_str()) else { continue };
+                self.add_group_eligibility(id, name, [a, b], &upn_by_id, &mut live, &mut pim)?;
+            }
+        }
+        state.pim = pim;
         let mut methods = BTreeMap::new();
         for cfg in policy
             .body
