@@ -124,6 +124,25 @@ fn approvals_verify_needs_an_owner_who_is_not_the_person_gaining_the_access() {
     ]);
     named.expect(0);
     assert_eq!(named.json()["verdict"]["changes"][0]["status"], "approved");
+
+    // The team's own Rego policy sees the approvers as input.approvals.
+    sb.write(
+        "policies/two-approvers.rego",
+        r#"package keyward.two_approvers
+
+deny contains msg if {
+    some c in input.approvals.changes
+    c.role == "finance-admin"
+    count(input.approvals.approvers) < 2
+    msg := sprintf("%s: finance-admin needs two approvers", [c.description])
+}
+"#,
+    );
+    let by = |who: &str| sb.run(&["approvals", "verify", "{dir}", "--base", "main", "--approved-by", who]);
+    let one = by("lcallahan");
+    one.expect(3);
+    assert!(one.stdout.contains("rego.two_approvers"), "{}", one.stdout);
+    by("lcallahan,afuller").expect(0);
 }
 
 #[test]
@@ -399,4 +418,28 @@ fn codeowners_is_written_at_the_root_of_the_repository_and_checked() {
     let stale = sb.run(&["codeowners", "{dir}", "--check"]);
     stale.expect(2);
     assert!(stale.stdout.contains("differs from the owners of roles"), "{}", stale.stdout);
+}
+
+#[test]
+fn an_eligible_assignment_gives_nothing_where_the_target_keeps_no_eligibility() {
+    let sb = repository();
+    sb.apply_ok();
+    sb.edit(
+        "users/it.yaml",
+        "employeeId: \"E1021\"\n",
+        "employeeId: \"E1021\"\nroles:\n  - {role: it-admin, eligible: true, expires: 2027-01-31, maxActivation: 2h, requires: {mfa: true}}\n",
+    );
+    sb.run(&["validate", "{dir}"]).expect(0);
+    // The file provider keeps no eligibility: no membership, no change.
+    assert!(changes(&sb.plan_json()).is_empty());
+    // Made active, the same assignment is a membership.
+    sb.edit(
+        "users/it.yaml",
+        "eligible: true, expires: 2027-01-31, maxActivation: 2h, requires: {mfa: true}",
+        "expires: 2027-01-31",
+    );
+    assert_eq!(
+        changes(&sb.plan_json()),
+        [("directory.assignment.priya.raman/it-admin".to_string(), "assign".to_string())]
+    );
 }

@@ -28,7 +28,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use super::why::{Granting, Why};
 use crate::model::{
-    ActivationRules, Attribution, AuthMethod, Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp, UserAttrs,
+    ActivationRules, Attribution, AuthMethod, Binding, CredentialType, Deliver, KeyAlgorithm, Name, Timestamp,
+    UserAttrs,
 };
 
 /// The version of the plan JSON format. Bumped only for incompatible changes.

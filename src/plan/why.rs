@@ -137,6 +137,11 @@ pub enum Why {
         subject: String,
         end: Option<Timestamp>,
     },
+    /// `subject` was made eligible for `role` outside git.
+    EligibilityGivenOutside {
+        role: String,
+        subject: String,
+    },
     /// The configuration does not make `subject` eligible for `role` here.
     EligibleNotGiven {
         role: String,
@@ -259,14 +264,15 @@ impl fmt::Display for Why {
             Why::EligibilityEnds { role, subject, end: None } => {
                 write!(f, "the configuration makes `{subject}` eligible for role `{role}` with no end")
             }
+            Why::EligibilityGivenOutside { role, subject } => {
+                write!(f, "`{subject}` was made eligible for role `{role}` outside git")
+            }
             Why::EligibleNotGiven { role, subject } => {
                 write!(f, "the configuration does not make `{subject}` eligible for role `{role}` here")
             }
-            Why::ActivationDiffers { role, fields } => write!(
-                f,
-                "what activating role `{role}` takes ({}) differs from the configuration",
-                fields.join(", ")
-            ),
+            Why::ActivationDiffers { role, fields } => {
+                write!(f, "what activating role `{role}` takes ({}) differs from the configuration", fields.join(", "))
+            }
             Why::Text(t) => f.write_str(t),
         }
     }

@@ -126,14 +126,17 @@ impl<'a> TargetPlanner<'a> {
                     Some(name.to_string()),
                     Reason::of(ReasonKind::Expiry, Why::AssignmentExpired { date: *date }),
                 ),
-                (None, Some(name)) => (
-                    name.to_string(),
-                    Some(name.to_string()),
-                    Reason::of(
-                        ReasonKind::Config,
-                        Why::EligibleNotGiven { role: role.clone(), subject: name.to_string() },
-                    ),
-                ),
+                (None, Some(name)) => {
+                    let (role, subject) = (role.clone(), name.to_string());
+                    // Drift when the baseline did not make them eligible either.
+                    let reason =
+                        if self.input.baseline.is_some() && !self.eligible_in_baseline(name.as_str(), role_name) {
+                            Reason::of(ReasonKind::Drift, Why::EligibilityGivenOutside { role, subject })
+                        } else {
+                            Reason::of(ReasonKind::Config, Why::EligibleNotGiven { role, subject })
+                        };
+                    (name.to_string(), Some(name.to_string()), reason)
+                }
                 (None, None) => (
                     acc.user_name.clone(),
                     None,
@@ -167,6 +170,25 @@ impl<'a> TargetPlanner<'a> {
             .is_some_and(|u| active_grants(&u.roles, now).any(|g| g.role() == role && g.eligible()))
     }
 
+    /// Whether an eligible assignment of `role` in the baseline asked for the same activation
+    /// rules (so a difference on the target is drift).
+    fn activation_in_baseline(&self, role: &Name, want: &ActivationRules) -> bool {
+        let Some(b) = self.input.baseline else { return false };
+        let now = self.input.now;
+        let max = want.max_duration.map(|d| d.seconds());
+        b.users.values().flat_map(|u| active_grants(&u.roles, now)).any(|g| match g {
+            RoleGrant::Detailed(d) if d.eligible && &d.role == role => {
+                let r = d.requires.clone().unwrap_or_default();
+                d.max_activation.map(|d| d.seconds()) == max
+                    && r.mfa == want.mfa
+                    && r.justification == want.justification
+                    && r.ticket == want.ticket
+                    && r.approval.is_some() == want.approvers.is_some()
+            }
+            _ => false,
+        })
+    }
+
     /// Plans what activating `binding` takes, when an eligible assignment of the role says.
     fn activation(&self, role_name: &'a Name, role: &'a crate::model::Role, binding: &Binding, out: &mut Vec<Change>) {
         let Some(want) = self.activation_rules(role_name, role) else { return };
@@ -177,10 +199,9 @@ impl<'a> TargetPlanner<'a> {
             return;
         }
         let fields = differing(&want, &have);
+        let kind = self.kind_for(live.is_some() && self.activation_in_baseline(role_name, &want));
         let mut after = Values::new();
         let mut before = Values::new();
-        after.insert("binding".into(), json!(binding.label()));
-        before.insert("binding".into(), json!(binding.label()));
         for f in &fields {
             after.insert(f.clone(), rule_value(&want, f));
             before.insert(f.clone(), rule_value(&have, f));
@@ -189,7 +210,7 @@ impl<'a> TargetPlanner<'a> {
             Change::new(
                 self.addr(ObjectKind::Activation, role_name.as_str()),
                 Action::Update,
-                Reason::of(ReasonKind::Config, Why::ActivationDiffers { role: role_name.to_string(), fields }),
+                Reason::of(kind, Why::ActivationDiffers { role: role_name.to_string(), fields }),
                 Operation::SetActivation { binding: binding.clone(), rules: want },
             )
             .before(before)
@@ -225,11 +246,7 @@ impl<'a> TargetPlanner<'a> {
     /// owners: users named, and the members of groups of reviewers.
     fn approvers(&self, role: &crate::model::Role) -> Vec<String> {
         let governance = &self.desired.settings.governance;
-        let owners = if role.owners.is_empty() {
-            governance.default_owners.as_slice()
-        } else {
-            role.owners.as_slice()
-        };
+        let owners = if role.owners.is_empty() { governance.default_owners.as_slice() } else { role.owners.as_slice() };
         let mut names: Vec<&Name> = Vec::new();
         for o in owners {
             match o {

@@ -177,7 +177,9 @@ impl Run<'_> {
                     let body = o.body.unwrap_or(Value::Null);
                     self.settle(&p, Some(&body), &mut next);
                 }
-                Err(e) if p.gone_ok && (e.status() == Some(404) || (e.status() == Some(400) && no_longer_there(&e))) => {
+                Err(e)
+                    if p.gone_ok && (e.status() == Some(404) || (e.status() == Some(400) && no_longer_there(&e))) =>
+                {
                     self.settle(&p, None, &mut next)
                 }
                 Err(e) if p.exists_ok && e.status() == Some(400) && already_there(&e) => {

@@ -203,7 +203,10 @@ fn object_id(state: &State, binding: &Binding) -> Result<String, ApplyError> {
         _ => None,
     };
     found.cloned().ok_or_else(|| {
-        ApplyError::conflict(format!("{} does not exist on the target (any more), or keeps no eligibility", binding.label()))
+        ApplyError::conflict(format!(
+            "{} does not exist on the target (any more), or keeps no eligibility",
+            binding.label()
+        ))
     })
 }
 
@@ -260,9 +263,13 @@ pub(super) fn calls(
             if let Some(approvers) = want.approvers.as_mut() {
                 let mut ids = Vec::with_capacity(approvers.len());
                 for a in approvers.iter() {
-                    ids.push(state.users.get(&key(a)).cloned().ok_or_else(|| {
-                        ApplyError::new(format!("the approver {a} does not exist on the target"))
-                    })?);
+                    ids.push(
+                        state
+                            .users
+                            .get(&key(a))
+                            .cloned()
+                            .ok_or_else(|| ApplyError::new(format!("the approver {a} does not exist on the target")))?,
+                    );
                 }
                 ids.sort();
                 *approvers = ids;
@@ -271,7 +278,11 @@ pub(super) fn calls(
                 .into_iter()
                 .map(|(rule, body)| {
                     (
-                        Call::new(Method::PATCH, format!("/policies/roleManagementPolicies/{policy}/rules/{rule}"), Some(body)),
+                        Call::new(
+                            Method::PATCH,
+                            format!("/policies/roleManagementPolicies/{policy}/rules/{rule}"),
+                            Some(body),
+                        ),
                         format!("set rule {rule} of what activating {} takes", binding.label()),
                         false,
                     )
