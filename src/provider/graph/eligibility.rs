@@ -50,13 +50,18 @@ fn unavailable(e: &GraphError) -> bool {
     matches!(e.status(), Some(400 | 403 | 404))
 }
 
+/// A binding's kind and lower-cased object name.
+type PolicyKey = (BindingKind, String);
+/// A role management policy's id, and its rules as read.
+type Policy = (String, Vec<Value>);
+
 /// The policies and ids keyward needs to write eligibility and activation rules.
 #[derive(Debug, Default)]
 pub(super) struct PimState {
     /// Whether eligibility could be read at all.
     pub available: bool,
     /// (binding kind, lower-cased object name) → (policy id, its rules as read).
-    pub policies: HashMap<(BindingKind, String), (String, Vec<Value>)>,
+    pub policies: HashMap<PolicyKey, Policy>,
     /// (binding kind, lower-cased object name, principal id) of every eligibility read or made.
     pub eligible: HashSet<(BindingKind, String, String)>,
 }
@@ -69,7 +74,7 @@ fn activation(
     binding: Binding,
     assignment: &Value,
     upn_by_id: &HashMap<&str, &str>,
-) -> Option<((BindingKind, String), (String, Vec<Value>), LiveActivation)> {
+) -> Option<(PolicyKey, Policy, LiveActivation)> {
     let policy = assignment.get("policy")?;
     let policy_id = str_of(policy, "id").or_else(|| str_of(assignment, "policyId"))?;
     let rules: Vec<Value> = policy.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
