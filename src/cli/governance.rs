@@ -175,6 +175,9 @@ pub struct ElevateArgs {
     /// With --apply: do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
+    /// With --apply: how long to wait for another run holding the state's lock.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = super::watch::parse_interval)]
+    pub lock_timeout: std::time::Duration,
     #[command(flatten)]
     pub approvers: ApproverArgs,
 }
@@ -326,6 +329,7 @@ pub async fn elevate(args: ElevateArgs, ctx: Context, printer: &Printer) -> CliR
         clock: ctx.clock,
         retry: ctx.retry,
         approvers: args.approvers.input(),
+        lock_timeout: args.lock_timeout,
     };
     let (before, elevated) = gov::elevate(&settings, &console)?;
     let r = &settings.request;

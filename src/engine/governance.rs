@@ -270,11 +270,11 @@ pub async fn certify_open(settings: &OpenSettings, observer: &dyn Observer) -> R
         (config, live, sign_ins)
     };
     let state = config.state();
-    let store = Store::local(state, dir);
-    let undelivered = store.undelivered()?;
+    let store = Store::open(state, dir)?;
+    let undelivered = store.undelivered().await?;
     let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(&config, None, Some(live_state), now);
-    let records = store.audit_records()?;
+    let records = store.audit_records().await?;
     let review = crate::review::review(&crate::review::ReviewInput {
         desired: state,
         live: &live,
@@ -420,6 +420,8 @@ pub struct ElevateSettings {
     pub clock: Clock,
     pub retry: RetryPolicy,
     pub approvers: ApproverInput,
+    /// How long `--apply` waits for another run holding the state's lock.
+    pub lock_timeout: std::time::Duration,
 }
 
 /// Writes the time-boxed grant into the configuration; returns it, and the configuration as
@@ -467,6 +469,7 @@ pub async fn prepare_elevation(
         retry: settings.retry,
         targets: Vec::new(),
         guards: Default::default(),
+        lock_timeout: settings.lock_timeout,
     };
     let mut prepared = super::apply::prepare_only(&apply_settings, &keep, observer).await?;
     if !prepared.plan.changes.iter().any(|c| c.action == Action::Assign) {
@@ -481,7 +484,7 @@ pub async fn prepare_elevation(
         "user": request.user, "role": request.role, "for": request.duration.to_string(),
         "until": elevated.until.to_string(), "reason": request.reason, "ticket": request.ticket,
     });
-    let undelivered = Store::local(after.state(), &settings.dir).undelivered()?;
+    let undelivered = Store::open(after.state(), &settings.dir)?.undelivered().await?;
     let live = super::policy::Live { targets: &prepared.live, undelivered: &undelivered };
     let mut findings = approvals::findings(&verdict);
     findings.extend(rego_with_approvals(

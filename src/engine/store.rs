@@ -110,6 +110,7 @@ impl Store {
                 detail: Some(format!("broke the lock held by {holder}")),
                 reason: None,
                 provenance: None,
+                approved_by: Vec::new(),
             })
             .await?;
         Ok(holder)
