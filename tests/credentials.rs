@@ -704,7 +704,8 @@ mod apply_path {
     async fn run(root: &std::path::Path, state: &DesiredState, seen: &Seen, now: Timestamp) -> Vec<Change> {
         let name = Name::new("directory").unwrap();
         let target = &state.settings.targets[&name];
-        let inner = FileProvider::open(target, &root.join(".keyward/directory.json"), Access::Write).unwrap();
+        let inner =
+            FileProvider::open(target, root, std::path::Path::new(".keyward/directory.json"), Access::Write).unwrap();
         let opened = Opened::from_provider(Box::new(Recording { inner, seen: seen.clone() }));
         let caps: BTreeMap<Name, Capabilities> = [(name.clone(), opened.capabilities().clone())].into();
         let (read, session) = opened.read().await.unwrap();

@@ -5,9 +5,11 @@
 //!   same folder created with mode 0600, fsynced, renamed over the old file, the folder
 //!   fsynced; a reader sees the old material or the new, never a torn file, and the file is
 //!   never readable by others, not even for an instant. Missing folders are created (0700).
+//!   No symbolic link below the configuration folder is followed, neither to write nor to
+//!   read what the sink holds (see [`crate::atomic::write_below`]).
 //! - `keyVault: {vault, secret}`: a new version of the secret (see [`super::keyvault`]).
 
-use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::keyvault::KeyVault;
@@ -32,10 +34,6 @@ impl Sinks {
         self
     }
 
-    fn file_path(&self, p: &str) -> PathBuf {
-        self.root.join(p)
-    }
-
     fn vault(&self, d: &Deliver) -> Result<&KeyVault, CredentialError> {
         self.key_vault.as_ref().ok_or_else(|| CredentialError::Deliver {
             sink: d.label(),
@@ -54,11 +52,13 @@ impl Sinks {
         end: Timestamp,
     ) -> Result<(), CredentialError> {
         match d {
-            Deliver::File(p) => {
-                let path = self.file_path(p);
-                write_private(&path, material.text().expose().as_bytes())
-                    .map_err(|e| CredentialError::Deliver { sink: d.label(), message: e.to_string() })
-            }
+            Deliver::File(p) => crate::atomic::write_below(
+                &self.root,
+                Path::new(p),
+                material.text().expose().as_bytes(),
+                crate::atomic::Access::Private,
+            )
+            .map_err(|e| CredentialError::Deliver { sink: d.label(), message: e.to_string() }),
             Deliver::KeyVault(k) => {
                 self.vault(d)?
                     .put_secret(&k.vault, &k.secret, material.text(), material.content_type(), start, end)
@@ -70,7 +70,7 @@ impl Sinks {
     /// What the sink holds now (the last delivered material), or `None`.
     pub async fn current(&self, d: &Deliver) -> Result<Option<Secret<String>>, CredentialError> {
         match d {
-            Deliver::File(p) => match fs::read_to_string(self.file_path(p)) {
+            Deliver::File(p) => match read_below(&self.root, Path::new(p)) {
                 Ok(t) => Ok(Some(Secret::new(t))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(CredentialError::Deliver { sink: d.label(), message: e.to_string() }),
@@ -78,6 +78,14 @@ impl Sinks {
             Deliver::KeyVault(k) => self.vault(d)?.get_secret(&k.vault, &k.secret).await,
         }
     }
+}
+
+/// The text of `root/rel`, following no symbolic link below `root`.
+fn read_below(root: &Path, rel: &Path) -> std::io::Result<String> {
+    let (folder, name) = crate::atomic::split(rel)?;
+    let mut text = String::new();
+    crate::atomic::Dir::below(root, folder, None)?.open_file(name, false, false)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Replaces `path` atomically with `bytes`, readable and writable by the owner only (see
@@ -89,6 +97,41 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    /// A link planted after validation, `.keyward/secrets -> elsewhere` or the file itself a
+    /// link to a file outside, is refused: nothing is written or read outside the folder.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_planted_symbolic_link_is_neither_written_through_nor_read() {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let sinks = Sinks::new(root.path());
+        let material = Material::Secret(Secret::new("generated-at-test-time".to_string()));
+        let now: Timestamp = chrono::Utc::now();
+        let deliver = Deliver::File(".keyward/secrets/bot.pem".into());
+
+        fs::create_dir(root.path().join(".keyward")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join(".keyward/secrets")).unwrap();
+        let e = sinks.deliver(&deliver, &material, now, now).await.unwrap_err();
+        assert!(e.to_string().contains("secrets is a symbolic link"), "{e}");
+        assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+
+        fs::remove_file(root.path().join(".keyward/secrets")).unwrap();
+        fs::create_dir(root.path().join(".keyward/secrets")).unwrap();
+        let victim = elsewhere.path().join("bashrc");
+        fs::write(&victim, "original").unwrap();
+        std::os::unix::fs::symlink(&victim, root.path().join(".keyward/secrets/bot.pem")).unwrap();
+        let e = sinks.deliver(&deliver, &material, now, now).await.unwrap_err();
+        assert!(e.to_string().contains("bot.pem is a symbolic link"), "{e}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "original");
+        assert!(sinks.current(&deliver).await.is_err(), "the link is not read either");
+
+        // Once the link is gone, delivery works and reads back.
+        fs::remove_file(root.path().join(".keyward/secrets/bot.pem")).unwrap();
+        sinks.deliver(&deliver, &material, now, now).await.unwrap();
+        assert_eq!(sinks.current(&deliver).await.unwrap().unwrap().expose(), "generated-at-test-time");
+    }
 
     #[cfg(unix)]
     #[test]

@@ -230,7 +230,7 @@ pub fn open_with(
 ) -> Result<Box<dyn Provider>, ProviderError> {
     use crate::model::config::Connection;
     match &target.connection {
-        Connection::File { path } => Ok(Box::new(file::FileProvider::open(target, &root.join(path), access)?)),
+        Connection::File { path } => Ok(Box::new(file::FileProvider::open(target, root, Path::new(path), access)?)),
         Connection::Scim { .. } => Ok(Box::new(scim::ScimProvider::open_with(target, root, access, retry)?)),
         Connection::Dataverse { .. } => {
             Ok(Box::new(dataverse::DataverseProvider::open_with(target, root, access, retry)?))

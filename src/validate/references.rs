@@ -406,6 +406,19 @@ impl Checker<'_, '_> {
                         .help("otherwise every new credential would be rotated at once"),
                     );
                 }
+                if let Some(crate::model::Deliver::File(file)) = &cred.deliver
+                    && let Err(e) = crate::atomic::confined(file)
+                {
+                    let mut at = p("deliver");
+                    at.push("file".into());
+                    self.report(
+                        Kind::ServiceAccount,
+                        name,
+                        &at,
+                        Diagnostic::error("path-outside-configuration", format!("deliver.file: {e}"))
+                            .help("write a path below the configuration folder, such as .keyward/secrets/NAME.pem"),
+                    );
+                }
                 if let Some(crate::model::Deliver::KeyVault(kv)) = &cred.deliver {
                     if !crate::model::KeyVaultSink::valid_secret_name(&kv.secret) {
                         self.report(

@@ -74,6 +74,9 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
             Diagnostic::warning("guard-disabled", "minAdmins.count is 0, so the guard never trips"),
         );
     }
+    if let Some(p) = file.audit.as_ref().and_then(|a| a.path.as_deref()) {
+        confined(sink, doc, &["audit".into(), "path".into()], "audit.path", p);
+    }
     if let Some(allowed) = &file.secrets {
         let refused = check_secrets(&sink.secret_uses, allowed, "keyward.yaml's own");
         sink.diags.extend(refused);
@@ -99,6 +102,24 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
         secrets: file.secrets,
         governance: file.governance.unwrap_or_default(),
     })
+}
+
+/// Reports `value` (the path of `field`) unless it stays inside the configuration folder (see
+/// [`crate::atomic::confined`]); says whether it does.
+fn confined(sink: &mut Sink, doc: &crate::load::Document, at: &[PathSeg], field: &str, value: &str) -> bool {
+    match crate::atomic::confined(value) {
+        Ok(_) => true,
+        Err(e) => {
+            sink.at(
+                doc,
+                at,
+                Diagnostic::error("path-outside-configuration", format!("{field}: {e}")).help(
+                    "keyward writes only below the configuration folder; write a relative path such as .keyward/NAME",
+                ),
+            );
+            false
+        }
+    }
 }
 
 /// Where keyward.yaml uses a secret reference.
@@ -525,7 +546,13 @@ fn resolve_target(
     };
     let users = t.users.unwrap_or(p.default_users());
     let connection = match p {
-        ProviderKind::File => Connection::File { path: require(sink, "path", &t.path)? },
+        ProviderKind::File => {
+            let p = require(sink, "path", &t.path)?;
+            if !confined(sink, doc, &path("path"), "path", &p) {
+                return None;
+            }
+            Connection::File { path: p }
+        }
         ProviderKind::Scim => {
             let url = require(sink, "url", &t.url);
             let token = require(sink, "token", &t.token).and_then(|v| secret(sink, doc, &path("token"), &v));

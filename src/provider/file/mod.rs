@@ -19,7 +19,8 @@
 
 mod document;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -36,7 +37,13 @@ use crate::plan::{Change, Operation};
 
 pub struct FileProvider {
     target: String,
+    /// Where the document is, for messages.
     path: PathBuf,
+    /// The document's folder, opened without following symbolic links below the
+    /// configuration folder; `None` when reading a directory whose folder does not exist yet.
+    dir: Option<crate::atomic::Dir>,
+    /// The document's file name in `dir`.
+    name: std::ffi::OsString,
     caps: Capabilities,
     access: Access,
     /// Held for the provider's lifetime; dropping it releases the lock. `None` when reading a
@@ -46,31 +53,33 @@ pub struct FileProvider {
 }
 
 impl FileProvider {
-    pub fn open(target: &Target, path: &Path, access: Access) -> Result<Self, ProviderError> {
+    /// The document `root/rel`. No symbolic link below `root` is followed, to write, read or
+    /// lock: one planted in the configuration folder is refused, naming it.
+    pub fn open(target: &Target, root: &Path, rel: &Path, access: Access) -> Result<Self, ProviderError> {
         let name = target.name.to_string();
         let io = |source: std::io::Error, p: &Path| ProviderError::Io {
             target: name.clone(),
             path: p.display().to_string(),
             source,
         };
-        if let Some(parent) = path.parent()
-            && access == Access::Write
-            && !parent.as_os_str().is_empty()
-        {
-            fs::create_dir_all(parent).map_err(|e| io(e, parent))?;
-        }
-        let lock_path = lock_path(path);
-        let lock = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(access == Access::Write)
-            .truncate(false)
-            .open(&lock_path)
-        {
-            Ok(f) => Some(f),
+        let path = root.join(rel);
+        let (folder, file_name) = crate::atomic::split(rel).map_err(|e| io(e, &path))?;
+        let file_name = file_name.to_os_string();
+        let writing = access == Access::Write;
+        let dir = match crate::atomic::Dir::below(root, folder, writing.then_some(0o777)) {
+            Ok(d) => Some(d),
+            // Reading a directory that was never written.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !writing => None,
+            Err(e) => return Err(io(e, &path)),
+        };
+        let lock_name = lock_name(&file_name);
+        let lock_path = path.with_file_name(&lock_name);
+        let lock = match dir.as_ref().map(|d| d.open_file(&lock_name, true, writing)) {
+            None => None,
+            Some(Ok(f)) => Some(f),
             // Reading a directory that was never written: nothing to lock.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && access != Access::Write => None,
-            Err(e) => return Err(io(e, &lock_path)),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound && !writing => None,
+            Some(Err(e)) => return Err(io(e, &lock_path)),
         };
         let lock = match lock {
             None => None,
@@ -107,7 +116,9 @@ impl FileProvider {
         };
         Ok(FileProvider {
             target: name,
-            path: path.to_path_buf(),
+            path,
+            dir,
+            name: file_name,
             caps: capabilities(ProviderKind::File),
             access,
             _lock: lock,
@@ -116,7 +127,15 @@ impl FileProvider {
     }
 
     fn load(&self) -> Result<DirectoryFile, ProviderError> {
-        match fs::read(&self.path) {
+        let read = || -> std::io::Result<Vec<u8>> {
+            let Some(dir) = &self.dir else {
+                return Err(std::io::ErrorKind::NotFound.into());
+            };
+            let mut bytes = Vec::new();
+            dir.open_file(&self.name, false, false)?.read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        match read() {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt {
                 target: self.target.clone(),
                 path: self.path.display().to_string(),
@@ -129,19 +148,21 @@ impl FileProvider {
         }
     }
 
-    /// Replaces the document atomically (see [`crate::atomic`]).
+    /// Replaces the document atomically (see [`crate::atomic`]), in the folder opened at
+    /// [`FileProvider::open`]; a symbolic link in the document's place is refused.
     fn save(&self, doc: &DirectoryFile) -> std::io::Result<()> {
-        crate::atomic::write_with(&self.path, crate::atomic::Access::Shared, |w| {
+        let dir = self.dir.as_ref().ok_or_else(|| std::io::Error::other("the directory was opened for reading"))?;
+        dir.replace_with(&self.name, crate::atomic::Access::Shared, true, |w| {
             serde_json::to_writer_pretty(&mut *w, doc).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
         })
     }
 }
 
-fn lock_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
+fn lock_name(name: &std::ffi::OsStr) -> std::ffi::OsString {
+    let mut s = name.to_owned();
     s.push(".lock");
-    PathBuf::from(s)
+    s
 }
 
 #[async_trait]
