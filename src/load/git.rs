@@ -16,6 +16,27 @@ pub enum GitError {
     Other(String),
 }
 
+/// The file mode git gives a symbolic link.
+const LINK_MODE: i32 = 0o120000;
+
+/// Where a link in `parent` to `target` points, relative to the folder, when it stays inside.
+fn inside(parent: &Path, target: &str) -> Option<PathBuf> {
+    let mut at: Vec<&str> = parent.iter().filter_map(|c| c.to_str()).collect();
+    if target.starts_with('/') {
+        return None;
+    }
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                at.pop()?;
+            }
+            p => at.push(p),
+        }
+    }
+    Some(at.iter().collect())
+}
+
 fn other(e: git2::Error) -> GitError {
     GitError::Other(e.message().to_string())
 }
@@ -66,6 +87,7 @@ pub fn load_revision(dir: &Path, rev: &str) -> Result<Loaded, LoadError> {
         }
     };
     let mut blobs: Vec<(PathBuf, git2::Oid)> = Vec::new();
+    let mut links: Vec<(PathBuf, git2::Oid)> = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
         let name = entry.name().unwrap_or("");
         if name.starts_with('.') {
@@ -73,15 +95,40 @@ pub fn load_revision(dir: &Path, rev: &str) -> Result<Loaded, LoadError> {
         }
         if entry.kind() == Some(ObjectType::Blob) {
             let path = Path::new(parent).join(name);
-            if is_config_file(&path) {
+            if is_config_file(&path) && entry.filemode() == LINK_MODE {
+                links.push((path, entry.id()));
+            } else if is_config_file(&path) {
                 blobs.push((path, entry.id()));
             }
         }
         TreeWalkResult::Ok
     })
     .map_err(other)?;
-    blobs.sort();
+    // A committed symbolic link is read as the file it names when that stays inside the
+    // folder, as when reading the working tree; otherwise it is an error naming it.
     let mut loaded = Loaded { root: dir.to_path_buf(), ..Loaded::default() };
+    for (path, oid) in links {
+        let blob = repo.find_blob(oid).map_err(other)?;
+        let target = String::from_utf8_lossy(blob.content()).into_owned();
+        let inside = inside(path.parent().unwrap_or(Path::new("")), &target)
+            .and_then(|t| tree.get_path(&t).ok())
+            .filter(|e| e.kind() == Some(ObjectType::Blob) && e.filemode() != LINK_MODE);
+        match inside {
+            Some(e) => blobs.push((path, e.id())),
+            None => loaded.diagnostics.push(
+                crate::diagnostic::Diagnostic::error(
+                    "link-outside-configuration",
+                    format!(
+                        "{} is a symbolic link to {target}, which is not a file inside the configuration folder",
+                        path.display()
+                    ),
+                )
+                .in_file(&path)
+                .help("keyward reads only files inside the configuration folder; copy the file in, or remove the link"),
+            ),
+        }
+    }
+    blobs.sort();
     for (path, oid) in blobs {
         let blob = repo.find_blob(oid).map_err(other)?;
         let size = blob.size() as u64;

@@ -100,18 +100,21 @@ pub fn load_files(root: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Result<Loaded,
     loaded.finish()
 }
 
-/// Reads the configuration folder at `root`.
+/// Reads the configuration folder at `root`. A symbolic link is followed when it stays inside
+/// the folder (a file is read through it; a folder is read where it really is, once); one that
+/// leaves the folder, or points nowhere, is an error naming it, never followed nor silently
+/// skipped.
 pub fn load_dir(root: &Path) -> Result<Loaded, LoadError> {
     let meta = fs::metadata(root).map_err(|source| LoadError::Io { path: root.to_path_buf(), source })?;
     if !meta.is_dir() {
         return Err(LoadError::NotADirectory(root.to_path_buf()));
     }
-    let mut paths = Vec::new();
-    walk(root, Path::new(""), &mut paths)?;
-    paths.sort();
-    let mut loaded = Loaded { root: root.to_path_buf(), ..Loaded::default() };
-    for rel in paths {
-        let full = root.join(&rel);
+    let real_root = fs::canonicalize(root).map_err(|source| LoadError::Io { path: root.to_path_buf(), source })?;
+    let mut found = Found::default();
+    walk(root, &real_root, Path::new(""), &mut found)?;
+    found.files.sort();
+    let mut loaded = Loaded { root: root.to_path_buf(), diagnostics: found.problems, ..Loaded::default() };
+    for (rel, full) in found.files {
         let size = fs::metadata(&full).map_err(|source| LoadError::Io { path: full.clone(), source })?.len();
         if size > MAX_FILE_BYTES {
             loaded.diagnostics.push(too_large(&rel, size));
@@ -121,6 +124,14 @@ pub fn load_dir(root: &Path) -> Result<Loaded, LoadError> {
         loaded.add_file(rel, bytes);
     }
     loaded.finish()
+}
+
+/// What [`walk`] finds: configuration files (relative path, where to read it) and links that
+/// leave the folder.
+#[derive(Default)]
+struct Found {
+    files: Vec<(PathBuf, PathBuf)>,
+    problems: Vec<Diagnostic>,
 }
 
 fn too_large(rel: &Path, size: u64) -> Diagnostic {
@@ -158,7 +169,7 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_string_lossy().starts_with('.')
 }
 
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+fn walk(root: &Path, real_root: &Path, rel: &Path, found: &mut Found) -> Result<(), LoadError> {
     let dir = root.join(rel);
     let entries = fs::read_dir(&dir).map_err(|source| LoadError::Io { path: dir.clone(), source })?;
     for entry in entries {
@@ -170,12 +181,51 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError
         let file_type = entry.file_type().map_err(|source| LoadError::Io { path: entry.path(), source })?;
         let child = rel.join(&name);
         if file_type.is_dir() {
-            walk(root, &child, out)?;
+            walk(root, real_root, &child, found)?;
         } else if file_type.is_file() && is_config_file(&child) {
-            out.push(child);
+            found.files.push((child, entry.path()));
+        } else if file_type.is_symlink() {
+            link(real_root, &child, &entry.path(), found);
         }
     }
     Ok(())
+}
+
+/// A symbolic link found at `rel` (`full` from the working folder): a configuration file inside
+/// the folder is read through it; a folder inside is already read where it is; anything that
+/// could hold configuration and leaves the folder, or a configuration file's link that points
+/// nowhere, is an error naming it.
+fn link(real_root: &Path, rel: &Path, full: &Path, found: &mut Found) {
+    let target = fs::read_link(full).map(|t| t.display().to_string()).unwrap_or_default();
+    let config = is_config_file(rel);
+    match fs::canonicalize(full) {
+        Ok(real) if real.starts_with(real_root) => {
+            if config && real.is_file() {
+                found.files.push((rel.to_path_buf(), real));
+            }
+        }
+        Ok(real) => {
+            if config || real.is_dir() {
+                found.problems.push(
+                    Diagnostic::error(
+                        "link-outside-configuration",
+                        format!("{} is a symbolic link to {target}, outside the configuration folder", rel.display()),
+                    )
+                    .in_file(rel)
+                    .help("keyward reads only files inside the configuration folder; copy the file in, or remove the link"),
+                );
+            }
+        }
+        Err(_) if config => found.problems.push(
+            Diagnostic::error(
+                "broken-link",
+                format!("{} is a symbolic link to {target}, which does not exist", rel.display()),
+            )
+            .in_file(rel)
+            .help("remove the link, or point it at a file inside the configuration folder"),
+        ),
+        Err(_) => {}
+    }
 }
 
 fn is_config_file(p: &Path) -> bool {
@@ -185,6 +235,11 @@ fn is_config_file(p: &Path) -> bool {
 impl Loaded {
     /// Adds one file's bytes, splitting YAML into documents.
     pub(crate) fn add_file(&mut self, rel: PathBuf, bytes: Vec<u8>) {
+        // A UTF-8 byte-order mark, as some Windows editors write, is not part of the text.
+        let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(rest) => rest.to_vec(),
+            None => bytes,
+        };
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
