@@ -113,6 +113,19 @@ pub fn split(rel: &Path) -> io::Result<(&Path, &OsStr)> {
     Ok((rel.parent().unwrap_or(Path::new("")), name))
 }
 
+/// How [`Dir::open_file`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// For reading.
+    Read,
+    /// For reading and writing, when it exists.
+    ReadWrite,
+    /// For reading and writing, created when missing, never truncated.
+    Create,
+    /// For reading and appending, created when missing.
+    Append,
+}
+
 /// An open folder: below a root, reached without following symbolic links.
 pub struct Dir {
     #[cfg(unix)]
@@ -164,12 +177,15 @@ mod sys {
             .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
     }
 
-    pub fn file(dir: &OwnedFd, name: &OsStr, write: bool, create: bool, mode: u32) -> io::Result<File> {
-        let mut flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        flags |= if write { OFlags::RDWR } else { OFlags::RDONLY };
-        if create {
-            flags |= OFlags::CREATE;
-        }
+    pub fn file(dir: &OwnedFd, name: &OsStr, how: Open, mode: u32) -> io::Result<File> {
+        let flags = OFlags::NOFOLLOW
+            | OFlags::CLOEXEC
+            | match how {
+                Open::Read => OFlags::RDONLY,
+                Open::ReadWrite => OFlags::RDWR,
+                Open::Create => OFlags::RDWR | OFlags::CREATE,
+                Open::Append => OFlags::RDWR | OFlags::CREATE | OFlags::APPEND,
+            };
         Ok(File::from(rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(mode as RawMode))?))
     }
 
@@ -255,13 +271,12 @@ impl Dir {
         &self.path
     }
 
-    /// Opens the file `name` in this folder, refusing it when it is a symbolic link: for
-    /// reading, or for reading and writing (with `create`, made with mode 0666 less the umask
-    /// when missing).
-    pub fn open_file(&self, name: &OsStr, write: bool, create: bool) -> io::Result<File> {
+    /// Opens the file `name` in this folder, refusing it when it is a symbolic link; a file
+    /// created is made with mode 0666 less the umask.
+    pub fn open_file(&self, name: &OsStr, how: Open) -> io::Result<File> {
         #[cfg(unix)]
         {
-            match sys::file(&self.fd, name, write, create, 0o666) {
+            match sys::file(&self.fd, name, how, 0o666) {
                 Err(_) if sys::is_link(&self.fd, name) => Err(link_refused(&self.path.join(name))),
                 r => r,
             }
@@ -272,7 +287,15 @@ impl Dir {
             if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
                 return Err(link_refused(&path));
             }
-            fs::OpenOptions::new().read(true).write(write).create(create).truncate(false).open(path)
+            let mut o = fs::OpenOptions::new();
+            o.read(true);
+            match how {
+                Open::Read => &mut o,
+                Open::ReadWrite => o.write(true),
+                Open::Create => o.write(true).create(true).truncate(false),
+                Open::Append => o.append(true).create(true),
+            }
+            .open(path)
         }
     }
 
@@ -480,7 +503,7 @@ mod tests {
         let e = Dir::below(root.path(), Path::new("secrets"), None).err().unwrap();
         assert!(e.to_string().contains("symbolic link"), "{e}");
         let dir = Dir::open(root.path()).unwrap();
-        let e = dir.open_file(OsStr::new("bot.pem"), true, true).unwrap_err();
+        let e = dir.open_file(OsStr::new("bot.pem"), Open::Create).unwrap_err();
         assert!(e.to_string().contains("symbolic link"), "{e}");
         assert_eq!(fs::read_to_string(&victim).unwrap(), "original");
     }

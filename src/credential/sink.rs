@@ -84,7 +84,9 @@ impl Sinks {
 fn read_below(root: &Path, rel: &Path) -> std::io::Result<String> {
     let (folder, name) = crate::atomic::split(rel)?;
     let mut text = String::new();
-    crate::atomic::Dir::below(root, folder, None)?.open_file(name, false, false)?.read_to_string(&mut text)?;
+    crate::atomic::Dir::below(root, folder, None)?
+        .open_file(name, crate::atomic::Open::Read)?
+        .read_to_string(&mut text)?;
     Ok(text)
 }
 

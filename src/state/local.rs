@@ -15,10 +15,13 @@
 //! acknowledged, so never part of the log), writes the records with one write and fsyncs them.
 //! A document is replaced by writing a temporary file with an unpredictable name (mode 0600),
 //! fsyncing it, renaming it over the old one and fsyncing the folder, so a crash leaves the old
-//! document or the new one. A document's version is the digest of its content.
+//! document or the new one. A document's version is the digest of its content. Every file is
+//! opened in a folder reached from the configuration folder without following a symbolic link
+//! (see [`crate::atomic::Dir`]): a link planted there is refused, naming it.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::ffi::OsStr;
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{Doc, DocName, Expect, LockHolder, LockId, LockStatus, StateError, StateStore, TryLock, Version};
+use crate::atomic::{Dir, Open};
 use crate::model::digest_bytes;
 
 /// How long an append or a document write waits for another process's short hold of a file
@@ -37,6 +41,9 @@ const FILE_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// The state in a folder on this machine.
 #[derive(Debug)]
 pub struct LocalStore {
+    /// The configuration folder, and the state folder relative to it.
+    root: PathBuf,
+    rel: PathBuf,
     dir: PathBuf,
     log: PathBuf,
     /// Locks this process holds, by id, with their open lock file (closing it frees the lock).
@@ -49,7 +56,8 @@ impl LocalStore {
     pub fn new(root: &Path, audit_path: &Path) -> LocalStore {
         let log = root.join(audit_path);
         let dir = log.parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
-        LocalStore { dir, log, held: Mutex::new(HashMap::new()) }
+        let rel = audit_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        LocalStore { root: root.to_path_buf(), rel, dir, log, held: Mutex::new(HashMap::new()) }
     }
 
     /// The audit log's path.
@@ -75,8 +83,17 @@ impl LocalStore {
         self.dir.join(name.file_name())
     }
 
-    fn create_dir(&self) -> Result<(), StateError> {
-        fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))
+    /// The state folder, reached without following a symbolic link below the configuration
+    /// folder; created when `create`.
+    fn folder(&self, create: bool) -> std::io::Result<Dir> {
+        Dir::below(&self.root, &self.rel, create.then_some(0o777))
+    }
+
+    /// The file `name` in the state folder (created with it for [`Open::Create`] and
+    /// [`Open::Append`]).
+    fn open(&self, name: &Path, how: Open) -> std::io::Result<File> {
+        let name = name.file_name().unwrap_or(OsStr::new(""));
+        self.folder(matches!(how, Open::Create | Open::Append))?.open_file(name, how)
     }
 }
 
@@ -151,7 +168,7 @@ impl StateStore for LocalStore {
     }
 
     async fn log_len(&self) -> Result<u64, StateError> {
-        match File::open(&self.log) {
+        match self.open(&self.log, Open::Read) {
             Ok(f) => committed_len(&f).map_err(self.io(&self.log)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(self.io(&self.log)(e)),
@@ -160,7 +177,7 @@ impl StateStore for LocalStore {
 
     async fn log_read(&self, from: u64, max: u64) -> Result<Vec<u8>, StateError> {
         let io = self.io(&self.log);
-        let mut file = match File::open(&self.log) {
+        let mut file = match self.open(&self.log, Open::Read) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(e)),
@@ -181,10 +198,7 @@ impl StateStore for LocalStore {
             return Err(StateError::Config("an append must end with a newline".into()));
         }
         let io = self.io(&self.log);
-        if let Some(parent) = self.log.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(&io)?;
-        }
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&self.log).map_err(&io)?;
+        let mut file = self.open(&self.log, Open::Append).map_err(&io)?;
         lock_exclusive(&file, &self.log, FILE_LOCK_WAIT).await?;
         let committed = committed_len(&file).map_err(&io)?;
         if committed != at {
@@ -200,11 +214,9 @@ impl StateStore for LocalStore {
     }
 
     async fn lock_try(&self, holder: &LockHolder, _lease: Duration) -> Result<TryLock, StateError> {
-        self.create_dir()?;
         let path = self.lock_path();
         let io = self.io(&path);
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(&io)?;
+        let mut file = self.open(&path, Open::Create).map_err(&io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Ok(TryLock::Held(read_holder(&file))),
@@ -243,7 +255,7 @@ impl StateStore for LocalStore {
     async fn lock_status(&self) -> Result<LockStatus, StateError> {
         let path = self.lock_path();
         let io = self.io(&path);
-        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+        let file = match self.open(&path, Open::ReadWrite) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockStatus::Free),
             Err(e) => return Err(io(e)),
@@ -281,7 +293,12 @@ impl StateStore for LocalStore {
 
     async fn doc_get(&self, name: DocName) -> Result<Option<Doc>, StateError> {
         let path = self.doc_path(name);
-        match fs::read(&path) {
+        let read = || -> std::io::Result<Vec<u8>> {
+            let mut bytes = Vec::new();
+            self.open(&path, Open::Read)?.read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        match read() {
             Ok(bytes) => {
                 let version = Version(digest_bytes(&bytes));
                 Ok(Some(Doc { bytes, version }))
@@ -292,15 +309,8 @@ impl StateStore for LocalStore {
     }
 
     async fn doc_put(&self, name: DocName, bytes: &[u8], expect: &Expect) -> Result<Version, StateError> {
-        self.create_dir()?;
         let lock_path = self.dir.join("documents.lock");
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(self.io(&lock_path))?;
+        let lock = self.open(&lock_path, Open::Create).map_err(self.io(&lock_path))?;
         lock_exclusive(&lock, &lock_path, FILE_LOCK_WAIT).await?;
         let current = self.doc_get(name).await?;
         let matches = match (expect, &current) {
@@ -312,7 +322,10 @@ impl StateStore for LocalStore {
             return Err(StateError::Conflict { what: format!("{}", self.doc_path(name).display()) });
         }
         let path = self.doc_path(name);
-        crate::atomic::write(&path, bytes, crate::atomic::Access::Private).map_err(self.io(&path))?;
+        let file_name = path.file_name().unwrap_or(OsStr::new(""));
+        self.folder(true)
+            .and_then(|d| d.replace_with(file_name, crate::atomic::Access::Private, true, |w| w.write_all(bytes)))
+            .map_err(self.io(&path))?;
         Ok(Version(digest_bytes(bytes)))
     }
 }
@@ -320,6 +333,32 @@ impl StateStore for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    /// The state folder a symbolic link planted below the configuration folder after
+    /// validation: the audit log, the run lock and the documents are neither written nor read
+    /// through it, and the outside stays empty.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn nothing_is_written_through_a_planted_symbolic_link() {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join(".keyward")).unwrap();
+        let store = LocalStore::new(root.path(), Path::new(".keyward/audit.jsonl"));
+        let link = |e: StateError| assert!(format!("{e:?}").contains("is a symbolic link"), "{e:?}");
+        link(store.log_append(0, b"{}\n").await.unwrap_err());
+        link(store.log_len().await.unwrap_err());
+        link(store.doc_put(DocName::Applied, b"{}", &Expect::Absent).await.unwrap_err());
+        link(store.doc_get(DocName::Applied).await.unwrap_err());
+        link(store.lock_try(&LockHolder::current(None).unwrap(), Duration::from_secs(60)).await.unwrap_err());
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+
+        // The same store in a real folder works.
+        std::fs::remove_file(root.path().join(".keyward")).unwrap();
+        assert_eq!(store.log_append(0, b"{}\n").await.unwrap(), 3);
+        store.doc_put(DocName::Applied, b"{}", &Expect::Absent).await.unwrap();
+        assert_eq!(store.doc_get(DocName::Applied).await.unwrap().unwrap().bytes, b"{}");
+    }
 
     #[test]
     fn the_committed_length_ends_at_the_last_newline() {

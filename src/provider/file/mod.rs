@@ -30,6 +30,7 @@ pub use document::{DirectoryFile, Editor, FileAccount, FileBinding, FileCredenti
 use super::{
     Access, ApplyError, Capabilities, IssueMaterial, IssueRequest, Issued, Provider, ProviderError, capabilities,
 };
+use crate::atomic::Open;
 use crate::credential::proof::SigningCertificate;
 use crate::model::CredentialType;
 use crate::model::{LiveTarget, ProviderKind, Target};
@@ -74,13 +75,14 @@ impl FileProvider {
         };
         let lock_name = lock_name(&file_name);
         let lock_path = path.with_file_name(&lock_name);
-        let lock = match dir.as_ref().map(|d| d.open_file(&lock_name, true, writing)) {
-            None => None,
-            Some(Ok(f)) => Some(f),
-            // Reading a directory that was never written: nothing to lock.
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound && !writing => None,
-            Some(Err(e)) => return Err(io(e, &lock_path)),
-        };
+        let lock =
+            match dir.as_ref().map(|d| d.open_file(&lock_name, if writing { Open::Create } else { Open::ReadWrite })) {
+                None => None,
+                Some(Ok(f)) => Some(f),
+                // Reading a directory that was never written: nothing to lock.
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound && !writing => None,
+                Some(Err(e)) => return Err(io(e, &lock_path)),
+            };
         let lock = match lock {
             None => None,
             Some(f) => {
@@ -132,7 +134,7 @@ impl FileProvider {
                 return Err(std::io::ErrorKind::NotFound.into());
             };
             let mut bytes = Vec::new();
-            dir.open_file(&self.name, false, false)?.read_to_end(&mut bytes)?;
+            dir.open_file(&self.name, Open::Read)?.read_to_end(&mut bytes)?;
             Ok(bytes)
         };
         match read() {
