@@ -357,8 +357,10 @@ pub async fn elevate(args: ElevateArgs, ctx: Context, printer: &Printer) -> CliR
     // The state stays locked from the read until here, whatever happened.
     let mut prepared = ready.prepared;
     let result: CliResult = async {
-        printer
-            .out(&output::plan_text::render(&prepared.plan, output::plan_text::TextOptions { color: printer.color_out }));
+        printer.out(&output::plan_text::render(
+            &prepared.plan,
+            output::plan_text::TextOptions { color: printer.color_out },
+        ));
         print_findings(printer, &prepared.findings, &prepared.config.loaded, true);
         if crate::policy::has_deny(&prepared.findings) {
             printer.err(&format!(

@@ -98,8 +98,9 @@ pub async fn prepare_only(
     let now = settings.clock.now;
     let undelivered = store.undelivered().await?;
     let previous = super::plan::last_applied(state, dir, observer).await?;
-    let mut changes = super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered, previous.as_ref())
-        .map_err(|errors| EngineError::Plan { errors })?;
+    let mut changes =
+        super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered, previous.as_ref())
+            .map_err(|errors| EngineError::Plan { errors })?;
     changes.retain(|c| keep(c));
     let plan = plan::assemble(changes, config.reference(dir), names, now);
     let live_state = Live { targets: &live, undelivered: &undelivered };

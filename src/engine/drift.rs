@@ -216,12 +216,10 @@ pub async fn check_read(
     let mut drift = Vec::new();
     for (commit, part) in &groups {
         let base = commit.and_then(|c| states.get(c)).unwrap_or(state);
-        let changes =
-            super::plan::compute(base, part, &open.capabilities, now, Some(base), &undelivered, None).map_err(|errors| {
-                match commit {
-                    Some(rev) => EngineError::BasePlan { rev: rev.to_string(), errors },
-                    None => EngineError::Plan { errors },
-                }
+        let changes = super::plan::compute(base, part, &open.capabilities, now, Some(base), &undelivered, None)
+            .map_err(|errors| match commit {
+                Some(rev) => EngineError::BasePlan { rev: rev.to_string(), errors },
+                None => EngineError::Plan { errors },
             })?;
         drift.extend(changes);
     }

@@ -51,7 +51,8 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
         confine_secrets(&config, base, &settings.dir, observer)?;
     }
     let (read, offline) = read?;
-    let undelivered = Store::open(base.map_or(config.state(), |(b, _)| b.state()), &settings.dir)?.undelivered().await?;
+    let undelivered =
+        Store::open(base.map_or(config.state(), |(b, _)| b.state()), &settings.dir)?.undelivered().await?;
     let applied = match base {
         Some(_) => None,
         None => last_applied(config.state(), &settings.dir, observer).await?,
@@ -191,8 +192,7 @@ pub async fn last_applied(
 ) -> Result<Option<DesiredState>, EngineError> {
     let store = Store::open(state, dir)?;
     let records = super::applied::last_applied(state, &store).await?;
-    let commit =
-        records.values().filter(|t| t.commit.is_some()).max_by_key(|t| t.at).and_then(|t| t.commit.clone());
+    let commit = records.values().filter(|t| t.commit.is_some()).max_by_key(|t| t.at).and_then(|t| t.commit.clone());
     Ok(super::evidence::baseline(dir, commit.as_deref(), observer))
 }
 

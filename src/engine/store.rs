@@ -252,6 +252,7 @@ impl Store {
                     detail: Some(format!("copied {} records from {}", head.records, from.location())),
                     reason: None,
                     provenance: None,
+                    approved_by: Vec::new(),
                 })
                 .await?;
             head = audit.head().clone();

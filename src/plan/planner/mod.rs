@@ -21,7 +21,7 @@
 //! It reads capabilities as data and never branches on a provider's name.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rustc_hash::FxHashMap;
 
