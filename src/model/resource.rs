@@ -461,100 +461,6 @@ impl fmt::Display for BindingKind {
     }
 }
 
-/// A non-human identity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ServiceAccount {
-    pub kind: ServiceAccountKind,
-    pub name: Name,
-    /// The User accountable for this account.
-    pub owner: Name,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roles: Vec<RoleGrant>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub credentials: Vec<CredentialSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub targets: Option<Vec<Name>>,
-}
-
-/// A credential keyward keeps fresh on a service account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CredentialSpec {
-    pub name: Name,
-    #[serde(rename = "type")]
-    pub kind: CredentialType,
-    /// How long a new credential is valid.
-    pub lifetime: Duration,
-    /// Rotate when the current credential expires within this long.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotate_before: Option<Duration>,
-    /// How long the old credential stays valid beside the new one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overlap: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_algorithm: Option<KeyAlgorithm>,
-    /// Where a new credential is delivered. It never appears anywhere else.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deliver: Option<Deliver>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CredentialType {
-    Secret,
-    Certificate,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeyAlgorithm {
-    EcdsaP256,
-    EcdsaP384,
-    #[serde(rename = "rsa-3072")]
-    Rsa3072,
-    #[serde(rename = "rsa-4096")]
-    Rsa4096,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum Deliver {
-    /// A file written with mode 0600, atomically.
-    File(String),
-    /// An Azure Key Vault secret.
-    KeyVault(KeyVaultSink),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KeyVaultSink {
-    pub vault: String,
-    pub secret: String,
-}
-
-impl Deliver {
-    /// Where a credential is delivered, as plans and errors show it: `file PATH` or
-    /// `keyVault VAULT/SECRET` (a location, never material).
-    pub fn label(&self) -> String {
-        match self {
-            Deliver::File(p) => format!("file {p}"),
-            Deliver::KeyVault(k) => format!("keyVault {}/{}", k.vault.trim_end_matches('/'), k.secret),
-        }
-    }
-}
-
-impl KeyVaultSink {
-    /// Whether `name` is a valid Key Vault secret name: 1 to 127 of `[0-9a-zA-Z-]`.
-    pub fn valid_secret_name(name: &str) -> bool {
-        (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    }
-}
-
 /// Sensitivity levels, from least to most sensitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -848,31 +754,8 @@ single_key_enum!(Deliver, "a map with one key: file or keyVault", {
     "keyVault" => KeyVault,
 });
 
+mod service_account;
+pub use self::service_account::*;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bindings_are_single_key_maps() {
-        let b: Binding = serde_yaml::from_str("{group: admins}").unwrap();
-        assert_eq!(b, Binding::Group("admins".into()));
-        let b: Binding = serde_yaml::from_str("appRole: {app: Portal, role: Approver}").unwrap();
-        assert_eq!(b.label(), "appRole Portal/Approver");
-        let e = serde_yaml::from_str::<Binding>("{grop: admins}").unwrap_err().to_string();
-        assert!(e.contains("unknown variant `grop`"), "{e}");
-        let e = serde_yaml::from_str::<Binding>("{group: a, securityRole: b}").unwrap_err().to_string();
-        assert!(e.contains("remove `securityRole`"), "{e}");
-        // JSON round trip, as plans store bindings.
-        let json = serde_json::to_string(&Binding::SecurityRole("X".into())).unwrap();
-        assert_eq!(json, r#"{"securityRole":"X"}"#);
-    }
-
-    #[test]
-    fn role_grants_take_both_shapes() {
-        let g: Vec<RoleGrant> = serde_yaml::from_str("[a, {role: b, expires: 2027-01-31, ticket: T-1}]").unwrap();
-        assert_eq!(g[0].role().as_str(), "a");
-        assert_eq!(g[1].expires().unwrap().to_string(), "2027-01-31");
-        let e = serde_yaml::from_str::<Vec<RoleGrant>>("[{role: b, expire: 2027-01-31}]").unwrap_err().to_string();
-        assert!(e.contains("unknown field `expire`"), "{e}");
-    }
-}
+mod tests;

@@ -1,0 +1,25 @@
+use super::*;
+
+#[test]
+fn bindings_are_single_key_maps() {
+    let b: Binding = serde_yaml::from_str("{group: admins}").unwrap();
+    assert_eq!(b, Binding::Group("admins".into()));
+    let b: Binding = serde_yaml::from_str("appRole: {app: Portal, role: Approver}").unwrap();
+    assert_eq!(b.label(), "appRole Portal/Approver");
+    let e = serde_yaml::from_str::<Binding>("{grop: admins}").unwrap_err().to_string();
+    assert!(e.contains("unknown variant `grop`"), "{e}");
+    let e = serde_yaml::from_str::<Binding>("{group: a, securityRole: b}").unwrap_err().to_string();
+    assert!(e.contains("remove `securityRole`"), "{e}");
+    // JSON round trip, as plans store bindings.
+    let json = serde_json::to_string(&Binding::SecurityRole("X".into())).unwrap();
+    assert_eq!(json, r#"{"securityRole":"X"}"#);
+}
+
+#[test]
+fn role_grants_take_both_shapes() {
+    let g: Vec<RoleGrant> = serde_yaml::from_str("[a, {role: b, expires: 2027-01-31, ticket: T-1}]").unwrap();
+    assert_eq!(g[0].role().as_str(), "a");
+    assert_eq!(g[1].expires().unwrap().to_string(), "2027-01-31");
+    let e = serde_yaml::from_str::<Vec<RoleGrant>>("[{role: b, expire: 2027-01-31}]").unwrap_err().to_string();
+    assert!(e.contains("unknown field `expire`"), "{e}");
+}
