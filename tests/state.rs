@@ -987,6 +987,20 @@ fn three_clones_share_one_lock_state_and_chain() {
     for actor in ["runner-1", "runner-2", "runner-3"] {
         assert!(actors.iter().any(|a| a == actor), "{actor} wrote to the shared chain");
     }
+
+    // Drift from another clone, with a change merged there but not applied: the commit the
+    // shared state records as applied is the comparison, and the new user is pending, not drift.
+    let dir = clones[1].path().join("config");
+    std::fs::write(
+        dir.join("users/new-hire.yaml"),
+        "kind: User\nname: new.hire\nuserName: new.hire@northwind.example\ndisplayName: New Hire\n",
+    )
+    .unwrap();
+    support::commit_all(&dir, "A new hire", "Andrew Fuller", None);
+    let d = ran(keyward(&dir, "runner-2", &["drift", "."]).output().unwrap());
+    assert_eq!(d.code, 0, "a merged, unapplied change is not drift\n{}\n{}", d.stdout, d.stderr);
+    assert!(d.stdout.contains(&format!("last applied, commit {}", &commit[..12])), "{}", d.stdout);
+    assert!(d.stdout.contains("Pending: 1 change") && d.stdout.contains("directory.user.new.hire"), "{}", d.stdout);
 }
 
 /// `state migrate` copies a local state into the Azure one another settings file selects: the
