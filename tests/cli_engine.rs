@@ -637,13 +637,10 @@ fn state_migrate_copies_the_chain_and_the_documents() {
     let r = s.run(&["state", "migrate", "{dir}", "--to", "{dir}/keyward.yaml"]);
     r.expect(1);
     assert!(r.stderr.contains("this configuration's own settings"), "{}", r.stderr);
-    // Another settings file selecting the same state.
-    std::fs::write(
-        dest.path().join("same.yaml"),
-        format!("version: 1\naudit: {{path: {}}}\n", s.path(".keyward/audit.jsonl").display()),
-    )
-    .unwrap();
-    let r = s.run(&["state", "migrate", "{dir}", "--to", dest.path().join("same.yaml").to_str().unwrap()]);
+    // Another settings file selecting the same state (audit paths are relative to the folder of
+    // their settings file, so it sits beside keyward.yaml).
+    std::fs::write(s.path("same.yaml"), "version: 1\naudit: {path: .keyward/audit.jsonl}\n").unwrap();
+    let r = s.run(&["state", "migrate", "{dir}", "--to", s.path("same.yaml").to_str().unwrap()]);
     r.expect(1);
     assert!(r.stderr.contains("they are the same state"), "{}", r.stderr);
 }

@@ -33,7 +33,10 @@ impl LogSettings {
     /// never a silent read of a local file that is not the log.
     pub fn store(&self) -> Result<Store, EngineError> {
         if let Some(l) = &self.log {
-            return Ok(Store::with_backend(Arc::new(LocalStore::new(Path::new(""), l))));
+            // A log named on the command line may be anywhere: its folder is the store's root.
+            let folder = l.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let name = l.file_name().map(Path::new).unwrap_or(l);
+            return Ok(Store::with_backend(Arc::new(LocalStore::new(folder, name))));
         }
         let file = self.dir.join(crate::load::SETTINGS_FILE);
         let Ok(bytes) = std::fs::read(&file) else {
