@@ -33,7 +33,7 @@ use keyward::model::config::Connection;
 use keyward::model::{Binding, Name, SecretRef, Target, UserAttrs, UsersScope};
 use keyward::plan::{Action, Address, Change, ObjectKind, Operation, Principal, Reason, ReasonKind};
 use keyward::provider::{self, Access, Provider};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Runs one test body against each SCIM server: one `#[test]` per name, calling `$body(kind)`.
 macro_rules! on_each_server {
@@ -364,6 +364,45 @@ fn users_who_leave_are_disabled_then_deleted_without_bulk() {
     users_who_leave_are_disabled_then_deleted(&server);
     assert_eq!(count(&server.requests(), "DELETE", "/v2/Users/"), 2);
 }
+
+/// Users who leave git while `removedUsers: delete` is set are deleted in one apply, with no
+/// revoke of their memberships first: the delete takes them with it, and a revoke sent to the
+/// server for a user being deleted only gave the apply a way to fail.
+fn users_who_leave_are_deleted_without_revokes_first(kind: Kind) {
+    let server = Server::start_kind(kind);
+    let dir = synthetic(&server, 10, 4, 2);
+    let yaml = dir.path().join("keyward.yaml");
+    let mut text_yaml = std::fs::read_to_string(&yaml).unwrap();
+    text_yaml.push_str("lifecycle:\n  removedUsers: delete\n");
+    std::fs::write(&yaml, text_yaml).unwrap();
+    expect_exit(&keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]), 0);
+    assert_eq!(server.users().len(), 10);
+    // user00008 and user00009 leave (nobody reports to them).
+    harness::write_users(dir.path(), 0..8, 4, 2);
+    let mut seen = Vec::new();
+    let o = run(&server, dir.path(), &["apply", "--auto-approve", "."], &mut seen);
+    let (out, err) = text(&o);
+    assert!(out.contains("0 to revoke") && out.contains("2 to delete"), "{out}\n{err}");
+    expect_exit(&o, 0);
+    assert!(seen.iter().all(|r| r.status < 400), "{seen:#?}");
+    assert_eq!(server.users().len(), 8);
+    // scim2-server keeps a deleted user's id in its groups (a reference to no one, which grants
+    // nothing); django-scim2 drops it. Either way no group holds a user who still exists.
+    let ids: Vec<Value> = server.users().iter().map(|u| u["id"].clone()).collect();
+    let members: usize = server
+        .groups()
+        .iter()
+        .flat_map(|g| g["members"].as_array().cloned().unwrap_or_default())
+        .filter(|m| ids.contains(&m["value"]))
+        .count();
+    assert_eq!(members, 8 * 2, "only the remaining users are members");
+    expect_exit(&keyward(dir.path(), &server.token, &["plan", "--detailed-exitcode", "."]), 0);
+}
+
+on_each_server!(users_who_leave_are_deleted_without_revokes_first:
+    users_who_leave_are_deleted_without_revokes_first_on_scim2_server => Kind::Scim2Server,
+    users_who_leave_are_deleted_without_revokes_first_on_django_scim2 => Kind::DjangoScim2,
+);
 
 // ---------------------------------------------------------------------------------------------
 // Through the library: races that a single command cannot stage.

@@ -121,6 +121,9 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
                 (out, result)
             },
         );
+        if caps.restorable_days.is_none() {
+            drop_revokes_of_deleted(&accounts, &mut bindings);
+        }
         changes.append(&mut accounts);
         changes.append(&mut bindings);
         if let Err(mut e) = result {
@@ -132,6 +135,27 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
     }
     sort_for_apply(&mut changes, input.capabilities);
     Ok(changes)
+}
+
+/// Drops the revokes of users whose account `accounts` deletes: the delete removes their
+/// memberships with them, and a revoke sent first can only fail (a server refusing the member
+/// path, a user already gone) where the delete would succeed. Only where deleted users cannot be
+/// restored: a restore would bring back memberships that were not revoked.
+fn drop_revokes_of_deleted(accounts: &[Change], bindings: &mut Vec<Change>) {
+    let deleted: HashSet<Cow<str>> = accounts
+        .iter()
+        .filter_map(|c| match &c.operation {
+            Operation::DeleteUser { user_name } => Some(lower_key(user_name)),
+            _ => None,
+        })
+        .collect();
+    if deleted.is_empty() {
+        return;
+    }
+    bindings.retain(|c| match &c.operation {
+        Operation::Revoke { principal: Principal::User(u), .. } => !deleted.contains(&lower_key(u)),
+        _ => true,
+    });
 }
 
 /// A plan error for each user in git whose userName matches more than one live account
