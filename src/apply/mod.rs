@@ -3,7 +3,9 @@
 //! Guarantees: changes run phase by phase in the plan's order (accounts, updates,
 //! assignments, rotations, revocations, disables, deletions) and, within a phase, target by
 //! target with directories before ERPs; a change whose prerequisite failed in this run (the
-//! account or group it needs was not created) is skipped, not attempted; every attempted or
+//! account or group it needs was not created, or the manager an update sets) is skipped, not
+//! attempted, and a change that failed because its manager's creation failed is reported skipped,
+//! naming the manager; every attempted or
 //! skipped change gets an audit record (appended to the state's chain) before the next phase starts; every failure is
 //! returned, not just the first. Apply never re-decides what to change: callers re-plan and
 //! re-run, and providers make each operation idempotent so a re-run converges.
@@ -157,6 +159,21 @@ pub async fn execute_with(
         let mut to_apply: Vec<&Change> = Vec::with_capacity(run.len());
         let mut slots: Vec<Option<ChangeOutcome>> = Vec::with_capacity(run.len());
         for c in run {
+            // An update that sets a manager whose creation failed waits for a re-run (a
+            // creation goes ahead: a provider makes it without the reference, or fails it as
+            // below).
+            if matches!(c.operation, Operation::UpdateUser { .. })
+                && let Some(m) = failed_manager(c, &target, &failed_users)
+            {
+                slots.push(Some(ChangeOutcome {
+                    address: c.address.to_string(),
+                    action: c.action.to_string(),
+                    outcome: Outcome::Skipped,
+                    error: Some(format!("skipped: its manager {m} could not be created")),
+                    conflict: false,
+                }));
+                continue;
+            }
             let blocked = match &c.operation {
                 Operation::AddCredential { account, .. } => failed_sas.contains(&(target.clone(), account.clone())),
                 Operation::Assign { principal, binding } | Operation::Revoke { principal, binding } => {
@@ -224,6 +241,17 @@ pub async fn execute_with(
                 error: result.err().map(|e| if e.conflict { format!("{CONFLICT}: {e}") } else { e.to_string() }),
             });
         }
+        // A creation in the same batch as its manager's fails with it (a Bulk request's
+        // reference to a failed creation): the prerequisite failed, not the change.
+        for (slot, c) in slots.iter_mut().zip(run) {
+            if let Some(o) = slot.as_mut().filter(|o| o.outcome == Outcome::Failed && !o.conflict)
+                && let Some(m) = failed_manager(c, &target, &failed_users)
+            {
+                o.outcome = Outcome::Skipped;
+                let said = o.error.take().unwrap_or_default();
+                o.error = Some(format!("skipped: its manager {m} could not be created ({said})"));
+            }
+        }
         for ((slot, detail), c) in slots.into_iter().zip(details).zip(run) {
             let o = slot.expect("every slot filled");
             entries.push(Entry {
@@ -247,6 +275,16 @@ pub async fn execute_with(
         i = j;
     }
     Ok(report)
+}
+
+/// The manager `c` sets, when that manager's creation failed in this run.
+fn failed_manager<'c>(c: &'c Change, target: &Name, failed_users: &HashSet<(Name, String)>) -> Option<&'c str> {
+    let manager = match &c.operation {
+        Operation::CreateUser { attrs, .. } => attrs.manager.as_deref(),
+        Operation::UpdateUser { set, .. } => set.manager.as_deref(),
+        _ => None,
+    }?;
+    failed_users.contains(&(target.clone(), manager.to_lowercase())).then_some(manager)
 }
 
 fn is_credential(c: &Change) -> bool {
@@ -416,6 +454,100 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    /// A target that refuses to create `mgr`, and, as a Bulk request does, fails a creation
+    /// that refers to a creation failed in the same batch; records what reached it.
+    struct NoManager {
+        caps: Capabilities,
+        seen: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Provider for NoManager {
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+        async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
+            Ok(LiveTarget::default())
+        }
+        async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {
+            self.seen.lock().unwrap().extend(changes.iter().map(|c| c.address.name.clone()));
+            changes
+                .iter()
+                .map(|c| match &c.operation {
+                    Operation::CreateUser { user_name, .. } if user_name == "mgr" => {
+                        Err(ApplyError::new("userName mgr is refused"))
+                    }
+                    Operation::CreateUser { attrs, .. } if attrs.manager.as_deref() == Some("mgr") => {
+                        Err(ApplyError::new("bulkId:u1 refers to a failed operation"))
+                    }
+                    _ => Ok(()),
+                })
+                .collect()
+        }
+    }
+
+    fn with_manager(target: &Name, name: &str, action: Action) -> Change {
+        let attrs = UserAttrs { manager: Some("mgr".into()), ..Default::default() };
+        let operation = match action {
+            Action::Create => Operation::CreateUser { user_name: name.into(), attrs, active: true },
+            _ => Operation::UpdateUser { user_name: name.into(), set: attrs },
+        };
+        Change::new(
+            Address::new(target, ObjectKind::User, name),
+            action,
+            Reason::new(ReasonKind::Config, "manager differs from the configuration"),
+            operation,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_change_whose_manager_failed_to_be_created_is_skipped_naming_the_manager() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Name::new("t").unwrap();
+        let create_mgr = Change::new(
+            Address::new(&target, ObjectKind::User, "mgr"),
+            Action::Create,
+            Reason::new(ReasonKind::Config, "not on the target"),
+            Operation::CreateUser { user_name: "mgr".into(), attrs: UserAttrs::default(), active: true },
+        );
+        // "ann" sorts before "mgr": her outcome is decided after the whole batch.
+        let mut changes =
+            vec![create_mgr, with_manager(&target, "ann", Action::Create), with_manager(&target, "bo", Action::Update)];
+        crate::plan::sort_for_apply(&mut changes, &BTreeMap::new());
+        let plan = crate::plan::assemble(
+            changes,
+            ConfigRef { digest: "d".into(), commit: None },
+            vec![target.clone()],
+            chrono::Utc::now(),
+        );
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let fake = NoManager { caps: capabilities(ProviderKind::Scim), seen: seen.clone() };
+        let (_, session) = Opened::from_provider(Box::new(fake)).read().await.unwrap();
+        let mut providers: BTreeMap<Name, Session<Writing>> = [(target, session)].into();
+        let store: Arc<dyn StateStore> =
+            Arc::new(crate::state::local::LocalStore::new(dir.path(), std::path::Path::new("audit.jsonl")));
+        let mut audit = AuditTrail::open(store.clone()).await.unwrap();
+        let ctx = AuditContext {
+            actor: "test".into(),
+            commit: None,
+            plan_hash: "h".into(),
+            clock: chrono::Utc::now,
+            provenance: None,
+            approvals: Default::default(),
+        };
+        let creds = CredentialContext { sinks: Sinks::new(dir.path()), state: store, now: chrono::Utc::now() };
+        let report = execute_with(&plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap();
+        let outcome = |a: &str| report.outcomes.iter().find(|o| o.address == a).unwrap();
+        assert_eq!(outcome("t.user.mgr").outcome, Outcome::Failed);
+        for a in ["t.user.ann", "t.user.bo"] {
+            assert_eq!(outcome(a).outcome, Outcome::Skipped, "{a}");
+            assert!(outcome(a).error.as_deref().unwrap().contains("its manager mgr could not be created"), "{a}");
+        }
+        assert!(outcome("t.user.ann").error.as_deref().unwrap().contains("bulkId:u1"), "the server's word is kept");
+        assert_eq!(report.count(Outcome::Failed), 1);
+        assert!(!seen.lock().unwrap().contains(&"bo".to_string()), "the update was not sent");
     }
 
     fn update(target: &Name, name: &str) -> Change {
