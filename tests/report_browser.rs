@@ -258,7 +258,7 @@ async fn the_report_renders_sorts_filters_prints_and_stays_offline_in_chromium()
              .find(r => r.cells[0].getAttribute('data-sort') === 'anne.dodsworth').innerText")
         .await;
     let anne = anne.as_str().unwrap();
-    for needle in ["PR #7", "Laura Callahan", "approved", "applied by andrew-fuller", "users/finance.yaml:71"] {
+    for needle in ["PR #7", "Laura Callahan", "approved", "applied by andrew-fuller", "users/finance.yaml:73"] {
         assert!(anne.contains(needle), "{needle} in {anne}");
     }
     // The pull request links to the page CI recorded for it (the repository has no remote).
