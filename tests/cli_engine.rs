@@ -313,6 +313,8 @@ fn a_saved_plan_applies_exactly_and_a_stale_one_is_refused() {
     r.expect(1);
     assert!(r.stderr.contains("stale") && r.stderr.contains("directory.user.steven.buchanan"), "{}", r.stderr);
     assert_eq!(find_user(&mut s.directory(), "steven.buchanan@northwind.example")["jobTitle"], "Head of IT");
+    // The refusal left the state unlocked: the next run need not wait.
+    s.run(&["apply", "{dir}", "--auto-approve", "--lock-timeout", "0"]).expect(0);
 
     // A plan whose configuration changed since is refused.
     s.run(&["plan", "{dir}", "--out", &plan_arg]).expect(0);

@@ -1060,3 +1060,28 @@ fn state_migrate_copies_a_local_state_into_azure() {
     assert!(refused.stderr.contains("source audit log is damaged at line 1"), "{}", refused.stderr);
     assert_eq!(record_actors(&remote).len() as u64, n + 1);
 }
+
+/// A saved plan refused as stale after the lock was taken releases the lease at once: before,
+/// the refusal returned with the lease held, and the next run waited for it to run out.
+#[test]
+#[ignore = "needs azurite: cargo xtask test"]
+fn a_stale_saved_plan_leaves_the_azure_state_unlocked() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::azure());
+    let dir = env.root().join("stale");
+    remote_config(&env, &dir, 0);
+    run_ok(&dir, "runner", &["apply", ".", "--auto-approve"]);
+    let users = std::fs::read_to_string(dir.join("users/it.yaml")).unwrap();
+    std::fs::write(dir.join("users/it.yaml"), users.replace("jobTitle: Head of IT", "jobTitle: CIO")).unwrap();
+    let plan_file = env.root().join("stale.plan.json");
+    run_ok(&dir, "runner", &["plan", ".", "--out", plan_file.to_str().unwrap()]);
+    // The live object the plan was made from changes before the apply.
+    let live_path = dir.join(".keyward/directory.json");
+    let live = std::fs::read_to_string(&live_path).unwrap();
+    assert!(live.contains("\"department\": \"IT\""), "{live}");
+    std::fs::write(&live_path, live.replacen("\"department\": \"IT\"", "\"department\": \"Elsewhere\"", 1)).unwrap();
+    let r = ran(keyward(&dir, "runner", &["apply", plan_file.to_str().unwrap(), "--config", "."]).output().unwrap());
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("stale"), "{}", r.stderr);
+    run_ok(&dir, "runner", &["apply", ".", "--auto-approve", "--lock-timeout", "0"]);
+}

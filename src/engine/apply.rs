@@ -88,23 +88,29 @@ pub async fn prepare_only(
     let names = super::config::select_targets(&state.settings, &settings.targets)?;
     let store = Store::open(state, dir)?;
     let lock = store.lock(crate::load::commit_of(dir), settings.lock_timeout).await?;
-    let (live, open) = match Targets::<Writing>::read(&state.settings, dir, &names, settings.retry, observer).await {
-        Ok(read) => read,
+    // Whatever fails from here on releases the lock before returning.
+    let planned = async {
+        let (live, open) = Targets::<Writing>::read(&state.settings, dir, &names, settings.retry, observer).await?;
+        let now = settings.clock.now;
+        let undelivered = store.undelivered().await?;
+        let previous = super::plan::last_applied(state, dir, observer).await?;
+        let mut changes =
+            super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered, previous.as_ref())
+                .map_err(|errors| EngineError::Plan { errors })?;
+        changes.retain(|c| keep(c));
+        let plan = plan::assemble(changes, config.reference(dir), names, now);
+        let live_state = Live { targets: &live, undelivered: &undelivered };
+        let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), now);
+        Ok::<_, EngineError>((live, open, plan, findings))
+    }
+    .await;
+    let (live, open, plan, findings) = match planned {
+        Ok(p) => p,
         Err(e) => {
             release_quietly(&store, lock).await;
             return Err(e);
         }
     };
-    let now = settings.clock.now;
-    let undelivered = store.undelivered().await?;
-    let previous = super::plan::last_applied(state, dir, observer).await?;
-    let mut changes =
-        super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered, previous.as_ref())
-            .map_err(|errors| EngineError::Plan { errors })?;
-    changes.retain(|c| keep(c));
-    let plan = plan::assemble(changes, config.reference(dir), names, now);
-    let live_state = Live { targets: &live, undelivered: &undelivered };
-    let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), now);
     Ok(Prepared {
         config,
         plan,
@@ -168,35 +174,42 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     }
     let store = Store::open(state, dir)?;
     let lock = store.lock(saved.configuration.commit.clone(), settings.lock_timeout).await?;
-    let (live, open) =
-        match Targets::<Writing>::read(&state.settings, dir, &saved.targets, settings.retry, observer).await {
-            Ok(read) => read,
-            Err(e) => {
-                release_quietly(&store, lock).await;
-                return Err(e);
-            }
+    // Whatever fails from here on (a stale plan too) releases the lock before returning.
+    let checked = async {
+        let (live, open) =
+            Targets::<Writing>::read(&state.settings, dir, &saved.targets, settings.retry, observer).await?;
+        let now = settings.clock.now;
+        let undelivered = store.undelivered().await?;
+        // A plan split against a base labels its changes against that base, and takes what keyward
+        // managed from it: so does the fresh one.
+        let base = match &saved.base {
+            Some(split) => Some(super::config::load_base(dir, &split.revision, observer)?),
+            None => None,
         };
-    let now = settings.clock.now;
-    let undelivered = store.undelivered().await?;
-    // A plan split against a base labels its changes against that base, and takes what keyward
-    // managed from it: so does the fresh one.
-    let base = match &saved.base {
-        Some(split) => Some(super::config::load_base(dir, &split.revision, observer)?),
-        None => None,
-    };
-    let previous = match &base {
-        Some(b) => Some(b.state().clone()),
-        None => super::plan::last_applied(state, dir, observer).await?,
-    };
-    let baseline = base.as_ref().map(|b| b.state());
-    let fresh = super::plan::compute(state, &live, &open.capabilities, now, baseline, &undelivered, previous.as_ref())
-        .map_err(|errors| EngineError::Plan { errors })?;
-    let stale = stale_changes(&saved, &fresh);
-    if !stale.is_empty() {
-        return Err(SavedPlanError::Stale { stale }.into());
+        let previous = match &base {
+            Some(b) => Some(b.state().clone()),
+            None => super::plan::last_applied(state, dir, observer).await?,
+        };
+        let baseline = base.as_ref().map(|b| b.state());
+        let fresh =
+            super::plan::compute(state, &live, &open.capabilities, now, baseline, &undelivered, previous.as_ref())
+                .map_err(|errors| EngineError::Plan { errors })?;
+        let stale = stale_changes(&saved, &fresh);
+        if !stale.is_empty() {
+            return Err(SavedPlanError::Stale { stale }.into());
+        }
+        let live_state = Live { targets: &live, undelivered: &undelivered };
+        let findings = super::policy::evaluate_config(&config, Some(&saved), Some(live_state), now);
+        Ok::<_, EngineError>((live, open, findings))
     }
-    let live_state = Live { targets: &live, undelivered: &undelivered };
-    let findings = super::policy::evaluate_config(&config, Some(&saved), Some(live_state), now);
+    .await;
+    let (live, open, findings) = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            release_quietly(&store, lock).await;
+            return Err(e);
+        }
+    };
     Ok(Prepared {
         config,
         plan: saved,

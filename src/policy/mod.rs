@@ -142,7 +142,7 @@ pub fn evaluate(ctx: &PolicyContext) -> Vec<Finding> {
 }
 
 /// [`evaluate`], with the approvals of a change given to Rego policies as `input.approvals`
-/// (the JSON of [`crate::governance::approvals::Verdict`]).
+/// (a JSON value the caller builds; docs/policies.md gives its shape).
 pub fn evaluate_with_approvals(ctx: &PolicyContext, approvals: Option<&serde_json::Value>) -> Vec<Finding> {
     let mut out = Vec::new();
     if ctx.options.builtin {
