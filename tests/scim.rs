@@ -766,3 +766,26 @@ fn accounts_whose_user_names_differ_only_in_case_are_a_plan_error() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "needs django-scim2: cargo xtask test"]
+fn an_enable_is_sent_alone_when_the_service_refuses_an_attribute_beside_it() {
+    // django-scim2's stock user adapter answers 501 to a PATCH of `title`: sent in the same
+    // PATCH as `active: true`, the refusal left the account disabled.
+    let server = Server::start_kind(Kind::DjangoScim2Stock);
+    let dir = quickstart(&server);
+    keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]);
+    assert_eq!(server.user("tomas.novak@northwind.example")["active"], false);
+    let sales = dir.path().join("users/sales.yaml");
+    let text_sales = std::fs::read_to_string(&sales).unwrap();
+    let rejoined = text_sales
+        .replacen("jobTitle: Sales Representative\nmanager: robert.king\nemployeeId: \"E1011\"\nstatus: disabled", "jobTitle: Account Manager\nmanager: robert.king\nemployeeId: \"E1011\"", 1);
+    assert_ne!(rejoined, text_sales);
+    std::fs::write(&sales, rejoined).unwrap();
+    let o = keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "the title was refused:\n{out}\n{err}");
+    assert_eq!(server.user("tomas.novak@northwind.example")["active"], true, "{out}\n{err}");
+    let all = format!("{out}\n{err}");
+    assert!(all.contains("tomas.novak") && all.contains("501"), "{all}");
+}

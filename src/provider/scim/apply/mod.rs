@@ -2,6 +2,7 @@
 //! service takes them, one by one otherwise, made idempotent by adopting what already exists.
 
 mod bulk_requests;
+mod lifecycle;
 
 use self::bulk_requests::member_ops;
 use super::*;
@@ -22,6 +23,8 @@ impl ScimProvider {
             results: vec![None; changes.len()],
             requests: 0,
             path_refused: Vec::new(),
+            lifecycle: HashSet::new(),
+            refused_with_lifecycle: Vec::new(),
         };
         let works = run.plan_works(changes);
         run.execute(works).await;
@@ -104,6 +107,11 @@ struct Run<'a> {
     /// Member removals the service refused for their `members[value eq "ID"]` path: sent again
     /// with a value list.
     path_refused: Vec<Work>,
+    /// The changes that enable or disable an account (`SetUserActive`).
+    lifecycle: HashSet<usize>,
+    /// User writes that carried an enable or disable beside other attributes and were refused:
+    /// the lifecycle change is sent again on its own (see [`Run::send_lifecycle_alone`]).
+    refused_with_lifecycle: Vec<(Work, ScimError)>,
 }
 
 fn conflict_message(what: &str) -> String {
@@ -217,6 +225,9 @@ impl Run<'_> {
                         works.len() - 1
                     });
                     works[w].changes.push(i);
+                    if matches!(c.operation, Operation::SetUserActive { .. }) {
+                        self.lifecycle.insert(i);
+                    }
                     if let Unit::PatchUser { set: s, active: a, .. } = &mut works[w].unit {
                         match &c.operation {
                             Operation::UpdateUser { set, .. } => s.overlay(set),
@@ -364,6 +375,10 @@ impl Run<'_> {
         if !membership_retry.is_empty() {
             self.retry_memberships(membership_retry).await;
         }
+        if !self.refused_with_lifecycle.is_empty() {
+            let refused = std::mem::take(&mut self.refused_with_lifecycle);
+            self.send_lifecycle_alone(refused).await;
+        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -440,6 +455,7 @@ impl Run<'_> {
             {
                 retry.push(w)
             }
+            Err(e) if self.carries_lifecycle_beside_others(&w, &e) => self.refused_with_lifecycle.push((w, e)),
             Err(e) => {
                 let err = match &w.unit {
                     Unit::PatchGroup { add, remove, .. } if add.len() + remove.len() == 1 => {
