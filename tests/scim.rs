@@ -20,6 +20,8 @@
 
 #[path = "scim/harness.rs"]
 mod harness;
+#[path = "scim/recorder.rs"]
+mod recorder;
 mod support;
 
 use std::path::Path;
@@ -408,12 +410,17 @@ on_each_server!(users_who_leave_are_deleted_without_revokes_first:
 // Through the library: races that a single command cannot stage.
 
 fn open(server: &Server, dir: &Path) -> Box<dyn Provider> {
-    std::fs::write(dir.join("token"), format!("{}\n", server.token)).unwrap();
+    open_at(&server.url(), &server.token, dir)
+}
+
+/// A provider for the SCIM service at `url`.
+fn open_at(url: &str, token: &str, dir: &Path) -> Box<dyn Provider> {
+    std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
     let target = Target {
         name: Name::new("directory").unwrap(),
         users: UsersScope::All,
         ca_file: None,
-        connection: Connection::Scim { url: server.url(), token: SecretRef::File("token".into()) },
+        connection: Connection::Scim { url: url.to_string(), token: SecretRef::File("token".into()) },
     };
     provider::open(&target, dir, Access::Write).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -788,4 +795,74 @@ fn an_enable_is_sent_alone_when_the_service_refuses_an_attribute_beside_it() {
     assert_eq!(server.user("tomas.novak@northwind.example")["active"], true, "{out}\n{err}");
     let all = format!("{out}\n{err}");
     assert!(all.contains("tomas.novak") && all.contains("501"), "{all}");
+}
+
+#[tokio::test]
+#[ignore = "needs django-scim2: cargo xtask test"]
+async fn adopting_an_account_finds_it_without_a_filter_and_patches_only_what_differs() {
+    // django-scim2 announces `filter.supported: false`: the account a creation meets is found
+    // by reading the list. The PATCH that adopts it sets only the attribute that differs.
+    let server = Server::start_kind(Kind::DjangoScim2);
+    assert_eq!(server.config["filter"]["supported"], false);
+    let proxy = recorder::Recorder::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = open_at(&proxy.url(), &server.token, dir.path());
+    assert!(p.read().await.unwrap().accounts.is_empty());
+    let existing = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada@adopt.example",
+        "displayName": "Ada Lovelace", "name": {"givenName": "Ada", "familyName": "Lovelace"}, "title": "Analyst"});
+    assert_eq!(server.request("POST", "/v2/Users", Some(&existing)).status, 201);
+    let attrs = UserAttrs {
+        display_name: Some("Ada Lovelace".into()),
+        given_name: Some("Ada".into()),
+        family_name: Some("Lovelace".into()),
+        job_title: Some("Engineer".into()),
+        ..Default::default()
+    };
+    let create = change(
+        Action::Create,
+        ObjectKind::User,
+        "ada",
+        Operation::CreateUser { user_name: "ada@adopt.example".into(), attrs, active: true },
+    );
+    let outcomes = p.apply(&[&create]).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(server.user("ada@adopt.example")["title"], "Engineer");
+    let seen = proxy.requests();
+    assert!(seen.iter().all(|r| !r.target.contains("filter=")), "{seen:#?}");
+    let patches: Vec<_> = seen.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 1, "{seen:#?}");
+    assert_eq!(
+        patches[0].body.as_ref().unwrap()["Operations"],
+        json!([{"op": "replace", "path": "title", "value": "Engineer"}]),
+        "{seen:#?}"
+    );
+}
+
+#[test]
+#[ignore = "needs django-scim2: cargo xtask test"]
+fn the_quick_start_converges_on_a_service_that_keeps_no_title_or_enterprise_extension() {
+    // django-scim2's stock user adapter: its User resource type lists no enterprise extension
+    // (so department, employeeId and manager are not planned), and it announces `title` in
+    // its schema but answers a creation without it (so keyward learns it on the first apply).
+    let server = Server::start_kind(Kind::DjangoScim2Stock);
+    let dir = quickstart(&server);
+    let o = keyward(dir.path(), &server.token, &["plan", "."]);
+    let (out, err) = text(&o);
+    for field in ["department", "employeeId", "manager"] {
+        let line = format!("target `directory` does not keep `{field}`");
+        assert_eq!(out.matches(&line).count(), 1, "{field}:\n{out}\n{err}");
+    }
+    assert!(!out.contains("`jobTitle`"), "{out}");
+    let o = keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]);
+    let (out, err) = text(&o);
+    expect_exit(&o, 0);
+    assert!(out.contains("Apply complete!"), "{out}\n{err}");
+    let o = keyward(dir.path(), &server.token, &["plan", "--detailed-exitcode", "."]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "the second plan has changes:\n{out}\n{err}");
+    assert!(out.contains("No changes."), "{out}");
+    for field in ["department", "employeeId", "manager", "jobTitle"] {
+        let line = format!("target `directory` does not keep `{field}`");
+        assert_eq!(out.matches(&line).count(), 1, "{field}:\n{out}\n{err}");
+    }
 }

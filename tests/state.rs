@@ -322,6 +322,7 @@ async fn lost_append_answers_never_write_a_record_twice() {
             at: chrono::Utc::now(),
             audit_records: Some(N as u64),
             completed_commit: None,
+            unkept: Default::default(),
         };
         documents::record_applied(&*faulty, &format!("target{i}"), record).await.unwrap();
     }
@@ -567,6 +568,7 @@ async fn documents_are_written_only_at_the_version_read(env: Env) {
                         at: chrono::Utc::now(),
                         audit_records: None,
                         completed_commit: None,
+                        unkept: Default::default(),
                     };
                     documents::record_applied(&*store, &format!("{w}-target-{i}"), record).await.unwrap();
                 }
@@ -607,6 +609,7 @@ async fn write_until_killed() {
                 at: chrono::Utc::now(),
                 audit_records: Some(i),
                 completed_commit: None,
+                unkept: Default::default(),
             };
             doc.targets.insert(format!("t{}", i % 50), record);
             true

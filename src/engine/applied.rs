@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::EngineError;
 use super::store::Store;
 use crate::apply::ApplyReport;
-use crate::model::{DesiredState, Timestamp};
+use crate::model::{DesiredState, LiveTarget, Name, Timestamp, UserField};
 use crate::plan::Plan;
 use crate::state::trail::ChainHead;
 use crate::state::{self, ApplyStatus, TargetRecord, documents};
@@ -47,6 +47,7 @@ pub async fn last_applied(state: &DesiredState, store: &Store) -> Result<BTreeMa
                 at: e.time,
                 audit_records: Some(r.seq),
                 completed_commit: e.commit.clone(),
+                unkept: BTreeMap::new(),
             },
         );
     }
@@ -54,13 +55,15 @@ pub async fn last_applied(state: &DesiredState, store: &Store) -> Result<BTreeMa
 }
 
 /// Records an apply of `plan` to each of its targets: completed when every change to the
-/// target was applied (or there was none), partial otherwise.
+/// target was applied (or there was none), partial otherwise; with the user attributes each
+/// target was found not to keep (`unkept`, added to those recorded before).
 pub async fn record(
     store: &Store,
     plan: &Plan,
     report: Option<&ApplyReport>,
     head: Option<&ChainHead>,
     at: Timestamp,
+    unkept: &BTreeMap<crate::model::Name, BTreeMap<UserField, String>>,
 ) -> Result<(), EngineError> {
     let store = &**store.backend();
     let target_of: BTreeMap<String, &str> =
@@ -83,8 +86,22 @@ pub async fn record(
             at,
             audit_records: head.map(|h| h.records),
             completed_commit: None,
+            unkept: unkept.get(target).cloned().unwrap_or_default(),
         };
         documents::record_applied(store, target.as_str(), record).await?;
+    }
+    Ok(())
+}
+
+/// Adds to each live target the user attributes an earlier apply found it does not keep (see
+/// [`TargetRecord::unkept`]), unless its read said so already.
+pub async fn add_unkept(store: &Store, live: &mut BTreeMap<Name, LiveTarget>) -> Result<(), EngineError> {
+    let records = documents::read::<documents::Applied>(&**store.backend()).await?.value.targets;
+    for (name, target) in live.iter_mut() {
+        let Some(record) = records.get(name.as_str()) else { continue };
+        for (field, reason) in &record.unkept {
+            target.unkept.entry(*field).or_insert_with(|| reason.clone());
+        }
     }
     Ok(())
 }

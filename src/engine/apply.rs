@@ -90,7 +90,8 @@ pub async fn prepare_only(
     let lock = store.lock(crate::load::commit_of(dir), settings.lock_timeout).await?;
     // Whatever fails from here on releases the lock before returning.
     let planned = async {
-        let (live, open) = Targets::<Writing>::read(&state.settings, dir, &names, settings.retry, observer).await?;
+        let (mut live, open) = Targets::<Writing>::read(&state.settings, dir, &names, settings.retry, observer).await?;
+        super::applied::add_unkept(&store, &mut live).await?;
         let now = settings.clock.now;
         let undelivered = store.undelivered().await?;
         let previous = super::plan::last_applied(state, dir, observer).await?;
@@ -98,7 +99,8 @@ pub async fn prepare_only(
             super::plan::compute(state, &live, &open.capabilities, now, None, &undelivered, previous.as_ref())
                 .map_err(|errors| EngineError::Plan { errors })?;
         changes.retain(|c| keep(c));
-        let plan = plan::assemble(changes, config.reference(dir), names, now);
+        let mut plan = plan::assemble(changes, config.reference(dir), names, now);
+        plan.notices = plan::notices(state, &live, &open.capabilities);
         let live_state = Live { targets: &live, undelivered: &undelivered };
         let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), now);
         Ok::<_, EngineError>((live, open, plan, findings))
@@ -159,8 +161,8 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     {
         return Err(SavedPlanError::BadSignature { path: path.clone() }.into());
     }
-    if !saved.notices.is_empty() {
-        let targets = saved.notices.iter().map(|n| n.target.to_string()).collect();
+    if saved.notices.iter().any(|n| n.blocks_apply()) {
+        let targets = saved.notices.iter().filter(|n| n.blocks_apply()).map(|n| n.target.to_string()).collect();
         return Err(SavedPlanError::Offline { path: path.clone(), targets }.into());
     }
     let dir = &settings.dir;
@@ -176,8 +178,9 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     let lock = store.lock(saved.configuration.commit.clone(), settings.lock_timeout).await?;
     // Whatever fails from here on (a stale plan too) releases the lock before returning.
     let checked = async {
-        let (live, open) =
+        let (mut live, open) =
             Targets::<Writing>::read(&state.settings, dir, &saved.targets, settings.retry, observer).await?;
+        super::applied::add_unkept(&store, &mut live).await?;
         let now = settings.clock.now;
         let undelivered = store.undelivered().await?;
         // A plan split against a base labels its changes against that base, and takes what keyward
@@ -310,7 +313,14 @@ impl Prepared {
             apply::execute_with(&self.plan, &mut self.open.sessions, &mut audit, &ctx, &creds, &mut progress).await?;
         self.check_lock()?;
         let at = chrono::Utc::now();
-        super::applied::record(&self.store, &self.plan, Some(&report), Some(audit.head()), at).await?;
+        let unkept = self
+            .open
+            .sessions
+            .iter()
+            .map(|(name, session)| (name.clone(), session.unkept()))
+            .filter(|(_, u)| !u.is_empty())
+            .collect();
+        super::applied::record(&self.store, &self.plan, Some(&report), Some(audit.head()), at, &unkept).await?;
         crate::state::documents::record_head(&**self.store.backend(), audit.head(), at).await?;
         self.head = Some(audit.head().clone());
         Ok(report)
@@ -346,6 +356,6 @@ impl Prepared {
     /// an apply too): drift is then measured against this commit.
     pub async fn record_unchanged(&self) -> Result<(), EngineError> {
         self.check_lock()?;
-        super::applied::record(&self.store, &self.plan, None, None, chrono::Utc::now()).await
+        super::applied::record(&self.store, &self.plan, None, None, chrono::Utc::now(), &BTreeMap::new()).await
     }
 }

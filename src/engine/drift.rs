@@ -198,9 +198,10 @@ pub async fn check_read(
     read: Read<Reading>,
 ) -> Result<Checked, EngineError> {
     let state = config.state();
-    let Read { names, mut open, live } = read;
+    let Read { names, mut open, mut live } = read;
     let now = clock.now;
     let store = Store::open(state, dir)?;
+    super::applied::add_unkept(&store, &mut live).await?;
     let undelivered = store.undelivered().await?;
     let (against, states) = baselines(config, &store, dir, &names).await?;
 

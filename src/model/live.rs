@@ -255,6 +255,11 @@ pub struct LiveTarget {
     /// What activating each binding takes, where the target says.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub activation: Vec<super::LiveActivation>,
+    /// User attributes this target does not keep, though its provider could write them, with
+    /// the reason (a SCIM service whose schema lacks them): the planner leaves them unmanaged
+    /// there, and the plan says so once per attribute.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unkept: BTreeMap<UserField, String>,
 }
 
 /// A role given to or taken from an account, as the target's own audit log recorded it.

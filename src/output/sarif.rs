@@ -32,11 +32,23 @@ fn pascal(id: &str) -> String {
 
 /// Rules that are not policies: notices a plan carries (see [`crate::plan::Notice`]), as
 /// (id, summary, help).
-const NOTICE_RULES: &[(&str, &str, &str)] = &[(
-    "plan.connection-changed",
-    "A target's connection settings changed in this pull request; the target was planned offline, without its settings or secrets.",
-    "The new settings take effect after merge: check where they point before merging.",
-)];
+const NOTICE_RULES: &[(&str, &str, &str)] = &[
+    (
+        "plan.connection-changed",
+        "A target's connection settings changed in this pull request; the target was planned offline, without its settings or secrets.",
+        "The new settings take effect after merge: check where they point before merging.",
+    ),
+    (
+        "plan.not-kept",
+        "A target does not keep a user attribute the configuration sets; keyward does not manage it there.",
+        "Remove the attribute from the users on that target, or make the target keep it (its schema).",
+    ),
+    (
+        "plan.not-managed",
+        "The configuration places a service account on a target that has no service accounts keyward manages.",
+        "Remove the target from the service account (its targets or the roles bound there), or manage it elsewhere.",
+    ),
+];
 
 /// Percent-encodes what may not appear in a URI path.
 fn uri_path(path: &str) -> String {

@@ -6,11 +6,13 @@
 
 pub mod derived;
 pub mod guards;
+mod notices;
 mod planner;
 mod types;
 mod why;
 
 pub use guards::{GuardOverrides, GuardViolation};
+pub use notices::notices;
 pub use planner::{
     ABSENT, PlanError, PlanInput, default_key_algorithm, membership_fingerprint, plan_changes, sort_for_apply,
 };

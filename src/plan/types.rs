@@ -623,7 +623,7 @@ pub struct Plan {
 /// Something a plan's reader must know before its changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
-    /// A stable code: `connection-changed`.
+    /// A stable code: `connection-changed`, `not-kept`, `not-managed`.
     pub code: String,
     /// The target it concerns.
     pub target: Name,
@@ -633,6 +633,38 @@ pub struct Notice {
 impl Notice {
     /// The code of [`Notice::connection_changed`].
     pub const CONNECTION_CHANGED: &'static str = "connection-changed";
+
+    /// The code of [`Notice::not_kept`].
+    pub const NOT_KEPT: &'static str = "not-kept";
+    /// The code of [`Notice::service_account_not_managed`].
+    pub const NOT_MANAGED: &'static str = "not-managed";
+
+    /// The target does not keep a user attribute the configuration sets (`field`, as the
+    /// configuration spells it): keyward does not manage it there.
+    pub fn not_kept(target: &Name, field: &str, reason: &str) -> Self {
+        Notice {
+            code: Self::NOT_KEPT.to_string(),
+            target: target.clone(),
+            message: format!("target `{target}` does not keep `{field}` ({reason}); keyward will not manage it there"),
+        }
+    }
+
+    /// The configuration places a service account on a target that has none keyward manages.
+    pub fn service_account_not_managed(target: &Name, account: &Name) -> Self {
+        Notice {
+            code: Self::NOT_MANAGED.to_string(),
+            target: target.clone(),
+            message: format!(
+                "service account `{account}` is not managed on target `{target}`: keyward manages no service accounts there, so none of its roles on that target are planned"
+            ),
+        }
+    }
+
+    /// Whether the notice stops a saved plan from being applied (its target was planned
+    /// offline).
+    pub fn blocks_apply(&self) -> bool {
+        self.code == Self::CONNECTION_CHANGED
+    }
 
     /// Under `--base`: the target's connection settings differ from the base revision's (or
     /// the target is new), so it was planned offline, as if empty, and none of its settings or

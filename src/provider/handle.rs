@@ -98,6 +98,11 @@ impl<M: Mode> Session<M> {
 }
 
 impl Session<Writing> {
+    /// See [`Provider::unkept`].
+    pub fn unkept(&self) -> std::collections::BTreeMap<crate::model::UserField, String> {
+        self.provider.unkept()
+    }
+
     /// See [`Provider::apply`].
     pub async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {
         self.provider.apply(changes).await

@@ -180,6 +180,13 @@ pub trait Provider: Send {
     /// after [`Provider::read`], which gives it the ids it resolves natural keys with.
     async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>>;
 
+    /// User attributes this target was found not to keep while applying (a service that
+    /// answered a write without them), with the reason; kept with the state so later plans
+    /// leave them unmanaged there. Called after [`Provider::apply`]; by default none.
+    fn unkept(&self) -> std::collections::BTreeMap<crate::model::UserField, String> {
+        std::collections::BTreeMap::new()
+    }
+
     /// Role assignments and removals the target's own audit log holds, newest first, for the
     /// access review. Called after [`Provider::read`]; targets without such a log have none.
     async fn role_history(&mut self) -> Result<Vec<crate::model::RoleEvent>, ProviderError> {

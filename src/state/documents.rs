@@ -60,6 +60,11 @@ pub struct TargetRecord {
     /// the earlier apply when this one was partial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_commit: Option<String>,
+    /// User attributes the target was found not to keep when written (a SCIM service that
+    /// answered without them), with the reason: later plans leave them unmanaged there. Kept
+    /// from apply to apply; removing the entry from the state makes keyward try again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unkept: BTreeMap<crate::model::UserField, String>,
 }
 
 impl TargetRecord {
@@ -214,6 +219,11 @@ pub async fn record_applied(store: &dyn StateStore, target: &str, record: Target
             ApplyStatus::Completed => record.commit.clone(),
             ApplyStatus::Partial => doc.targets.get(target).and_then(|r| r.completed().map(str::to_string)),
         };
+        if let Some(before) = doc.targets.get(target) {
+            for (field, reason) in &before.unkept {
+                record.unkept.entry(*field).or_insert_with(|| reason.clone());
+            }
+        }
         doc.targets.insert(target.to_string(), record);
         true
     })

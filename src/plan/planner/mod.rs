@@ -419,7 +419,7 @@ impl<'a> TargetPlanner<'a> {
     /// The value the configuration sets for `field` of `user`, if this target stores it (for
     /// the manager, the manager's userName).
     fn want(&self, user: &'a User, field: UserField) -> Option<&'a str> {
-        if !self.caps.user_fields.contains(&field) {
+        if !self.caps.user_fields.contains(&field) || self.live.unkept.contains_key(&field) {
             return None;
         }
         let value = match field {

@@ -2,8 +2,12 @@
 //!
 //! Guarantees:
 //! - it adapts to what `/ServiceProviderConfig` announces: the page size (`filter.maxResults`),
-//!   Bulk and its `maxOperations` / `maxPayloadSize`, ETags, and PATCH (without PATCH, a
-//!   resource is read whole and written back with PUT);
+//!   Bulk and its `maxOperations` / `maxPayloadSize`, ETags, filtering (without it, accounts are
+//!   found by reading the list), and PATCH (without PATCH, a resource is read whole and written
+//!   back with PUT);
+//! - it manages only the user attributes the service keeps, as `/ResourceTypes` and `/Schemas`
+//!   say (see [`schema`]); an enable or disable refused beside another attribute is sent again
+//!   on its own;
 //! - reading costs one request per page of users and per page of groups, plus discovery: list
 //!   requests ask only for the attributes keyward compares (`attributes=`), never one request
 //!   per user;
@@ -30,6 +34,7 @@ mod apply;
 mod bulk;
 pub mod client;
 pub mod filter;
+pub mod schema;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -97,6 +102,8 @@ pub struct ScimProvider {
     token_ref: SecretRef,
     config: Option<ServiceConfig>,
     state: Option<State>,
+    /// User attributes the service answered a write without (see [`Provider::unkept`]).
+    learned: std::collections::BTreeMap<crate::model::UserField, String>,
 }
 
 impl ScimProvider {
@@ -125,6 +132,7 @@ impl ScimProvider {
             token_ref: token.clone(),
             config: None,
             state: None,
+            learned: Default::default(),
         })
     }
 
@@ -152,6 +160,7 @@ impl ScimProvider {
                     bulk: None,
                     etag: false,
                     max_results: None,
+                    filter: true,
                     remove_members_by_value: false,
                 })
             }
@@ -159,61 +168,67 @@ impl ScimProvider {
         }
     }
 
-    /// Every resource of an endpoint, by pages of `page` (RFC 7644 §3.4.2.4). Paging is not
-    /// stateful, so a resource seen twice (the list moved between pages) is kept once.
+    /// Every resource of an endpoint, by pages of `page` (see [`list_all`]).
     async fn list(&self, endpoint: &str, attributes: &str, page: usize) -> Result<Vec<Value>, ProviderError> {
-        let mut out = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut start = 1usize;
-        loop {
-            let mut url = self.client.url(&[endpoint]);
-            url.set_query(Some(&query(&[
-                ("attributes", attributes),
-                ("startIndex", &start.to_string()),
-                ("count", &page.to_string()),
-            ])));
-            let (v, _) = self
-                .client
-                .get_json(url)
-                .await
-                .map_err(|e| self.read_error(&format!("the {}", endpoint.to_lowercase()), e))?;
-            let p = ListPage::parse(&v).map_err(|m| ProviderError::Remote {
-                target: self.target.clone(),
-                message: format!("the list of {endpoint} is not a SCIM list response: {m}"),
-            })?;
-            let n = p.resources.len();
-            let mut fresh = 0usize;
-            for r in p.resources {
-                let id = wire::get(&r, "id").and_then(Value::as_str).unwrap_or_default().to_string();
-                if seen.insert(id) {
-                    out.push(r);
-                    fresh += 1;
-                }
-            }
-            // A full page of resources already seen means the service ignores startIndex (or
-            // its totalResults is wrong): reading on would never end.
-            if n > 0 && fresh == 0 {
-                return Err(ProviderError::Remote {
-                    target: self.target.clone(),
-                    message: format!(
-                        "the list of {endpoint} does not advance: the page at startIndex {start} holds only \
-                         resources already read, while totalResults says {}; the service seems to ignore \
-                         startIndex",
-                        p.total_results
-                    ),
-                });
-            }
-            start += n;
-            if n == 0 || start > p.total_results {
-                break;
-            }
-        }
-        Ok(out)
+        list_all(&self.client, endpoint, attributes, page).await.map_err(|e| match e {
+            ListError::Read(e) => self.read_error(&format!("the {}", endpoint.to_lowercase()), e),
+            e => self.target_error(e.to_string()),
+        })
     }
 
     fn target_error(&self, message: String) -> ProviderError {
         ProviderError::Remote { target: self.target.clone(), message }
     }
+}
+
+/// Why a list could not be read whole.
+#[derive(Debug, thiserror::Error)]
+enum ListError {
+    #[error(transparent)]
+    Read(ScimError),
+    #[error("the list of {endpoint} is not a SCIM list response: {message}")]
+    NotAList { endpoint: String, message: String },
+    #[error(
+        "the list of {endpoint} does not advance: the page at startIndex {start} holds only resources already read, while totalResults says {total}; the service seems to ignore startIndex"
+    )]
+    Stuck { endpoint: String, start: usize, total: usize },
+}
+
+/// Every resource of an endpoint, by pages of `page` (RFC 7644 §3.4.2.4). Paging is not
+/// stateful, so a resource seen twice (the list moved between pages) is kept once.
+async fn list_all(client: &ScimClient, endpoint: &str, attributes: &str, page: usize) -> Result<Vec<Value>, ListError> {
+    let mut out = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut start = 1usize;
+    loop {
+        let mut url = client.url(&[endpoint]);
+        url.set_query(Some(&query(&[
+            ("attributes", attributes),
+            ("startIndex", &start.to_string()),
+            ("count", &page.to_string()),
+        ])));
+        let (v, _) = client.get_json(url).await.map_err(ListError::Read)?;
+        let p = ListPage::parse(&v).map_err(|message| ListError::NotAList { endpoint: endpoint.into(), message })?;
+        let n = p.resources.len();
+        let mut fresh = 0usize;
+        for r in p.resources {
+            let id = wire::get(&r, "id").and_then(Value::as_str).unwrap_or_default().to_string();
+            if seen.insert(id) {
+                out.push(r);
+                fresh += 1;
+            }
+        }
+        // A full page of resources already seen means the service ignores startIndex (or its
+        // totalResults is wrong): reading on would never end.
+        if n > 0 && fresh == 0 {
+            return Err(ListError::Stuck { endpoint: endpoint.into(), start, total: p.total_results });
+        }
+        start += n;
+        if n == 0 || start > p.total_results {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// A query string with every value percent-encoded (spaces as `%20`, not `+`).
@@ -242,6 +257,7 @@ impl Provider for ScimProvider {
 
     async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
         let config = self.discover().await?;
+        let unkept = schema::unkept(&self.client, &self.target).await;
         let page = config.max_results.unwrap_or(DEFAULT_PAGE).max(1);
         let users = self.list("Users", &wire::user_attributes(), page).await?;
         let groups = self.list("Groups", wire::GROUP_ATTRIBUTES, page).await?;
@@ -303,6 +319,10 @@ impl Provider for ScimProvider {
                 fingerprint,
             });
         }
+        if !unkept.is_empty() {
+            tracing::info!(target_name = %self.target, fields = ?unkept.keys().collect::<Vec<_>>(), "the SCIM service does not keep these user attributes");
+        }
+        live.unkept = unkept;
         self.config = Some(config);
         self.state = Some(state);
         Ok(live)
@@ -310,5 +330,9 @@ impl Provider for ScimProvider {
 
     async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {
         self.apply_changes(changes).await
+    }
+
+    fn unkept(&self) -> std::collections::BTreeMap<crate::model::UserField, String> {
+        self.learned.clone()
     }
 }

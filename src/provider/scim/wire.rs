@@ -87,6 +87,9 @@ pub struct ServiceConfig {
     pub etag: bool,
     /// `filter.maxResults`: the most resources one list request returns.
     pub max_results: Option<usize>,
+    /// `filter.supported`: without it, keyward finds users by reading the list, never with
+    /// `filter=`.
+    pub filter: bool,
     /// Remove group members with `path: members` and a value list instead of a
     /// `members[value eq "ID"]` path: learned when a service refuses the filter path (it is
     /// announced nowhere).
@@ -114,6 +117,7 @@ impl ServiceConfig {
             bulk,
             etag: supported("etag"),
             max_results: get(v, "filter").and_then(|f| get_u64(f, "maxResults")).map(|n| n as usize).filter(|n| *n > 0),
+            filter: supported("filter"),
             remove_members_by_value: false,
         }
     }
@@ -184,6 +188,16 @@ impl WireUser {
             emails,
         })
     }
+}
+
+/// The attributes `asked` sets (to a value, not `""`) that the resource `answer` lacks. For
+/// the manager, `asked` holds the id sent.
+pub fn dropped(asked: &UserAttrs, answer: &Value) -> Vec<UserField> {
+    let Ok(u) = WireUser::parse(answer) else { return Vec::new() };
+    UserField::ALL
+        .into_iter()
+        .filter(|f| asked.get(*f).is_some_and(|v| !v.is_empty()) && u.attrs.get(*f).is_none())
+        .collect()
 }
 
 /// The index of the email keyward manages: the primary one, else the work one, else the first.
@@ -515,6 +529,7 @@ mod tests {
                 bulk: Some(BulkLimits { max_operations: 1000, max_payload_size: 1_048_576 }),
                 etag: true,
                 max_results: Some(1000),
+                filter: true,
                 remove_members_by_value: false,
             }
         );
@@ -522,7 +537,7 @@ mod tests {
         let v = json!({"Bulk": {"Supported": "true", "MaxOperations": "50", "maxPayloadSize": 1000}, "ETAG": {"supported": false}});
         let c = ServiceConfig::parse(&v);
         assert_eq!(c.bulk, Some(BulkLimits { max_operations: 50, max_payload_size: 1000 }));
-        assert!(!c.patch && !c.etag && c.max_results.is_none());
+        assert!(!c.patch && !c.etag && !c.filter && c.max_results.is_none());
         let off = json!({"bulk": {"supported": false, "maxOperations": 1000, "maxPayloadSize": 1}});
         assert_eq!(ServiceConfig::parse(&off).bulk, None);
     }

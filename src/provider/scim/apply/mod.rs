@@ -5,7 +5,10 @@ mod bulk_requests;
 mod lifecycle;
 
 use self::bulk_requests::member_ops;
+use std::collections::BTreeMap;
+
 use super::*;
+use crate::model::UserField;
 use crate::remote::http::Dialect;
 
 impl ScimProvider {
@@ -25,6 +28,7 @@ impl ScimProvider {
             path_refused: Vec::new(),
             lifecycle: HashSet::new(),
             refused_with_lifecycle: Vec::new(),
+            learned: &mut self.learned,
         };
         let works = run.plan_works(changes);
         run.execute(works).await;
@@ -80,11 +84,22 @@ impl Unit {
 /// What a successful write changed in what keyward knows.
 #[derive(Debug, Clone)]
 enum Effect {
-    UserCreated { user_name: String, id: String, version: Option<String>, emails: Vec<Value> },
-    UserUpdated { user: String, version: Option<String>, emails: Option<Vec<Value>> },
+    /// `dropped`: attributes asked for that the service's answer lacks.
+    UserCreated { user_name: String, id: String, version: Option<String>, emails: Vec<Value>, dropped: Vec<UserField> },
+    UserUpdated { user: String, version: Option<String>, emails: Option<Vec<Value>>, dropped: Vec<UserField> },
     UserDeleted { user: String },
     GroupCreated { name: String, id: String, version: Option<String> },
     GroupUpdated { group: String, version: Option<String> },
+}
+
+impl Effect {
+    /// The effect, with the attributes the service's answer lacked.
+    fn with_dropped(mut self, fields: Vec<UserField>) -> Effect {
+        if let Effect::UserCreated { dropped, .. } | Effect::UserUpdated { dropped, .. } = &mut self {
+            *dropped = fields;
+        }
+        self
+    }
 }
 
 /// A group's membership changes: (change, member id) pairs.
@@ -112,6 +127,8 @@ struct Run<'a> {
     /// User writes that carried an enable or disable beside other attributes and were refused:
     /// the lifecycle change is sent again on its own (see [`Run::send_lifecycle_alone`]).
     refused_with_lifecycle: Vec<(Work, ScimError)>,
+    /// User attributes the service answered a write without: it does not keep them.
+    learned: &'a mut BTreeMap<UserField, String>,
 }
 
 fn conflict_message(what: &str) -> String {
@@ -305,7 +322,17 @@ impl Run<'_> {
     fn record(&mut self, work: &Work, outcome: Result<Effect, ApplyError>) {
         match outcome {
             Ok(effect) => {
+                let not_kept = match &effect {
+                    Effect::UserUpdated { dropped, .. } if !dropped.is_empty() => Some(not_kept_error(work, dropped)),
+                    _ => None,
+                };
                 self.absorb(effect);
+                if let Some(e) = not_kept {
+                    for &i in &work.changes {
+                        self.results[i] = Some(Err(e.clone()));
+                    }
+                    return;
+                }
                 for &i in &work.changes {
                     self.results[i] = Some(Ok(()));
                 }
@@ -319,11 +346,16 @@ impl Run<'_> {
     }
 
     fn absorb(&mut self, effect: Effect) {
+        if let Effect::UserCreated { dropped, .. } | Effect::UserUpdated { dropped, .. } = &effect {
+            for f in dropped {
+                self.learned.entry(*f).or_insert_with(|| "it answered a write of it without it".to_string());
+            }
+        }
         match effect {
-            Effect::UserCreated { user_name, id, version, emails } => {
+            Effect::UserCreated { user_name, id, version, emails, .. } => {
                 self.state.users.insert(key(&user_name), UserEntry { id, version, emails });
             }
-            Effect::UserUpdated { user, version, emails } => {
+            Effect::UserUpdated { user, version, emails, .. } => {
                 if let Some(u) = self.state.users.get_mut(&key(&user)) {
                     u.version = version;
                     if let Some(e) = emails {
@@ -517,10 +549,20 @@ impl Run<'_> {
                     emails: existing.emails.clone(),
                 };
                 self.state.users.insert(key(user_name), entry);
-                let patch = Work {
-                    unit: Unit::PatchUser { user: user_name.clone(), set: attrs.clone(), active: Some(*active) },
-                    changes: w.changes.clone(),
-                };
+                // Only what differs from the account as it is.
+                let (set, active) = adoption_changes(attrs, *active, &existing, &*self.state);
+                if set == UserAttrs::default() && active.is_none() {
+                    let effect = Effect::UserUpdated {
+                        user: user_name.clone(),
+                        version: existing.version.clone().filter(|_| self.config.etag),
+                        emails: None,
+                        dropped: Vec::new(),
+                    };
+                    self.record(w, Ok(effect));
+                    continue;
+                }
+                let patch =
+                    Work { unit: Unit::PatchUser { user: user_name.clone(), set, active }, changes: w.changes.clone() };
                 let (r, n) = single(self.client, &self.config, &*self.state, &patch, None).await;
                 self.requests += n;
                 let r = r.map_err(|e| apply_error(&format!("user {user_name} (adopting the existing account)"), &e));
@@ -529,15 +571,26 @@ impl Run<'_> {
         }
     }
 
+    /// The accounts named `names`, by lower-cased userName: found with a filter, or, where
+    /// the service announces no filtering (`filter.supported: false`), by reading the list.
     async fn lookup_users(&mut self, names: &[&str]) -> Result<HashMap<String, WireUser>, ScimError> {
-        let Some(f) = filter::any_eq("userName", names.iter().copied()) else { return Ok(HashMap::new()) };
-        let mut url = self.client.url(&["Users"]);
-        url.set_query(Some(&query(&[("filter", &f), ("attributes", &wire::user_attributes())])));
-        self.requests += 1;
-        let (v, _) = self.client.get_json(url).await?;
-        let page = ListPage::parse(&v).map_err(ScimError::Invalid)?;
+        let resources = if self.config.filter {
+            let Some(f) = filter::any_eq("userName", names.iter().copied()) else { return Ok(HashMap::new()) };
+            let mut url = self.client.url(&["Users"]);
+            url.set_query(Some(&query(&[("filter", &f), ("attributes", &wire::user_attributes())])));
+            self.requests += 1;
+            let (v, _) = self.client.get_json(url).await?;
+            ListPage::parse(&v).map_err(ScimError::Invalid)?.resources
+        } else {
+            let page = self.config.max_results.unwrap_or(DEFAULT_PAGE).max(1);
+            let all = list_all(self.client, "Users", &wire::user_attributes(), page).await;
+            all.map_err(|e| match e {
+                ListError::Read(e) => e,
+                e => ScimError::Invalid(e.to_string()),
+            })?
+        };
         let mut out = HashMap::new();
-        for r in &page.resources {
+        for r in &resources {
             let u = WireUser::parse(r).map_err(ScimError::Invalid)?;
             // Only an exact (case-insensitive) match is adopted, whatever the filter matched.
             if names.iter().any(|n| key(n) == key(&u.user_name)) {
@@ -569,6 +622,27 @@ impl Run<'_> {
     }
 }
 
+/// What adopting `existing` for a creation of `attrs` and `active` must change: the fields
+/// whose value differs (a `""` asked for an absent attribute is no change), and the lifecycle
+/// when it differs. The manager is compared by id.
+fn adoption_changes(attrs: &UserAttrs, active: bool, existing: &WireUser, state: &State) -> (UserAttrs, Option<bool>) {
+    let mut set = UserAttrs::default();
+    for f in crate::model::UserField::ALL {
+        let Some(want) = attrs.get(f).map(String::as_str) else { continue };
+        let have = existing.attrs.get(f).map(String::as_str).unwrap_or_default();
+        let same = match f {
+            crate::model::UserField::Manager => {
+                state.users.get(&key(want)).is_some_and(|m| m.id == have) || (want.is_empty() && have.is_empty())
+            }
+            _ => want == have,
+        };
+        if !same {
+            *set.slot(f) = Some(want.to_string());
+        }
+    }
+    (set, (existing.active != active).then_some(active))
+}
+
 /// The effect of a successful write, given the id and version the service returned.
 fn effect_of(unit: &Unit, id: Option<String>, version: Option<String>, state: &State) -> Effect {
     match unit {
@@ -578,6 +652,7 @@ fn effect_of(unit: &Unit, id: Option<String>, version: Option<String>, state: &S
             id: id.unwrap_or_default(),
             version,
             emails: attrs.email.as_deref().map(|e| wire::emails_with(&[], e)).unwrap_or_default(),
+            dropped: Vec::new(),
         },
         Unit::PatchUser { user, set, .. } => Effect::UserUpdated {
             user: user.clone(),
@@ -586,6 +661,7 @@ fn effect_of(unit: &Unit, id: Option<String>, version: Option<String>, state: &S
                 let old = state.users.get(&key(user)).map(|u| u.emails.as_slice()).unwrap_or_default();
                 wire::emails_with(old, e)
             }),
+            dropped: Vec::new(),
         },
         Unit::PatchGroup { group, .. } => Effect::GroupUpdated { group: group.clone(), version },
         Unit::DeleteUser { user } => Effect::UserDeleted { user: user.clone() },
@@ -636,7 +712,9 @@ async fn single(
             let manager = attrs.manager.as_deref().and_then(|m| state.users.get(&key(m))).map(|u| u.id.clone());
             let body = wire::user_create_body(user_name, attrs, *active, manager.as_deref());
             let r = client.send_json(Method::POST, client.url(&["Users"]), &body, None).await;
-            (created(r, &w.unit, config, state), 1)
+            let asked = UserAttrs { manager: manager.clone(), ..attrs.clone() };
+            let dropped = answer_lacks(&r, &asked);
+            (created(r, &w.unit, config, state).map(|e| e.with_dropped(dropped)), 1)
         }
         Unit::PatchUser { user, set, active } => {
             let Some(entry) = state.users.get(&key(user)) else {
@@ -655,7 +733,10 @@ async fn single(
             let url = client.url(&["Users", &entry.id]);
             if config.patch {
                 let r = client.send_json(Method::PATCH, url, &wire::patch_body(ops), if_match.as_deref()).await;
-                (r.map(|r| effect_of(&w.unit, None, version_of(&r).filter(|_| config.etag), state)), 1)
+                let asked = UserAttrs { manager: manager.clone(), ..set.clone() };
+                let dropped = answer_lacks(&r, &asked);
+                let effect = r.map(|r| effect_of(&w.unit, None, version_of(&r).filter(|_| config.etag), state));
+                (effect.map(|e| e.with_dropped(dropped)), 1)
             } else {
                 put_modified(
                     client,
@@ -707,6 +788,22 @@ async fn single(
             }
         }
     }
+}
+
+/// The attributes `asked` sets that a successful answer's resource lacks (none when the
+/// answer carries no resource).
+fn answer_lacks(r: &Result<Reply, ScimError>, asked: &UserAttrs) -> Vec<UserField> {
+    r.as_ref().ok().and_then(|r| r.body.as_ref()).map(|b| wire::dropped(asked, b)).unwrap_or_default()
+}
+
+/// An update the service answered without some of what it set: it does not keep them, so the
+/// change will not converge however often it is applied.
+fn not_kept_error(work: &Work, dropped: &[UserField]) -> ApplyError {
+    let fields = dropped.iter().map(|f| format!("`{}`", f.as_str())).collect::<Vec<_>>().join(", ");
+    ApplyError::new(format!(
+        "{}: the service answered the update without {fields}: it does not keep them, so this change will not converge; keyward leaves them unmanaged on this target from the next plan on",
+        work.unit.describe()
+    ))
 }
 
 fn not_found() -> ScimError {

@@ -109,3 +109,11 @@ class EnterpriseUser(SCIMUser):
     def handle_remove(self, path, value, operation):
         self._set(_key(path.first_path), None)
         self.save()
+
+    @classmethod
+    def resource_type_dict(cls, request=None):
+        # An application that keeps the enterprise extension announces it on its User
+        # resource type (RFC 7643 section 6); django-scim2's stock one lists none.
+        d = super().resource_type_dict(request)
+        d["schemaExtensions"] = [{"schema": ENTERPRISE, "required": False}]
+        return d
