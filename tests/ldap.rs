@@ -96,6 +96,12 @@ fn quickstart_plans_applies_and_converges() {
     let (out, _) = text(&o);
     assert!(out.contains("directory.user.nancy.davolio"), "{out}");
     assert!(out.contains("Plan: 21 to create, 0 to update, 10 to assign, 0 to revoke"), "{out}");
+    // payments-bot holds ap-clerk, bound on this target, which has no service accounts: the
+    // plan says it is not managed there, rather than leaving it out without a word.
+    assert!(
+        out.contains("service account `payments-bot` is not managed on target `directory`"),
+        "the service account is dropped silently:\n{out}"
+    );
 
     let o = corner.keyward(dir.path(), &["apply", "--auto-approve", "."]);
     expect_exit(&o, 0);

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::client::ScimClient;
-use super::wire::{self, ENTERPRISE, ListPage, USER_SCHEMA};
+use super::wire::{self, ENTERPRISE, USER_SCHEMA};
 use crate::model::UserField;
 
 /// The attributes of keyward's model, by the schema and attribute (and sub-attribute) that
@@ -98,11 +98,11 @@ fn attribute<'a>(attrs: &'a [Value], name: &str) -> Option<&'a Value> {
 /// list (some answer 404 or 501; others a bare array).
 async fn resources(client: &ScimClient, endpoint: &str, target: &str) -> Option<Vec<Value>> {
     match client.get_json(client.url(&[endpoint])).await {
-        Ok((v, _)) => match (ListPage::parse(&v), v.as_array()) {
-            (Ok(page), _) => Some(page.resources),
-            (Err(_), Some(a)) => Some(a.clone()),
-            (Err(m), None) => {
-                tracing::warn!(target_name = %target, endpoint, "ignoring the SCIM service's discovery document: {m}");
+        // Lenient: django-scim2's lists of them carry no totalResults.
+        Ok((v, _)) => match (wire::get(&v, "Resources").and_then(Value::as_array), v.as_array()) {
+            (Some(a), _) | (None, Some(a)) => Some(a.clone()),
+            (None, None) => {
+                tracing::warn!(target_name = %target, endpoint, "ignoring the SCIM service's discovery document: it lists no Resources");
                 None
             }
         },
