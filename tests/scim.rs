@@ -804,6 +804,8 @@ fn an_enable_is_sent_alone_when_the_service_refuses_an_attribute_beside_it() {
     assert_eq!(o.status.code(), Some(1), "the title was refused:\n{out}\n{err}");
     assert_eq!(server.user("tomas.novak@northwind.example")["active"], true, "{out}\n{err}");
     assert!(out.contains("directory.user.tomas.novak (update)") && out.contains("501"), "{out}\n{err}");
+    // 501 Not Implemented: running apply again cannot make it.
+    assert!(out.contains("will not converge") && !out.contains("it converges"), "{out}");
 }
 
 #[tokio::test]

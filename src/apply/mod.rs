@@ -49,6 +49,9 @@ pub struct ChangeOutcome {
 /// What a change that met a changed live object reports (before the provider's detail).
 pub const CONFLICT: &str = "changed since the plan; plan again";
 
+/// What a change that a re-run cannot make reports (before the provider's detail).
+pub const WILL_NOT_CONVERGE: &str = "will not converge";
+
 /// What an apply did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ApplyReport {
@@ -62,6 +65,16 @@ impl ApplyReport {
     /// The changes that failed because their live object changed since the plan.
     pub fn conflicts(&self) -> usize {
         self.outcomes.iter().filter(|c| c.conflict).count()
+    }
+
+    /// The failed changes that a re-run cannot make (see [`ApplyError::lasting`]).
+    pub fn lasting(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|c| {
+                c.outcome == Outcome::Failed && c.error.as_deref().is_some_and(|e| e.starts_with(WILL_NOT_CONVERGE))
+            })
+            .count()
     }
 
     pub fn all_applied(&self) -> bool {
@@ -238,7 +251,11 @@ pub async fn execute_with(
                 action: c.action.to_string(),
                 outcome: if result.is_ok() { Outcome::Applied } else { Outcome::Failed },
                 conflict: result.as_ref().is_err_and(|e| e.conflict),
-                error: result.err().map(|e| if e.conflict { format!("{CONFLICT}: {e}") } else { e.to_string() }),
+                error: result.err().map(|e| match (e.conflict, e.lasting) {
+                    (true, _) => format!("{CONFLICT}: {e}"),
+                    (false, true) => format!("{WILL_NOT_CONVERGE}: {e}"),
+                    (false, false) => e.to_string(),
+                }),
             });
         }
         // A creation in the same batch as its manager's fails with it (a Bulk request's

@@ -105,8 +105,13 @@ pub fn notice_findings(config: &Config, plan: &Plan) -> Vec<Finding> {
                     column,
                 })
             });
-            Finding::new(&notice_rule(&n.code), crate::model::Severity::Warn, format!("target.{}", n.target), n.message.clone())
-                .at(location)
+            Finding::new(
+                &notice_rule(&n.code),
+                crate::model::Severity::Warn,
+                format!("target.{}", n.target),
+                n.message.clone(),
+            )
+            .at(location)
         })
         .collect()
 }

@@ -20,12 +20,21 @@ pub fn render(report: &ApplyReport, color: bool) -> String {
         report.count(Outcome::Failed),
         report.count(Outcome::Skipped)
     );
-    match report.conflicts() {
-        0 => msg.push_str(" Fix the cause and run apply again; it converges.\n"),
-        n => msg.push_str(&format!(
-            " {n} of the failed changed on the target since the plan: plan again and review the new plan.\n"
-        )),
+    let (conflicts, lasting) = (report.conflicts(), report.lasting());
+    if conflicts > 0 {
+        msg.push_str(&format!(
+            " {conflicts} of the failed changed on the target since the plan: plan again and review the new plan."
+        ));
     }
+    if lasting > 0 {
+        msg.push_str(&format!(
+            " {lasting} of the failed will not converge however often apply runs: the target does not do what they ask (see each)."
+        ));
+    }
+    if conflicts == 0 && lasting < failed.len() {
+        msg.push_str(" Fix the cause and run apply again; it converges.");
+    }
+    msg.push('\n');
     for o in failed {
         msg.push_str(&format!("  - {} ({}): {}\n", o.address, o.action, o.error.as_deref().unwrap_or("failed")));
     }
@@ -35,7 +44,7 @@ pub fn render(report: &ApplyReport, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::{CONFLICT, ChangeOutcome};
+    use crate::apply::{CONFLICT, ChangeOutcome, WILL_NOT_CONVERGE};
 
     fn outcome(address: &str, outcome: Outcome, error: Option<&str>, conflict: bool) -> ChangeOutcome {
         ChangeOutcome {
@@ -68,5 +77,17 @@ mod tests {
         ");
         let without = ApplyReport { outcomes: vec![report.outcomes[2].clone()] };
         assert!(render(&without, false).contains("Fix the cause and run apply again; it converges."));
+    }
+
+    #[test]
+    fn changes_a_rerun_cannot_make_are_said_not_to_converge() {
+        let error = format!("{WILL_NOT_CONVERGE}: user dan: the service answered the update without `jobTitle`");
+        let lasting = outcome("t.user.dan", Outcome::Failed, Some(&error), false);
+        let text = render(&ApplyReport { outcomes: vec![lasting.clone()] }, false);
+        assert!(text.contains("1 of the failed will not converge however often apply runs"), "{text}");
+        assert!(!text.contains("it converges"), "{text}");
+        let other = outcome("t.user.carol", Outcome::Failed, Some("HTTP 500 Internal Server Error"), false);
+        let text = render(&ApplyReport { outcomes: vec![lasting, other] }, false);
+        assert!(text.contains("will not converge") && text.contains("it converges."), "{text}");
     }
 }

@@ -32,7 +32,10 @@ pub fn notices(
             for (sa_name, sa) in &desired.service_accounts {
                 let named = sa.targets.as_deref().is_some_and(|t| t.contains(name));
                 let bound = sa.targets.is_none()
-                    && sa.roles.iter().any(|g| desired.roles.get(g.role()).is_some_and(|r| r.bindings.contains_key(name)));
+                    && sa
+                        .roles
+                        .iter()
+                        .any(|g| desired.roles.get(g.role()).is_some_and(|r| r.bindings.contains_key(name)));
                 if named || bound {
                     out.push(Notice::service_account_not_managed(name, sa_name));
                 }

@@ -59,14 +59,21 @@ pub struct ApplyError {
     pub message: String,
     /// The live object changed since it was read (a failed precondition).
     pub conflict: bool,
+    /// Running apply again cannot make the change: the target does not do what it asks (it
+    /// does not keep an attribute, or does not implement the request).
+    pub lasting: bool,
 }
 
 impl ApplyError {
     pub fn new(message: impl Into<String>) -> Self {
-        ApplyError { message: message.into(), conflict: false }
+        ApplyError { message: message.into(), conflict: false, lasting: false }
     }
     pub fn conflict(message: impl Into<String>) -> Self {
-        ApplyError { message: message.into(), conflict: true }
+        ApplyError { message: message.into(), conflict: true, lasting: false }
+    }
+    /// A failure a re-run cannot fix (see [`ApplyError::lasting`]).
+    pub fn lasting(message: impl Into<String>) -> Self {
+        ApplyError { message: message.into(), conflict: false, lasting: true }
     }
 }
 

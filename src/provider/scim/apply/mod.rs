@@ -85,11 +85,31 @@ impl Unit {
 #[derive(Debug, Clone)]
 enum Effect {
     /// `dropped`: attributes asked for that the service's answer lacks.
-    UserCreated { user_name: String, id: String, version: Option<String>, emails: Vec<Value>, dropped: Vec<UserField> },
-    UserUpdated { user: String, version: Option<String>, emails: Option<Vec<Value>>, dropped: Vec<UserField> },
-    UserDeleted { user: String },
-    GroupCreated { name: String, id: String, version: Option<String> },
-    GroupUpdated { group: String, version: Option<String> },
+    UserCreated {
+        user_name: String,
+        id: String,
+        version: Option<String>,
+        emails: Vec<Value>,
+        dropped: Vec<UserField>,
+    },
+    UserUpdated {
+        user: String,
+        version: Option<String>,
+        emails: Option<Vec<Value>>,
+        dropped: Vec<UserField>,
+    },
+    UserDeleted {
+        user: String,
+    },
+    GroupCreated {
+        name: String,
+        id: String,
+        version: Option<String>,
+    },
+    GroupUpdated {
+        group: String,
+        version: Option<String>,
+    },
 }
 
 impl Effect {
@@ -141,6 +161,8 @@ fn apply_error(what: &str, e: &ScimError) -> ApplyError {
         ApplyError::conflict(conflict_message(what))
     } else if e.status() == Some(404) {
         ApplyError::conflict(format!("{what} no longer exists on the target ({e})"))
+    } else if e.status() == Some(501) {
+        ApplyError::lasting(format!("{what}: {e}"))
     } else {
         ApplyError::new(format!("{what}: {e}"))
     }
@@ -800,8 +822,8 @@ fn answer_lacks(r: &Result<Reply, ScimError>, asked: &UserAttrs) -> Vec<UserFiel
 /// change will not converge however often it is applied.
 fn not_kept_error(work: &Work, dropped: &[UserField]) -> ApplyError {
     let fields = dropped.iter().map(|f| format!("`{}`", f.as_str())).collect::<Vec<_>>().join(", ");
-    ApplyError::new(format!(
-        "{}: the service answered the update without {fields}: it does not keep them, so this change will not converge; keyward leaves them unmanaged on this target from the next plan on",
+    ApplyError::lasting(format!(
+        "{}: the service answered the update without {fields}: it does not keep them; keyward leaves them unmanaged on this target from the next plan on",
         work.unit.describe()
     ))
 }
