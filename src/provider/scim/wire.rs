@@ -191,13 +191,15 @@ impl WireUser {
 }
 
 /// The attributes `asked` sets (to a value, not `""`) that the resource `answer` lacks. For
-/// the manager, `asked` holds the id sent.
+/// the manager, `asked` holds the id sent. An answer that holds none of them is taken for a
+/// short answer (some services return little more than the id), not for a service that keeps
+/// nothing: it names none.
 pub fn dropped(asked: &UserAttrs, answer: &Value) -> Vec<UserField> {
     let Ok(u) = WireUser::parse(answer) else { return Vec::new() };
-    UserField::ALL
-        .into_iter()
-        .filter(|f| asked.get(*f).is_some_and(|v| !v.is_empty()) && u.attrs.get(*f).is_none())
-        .collect()
+    let sent: Vec<UserField> =
+        UserField::ALL.into_iter().filter(|f| asked.get(*f).is_some_and(|v| !v.is_empty())).collect();
+    let lacking: Vec<UserField> = sent.iter().copied().filter(|f| u.attrs.get(*f).is_none()).collect();
+    if lacking.len() == sent.len() { Vec::new() } else { lacking }
 }
 
 /// The index of the email keyward manages: the primary one, else the work one, else the first.
@@ -616,6 +618,24 @@ mod tests {
         assert_eq!(r["schemas"], json!([USER_SCHEMA, ENTERPRISE]));
         assert_eq!(r["active"], false);
         assert_eq!(r["name"]["givenName"], "G");
+    }
+
+    #[test]
+    fn attributes_an_answer_lacks_are_named_unless_it_holds_none_of_them() {
+        let asked = UserAttrs {
+            display_name: Some("Ada".into()),
+            job_title: Some("Engineer".into()),
+            department: Some("".into()),
+            ..Default::default()
+        };
+        let answer = json!({"id": "1", "userName": "ada", "displayName": "Ada"});
+        assert_eq!(dropped(&asked, &answer), vec![UserField::JobTitle]);
+        // Kept under another value is kept (a service may normalise it).
+        let answer = json!({"id": "1", "userName": "ada", "displayName": "ADA", "title": "Eng."});
+        assert!(dropped(&asked, &answer).is_empty());
+        // A short answer names nothing.
+        assert!(dropped(&asked, &json!({"id": "1", "userName": "ada"})).is_empty());
+        assert!(dropped(&asked, &json!({"id": "1"})).is_empty());
     }
 
     #[test]
