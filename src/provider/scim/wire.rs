@@ -191,15 +191,19 @@ impl WireUser {
 }
 
 /// The attributes `asked` sets (to a value, not `""`) that the resource `answer` lacks. For
-/// the manager, `asked` holds the id sent. An answer that holds none of them is taken for a
-/// short answer (some services return little more than the id), not for a service that keeps
-/// nothing: it names none.
+/// the manager, `asked` holds the id sent. An answer that holds none of the attributes keyward
+/// reads (not even `active`) is taken for a short answer (some services return little more
+/// than the id), not for a service that keeps nothing: it names none.
 pub fn dropped(asked: &UserAttrs, answer: &Value) -> Vec<UserField> {
     let Ok(u) = WireUser::parse(answer) else { return Vec::new() };
-    let sent: Vec<UserField> =
-        UserField::ALL.into_iter().filter(|f| asked.get(*f).is_some_and(|v| !v.is_empty())).collect();
-    let lacking: Vec<UserField> = sent.iter().copied().filter(|f| u.attrs.get(*f).is_none()).collect();
-    if lacking.len() == sent.len() { Vec::new() } else { lacking }
+    let full = get(answer, "active").is_some() || UserField::ALL.into_iter().any(|f| u.attrs.get(f).is_some());
+    if !full {
+        return Vec::new();
+    }
+    UserField::ALL
+        .into_iter()
+        .filter(|f| asked.get(*f).is_some_and(|v| !v.is_empty()) && u.attrs.get(*f).is_none())
+        .collect()
 }
 
 /// The index of the email keyward manages: the primary one, else the work one, else the first.
@@ -621,7 +625,7 @@ mod tests {
     }
 
     #[test]
-    fn attributes_an_answer_lacks_are_named_unless_it_holds_none_of_them() {
+    fn attributes_an_answer_lacks_are_named_unless_it_is_a_short_answer() {
         let asked = UserAttrs {
             display_name: Some("Ada".into()),
             job_title: Some("Engineer".into()),
@@ -633,6 +637,9 @@ mod tests {
         // Kept under another value is kept (a service may normalise it).
         let answer = json!({"id": "1", "userName": "ada", "displayName": "ADA", "title": "Eng."});
         assert!(dropped(&asked, &answer).is_empty());
+        // An answer holding something else keyward reads, but not what was sent.
+        let answer = json!({"id": "1", "userName": "ada", "active": true});
+        assert_eq!(dropped(&asked, &answer), vec![UserField::DisplayName, UserField::JobTitle]);
         // A short answer names nothing.
         assert!(dropped(&asked, &json!({"id": "1", "userName": "ada"})).is_empty());
         assert!(dropped(&asked, &json!({"id": "1"})).is_empty());

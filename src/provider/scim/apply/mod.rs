@@ -752,7 +752,18 @@ async fn put_modified(
         Some(what) => Err(ScimError::Invalid(format!(
             "the service answered the PUT with success but did not apply it: {what}; it ignores this attribute in a PUT, so the change was not made"
         ))),
-        None => Ok(effect_of(unit, None, version_of(&r).filter(|_| config.etag), state)),
+        None => {
+            let effect = effect_of(unit, None, version_of(&r).filter(|_| config.etag), state);
+            // A user attribute the answer lacks was not kept, as after a PATCH.
+            let dropped = match (unit, r.body.as_ref()) {
+                (Unit::PatchUser { set, .. }, Some(body)) => {
+                    let manager = set.manager.as_deref().and_then(|m| state.users.get(&key(m))).map(|u| u.id.clone());
+                    wire::dropped(&UserAttrs { manager, ..set.clone() }, body)
+                }
+                _ => Vec::new(),
+            };
+            Ok(effect.with_dropped(dropped))
+        }
     });
     (r, 2)
 }
