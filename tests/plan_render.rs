@@ -131,3 +131,48 @@ fn colour_only_when_asked() {
     assert!(!plain.contains('\u{1b}'));
     assert!(colour.contains('\u{1b}'));
 }
+
+/// A target that does not keep `jobTitle` and has no service accounts (SCIM's capabilities):
+/// the plan sets no title there and says so once, and names the quick start's payments-bot,
+/// whose role is bound there, instead of leaving it out without a word.
+#[test]
+fn attributes_a_target_does_not_keep_and_service_accounts_it_has_none_of_are_notes_not_changes() {
+    use keyward::model::{ProviderKind, UserField};
+    use keyward::plan::Operation;
+    let state = quickstart();
+    let mut live = LiveTarget::default();
+    live.unkept.insert(UserField::JobTitle, "its User schema has no `title`".into());
+    let live: BTreeMap<Name, LiveTarget> = [(target(), live)].into();
+    let scim: BTreeMap<Name, Capabilities> = [(target(), capabilities(ProviderKind::Scim))].into();
+    let messages: Vec<String> = plan::notices(&state, &live, &scim).into_iter().map(|n| n.message).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "target `directory` does not keep `jobTitle` (its User schema has no `title`); keyward will not manage it there",
+            "service account `payments-bot` is not managed on target `directory`: keyward manages no service accounts there, so none of its roles on that target are planned",
+        ]
+    );
+    // A target that holds service accounts names only the attribute.
+    let file: BTreeMap<Name, Capabilities> = [(target(), capabilities(ProviderKind::File))].into();
+    assert_eq!(plan::notices(&state, &live, &file).len(), 1);
+    // No title is planned there.
+    let input = PlanInput {
+        desired: &state,
+        live: &live,
+        capabilities: &scim,
+        now: now(),
+        baseline: None,
+        undelivered: &[],
+        previous: None,
+    };
+    let changes = plan::plan_changes(&input).unwrap();
+    let creations: Vec<_> = changes
+        .iter()
+        .filter_map(|c| match &c.operation {
+            Operation::CreateUser { attrs, .. } => Some(attrs),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(creations.len(), 15);
+    assert!(creations.iter().all(|a| a.job_title.is_none() && a.department.is_some()), "{creations:#?}");
+}
