@@ -137,15 +137,18 @@ pub async fn gather(settings: &EvidenceSettings, observer: &dyn Observer) -> Res
     };
     let state = config.state();
     let StateFacts { records, verify, location: audit_path, applied_commit } = read_state(state, dir).await?;
-    let undelivered = Store::open(state, dir)?.undelivered().await?;
+    let store = Store::open(state, dir)?;
+    let undelivered = store.undelivered().await?;
     let (live, changes, plan) = match read {
-        Some(Ok(Read { names, mut open, live })) => {
+        Some(Ok(Read { names, mut open, mut live })) => {
+            super::applied::add_unkept(&store, &mut live).await?;
             let base = baseline(dir, applied_commit.as_deref(), observer);
             let mut changes =
                 super::plan::compute(state, &live, &open.capabilities, now, base.as_ref(), &undelivered, base.as_ref())
                     .map_err(|errors| EngineError::Plan { errors })?;
             open.attribute(&mut changes).await;
-            let plan = plan::assemble(changes.clone(), config.reference(dir), names, now);
+            let mut plan = plan::assemble(changes.clone(), config.reference(dir), names, now);
+            plan.notices = plan::notices(state, &live, &open.capabilities);
             (Ok(live), changes, Some(plan))
         }
         Some(Err(e)) => {
