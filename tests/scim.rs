@@ -892,12 +892,20 @@ fn an_update_the_service_answers_without_an_attribute_will_not_converge_and_is_n
         "emails": [{"value": "tomas.novak@northwind.example", "type": "work", "primary": true}]});
     assert_eq!(server.request("POST", "/v2/Users", Some(&tomas)).status, 201);
     let dir = quickstart(&server);
+    // He is enabled in the same write: that part is made, and reported so.
+    let sales = dir.path().join("users/sales.yaml");
+    let text_sales = std::fs::read_to_string(&sales).unwrap();
+    let rejoined = text_sales.replacen("employeeId: \"E1011\"\nstatus: disabled", "employeeId: \"E1011\"", 1);
+    assert_ne!(rejoined, text_sales);
+    std::fs::write(&sales, rejoined).unwrap();
     let o = keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     let line =
         out.lines().find(|l| l.contains("directory.user.tomas.novak (update)")).unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("will not converge") && line.contains("`jobTitle`"), "{line}");
+    assert!(!out.contains("directory.user.tomas.novak (enable)"), "{out}");
+    assert_eq!(server.user("tomas.novak@northwind.example")["active"], true);
     let o = keyward(dir.path(), &server.token, &["plan", "."]);
     let (out, err) = text(&o);
     assert!(!out.contains("directory.user.tomas.novak"), "the title is planned again:\n{out}\n{err}");

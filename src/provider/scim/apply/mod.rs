@@ -351,8 +351,10 @@ impl Run<'_> {
                 };
                 self.absorb(effect);
                 if let Some(e) = not_kept {
+                    // The write was made: an enable or disable it carried is in effect.
                     for &i in &work.changes {
-                        self.results[i] = Some(Err(e.clone()));
+                        let kept = self.lifecycle.contains(&i);
+                        self.results[i] = Some(if kept { Ok(()) } else { Err(e.clone()) });
                     }
                     return;
                 }
