@@ -26,6 +26,7 @@ use super::console::Console;
 use super::{CliResult, Context, Exit, Failure, WatchArgs};
 use crate::engine::drift::{self, DriftSettings, Webhook};
 use crate::engine::{Clock, EngineError};
+use crate::model::escape::Term;
 use crate::output::Printer;
 use crate::output::metrics::{self, DriftMetrics};
 use crate::plan::Action;
@@ -132,7 +133,7 @@ impl Watcher {
                 }
             }
             Err(f) => {
-                printer.err(&format!("keyward watch: the drift check failed: {}\n", f.message));
+                printer.err(&format!("keyward watch: the drift check failed: {}\n", Term(&f.message)));
                 state.lock().expect("the state lock is never poisoned").metrics.up = false;
                 if !self.failing
                     && let Some(w) = &self.webhook
@@ -172,7 +173,13 @@ impl Watcher {
             plan.changes.iter().filter(|c| !self.alerted.contains(&(c.address.to_string(), c.action))).collect();
         if !new.is_empty() {
             for c in &new {
-                printer.out(&format!("drift: {} {} ({}: {})\n", c.action, c.address, c.reason.kind, c.reason.why));
+                printer.out(&format!(
+                    "drift: {} {} ({}: {})\n",
+                    c.action,
+                    Term(&c.address),
+                    c.reason.kind,
+                    Term(&c.reason.why)
+                ));
             }
             let sent = match &self.webhook {
                 Some(w) => match w.post(&drift::alert_text(&args.dir, &new)).await {

@@ -8,6 +8,7 @@ mod capabilities;
 pub mod certification;
 pub mod config;
 pub mod dn;
+pub mod escape;
 pub mod eligibility;
 pub mod lifecycle;
 pub mod live;

@@ -13,6 +13,7 @@ use super::diagnostics::{LineIndex, Report, snippet};
 use super::{paint, styles};
 use crate::load::Loaded;
 use crate::model::Severity;
+use crate::model::escape::{markdown_code, markdown_text};
 use crate::policy::{Finding, Tally, builtin::secrets};
 
 /// Renders findings like a compiler, each with its YAML line; `width` fixes the wrap width.
@@ -46,7 +47,7 @@ pub fn render_text(findings: &[Finding], loaded: Option<&Loaded>, color: bool, w
             && let Some(loc) = &f.location
         {
             let where_ = format!("{}:{}:{}", loc.file.display(), loc.line, loc.column);
-            let _ = writeln!(out, "{}", paint(color, styles::BOLD, &where_));
+            let _ = writeln!(out, "{}", paint(color, styles::BOLD, &crate::model::escape::terminal(&where_)));
         }
         let report = Report {
             code: &f.rule,
@@ -103,10 +104,6 @@ pub fn render_json(findings: &[Finding]) -> String {
     s
 }
 
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 /// The findings as a Markdown section for a pull-request comment, at most `max_chars` long.
 pub fn render_markdown(findings: &[Finding], max_chars: usize) -> String {
     let mut out = String::new();
@@ -119,11 +116,11 @@ pub fn render_markdown(findings: &[Finding], max_chars: usize) -> String {
         let where_ = f
             .location
             .as_ref()
-            .map(|l| format!("`{}:{}`", l.file.display(), l.line))
-            .unwrap_or_else(|| format!("`{}`", f.address));
-        let mut row = format!("| {} | `{}` | {} | {}", f.severity, f.rule, md_cell(&where_), md_cell(&f.message));
+            .map(|l| markdown_code(&format!("{}:{}", l.file.display(), l.line)))
+            .unwrap_or_else(|| markdown_code(&f.address));
+        let mut row = format!("| {} | {} | {} | {}", f.severity, markdown_code(&f.rule), where_, markdown_text(&f.message));
         if let Some(h) = &f.help {
-            row.push_str(&format!("<br>_{}_", md_cell(h)));
+            row.push_str(&format!("<br>_{}_", markdown_text(h)));
         }
         row.push_str(" |\n");
         let note = format!("\n_{} more findings not shown; run `keyward validate` for all._\n", findings.len() - i);
