@@ -32,7 +32,7 @@ fn hostile_live_users(sb: &Sandbox, names: &[&str]) {
 #[track_caller]
 fn assert_nothing_raw(what: &str, run: &Run) {
     for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
-        for bad in ['\x1b', '\x07', '\u{202e}', '\u{2066}', '\u{9b}'] {
+        for bad in ['\x1b', '\x07', '\u{202e}', '\u{2066}', '\u{85}', '\u{9b}'] {
             assert!(!text.contains(bad), "{what} {stream} holds {bad:?} raw:\n{text}");
         }
         assert!(!text.contains("\nPlan: 0 to add"), "{what} {stream} holds a forged line:\n{text}");
@@ -46,7 +46,7 @@ fn live_user_names_with_escapes_and_line_breaks_reach_no_terminal_raw() {
     hostile_live_users(&sb, &[CLEAR, FORGE]);
 
     let plan = sb.run(&["plan", "{dir}"]);
-    plan.expect(2);
+    plan.expect(0);
     assert_nothing_raw("plan", &plan);
     assert!(plan.stdout.contains("directory.user.evil\\u{1b}[2J\\u{202e}@northwind.example"), "{}", plan.stdout);
     assert!(plan.stdout.contains("directory.user.forge\\u{a}Plan: 0 to add"), "{}", plan.stdout);
@@ -74,12 +74,12 @@ fn configuration_text_with_escapes_reaches_no_terminal_raw_from_validate() {
     // override and a C1 control, both allowed raw in YAML.
     sb.write(
         "users/mallory.yaml",
-        "kind: User\nname: Mallory\nuserName: mallory@northwind.example\ndisplayName: \"Mal\u{202e}lory\u{85}\u{9b}2J\"\n",
+        "kind: User\nname: Mallory\ndisplayName: \"Mal\u{202e}lory\u{85}x\"\nuserName: mallory@northwind.example\n",
     );
     let validate = sb.run(&["validate", "{dir}"]);
     validate.expect(1);
     assert_nothing_raw("validate", &validate);
-    assert!(validate.stdout.contains("Mal\u{fffd}lory") || validate.stderr.contains("Mal\u{fffd}lory"), "{}", validate.stdout);
+    assert!(validate.stderr.contains("Mal\u{fffd}lory\u{bf}x"), "{}", validate.stderr);
 }
 
 #[test]
@@ -89,10 +89,12 @@ fn markdown_plan_keeps_hostile_live_user_names_in_their_code_block() {
     let name = "x```\n</details>\n[link](http://evil.example) @northwind/security | y@northwind.example";
     hostile_live_users(&sb, &[name]);
     let md = sb.run(&["plan", "{dir}", "--format", "markdown"]);
-    md.expect(2);
+    md.expect(0);
     let out = &md.stdout;
-    assert_eq!(out.matches("<details>").count(), out.matches("</details>").count(), "{out}");
-    assert_eq!(out.matches("```").count() % 2, 0, "every fence is closed: {out}");
+    // Only the lines keyward writes open and close blocks.
+    let closing = out.lines().filter(|l| l.trim_start().starts_with("</details>")).count();
+    assert_eq!(out.matches("<details>").count(), closing, "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("```")).count(), 2, "one fence, opened and closed: {out}");
     // The value stays on its one line inside the fence.
     let line = out.lines().find(|l| l.contains("y@northwind.example")).expect("the change line");
     assert!(line.starts_with("! disable directory.user.x"), "{line}");
