@@ -66,8 +66,8 @@ impl<T: fmt::Display> fmt::Display for Term<T> {
     }
 }
 
-/// `s` as Markdown text that renders as exactly these characters: no emphasis, code, links,
-/// autolinks, HTML (`</details>` included), headings, table cells or `@` mentions. Safe in a
+/// `s` as Markdown text that renders as exactly these characters: no emphasis, code, masked
+/// links (`[text](url)`), HTML (`</details>` included), headings, table cells or `@` mentions. Safe in a
 /// paragraph, a block quote and a table cell; line breaks and control characters are escaped
 /// as on a terminal.
 pub fn markdown_text(s: &str) -> String {
@@ -87,13 +87,10 @@ pub fn markdown_text(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            // A word joiner after `@` stops GitHub's mentions (`@team`); after the `:` of
-            // `://` and the `.` of `www.`, autolinks.
-            '@' => out.push_str("@\u{2060}"),
-            ':' if chars.get(i + 1) == Some(&'/') => out.push_str(":\u{2060}"),
-            '.' if i >= 3 && chars[i - 3..i].iter().all(|w| w.eq_ignore_ascii_case(&'w')) => {
-                out.push_str(".\u{2060}")
-            }
+            // A word joiner after an `@` that could start a mention (`@team`, not the `@` of
+            // an e-mail address) stops GitHub's mentions. A bare URL stays a link: it shows
+            // where it goes, unlike `[text](url)`.
+            '@' if i == 0 || !chars[i - 1].is_alphanumeric() => out.push_str("@\u{2060}"),
             c => push_terminal(&mut out, c),
         }
     }
@@ -110,7 +107,7 @@ pub fn html_text(s: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            '@' => out.push_str("@\u{2060}"),
+            '@' if !out.ends_with(|p: char| p.is_alphanumeric()) => out.push_str("@\u{2060}"),
             c => push_terminal(&mut out, c),
         }
     }
@@ -174,13 +171,13 @@ mod tests {
 
     #[test]
     fn markdown_text_is_inert() {
-        let md = markdown_text("x`</details><img src=x>[link](http://evil) @team *b* | www.evil.example");
-        for raw in ["</details>", "<img", "[link](", "@team", "*b*", " | ", "http://", "www.evil"] {
+        let md = markdown_text("x`</details><img src=x>[link](http://evil) @team *b* | (@org/team)");
+        for raw in ["</details>", "<img", "[link](", "@team", "*b*", " | ", "@org"] {
             assert!(!md.contains(raw), "{raw} in {md}");
         }
         assert!(md.starts_with("x\\`"), "{md}");
         assert_eq!(markdown_text("a\nb"), "a\\u{a}b");
-        assert_eq!(markdown_text("janet.leverling"), "janet.leverling");
+        assert_eq!(markdown_text("janet.leverling@northwind.example"), "janet.leverling@northwind.example");
     }
 
     #[test]
