@@ -4,8 +4,8 @@ use super::console::Console;
 use super::{
     AuditArgs, AuditCommand, AuditReviewArgs, AuditVerifyArgs, CliResult, Context, DiagFormat, Exit, ReviewFormat,
 };
-use crate::model::escape::Term;
 use crate::engine::audit::{self, ExpectedHead, LogSettings, ReviewSettings};
+use crate::model::escape::Term;
 use crate::output::{self, Printer, paint, styles};
 use crate::state::trail::{ChainHead, HeadCheck};
 

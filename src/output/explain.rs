@@ -249,7 +249,12 @@ pub fn render_markdown(e: &Explanation) -> String {
     if !e.findings.is_empty() {
         out.push_str("\n### Policy findings\n\n");
         for f in &e.findings {
-            out.push_str(&format!("- {} {}: {}\n", f.severity, crate::model::escape::markdown_code(&f.rule), md(&f.message)));
+            out.push_str(&format!(
+                "- {} {}: {}\n",
+                f.severity,
+                crate::model::escape::markdown_code(&f.rule),
+                md(&f.message)
+            ));
         }
     }
     for n in &e.notes {

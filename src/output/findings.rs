@@ -118,7 +118,8 @@ pub fn render_markdown(findings: &[Finding], max_chars: usize) -> String {
             .as_ref()
             .map(|l| markdown_code(&format!("{}:{}", l.file.display(), l.line)))
             .unwrap_or_else(|| markdown_code(&f.address));
-        let mut row = format!("| {} | {} | {} | {}", f.severity, markdown_code(&f.rule), where_, markdown_text(&f.message));
+        let mut row =
+            format!("| {} | {} | {} | {}", f.severity, markdown_code(&f.rule), where_, markdown_text(&f.message));
         if let Some(h) = &f.help {
             row.push_str(&format!("<br>_{}_", markdown_text(h)));
         }

@@ -146,8 +146,13 @@ fn render_by_person(out: &mut String, plan: &Plan, opts: TextOptions) {
         let _ = writeln!(out, "  {}", paint(opts.color, styles::BOLD, &terminal(who)));
         for c in changes {
             let sym = symbol(c.action);
-            let _ =
-                writeln!(out, "    {} {} ({})", paint(opts.color, action_style(c.action), sym), Term(&c.address), c.action);
+            let _ = writeln!(
+                out,
+                "    {} {} ({})",
+                paint(opts.color, action_style(c.action), sym),
+                Term(&c.address),
+                c.action
+            );
         }
     }
     out.push('\n');
@@ -162,7 +167,11 @@ fn render_changes(out: &mut String, changes: &[&Change], opts: TextOptions) {
 fn render_change(out: &mut String, c: &Change, opts: TextOptions) {
     let header = format!("  # {} {}", Term(&c.address), verb(c.action));
     let _ = writeln!(out, "{}", paint(opts.color, styles::BOLD, &header));
-    let _ = writeln!(out, "{}", paint(opts.color, styles::DIM, &format!("    ({}: {})", c.reason.kind, Term(&c.reason.why))));
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(opts.color, styles::DIM, &format!("    ({}: {})", c.reason.kind, Term(&c.reason.why)))
+    );
     for n in &c.notes {
         let _ = writeln!(out, "{}", paint(opts.color, styles::CYAN, &format!("    note: {}", Term(n))));
     }
