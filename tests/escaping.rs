@@ -99,6 +99,8 @@ fn markdown_plan_keeps_hostile_live_user_names_in_their_code_block() {
     let line = out.lines().find(|l| l.contains("y@northwind.example")).expect("the change line");
     assert!(line.starts_with("! disable directory.user.x"), "{line}");
     assert!(line.contains("\\u{a}</details>\\u{a}[link]"), "{line}");
+    let plan_part = &out[..out.find("### Policy findings").unwrap_or(out.len())];
+    insta::assert_snapshot!("hostile_live_user_name_markdown_plan", plan_part);
 }
 
 /// Starts a webhook receiver; returns its URL and the bodies it receives.

@@ -133,3 +133,38 @@ pub fn render_markdown(findings: &[Finding], max_chars: usize) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finding about a live account whose userName holds Markdown and HTML, as the live
+    /// segregation-of-duties rule writes it.
+    #[test]
+    fn hostile_values_stay_inside_their_table_cell() {
+        let name = "x`</details><img src=x onerror=alert(1)>[docs](http://evil.example) @northwind/security | *y*";
+        let finding = Finding::new(
+            "sod.live-conflict",
+            Severity::Warn,
+            format!("okta.user.{name}"),
+            format!("`{name}` holds `buyer` and `purchasing-manager`\n| forged | row |"),
+        )
+        .help(format!("remove `{name}` from one group"));
+        let md = render_markdown(&[finding], 10_000);
+        insta::assert_snapshot!(md);
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(rows.len(), 3, "header, separator and one row: {md}");
+        // Cells are split by unescaped pipes only: five in the one row.
+        let row = rows[2];
+        let pipes: Vec<usize> =
+            row.char_indices().filter(|&(i, c)| c == '|' && !row[..i].ends_with('\\')).map(|(i, _)| i).collect();
+        assert_eq!(pipes.len(), 5, "{row}");
+        // The address is one code span, closed by a fence longer than its backtick run.
+        assert!(row[pipes[2] + 1..pipes[3]].trim().starts_with("``okta.user.x`<"), "{row}");
+        // The message is text: nothing in it is HTML, a link, emphasis or a mention.
+        let message = &row[pipes[3] + 1..pipes[4]];
+        for raw in ["</details>", "<img", "[docs](", "@northwind", "*y*", "\n"] {
+            assert!(!message.contains(raw), "{raw} raw in {message}");
+        }
+    }
+}
