@@ -58,7 +58,7 @@ async fn verify(args: AuditVerifyArgs, printer: &Printer) -> CliResult {
         let mut msg =
             format!("{location}: the audit log was tampered with ({} intact records before it)\n", report.records);
         for p in &report.problems {
-            msg.push_str(&format!("  line {}: {}\n", p.line, p.message));
+            msg.push_str(&format!("  line {}: {}\n", p.line, Term(&p.message)));
         }
         printer.out(&msg);
         return Ok(Exit::Error);
