@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::plan_text::{by_person, summary_line, symbol};
-use crate::model::escape::{html_text, markdown_code, markdown_text, terminal};
+use crate::model::escape::{html_text, markdown_code, terminal};
 use crate::plan::{Change, Plan, Section, Summary};
 
 /// GitHub's limit on a comment body, in characters.
@@ -16,7 +16,9 @@ pub fn render(plan: &Plan, max_chars: usize) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "### keyward plan\n");
     for notice in &plan.notices {
-        let _ = writeln!(head, "> [!WARNING]\n> {}\n", markdown_text(&notice.message));
+        // Notices are keyward's own sentences about a target (a validated name): kept as
+        // written, on one line.
+        let _ = writeln!(head, "> [!WARNING]\n> {}\n", terminal(&notice.message));
     }
     if plan.changes.is_empty() {
         let _ = writeln!(head, "**No changes.** The live targets match the configuration.");
