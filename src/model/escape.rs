@@ -189,6 +189,15 @@ mod tests {
     }
 
     #[test]
+    fn html_text_is_inert_inside_a_summary() {
+        assert_eq!(
+            html_text("main</summary><b \"x\">@team&\n"),
+            "main&lt;/summary&gt;&lt;b &quot;x&quot;&gt;@\u{2060}team&amp;\\u{a}"
+        );
+        assert_eq!(html_text("anne@northwind.example"), "anne@northwind.example");
+    }
+
+    #[test]
     fn webhook_code_makes_slack_controls_inert() {
         assert_eq!(webhook_code("<!channel> <http://x|y> & `z`"), "`&lt;!channel&gt; &lt;http://x|y&gt; &amp; ˋzˋ`");
     }
