@@ -202,7 +202,7 @@ fn drift_exits_0_or_2_alerts_without_secrets_and_writes_openmetrics() {
     let body = bodies.recv_timeout(Duration::from_secs(10)).expect("the webhook got the alert");
     let payload: Value = serde_json::from_str(&body).unwrap();
     let text = payload["text"].as_str().expect("Slack/Teams {\"text\": ...}");
-    assert!(text.contains("update directory.user.janet.leverling"), "{text}");
+    assert!(text.contains("update `directory.user.janet.leverling`"), "{text}");
     assert!(!body.contains("Hacker"), "alerts carry addresses, never values: {body}");
     for s in [&body, &found.stdout, &found.stderr, &none.stderr] {
         assert!(!s.contains(WEBHOOK_SECRET), "the webhook URL is a secret: {s}");

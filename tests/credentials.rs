@@ -807,7 +807,7 @@ fn drift_notices_credentials_due_and_counts_them_in_the_metrics() {
     s.write("keyward.yaml", &format!("{text}\nnotify:\n  webhook: ${{env:KEYWARD_TEST_WEBHOOK}}\n"));
     s.run_with_env(&["drift", "{dir}", "--notify"], &[("KEYWARD_TEST_WEBHOOK", url.as_str())]).expect(2);
     let body = bodies.recv_timeout(std::time::Duration::from_secs(10)).expect("the webhook got the alert");
-    assert!(body.contains("rotate directory.credential.payments-bot/bank-api-cert (policy)"), "{body}");
+    assert!(body.contains("rotate `directory.credential.payments-bot/bank-api-cert` (policy)"), "{body}");
     assert!(!body.contains(s.read(".keyward/secrets/webhook.txt").trim()), "{body}");
     // The access review lists it, with what the next apply does.
     let r = s.run(&["audit", "review", "{dir}", "--format", "json"]);

@@ -102,3 +102,27 @@ fn import_round_trip_against_scim2_server() {
     let o = harness::keyward(root, &server.token, &["plan", "--detailed-exitcode", "."]);
     harness::expect_exit(&o, 0);
 }
+
+/// Two live accounts whose userNames differ only in case would be imported as two users with
+/// one userName: import says so, naming the problem, and writes nothing.
+#[test]
+fn import_refuses_to_write_a_configuration_that_does_not_validate() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    let mut dir = s.directory();
+    let janet = support::find_user(&mut dir, "janet.leverling@northwind.example").clone();
+    for (id, user_name) in [("u-twin-1", "Twin@northwind.example"), ("u-twin-2", "twin@northwind.example")] {
+        let mut u = janet.clone();
+        u["id"] = id.into();
+        u["userName"] = user_name.into();
+        dir["users"].as_array_mut().unwrap().push(u);
+    }
+    s.set_directory(&dir);
+    let r = s.run(&["import", "--target", "directory", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("import would write a configuration that does not validate"), "{}", r.stderr);
+    assert!(r.stderr.contains("duplicate-user-name"), "{}", r.stderr);
+    assert!(r.stderr.contains("users/imported-directory.yaml"), "{}", r.stderr);
+    assert!(!s.path("users/imported-directory.yaml").exists(), "nothing is written");
+    s.run(&["validate", "{dir}"]).expect(0);
+}

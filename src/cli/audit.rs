@@ -5,6 +5,7 @@ use super::{
     AuditArgs, AuditCommand, AuditReviewArgs, AuditVerifyArgs, CliResult, Context, DiagFormat, Exit, ReviewFormat,
 };
 use crate::engine::audit::{self, ExpectedHead, LogSettings, ReviewSettings};
+use crate::model::escape::Term;
 use crate::output::{self, Printer, paint, styles};
 use crate::state::trail::{ChainHead, HeadCheck};
 
@@ -24,7 +25,7 @@ pub async fn run(cmd: AuditCommand, ctx: Context, printer: &Printer) -> CliResul
                 }
                 DiagFormat::Text => {
                     if records.is_empty() {
-                        printer.out(&format!("{path} holds no records.\n"));
+                        printer.out(&format!("{} holds no records.\n", Term(&path)));
                     }
                     let mut out = String::new();
                     for r in &records {
@@ -34,10 +35,10 @@ pub async fn run(cmd: AuditCommand, ctx: Context, printer: &Printer) -> CliResul
                             r.seq,
                             e.time.format("%Y-%m-%d %H:%M:%S"),
                             format!("{:?}", e.outcome).to_lowercase(),
-                            e.action,
-                            e.address,
-                            e.actor,
-                            e.error.as_ref().map(|x| format!("  ({x})")).unwrap_or_default()
+                            Term(&e.action),
+                            Term(&e.address),
+                            Term(&e.actor),
+                            e.error.as_ref().map(|x| format!("  ({})", Term(x))).unwrap_or_default()
                         ));
                     }
                     printer.out(&out);
@@ -57,7 +58,7 @@ async fn verify(args: AuditVerifyArgs, printer: &Printer) -> CliResult {
         let mut msg =
             format!("{location}: the audit log was tampered with ({} intact records before it)\n", report.records);
         for p in &report.problems {
-            msg.push_str(&format!("  line {}: {}\n", p.line, p.message));
+            msg.push_str(&format!("  line {}: {}\n", p.line, Term(&p.message)));
         }
         printer.out(&msg);
         return Ok(Exit::Error);

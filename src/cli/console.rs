@@ -89,7 +89,7 @@ impl Observer for Console<'_> {
     }
 
     fn warning(&self, message: &str) {
-        self.printer.err(&format!("warning: {message}\n"));
+        self.printer.err(&format!("warning: {}\n", crate::model::escape::terminal_lines(message)));
     }
 }
 

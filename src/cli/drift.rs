@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::drift::{self, Against, DriftSettings, Webhook, WebhookError};
 use crate::model::Name;
+use crate::model::escape::{Term, markdown_code};
 use crate::output::{self, Printer, plan_markdown, plan_text};
 use crate::plan::{Change, Plan};
 
@@ -56,7 +57,7 @@ pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult 
             if !pending.is_empty() {
                 text.push_str(&format!("\n**Pending** (merged, not applied yet; not drift): {}\n\n", pending.len()));
                 for c in &pending {
-                    text.push_str(&format!("- `{}` {}\n", c.address, c.action));
+                    text.push_str(&format!("- {} {}\n", markdown_code(&c.address.to_string()), c.action));
                 }
             }
             printer.out(&text);
@@ -109,7 +110,7 @@ fn render_text(plan: &Plan, pending: &[Change], against: &BTreeMap<Name, Against
             if pending.len() == 1 { "it" } else { "them" }
         ));
         for c in pending {
-            out.push_str(&format!("  {} {} ({})\n", c.action, c.address, c.reason.why));
+            out.push_str(&format!("  {} {} ({})\n", c.action, Term(&c.address), Term(&c.reason.why)));
         }
     }
     out

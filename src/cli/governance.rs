@@ -13,6 +13,7 @@ use crate::engine::governance::{
 };
 use crate::governance::elevate;
 use crate::model::certification::Unreviewed;
+use crate::model::escape::terminal_lines;
 use crate::model::{CampaignScope, Date, Duration, Name};
 use crate::output::{self, Printer};
 
@@ -190,7 +191,7 @@ fn name(s: &str, what: &str) -> Result<Name, Failure> {
 pub fn codeowners(args: CodeownersArgs, _ctx: Context, printer: &Printer) -> CliResult {
     let settings = CodeownersSettings { dir: args.dir.clone(), out: args.out.clone() };
     let built = gov::codeowners(&settings, &Console::new(printer))?;
-    printer.err(&output::governance::codeowners_notes(&built.built));
+    printer.err(&terminal_lines(&output::governance::codeowners_notes(&built.built)));
     if args.check {
         if built.current.as_deref() == Some(built.text.as_str()) {
             printer.status(&format!("{} is up to date.", built.path.display()));
@@ -218,7 +219,7 @@ pub fn verify(args: VerifyArgs, ctx: Context, printer: &Printer) -> CliResult {
     let v = gov::verify(&settings, &Console::new(printer))?;
     match args.format {
         VerifyFormat::Text => {
-            printer.out(&output::governance::approvals_text(&v.verdict));
+            printer.out(&terminal_lines(&output::governance::approvals_text(&v.verdict)));
             if !v.findings.is_empty() {
                 printer.out("\n");
             }
@@ -290,7 +291,7 @@ fn status(args: StatusArgs, ctx: Context, printer: &Printer) -> CliResult {
     let campaign = name(&args.name, "campaign")?;
     let s = gov::certify_status(&args.dir, &campaign, ctx.clock, &Console::new(printer))?;
     printer.out(&match args.format {
-        StatusFormat::Text => output::governance::status_text(&s),
+        StatusFormat::Text => terminal_lines(&output::governance::status_text(&s)).into_owned(),
         StatusFormat::Markdown => output::governance::status_markdown(&s),
         StatusFormat::Json => format!("{}\n", serde_json::to_string_pretty(&s).expect("statuses serialize")),
     });
@@ -310,7 +311,7 @@ fn close(args: CloseArgs, ctx: Context, printer: &Printer) -> CliResult {
         "Wrote {}. Review the changes (`git diff`, `keyward plan`) and commit them with the evidence in the campaign's pull request.\n",
         closed.evidence_path.display()
     ));
-    printer.out(&text);
+    printer.out(&terminal_lines(&text));
     Ok(Exit::Success)
 }
 

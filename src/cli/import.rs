@@ -4,6 +4,7 @@
 use super::console::Console;
 use super::{CliResult, Context, Exit, ImportArgs};
 use crate::engine::import::{self, ImportSettings};
+use crate::model::escape::Term;
 use crate::output::Printer;
 
 pub async fn run(args: ImportArgs, ctx: Context, printer: &Printer) -> CliResult {
@@ -16,11 +17,11 @@ pub async fn run(args: ImportArgs, ctx: Context, printer: &Printer) -> CliResult
     } else {
         printer.out(&format!("Imported from {target}:\n"));
         for w in &imported.written {
-            printer.out(&format!("  {w}\n"));
+            printer.out(&format!("  {}\n", Term(w)));
         }
     }
     for n in &imported.notes {
-        printer.err(&format!("note: {n}\n"));
+        printer.err(&format!("note: {}\n", Term(n)));
     }
     Ok(Exit::Success)
 }

@@ -508,7 +508,7 @@ pub fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(f) => {
             let label = crate::output::paint(printer.color_err, crate::output::styles::RED.bold(), "error");
-            printer.err(&format!("{label}: {}\n", f.message));
+            printer.err(&format!("{label}: {}\n", crate::model::escape::terminal_lines(&f.message)));
             f.exit.into()
         }
     }

@@ -11,11 +11,14 @@
 //!   otherwise; `/` serves the report page of the last successful check (`keyward report`),
 //!   read-only;
 //! - the HTTP responder reads at most [`MAX_REQUEST_BYTES`] of a request, gives each
-//!   connection [`IO_TIMEOUT`], serves at most [`MAX_CONNECTIONS`] at once, and closes every
-//!   connection after one answer;
+//!   connection [`IO_TIMEOUT`], keeps at most [`MAX_CONNECTIONS`] open, and closes every
+//!   connection after one answer; a new connection is always accepted, closing the oldest
+//!   open one when all are taken (preferring one that has not sent its request yet), so idle
+//!   connections cannot stall `/healthz`;
 //! - SIGTERM or SIGINT stops the loop and the responder cleanly (exit 0).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +29,7 @@ use super::console::Console;
 use super::{CliResult, Context, Exit, Failure, WatchArgs};
 use crate::engine::drift::{self, DriftSettings, Webhook};
 use crate::engine::{Clock, EngineError};
+use crate::model::escape::Term;
 use crate::output::Printer;
 use crate::output::metrics::{self, DriftMetrics};
 use crate::plan::Action;
@@ -34,7 +38,7 @@ use crate::plan::Action;
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 /// How long a connection may take to send its request and read the answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait to be accepted.
+/// Connections open at once; a new one closes the oldest.
 pub const MAX_CONNECTIONS: usize = 32;
 
 /// What the responder shows.
@@ -132,7 +136,7 @@ impl Watcher {
                 }
             }
             Err(f) => {
-                printer.err(&format!("keyward watch: the drift check failed: {}\n", f.message));
+                printer.err(&format!("keyward watch: the drift check failed: {}\n", Term(&f.message)));
                 state.lock().expect("the state lock is never poisoned").metrics.up = false;
                 if !self.failing
                     && let Some(w) = &self.webhook
@@ -172,7 +176,13 @@ impl Watcher {
             plan.changes.iter().filter(|c| !self.alerted.contains(&(c.address.to_string(), c.action))).collect();
         if !new.is_empty() {
             for c in &new {
-                printer.out(&format!("drift: {} {} ({}: {})\n", c.action, c.address, c.reason.kind, c.reason.why));
+                printer.out(&format!(
+                    "drift: {} {} ({}: {})\n",
+                    c.action,
+                    Term(&c.address),
+                    c.reason.kind,
+                    Term(&c.reason.why)
+                ));
             }
             let sent = match &self.webhook {
                 Some(w) => match w.post(&drift::alert_text(&args.dir, &new)).await {
@@ -197,19 +207,34 @@ impl Watcher {
     }
 }
 
+/// An open connection: its task, and whether it is still waiting for its request.
+struct Open {
+    task: tokio::task::AbortHandle,
+    reading: Arc<AtomicBool>,
+}
+
 async fn serve(listener: TcpListener, state: State) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut open: VecDeque<Open> = VecDeque::new();
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
         match listener.accept().await {
             Ok((stream, peer)) => {
+                open.retain(|c| !c.task.is_finished());
+                if open.len() >= MAX_CONNECTIONS {
+                    let oldest = open.iter().position(|c| c.reading.load(Ordering::Relaxed)).unwrap_or(0);
+                    if let Some(c) = open.remove(oldest) {
+                        c.task.abort();
+                        tracing::debug!("closed the oldest connection to accept a new one");
+                    }
+                }
                 let state = state.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if tokio::time::timeout(IO_TIMEOUT, answer(stream, &state)).await.is_err() {
+                let reading = Arc::new(AtomicBool::new(true));
+                let flag = reading.clone();
+                let task = tokio::spawn(async move {
+                    if tokio::time::timeout(IO_TIMEOUT, answer(stream, &state, &flag)).await.is_err() {
                         tracing::debug!(%peer, "closed a slow connection");
                     }
                 });
+                open.push_back(Open { task: task.abort_handle(), reading });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot accept a connection");
@@ -219,8 +244,8 @@ async fn serve(listener: TcpListener, state: State) {
     }
 }
 
-/// Reads one request head and answers it.
-async fn answer(mut stream: TcpStream, state: &State) {
+/// Reads one request head and answers it; clears `reading` once the head is read.
+async fn answer(mut stream: TcpStream, state: &State, reading: &AtomicBool) {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let complete = loop {
@@ -235,6 +260,7 @@ async fn answer(mut stream: TcpStream, state: &State) {
             Ok(n) => buf.extend_from_slice(&chunk[..n.min(MAX_REQUEST_BYTES - buf.len())]),
         }
     };
+    reading.store(false, Ordering::Relaxed);
     let (status, content_type, body, head_only) = if !complete {
         (431, "text/plain; charset=utf-8", "request header too large\n".to_string(), false)
     } else {
@@ -376,5 +402,28 @@ mod tests {
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out).await;
         assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 431 "));
+    }
+
+    /// Many more idle connections than [`MAX_CONNECTIONS`], opened first, do not keep
+    /// `/healthz` from answering.
+    #[tokio::test]
+    async fn idle_connections_do_not_stall_healthz() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, state(true)));
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS * 3 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let health = async {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out).await;
+            out
+        };
+        let out = tokio::time::timeout(Duration::from_secs(10), health).await.expect("/healthz answers");
+        assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200 "), "{}", String::from_utf8_lossy(&out));
+        drop(idle);
     }
 }

@@ -17,6 +17,7 @@ use super::store::Store;
 use super::{Clock, Config, EngineError, Observer};
 use std::collections::BTreeMap;
 
+use crate::model::escape::webhook_code;
 use crate::model::lifecycle::{self, CredentialStatus};
 use crate::model::{
     DesiredState, LiveCredential, LiveTarget, Name, Secret, SecretRef, Timestamp, UndeliveredCredential,
@@ -384,21 +385,23 @@ impl Webhook {
     }
 }
 
-/// The text of an alert about drift items (address, action, reason kind).
+/// The text of an alert about drift items (address, action, reason kind). Every value from
+/// outside (the folder, addresses, who made a change) is shown through
+/// [`webhook_code`], so it cannot ping a channel, link, or forge a line in Slack or Teams.
 pub fn alert_text(dir: &Path, changes: &[&Change]) -> String {
     let total = changes.len();
     let targets: std::collections::BTreeSet<String> = changes.iter().map(|c| c.address.target.to_string()).collect();
     let mut text = format!(
         "keyward: {total} live difference{} from git in {} (target{} {}): access was changed outside git.",
         if total == 1 { "" } else { "s" },
-        dir.display(),
+        webhook_code(&dir.display().to_string()),
         if targets.len() == 1 { "" } else { "s" },
         targets.into_iter().collect::<Vec<_>>().join(", ")
     );
     for c in changes.iter().take(ALERT_ITEMS) {
-        text.push_str(&format!("\n- {} {} ({})", c.action, c.address, c.reason.kind));
+        text.push_str(&format!("\n- {} {} ({})", c.action, webhook_code(&c.address.to_string()), c.reason.kind));
         for n in c.notes.iter().filter(|n| n.is_attribution()) {
-            text.push_str(&format!(": {n}"));
+            text.push_str(&format!(": {}", webhook_code(&n.to_string())));
         }
     }
     if total > ALERT_ITEMS {
@@ -409,5 +412,9 @@ pub fn alert_text(dir: &Path, changes: &[&Change]) -> String {
 
 /// The text of an alert about a failed drift check.
 pub fn failure_text(dir: &Path, message: &str) -> String {
-    format!("keyward: the drift check of {} failed: {message}", dir.display())
+    format!(
+        "keyward: the drift check of {} failed: {}",
+        webhook_code(&dir.display().to_string()),
+        webhook_code(message)
+    )
 }

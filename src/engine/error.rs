@@ -64,6 +64,10 @@ pub enum EngineError {
     StateSettings { file: PathBuf },
     #[error("{} exists; import never overwrites a file", path.display())]
     WouldOverwrite { path: PathBuf },
+    /// What import would write does not validate with the configuration (for example two live
+    /// accounts whose userNames differ only in case); nothing was written.
+    #[error("import would write a configuration that does not validate ({tally}): {first}; nothing was written")]
+    ImportInvalid { tally: String, first: String },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use super::read::Targets;
 use super::{EngineError, Observer};
 use crate::adopt;
-use crate::load::Loaded;
+use crate::load::{self, Loaded};
+use crate::output::diagnostics;
 use crate::provider::handle::Reading;
 use crate::remote::RetryPolicy;
 
@@ -57,18 +58,51 @@ pub async fn import(settings: &ImportSettings, observer: &dyn Observer) -> Resul
     let (live, _) = Targets::<Reading>::read(&state.settings, dir, &names, settings.retry, observer).await?;
     let adoption = adopt::adopt(state, &target, &live[&target]);
 
-    let mut written = Vec::new();
+    let mut files: Vec<(PathBuf, String, String)> = Vec::new();
     if !adoption.users.is_empty() {
         let header = schema_header(&config.loaded, "User", &users_dir, "user.json");
-        write_docs(&out_root.join(&users_file), &header, &adoption.users)?;
-        written.push(format!("{} ({} users)", users_file.display(), adoption.users.len()));
+        let text = render_docs(&header, &adoption.users)?;
+        files.push((users_file.clone(), text, format!("{} ({} users)", users_file.display(), adoption.users.len())));
     }
     if !adoption.roles.is_empty() {
         let header = schema_header(&config.loaded, "Role", &roles_dir, "role.json");
-        write_docs(&out_root.join(&roles_file), &header, &adoption.roles)?;
-        written.push(format!("{} ({} roles)", roles_file.display(), adoption.roles.len()));
+        let text = render_docs(&header, &adoption.roles)?;
+        files.push((roles_file.clone(), text, format!("{} ({} roles)", roles_file.display(), adoption.roles.len())));
+    }
+    check_valid(&config.loaded, &files, observer)?;
+    let mut written = Vec::new();
+    for (rel, text, what) in files {
+        write_new(&out_root.join(&rel), &text)?;
+        written.push(what);
     }
     Ok(Imported { target: target.to_string(), written, notes: adoption.notes })
+}
+
+/// Validates the configuration as it would be with the imported files added (at the same
+/// paths, also when they go to another folder); reports the diagnostics and refuses when
+/// there is an error, before anything is written.
+fn check_valid(
+    loaded: &Loaded,
+    files: &[(PathBuf, String, String)],
+    observer: &dyn Observer,
+) -> Result<(), EngineError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut all: Vec<(PathBuf, Vec<u8>)> =
+        loaded.files.iter().map(|f| (f.path.clone(), f.text.clone().into_bytes())).collect();
+    all.extend(files.iter().map(|(rel, text, _)| (rel.clone(), text.clone().into_bytes())));
+    let would = load::load_files(&loaded.root, all)?;
+    let validated = crate::validate::validate(&would);
+    let Some(first) = validated.diagnostics.iter().find(|d| d.level == crate::diagnostic::Level::Error) else {
+        return Ok(());
+    };
+    observer.diagnostics(&validated.diagnostics, &would);
+    let at = first.file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default();
+    Err(EngineError::ImportInvalid {
+        tally: diagnostics::tally(&validated.diagnostics),
+        first: format!("{at}{} ({})", first.message, first.code),
+    })
 }
 
 /// The folder (relative to the configuration root) holding most documents of `kind`.
@@ -115,7 +149,7 @@ fn schema_header(loaded: &Loaded, kind: &str, folder: &Path, schema_file: &str) 
     }
 }
 
-fn write_docs<T: serde::Serialize>(path: &Path, header: &str, docs: &[T]) -> Result<(), EngineError> {
+fn render_docs<T: serde::Serialize>(header: &str, docs: &[T]) -> Result<String, EngineError> {
     let mut text = String::new();
     for (i, d) in docs.iter().enumerate() {
         if i > 0 {
@@ -127,6 +161,10 @@ fn write_docs<T: serde::Serialize>(path: &Path, header: &str, docs: &[T]) -> Res
         let value = serde_json::to_value(d).map_err(|e| EngineError::Yaml(e.to_string()))?;
         text.push_str(&serde_yaml::to_string(&value).map_err(|e| EngineError::Yaml(e.to_string()))?);
     }
+    Ok(text)
+}
+
+fn write_new(path: &Path, text: &str) -> Result<(), EngineError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(EngineError::io("create", parent))?;
     }

@@ -2,6 +2,7 @@
 
 use crate::apply::ApplyReport;
 use crate::audit::Outcome;
+use crate::model::escape::Term;
 
 use super::{paint, styles};
 
@@ -36,7 +37,12 @@ pub fn render(report: &ApplyReport, color: bool) -> String {
     }
     msg.push('\n');
     for o in failed {
-        msg.push_str(&format!("  - {} ({}): {}\n", o.address, o.action, o.error.as_deref().unwrap_or("failed")));
+        msg.push_str(&format!(
+            "  - {} ({}): {}\n",
+            Term(&o.address),
+            Term(&o.action),
+            Term(o.error.as_deref().unwrap_or("failed"))
+        ));
     }
     msg
 }

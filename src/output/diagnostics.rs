@@ -12,6 +12,7 @@ use miette::{
 use super::{paint, styles};
 use crate::diagnostic::{Diagnostic, Level};
 use crate::load::Loaded;
+use crate::model::escape::{Term, is_unsafe, terminal};
 
 /// A problem with its source lines, in the shape miette renders; diagnostics and policy
 /// findings both render through it.
@@ -103,12 +104,29 @@ pub(crate) fn snippet(
     let within = line_text.char_indices().nth(col).map(|(b, _)| b).unwrap_or(line_text.trim_end_matches('\n').len());
     let at = line_start + within - start;
     let span = SourceSpan::new(at.into(), token_len(body, at));
-    Some((Snippet { name: name.to_string(), text: body.to_string(), first_line: first }, span))
+    Some((Snippet { name: terminal(name).into_owned(), text: same_length_visible(body), first_line: first }, span))
+}
+
+/// `text` with every unsafe character but the line break replaced by a visible one of the same
+/// UTF-8 length (`?`, `¿`, `\u{fffd}`), so the spans into it stay where they were and a file
+/// cannot send control sequences or bidi overrides to the terminal through a snippet.
+fn same_length_visible(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => c,
+            c if is_unsafe(c) => match c.len_utf8() {
+                1 => '?',
+                2 => '¿',
+                _ => '\u{fffd}',
+            },
+            c => c,
+        })
+        .collect()
 }
 
 impl std::fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+        write!(f, "{}", Term(&self.message))
     }
 }
 
@@ -116,20 +134,21 @@ impl std::error::Error for Report<'_> {}
 
 impl miette::Diagnostic for Report<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
-        Some(Box::new(self.code))
+        Some(Box::new(Term(self.code)))
     }
     fn severity(&self) -> Option<miette::Severity> {
         Some(self.severity)
     }
     fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
-        self.help.map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.help.map(|h| Box::new(Term(h)) as Box<dyn std::fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some(self.label.clone()), span))))
+        let label = terminal(&self.label).into_owned();
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some(label), span))))
     }
 }
 
@@ -173,7 +192,7 @@ pub fn render_text(diags: &[Diagnostic], loaded: Option<&Loaded>, color: bool, w
             _ => String::new(),
         };
         if !location.is_empty() && span.is_none() {
-            let _ = writeln!(out, "{}", paint(color, styles::BOLD, &location));
+            let _ = writeln!(out, "{}", paint(color, styles::BOLD, &terminal(&location)));
         }
         let report = Report {
             code: d.code,

@@ -3,6 +3,7 @@
 
 use crate::explain::{Access, Applied, Explanation, LiveState};
 use crate::history::CommitInfo;
+use crate::model::escape::Term;
 
 fn day(t: &crate::model::Timestamp) -> String {
     t.format("%Y-%m-%d").to_string()
@@ -160,24 +161,24 @@ fn holder_lines(e: &Explanation) -> Vec<String> {
 }
 
 pub fn render_text(e: &Explanation) -> String {
-    let mut out = format!("{}\n", title(e));
+    let mut out = format!("{}\n", Term(title(e)));
     for l in holder_lines(e) {
-        out.push_str(&format!("  {l}\n"));
+        out.push_str(&format!("  {}\n", Term(l)));
     }
     if e.access.is_empty() {
         out.push_str("\nThe configuration gives no role.\n");
     }
     for a in &e.access {
-        let mut head = format!("\n{}", a.role);
+        let mut head = format!("\n{}", Term(&a.role));
         if a.privileged {
             head.push_str("  [privileged]");
         }
         if !a.duties.is_empty() {
-            head.push_str(&format!("  duties: {}", a.duties.join(", ")));
+            head.push_str(&format!("  duties: {}", Term(a.duties.join(", "))));
         }
         out.push_str(&format!("{head}\n"));
         for l in facts(a) {
-            out.push_str(&format!("  {l}\n"));
+            out.push_str(&format!("  {}\n", Term(l)));
         }
     }
     if e.live_read {
@@ -186,9 +187,9 @@ pub fn render_text(e: &Explanation) -> String {
         } else {
             out.push_str("\nLive access git does not explain (drift; `keyward apply` would undo it):\n");
             for u in &e.unexplained {
-                out.push_str(&format!("  {} {}: {}\n", u.action, u.address, u.reason));
+                out.push_str(&format!("  {} {}: {}\n", Term(&u.action), Term(&u.address), Term(&u.reason)));
                 for n in &u.notes {
-                    out.push_str(&format!("      {n}\n"));
+                    out.push_str(&format!("      {}\n", Term(n)));
                 }
             }
         }
@@ -196,24 +197,17 @@ pub fn render_text(e: &Explanation) -> String {
     if !e.findings.is_empty() {
         out.push_str("\nPolicy findings:\n");
         for f in &e.findings {
-            out.push_str(&format!("  {} {}: {}\n", f.severity, f.rule, f.message));
+            out.push_str(&format!("  {} {}: {}\n", f.severity, Term(&f.rule), Term(&f.message)));
         }
     }
     for n in &e.notes {
-        out.push_str(&format!("\nnote: {n}\n"));
+        out.push_str(&format!("\nnote: {}\n", Term(n)));
     }
     out
 }
 
 fn md(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#') {
-            out.push('\\');
-        }
-        out.push(if c == '\n' { ' ' } else { c });
-    }
-    out
+    crate::model::escape::markdown_text(s)
 }
 
 pub fn render_markdown(e: &Explanation) -> String {
@@ -245,9 +239,9 @@ pub fn render_markdown(e: &Explanation) -> String {
         for u in &e.unexplained {
             let notes = if u.notes.is_empty() { String::new() } else { format!(" ({})", u.notes.join("; ")) };
             out.push_str(&format!(
-                "- {} `{}`: {}\n",
+                "- {} {}: {}\n",
                 md(&u.action),
-                u.address.replace('`', "'"),
+                crate::model::escape::markdown_code(&u.address),
                 md(&(u.reason.clone() + &notes))
             ));
         }
@@ -255,7 +249,12 @@ pub fn render_markdown(e: &Explanation) -> String {
     if !e.findings.is_empty() {
         out.push_str("\n### Policy findings\n\n");
         for f in &e.findings {
-            out.push_str(&format!("- {} `{}`: {}\n", f.severity, f.rule, md(&f.message)));
+            out.push_str(&format!(
+                "- {} {}: {}\n",
+                f.severity,
+                crate::model::escape::markdown_code(&f.rule),
+                md(&f.message)
+            ));
         }
     }
     for n in &e.notes {

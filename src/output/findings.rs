@@ -13,6 +13,7 @@ use super::diagnostics::{LineIndex, Report, snippet};
 use super::{paint, styles};
 use crate::load::Loaded;
 use crate::model::Severity;
+use crate::model::escape::{markdown_code, markdown_text};
 use crate::policy::{Finding, Tally, builtin::secrets};
 
 /// Renders findings like a compiler, each with its YAML line; `width` fixes the wrap width.
@@ -46,7 +47,7 @@ pub fn render_text(findings: &[Finding], loaded: Option<&Loaded>, color: bool, w
             && let Some(loc) = &f.location
         {
             let where_ = format!("{}:{}:{}", loc.file.display(), loc.line, loc.column);
-            let _ = writeln!(out, "{}", paint(color, styles::BOLD, &where_));
+            let _ = writeln!(out, "{}", paint(color, styles::BOLD, &crate::model::escape::terminal(&where_)));
         }
         let report = Report {
             code: &f.rule,
@@ -103,10 +104,6 @@ pub fn render_json(findings: &[Finding]) -> String {
     s
 }
 
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 /// The findings as a Markdown section for a pull-request comment, at most `max_chars` long.
 pub fn render_markdown(findings: &[Finding], max_chars: usize) -> String {
     let mut out = String::new();
@@ -119,11 +116,12 @@ pub fn render_markdown(findings: &[Finding], max_chars: usize) -> String {
         let where_ = f
             .location
             .as_ref()
-            .map(|l| format!("`{}:{}`", l.file.display(), l.line))
-            .unwrap_or_else(|| format!("`{}`", f.address));
-        let mut row = format!("| {} | `{}` | {} | {}", f.severity, f.rule, md_cell(&where_), md_cell(&f.message));
+            .map(|l| markdown_code(&format!("{}:{}", l.file.display(), l.line)))
+            .unwrap_or_else(|| markdown_code(&f.address));
+        let mut row =
+            format!("| {} | {} | {} | {}", f.severity, markdown_code(&f.rule), where_, markdown_text(&f.message));
         if let Some(h) = &f.help {
-            row.push_str(&format!("<br>_{}_", md_cell(h)));
+            row.push_str(&format!("<br>_{}_", markdown_text(h)));
         }
         row.push_str(" |\n");
         let note = format!("\n_{} more findings not shown; run `keyward validate` for all._\n", findings.len() - i);
@@ -134,4 +132,39 @@ pub fn render_markdown(findings: &[Finding], max_chars: usize) -> String {
         out.push_str(&row);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finding about a live account whose userName holds Markdown and HTML, as the live
+    /// segregation-of-duties rule writes it.
+    #[test]
+    fn hostile_values_stay_inside_their_table_cell() {
+        let name = "x`</details><img src=x onerror=alert(1)>[docs](http://evil.example) @northwind/security | *y*";
+        let finding = Finding::new(
+            "sod.live-conflict",
+            Severity::Warn,
+            format!("okta.user.{name}"),
+            format!("`{name}` holds `buyer` and `purchasing-manager`\n| forged | row |"),
+        )
+        .help(format!("remove `{name}` from one group"));
+        let md = render_markdown(&[finding], 10_000);
+        insta::assert_snapshot!(md);
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(rows.len(), 3, "header, separator and one row: {md}");
+        // Cells are split by unescaped pipes only: five in the one row.
+        let row = rows[2];
+        let pipes: Vec<usize> =
+            row.char_indices().filter(|&(i, c)| c == '|' && !row[..i].ends_with('\\')).map(|(i, _)| i).collect();
+        assert_eq!(pipes.len(), 5, "{row}");
+        // The address is one code span, closed by a fence longer than its backtick run.
+        assert!(row[pipes[2] + 1..pipes[3]].trim().starts_with("``okta.user.x`<"), "{row}");
+        // The message is text: nothing in it is HTML, a link, emphasis or a mention.
+        let message = &row[pipes[3] + 1..pipes[4]];
+        for raw in ["</details>", "<img", "[docs](", "@northwind", "*y*", "\n"] {
+            assert!(!message.contains(raw), "{raw} raw in {message}");
+        }
+    }
 }

@@ -85,8 +85,9 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// A value in a table cell or a line of text: every Markdown character escaped.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    crate::model::escape::markdown_text(s)
 }
 
 /// The verdict for a pull-request comment.
@@ -94,7 +95,7 @@ pub fn approvals_markdown(v: &Verdict) -> String {
     let open = v.changes.iter().filter(|c| c.status != Status::Approved).count();
     let mut out = String::from("### keyward: approvals\n\n");
     if v.changes.is_empty() {
-        out.push_str(&format!("No privileged changes since `{}`.\n", cell(&v.base)));
+        out.push_str(&format!("No privileged changes since {}.\n", crate::model::escape::markdown_code(&v.base)));
         return out;
     }
     out.push_str(&if open == 0 {
@@ -163,9 +164,9 @@ pub fn status_markdown(s: &campaign::Status) -> String {
     );
     for r in &s.reviewers {
         out.push_str(&format!(
-            "| {} | `{}` | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} |\n",
             cell(&r.reviewer),
-            r.file.display(),
+            crate::model::escape::markdown_code(&r.file.display().to_string()),
             r.lines,
             r.kept,
             r.revoked,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::plan_text::{by_person, summary_line, symbol};
+use crate::model::escape::{html_text, markdown_code, terminal};
 use crate::plan::{Change, Plan, Section, Summary};
 
 /// GitHub's limit on a comment body, in characters.
@@ -15,7 +16,9 @@ pub fn render(plan: &Plan, max_chars: usize) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "### keyward plan\n");
     for notice in &plan.notices {
-        let _ = writeln!(head, "> [!WARNING]\n> {}\n", notice.message);
+        // Notices are keyward's own sentences about a target (a validated name): kept as
+        // written, on one line.
+        let _ = writeln!(head, "> [!WARNING]\n> {}\n", terminal(&notice.message));
     }
     if plan.changes.is_empty() {
         let _ = writeln!(head, "**No changes.** The live targets match the configuration.");
@@ -32,7 +35,8 @@ pub fn render(plan: &Plan, max_chars: usize) -> String {
         let s = Summary::of(cs.iter().copied());
         let _ = writeln!(
             head,
-            "| `{t}` | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            markdown_code(t),
             s.create,
             s.update + s.enable,
             s.assign,
@@ -49,10 +53,13 @@ pub fn render(plan: &Plan, max_chars: usize) -> String {
                 plan.changes.iter().partition(|c| split.sections.get(&c.address.to_string()) != Some(&Section::Drift));
             vec![
                 (format!("Changes this pull request asks for ({})", mine.len()), mine),
-                (format!("Drift already present at `{}` ({})", split.revision, drift.len()), drift),
+                (format!("Drift already present at `{}` ({})", html_text(&split.revision), drift.len()), drift),
             ]
         }
-        None => per_target.into_iter().map(|(t, cs)| (format!("Changes on `{t}` ({})", cs.len()), cs)).collect(),
+        None => per_target
+            .into_iter()
+            .map(|(t, cs)| (format!("Changes on `{}` ({})", html_text(&t), cs.len()), cs))
+            .collect(),
     };
 
     let mut body = String::new();
@@ -62,8 +69,11 @@ pub fn render(plan: &Plan, max_chars: usize) -> String {
     if !people.is_empty() {
         let mut section = String::from("<details><summary>By person</summary>\n\n| person | changes |\n|---|---|\n");
         for (who, changes) in &people {
-            let list: Vec<String> = changes.iter().map(|c| format!("{} `{}`", symbol(c.action), c.address)).collect();
-            let _ = writeln!(section, "| `{who}` | {} |", list.join("<br>"));
+            let list: Vec<String> = changes
+                .iter()
+                .map(|c| format!("{} {}", symbol(c.action), markdown_code(&c.address.to_string())))
+                .collect();
+            let _ = writeln!(section, "| {} | {} |", markdown_code(who), list.join("<br>"));
         }
         section.push_str("\n</details>\n\n");
         if head.len() + section.len() + 400 < max_chars / 2 {
@@ -136,8 +146,9 @@ fn change_line(c: &Change) -> String {
     for n in c.notes.iter().filter(|n| n.is_attribution()) {
         let _ = write!(line, " ({n})");
     }
-    // Code fences cannot be broken out of from inside a line, but keep backticks out anyway.
-    let mut line = line.replace("```", "'''");
+    // Inside the ```diff fence: a value stays on its line (no forged `+` lines) and cannot
+    // close the fence.
+    let mut line = terminal(&line).replace("```", "'''");
     line.push('\n');
     line
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use super::{paint, styles};
+use crate::model::escape::{Term, terminal};
 use crate::plan::{Action, Change, Plan, Section, Summary};
 
 /// How to render.
@@ -49,7 +50,7 @@ fn verb(action: Action) -> &'static str {
 fn show(v: &Value) -> String {
     match v {
         Value::Null => "(unset)".to_string(),
-        other => other.to_string(),
+        other => terminal(&other.to_string()).into_owned(),
     }
 }
 
@@ -65,7 +66,7 @@ pub fn render(plan: &Plan, opts: TextOptions) -> String {
 pub fn render_with_heading(plan: &Plan, opts: TextOptions, heading: &str) -> String {
     let mut out = String::new();
     for notice in &plan.notices {
-        let _ = writeln!(out, "{} {}", paint(opts.color, styles::YELLOW.bold(), "Note:"), notice.message);
+        let _ = writeln!(out, "{} {}", paint(opts.color, styles::YELLOW.bold(), "Note:"), Term(&notice.message));
     }
     if !plan.notices.is_empty() {
         out.push('\n');
@@ -79,12 +80,12 @@ pub fn render_with_heading(plan: &Plan, opts: TextOptions, heading: &str) -> Str
         Some(split) => {
             let (mine, drift): (Vec<&Change>, Vec<&Change>) =
                 plan.changes.iter().partition(|c| split.sections.get(&c.address.to_string()) != Some(&Section::Drift));
-            let _ = writeln!(out, "Changes this revision asks for (against {}):\n", split.revision);
+            let _ = writeln!(out, "Changes this revision asks for (against {}):\n", Term(&split.revision));
             render_changes(&mut out, &mine, opts);
             if mine.is_empty() {
                 let _ = writeln!(out, "  (none)\n");
             }
-            let _ = writeln!(out, "Drift already present at {} (changed outside git):\n", split.revision);
+            let _ = writeln!(out, "Drift already present at {} (changed outside git):\n", Term(&split.revision));
             render_changes(&mut out, &drift, opts);
             if drift.is_empty() {
                 let _ = writeln!(out, "  (none)\n");
@@ -142,11 +143,16 @@ fn render_by_person(out: &mut String, plan: &Plan, opts: TextOptions) {
     }
     let _ = writeln!(out, "By person:\n");
     for (who, changes) in people {
-        let _ = writeln!(out, "  {}", paint(opts.color, styles::BOLD, who));
+        let _ = writeln!(out, "  {}", paint(opts.color, styles::BOLD, &terminal(who)));
         for c in changes {
             let sym = symbol(c.action);
-            let _ =
-                writeln!(out, "    {} {} ({})", paint(opts.color, action_style(c.action), sym), c.address, c.action);
+            let _ = writeln!(
+                out,
+                "    {} {} ({})",
+                paint(opts.color, action_style(c.action), sym),
+                Term(&c.address),
+                c.action
+            );
         }
     }
     out.push('\n');
@@ -159,23 +165,29 @@ fn render_changes(out: &mut String, changes: &[&Change], opts: TextOptions) {
 }
 
 fn render_change(out: &mut String, c: &Change, opts: TextOptions) {
-    let header = format!("  # {} {}", c.address, verb(c.action));
+    let header = format!("  # {} {}", Term(&c.address), verb(c.action));
     let _ = writeln!(out, "{}", paint(opts.color, styles::BOLD, &header));
-    let _ = writeln!(out, "{}", paint(opts.color, styles::DIM, &format!("    ({}: {})", c.reason.kind, c.reason.why)));
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(opts.color, styles::DIM, &format!("    ({}: {})", c.reason.kind, Term(&c.reason.why)))
+    );
     for n in &c.notes {
-        let _ = writeln!(out, "{}", paint(opts.color, styles::CYAN, &format!("    note: {n}")));
+        let _ = writeln!(out, "{}", paint(opts.color, styles::CYAN, &format!("    note: {}", Term(n))));
     }
     let sym = symbol(c.action);
-    let _ = writeln!(out, "  {} {}", paint(opts.color, action_style(c.action), sym), c.address);
+    let _ = writeln!(out, "  {} {}", paint(opts.color, action_style(c.action), sym), Term(&c.address));
     let empty = Default::default();
     let before = c.before.as_ref().unwrap_or(&empty);
     let after = c.after.as_ref().unwrap_or(&empty);
     let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
     keys.sort();
     keys.dedup();
-    let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
-    for k in keys {
-        let line = match (before.get(k), after.get(k)) {
+    let width = keys.iter().map(|k| terminal(k).len()).max().unwrap_or(0);
+    for key in keys {
+        let k = terminal(key);
+        let k = k.as_ref();
+        let line = match (before.get(key), after.get(key)) {
             (None, Some(a)) => format!("{} {k:width$} = {}", paint(opts.color, styles::GREEN, "+"), show(a)),
             (Some(b), None) => format!("{} {k:width$} = {}", paint(opts.color, styles::RED, "-"), show(b)),
             (Some(b), Some(a)) => {
@@ -213,19 +225,19 @@ fn value_diff(before: &Value, after: &Value, color: bool) -> String {
             for ch in diff.iter_all_changes() {
                 let v = ch.value();
                 match ch.tag() {
-                    ChangeTag::Delete => dels.push_str(v),
-                    ChangeTag::Insert => ins.push_str(v),
+                    ChangeTag::Delete => dels.push_str(&terminal(v)),
+                    ChangeTag::Insert => ins.push_str(&terminal(v)),
                     ChangeTag::Equal if v.trim().is_empty() && !(dels.is_empty() && ins.is_empty()) => {
                         if !dels.is_empty() {
-                            dels.push_str(v);
+                            dels.push_str(&terminal(v));
                         }
                         if !ins.is_empty() {
-                            ins.push_str(v);
+                            ins.push_str(&terminal(v));
                         }
                     }
                     ChangeTag::Equal => {
                         flush(&mut s, &mut dels, &mut ins);
-                        s.push_str(v);
+                        s.push_str(&terminal(v));
                     }
                 }
             }

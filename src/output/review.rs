@@ -1,6 +1,7 @@
 //! Renderings of the access review: text for a terminal, Markdown for a ticket or wiki page,
 //! JSON for tools, CSV for a spreadsheet (one row per item, a header row first).
 
+use crate::model::escape::{Term, markdown_code, markdown_text};
 use crate::review::{Review, Section};
 
 fn header(r: &Review) -> String {
@@ -26,23 +27,19 @@ pub fn render_text(r: &Review) -> String {
             out.push_str("  none\n");
         }
         for i in items {
-            let mut line = format!("  {:<12} {}", i.status, i.subject);
+            let mut line = format!("  {:<12} {}", Term(&i.status), Term(&i.subject));
             if let Some(t) = &i.target {
-                line.push_str(&format!(" on {t}"));
+                line.push_str(&format!(" on {}", Term(t)));
             }
             let w =
                 if s == Section::AuditActivity { i.date.clone().unwrap_or_default() } else { when(&i.date, i.days) };
             if !w.is_empty() {
-                line.push_str(&format!("  {w}"));
+                line.push_str(&format!("  {}", Term(&w)));
             }
-            out.push_str(&format!("{line}\n      {}\n", i.detail));
+            out.push_str(&format!("{line}\n      {}\n", Term(&i.detail)));
         }
     }
     out
-}
-
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 pub fn render_markdown(r: &Review) -> String {
@@ -59,12 +56,12 @@ pub fn render_markdown(r: &Review) -> String {
             let w =
                 if s == Section::AuditActivity { i.date.clone().unwrap_or_default() } else { when(&i.date, i.days) };
             out.push_str(&format!(
-                "| {} | `{}` | {} | {} | {} |\n",
-                md_cell(&i.status),
-                md_cell(&i.subject),
-                md_cell(i.target.as_deref().unwrap_or("")),
-                md_cell(&w),
-                md_cell(&i.detail)
+                "| {} | {} | {} | {} | {} |\n",
+                markdown_text(&i.status),
+                markdown_code(&i.subject),
+                markdown_text(i.target.as_deref().unwrap_or("")),
+                markdown_text(&w),
+                markdown_text(&i.detail)
             ));
         }
     }
