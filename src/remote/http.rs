@@ -374,6 +374,13 @@ pub async fn send_with_retry(
                 policy.delay(retry, None, jitter_unit()),
                 Err(HttpError::Transport { url: url_for_errors.to_string(), message: error_chain(&e) }),
             ),
+            // A request that could not be built (a header value that is not one) was never sent.
+            Err(e) if e.is_builder() => {
+                return Err(HttpError::Config(format!(
+                    "the request to {url_for_errors} could not be made, so it was not sent: {}",
+                    error_chain(&e)
+                )));
+            }
             Err(e) => {
                 return Err(HttpError::NoAnswer { url: url_for_errors.to_string(), message: error_chain(&e) });
             }
@@ -387,6 +394,16 @@ pub async fn send_with_retry(
             None => return outcome,
         }
     }
+}
+
+/// Why `value` cannot be sent as an HTTP header value (RFC 9110 §5.5: visible ASCII, spaces
+/// and tabs), if it cannot.
+pub fn header_value_problem(value: &str) -> Option<&'static str> {
+    value.chars().find_map(|c| match c {
+        '\t' | ' '..='~' => None,
+        c if c.is_control() => Some("a control character"),
+        _ => Some("a character that is not ASCII"),
+    })
 }
 
 /// The error and its sources, joined: reqwest's top-level message alone hides the cause.

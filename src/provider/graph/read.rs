@@ -1,6 +1,7 @@
 //! Reading the tenant: users, groups, roles, applications, sign-in methods and activity.
 
 use super::*;
+use crate::provider::ids;
 
 impl GraphProvider {
     fn read_error(&self, what: &str, e: GraphError) -> ProviderError {
@@ -17,6 +18,23 @@ impl GraphProvider {
 
     fn invalid(&self, message: String) -> ProviderError {
         ProviderError::Remote { target: self.target.clone(), message }
+    }
+
+    /// Every id is a GUID (Graph's directory object ids are) and none appears twice: ids go
+    /// into request paths (`/users/{id}`), and a repeated one would hide an object.
+    fn check_ids<'a>(&self, what: &str, objects: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Result<(), ProviderError> {
+        for (id, name) in objects.clone() {
+            ids::guid(id).map_err(|e| {
+                self.invalid(format!("{what} `{}` read from {} is refused: {e}", name.escape_debug(), self.client.root()))
+            })?;
+        }
+        match ids::first_duplicate(objects.map(|(id, _)| id)) {
+            Some(id) => Err(self.invalid(format!(
+                "{} answered the {what} id `{id}` twice; one {what} would be hidden",
+                self.client.root()
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Follows each first page of `urls` (fetched in batches) to its last page.
@@ -106,6 +124,7 @@ impl GraphProvider {
             .map(WireUser::parse)
             .collect::<Result<_, _>>()
             .map_err(|m| self.invalid(format!("a user read from Graph is not valid: {m}")))?;
+        self.check_ids("user", users.iter().map(|u| (u.id.as_str(), u.user_name.as_str())))?;
         let (sign_ins, registered) = if self.access == Access::Review {
             (self.read_sign_ins().await?, self.read_registered_methods(&users).await?)
         } else {
@@ -113,6 +132,13 @@ impl GraphProvider {
         };
         let groups =
             c.get_all("/groups?$select=id,displayName&$top=999").await.map_err(|e| self.read_error("the groups", e))?;
+        self.check_ids(
+            "group",
+            groups.iter().map(|g| {
+                let name = g.get("displayName").and_then(Value::as_str).unwrap_or_default();
+                (g.get("id").and_then(Value::as_str).unwrap_or_default(), name)
+            }),
+        )?;
         let member_urls: Vec<String> =
             groups.iter().filter_map(id_of).map(|id| format!("/groups/{id}/members?$select=id&$top=999")).collect();
         // Each group's eligibility and membership policy go in the same batches as its members.

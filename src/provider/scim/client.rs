@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::wire::ErrorBody;
 use crate::model::Secret;
+use crate::remote::redact::redact;
 use crate::remote::http::{self, RetryPolicy};
 use crate::remote::http::{Dialect, ServiceError};
 
@@ -170,11 +171,6 @@ impl ScimClient {
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");
         self.send(method, url, Some(bytes), if_match).await
     }
-}
-
-/// `text` with every occurrence of `secret` replaced by `(sensitive)`.
-fn redact(text: &str, secret: &str) -> String {
-    if secret.is_empty() { text.to_string() } else { text.replace(secret, "(sensitive)") }
 }
 
 /// A URL for logs and errors: without its query (which may hold userNames in filters).

@@ -23,6 +23,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::{UserAttrs, UserField};
+use crate::provider::ids;
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -162,6 +163,9 @@ impl WireUser {
             None | Some(Value::Null) | Some(Value::String(_)) => return Err(format!("user {id} has no userName")),
             Some(_) => return Err(format!("user {id} has a userName that is not a string")),
         };
+        // The id goes into request paths (`/Users/{id}`): one that would change the path is
+        // refused here, before any write can be sent to it.
+        ids::path_segment(&id).map_err(|e| format!("user {user_name} is refused: {e}"))?;
         let name = get(v, "name");
         let ext = get(v, ENTERPRISE);
         let emails: Vec<Value> = get(v, "emails").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -209,6 +213,7 @@ impl WireGroup {
         let id = get_str(v, "id").ok_or("a group has no id")?.to_string();
         let display_name =
             get_str(v, "displayName").ok_or_else(|| format!("group {id} has no displayName"))?.to_string();
+        ids::path_segment(&id).map_err(|e| format!("group {display_name} is refused: {e}"))?;
         let members = get(v, "members")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|m| get_str(m, "value").map(str::to_string)).collect())
