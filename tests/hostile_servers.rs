@@ -163,8 +163,11 @@ fn an_echoed_token_is_redacted_in_every_form() {
             b64url.encode(&value),
             b64.encode(format!("Authorization: {auth}")),
         );
-        scim(StatusCode::UNAUTHORIZED, json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-            "status": "401", "scimType": format!("echo {value}"), "detail": detail}))
+        scim(
+            StatusCode::UNAUTHORIZED,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "status": "401", "scimType": format!("echo {value}"), "detail": detail}),
+        )
     });
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), &s.url());
@@ -211,4 +214,116 @@ fn a_token_that_is_not_a_header_value_is_a_configuration_error() {
         assert!(!out.contains("X-Injected"), "{out}");
     }
     assert_eq!(log.lock().unwrap().len(), 0, "no request is sent");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph: the fake tenant, with its `/users` collection answered by a hostile handler.
+
+const GRAPH_CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+const GRAPH_SECRET_VAR: &str = "KEYWARD_TEST_HOSTILE_GRAPH_SECRET";
+
+/// The fake Graph tenant, with `GET /v1.0/users` answered by `users(host)` instead.
+fn graph(secret: &str, users: impl Fn(&str) -> Value + Clone + Send + Sync + 'static) -> (keyward_fakes::Running, Log) {
+    let g = keyward_fakes::graph::Graph::new();
+    g.entra().register(GRAPH_CLIENT, Some(secret));
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let app = Router::new()
+        .route(
+            "/v1.0/users",
+            axum::routing::get(move |headers: HeaderMap| {
+                let users = users.clone();
+                let l = l.clone();
+                async move {
+                    l.lock().unwrap().push("GET /v1.0/users".into());
+                    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+                    axum::Json(users(host))
+                }
+            }),
+        )
+        .fallback_service(g.router());
+    (keyward_fakes::serve(app), log)
+}
+
+/// The quick start on a Graph target at `url`.
+fn graph_quickstart(url: &str) -> support::Sandbox {
+    let sb = support::Sandbox::example("quickstart");
+    sb.edit(
+        "keyward.yaml",
+        "    provider: file\n    path: .keyward/directory.json   # a local JSON file that stands in for a live directory\n",
+        &format!(
+            "    provider: graph\n    tenant: northwind.example\n    clientId: {GRAPH_CLIENT}\n    \
+             clientSecret: ${{env:{GRAPH_SECRET_VAR}}}\n    endpoint: {url}\n    authority: {url}\n"
+        ),
+    );
+    sb
+}
+
+/// Runs `keyward plan` with a deadline: a read that never ends fails the test instead of
+/// hanging it.
+fn plan_within(sb: &support::Sandbox, secret: &str, deadline: std::time::Duration) -> (Option<i32>, String) {
+    let dir = sb.path("");
+    let mut child = sb
+        .cmd(&["plan", &dir.to_string_lossy()])
+        .env(GRAPH_SECRET_VAR, secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > deadline {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("keyward was still reading after {deadline:?}\n{}", String::from_utf8_lossy(&o.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    (o.status.code(), text(&o))
+}
+
+fn graph_user(id: &str, upn: &str) -> Value {
+    json!({"id": id, "userPrincipalName": upn, "displayName": upn, "accountEnabled": true})
+}
+
+/// Regression: a `@odata.nextLink` that pointed back to a page already read was followed for
+/// ever. It is refused the second time it is given.
+#[test]
+fn graph_a_next_link_that_loops_is_refused() {
+    let secret = test_token();
+    let (s, log) = graph(&secret, |host| {
+        json!({"value": [graph_user("0a000000-0000-4000-8000-000000000001", "ann@northwind.example")],
+            "@odata.nextLink": format!("http://{host}/v1.0/users?$skiptoken=again")})
+    });
+    let sb = graph_quickstart(&s.url());
+    let (code, out) = plan_within(&sb, &secret, std::time::Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("gave a @odata.nextLink it gave before; the paging would never end"), "{out}");
+    assert_eq!(log.lock().unwrap().len(), 2, "the first page and the page it links to");
+}
+
+/// Regression: Graph ids went into request paths unchecked. A directory object id that is not
+/// a GUID, or the same id for two users, is refused when read, before anything is written.
+#[test]
+fn graph_ids_that_are_not_guids_or_repeat_are_refused() {
+    let secret = test_token();
+    let cases: [(Vec<Value>, &str); 3] = [
+        (vec![graph_user("..", "zoe@northwind.example")], "user `zoe@northwind.example` read from"),
+        (vec![graph_user("0a000000-0000-4000-8000-000000000001/../x", "zoe@northwind.example")], "is not a GUID"),
+        (
+            vec![
+                graph_user("0a000000-0000-4000-8000-000000000001", "ann@northwind.example"),
+                graph_user("0A000000-0000-4000-8000-000000000001", "zoe@northwind.example"),
+            ],
+            "answered the user id `0A000000-0000-4000-8000-000000000001` twice",
+        ),
+    ];
+    for (users, expected) in cases {
+        let (s, _) = graph(&secret, move |_| json!({"value": users.clone()}));
+        let sb = graph_quickstart(&s.url());
+        let (code, out) = plan_within(&sb, &secret, std::time::Duration::from_secs(60));
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains(expected), "{expected}: {out}");
+    }
 }

@@ -44,6 +44,14 @@ fn need_guid(v: &Value, k: &str, what: &str) -> Result<String, String> {
     Ok(id)
 }
 
+/// Refuses rows of `what` that share a key: one of them would be hidden.
+pub fn unique_keys<'a>(what: &str, keys: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    match ids::first_duplicate(keys) {
+        Some(id) => Err(format!("two {what} rows have the key `{id}`; one of them would be hidden")),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireUser {
     pub id: String,
@@ -162,6 +170,17 @@ mod tests {
         let role = serde_json::json!({"roleid": "00000000-0000-0000-0000-0000000000aa"});
         assert!(WireRole::parse(&role).unwrap_err().contains("`name`"));
         assert_eq!(id_from_entity_url("https://x/api/data/v9.2/systemusers(ABC)").as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn rows_sharing_a_key_are_refused() {
+        let a = "aaaaaaaa-0000-0000-0000-000000000001";
+        assert_eq!(unique_keys("role", [a, "aaaaaaaa-0000-0000-0000-000000000002"]), Ok(()));
+        assert_eq!(
+            unique_keys("systemuser", [a, &a.to_uppercase()]),
+            Err("two systemuser rows have the key `AAAAAAAA-0000-0000-0000-000000000001`; one of them would be hidden"
+                .into())
+        );
     }
 
     /// Keys go into request paths: one that is not a GUID is refused when it is read.

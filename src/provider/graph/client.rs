@@ -395,9 +395,9 @@ impl GraphClient {
                 return Err(GraphError::Invalid(format!("{} answered without a value array", display_url(&next))));
             };
             items.extend(values.iter().cloned());
-            budget.page(values.len()).map_err(|b| {
-                GraphError::Invalid(format!("reading {} stopped: {b}", display_url(&next)))
-            })?;
+            budget
+                .page(values.len())
+                .map_err(|b| GraphError::Invalid(format!("reading {} stopped: {b}", display_url(&next))))?;
             match body.get("@odata.nextLink").and_then(Value::as_str) {
                 Some(n) => {
                     let url = self.check_next(n)?;

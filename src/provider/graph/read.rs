@@ -22,10 +22,18 @@ impl GraphProvider {
 
     /// Every id is a GUID (Graph's directory object ids are) and none appears twice: ids go
     /// into request paths (`/users/{id}`), and a repeated one would hide an object.
-    fn check_ids<'a>(&self, what: &str, objects: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Result<(), ProviderError> {
+    fn check_ids<'a>(
+        &self,
+        what: &str,
+        objects: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Result<(), ProviderError> {
         for (id, name) in objects.clone() {
             ids::guid(id).map_err(|e| {
-                self.invalid(format!("{what} `{}` read from {} is refused: {e}", name.escape_debug(), self.client.root()))
+                self.invalid(format!(
+                    "{what} `{}` read from {} is refused: {e}",
+                    name.escape_debug(),
+                    self.client.root()
+                ))
             })?;
         }
         match ids::first_duplicate(objects.map(|(id, _)| id)) {

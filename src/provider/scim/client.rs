@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use super::wire::ErrorBody;
 use crate::model::Secret;
-use crate::remote::redact::redact;
 use crate::remote::http::{self, RetryPolicy};
 use crate::remote::http::{Dialect, ServiceError};
+use crate::remote::redact::redact;
 
 /// The largest successful body read (a page of users or groups with their members).
 const BODY_CAP: usize = 128 * 1024 * 1024;

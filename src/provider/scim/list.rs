@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::client::{ScimClient, ScimError};
-use super::wire::{self, ListPage};
 use super::query;
+use super::wire::{self, ListPage};
 use crate::provider::bounds::{BoundError, ReadBudget, ReadLimits};
 
 /// Why a collection could not be read.
@@ -169,9 +169,8 @@ mod tests {
     #[tokio::test]
     async fn a_service_paging_without_end_is_stopped() {
         let (s, calls) = server(|start| vec![user(&format!("u{start}"), &format!("u{start}@x"))], Duration::ZERO);
-        let e = list_all(&client(&s), "Users", "userName", 1, limits(25, 1000, Duration::from_secs(60)))
-            .await
-            .unwrap_err();
+        let e =
+            list_all(&client(&s), "Users", "userName", 1, limits(25, 1000, Duration::from_secs(60))).await.unwrap_err();
         assert_eq!(
             e.to_string(),
             "reading the list of Users stopped: the service returned more than 25 pages; it seems to page without end"
@@ -211,7 +210,10 @@ mod tests {
             Duration::ZERO,
         );
         let e = list_all(&client(&s), "Users", "userName", 10, ReadLimits::default()).await.unwrap_err();
-        assert_eq!(e.to_string(), "the list of Users names the id `7` twice, for `ann@x` and for `bob@x`; one would be hidden");
+        assert_eq!(
+            e.to_string(),
+            "the list of Users names the id `7` twice, for `ann@x` and for `bob@x`; one would be hidden"
+        );
         // On two pages.
         let (s, _) = server(
             |start| match start {

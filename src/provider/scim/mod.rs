@@ -29,8 +29,8 @@
 mod apply;
 mod bulk;
 pub mod client;
-mod list;
 pub mod filter;
+mod list;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
