@@ -327,3 +327,19 @@ fn graph_ids_that_are_not_guids_or_repeat_are_refused() {
         assert!(out.contains(expected), "{expected}: {out}");
     }
 }
+
+/// Member ids go into paths too (`/groups/{g}/members/{id}/$ref`): one that is not a GUID is
+/// refused when read.
+#[test]
+fn graph_a_member_id_that_is_not_a_guid_is_refused() {
+    let secret = test_token();
+    let g = keyward_fakes::graph::Graph::new();
+    g.entra().register(GRAPH_CLIENT, Some(&secret));
+    let group = g.add_group("it-admins");
+    g.add_members(&group, &["../../users".to_string()]);
+    let s = g.serve();
+    let sb = graph_quickstart(&s.url());
+    let (code, out) = plan_within(&sb, &secret, std::time::Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("a member read from") && out.contains("its id `../../users` is not a GUID"), "{out}");
+}

@@ -140,13 +140,7 @@ impl GraphProvider {
         };
         let groups =
             c.get_all("/groups?$select=id,displayName&$top=999").await.map_err(|e| self.read_error("the groups", e))?;
-        self.check_ids(
-            "group",
-            groups.iter().map(|g| {
-                let name = g.get("displayName").and_then(Value::as_str).unwrap_or_default();
-                (g.get("id").and_then(Value::as_str).unwrap_or_default(), name)
-            }),
-        )?;
+        self.check_ids("group", groups.iter().map(|g| (id_str(g), name_str(g))))?;
         let member_urls: Vec<String> =
             groups.iter().filter_map(id_of).map(|id| format!("/groups/{id}/members?$select=id&$top=999")).collect();
         // Each group's eligibility and membership policy go in the same batches as its members.
@@ -171,6 +165,7 @@ impl GraphProvider {
             .get_all("/servicePrincipals?$select=id,appId,displayName,appRoles&$top=999")
             .await
             .map_err(|e| self.read_error("the service principals", e))?;
+        self.check_ids("service principal", sps.iter().map(|v| (id_str(v), name_str(v))))?;
         let with_roles: Vec<&Value> =
             sps.iter().filter(|s| s.get("appRoles").and_then(Value::as_array).is_some_and(|r| !r.is_empty())).collect();
         let assignment_urls: Vec<String> = with_roles
@@ -183,6 +178,21 @@ impl GraphProvider {
             .get_all(&format!("/applications?$select={}&$expand=owners($select=id)&$top=999", wire::APPLICATION_SELECT))
             .await
             .map_err(|e| self.read_error("the applications", e))?;
+        self.check_ids("application", apps.iter().map(|v| (id_str(v), name_str(v))))?;
+        // Ids that later name a path below an object (`/groups/{g}/members/{id}/$ref`,
+        // `/roleManagement/directory/roleAssignments/{id}`) are checked as well.
+        let member_ids = members.iter().flatten().chain(
+            apps.iter()
+                .flat_map(|a| a.get("owners").and_then(Value::as_array).map(|o| o.as_slice()).unwrap_or_default()),
+        );
+        for m in member_ids {
+            ids::guid(id_str(m))
+                .map_err(|e| self.invalid(format!("a member read from {} is refused: {e}", c.root())))?;
+        }
+        for a in role_assignments.iter().chain(app_assignments.iter().flatten()) {
+            ids::path_segment(id_str(a))
+                .map_err(|e| self.invalid(format!("a role assignment read from {} is refused: {e}", c.root())))?;
+        }
         let policy = c
             .call(&Call::new(Method::GET, "/policies/authenticationMethodsPolicy", None))
             .await
@@ -353,4 +363,13 @@ impl GraphProvider {
         self.state = Some(state);
         Ok(live)
     }
+}
+
+/// An object's `id`, empty when it has none (which the checks refuse).
+fn id_str(v: &Value) -> &str {
+    v.get("id").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn name_str(v: &Value) -> &str {
+    v.get("displayName").and_then(Value::as_str).unwrap_or_default()
 }
