@@ -581,4 +581,22 @@ mod tests {
         assert!(matches!(read_body(resp, 5, &url).await, Err(HttpError::TooLarge { cap: 5, .. })));
         server.join().unwrap();
     }
+
+    /// Regression: a header value that is not one (a token holding a newline) was reported as
+    /// "no answer … may have been carried out"; the request was never built, let alone sent.
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_reported_as_not_sent() {
+        let http = client(None, Duration::from_secs(10)).unwrap();
+        let url = "http://127.0.0.1:9/x";
+        let e = send_with_retry(&RetryPolicy::default(), url, || http.get(url).bearer_auth("tok\nX-Injected: 1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, HttpError::Config(_)), "{e}");
+        let shown = e.to_string();
+        assert!(shown.contains("was not sent") && !shown.contains("may have been carried out"), "{shown}");
+        assert!(!shown.contains("X-Injected"), "{shown}");
+        assert_eq!(header_value_problem("tok\nx"), Some("a control character"));
+        assert_eq!(header_value_problem("tök"), Some("a character that is not ASCII"));
+        assert_eq!(header_value_problem("Bearer a.b-c_d~e+f/g=\t"), None);
+    }
 }

@@ -478,7 +478,8 @@ pub fn bulk_status(op: &Value) -> Option<u16> {
 pub fn id_from_location(location: &str) -> Option<String> {
     let path = location.split(['?', '#']).next()?;
     let last = path.trim_end_matches('/').rsplit('/').next()?;
-    (!last.is_empty()).then(|| percent_decode(last))
+    // An id that would change a later request's path is not taken (`%2E%2E` decodes to `..`).
+    Some(percent_decode(last)).filter(|id| ids::path_segment(id).is_ok())
 }
 
 fn percent_decode(s: &str) -> String {
@@ -638,5 +639,8 @@ mod tests {
         assert!(ListPage::parse(&json!({"Resources": []})).is_err());
         assert_eq!(id_from_location("https://x/v2/Users/abc%20d/").as_deref(), Some("abc d"));
         assert_eq!(id_from_location("http://127.0.0.1:1/v2/Groups/0cb8?x=1").as_deref(), Some("0cb8"));
+        for hostile in ["https://x/v2/Users/%2E%2E", "https://x/v2/Users/a%2Fb", "https://x/v2/Users/a%0Ab"] {
+            assert_eq!(id_from_location(hostile), None, "{hostile}");
+        }
     }
 }
