@@ -394,4 +394,58 @@ mod tests {
     fn literals_are_escaped() {
         assert_eq!(literal("O'Malley"), "'O''Malley'");
     }
+
+    /// Regression: a service whose every page linked to a new next page was read for ever.
+    #[tokio::test]
+    async fn a_collection_that_pages_without_end_is_stopped() {
+        use axum::extract::Query;
+        use axum::http::HeaderMap;
+        use std::collections::HashMap;
+
+        let secret =
+            format!("s-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        let entra = keyward_fakes::entra::Entra::new();
+        entra.register("client", Some(&secret));
+        let pages = Arc::new(AtomicUsize::new(0));
+        let p = pages.clone();
+        let app = axum::Router::new()
+            .route(
+                "/api/data/v9.2/systemusers",
+                axum::routing::get(move |headers: HeaderMap, Query(q): Query<HashMap<String, String>>| {
+                    p.fetch_add(1, Ordering::Relaxed);
+                    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+                    let n: u64 = q.get("$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
+                    async move {
+                        axum::Json(serde_json::json!({
+                            "value": [{"systemuserid": format!("00000000-0000-0000-0000-{n:012}")}],
+                            "@odata.nextLink": format!("http://{host}/api/data/v9.2/systemusers?$skiptoken={}", n + 1),
+                        }))
+                    }
+                }),
+            )
+            .merge(entra.router());
+        let running = keyward_fakes::serve(app);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), &secret).unwrap();
+        let http = reqwest::Client::new();
+        let credential = crate::model::config::ClientCredential::Secret(crate::model::SecretRef::File("secret".into()));
+        let url = running.url();
+        let tokens = TokenSource::new(
+            http.clone(),
+            Some(&url),
+            "tenant",
+            "client",
+            &credential,
+            &format!("{url}/.default"),
+            dir.path(),
+            "d365",
+        )
+        .unwrap();
+        let mut client =
+            ODataClient::new(format!("{url}/api/data/v9.2/").parse().unwrap(), http, tokens, 1, 10, vec![]).unwrap();
+        client.limits = ReadLimits { max_pages: 20, ..ReadLimits::default() };
+        let e = client.get_all("systemusers", "").await.unwrap_err().to_string();
+        assert!(e.contains("stopped: the service returned more than 20 pages"), "{e}");
+        assert_eq!(pages.load(Ordering::Relaxed), 21);
+    }
 }
