@@ -911,3 +911,40 @@ fn an_update_the_service_answers_without_an_attribute_will_not_converge_and_is_n
     assert!(!out.contains("directory.user.tomas.novak"), "the title is planned again:\n{out}\n{err}");
     assert_eq!(out.matches("target `directory` does not keep `jobTitle`").count(), 1, "{out}");
 }
+
+/// Regression: on a target that holds only users with roles there, a user whose manager has no
+/// account on it was created without the manager, and every later apply failed (exit 1)
+/// trying to set it. The plan says the manager is not on the target, and the apply converges.
+#[test]
+#[ignore = "needs scim2-server: cargo xtask test"]
+fn a_manager_without_an_account_on_a_with_roles_target_is_a_note_and_converges() {
+    let server = Server::start();
+    let dir = quickstart(&server);
+    let yaml = dir.path().join("keyward.yaml");
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&yaml).unwrap()).unwrap();
+    doc["targets"]["directory"]["users"] = "with-roles".into();
+    std::fs::write(&yaml, serde_yaml::to_string(&doc).unwrap()).unwrap();
+
+    let o = keyward(dir.path(), &server.token, &["plan", "."]);
+    let (out, err) = text(&o);
+    expect_exit(&o, 0);
+    // nancy.davolio holds roles; her manager laura.callahan holds none.
+    assert!(
+        out.contains("manager laura.callahan has no account on this target, so the manager is not set here"),
+        "{out}\n{err}"
+    );
+    let o = keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]);
+    expect_exit(&o, 0);
+    let names: Vec<String> =
+        server.users().iter().filter_map(|u| u["userName"].as_str().map(str::to_lowercase)).collect();
+    assert!(names.contains(&"nancy.davolio@northwind.example".to_string()), "{names:?}");
+    assert!(!names.contains(&"laura.callahan@northwind.example".to_string()), "{names:?}");
+    // yusuf.demir's manager nancy.davolio is on the target: that manager is set.
+    let nancy = server.user("nancy.davolio@northwind.example");
+    assert_eq!(server.user("yusuf.demir@northwind.example")[ENTERPRISE]["manager"]["value"], nancy["id"]);
+
+    expect_exit(&keyward(dir.path(), &server.token, &["plan", "--detailed-exitcode", "."]), 0);
+    let o = keyward(dir.path(), &server.token, &["apply", "--auto-approve", "."]);
+    expect_exit(&o, 0);
+    assert!(text(&o).0.contains("No changes"), "{}", text(&o).0);
+}

@@ -239,9 +239,10 @@ impl TokenSource {
         let status = resp.status();
         if !status.is_success() {
             let body = http::read_error_body(resp).await;
-            return Err(
-                self.error(format!("cannot get an access token from {url}: {}", describe_failure(status, &body)))
-            );
+            return Err(self.error(format!(
+                "cannot get an access token from {url}: {}",
+                describe_failure(status, &body, proof.1.expose())
+            )));
         }
         let body = http::read_body(resp, BODY_CAP, url)
             .await
@@ -281,15 +282,16 @@ fn parse_token(body: &[u8]) -> Result<(Secret<String>, Duration), String> {
 }
 
 /// `HTTP 400 Bad Request: invalid_client: AADSTS7000215: … (trace id …, correlation id …)`,
-/// from the documented error body; other bodies are not echoed beyond the status.
-fn describe_failure(status: reqwest::StatusCode, body: &[u8]) -> String {
+/// from the documented error body; other bodies are not echoed beyond the status. The client
+/// secret or assertion (`proof`) is redacted in every form from what is echoed.
+fn describe_failure(status: reqwest::StatusCode, body: &[u8], proof: &str) -> String {
     let mut s = format!("HTTP {}", status.as_u16());
     if let Some(r) = status.canonical_reason() {
         s.push(' ');
         s.push_str(r);
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else { return s };
-    let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let field = |k: &str| v.get(k).and_then(Value::as_str).map(|t| super::redact::redact(t, proof));
     if let Some(e) = field("error") {
         s.push_str(": ");
         s.push_str(&e);
@@ -621,5 +623,22 @@ mod tests {
         assert!(parse_token(br#"{"token_type":"pop","expires_in":10,"access_token":"x"}"#).is_err());
         let e = parse_token(br#"{"access_token":"sekrit"}"#).unwrap_err();
         assert!(!e.contains("sekrit"));
+    }
+
+    /// A token endpoint that echoes the client secret (cased, base64) in its error gets it
+    /// redacted.
+    #[test]
+    fn a_client_secret_echoed_by_the_token_endpoint_is_redacted() {
+        use base64::Engine as _;
+        let secret =
+            format!("cs-{:x}~Qz", SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&secret);
+        let body = json!({"error": format!("bad {}", secret.to_uppercase()),
+            "error_description": format!("AADSTS7000215: client_secret={secret} ({b64})"), "trace_id": "t"});
+        let s = describe_failure(reqwest::StatusCode::BAD_REQUEST, body.to_string().as_bytes(), &secret);
+        assert!(s.starts_with("HTTP 400 Bad Request: bad (sensitive): AADSTS7000215"), "{s}");
+        for form in [secret.clone(), secret.to_uppercase(), b64] {
+            assert!(!s.contains(&form[..12]), "{form}: {s}");
+        }
     }
 }

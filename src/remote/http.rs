@@ -374,6 +374,13 @@ pub async fn send_with_retry(
                 policy.delay(retry, None, jitter_unit()),
                 Err(HttpError::Transport { url: url_for_errors.to_string(), message: error_chain(&e) }),
             ),
+            // A request that could not be built (a header value that is not one) was never sent.
+            Err(e) if e.is_builder() => {
+                return Err(HttpError::Config(format!(
+                    "the request to {url_for_errors} could not be made, so it was not sent: {}",
+                    error_chain(&e)
+                )));
+            }
             Err(e) => {
                 return Err(HttpError::NoAnswer { url: url_for_errors.to_string(), message: error_chain(&e) });
             }
@@ -387,6 +394,16 @@ pub async fn send_with_retry(
             None => return outcome,
         }
     }
+}
+
+/// Why `value` cannot be sent as an HTTP header value (RFC 9110 §5.5: visible ASCII, spaces
+/// and tabs), if it cannot.
+pub fn header_value_problem(value: &str) -> Option<&'static str> {
+    value.chars().find_map(|c| match c {
+        '\t' | ' '..='~' => None,
+        c if c.is_control() => Some("a control character"),
+        _ => Some("a character that is not ASCII"),
+    })
 }
 
 /// The error and its sources, joined: reqwest's top-level message alone hides the cause.
@@ -563,5 +580,23 @@ mod tests {
         let resp = send_with_retry(&RetryPolicy::default(), &url, || http.get(&url)).await.unwrap();
         assert!(matches!(read_body(resp, 5, &url).await, Err(HttpError::TooLarge { cap: 5, .. })));
         server.join().unwrap();
+    }
+
+    /// Regression: a header value that is not one (a token holding a newline) was reported as
+    /// "no answer … may have been carried out"; the request was never built, let alone sent.
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_reported_as_not_sent() {
+        let http = client(None, Duration::from_secs(10)).unwrap();
+        let url = "http://127.0.0.1:9/x";
+        let e = send_with_retry(&RetryPolicy::default(), url, || http.get(url).bearer_auth("tok\nX-Injected: 1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, HttpError::Config(_)), "{e}");
+        let shown = e.to_string();
+        assert!(shown.contains("was not sent") && !shown.contains("may have been carried out"), "{shown}");
+        assert!(!shown.contains("X-Injected"), "{shown}");
+        assert_eq!(header_value_problem("tok\nx"), Some("a control character"));
+        assert_eq!(header_value_problem("tök"), Some("a character that is not ASCII"));
+        assert_eq!(header_value_problem("Bearer a.b-c_d~e+f/g=\t"), None);
     }
 }

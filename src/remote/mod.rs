@@ -10,6 +10,7 @@
 
 pub mod entra;
 pub mod http;
+pub mod redact;
 
 pub use entra::{TokenError, TokenSource};
 pub use http::{HttpError, RetryPolicy, SecretError, ServiceError, UrlError, resolve_secret};

@@ -25,7 +25,8 @@ impl<'a> TargetPlanner<'a> {
                             Operation::CreateUser { user_name: user.user_name.clone(), attrs, active },
                         )
                         .after(after)
-                        .subject(name.to_string()),
+                        .subject(name.to_string())
+                        .notes(self.manager_off_target(user)),
                     );
                 }
                 Some(live) => {

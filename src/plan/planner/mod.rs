@@ -430,11 +430,33 @@ impl<'a> TargetPlanner<'a> {
             UserField::Department => &user.department,
             UserField::JobTitle => &user.job_title,
             UserField::EmployeeId => &user.employee_id,
+            // A manager with no account on this target cannot be referred to: it is left unset
+            // (and the plan says so, see `manager_off_target`), so the plan converges.
             UserField::Manager => {
-                return user.manager.as_ref().and_then(|m| self.desired.users.get(m)).map(|m| m.user_name.as_str());
+                let m = user.manager.as_ref().and_then(|m| self.desired.users.get(m))?;
+                return self.has_account(&m.user_name).then_some(m.user_name.as_str());
             }
         };
         value.as_deref()
+    }
+
+    /// Whether `user_name` has an account on this target after the plan: it is one of the
+    /// users the target holds, or an account that is already there.
+    fn has_account(&self, user_name: &str) -> bool {
+        let key = lower_key(user_name);
+        self.present_users.contains_key(key.as_ref()) || self.by_user_name.contains_key(key.as_ref())
+    }
+
+    /// The note for a user whose manager has no account on this target (a target that holds
+    /// only users with roles there), so the manager is not set.
+    fn manager_off_target(&self, user: &User) -> Option<String> {
+        if !self.caps.user_fields.contains(&UserField::Manager) {
+            return None;
+        }
+        let name = user.manager.as_ref()?;
+        let m = self.desired.users.get(name)?;
+        (!self.has_account(&m.user_name))
+            .then(|| format!("manager {name} has no account on this target, so the manager is not set here"))
     }
 
     fn baseline_user(&self, name: &Name) -> Option<&'a User> {

@@ -177,6 +177,12 @@ impl Provider for DataverseProvider {
         let units = self.list("businessunits", wire::BU_SELECT, "business units", WireBusinessUnit::parse).await?;
         let roles = self.list("roles", wire::ROLE_SELECT, "security roles", WireRole::parse).await?;
         let users = self.list("systemusers", wire::USER_SELECT, "users", WireUser::parse).await?;
+        wire::unique_keys("systemuser", users.iter().map(|u| u.id.as_str()))
+            .and(wire::unique_keys("role", roles.iter().map(|r| r.id.as_str())))
+            .map_err(|m| ProviderError::Remote {
+                target: self.target.clone(),
+                message: format!("{}: {m}", self.client.root()),
+            })?;
         let user_roles = self
             .list("systemuserrolescollection", wire::USER_ROLE_SELECT, "role assignments", |v| {
                 wire::pair(v, "systemuserid", "roleid")

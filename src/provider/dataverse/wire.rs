@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::provider::ids;
+
 /// The `$select` of each collection keyward reads.
 pub const USER_SELECT: &str = "systemuserid,domainname,internalemailaddress,firstname,lastname,jobtitle,isdisabled,azureactivedirectoryobjectid,_businessunitid_value,applicationid,accessmode";
 pub const ROLE_SELECT: &str = "roleid,name,_businessunitid_value";
@@ -35,6 +37,21 @@ fn need(v: &Value, k: &str, what: &str) -> Result<String, String> {
     s(v, k).ok_or_else(|| format!("a {what} row has no `{k}`"))
 }
 
+/// A primary key: Dataverse keys are GUIDs, and they go into request paths (`systemusers({id})`).
+fn need_guid(v: &Value, k: &str, what: &str) -> Result<String, String> {
+    let id = need(v, k, what)?;
+    ids::guid(&id).map_err(|e| format!("a {what} row is refused: {e}"))?;
+    Ok(id)
+}
+
+/// Refuses rows of `what` that share a key: one of them would be hidden.
+pub fn unique_keys<'a>(what: &str, keys: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    match ids::first_duplicate(keys) {
+        Some(id) => Err(format!("two {what} rows have the key `{id}`; one of them would be hidden")),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireUser {
     pub id: String,
@@ -53,7 +70,7 @@ pub struct WireUser {
 impl WireUser {
     pub fn parse(v: &Value) -> Result<Self, String> {
         Ok(WireUser {
-            id: need(v, "systemuserid", "systemuser")?,
+            id: need_guid(v, "systemuserid", "systemuser")?,
             domain_name: s(v, "domainname"),
             email: s(v, "internalemailaddress"),
             first_name: s(v, "firstname"),
@@ -77,7 +94,7 @@ pub struct WireRole {
 impl WireRole {
     pub fn parse(v: &Value) -> Result<Self, String> {
         Ok(WireRole {
-            id: need(v, "roleid", "role")?,
+            id: need_guid(v, "roleid", "role")?,
             name: need(v, "name", "role")?,
             business_unit: need(v, "_businessunitid_value", "role")?,
         })
@@ -150,7 +167,30 @@ mod tests {
         assert_eq!(u.domain_name.as_deref(), Some("Alice@Contoso.com"));
         assert!(u.disabled && !u.application);
         assert_eq!(u.etag.as_deref(), Some("W/\"12\""));
-        assert!(WireRole::parse(&serde_json::json!({"roleid": "r"})).unwrap_err().contains("`name`"));
+        let role = serde_json::json!({"roleid": "00000000-0000-0000-0000-0000000000aa"});
+        assert!(WireRole::parse(&role).unwrap_err().contains("`name`"));
         assert_eq!(id_from_entity_url("https://x/api/data/v9.2/systemusers(ABC)").as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn rows_sharing_a_key_are_refused() {
+        let a = "aaaaaaaa-0000-0000-0000-000000000001";
+        assert_eq!(unique_keys("role", [a, "aaaaaaaa-0000-0000-0000-000000000002"]), Ok(()));
+        assert_eq!(
+            unique_keys("systemuser", [a, &a.to_uppercase()]),
+            Err("two systemuser rows have the key `AAAAAAAA-0000-0000-0000-000000000001`; one of them would be hidden"
+                .into())
+        );
+    }
+
+    /// Keys go into request paths: one that is not a GUID is refused when it is read.
+    #[test]
+    fn keys_that_are_not_guids_are_refused() {
+        for id in ["..", "a/b", "", "00000000-0000-0000-0000-00000000000g"] {
+            let e = WireUser::parse(&serde_json::json!({"systemuserid": id})).unwrap_err();
+            assert!(e.contains("refused") || e.contains("has no"), "{id:?}: {e}");
+        }
+        let e = WireRole::parse(&serde_json::json!({"roleid": "..", "name": "x"})).unwrap_err();
+        assert_eq!(e, "a role row is refused: its id `..` is not a GUID, as the API's ids are");
     }
 }

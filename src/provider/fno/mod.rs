@@ -235,7 +235,7 @@ struct Membership {
 
 impl FnoProvider {
     fn user_op(&self, state: &mut State, op: &Operation) -> Result<BatchOp, ApplyError> {
-        let url = |id: &str| self.client.url(&format!("SystemUsers(UserID={})", odata::literal(id)), None);
+        let url = |id: &str| self.client.url(&format!("SystemUsers(UserID={})", odata::key_literal(id)), None);
         match op {
             Operation::CreateUser { user_name, attrs, active } => {
                 if let Some(id) = state.users.get(&key(user_name)) {
@@ -386,8 +386,8 @@ impl FnoProvider {
         } else {
             let path = format!(
                 "{collection}(UserId={},SecurityRoleIdentifier={})",
-                odata::literal(&m.user),
-                odata::literal(&m.role)
+                odata::key_literal(&m.user),
+                odata::key_literal(&m.role)
             );
             BatchOp { method: Method::DELETE, url: self.client.url(&path, None), body: None, if_match: None }
         }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
+use crate::provider::bounds::{ReadBudget, ReadLimits};
 use crate::remote::entra::TokenSource;
 use crate::remote::http::{self, RetryPolicy};
 use crate::remote::http::{Dialect, ServiceError};
@@ -172,6 +173,8 @@ pub struct GraphClient {
     requests: AtomicUsize,
     /// Throttling answers received (whole requests and requests inside batches).
     throttled: AtomicUsize,
+    /// Bounds on reading one collection.
+    limits: ReadLimits,
 }
 
 impl GraphClient {
@@ -195,6 +198,7 @@ impl GraphClient {
             limiter: Limiter::new(),
             requests: AtomicUsize::new(0),
             throttled: AtomicUsize::new(0),
+            limits: ReadLimits::default(),
         })
     }
 
@@ -314,6 +318,12 @@ impl GraphClient {
             let bytes = http::read_error_body(resp).await;
             let v: Option<Value> = serde_json::from_slice(&bytes).ok();
             let mut v = v.unwrap_or(Value::Null);
+            // The body is the service's text: it may echo the request, token included.
+            for field in ["/error/message", "/error/code"] {
+                if let Some(Value::String(text)) = v.pointer_mut(field) {
+                    *text = crate::remote::redact::redact(text, token.expose());
+                }
+            }
             if !v.is_null()
                 && v.pointer("/error/innerError/request-id").is_none()
                 && let Some(r) = request_id
@@ -370,8 +380,11 @@ impl GraphClient {
         Ok(items)
     }
 
-    /// Continues a collection from `next`, appending to `items`.
+    /// Continues a collection from `next`, appending to `items`, within [`ReadLimits`]: a
+    /// next link given before (the paging would loop) or a read past the limits is an error.
     pub async fn follow(&self, mut next: Url, mut items: Vec<Value>) -> Result<Vec<Value>, GraphError> {
+        let mut budget = ReadBudget::new(self.limits);
+        let mut seen = std::collections::HashSet::from([next.to_string()]);
         loop {
             let o = self.send_raw(Method::GET, next.clone(), None).await?;
             if o.status >= 400 {
@@ -382,8 +395,20 @@ impl GraphClient {
                 return Err(GraphError::Invalid(format!("{} answered without a value array", display_url(&next))));
             };
             items.extend(values.iter().cloned());
+            budget
+                .page(values.len())
+                .map_err(|b| GraphError::Invalid(format!("reading {} stopped: {b}", display_url(&next))))?;
             match body.get("@odata.nextLink").and_then(Value::as_str) {
-                Some(n) => next = self.check_next(n)?,
+                Some(n) => {
+                    let url = self.check_next(n)?;
+                    if !seen.insert(url.to_string()) {
+                        return Err(GraphError::Invalid(format!(
+                            "{} gave a @odata.nextLink it gave before; the paging would never end",
+                            display_url(&next)
+                        )));
+                    }
+                    next = url;
+                }
                 None => return Ok(items),
             }
         }

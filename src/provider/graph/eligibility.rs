@@ -76,7 +76,11 @@ fn activation(
     upn_by_id: &HashMap<&str, &str>,
 ) -> Option<(PolicyKey, Policy, LiveActivation)> {
     let policy = assignment.get("policy")?;
-    let policy_id = str_of(policy, "id").or_else(|| str_of(assignment, "policyId"))?;
+    // The policy id goes into request paths (`/policies/roleManagementPolicies/{id}/…`): one
+    // that would change the path is not taken, and the policy counts as missing.
+    let policy_id = str_of(policy, "id")
+        .or_else(|| str_of(assignment, "policyId"))
+        .filter(|id| crate::provider::ids::path_segment(id).is_ok())?;
     let rules: Vec<Value> = policy.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut read = pim::activation_of(&rules);
     if let Some(approvers) = read.approvers.as_mut() {
@@ -310,5 +314,16 @@ mod tests {
             "/identityGovernance/privilegedAccess/group/eligibilitySchedules?$filter=groupId%20eq%20%27g-1%27"
         );
         assert!(policies.contains("scopeId%20eq%20%27g-1%27%20and%20scopeType%20eq%20%27Group%27"), "{policies}");
+    }
+
+    #[test]
+    fn a_policy_id_that_would_change_a_path_is_not_taken() {
+        let users = HashMap::new();
+        let with = |id: &str| json!({"policy": {"id": id, "rules": []}});
+        let binding = Binding::Group("g".into());
+        assert!(activation(binding.clone(), &with("Group_1_2"), &users).is_some());
+        for id in ["..", "a/../b", "a?b"] {
+            assert!(activation(binding.clone(), &with(id), &users).is_none(), "{id}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Reading the tenant: users, groups, roles, applications, sign-in methods and activity.
 
 use super::*;
+use crate::provider::ids;
 
 impl GraphProvider {
     fn read_error(&self, what: &str, e: GraphError) -> ProviderError {
@@ -17,6 +18,31 @@ impl GraphProvider {
 
     fn invalid(&self, message: String) -> ProviderError {
         ProviderError::Remote { target: self.target.clone(), message }
+    }
+
+    /// Every id is a GUID (Graph's directory object ids are) and none appears twice: ids go
+    /// into request paths (`/users/{id}`), and a repeated one would hide an object.
+    fn check_ids<'a>(
+        &self,
+        what: &str,
+        objects: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Result<(), ProviderError> {
+        for (id, name) in objects.clone() {
+            ids::guid(id).map_err(|e| {
+                self.invalid(format!(
+                    "{what} `{}` read from {} is refused: {e}",
+                    name.escape_debug(),
+                    self.client.root()
+                ))
+            })?;
+        }
+        match ids::first_duplicate(objects.map(|(id, _)| id)) {
+            Some(id) => Err(self.invalid(format!(
+                "{} answered the {what} id `{id}` twice; one {what} would be hidden",
+                self.client.root()
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Follows each first page of `urls` (fetched in batches) to its last page.
@@ -106,6 +132,7 @@ impl GraphProvider {
             .map(WireUser::parse)
             .collect::<Result<_, _>>()
             .map_err(|m| self.invalid(format!("a user read from Graph is not valid: {m}")))?;
+        self.check_ids("user", users.iter().map(|u| (u.id.as_str(), u.user_name.as_str())))?;
         let (sign_ins, registered) = if self.access == Access::Review {
             (self.read_sign_ins().await?, self.read_registered_methods(&users).await?)
         } else {
@@ -113,6 +140,7 @@ impl GraphProvider {
         };
         let groups =
             c.get_all("/groups?$select=id,displayName&$top=999").await.map_err(|e| self.read_error("the groups", e))?;
+        self.check_ids("group", groups.iter().map(|g| (id_str(g), name_str(g))))?;
         let member_urls: Vec<String> =
             groups.iter().filter_map(id_of).map(|id| format!("/groups/{id}/members?$select=id&$top=999")).collect();
         // Each group's eligibility and membership policy go in the same batches as its members.
@@ -137,6 +165,7 @@ impl GraphProvider {
             .get_all("/servicePrincipals?$select=id,appId,displayName,appRoles&$top=999")
             .await
             .map_err(|e| self.read_error("the service principals", e))?;
+        self.check_ids("service principal", sps.iter().map(|v| (id_str(v), name_str(v))))?;
         let with_roles: Vec<&Value> =
             sps.iter().filter(|s| s.get("appRoles").and_then(Value::as_array).is_some_and(|r| !r.is_empty())).collect();
         let assignment_urls: Vec<String> = with_roles
@@ -149,6 +178,21 @@ impl GraphProvider {
             .get_all(&format!("/applications?$select={}&$expand=owners($select=id)&$top=999", wire::APPLICATION_SELECT))
             .await
             .map_err(|e| self.read_error("the applications", e))?;
+        self.check_ids("application", apps.iter().map(|v| (id_str(v), name_str(v))))?;
+        // Ids that later name a path below an object (`/groups/{g}/members/{id}/$ref`,
+        // `/roleManagement/directory/roleAssignments/{id}`) are checked as well.
+        let member_ids = members.iter().flatten().chain(
+            apps.iter()
+                .flat_map(|a| a.get("owners").and_then(Value::as_array).map(|o| o.as_slice()).unwrap_or_default()),
+        );
+        for m in member_ids {
+            ids::guid(id_str(m))
+                .map_err(|e| self.invalid(format!("a member read from {} is refused: {e}", c.root())))?;
+        }
+        for a in role_assignments.iter().chain(app_assignments.iter().flatten()) {
+            ids::path_segment(id_str(a))
+                .map_err(|e| self.invalid(format!("a role assignment read from {} is refused: {e}", c.root())))?;
+        }
         let policy = c
             .call(&Call::new(Method::GET, "/policies/authenticationMethodsPolicy", None))
             .await
@@ -319,4 +363,13 @@ impl GraphProvider {
         self.state = Some(state);
         Ok(live)
     }
+}
+
+/// An object's `id`, empty when it has none (which the checks refuse).
+fn id_str(v: &Value) -> &str {
+    v.get("id").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn name_str(v: &Value) -> &str {
+    v.get("displayName").and_then(Value::as_str).unwrap_or_default()
 }

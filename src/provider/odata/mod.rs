@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::{Method, Url, header};
 use serde_json::Value;
 
+use crate::provider::bounds::{ReadBudget, ReadLimits};
 use crate::remote::entra::TokenSource;
 use crate::remote::http::{self, RetryPolicy};
 use crate::remote::http::{Dialect, ServiceError};
@@ -58,7 +59,7 @@ pub fn odata_error(status: u16, body: &[u8], redact: &str) -> ODataError {
         let text = String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_string();
         message = Some(text).filter(|t| !t.is_empty());
     }
-    let message = message.map(|m| if redact.is_empty() { m } else { m.replace(redact, "(sensitive)") });
+    let message = message.map(|m| crate::remote::redact::redact(&m, redact));
     ServiceError::Status { dialect: Dialect::OData, status, code, message, request_id: None }
 }
 
@@ -95,6 +96,8 @@ pub struct ODataClient {
     /// Extra headers every request carries (Dataverse's OData-Version headers).
     extra: Vec<(&'static str, &'static str)>,
     requests: Arc<AtomicUsize>,
+    /// Bounds on reading one collection.
+    limits: ReadLimits,
 }
 
 impl ODataClient {
@@ -126,6 +129,7 @@ impl ODataClient {
             batch_limit,
             extra,
             requests: Arc::new(AtomicUsize::new(0)),
+            limits: ReadLimits::default(),
         })
     }
 
@@ -203,13 +207,19 @@ impl ODataClient {
         let mut url = self.url(path, Some(query).filter(|q| !q.is_empty()));
         let mut rows = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut budget = ReadBudget::new(self.limits);
         loop {
             let shown = display_url(&url);
             let (_, _, bytes) = self.send(Method::GET, url.clone(), None, None, Some(&prefer)).await?;
             let page: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| ODataError::Invalid(format!("GET {shown} answered with a body that is not JSON: {e}")))?;
             match page.get("value") {
-                Some(Value::Array(items)) => rows.extend(items.iter().cloned()),
+                Some(Value::Array(items)) => {
+                    rows.extend(items.iter().cloned());
+                    budget
+                        .page(items.len())
+                        .map_err(|b| ODataError::Invalid(format!("reading {shown} stopped: {b}")))?;
+                }
                 _ => return Err(ODataError::Invalid(format!("GET {shown} answered without a `value` array"))),
             }
             match page.get("@odata.nextLink").and_then(Value::as_str) {
@@ -332,6 +342,24 @@ pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// [`literal`] for a key in a resource path (`SystemUsers(UserID='…')`): every character that
+/// would end or change the path (`/`, `\`, `?`, `#`, `%`, control characters) is
+/// percent-encoded, so a key such as `../x` stays inside its parentheses.
+pub fn key_literal(s: &str) -> String {
+    let mut out = String::new();
+    for c in literal(s).chars() {
+        if matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,8 +377,75 @@ mod tests {
         assert!(!odata_error(401, echo, "tok-123").to_string().contains("tok-123"));
     }
 
+    /// Regression: a F&O key holding `/` or `..` changed which resource a request reached.
+    #[test]
+    fn key_literals_stay_inside_their_segment() {
+        let root: Url = "https://fno.example/data/".parse().unwrap();
+        for key in ["../../x", "a/b", "a?b", "a#b", "a%2Fb", "a\\b", "a\nb"] {
+            let u = root.join(&format!("SystemUsers(UserID={})", key_literal(key))).unwrap();
+            assert_eq!(u.path_segments().unwrap().count(), 2, "{key:?}: {u}");
+            assert!(u.path().starts_with("/data/SystemUsers(UserID='"), "{key:?}: {u}");
+            assert!(u.query().is_none() && u.fragment().is_none(), "{key:?}: {u}");
+        }
+        assert_eq!(key_literal("O'Neil"), "'O''Neil'");
+    }
+
     #[test]
     fn literals_are_escaped() {
         assert_eq!(literal("O'Malley"), "'O''Malley'");
+    }
+
+    /// Regression: a service whose every page linked to a new next page was read for ever.
+    #[tokio::test]
+    async fn a_collection_that_pages_without_end_is_stopped() {
+        use axum::extract::Query;
+        use axum::http::HeaderMap;
+        use std::collections::HashMap;
+
+        let secret =
+            format!("s-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        let entra = keyward_fakes::entra::Entra::new();
+        entra.register("client", Some(&secret));
+        let pages = Arc::new(AtomicUsize::new(0));
+        let p = pages.clone();
+        let app = axum::Router::new()
+            .route(
+                "/api/data/v9.2/systemusers",
+                axum::routing::get(move |headers: HeaderMap, Query(q): Query<HashMap<String, String>>| {
+                    p.fetch_add(1, Ordering::Relaxed);
+                    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+                    let n: u64 = q.get("$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
+                    async move {
+                        axum::Json(serde_json::json!({
+                            "value": [{"systemuserid": format!("00000000-0000-0000-0000-{n:012}")}],
+                            "@odata.nextLink": format!("http://{host}/api/data/v9.2/systemusers?$skiptoken={}", n + 1),
+                        }))
+                    }
+                }),
+            )
+            .merge(entra.router());
+        let running = keyward_fakes::serve(app);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), &secret).unwrap();
+        let http = reqwest::Client::new();
+        let credential = crate::model::config::ClientCredential::Secret(crate::model::SecretRef::File("secret".into()));
+        let url = running.url();
+        let tokens = TokenSource::new(
+            http.clone(),
+            Some(&url),
+            "tenant",
+            "client",
+            &credential,
+            &format!("{url}/.default"),
+            dir.path(),
+            "d365",
+        )
+        .unwrap();
+        let mut client =
+            ODataClient::new(format!("{url}/api/data/v9.2/").parse().unwrap(), http, tokens, 1, 10, vec![]).unwrap();
+        client.limits = ReadLimits { max_pages: 20, ..ReadLimits::default() };
+        let e = client.get_all("systemusers", "").await.unwrap_err().to_string();
+        assert!(e.contains("stopped: the service returned more than 20 pages"), "{e}");
+        assert_eq!(pages.load(Ordering::Relaxed), 21);
     }
 }

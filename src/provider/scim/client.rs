@@ -15,6 +15,7 @@ use super::wire::ErrorBody;
 use crate::model::Secret;
 use crate::remote::http::{self, RetryPolicy};
 use crate::remote::http::{Dialect, ServiceError};
+use crate::remote::redact::redact;
 
 /// The largest successful body read (a page of users or groups with their members).
 const BODY_CAP: usize = 128 * 1024 * 1024;
@@ -170,11 +171,6 @@ impl ScimClient {
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");
         self.send(method, url, Some(bytes), if_match).await
     }
-}
-
-/// `text` with every occurrence of `secret` replaced by `(sensitive)`.
-fn redact(text: &str, secret: &str) -> String {
-    if secret.is_empty() { text.to_string() } else { text.replace(secret, "(sensitive)") }
 }
 
 /// A URL for logs and errors: without its query (which may hold userNames in filters).

@@ -35,6 +35,7 @@ mod bulk;
 pub mod client;
 pub mod filter;
 pub mod schema;
+mod list;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -53,6 +54,7 @@ use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilit
 use crate::model::config::Connection;
 use crate::model::{Binding, LiveAccount, LiveBinding, LiveTarget, ProviderKind, SecretRef, Target, UserAttrs, digest};
 use crate::plan::{Change, Operation, Principal};
+use crate::provider::bounds::ReadLimits;
 use crate::remote::http::{self, RetryPolicy};
 
 /// Requests in flight at once when the service has no Bulk.
@@ -104,6 +106,7 @@ pub struct ScimProvider {
     state: Option<State>,
     /// User attributes the service answered a write without (see [`Provider::unkept`]).
     learned: std::collections::BTreeMap<crate::model::UserField, String>,
+    limits: ReadLimits,
 }
 
 impl ScimProvider {
@@ -121,6 +124,14 @@ impl ScimProvider {
         let base: Url = url.parse().map_err(|e| fail(format!("`{url}` is not a URL: {e}")))?;
         http::check_url(&base).map_err(|e| fail(e.to_string()))?;
         let secret = http::resolve_secret(token, root).map_err(|e| fail(e.to_string()))?;
+        if let Some(what) = http::header_value_problem(secret.expose()) {
+            return Err(ProviderError::Config {
+                target: name.clone(),
+                message: format!(
+                    "the token for target {name} ({token}) is not a valid header value: it holds {what}; no request was sent"
+                ),
+            });
+        }
         let ca = target.ca_file.as_ref().map(|c| root.join(c));
         let http = http::client(ca.as_deref(), REQUEST_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         let client = ScimClient::new(base, http, secret, retry).map_err(&fail)?;
@@ -133,6 +144,7 @@ impl ScimProvider {
             config: None,
             state: None,
             learned: Default::default(),
+            limits: ReadLimits::default(),
         })
     }
 
@@ -168,67 +180,22 @@ impl ScimProvider {
         }
     }
 
-    /// Every resource of an endpoint, by pages of `page` (see [`list_all`]).
+    /// Every resource of an endpoint, by pages of `page` (see [`list::list_all`]).
     async fn list(&self, endpoint: &str, attributes: &str, page: usize) -> Result<Vec<Value>, ProviderError> {
-        list_all(&self.client, endpoint, attributes, page).await.map_err(|e| match e {
-            ListError::Read(e) => self.read_error(&format!("the {}", endpoint.to_lowercase()), e),
-            e => self.target_error(e.to_string()),
+        list::list_all(&self.client, endpoint, attributes, page, self.limits).await.map_err(|e| match e {
+            list::ListError::Request(e) => self.read_error(&format!("the {}", endpoint.to_lowercase()), e),
+            e => self.target_error(format!("{}: {e}", self.shown_base())),
         })
+    }
+
+    /// The service's root URL, as errors show it.
+    fn shown_base(&self) -> String {
+        client::display_url(self.client.base())
     }
 
     fn target_error(&self, message: String) -> ProviderError {
         ProviderError::Remote { target: self.target.clone(), message }
     }
-}
-
-/// Why a list could not be read whole.
-#[derive(Debug, thiserror::Error)]
-enum ListError {
-    #[error(transparent)]
-    Read(ScimError),
-    #[error("the list of {endpoint} is not a SCIM list response: {message}")]
-    NotAList { endpoint: String, message: String },
-    #[error(
-        "the list of {endpoint} does not advance: the page at startIndex {start} holds only resources already read, while totalResults says {total}; the service seems to ignore startIndex"
-    )]
-    Stuck { endpoint: String, start: usize, total: usize },
-}
-
-/// Every resource of an endpoint, by pages of `page` (RFC 7644 §3.4.2.4). Paging is not
-/// stateful, so a resource seen twice (the list moved between pages) is kept once.
-async fn list_all(client: &ScimClient, endpoint: &str, attributes: &str, page: usize) -> Result<Vec<Value>, ListError> {
-    let mut out = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut start = 1usize;
-    loop {
-        let mut url = client.url(&[endpoint]);
-        url.set_query(Some(&query(&[
-            ("attributes", attributes),
-            ("startIndex", &start.to_string()),
-            ("count", &page.to_string()),
-        ])));
-        let (v, _) = client.get_json(url).await.map_err(ListError::Read)?;
-        let p = ListPage::parse(&v).map_err(|message| ListError::NotAList { endpoint: endpoint.into(), message })?;
-        let n = p.resources.len();
-        let mut fresh = 0usize;
-        for r in p.resources {
-            let id = wire::get(&r, "id").and_then(Value::as_str).unwrap_or_default().to_string();
-            if seen.insert(id) {
-                out.push(r);
-                fresh += 1;
-            }
-        }
-        // A full page of resources already seen means the service ignores startIndex (or its
-        // totalResults is wrong): reading on would never end.
-        if n > 0 && fresh == 0 {
-            return Err(ListError::Stuck { endpoint: endpoint.into(), start, total: p.total_results });
-        }
-        start += n;
-        if n == 0 || start > p.total_results {
-            break;
-        }
-    }
-    Ok(out)
 }
 
 /// A query string with every value percent-encoded (spaces as `%20`, not `+`).
@@ -265,12 +232,12 @@ impl Provider for ScimProvider {
             .iter()
             .map(WireUser::parse)
             .collect::<Result<_, _>>()
-            .map_err(|m| self.target_error(format!("a user read from the service is not valid: {m}")))?;
+            .map_err(|m| self.target_error(format!("a user read from {} is not valid: {m}", self.shown_base())))?;
         let groups: Vec<WireGroup> = groups
             .iter()
             .map(WireGroup::parse)
             .collect::<Result<_, _>>()
-            .map_err(|m| self.target_error(format!("a group read from the service is not valid: {m}")))?;
+            .map_err(|m| self.target_error(format!("a group read from {} is not valid: {m}", self.shown_base())))?;
         tracing::info!(target_name = %self.target, users = users.len(), groups = groups.len(), page, bulk = ?config.bulk, etag = config.etag, "read SCIM target");
 
         let name_by_id: HashMap<&str, &str> = users.iter().map(|u| (u.id.as_str(), u.user_name.as_str())).collect();

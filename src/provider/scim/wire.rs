@@ -23,6 +23,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::{UserAttrs, UserField};
+use crate::provider::ids;
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -166,6 +167,9 @@ impl WireUser {
             None | Some(Value::Null) | Some(Value::String(_)) => return Err(format!("user {id} has no userName")),
             Some(_) => return Err(format!("user {id} has a userName that is not a string")),
         };
+        // The id goes into request paths (`/Users/{id}`): one that would change the path is
+        // refused here, before any write can be sent to it.
+        ids::path_segment(&id).map_err(|e| format!("user {user_name} is refused: {e}"))?;
         let name = get(v, "name");
         let ext = get(v, ENTERPRISE);
         let emails: Vec<Value> = get(v, "emails").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -229,6 +233,7 @@ impl WireGroup {
         let id = get_str(v, "id").ok_or("a group has no id")?.to_string();
         let display_name =
             get_str(v, "displayName").ok_or_else(|| format!("group {id} has no displayName"))?.to_string();
+        ids::path_segment(&id).map_err(|e| format!("group {display_name} is refused: {e}"))?;
         let members = get(v, "members")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|m| get_str(m, "value").map(str::to_string)).collect())
@@ -493,7 +498,8 @@ pub fn bulk_status(op: &Value) -> Option<u16> {
 pub fn id_from_location(location: &str) -> Option<String> {
     let path = location.split(['?', '#']).next()?;
     let last = path.trim_end_matches('/').rsplit('/').next()?;
-    (!last.is_empty()).then(|| percent_decode(last))
+    // An id that would change a later request's path is not taken (`%2E%2E` decodes to `..`).
+    Some(percent_decode(last)).filter(|id| ids::path_segment(id).is_ok())
 }
 
 fn percent_decode(s: &str) -> String {
@@ -675,5 +681,8 @@ mod tests {
         assert!(ListPage::parse(&json!({"Resources": []})).is_err());
         assert_eq!(id_from_location("https://x/v2/Users/abc%20d/").as_deref(), Some("abc d"));
         assert_eq!(id_from_location("http://127.0.0.1:1/v2/Groups/0cb8?x=1").as_deref(), Some("0cb8"));
+        for hostile in ["https://x/v2/Users/%2E%2E", "https://x/v2/Users/a%2Fb", "https://x/v2/Users/a%0Ab"] {
+            assert_eq!(id_from_location(hostile), None, "{hostile}");
+        }
     }
 }

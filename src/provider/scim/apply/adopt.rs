@@ -79,9 +79,10 @@ impl Run<'_> {
             ListPage::parse(&v).map_err(ScimError::Invalid)?.resources
         } else {
             let page = self.config.max_results.unwrap_or(DEFAULT_PAGE).max(1);
-            let all = list_all(self.client, "Users", &wire::user_attributes(), page).await;
+            let limits = crate::provider::bounds::ReadLimits::default();
+            let all = crate::provider::scim::list::list_all(self.client, "Users", &wire::user_attributes(), page, limits).await;
             all.map_err(|e| match e {
-                ListError::Read(e) => e,
+                crate::provider::scim::list::ListError::Request(e) => e,
                 e => ScimError::Invalid(e.to_string()),
             })?
         };

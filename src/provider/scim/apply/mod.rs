@@ -579,6 +579,8 @@ fn created_id(reply: &Reply) -> Option<String> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .or_else(|| reply.location.as_deref().and_then(wire::id_from_location))
+        // An id that would change a later request's path is not taken.
+        .filter(|id| crate::provider::ids::path_segment(id).is_ok())
 }
 
 /// Carries out one write with plain requests; returns its outcome and how many requests it

@@ -107,3 +107,15 @@ fn bulk_outcomes_are_matched_to_operations() {
     assert_eq!(wire::bulk_status(m[1].unwrap()), Some(200));
     assert_eq!(wire::bulk_status(m[2].unwrap()), Some(409));
 }
+
+/// A creation answered with an id that would change later request paths gives no id.
+#[test]
+fn a_created_id_that_would_change_a_path_is_not_taken() {
+    let reply = |id: &str| Reply { status: 201, body: Some(serde_json::json!({"id": id})), ..Default::default() };
+    assert_eq!(created_id(&reply("2819c223")).as_deref(), Some("2819c223"));
+    for id in ["..", ".", "a/b", "a?b", ""] {
+        assert_eq!(created_id(&reply(id)), None, "{id:?}");
+    }
+    let located = Reply { status: 201, location: Some("https://x/v2/Users/%2E%2E".into()), ..Default::default() };
+    assert_eq!(created_id(&located), None);
+}
