@@ -159,8 +159,8 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     {
         return Err(SavedPlanError::BadSignature { path: path.clone() }.into());
     }
-    if !saved.notices.is_empty() {
-        let targets = saved.notices.iter().map(|n| n.target.to_string()).collect();
+    if saved.notices.iter().any(plan::Notice::planned_offline) {
+        let targets = saved.notices.iter().filter(|n| n.planned_offline()).map(|n| n.target.to_string()).collect();
         return Err(SavedPlanError::Offline { path: path.clone(), targets }.into());
     }
     let dir = &settings.dir;

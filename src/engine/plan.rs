@@ -59,7 +59,8 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
     };
     let (mut plan, live) =
         make(&config, base, applied.as_ref(), &settings.dir, settings.clock, read, &undelivered).await?;
-    plan.notices = offline.iter().map(plan::Notice::connection_changed).collect();
+    let offline: Vec<plan::Notice> = offline.iter().map(plan::Notice::connection_changed).collect();
+    plan.notices.splice(0..0, offline);
     let live_state = Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), plan.created_at);
     Ok(Planned { config, plan, live, findings })
@@ -82,8 +83,10 @@ fn confine_secrets(config: &Config, base: &Config, dir: &Path, observer: &dyn Ob
     Err(EngineError::Invalid { dir: dir.to_path_buf(), tally: crate::output::diagnostics::tally(&diagnostics) })
 }
 
-/// The rule id under which SARIF output carries a plan's notices.
-pub const NOTICE_RULE: &str = "plan.connection-changed";
+/// The rule id under which SARIF output carries a plan's notices of this code.
+pub fn notice_rule(code: &str) -> String {
+    format!("plan.{code}")
+}
 
 /// The plan's notices as warnings on the line of keyward.yaml they concern, for SARIF (which
 /// carries findings only).
@@ -102,8 +105,13 @@ pub fn notice_findings(config: &Config, plan: &Plan) -> Vec<Finding> {
                     column,
                 })
             });
-            Finding::new(NOTICE_RULE, crate::model::Severity::Warn, format!("target.{}", n.target), n.message.clone())
-                .at(location)
+            Finding::new(
+                &notice_rule(&n.code),
+                crate::model::Severity::Warn,
+                format!("target.{}", n.target),
+                n.message.clone(),
+            )
+            .at(location)
         })
         .collect()
 }
@@ -145,6 +153,15 @@ pub async fn make(
     };
     let mut plan = plan::assemble(changes, config.reference(dir), names, now);
     plan.base = split;
+    plan.notices = plan::held_notices(&PlanInput {
+        desired: state,
+        live: &live,
+        capabilities: &open.capabilities,
+        now,
+        baseline,
+        undelivered,
+        previous,
+    });
     Ok((plan, live))
 }
 

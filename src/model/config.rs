@@ -608,6 +608,14 @@ pub enum Connection {
     Ldap(LdapConnection),
 }
 
+impl Connection {
+    /// Whether the target is an Active Directory domain (`provider: ldap`, `flavor: ad`): the
+    /// directory of record for users a hybrid Entra tenant synchronizes from it.
+    pub fn is_active_directory(&self) -> bool {
+        matches!(self, Connection::Ldap(l) if l.flavor == LdapFlavor::Ad)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LdapConnection {
     pub url: String,

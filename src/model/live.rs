@@ -241,6 +241,16 @@ pub struct LiveTarget {
     /// own). The planner turns an assignment into such a gap into a plan error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub out_of_reach: Vec<OutOfReach>,
+    /// Accounts whose attributes another directory masters (users synchronized from
+    /// on-premises Active Directory): what the target refuses to change on them. The planner
+    /// plans none of it and says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_elsewhere: Vec<HeldElsewhere>,
+    /// Bindings whose members something other than keyward decides (a group whose membership
+    /// rule picks its members, a group synchronized from on-premises): keyward never adds or
+    /// removes their members, and a role bound to one is a plan error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members_decided: Vec<MembersDecided>,
     /// Findings the target itself reports (for example the segregation-of-duties conflicts
     /// Finance & Operations records), shown beside keyward's own policy findings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -268,6 +278,30 @@ pub struct RoleEvent {
     pub assigned: bool,
     /// What the target says about it.
     pub detail: String,
+}
+
+/// An account another directory masters, and what its target therefore refuses to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldElsewhere {
+    /// The account's id.
+    pub account: String,
+    /// The directory that masters it, for messages: for example "on-premises Active Directory".
+    pub source: String,
+    /// The fields the target refuses to change.
+    pub fields: Vec<UserField>,
+    /// Whether the target refuses to enable, disable or delete the account too.
+    pub lifecycle: bool,
+}
+
+/// A binding whose members something other than keyward decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembersDecided {
+    pub binding: Binding,
+    /// What decides them, for messages: for example "its membership rule `user.department -eq
+    /// \"Sales\"`".
+    pub by: String,
 }
 
 /// A binding that some accounts cannot be given.

@@ -32,11 +32,18 @@ fn pascal(id: &str) -> String {
 
 /// Rules that are not policies: notices a plan carries (see [`crate::plan::Notice`]), as
 /// (id, summary, help).
-const NOTICE_RULES: &[(&str, &str, &str)] = &[(
-    "plan.connection-changed",
-    "A target's connection settings changed in this pull request; the target was planned offline, without its settings or secrets.",
-    "The new settings take effect after merge: check where they point before merging.",
-)];
+const NOTICE_RULES: &[(&str, &str, &str)] = &[
+    (
+        "plan.connection-changed",
+        "A target's connection settings changed in this pull request; the target was planned offline, without its settings or secrets.",
+        "The new settings take effect after merge: check where they point before merging.",
+    ),
+    (
+        "plan.owned-elsewhere",
+        "Git asks for a change to an account another directory masters (a user synchronized from on-premises Active Directory); it is not planned on this target.",
+        "Change the attribute or status in the directory of record, or align git with it.",
+    ),
+];
 
 /// Percent-encodes what may not appear in a URI path.
 fn uri_path(path: &str) -> String {

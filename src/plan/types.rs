@@ -623,7 +623,7 @@ pub struct Plan {
 /// Something a plan's reader must know before its changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
-    /// A stable code: `connection-changed`.
+    /// A stable code: `connection-changed` or `owned-elsewhere`.
     pub code: String,
     /// The target it concerns.
     pub target: Name,
@@ -633,6 +633,15 @@ pub struct Notice {
 impl Notice {
     /// The code of [`Notice::connection_changed`].
     pub const CONNECTION_CHANGED: &'static str = "connection-changed";
+    /// The code of a notice that git asks for what another directory masters (a user
+    /// synchronized from on-premises Active Directory), so nothing is planned for it here.
+    pub const OWNED_ELSEWHERE: &'static str = "owned-elsewhere";
+
+    /// Whether the target this notice concerns was planned offline (a saved plan carrying such
+    /// a notice is never applied).
+    pub fn planned_offline(&self) -> bool {
+        self.code == Self::CONNECTION_CHANGED
+    }
 
     /// Under `--base`: the target's connection settings differ from the base revision's (or
     /// the target is new), so it was planned offline, as if empty, and none of its settings or

@@ -18,6 +18,11 @@ impl<'a> TargetPlanner<'a> {
         }
     }
 
+    /// What decides the members of `binding`, when keyward cannot add or remove them.
+    fn members_decided(&self, binding: &Binding) -> Option<&'a MembersDecided> {
+        self.decided.get(&(binding.kind(), lower(&binding.object_name()))).copied()
+    }
+
     pub(super) fn bindings(&self, out: &mut Vec<Change>) -> Result<(), Vec<PlanError>> {
         let mut errors = Vec::new();
         for (role_name, role) in &self.desired.roles {
@@ -44,8 +49,11 @@ impl<'a> TargetPlanner<'a> {
                 if bound_now.contains(&key) || !released.insert(key) {
                     continue;
                 }
-                // Gone already, or ambiguous (then nothing is touched): nothing is left behind.
-                if let Ok(Some(lb)) = self.find_binding(old) {
+                // Gone already, or ambiguous (then nothing is touched), or its members are not
+                // keyward's to change: nothing is left behind.
+                if let Ok(Some(lb)) = self.find_binding(old)
+                    && self.members_decided(&lb.binding).is_none()
+                {
                     self.release(role_name, old, lb, out);
                 }
             }
@@ -163,6 +171,15 @@ impl<'a> TargetPlanner<'a> {
                 .fingerprint(lb.fingerprint.clone()),
             ),
             Some(_) => {}
+        }
+        if let Some(d) = live_binding.and_then(|lb| self.members_decided(&lb.binding)) {
+            errors.push(PlanError::MembersDecided {
+                target: self.target.name.clone(),
+                role: grantor.name().clone(),
+                binding: binding.label(),
+                by: d.by.clone(),
+            });
+            return;
         }
         // Who should hold it, by principal. Several holder roles may grant it: it is held
         // while any of them is (the longest expiry wins; none means none).

@@ -32,6 +32,8 @@ mod auth;
 mod bindings;
 mod credentials;
 mod eligibility;
+mod held;
+pub use held::held_notices;
 
 use super::derived;
 use super::types::*;
@@ -39,8 +41,9 @@ use crate::model::config::RemovedUsers;
 use crate::model::lifecycle::{self, CredentialStatus};
 use crate::model::{
     Binding, BindingKind, BindingSupport, Capabilities, CredentialSpec, CredentialType, Curve, Deliver, DesiredState,
-    KeyAlgorithm, LiveAccount, LiveBinding, LiveCredential, LiveServiceAccount, LiveTarget, Name, RoleGrant,
-    ServiceAccount, Target, Timestamp, UndeliveredCredential, User, UserAttrs, UserField, UserStatus, UsersScope,
+    HeldElsewhere, KeyAlgorithm, LiveAccount, LiveBinding, LiveCredential, LiveServiceAccount, LiveTarget,
+    MembersDecided, Name, RoleGrant, ServiceAccount, Target, Timestamp, UndeliveredCredential, User, UserAttrs,
+    UserField, UserStatus, UsersScope,
 };
 
 /// Everything the planner needs, as values.
@@ -81,6 +84,10 @@ pub enum PlanError {
         "target `{target}`: {what} cannot be given to `{user}`: {binding} does not exist in {scope}, where the account is; create it there, or move the account"
     )]
     OutOfReach { target: Name, what: String, user: String, binding: String, scope: String },
+    #[error(
+        "target `{target}`: role `{role}` binds {binding}, whose members {by} decides; keyward cannot add or remove them, so bind the role to a group whose members are assigned, or remove the binding"
+    )]
+    MembersDecided { target: Name, role: Name, binding: String, by: String },
 }
 
 /// The marker fingerprint for a live object that does not exist.
@@ -245,6 +252,10 @@ struct TargetPlanner<'a> {
     grants_by_role: FxHashMap<&'a Name, Vec<Grant<'a>>>,
     /// Live bindings by kind and lower-cased name.
     live_bindings: FxHashMap<(crate::model::BindingKind, String), Vec<&'a LiveBinding>>,
+    /// What the target refuses to change on accounts another directory masters, by account id.
+    held: FxHashMap<&'a str, &'a HeldElsewhere>,
+    /// Bindings whose members keyward cannot change, by kind and lower-cased name.
+    decided: FxHashMap<(crate::model::BindingKind, String), &'a MembersDecided>,
 }
 
 /// Lower-cased userNames, in the order of `desired.users` and of `live.accounts`.
@@ -324,7 +335,10 @@ impl<'a> TargetPlanner<'a> {
             for b in &live.bindings {
                 live_bindings.entry((b.binding.kind(), lower(&b.binding.object_name()))).or_default().push(b);
             }
-            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings)
+            let held = live.held_elsewhere.iter().map(|h| (h.account.as_str(), h)).collect();
+            let decided =
+                live.members_decided.iter().map(|d| ((d.binding.kind(), lower(&d.binding.object_name())), d)).collect();
+            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings, held, decided)
         };
         let index_desired = || {
             let now = input.now;
@@ -373,10 +387,12 @@ impl<'a> TargetPlanner<'a> {
             (present_users, in_git, present_sas, grants_by_role)
         };
         let (
-            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings),
+            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings, held, decided),
             (present_users, in_git, present_sas, grants_by_role),
         ) = both(index_live, index_desired);
         TargetPlanner {
+            held,
+            decided,
             live_bindings,
             grants_by_role,
             input,
