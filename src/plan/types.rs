@@ -312,6 +312,13 @@ pub enum Operation {
     DeleteUser {
         user_name: String,
     },
+    /// Moves the account to business unit `business_unit` (by name). On Dataverse the move
+    /// removes the account's security roles; the plan gives them back by `Assign`s after it.
+    #[serde(rename_all = "camelCase")]
+    MoveUser {
+        user_name: String,
+        business_unit: String,
+    },
     CreateBinding {
         binding: Binding,
     },

@@ -100,7 +100,7 @@ impl<'a> TargetPlanner<'a> {
                 let user = &self.desired.users[name];
                 // On a target that holds only users with roles here, a user who is still in git
                 // keeps the account; their assignments are revoked below.
-                if self.target.users == UsersScope::WithRoles && user.targets.is_none() {
+                if self.target.users == UsersScope::WithRoles && user.explicit_targets().is_none() {
                     continue;
                 }
             }

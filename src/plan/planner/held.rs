@@ -40,7 +40,7 @@ impl<'a> TargetPlanner<'a> {
                         .map(UserField::as_str)
                         .collect();
                     let active = user.status == UserStatus::Active;
-                    if held.lifecycle && live.active != active && !(!active && self.protected(&live.user_name)) {
+                    if held.lifecycle && live.active != active && (active || !self.protected(&live.user_name)) {
                         fields.push("status");
                     }
                     if fields.is_empty() {

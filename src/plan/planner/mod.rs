@@ -33,6 +33,7 @@ mod bindings;
 mod credentials;
 mod eligibility;
 mod held;
+mod units;
 pub use held::held_notices;
 
 use super::derived;
@@ -88,6 +89,10 @@ pub enum PlanError {
         "target `{target}`: role `{role}` binds {binding}, whose members {by} decides; keyward cannot add or remove them, so bind the role to a group whose members are assigned, or remove the binding"
     )]
     MembersDecided { target: Name, role: Name, binding: String, by: String },
+    #[error(
+        "target `{target}`: user `{user}` belongs in business unit `{unit}`, which does not exist there; create it on the target or correct `businessUnit`"
+    )]
+    UnknownBusinessUnit { target: Name, user: String, unit: String },
 }
 
 /// The marker fingerprint for a live object that does not exist.
@@ -256,6 +261,10 @@ struct TargetPlanner<'a> {
     held: FxHashMap<&'a str, &'a HeldElsewhere>,
     /// Bindings whose members keyward cannot change, by kind and lower-cased name.
     decided: FxHashMap<(crate::model::BindingKind, String), &'a MembersDecided>,
+    /// Users who move to another business unit, by lower-cased userName, with the unit.
+    moves: FxHashMap<&'a str, &'a str>,
+    /// Business units the configuration names that the target does not have.
+    unit_errors: Vec<PlanError>,
 }
 
 /// Lower-cased userNames, in the order of `desired.users` and of `live.accounts`.
@@ -347,7 +356,7 @@ impl<'a> TargetPlanner<'a> {
             for ((name, user), key) in desired.users.iter().zip(keys.users) {
                 in_git.insert(key.as_ref(), name);
                 let roles = active_grants(&user.roles, now).map(RoleGrant::role);
-                if desired.present_on(user.targets.as_deref(), roles, target) {
+                if desired.present_on(user.explicit_targets(), roles, target) {
                     present_users.insert(key.as_ref(), (name, user));
                 }
             }
@@ -390,7 +399,9 @@ impl<'a> TargetPlanner<'a> {
             (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings, held, decided),
             (present_users, in_git, present_sas, grants_by_role),
         ) = both(index_live, index_desired);
-        TargetPlanner {
+        let mut tp = TargetPlanner {
+            moves: FxHashMap::default(),
+            unit_errors: Vec::new(),
             held,
             decided,
             live_bindings,
@@ -408,7 +419,9 @@ impl<'a> TargetPlanner<'a> {
             present_users,
             present_sas,
             in_git,
-        }
+        };
+        (tp.moves, tp.unit_errors) = tp.find_moves();
+        tp
     }
 
     fn addr(&self, kind: ObjectKind, name: impl Into<String>) -> Address {
