@@ -14,6 +14,9 @@
 //!   business unit and a user can hold only the copy of their own unit: assignments resolve to
 //!   that copy, and a user whose unit has no copy is reported as out of reach, so the plan fails
 //!   with the user, the role and the business unit named instead of the apply failing;
+//! - each user's business unit is read (`_businessunitid_value`) with the units' role copies; a
+//!   move is a `PATCH` of `businessunitid@odata.bind`, after which the user's roles resolve to
+//!   the new unit's copies (the plan assigns them again: a move removes them);
 //! - a field security profile (derived from a DataClassification) is created with read
 //!   permission (`canread` 4) on its columns, kept that way, and its members are exactly the
 //!   people the plan names;
