@@ -154,3 +154,19 @@ fn a_role_bound_to_a_dynamic_group_is_a_plan_error_naming_the_group() {
     assert!(g.graph_requests() > before);
     assert!(g.members(&g.group_id("it-admins").unwrap()).is_empty());
 }
+
+#[test]
+fn a_saved_plan_with_a_note_of_what_active_directory_owns_still_applies() {
+    let secret = canary();
+    let g = tenant(&secret);
+    g.add_synced_user("nancy.davolio@northwind.example", "Davolio, Nancy", true);
+    let fake = g.serve();
+    let sb = quickstart(&fake.url());
+    let saved = sb.path("plan.json");
+    let saved = saved.to_str().unwrap();
+    run(&sb, &secret, &["plan", "{dir}", "--out", saved]).expect(0);
+    assert!(sb.read("plan.json").contains("owned-elsewhere"));
+    // Only a target planned offline refuses a saved plan; this note does not.
+    run(&sb, &secret, &["apply", saved, "--config", "{dir}", "--auto-approve"]).expect(0);
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+}
