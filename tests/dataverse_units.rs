@@ -81,3 +81,35 @@ fn a_business_unit_the_environment_lacks_is_a_plan_error() {
         r.stderr
     );
 }
+
+#[test]
+fn a_business_unit_is_refused_where_the_target_has_none() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    sb.edit(
+        "users/sales.yaml",
+        "employeeId: \"E1019\"\n",
+        "employeeId: \"E1019\"\ntargets: {entra: {businessUnit: Retail}}\n",
+    );
+    let r = sb.run(&["validate", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("target `entra` (provider `file`) has no business units"), "{}", r.stderr);
+}
+
+#[test]
+fn a_misspelt_target_setting_is_named_at_its_line() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    sb.edit(
+        "users/sales.yaml",
+        "employeeId: \"E1019\"\n",
+        "employeeId: \"E1019\"\ntargets: {d365: {businesUnit: Retail}}\n",
+    );
+    let r = sb.run(&["validate", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("unknown field `businesUnit`, expected `businessUnit`"), "{}", r.stderr);
+}

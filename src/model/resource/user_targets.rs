@@ -3,12 +3,13 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{Name, User};
 
 /// A user's `targets`: where the user exists, or settings per target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum UserTargets {
     /// The targets this user exists on, and no others.
@@ -51,5 +52,26 @@ impl User {
             Some(UserTargets::Settings(m)) => m.get(target)?.business_unit.as_deref(),
             _ => None,
         }
+    }
+}
+
+/// A list or a map, told apart by their shape, so an error inside either names the field at
+/// fault instead of "no variant matched".
+impl<'de> Deserialize<'de> for UserTargets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> Visitor<'de> for Shape {
+            type Value = UserTargets;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of target names, or a map of target name to settings ({businessUnit})")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<UserTargets, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(UserTargets::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<UserTargets, A::Error> {
+                BTreeMap::deserialize(de::value::MapAccessDeserializer::new(map)).map(UserTargets::Settings)
+            }
+        }
+        d.deserialize_any(Shape)
     }
 }
