@@ -1,5 +1,5 @@
 # keyward in a container: `docker build -t keyward .` then
-#   docker run --rm -v "$PWD:/config" -e OKTA_SCIM_TOKEN keyward plan /config
+#   docker run --rm -v "$PWD:/config" -e AWS_SCIM_TOKEN keyward plan /config
 FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY . .

@@ -126,7 +126,7 @@ pub fn adopt(desired: &DesiredState, target: &Name, live: &LiveTarget) -> Adopti
             github: None,
             status: if a.active { UserStatus::Active } else { UserStatus::Disabled },
             roles,
-            targets: multi_target.then(|| vec![target.clone()]),
+            targets: multi_target.then(|| crate::model::UserTargets::List(vec![target.clone()])),
         });
     }
 

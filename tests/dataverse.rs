@@ -247,11 +247,11 @@ fn operations_throttled_inside_a_batch_are_sent_again_alone() {
 #[test]
 fn validation_keeps_column_security_to_dataverse_and_out_of_roles() {
     let sb = enterprise("https://northwind.crm4.dynamics.com", None);
-    sb.edit("data/classifications.yaml", "assets:\n  d365:", "assets:\n  okta:\n    columns: [user.salary]\n  d365:");
+    sb.edit("data/classifications.yaml", "assets:\n  d365:", "assets:\n  aws:\n    columns: [user.salary]\n  d365:");
     let r = sb.run(&["validate", "{dir}"]);
     r.expect(1);
     assert!(r.stderr.contains("columns-not-enforceable"), "{}", r.stderr);
-    assert!(r.stderr.contains("target `okta` (provider `file`) has no column security"), "{}", r.stderr);
+    assert!(r.stderr.contains("target `aws` (provider `file`) has no column security"), "{}", r.stderr);
 
     let sb = enterprise("https://northwind.crm4.dynamics.com", None);
     sb.edit("roles/sales.yaml", "d365: {securityRole: Salesperson}", "d365: {fieldSecurityProfile: {name: x}}");

@@ -1,6 +1,7 @@
 //! `examples/enterprise` against the three in-repo fakes together: Entra ID on the Graph fake,
-//! Dynamics 365 Sales on the Dataverse fake, Finance & Operations on the F&O fake (Okta stays a
-//! `file` stand-in: its real peer is scim2-server, exercised by tests/scim.rs). One apply
+//! Dynamics 365 Sales on the Dataverse fake, Finance & Operations on the F&O fake (AWS IAM Identity
+//! Center stays a `file` stand-in: its real peers are scim2-server and django-scim2, exercised by
+//! tests/scim.rs). One apply
 //! creates each person in the directory first, then in the ERPs, and a second plan is empty.
 
 #[path = "d365/harness.rs"]

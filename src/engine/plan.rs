@@ -154,6 +154,15 @@ pub async fn make(
     let mut plan = plan::assemble(changes, config.reference(dir), names, now);
     plan.base = split;
     plan.notices = plan::notices(state, &live, &open.capabilities);
+    plan.notices.extend(plan::held_notices(&PlanInput {
+        desired: state,
+        live: &live,
+        capabilities: &open.capabilities,
+        now,
+        baseline,
+        undelivered,
+        previous,
+    }));
     Ok((plan, live))
 }
 

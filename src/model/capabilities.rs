@@ -40,6 +40,8 @@ pub struct Capabilities {
     /// Management), with activation rules of their own; an eligible assignment of a role bound
     /// otherwise gives nothing on the target.
     pub eligibility: BTreeSet<BindingKind>,
+    /// Whether accounts belong to business units keyward places them in (`businessUnit`).
+    pub business_units: bool,
 }
 
 impl Capabilities {
@@ -65,6 +67,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
         conditional_writes: false,
         order: 0,
         eligibility: BTreeSet::new(),
+        business_units: false,
     };
     match kind {
         ProviderKind::File => Capabilities {
@@ -99,6 +102,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
             delete_users: false,
             service_accounts: true,
             conditional_writes: true,
+            business_units: true,
             order: 1,
             ..base
         },

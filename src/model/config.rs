@@ -200,6 +200,10 @@ pub struct TargetFile {
     /// `onPremisesImmutableId` set to their employeeId (or, without one, their userPrincipalName).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federated_domains: Option<Vec<String>>,
+    /// dataverse: the business unit users are placed in unless their `targets` say otherwise
+    /// (without it, keyward leaves users in the unit they are in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_unit: Option<String>,
     /// graph, dataverse, fno: the token authority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
@@ -560,6 +564,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// The business unit users are placed in on this target unless they say otherwise
+    /// (`businessUnit` of a `dataverse` target).
+    pub fn default_business_unit(&self) -> Option<&str> {
+        match &self.connection {
+            Connection::Dataverse { business_unit, .. } => business_unit.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn provider(&self) -> ProviderKind {
         match &self.connection {
             Connection::File { .. } => ProviderKind::File,
@@ -597,6 +610,8 @@ pub enum Connection {
         client_id: String,
         credential: ClientCredential,
         authority: Option<String>,
+        /// The business unit users are placed in unless they say otherwise.
+        business_unit: Option<String>,
     },
     Fno {
         url: String,
@@ -606,6 +621,14 @@ pub enum Connection {
         authority: Option<String>,
     },
     Ldap(LdapConnection),
+}
+
+impl Connection {
+    /// Whether the target is an Active Directory domain (`provider: ldap`, `flavor: ad`): the
+    /// directory of record for users a hybrid Entra tenant synchronizes from it.
+    pub fn is_active_directory(&self) -> bool {
+        matches!(self, Connection::Ldap(l) if l.flavor == LdapFlavor::Ad)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

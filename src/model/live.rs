@@ -241,6 +241,20 @@ pub struct LiveTarget {
     /// own). The planner turns an assignment into such a gap into a plan error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub out_of_reach: Vec<OutOfReach>,
+    /// Accounts whose attributes another directory masters (users synchronized from
+    /// on-premises Active Directory): what the target refuses to change on them. The planner
+    /// plans none of it and says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_elsewhere: Vec<HeldElsewhere>,
+    /// Bindings whose members something other than keyward decides (a group whose membership
+    /// rule picks its members, a group synchronized from on-premises): keyward never adds or
+    /// removes their members, and a role bound to one is a plan error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members_decided: Vec<MembersDecided>,
+    /// The target's business units and where each account is, where the target places users
+    /// in units (Dataverse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_units: Option<BusinessUnits>,
     /// Findings the target itself reports (for example the segregation-of-duties conflicts
     /// Finance & Operations records), shown beside keyward's own policy findings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -273,6 +287,55 @@ pub struct RoleEvent {
     pub assigned: bool,
     /// What the target says about it.
     pub detail: String,
+}
+
+/// A target's business units: a security role exists once per unit, and an account holds only
+/// the copies of its own unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BusinessUnits {
+    /// The unit new accounts are created in.
+    pub root: String,
+    /// Each unit by name, with the names of the security roles it holds a copy of.
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Each account's unit, by account id.
+    pub of_account: BTreeMap<String, String>,
+}
+
+impl BusinessUnits {
+    /// The unit called `name`, compared without regard to case, by the name the target gives it.
+    pub fn find(&self, name: &str) -> Option<&str> {
+        self.roles.keys().find(|u| u.eq_ignore_ascii_case(name)).map(String::as_str)
+    }
+
+    /// Whether unit `unit` holds a copy of security role `role`.
+    pub fn has_copy(&self, unit: &str, role: &str) -> bool {
+        self.roles.get(unit).is_some_and(|r| r.iter().any(|x| x.eq_ignore_ascii_case(role)))
+    }
+}
+
+/// An account another directory masters, and what its target therefore refuses to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldElsewhere {
+    /// The account's id.
+    pub account: String,
+    /// The directory that masters it, for messages: for example "on-premises Active Directory".
+    pub source: String,
+    /// The fields the target refuses to change.
+    pub fields: Vec<UserField>,
+    /// Whether the target refuses to enable, disable or delete the account too.
+    pub lifecycle: bool,
+}
+
+/// A binding whose members something other than keyward decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembersDecided {
+    pub binding: Binding,
+    /// What decides them, for messages: for example "its membership rule `user.department -eq
+    /// \"Sales\"`".
+    pub by: String,
 }
 
 /// A binding that some accounts cannot be given.

@@ -138,10 +138,11 @@ pub struct User {
     /// Roles held: a role name, or a role with an expiry and the reason it was granted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<RoleGrant>,
-    /// The targets this user exists on. Without it: every target with `users: all`, plus the
-    /// targets where one of the user's roles has a binding.
+    /// A list: the targets this user exists on. Without it: every target with `users: all`,
+    /// plus the targets where one of the user's roles has a binding. A map: settings per target
+    /// (`{d365: {businessUnit: Sales}}`), which leave where the user exists as without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub targets: Option<Vec<Name>>,
+    pub targets: Option<UserTargets>,
 }
 
 /// Whether an account may sign in.
@@ -755,7 +756,9 @@ single_key_enum!(Deliver, "a map with one key: file or keyVault", {
 });
 
 mod service_account;
+mod user_targets;
 pub use self::service_account::*;
+pub use user_targets::{UserTargetSettings, UserTargets};
 
 #[cfg(test)]
 mod tests;

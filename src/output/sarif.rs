@@ -48,6 +48,11 @@ const NOTICE_RULES: &[(&str, &str, &str)] = &[
         "The configuration places a service account on a target that has no service accounts keyward manages.",
         "Remove the target from the service account (its targets or the roles bound there), or manage it elsewhere.",
     ),
+    (
+        "plan.owned-elsewhere",
+        "Git asks for a change to an account another directory masters (a user synchronized from on-premises Active Directory); it is not planned on this target.",
+        "Change the attribute or status in the directory of record, or align git with it.",
+    ),
 ];
 
 /// Percent-encodes what may not appear in a URI path.

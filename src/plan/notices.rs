@@ -21,7 +21,7 @@ pub fn notices(
         let Some(target) = desired.settings.targets.get(name) else { continue };
         for (field, reason) in &live.unkept {
             let set = desired.users.values().any(|u| {
-                let present = desired.present_on(u.targets.as_deref(), u.roles.iter().map(RoleGrant::role), target);
+                let present = desired.present_on(u.explicit_targets(), u.roles.iter().map(RoleGrant::role), target);
                 present && sets(u, *field)
             });
             if set {

@@ -312,6 +312,13 @@ pub enum Operation {
     DeleteUser {
         user_name: String,
     },
+    /// Moves the account to business unit `business_unit` (by name). On Dataverse the move
+    /// removes the account's security roles; the plan gives them back by `Assign`s after it.
+    #[serde(rename_all = "camelCase")]
+    MoveUser {
+        user_name: String,
+        business_unit: String,
+    },
     CreateBinding {
         binding: Binding,
     },
@@ -623,7 +630,7 @@ pub struct Plan {
 /// Something a plan's reader must know before its changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
-    /// A stable code: `connection-changed`, `not-kept`, `not-managed`.
+    /// A stable code: `connection-changed`, `not-kept`, `not-managed`, `owned-elsewhere`.
     pub code: String,
     /// The target it concerns.
     pub target: Name,
@@ -633,6 +640,9 @@ pub struct Notice {
 impl Notice {
     /// The code of [`Notice::connection_changed`].
     pub const CONNECTION_CHANGED: &'static str = "connection-changed";
+    /// The code of a notice that git asks for what another directory masters (a user
+    /// synchronized from on-premises Active Directory), so nothing is planned for it here.
+    pub const OWNED_ELSEWHERE: &'static str = "owned-elsewhere";
 
     /// The code of [`Notice::not_kept`].
     pub const NOT_KEPT: &'static str = "not-kept";

@@ -23,6 +23,11 @@ pub enum Why {
     FieldsDiffer {
         fields: Vec<String>,
     },
+    /// The user's business unit differs from the configuration's.
+    BusinessUnitDiffers {
+        from: String,
+        to: String,
+    },
     /// The configuration sets the user's status.
     StatusSays {
         active: bool,
@@ -166,6 +171,9 @@ impl fmt::Display for Why {
         match self {
             Why::AccountMissing => f.write_str("the account is missing from the target"),
             Why::UserNotOnTarget => f.write_str("the user is in the configuration but not on the target"),
+            Why::BusinessUnitDiffers { from, to } => {
+                write!(f, "the user is in business unit `{from}`; the configuration puts them in `{to}`")
+            }
             Why::FieldsDiffer { fields } => {
                 write!(
                     f,

@@ -134,7 +134,7 @@ impl Checker<'_, '_> {
         for target in state.settings.targets.values() {
             let crate::model::config::Connection::Ldap(conn) = &target.connection else { continue };
             if conn.flavor != crate::model::config::LdapFlavor::Ad
-                || !state.present_on(user.targets.as_deref(), user.roles.iter().map(RoleGrant::role), target)
+                || !state.present_on(user.explicit_targets(), user.roles.iter().map(RoleGrant::role), target)
             {
                 continue;
             }
@@ -241,7 +241,31 @@ impl Checker<'_, '_> {
                 }
             }
             self.grants(Kind::User, name, &user.roles);
-            self.targets(Kind::User, name, user.targets.as_ref());
+            match &user.targets {
+                Some(crate::model::UserTargets::Settings(m)) => {
+                    for (t, s) in m {
+                        let path = ["targets".into(), t.as_str().into()];
+                        if !self.target_exists(Kind::User, name, &path, t) || s.business_unit.is_none() {
+                            continue;
+                        }
+                        let provider = self.state.settings.targets[t].provider();
+                        if !crate::model::capabilities(provider).business_units {
+                            self.report(
+                                Kind::User,
+                                name,
+                                &[path[0].clone(), path[1].clone(), "businessUnit".into()],
+                                Diagnostic::error(
+                                    "no-business-units",
+                                    format!("target `{t}` (provider `{provider}`) has no business units"),
+                                )
+                                .help("businessUnit applies to dataverse targets"),
+                            );
+                        }
+                    }
+                }
+                Some(crate::model::UserTargets::List(l)) => self.targets(Kind::User, name, Some(l)),
+                None => {}
+            }
             self.ad_names(name, user);
         }
         // Manager cycles longer than one. A walk stops at a user an earlier walk has visited,

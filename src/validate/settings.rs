@@ -467,7 +467,7 @@ fn resolve_target(
         v
     };
     // Which optional fields each provider takes, beside provider, users and caFile.
-    let set: [(&str, bool); 19] = [
+    let set: [(&str, bool); 20] = [
         ("path", t.path.is_some()),
         ("url", t.url.is_some()),
         ("token", t.token.is_some()),
@@ -487,13 +487,15 @@ fn resolve_target(
         ("userKey", t.user_key.is_some()),
         ("disable", t.disable.is_some()),
         ("federatedDomains", t.federated_domains.is_some()),
+        ("businessUnit", t.business_unit.is_some()),
     ];
     let entra: &[&str] = &["tenant", "clientId", "clientSecret", "certificate", "federatedTokenFile", "authority"];
     let allowed: Vec<&str> = match p {
         ProviderKind::File => vec!["path"],
         ProviderKind::Scim => vec!["url", "token"],
         ProviderKind::Graph => [entra, &["endpoint", "federatedDomains"]].concat(),
-        ProviderKind::Dataverse | ProviderKind::Fno => [entra, &["url"]].concat(),
+        ProviderKind::Dataverse => [entra, &["url", "businessUnit"]].concat(),
+        ProviderKind::Fno => [entra, &["url"]].concat(),
         ProviderKind::Ldap => {
             vec!["url", "startTls", "bindDn", "password", "usersBase", "groupsBase", "flavor", "userKey", "disable"]
         }
@@ -596,7 +598,8 @@ fn resolve_target(
                     let (url, tenant, client_id, credential) = (url?, tenant?, client_id?, credential?);
                     let authority = t.authority.clone();
                     if p == ProviderKind::Dataverse {
-                        Connection::Dataverse { url, tenant, client_id, credential, authority }
+                        let business_unit = t.business_unit.clone().filter(|b| !b.trim().is_empty());
+                        Connection::Dataverse { url, tenant, client_id, credential, authority, business_unit }
                     } else {
                         Connection::Fno { url, tenant, client_id, credential, authority }
                     }

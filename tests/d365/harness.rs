@@ -1,6 +1,6 @@
 //! The enterprise example pointed at in-process fakes: Entra ID stands in as the embedded
 //! `file` directory (the Graph fake is another target's), Dynamics 365 Sales is the Dataverse
-//! fake, Finance & Operations the F&O fake (or a `file` stand-in), and Okta a `file` directory.
+//! fake, Finance & Operations the F&O fake (or a `file` stand-in), and AWS IAM Identity Center a `file` directory.
 //! The directory is a target of order 0 and the ERPs of order 1, so every apply shows the
 //! directory-first order.
 
@@ -64,7 +64,7 @@ pub fn enterprise_with_vault(dataverse: &str, fno: Option<&str>) -> Sandbox {
     sb.write(
         "keyward.yaml",
         &format!(
-            "version: 1\ntargets:\n  entra:\n    provider: file\n    path: .keyward/entra.json\n  d365:\n    provider: dataverse\n    url: {dataverse}\n    authority: {dataverse}\n    tenant: {TENANT}\n    clientId: {D365_CLIENT}\n    clientSecret: ${{env:D365_CLIENT_SECRET}}\n{fno_target}  okta:\n    provider: file\n    path: .keyward/okta.json\n    users: with-roles\n{rest}"
+            "version: 1\ntargets:\n  entra:\n    provider: file\n    path: .keyward/entra.json\n  d365:\n    provider: dataverse\n    url: {dataverse}\n    authority: {dataverse}\n    tenant: {TENANT}\n    clientId: {D365_CLIENT}\n    clientSecret: ${{env:D365_CLIENT_SECRET}}\n{fno_target}  aws:\n    provider: file\n    path: .keyward/aws.json\n    users: with-roles\n{rest}"
         ),
     );
     sb.write(

@@ -33,18 +33,13 @@ impl<'a> TargetPlanner<'a> {
                     let mut set = UserAttrs::default();
                     let (mut before, mut after) = (Values::new(), Values::new());
                     let mut all_drift = true;
+                    // What another directory masters is left to it (the plan's notices say so).
+                    let held = self.held.get(live.id.as_str());
                     for f in UserField::ALL {
-                        let Some(want) = self.want(user, f) else { continue };
-                        // `""` asks for the attribute to be cleared: it equals an unset one,
-                        // which is how every provider reads an attribute it holds no value for.
-                        let have = live.attrs.get(f).map(String::as_str).filter(|h| !h.is_empty());
-                        let equal = match (f, have) {
-                            (_, None) => want.is_empty(),
-                            // userNames compare without regard to case.
-                            (UserField::Manager, Some(h)) => same_user_name(h, want),
-                            (_, Some(h)) => h == want,
-                        };
-                        if !equal {
+                        if held.is_some_and(|h| h.fields.contains(&f)) {
+                            continue;
+                        }
+                        if let Some((have, want)) = self.differs(user, live, f) {
                             *set.slot(f) = Some(want.to_string());
                             before.insert(f.as_str().into(), have.map_or(Value::Null, |h| json!(h)));
                             after.insert(f.as_str().into(), json!(want));
@@ -71,7 +66,7 @@ impl<'a> TargetPlanner<'a> {
                         );
                     }
                     // A protected account is never disabled.
-                    let blocked = !active && self.protected(&live.user_name);
+                    let blocked = (!active && self.protected(&live.user_name)) || held.is_some_and(|h| h.lifecycle);
                     if live.active != active && !blocked {
                         let same = baseline.is_some_and(|b| b.status == user.status);
                         let action = if active { Action::Enable } else { Action::Disable };
@@ -97,12 +92,16 @@ impl<'a> TargetPlanner<'a> {
             if self.present_users.contains_key(key) || !self.managed(&live.user_name) {
                 continue;
             }
+            // Another directory masters its life: the plan's notices say so.
+            if self.held.get(live.id.as_str()).is_some_and(|h| h.lifecycle) {
+                continue;
+            }
             let git_name = self.in_git.get(key).copied();
             if let Some(name) = git_name {
                 let user = &self.desired.users[name];
                 // On a target that holds only users with roles here, a user who is still in git
                 // keeps the account; their assignments are revoked below.
-                if self.target.users == UsersScope::WithRoles && user.targets.is_none() {
+                if self.target.users == UsersScope::WithRoles && user.explicit_targets().is_none() {
                     continue;
                 }
             }
@@ -145,6 +144,27 @@ impl<'a> TargetPlanner<'a> {
                 );
             }
         }
+    }
+
+    /// The live and the desired value of `field` of `user`, when the configuration sets it, the
+    /// target stores it and they differ.
+    pub(super) fn differs(
+        &self,
+        user: &'a User,
+        live: &'a LiveAccount,
+        f: UserField,
+    ) -> Option<(Option<&'a str>, &'a str)> {
+        let want = self.want(user, f)?;
+        // `""` asks for the attribute to be cleared: it equals an unset one, which is how every
+        // provider reads an attribute it holds no value for.
+        let have = live.attrs.get(f).map(String::as_str).filter(|h| !h.is_empty());
+        let equal = match (f, have) {
+            (_, None) => want.is_empty(),
+            // userNames compare without regard to case.
+            (UserField::Manager, Some(h)) => same_user_name(h, want),
+            (_, Some(h)) => h == want,
+        };
+        (!equal).then_some((have, want))
     }
 
     pub(super) fn service_accounts(&self, out: &mut Vec<Change>) {

@@ -18,8 +18,14 @@ impl<'a> TargetPlanner<'a> {
         }
     }
 
+    /// What decides the members of `binding`, when keyward cannot add or remove them.
+    fn members_decided(&self, binding: &Binding) -> Option<&'a MembersDecided> {
+        self.decided.get(&(binding.kind(), lower(&binding.object_name()))).copied()
+    }
+
     pub(super) fn bindings(&self, out: &mut Vec<Change>) -> Result<(), Vec<PlanError>> {
-        let mut errors = Vec::new();
+        let mut errors = self.unit_errors.clone();
+        self.moves(out);
         for (role_name, role) in &self.desired.roles {
             let Some(binding) = role.bindings.get(&self.target.name) else { continue };
             self.binding(Grantor::Role(role_name), binding, &[role_name], out, &mut errors);
@@ -44,8 +50,11 @@ impl<'a> TargetPlanner<'a> {
                 if bound_now.contains(&key) || !released.insert(key) {
                     continue;
                 }
-                // Gone already, or ambiguous (then nothing is touched): nothing is left behind.
-                if let Ok(Some(lb)) = self.find_binding(old) {
+                // Gone already, or ambiguous (then nothing is touched), or its members are not
+                // keyward's to change: nothing is left behind.
+                if let Ok(Some(lb)) = self.find_binding(old)
+                    && self.members_decided(&lb.binding).is_none()
+                {
                     self.release(role_name, old, lb, out);
                 }
             }
@@ -164,6 +173,15 @@ impl<'a> TargetPlanner<'a> {
             ),
             Some(_) => {}
         }
+        if let Some(d) = live_binding.and_then(|lb| self.members_decided(&lb.binding)) {
+            errors.push(PlanError::MembersDecided {
+                target: self.target.name.clone(),
+                role: grantor.name().clone(),
+                binding: binding.label(),
+                by: d.by.clone(),
+            });
+            return;
+        }
         // Who should hold it, by principal. Several holder roles may grant it: it is held
         // while any of them is (the longest expiry wins; none means none).
         let mut wanted: BTreeMap<Key<'a>, (&'a str, Option<crate::model::Expiry>)> = BTreeMap::new();
@@ -196,21 +214,33 @@ impl<'a> TargetPlanner<'a> {
                 }
             }
         }
+        // Users who move to another business unit lose it with the move: given again after it.
+        let rehomed = |key: &Key<'a>| self.moving_to(*key).filter(|_| self.lost_in_move(binding));
         for (key, (subject, expires)) in &wanted {
-            if held.contains_key(key) {
+            let moves_to = rehomed(key);
+            if held.contains_key(key) && moves_to.is_none() {
                 continue;
             }
             let real = match key {
                 Key::User(k) => {
                     let user_name = &self.present_users[k].1.user_name;
                     let account = self.by_user_name.get(k).map(|a| a.id.as_str());
-                    if let Some(scope) = self.out_of_reach(binding, account) {
+                    let missing = match moves_to {
+                        Some(unit) => self
+                            .live
+                            .business_units
+                            .as_ref()
+                            .filter(|u| !u.has_copy(unit, &binding.object_name()))
+                            .map(|_| format!("business unit `{unit}`")),
+                        None => self.out_of_reach(binding, account).map(str::to_string),
+                    };
+                    if let Some(scope) = missing {
                         errors.push(PlanError::OutOfReach {
                             target: self.target.name.clone(),
                             what: grantor.describe(),
                             user: user_name.clone(),
                             binding: binding.label(),
-                            scope: scope.to_string(),
+                            scope,
                         });
                         continue;
                     }
@@ -238,12 +268,16 @@ impl<'a> TargetPlanner<'a> {
                     Operation::Assign { principal: real, binding: binding.clone() },
                 )
                 .after(after)
-                .fingerprint(fingerprint_of(live_binding, key.as_str(), false))
-                .subject(subject.to_string()),
+                .fingerprint(fingerprint_of(live_binding, key.as_str(), held.contains_key(key)))
+                .subject(subject.to_string())
+                .notes(moves_to.map(|unit| {
+                    format!("given again as the copy in business unit `{unit}`, after the move that removes it")
+                })),
             );
         }
         for (key, live_key) in &held {
-            if wanted.contains_key(key) {
+            // Held and not wanted: kept, or removed by the user's move (its notes say so).
+            if wanted.contains_key(key) || rehomed(key).is_some() {
                 continue;
             }
             let (address_name, subject, reason) = match key {

@@ -32,6 +32,9 @@ mod auth;
 mod bindings;
 mod credentials;
 mod eligibility;
+mod held;
+mod units;
+pub use held::held_notices;
 
 use super::derived;
 use super::types::*;
@@ -39,8 +42,9 @@ use crate::model::config::RemovedUsers;
 use crate::model::lifecycle::{self, CredentialStatus};
 use crate::model::{
     Binding, BindingKind, BindingSupport, Capabilities, CredentialSpec, CredentialType, Curve, Deliver, DesiredState,
-    KeyAlgorithm, LiveAccount, LiveBinding, LiveCredential, LiveServiceAccount, LiveTarget, Name, RoleGrant,
-    ServiceAccount, Target, Timestamp, UndeliveredCredential, User, UserAttrs, UserField, UserStatus, UsersScope,
+    HeldElsewhere, KeyAlgorithm, LiveAccount, LiveBinding, LiveCredential, LiveServiceAccount, LiveTarget,
+    MembersDecided, Name, RoleGrant, ServiceAccount, Target, Timestamp, UndeliveredCredential, User, UserAttrs,
+    UserField, UserStatus, UsersScope,
 };
 
 /// Everything the planner needs, as values.
@@ -81,6 +85,14 @@ pub enum PlanError {
         "target `{target}`: {what} cannot be given to `{user}`: {binding} does not exist in {scope}, where the account is; create it there, or move the account"
     )]
     OutOfReach { target: Name, what: String, user: String, binding: String, scope: String },
+    #[error(
+        "target `{target}`: role `{role}` binds {binding}, whose members {by} decides; keyward cannot add or remove them, so bind the role to a group whose members are assigned, or remove the binding"
+    )]
+    MembersDecided { target: Name, role: Name, binding: String, by: String },
+    #[error(
+        "target `{target}`: user `{user}` belongs in business unit `{unit}`, which does not exist there; create it on the target or correct `businessUnit`"
+    )]
+    UnknownBusinessUnit { target: Name, user: String, unit: String },
 }
 
 /// The marker fingerprint for a live object that does not exist.
@@ -245,6 +257,14 @@ struct TargetPlanner<'a> {
     grants_by_role: FxHashMap<&'a Name, Vec<Grant<'a>>>,
     /// Live bindings by kind and lower-cased name.
     live_bindings: FxHashMap<(crate::model::BindingKind, String), Vec<&'a LiveBinding>>,
+    /// What the target refuses to change on accounts another directory masters, by account id.
+    held: FxHashMap<&'a str, &'a HeldElsewhere>,
+    /// Bindings whose members keyward cannot change, by kind and lower-cased name.
+    decided: FxHashMap<(crate::model::BindingKind, String), &'a MembersDecided>,
+    /// Users who move to another business unit, by lower-cased userName, with the unit.
+    moves: FxHashMap<&'a str, &'a str>,
+    /// Business units the configuration names that the target does not have.
+    unit_errors: Vec<PlanError>,
 }
 
 /// Lower-cased userNames, in the order of `desired.users` and of `live.accounts`.
@@ -324,7 +344,10 @@ impl<'a> TargetPlanner<'a> {
             for b in &live.bindings {
                 live_bindings.entry((b.binding.kind(), lower(&b.binding.object_name()))).or_default().push(b);
             }
-            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings)
+            let held = live.held_elsewhere.iter().map(|h| (h.account.as_str(), h)).collect();
+            let decided =
+                live.members_decided.iter().map(|d| ((d.binding.kind(), lower(&d.binding.object_name())), d)).collect();
+            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings, held, decided)
         };
         let index_desired = || {
             let now = input.now;
@@ -333,7 +356,7 @@ impl<'a> TargetPlanner<'a> {
             for ((name, user), key) in desired.users.iter().zip(keys.users) {
                 in_git.insert(key.as_ref(), name);
                 let roles = active_grants(&user.roles, now).map(RoleGrant::role);
-                if desired.present_on(user.targets.as_deref(), roles, target) {
+                if desired.present_on(user.explicit_targets(), roles, target) {
                     present_users.insert(key.as_ref(), (name, user));
                 }
             }
@@ -373,10 +396,14 @@ impl<'a> TargetPlanner<'a> {
             (present_users, in_git, present_sas, grants_by_role)
         };
         let (
-            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings),
+            (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings, held, decided),
             (present_users, in_git, present_sas, grants_by_role),
         ) = both(index_live, index_desired);
-        TargetPlanner {
+        let mut tp = TargetPlanner {
+            moves: FxHashMap::default(),
+            unit_errors: Vec::new(),
+            held,
+            decided,
             live_bindings,
             grants_by_role,
             input,
@@ -392,7 +419,9 @@ impl<'a> TargetPlanner<'a> {
             present_users,
             present_sas,
             in_git,
-        }
+        };
+        (tp.moves, tp.unit_errors) = tp.find_moves();
+        tp
     }
 
     fn addr(&self, kind: ObjectKind, name: impl Into<String>) -> Address {

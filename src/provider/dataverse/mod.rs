@@ -14,6 +14,9 @@
 //!   business unit and a user can hold only the copy of their own unit: assignments resolve to
 //!   that copy, and a user whose unit has no copy is reported as out of reach, so the plan fails
 //!   with the user, the role and the business unit named instead of the apply failing;
+//! - each user's business unit is read (`_businessunitid_value`) with the units' role copies; a
+//!   move is a `PATCH` of `businessunitid@odata.bind`, after which the user's roles resolve to
+//!   the new unit's copies (the plan assigns them again: a move removes them);
 //! - a field security profile (derived from a DataClassification) is created with read
 //!   permission (`canread` 4) on its columns, kept that way, and its members are exactly the
 //!   people the plan names;
@@ -25,9 +28,10 @@
 //! second); new users are created in the root business unit; associating an already associated
 //! pair answers `0x80040237` (duplicate key), which counts as done.
 
+mod read;
 pub mod wire;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,10 +43,7 @@ use self::wire::{WireBusinessUnit, WirePermission, WireRole, WireUser};
 use super::odata::{BatchOp, ODataClient, ODataError, Reply};
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
 use crate::model::config::Connection;
-use crate::model::{
-    Binding, FieldProfileRef, LiveAccount, LiveBinding, LiveTarget, OutOfReach, ProviderKind, RoleEvent, Target,
-    UserAttrs, digest,
-};
+use crate::model::{Binding, LiveTarget, ProviderKind, RoleEvent, Target, UserAttrs};
 use crate::plan::{Change, Operation, Principal};
 use crate::remote::RetryPolicy;
 use crate::remote::entra::TokenSource;
@@ -112,7 +113,7 @@ impl DataverseProvider {
     pub fn open_with(target: &Target, root: &Path, access: Access, retry: RetryPolicy) -> Result<Self, ProviderError> {
         let name = target.name.to_string();
         let fail = |message: String| ProviderError::Remote { target: name.clone(), message };
-        let Connection::Dataverse { url, tenant, client_id, credential, authority } = &target.connection else {
+        let Connection::Dataverse { url, tenant, client_id, credential, authority, .. } = &target.connection else {
             return Err(fail("the target is not a Dataverse target".into()));
         };
         let env = url.trim_end_matches('/');
@@ -200,8 +201,16 @@ impl Provider for DataverseProvider {
                 wire::pair(v, "systemuserid", "fieldsecurityprofileid")
             })
             .await?;
-        let live =
-            normalise(&mut self.state, &units, &roles, &users, &user_roles, &profiles, &permissions, &user_profiles);
+        let live = read::normalise(
+            &mut self.state,
+            &units,
+            &roles,
+            &users,
+            &user_roles,
+            &profiles,
+            &permissions,
+            &user_profiles,
+        );
         tracing::info!(target_name = %self.target, users = live.accounts.len(), bindings = live.bindings.len(), requests = self.client.requests(), "read Dataverse environment");
         Ok(live)
     }
@@ -275,129 +284,6 @@ impl Provider for DataverseProvider {
         tracing::info!(target_name = %self.target, changes = changes.len(), requests = self.client.requests() - before, "applied to Dataverse environment");
         results
     }
-}
-
-/// Turns the rows read into the live state, and remembers the ids apply needs.
-#[allow(clippy::too_many_arguments)]
-fn normalise(
-    slot: &mut Option<State>,
-    units: &[WireBusinessUnit],
-    roles: &[WireRole],
-    users: &[WireUser],
-    user_roles: &[(String, String)],
-    profiles: &[(String, String)],
-    permissions: &[WirePermission],
-    user_profiles: &[(String, String)],
-) -> LiveTarget {
-    let mut state = State {
-        business_units: units.iter().map(|u| (u.id.clone(), u.name.clone())).collect(),
-        root_unit: units.iter().find(|u| u.parent.is_none()).map(|u| u.id.clone()),
-        ..State::default()
-    };
-    let mut live = LiveTarget::default();
-    for u in users {
-        // Application users are service principals, and rows without a domain name are
-        // built-in accounts (SYSTEM, INTEGRATION): neither is a person keyward manages.
-        let Some(name) = u.domain_name.as_ref().filter(|_| !u.application) else { continue };
-        state.users.insert(
-            key(name),
-            UserEntry { id: u.id.clone(), business_unit: u.business_unit.clone(), etag: u.etag.clone() },
-        );
-        let attrs = UserAttrs {
-            given_name: u.first_name.clone(),
-            family_name: u.last_name.clone(),
-            email: u.email.clone(),
-            job_title: u.job_title.clone(),
-            ..UserAttrs::default()
-        };
-        let fingerprint = match &u.etag {
-            Some(t) => format!("etag:{t}"),
-            None => digest(&(&u.id, name, &attrs, u.disabled)),
-        };
-        live.accounts.push(LiveAccount {
-            id: u.id.clone(),
-            user_name: name.clone(),
-            attrs,
-            active: !u.disabled,
-            last_sign_in: None,
-            registered_methods: None,
-            fingerprint,
-        });
-    }
-    // Security roles: one binding per name, whatever the business unit of the copy.
-    let role_by_id: HashMap<&str, &WireRole> = roles.iter().map(|r| (r.id.as_str(), r)).collect();
-    let mut by_name: BTreeMap<String, (String, BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
-    for r in roles {
-        state.roles.insert((key(&r.name), r.business_unit.clone()), r.id.clone());
-        let e = by_name.entry(key(&r.name)).or_insert_with(|| (r.name.clone(), BTreeSet::new(), BTreeSet::new()));
-        e.2.insert(r.business_unit.clone());
-        // The copy in the root business unit names the binding.
-        if Some(&r.business_unit) == state.root_unit.as_ref() {
-            e.0 = r.name.clone();
-        }
-    }
-    let known: HashMap<&str, &UserEntry> = state.users.values().map(|u| (u.id.as_str(), u)).collect();
-    for (user, role) in user_roles {
-        if let Some(r) = role_by_id.get(role.as_str()) {
-            by_name.get_mut(&key(&r.name)).expect("every role is indexed").1.insert(user.clone());
-        }
-    }
-    for (k, (name, members, units_with_copy)) in &by_name {
-        let binding = Binding::SecurityRole(name.clone());
-        live.bindings.push(LiveBinding {
-            id: format!("role:{k}"),
-            binding: binding.clone(),
-            members: members.iter().cloned().collect(),
-            fingerprint: digest(&(k, members)),
-        });
-        // Who cannot hold it: people whose business unit has no copy, and new accounts when
-        // the root unit has none.
-        for u in known.values() {
-            if let Some(bu) = &u.business_unit
-                && !units_with_copy.contains(bu)
-                && !members.contains(&u.id)
-            {
-                live.out_of_reach.push(OutOfReach {
-                    binding: binding.clone(),
-                    account: Some(u.id.clone()),
-                    scope: format!("business unit `{}`", state.unit_name(bu)),
-                });
-            }
-        }
-        if let Some(root) = &state.root_unit
-            && !units_with_copy.contains(root)
-        {
-            live.out_of_reach.push(OutOfReach {
-                binding,
-                account: None,
-                scope: format!("business unit `{}`, where new users are created", state.unit_name(root)),
-            });
-        }
-    }
-    live.out_of_reach.sort_by(|a, b| (&a.account, a.binding.label()).cmp(&(&b.account, b.binding.label())));
-    // Field security profiles.
-    let mut members_of: HashMap<&str, BTreeSet<String>> = HashMap::new();
-    for (user, profile) in user_profiles {
-        members_of.entry(profile.as_str()).or_default().insert(user.clone());
-    }
-    for (id, name) in profiles {
-        let mut entry = ProfileEntry { id: id.clone(), ..ProfileEntry::default() };
-        for p in permissions.iter().filter(|p| &p.profile == id) {
-            entry.columns.insert(p.column.clone(), (p.id.clone(), p.can_read));
-        }
-        let mut columns: Vec<String> = entry.columns.iter().filter(|(_, (_, r))| *r).map(|(c, _)| c.clone()).collect();
-        columns.sort();
-        let members: Vec<String> = members_of.remove(id.as_str()).unwrap_or_default().into_iter().collect();
-        live.bindings.push(LiveBinding {
-            id: id.clone(),
-            binding: Binding::FieldSecurityProfile(FieldProfileRef { name: name.clone(), columns: columns.clone() }),
-            fingerprint: digest(&(id, &columns, &members)),
-            members,
-        });
-        state.profiles.insert(key(name), entry);
-    }
-    *slot = Some(state);
-    live
 }
 
 /// What a write's success means for keyward's knowledge of the environment.
@@ -498,6 +384,21 @@ impl DataverseProvider {
             Operation::SetUserActive { user_name, active } => {
                 let mut body = serde_json::Map::new();
                 body.insert("isdisabled".into(), json!(!active));
+                self.patch_user(state, user_name, body, i, out, patches)
+            }
+            Operation::MoveUser { user_name, business_unit } => {
+                // `businessunitid` is a writable lookup (reference sheet §3.2); the move removes
+                // the user's security roles, which the plan's assignments give back after it.
+                let unit = state
+                    .business_units
+                    .iter()
+                    .find(|(_, n)| n.eq_ignore_ascii_case(business_unit))
+                    .map(|(id, _)| id.clone())
+                    .ok_or_else(|| {
+                        ApplyError::conflict(format!("business unit `{business_unit}` does not exist (any more)"))
+                    })?;
+                let mut body = serde_json::Map::new();
+                body.insert("businessunitid@odata.bind".into(), json!(format!("/businessunits({unit})")));
                 self.patch_user(state, user_name, body, i, out, patches)
             }
             Operation::DeleteUser { user_name } => Err(ApplyError::new(format!(
@@ -736,6 +637,12 @@ impl DataverseProvider {
                 if let Some(u) = state.users.get_mut(&key(user_name)) {
                     // The row changed; a later conditional write would need the new tag.
                     u.etag = reply.etag.clone();
+                    // A move: the user's roles are now the copies of the new unit.
+                    let moved =
+                        p.op.body.as_ref().and_then(|b| b.get("businessunitid@odata.bind")).and_then(Value::as_str);
+                    if let Some(unit) = moved.and_then(|m| m.strip_prefix("/businessunits(")?.strip_suffix(')')) {
+                        u.business_unit = Some(unit.to_string());
+                    }
                 }
             }
             Effect::UserCreated { user_name, active } => {

@@ -417,6 +417,9 @@ impl Editor {
                 self.user_mut(user_name)?.active = *active;
                 Ok(())
             }
+            Operation::MoveUser { user_name, .. } => {
+                Err(ApplyError::new(format!("this directory has no business units to move {user_name} between")))
+            }
             Operation::DeleteUser { user_name } => {
                 let id = self.user_mut(user_name)?.id.clone();
                 self.doc.users.retain(|u| u.id != id);

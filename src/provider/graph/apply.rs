@@ -419,6 +419,9 @@ impl Run<'_> {
                     &[&id],
                 )]
             }
+            Operation::MoveUser { user_name, .. } => {
+                return Err(ApplyError::new(format!("Entra ID has no business units to move {user_name} between")));
+            }
             Operation::DeleteUser { user_name } => {
                 let Some(id) = self.user_id(user_name) else { return Ok(vec![]) };
                 let mut p = self.pending(

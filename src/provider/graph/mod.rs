@@ -18,6 +18,9 @@
 //!   password goes only into the create request and is never printed, logged or kept;
 //! - deleted users are soft-deleted: restorable for 30 days (the plan says so, from the
 //!   capabilities);
+//! - users synchronized from on-premises (`onPremisesSyncEnabled`) are reported as mastered
+//!   there, and groups whose members a rule or on-premises decides as such: the planner sends
+//!   none of the changes Graph refuses for them;
 //! - errors show Graph's `error.code`, `message` and the request id.
 //!
 //! It assumes: users are keyed by `userPrincipalName`, groups by `displayName`, directory roles

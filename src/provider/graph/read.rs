@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::provider::ids;
+use crate::model::{HeldElsewhere, MembersDecided, UserField};
 
 impl GraphProvider {
     fn read_error(&self, what: &str, e: GraphError) -> ProviderError {
@@ -138,8 +139,10 @@ impl GraphProvider {
         } else {
             (HashMap::new(), HashMap::new())
         };
-        let groups =
-            c.get_all("/groups?$select=id,displayName&$top=999").await.map_err(|e| self.read_error("the groups", e))?;
+        let groups = c
+            .get_all(&format!("/groups?$select={}&$top=999", wire::GROUP_SELECT))
+            .await
+            .map_err(|e| self.read_error("the groups", e))?;
         self.check_ids("group", groups.iter().map(|g| (id_str(g), name_str(g))))?;
         let member_urls: Vec<String> =
             groups.iter().filter_map(id_of).map(|id| format!("/groups/{id}/members?$select=id&$top=999")).collect();
@@ -205,6 +208,14 @@ impl GraphProvider {
             let mut attrs = u.attrs.clone();
             attrs.manager = u.manager_id.as_deref().and_then(|m| upn_by_id.get(m)).map(|n| n.to_string());
             state.users.insert(key(&u.user_name), u.id.clone());
+            if u.synced {
+                live.held_elsewhere.push(HeldElsewhere {
+                    account: u.id.clone(),
+                    source: wire::ON_PREMISES.to_string(),
+                    fields: UserField::ALL.to_vec(),
+                    lifecycle: true,
+                });
+            }
             live.accounts.push(LiveAccount {
                 id: u.id.clone(),
                 user_name: u.user_name.clone(),
@@ -219,6 +230,9 @@ impl GraphProvider {
             let (Some(id), Some(name)) = (id_of(g), str_of(g, "displayName")) else { continue };
             let members: Vec<String> = members.iter().filter_map(id_of).collect();
             state.groups.entry(key(&name)).or_insert(id.clone());
+            if let Some(by) = wire::members_decided_by(g) {
+                live.members_decided.push(MembersDecided { binding: Binding::Group(name.clone()), by });
+            }
             live.bindings.push(LiveBinding {
                 fingerprint: digest(&(&id, &name, &members)),
                 id,

@@ -12,8 +12,14 @@ use crate::model::{AuthMethod, CredentialType, LiveCredential, Timestamp, UserAt
 
 /// The user properties read (`$select`); `signInActivity` is read separately, as it limits
 /// pages to 500 and needs a licence.
-pub const USER_SELECT: &str =
-    "id,userPrincipalName,displayName,givenName,surname,mail,department,jobTitle,employeeId,accountEnabled";
+pub const USER_SELECT: &str = "id,userPrincipalName,displayName,givenName,surname,mail,department,jobTitle,employeeId,accountEnabled,onPremisesSyncEnabled";
+
+/// The group properties read: a group's kind of membership (`groupTypes` containing
+/// `DynamicMembership`, with its `membershipRule`) and whether on-premises masters it.
+pub const GROUP_SELECT: &str = "id,displayName,groupTypes,membershipRule,onPremisesSyncEnabled";
+
+/// Where a user synchronized from on-premises is mastered, for messages.
+pub const ON_PREMISES: &str = "on-premises Active Directory";
 
 /// The tag that marks an application as keyward's service account `NAME`: `keyward:NAME`.
 pub const SERVICE_ACCOUNT_TAG: &str = "keyward:";
@@ -27,6 +33,10 @@ pub struct WireUser {
     pub active: bool,
     /// The manager's id.
     pub manager_id: Option<String>,
+    /// Synchronized from on-premises Active Directory (`onPremisesSyncEnabled: true`): Graph
+    /// refuses changes to every attribute keyward manages on it, its manager, its
+    /// `accountEnabled` and its deletion (docs/reference/graph.md §2.1).
+    pub synced: bool,
 }
 
 fn s(v: &Value, k: &str) -> Option<String> {
@@ -63,8 +73,31 @@ impl WireUser {
             attrs,
             active: v.get("accountEnabled").and_then(Value::as_bool).unwrap_or(true),
             manager_id: v.get("manager").and_then(|m| s(m, "id")),
+            synced: synced(v),
         })
     }
+}
+
+/// Whether a user or group is synchronized from on-premises (`onPremisesSyncEnabled: true`;
+/// `null` or absent for cloud objects).
+pub fn synced(v: &Value) -> bool {
+    v.get("onPremisesSyncEnabled").and_then(Value::as_bool) == Some(true)
+}
+
+/// What decides a group's members when keyward cannot: its membership rule (`groupTypes`
+/// containing `DynamicMembership`), or on-premises synchronization.
+pub fn members_decided_by(g: &Value) -> Option<String> {
+    let dynamic = g
+        .get("groupTypes")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|x| x.as_str() == Some("DynamicMembership")));
+    if dynamic {
+        return Some(match s(g, "membershipRule") {
+            Some(rule) => format!("its membership rule `{rule}`"),
+            None => "its membership rule".to_string(),
+        });
+    }
+    synced(g).then(|| ON_PREMISES.to_string())
 }
 
 /// The properties to PATCH for the fields `set` sets (the manager excluded).

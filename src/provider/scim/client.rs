@@ -64,7 +64,7 @@ pub struct ScimClient {
 }
 
 impl ScimClient {
-    /// `base` is the service root (for example `https://example.okta.com/scim/v2`); it must be
+    /// `base` is the service root (for example `https://scim.eu-west-1.amazonaws.com/TENANT/scim/v2`); it must be
     /// https, or http on loopback.
     pub fn new(base: Url, http: reqwest::Client, token: Secret<String>, retry: RetryPolicy) -> Result<Self, String> {
         http::check_url(&base).map_err(|e| e.to_string())?;
