@@ -594,6 +594,40 @@ fn audit_verify_finds_a_cut_off_tail_and_checks_an_expected_head() {
     assert!(r.stdout.contains("the log was rewritten"), "{}", r.stdout);
 }
 
+/// The hash covers the whole record: a field added to a record fails `audit verify`; and a log
+/// emptied (or removed) after an apply fails against the head that apply recorded, rather than
+/// reading as "no log yet".
+#[test]
+fn audit_verify_refuses_an_added_field_and_an_emptied_log() {
+    let s = Sandbox::example("quickstart");
+    let first = s.run(&["apply", "{dir}", "--auto-approve"]);
+    first.expect(0);
+    let (n, h) = printed_head(&first.stdout);
+    let log = s.read(".keyward/audit.jsonl");
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+
+    let edited = log.replacen(r#""actor":"#, r#""approvedByCfo":"yes","actor":"#, 1);
+    assert_ne!(edited, log);
+    s.write(".keyward/audit.jsonl", &edited);
+    let r = s.run(&["audit", "verify", "{dir}"]);
+    r.expect(1);
+    assert!(r.stdout.contains("line 1: the record is not in its canonical form"), "{}", r.stdout);
+
+    for emptied in [true, false] {
+        if emptied {
+            s.write(".keyward/audit.jsonl", "");
+        } else {
+            std::fs::remove_file(s.path(".keyward/audit.jsonl")).unwrap();
+        }
+        let r = s.run(&["audit", "verify", "{dir}"]);
+        r.expect(1);
+        let said = format!(
+            "the log ends after 0 records, before the head the last apply recorded in the state ({n} records, {h}): records were cut off"
+        );
+        assert!(r.stdout.contains(&said), "emptied {emptied}: {}{}", r.stdout, r.stderr);
+    }
+}
+
 /// `--lock-timeout 0` does not wait: a held lock fails the apply at once, naming the holder.
 #[tokio::test(flavor = "current_thread")]
 async fn lock_timeout_zero_fails_at_once() {

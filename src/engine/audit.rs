@@ -101,7 +101,10 @@ pub async fn verify(settings: &LogSettings, expect: Option<&ExpectedHead>) -> Re
     } else {
         None
     };
-    if backend.log_len().await? == 0 && !backend.log_torn_tail().await? {
+    // An empty (or missing) log is an error only when nothing says it held records: against
+    // the head the last apply recorded, or one asked for, it is a log whose records were cut off.
+    let anchored = expect.is_some() || recorded.as_ref().is_some_and(|h| h.records > 0);
+    if !anchored && backend.log_len().await? == 0 && !backend.log_torn_tail().await? {
         return Err(EngineError::NoAuditLog { location });
     }
     let (mut report, check, against) = match expect {

@@ -254,7 +254,7 @@ impl AuditTrail {
         for entry in entries {
             seq += 1;
             let record = audit::seal(seq, entry.clone(), prev);
-            let mut line = serde_json::to_vec(&record).expect("records serialize");
+            let mut line = record.line().into_bytes();
             line.push(b'\n');
             if bytes.len() + line.len() > MAX_BLOCK {
                 if records.is_empty() {
