@@ -306,13 +306,18 @@ pub fn review(input: &ReviewInput) -> Review {
             target: None,
             date: Some(e.time.format("%Y-%m-%d %H:%M:%S").to_string()),
             days: Some(days_until(now, e.time)),
-            status: format!("{:?}", e.outcome).to_lowercase(),
+            status: e.outcome.label().to_string(),
             detail: format!(
                 "#{} {} by {}{}",
                 r.seq,
                 e.action,
                 e.actor,
-                e.error.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
+                match (&e.error, e.outcome) {
+                    (_, crate::audit::Outcome::Attempting) =>
+                        " (attempted; no outcome was recorded: the run stopped, outcome unknown)".to_string(),
+                    (Some(x), _) => format!(" ({x})"),
+                    (None, _) => String::new(),
+                }
             ),
         });
     }

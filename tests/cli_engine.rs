@@ -554,7 +554,7 @@ fn audit_verify_finds_a_cut_off_tail_and_checks_an_expected_head() {
     let second = s.run(&["apply", "{dir}", "--auto-approve"]);
     second.expect(0);
     let (n2, h2) = printed_head(&second.stdout);
-    assert_eq!(n2, n1 + 1);
+    assert_eq!(n2, n1 + 2, "the change's attempt and its outcome");
     assert!(!s.path(".keyward/audit.jsonl").exists());
 
     let r = s.run(&["audit", "verify", "{dir}"]);
@@ -626,6 +626,84 @@ fn audit_verify_refuses_an_added_field_and_an_emptied_log() {
         );
         assert!(r.stdout.contains(&said), "emptied {emptied}: {}{}", r.stdout, r.stderr);
     }
+}
+
+/// Runs `keyward ARGS` in `s` with the size of the files it writes limited to `blocks` blocks of
+/// 512 bytes (`ulimit -f`, the signal for going past it ignored): writing past the limit fails
+/// as on a full disk, for every file, and is the only fault.
+#[cfg(unix)]
+fn run_with_file_size_limit(s: &Sandbox, blocks: u64, args: &[&str]) -> support::Run {
+    let dir = s.root.to_string_lossy().into_owned();
+    let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &dir)).collect();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_keyward"))
+        .args(&args)
+        .env("KEYWARD_NOW", &s.now)
+        .env("KEYWARD_ACTOR", "test-runner")
+        .env("NO_COLOR", "1")
+        .env_remove("KEYWARD_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The audit log records an operation before it is sent: with the log unable to grow (its
+/// file already at the size limit, as on a full disk) the change is not sent, the target is
+/// unchanged and apply exits 1 saying why. Once the log can grow, the change is applied and
+/// its attempt and outcome are both in the log, shown paired by `audit show`.
+#[cfg(unix)]
+#[test]
+fn an_operation_whose_attempt_cannot_be_recorded_is_not_sent() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
+    let directory = s.read(".keyward/directory.json");
+    let log = s.read(".keyward/audit.jsonl");
+    // Every other file apply writes (the directory, the lock's holder) stays under the limit.
+    let blocks = log.len() as u64 / 512;
+    assert!(directory.len() < (blocks * 512) as usize, "the directory fits under the limit");
+
+    let r = run_with_file_size_limit(&s, blocks, &["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert_eq!(s.read(".keyward/directory.json"), directory, "the target is unchanged");
+    assert!(r.stderr.contains("not sent: 1 operation(s) on target `directory`"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot record them first"), "{}", r.stderr);
+    assert_eq!(s.read(".keyward/audit.jsonl"), log, "nothing was written to the log");
+
+    s.apply_ok();
+    assert_eq!(find_user(&mut s.directory(), "robert.king@northwind.example")["jobTitle"], "Sales Director");
+    let records = s.run(&["audit", "show", "{dir}", "--format", "json"]).json();
+    let records = records.as_array().unwrap();
+    let last_two: Vec<(&str, &str)> = records[records.len() - 2..]
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(last_two, [("update", "attempting"), ("update", "applied")]);
+    let shown = s.run(&["audit", "show", "{dir}", "--last", "1"]);
+    assert!(shown.stdout.contains("applied  update"), "{}", shown.stdout);
+    assert!(!shown.stdout.contains("unknown"), "{}", shown.stdout);
+
+    // A run that stopped after recording an attempt (killed, or its outcome not recordable):
+    // the attempt is shown with its outcome unknown.
+    let last = records.last().unwrap();
+    let mut log = keyward::audit::AuditLog::open(&s.path(".keyward/audit.jsonl")).unwrap();
+    let mut entry: keyward::audit::Entry = serde_json::from_value(last.clone()).unwrap();
+    entry.outcome = keyward::audit::Outcome::Attempting;
+    entry.plan_hash = "sha256:another-plan".into();
+    log.append(entry).unwrap();
+    drop(log);
+    let shown = s.run(&["audit", "show", "{dir}", "--last", "2"]);
+    let lines: Vec<&str> = shown.stdout.lines().collect();
+    assert!(lines[0].contains("applied  update"), "{}", shown.stdout);
+    assert!(lines[1].contains("unknown  update") && lines[1].contains("outcome unknown"), "{}", shown.stdout);
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
 }
 
 /// `--lock-timeout 0` does not wait: a held lock fails the apply at once, naming the holder.

@@ -884,7 +884,7 @@ fn audit_commands_read_the_remote_chain() {
         .unwrap();
     let second = run_ok(&dir, "ci-apply", &["apply", ".", "--auto-approve"]);
     let (n2, h2) = printed_head(&second.stdout);
-    assert_eq!(n2, n1 + 1);
+    assert_eq!(n2, n1 + 2, "the change's attempt and its outcome");
     assert!(!dir.join(".keyward/audit.jsonl").exists(), "the log went to the remote state only");
 
     let v = run_ok(&dir, "auditor", &["audit", "verify", "."]);

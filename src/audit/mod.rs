@@ -30,6 +30,39 @@ pub enum Outcome {
     Failed,
     /// Not attempted because the live object changed since the plan, or a dependency failed.
     Skipped,
+    /// About to be sent: written and fsynced before the operation, whose outcome follows in a
+    /// record of its own. An attempt no outcome follows (see [`paired`]) was sent, or was
+    /// about to be, when the run stopped: its outcome is unknown.
+    Attempting,
+}
+
+impl Outcome {
+    /// How the outcome is shown: an attempt left in [`paired`]'s result is `unknown`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::Attempting => "unknown",
+        }
+    }
+}
+
+/// The records to show, attempts paired with their outcomes: an attempt whose outcome a later
+/// record of the same plan gives (same address and action) is left out; an attempt no outcome
+/// follows is kept, and reads as "outcome unknown".
+pub fn paired(records: &[Record]) -> Vec<Record> {
+    let key = |r: &Record| (r.entry.plan_hash.clone(), r.entry.address.clone(), r.entry.action.clone());
+    let mut open: std::collections::HashMap<(String, String, String), Vec<usize>> = Default::default();
+    let mut resolved = vec![false; records.len()];
+    for (i, r) in records.iter().enumerate() {
+        if r.entry.outcome == Outcome::Attempting {
+            open.entry(key(r)).or_default().push(i);
+        } else if let Some(first) = open.get_mut(&key(r)).filter(|v| !v.is_empty()).map(|v| v.remove(0)) {
+            resolved[first] = true;
+        }
+    }
+    records.iter().zip(resolved).filter(|(_, done)| !done).map(|(r, _)| r.clone()).collect()
 }
 
 /// The content of a record, before chaining.
@@ -599,6 +632,40 @@ mod tests {
         let r = verify(&path).unwrap();
         assert_eq!(r.problems.first().map(|p| p.line), Some(2), "{r:?}");
         assert!(r.problems[0].message.contains("scheme 1"), "{r:?}");
+    }
+
+    /// Each attempt is paired with the first outcome of the same plan, address and action that
+    /// follows it and left out; an attempt nothing follows is kept (outcome unknown), and so
+    /// is one whose outcome belongs to another plan.
+    #[test]
+    fn attempts_pair_with_their_outcomes_and_one_without_is_unknown() {
+        let with = |address: &str, outcome: Outcome, plan: &str| {
+            let mut e = entry(address);
+            e.outcome = outcome;
+            e.plan_hash = plan.into();
+            e
+        };
+        let entries = [
+            with("t.user.a", Outcome::Attempting, "p1"),
+            with("t.user.b", Outcome::Attempting, "p1"),
+            with("t.user.a", Outcome::Applied, "p1"),
+            with("t.user.c", Outcome::Attempting, "p1"),
+            with("t.user.c", Outcome::Failed, "p2"),
+            with("t.user.b", Outcome::Failed, "p1"),
+            with("t.user.d", Outcome::Attempting, "p1"),
+        ];
+        let mut prev = GENESIS.to_string();
+        let records: Vec<Record> = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let r = seal(i as u64 + 1, e, prev.clone());
+                prev = r.hash.clone();
+                r
+            })
+            .collect();
+        let shown: Vec<(u64, &str)> = paired(&records).iter().map(|r| (r.seq, r.entry.outcome.label())).collect();
+        assert_eq!(shown, [(3, "applied"), (4, "unknown"), (5, "failed"), (6, "failed"), (7, "unknown")]);
     }
 
     #[test]

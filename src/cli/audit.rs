@@ -4,6 +4,7 @@ use super::console::Console;
 use super::{
     AuditArgs, AuditCommand, AuditReviewArgs, AuditVerifyArgs, CliResult, Context, DiagFormat, Exit, ReviewFormat,
 };
+use crate::audit::Outcome;
 use crate::engine::audit::{self, ExpectedHead, LogSettings, ReviewSettings};
 use crate::output::{self, Printer, paint, styles};
 use crate::state::trail::{ChainHead, HeadCheck};
@@ -17,27 +18,33 @@ pub async fn run(cmd: AuditCommand, ctx: Context, printer: &Printer) -> CliResul
         AuditCommand::Review(args) => review(args, ctx, printer).await,
         AuditCommand::Verify(args) => verify(args, printer).await,
         AuditCommand::Show(args) => {
-            let (path, records) = audit::show(&log_settings(&args.common), args.last).await?;
+            let shown = audit::show(&log_settings(&args.common), args.last).await?;
             match args.format {
                 DiagFormat::Json => {
-                    printer.out(&format!("{}\n", serde_json::to_string_pretty(&records).expect("serializes")));
+                    printer.out(&format!("{}\n", serde_json::to_string_pretty(&shown.records).expect("serializes")));
                 }
                 DiagFormat::Text => {
-                    if records.is_empty() {
-                        printer.out(&format!("{path} holds no records.\n"));
+                    if shown.records.is_empty() {
+                        printer.out(&format!("{} holds no records.\n", shown.location));
                     }
                     let mut out = String::new();
-                    for r in &records {
+                    for r in &shown.paired {
                         let e = &r.entry;
+                        let note = match (&e.error, e.outcome) {
+                            (_, Outcome::Attempting) => {
+                                "  (attempted; no outcome was recorded: the run stopped, outcome unknown)".to_string()
+                            }
+                            (Some(x), _) => format!("  ({x})"),
+                            (None, _) => String::new(),
+                        };
                         out.push_str(&format!(
-                            "{:>6}  {}  {:<8} {:<8} {}  by {}{}\n",
+                            "{:>6}  {}  {:<8} {:<8} {}  by {}{note}\n",
                             r.seq,
                             e.time.format("%Y-%m-%d %H:%M:%S"),
-                            format!("{:?}", e.outcome).to_lowercase(),
+                            e.outcome.label(),
                             e.action,
                             e.address,
                             e.actor,
-                            e.error.as_ref().map(|x| format!("  ({x})")).unwrap_or_default()
                         ));
                     }
                     printer.out(&out);
