@@ -334,10 +334,11 @@ fn a_tampered_audit_log_fails_verify() {
     assert!(lines.len() > 10);
     assert!(lines.iter().all(|l| l.contains("\"actor\":\"test-runner\"")));
     let tampered = log.replacen("\"outcome\":\"applied\"", "\"outcome\":\"failed\"", 1);
+    let first_outcome = lines.iter().position(|l| l.contains("\"outcome\":\"applied\"")).unwrap() + 1;
     s.write(".keyward/audit.jsonl", &tampered);
     let r = s.run(&["audit", "verify", "{dir}"]);
     r.expect(1);
-    assert!(r.stdout.contains("line 1"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("line {first_outcome}:")), "{}", r.stdout);
     // Removing a record is found too.
     let removed: Vec<&str> = lines.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, l)| *l).collect();
     s.write(".keyward/audit.jsonl", &(removed.join("\n") + "\n"));
@@ -522,13 +523,14 @@ async fn apply_waits_for_the_state_lock_and_names_its_holder() {
     s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
     let applied = s.run(&["apply", "{dir}", "--auto-approve"]);
     applied.expect(0);
-    assert!(applied.stdout.contains(&format!("Audit chain head: {} records", before + 1)), "{}", applied.stdout);
+    // The change's attempt and its outcome.
+    assert!(applied.stdout.contains(&format!("Audit chain head: {} records", before + 2)), "{}", applied.stdout);
     s.run(&["audit", "verify", "{dir}"]).expect(0);
     let shown = s.run(&["state", "show", "{dir}"]);
     shown.expect(0);
     assert!(shown.stdout.contains("Lock: free"), "{}", shown.stdout);
     assert!(shown.stdout.contains("directory: completed"), "{}", shown.stdout);
-    assert!(shown.stdout.contains(&format!("Audit chain: {} records", before + 1)), "{}", shown.stdout);
+    assert!(shown.stdout.contains(&format!("Audit chain: {} records", before + 2)), "{}", shown.stdout);
 }
 
 /// The records count and hash an apply printed as the audit chain's head.
@@ -578,7 +580,8 @@ fn audit_verify_finds_a_cut_off_tail_and_checks_an_expected_head() {
     s.write("trail/audit.jsonl", &(lines[..lines.len() - 1].join("\n") + "\n"));
     let r = s.run(&["audit", "verify", "{dir}"]);
     r.expect(1);
-    assert!(r.stdout.contains(&format!("ends after {n1} records")) && r.stdout.contains("cut off"), "{}", r.stdout);
+    let left = n2 - 1;
+    assert!(r.stdout.contains(&format!("ends after {left} records")) && r.stdout.contains("cut off"), "{}", r.stdout);
     let r = s.run(&["audit", "verify", "{dir}", "--expect-head", &h2]);
     r.expect(1);
     assert!(r.stdout.contains(&format!("no record has the hash of the expected head, {h2}")), "{}", r.stdout);
@@ -704,6 +707,81 @@ fn an_operation_whose_attempt_cannot_be_recorded_is_not_sent() {
     assert!(lines[0].contains("applied  update"), "{}", shown.stdout);
     assert!(lines[1].contains("unknown  update") && lines[1].contains("outcome unknown"), "{}", shown.stdout);
     s.run(&["audit", "verify", "{dir}"]).expect(0);
+}
+
+/// A log whose final line is an interrupted write (no newline, not a record): the next apply
+/// removes it, says so on stderr, records the removal with the removed bytes' length and hash,
+/// and goes on; the chain verifies. A damaged record before the end stays refused, and so does
+/// a final line that is a record but does not continue the chain.
+#[test]
+fn a_torn_final_line_is_removed_said_and_recorded() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    let log = s.read(".keyward/audit.jsonl");
+    let torn = r#"{"action":"update","actor":"test-runner","address":"directory.user.rob"#;
+    s.write(".keyward/audit.jsonl", &format!("{log}{torn}"));
+    s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(0);
+    let said = format!("ended in an interrupted write ({} bytes without a newline that are no record", torn.len());
+    assert!(r.stderr.contains(&said), "{}", r.stderr);
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+    let records = s.run(&["audit", "show", "{dir}", "--format", "json"]).json();
+    let repair = records.as_array().unwrap().iter().find(|r| r["action"] == "repair").expect("the repair is recorded");
+    let hash = keyward::model::digest_bytes(torn.as_bytes());
+    let detail = repair["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("{} bytes without a newline, {hash}", torn.len())), "{detail}");
+    assert_eq!(repair["address"], "audit.log");
+    assert_eq!(repair["seq"].as_u64().unwrap() as usize, log.lines().count() + 1, "recorded first, where it was");
+    assert_eq!(find_user(&mut s.directory(), "robert.king@northwind.example")["jobTitle"], "Sales Director");
+
+    // A final line that parses as a record but does not continue the chain is damage: refused.
+    let log = s.read(".keyward/audit.jsonl");
+    let last = log.lines().last().unwrap().to_string();
+    let forged = last.replace("\"seq\":", "\"seq\":1");
+    s.write(".keyward/audit.jsonl", &format!("{log}{forged}"));
+    s.edit("users/sales.yaml", "jobTitle: Sales Director", "jobTitle: Head of Sales");
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(r.stderr.contains("damaged"), "{}", r.stderr);
+    assert_eq!(s.read(".keyward/audit.jsonl"), format!("{log}{forged}"), "nothing repaired");
+
+    // A damaged record before the end: refused, nothing removed.
+    let lines: Vec<&str> = log.lines().collect();
+    let i = lines.iter().position(|l| l.contains("\"outcome\":\"applied\"")).unwrap();
+    let middle = lines[i].replace("\"outcome\":\"applied\"", "\"outcome\":\"failed\"");
+    let damaged = log.replacen(lines[i], &middle, 1);
+    assert_ne!(damaged, log);
+    s.write(".keyward/audit.jsonl", &damaged);
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(r.stderr.contains(&format!("damaged at line {}", i + 1)), "{}", r.stderr);
+    assert_eq!(s.read(".keyward/audit.jsonl"), damaged);
+}
+
+/// A log whose last record lacks only its newline: the next apply adds the newline and loses
+/// nothing; the record, and the head the apply before recorded, are still in the chain.
+#[test]
+fn a_last_record_missing_only_its_newline_is_kept() {
+    let s = Sandbox::example("quickstart");
+    let first = s.run(&["apply", "{dir}", "--auto-approve"]);
+    first.expect(0);
+    let (n1, h1) = printed_head(&first.stdout);
+    let log = s.read(".keyward/audit.jsonl");
+    s.write(".keyward/audit.jsonl", log.strip_suffix('\n').unwrap());
+    s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(0);
+    assert!(
+        r.stderr.contains(&format!("ended in record {n1} without its newline: the newline was added")),
+        "{}",
+        r.stderr
+    );
+    let (n2, _) = printed_head(&r.stdout);
+    assert_eq!(n2, n1 + 2, "the change's attempt and outcome follow every earlier record");
+    assert!(s.read(".keyward/audit.jsonl").starts_with(&log), "nothing before was changed or lost");
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+    s.run(&["audit", "verify", "{dir}", "--expect-head", &h1, "--expect-records", &n1.to_string()]).expect(0);
 }
 
 /// `--lock-timeout 0` does not wait: a held lock fails the apply at once, naming the holder.

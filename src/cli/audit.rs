@@ -98,7 +98,10 @@ async fn verify(args: AuditVerifyArgs, printer: &Printer) -> CliResult {
         line.push_str("; it reaches the expected head");
     }
     if report.torn_tail {
-        line.push_str("; the last line is an interrupted write, not a record (the next apply removes it)");
+        line.push_str(
+            "; the last line lacks its newline and is not counted (the next apply adds the newline to a whole \
+             record, or removes an interrupted write and records the removal)",
+        );
     }
     printer.out(&format!("{}\n", paint(printer.color_out, styles::GREEN, &line)));
     Ok(Exit::Success)

@@ -287,6 +287,9 @@ impl Prepared {
         self.check_lock()?;
         let state = self.config.state();
         let mut audit = self.store.open_audit().await?;
+        if let Some(repair) = audit.repair() {
+            observer.warning(&repair.to_string());
+        }
         let env: BTreeMap<String, String> = std::env::vars().collect();
         let gathered = crate::audit::provenance::gather(&env, crate::history::head(&self.dir).as_ref());
         let ctx = AuditContext {

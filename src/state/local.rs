@@ -138,6 +138,29 @@ fn committed_len(mut file: &File) -> std::io::Result<u64> {
     Ok(0)
 }
 
+/// The longest final line without a newline that [`LocalStore::log_tail`] reads: no record
+/// is this long (an append takes at most 4 MiB).
+const MAX_TAIL: u64 = 8 * 1024 * 1024;
+
+/// The final line of `file` when it lacks its newline, and where it starts.
+fn read_tail(mut file: &File) -> std::io::Result<Option<(u64, Vec<u8>)>> {
+    let full = file.metadata()?.len();
+    let start = committed_len(file)?;
+    if start == full {
+        return Ok(None);
+    }
+    if full - start > MAX_TAIL {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("its final {} bytes have no newline: no record is that long", full - start),
+        ));
+    }
+    let mut tail = vec![0u8; (full - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut tail)?;
+    Ok(Some((start, tail)))
+}
+
 fn read_holder(mut file: &File) -> Option<LockHolder> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
@@ -165,6 +188,39 @@ impl StateStore for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(self.io(&self.log)(e)),
         }
+    }
+
+    async fn log_tail(&self) -> Result<Option<(u64, Vec<u8>)>, StateError> {
+        let io = self.io(&self.log);
+        let file = match self.open(&self.log, Open::Read) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        read_tail(&file).map_err(&io)
+    }
+
+    async fn log_replace_tail(&self, at: u64, tail: &[u8], bytes: &[u8]) -> Result<u64, StateError> {
+        if bytes.last() != Some(&b'\n') {
+            return Err(StateError::Config("a replacement must end with a newline".into()));
+        }
+        let io = self.io(&self.log);
+        let mut file = self.open(&self.log, Open::Append).map_err(&io)?;
+        lock_exclusive(&file, &self.log, FILE_LOCK_WAIT).await?;
+        let found = read_tail(&file).map_err(&io)?;
+        if found.as_ref().is_none_or(|(start, t)| *start != at || t.as_slice() != tail) {
+            return Err(StateError::Conflict { what: format!("the audit log {}", self.log.display()) });
+        }
+        match bytes.strip_prefix(tail) {
+            // The line was whole but for its end: add what is missing, lose nothing.
+            Some(rest) => file.write_all(rest).map_err(&io)?,
+            None => {
+                file.set_len(at).map_err(&io)?;
+                file.write_all(bytes).map_err(&io)?;
+            }
+        }
+        file.sync_data().map_err(&io)?;
+        Ok(at + bytes.len() as u64)
     }
 
     async fn log_len(&self) -> Result<u64, StateError> {

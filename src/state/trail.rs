@@ -3,7 +3,8 @@
 //!
 //! Guarantees:
 //! - [`AuditTrail::open`] reads and verifies the whole log, and refuses a damaged one (as
-//!   `AuditLog::open` does for a local file);
+//!   `AuditLog::open` does for a local file); a final line without its newline is repaired only
+//!   when that is provably safe (see [`TailRepair`]), and the repair is said and recorded;
 //! - [`AuditTrail::append_all`] appends at the position it read. When another writer appended
 //!   first, it reads what they wrote, checks that it continues the chain, and chains its own
 //!   records after theirs: both writers succeed, one after the other, and the chain never forks;
@@ -173,10 +174,45 @@ pub struct AuditTrail {
     /// The log's length in bytes, up to the end of the last record this trail knows.
     len: u64,
     head: ChainHead,
+    /// What opening the log repaired at its end, if anything.
+    repair: Option<TailRepair>,
+}
+
+/// A final line without its newline, repaired when the log was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailRepair {
+    /// The line was a whole record continuing the chain, missing only its newline: the newline
+    /// was added and nothing was lost.
+    Terminated { location: String, seq: u64 },
+    /// The line was no record (a write interrupted by a crash or a full disk, never
+    /// acknowledged): it was removed, and the removal recorded as record `seq`.
+    Removed { location: String, bytes: usize, hash: String, seq: u64 },
+}
+
+impl std::fmt::Display for TailRepair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TailRepair::Terminated { location, seq } => write!(
+                f,
+                "the audit log at {location} ended in record {seq} without its newline: the newline was added, \
+                 nothing was lost"
+            ),
+            TailRepair::Removed { location, bytes, hash, seq } => write!(
+                f,
+                "the audit log at {location} ended in an interrupted write ({bytes} bytes without a newline that \
+                 are no record, {hash}): they were removed, and the removal is recorded as record {seq}"
+            ),
+        }
+    }
 }
 
 impl AuditTrail {
-    /// Reads and verifies the whole log; a damaged log is refused.
+    /// Reads and verifies the whole log; a damaged log is refused. A final line without its
+    /// newline is repaired only where that is provably safe: a whole record that continues the
+    /// chain gets its newline; a line that is no record at all (a torn write) is removed, and
+    /// the removal recorded in the log with the removed bytes' length and SHA-256. A final line
+    /// that is a record but does not continue the chain is damage, and refused. See
+    /// [`AuditTrail::repair`].
     pub async fn open(store: Arc<dyn StateStore>) -> Result<AuditTrail, StateError> {
         let mut v = Verifier::new();
         let mut len = 0u64;
@@ -188,19 +224,74 @@ impl AuditTrail {
             ok
         })
         .await?;
+        let damaged = |store: &Arc<dyn StateStore>, p: &audit::Problem| StateError::Damaged {
+            what: format!("the audit log at {}", store.location()),
+            line: p.line,
+            message: p.message.clone(),
+        };
+        // A final line without its newline (read apart: `log_read` stops before it).
+        let tail = match store.log_tail().await? {
+            Some((at, tail)) if at == len => {
+                let record = v.line(&String::from_utf8_lossy(&tail)).ok().flatten();
+                Some((at, tail, record))
+            }
+            _ => None,
+        };
         let report = v.finish();
         if let Some(p) = report.problems.first() {
-            return Err(StateError::Damaged {
-                what: format!("the audit log at {}", store.location()),
-                line: p.line,
-                message: p.message.clone(),
-            });
+            return Err(damaged(&store, p));
         }
         let head = match report.head() {
             Some((seq, hash)) => ChainHead { records: seq, hash: hash.to_string() },
             None => ChainHead::empty(),
         };
-        Ok(AuditTrail { store, len, head })
+        let mut trail = AuditTrail { store, len, head, repair: None };
+        match tail {
+            None => {}
+            Some((at, tail, Some(record))) => {
+                let mut whole = tail.clone();
+                whole.push(b'\n');
+                trail.len = trail.store.log_replace_tail(at, &tail, &whole).await?;
+                trail.repair = Some(TailRepair::Terminated { location: trail.store.log_location(), seq: record.seq });
+            }
+            Some((at, tail, None)) => {
+                let hash = crate::model::digest_bytes(&tail);
+                let entry = Entry {
+                    time: chrono::Utc::now(),
+                    actor: audit::actor(),
+                    commit: None,
+                    plan_hash: String::new(),
+                    address: "audit.log".into(),
+                    action: "repair".into(),
+                    outcome: audit::Outcome::Applied,
+                    error: None,
+                    detail: Some(format!(
+                        "removed an interrupted write after record {}: {} bytes without a newline, {hash}",
+                        trail.head.records,
+                        tail.len()
+                    )),
+                    reason: None,
+                    provenance: None,
+                    approved_by: Vec::new(),
+                };
+                let (records, bytes) = trail.seal(&[entry])?;
+                trail.len = trail.store.log_replace_tail(at, &tail, &bytes).await?;
+                let record = records.last().expect("one record");
+                trail.head = ChainHead { records: record.seq, hash: record.hash.clone() };
+                trail.repair = Some(TailRepair::Removed {
+                    location: trail.store.log_location(),
+                    bytes: tail.len(),
+                    hash,
+                    seq: record.seq,
+                });
+            }
+        }
+        Ok(trail)
+    }
+
+    /// What opening the log repaired at its end, if anything: to be said to whoever runs it.
+    pub fn repair(&self) -> Option<&TailRepair> {
+        self.repair.as_ref()
     }
 
     /// The chain's head as this trail last saw it.
