@@ -784,6 +784,47 @@ fn a_last_record_missing_only_its_newline_is_kept() {
     s.run(&["audit", "verify", "{dir}", "--expect-head", &h1, "--expect-records", &n1.to_string()]).expect(0);
 }
 
+/// `guards.maxDeletes` counts over a window: disables applied on one target (`--target
+/// directory`) count when the next run plans more on another (`--target archive`), so the two
+/// runs together cannot pass more than the limit. Raising the limit for the run to the total
+/// lets it through; with the window set to 0s only the plan itself counts.
+#[test]
+fn max_deletes_counts_what_earlier_runs_removed_on_any_target() {
+    let s = Sandbox::example("quickstart");
+    s.edit(
+        "keyward.yaml",
+        "    path: .keyward/directory.json",
+        "    path: .keyward/directory.json\n  archive:\n    provider: file\n    path: .keyward/archive.json\n",
+    );
+    s.edit("keyward.yaml", "maxDeletes: 5", "maxDeletes: 3");
+    s.apply_ok();
+    // The sales users leave: two disables on each target.
+    std::fs::remove_file(s.path("users/sales.yaml")).unwrap();
+    s.run(&["apply", "{dir}", "--auto-approve", "--target", "directory"]).expect(0);
+
+    let r = s.run(&["apply", "{dir}", "--auto-approve", "--target", "archive"]);
+    r.expect(1);
+    let said = "the plan disables or deletes 2 accounts or credentials, and applies within the last 24h disabled or \
+                deleted 2 more (on any target, as the audit log records): 4 in all, 1 over the limit of 3";
+    assert!(r.stderr.contains(said), "{}", r.stderr);
+    assert!(r.stderr.contains("--max-deletes 4"), "{}", r.stderr);
+    let archive: serde_json::Value = serde_json::from_str(&s.read(".keyward/archive.json")).unwrap();
+    assert_eq!(find_user(&mut archive.clone(), "robert.king@northwind.example")["active"], true, "nothing applied");
+
+    s.run(&["apply", "{dir}", "--auto-approve", "--target", "archive", "--max-deletes", "4"]).expect(0);
+    let mut archive: serde_json::Value = serde_json::from_str(&s.read(".keyward/archive.json")).unwrap();
+    assert_eq!(find_user(&mut archive, "robert.king@northwind.example")["active"], false);
+
+    // With no window, each run counts alone: two disables, then three (five within a day).
+    let t = Sandbox::example("quickstart");
+    t.edit("keyward.yaml", "maxDeletes: 5", "maxDeletes: 3\n  maxDeletesWindow: 0s");
+    t.apply_ok();
+    std::fs::remove_file(t.path("users/sales.yaml")).unwrap();
+    t.apply_ok();
+    std::fs::remove_file(t.path("users/operations.yaml")).unwrap();
+    t.apply_ok();
+}
+
 /// `--lock-timeout 0` does not wait: a held lock fails the apply at once, naming the holder.
 #[tokio::test(flavor = "current_thread")]
 async fn lock_timeout_zero_fails_at_once() {
