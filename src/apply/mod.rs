@@ -122,7 +122,7 @@ pub enum ExecuteError {
         target: Name,
         count: usize,
         #[source]
-        source: StateError,
+        source: Box<StateError>,
     },
 }
 
@@ -221,7 +221,7 @@ pub async fn execute_with(
             audit.append_all(attempts).await.map_err(|source| ExecuteError::NotRecorded {
                 target: target.clone(),
                 count,
-                source,
+                source: Box::new(source),
             })?;
         }
         let provider = providers.get_mut(&target).expect("checked above");
