@@ -251,15 +251,18 @@ async fn the_local_layout_is_the_one_the_rest_of_keyward_reads() {
     let t = AuditTrail::open(store.clone()).await.unwrap();
     assert_eq!(t.head().records, 3);
 
-    // A final line torn by a crash is not part of the log, and the next append cuts it off.
+    // A final line torn by a crash is not part of the log: opening the log for appending
+    // removes it and records the removal.
     let before = std::fs::metadata(&path).unwrap().len();
     let mut log = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
     std::io::Write::write_all(&mut log, b"{\"seq\":5,\"ti").unwrap();
     assert_eq!(store.log_len().await.unwrap(), before);
     let mut t = AuditTrail::open(store.clone()).await.unwrap();
+    assert!(matches!(t.repair(), Some(keyward::state::trail::TailRepair::Removed { bytes: 12, seq: 4, .. })));
     t.append(entry("t.user.d")).await.unwrap();
     let report = audit::verify(&path).unwrap();
-    assert!(report.is_intact() && !report.torn_tail && report.records == 4, "{report:?}");
+    assert!(report.is_intact() && !report.torn_tail && report.records == 5, "{report:?}");
+    assert_eq!(audit::read(&path).unwrap()[3].entry.action, "repair");
 
     let item = UndeliveredCredential {
         target: "directory".into(),
