@@ -769,6 +769,14 @@ fn a_last_record_missing_only_its_newline_is_kept() {
     let (n1, h1) = printed_head(&first.stdout);
     let log = s.read(".keyward/audit.jsonl");
     s.write(".keyward/audit.jsonl", log.strip_suffix('\n').unwrap());
+    // Read as it is, the record is there: the chain reaches the head the apply recorded.
+    let r = s.run(&["audit", "verify", "{dir}"]);
+    r.expect(0);
+    assert!(
+        r.stdout.contains(&format!("intact, {n1} records, head {h1}; the last line lacks its newline")),
+        "{}",
+        r.stdout
+    );
     s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
     let r = s.run(&["apply", "{dir}", "--auto-approve"]);
     r.expect(0);

@@ -99,8 +99,8 @@ async fn verify(args: AuditVerifyArgs, printer: &Printer) -> CliResult {
     }
     if report.torn_tail {
         line.push_str(
-            "; the last line lacks its newline and is not counted (the next apply adds the newline to a whole \
-             record, or removes an interrupted write and records the removal)",
+            "; the last line lacks its newline (the next apply adds it to a whole record, or removes an \
+             interrupted write and records the removal)",
         );
     }
     printer.out(&format!("{}\n", paint(printer.color_out, styles::GREEN, &line)));

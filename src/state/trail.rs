@@ -82,6 +82,16 @@ async fn for_each_line(
     Ok(())
 }
 
+/// Feeds the log's final line without a newline, if there is one, to `each` (after
+/// [`for_each_line`] has fed every complete line): a whole record that lacks only its newline
+/// is still a record; anything else there reads as a torn tail.
+async fn feed_tail(store: &dyn StateStore, mut each: impl FnMut(&str, u64) -> bool) -> Result<(), StateError> {
+    if let Some((_, tail)) = store.log_tail().await? {
+        each(&String::from_utf8_lossy(&tail), tail.len() as u64);
+    }
+    Ok(())
+}
+
 /// Checks the whole log's chain, reading it in pages. With `expect`, also checks that the log
 /// reaches that head: the returned [`HeadCheck`] says whether it ends early or differs.
 pub async fn verify(
@@ -90,7 +100,7 @@ pub async fn verify(
 ) -> Result<(VerifyReport, HeadCheck), StateError> {
     let mut v = Verifier::new();
     let mut at_expected: Option<String> = None;
-    for_each_line(store, 0, |line, _| match v.line(line) {
+    let mut each = |line: &str, _| match v.line(line) {
         Ok(Some(r)) => {
             if expect.is_some_and(|e| e.records == r.seq) {
                 at_expected = Some(r.hash);
@@ -99,8 +109,9 @@ pub async fn verify(
         }
         Ok(None) => true,
         Err(()) => false,
-    })
-    .await?;
+    };
+    for_each_line(store, 0, &mut each).await?;
+    feed_tail(store, &mut each).await?;
     let report = v.finish();
     let check = match expect {
         None => HeadCheck::NotAsked,
@@ -120,15 +131,16 @@ pub async fn verify(
 pub async fn verify_hash(store: &dyn StateStore, hash: &str) -> Result<(VerifyReport, HeadCheck), StateError> {
     let mut v = Verifier::new();
     let mut found = hash == audit::GENESIS;
-    for_each_line(store, 0, |line, _| match v.line(line) {
+    let mut each = |line: &str, _| match v.line(line) {
         Ok(Some(r)) => {
             found |= r.hash == hash;
             true
         }
         Ok(None) => true,
         Err(()) => false,
-    })
-    .await?;
+    };
+    for_each_line(store, 0, &mut each).await?;
+    feed_tail(store, &mut each).await?;
     let report = v.finish();
     Ok((report, if found { HeadCheck::Reached } else { HeadCheck::Missing }))
 }
@@ -151,19 +163,21 @@ pub enum HeadCheck {
     Missing,
 }
 
-/// Every intact record of the log, oldest first (reading stops at the first damaged line).
+/// Every intact record of the log, oldest first (reading stops at the first damaged line); a
+/// final record that lacks only its newline is included.
 pub async fn records(store: &dyn StateStore) -> Result<Vec<Record>, StateError> {
     let mut v = Verifier::new();
     let mut out = Vec::new();
-    for_each_line(store, 0, |line, _| match v.line(line) {
+    let mut each = |line: &str, _| match v.line(line) {
         Ok(Some(r)) => {
             out.push(r);
             true
         }
         Ok(None) => true,
         Err(()) => false,
-    })
-    .await?;
+    };
+    for_each_line(store, 0, &mut each).await?;
+    feed_tail(store, &mut each).await?;
     Ok(out)
 }
 
