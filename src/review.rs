@@ -104,7 +104,9 @@ pub struct ReviewInput<'a> {
     pub desired: &'a DesiredState,
     pub live: &'a BTreeMap<Name, LiveTarget>,
     pub findings: &'a [Finding],
-    /// The audit records to show (already narrowed to the last N or a date).
+    /// The audit records to show (attempts already paired with their outcomes by
+    /// `audit::paired`, and narrowed to the last N or a date); an attempt left is shown as
+    /// outcome unknown.
     pub records: &'a [Record],
     pub now: Timestamp,
     pub within: Duration,

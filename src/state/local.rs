@@ -13,6 +13,9 @@
 //! Guarantees: an append takes the log's exclusive lock (the one `AuditLog` holds), checks that
 //! the log is as long as the caller read, cuts off a final line torn by a crash (never
 //! acknowledged, so never part of the log), writes the records with one write and fsyncs them.
+//! The audit trail looks at such a line first ([`StateStore::log_tail`]) and repairs it through
+//! [`StateStore::log_replace_tail`], under the same lock, only if it is still exactly the line it
+//! looked at.
 //! A document is replaced by writing a temporary file with an unpredictable name (mode 0600),
 //! fsyncing it, renaming it over the old one and fsyncing the folder, so a crash leaves the old
 //! document or the new one. A document's version is the digest of its content. Every file is
@@ -414,6 +417,27 @@ mod tests {
         assert_eq!(store.log_append(0, b"{}\n").await.unwrap(), 3);
         store.doc_put(DocName::Applied, b"{}", &Expect::Absent).await.unwrap();
         assert_eq!(store.doc_get(DocName::Applied).await.unwrap().unwrap().bytes, b"{}");
+    }
+
+    /// A final line without its newline is read apart, and replaced only while it is still
+    /// exactly the line read: whole (only the missing newline is written) or by other bytes.
+    #[tokio::test]
+    async fn a_final_line_is_replaced_only_while_it_is_the_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), Path::new("audit.jsonl"));
+        let path = dir.path().join("audit.jsonl");
+        assert_eq!(store.log_tail().await.unwrap(), None, "no log");
+        fs::write(&path, b"a\nbc").unwrap();
+        assert_eq!(store.log_tail().await.unwrap(), Some((2, b"bc".to_vec())));
+        assert!(store.log_replace_tail(2, b"bX", b"bX\n").await.unwrap_err().is_conflict());
+        assert!(store.log_replace_tail(1, b"bc", b"bc\n").await.unwrap_err().is_conflict());
+        assert_eq!(store.log_replace_tail(2, b"bc", b"bc\n").await.unwrap(), 5);
+        assert_eq!(fs::read(&path).unwrap(), b"a\nbc\n");
+        assert_eq!(store.log_tail().await.unwrap(), None);
+        assert!(store.log_replace_tail(5, b"", b"x\n").await.unwrap_err().is_conflict(), "no final line now");
+        fs::write(&path, b"a\n{\"se").unwrap();
+        assert_eq!(store.log_replace_tail(2, b"{\"se", b"rec\n").await.unwrap(), 6);
+        assert_eq!(fs::read(&path).unwrap(), b"a\nrec\n");
     }
 
     #[test]
