@@ -526,6 +526,7 @@ mod tests {
 
     fn record(seq: u64, address: &str, pr: u64) -> Record {
         Record {
+            version: crate::audit::HASH_VERSION,
             seq,
             entry: Entry {
                 time: at("2026-11-03T15:00:00Z"),

@@ -104,7 +104,9 @@ pub struct ReviewInput<'a> {
     pub desired: &'a DesiredState,
     pub live: &'a BTreeMap<Name, LiveTarget>,
     pub findings: &'a [Finding],
-    /// The audit records to show (already narrowed to the last N or a date).
+    /// The audit records to show (attempts already paired with their outcomes by
+    /// `audit::paired`, and narrowed to the last N or a date); an attempt left is shown as
+    /// outcome unknown.
     pub records: &'a [Record],
     pub now: Timestamp,
     pub within: Duration,
@@ -306,13 +308,18 @@ pub fn review(input: &ReviewInput) -> Review {
             target: None,
             date: Some(e.time.format("%Y-%m-%d %H:%M:%S").to_string()),
             days: Some(days_until(now, e.time)),
-            status: format!("{:?}", e.outcome).to_lowercase(),
+            status: e.outcome.label().to_string(),
             detail: format!(
                 "#{} {} by {}{}",
                 r.seq,
                 e.action,
                 e.actor,
-                e.error.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
+                match (&e.error, e.outcome) {
+                    (_, crate::audit::Outcome::Attempting) =>
+                        " (attempted; no outcome was recorded: the run stopped, outcome unknown)".to_string(),
+                    (Some(x), _) => format!(" ({x})"),
+                    (None, _) => String::new(),
+                }
             ),
         });
     }

@@ -334,10 +334,11 @@ fn a_tampered_audit_log_fails_verify() {
     assert!(lines.len() > 10);
     assert!(lines.iter().all(|l| l.contains("\"actor\":\"test-runner\"")));
     let tampered = log.replacen("\"outcome\":\"applied\"", "\"outcome\":\"failed\"", 1);
+    let first_outcome = lines.iter().position(|l| l.contains("\"outcome\":\"applied\"")).unwrap() + 1;
     s.write(".keyward/audit.jsonl", &tampered);
     let r = s.run(&["audit", "verify", "{dir}"]);
     r.expect(1);
-    assert!(r.stdout.contains("line 1"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("line {first_outcome}:")), "{}", r.stdout);
     // Removing a record is found too.
     let removed: Vec<&str> = lines.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, l)| *l).collect();
     s.write(".keyward/audit.jsonl", &(removed.join("\n") + "\n"));
@@ -522,13 +523,14 @@ async fn apply_waits_for_the_state_lock_and_names_its_holder() {
     s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
     let applied = s.run(&["apply", "{dir}", "--auto-approve"]);
     applied.expect(0);
-    assert!(applied.stdout.contains(&format!("Audit chain head: {} records", before + 1)), "{}", applied.stdout);
+    // The change's attempt and its outcome.
+    assert!(applied.stdout.contains(&format!("Audit chain head: {} records", before + 2)), "{}", applied.stdout);
     s.run(&["audit", "verify", "{dir}"]).expect(0);
     let shown = s.run(&["state", "show", "{dir}"]);
     shown.expect(0);
     assert!(shown.stdout.contains("Lock: free"), "{}", shown.stdout);
     assert!(shown.stdout.contains("directory: completed"), "{}", shown.stdout);
-    assert!(shown.stdout.contains(&format!("Audit chain: {} records", before + 1)), "{}", shown.stdout);
+    assert!(shown.stdout.contains(&format!("Audit chain: {} records", before + 2)), "{}", shown.stdout);
 }
 
 /// The records count and hash an apply printed as the audit chain's head.
@@ -554,7 +556,7 @@ fn audit_verify_finds_a_cut_off_tail_and_checks_an_expected_head() {
     let second = s.run(&["apply", "{dir}", "--auto-approve"]);
     second.expect(0);
     let (n2, h2) = printed_head(&second.stdout);
-    assert_eq!(n2, n1 + 1);
+    assert_eq!(n2, n1 + 2, "the change's attempt and its outcome");
     assert!(!s.path(".keyward/audit.jsonl").exists());
 
     let r = s.run(&["audit", "verify", "{dir}"]);
@@ -578,7 +580,8 @@ fn audit_verify_finds_a_cut_off_tail_and_checks_an_expected_head() {
     s.write("trail/audit.jsonl", &(lines[..lines.len() - 1].join("\n") + "\n"));
     let r = s.run(&["audit", "verify", "{dir}"]);
     r.expect(1);
-    assert!(r.stdout.contains(&format!("ends after {n1} records")) && r.stdout.contains("cut off"), "{}", r.stdout);
+    let left = n2 - 1;
+    assert!(r.stdout.contains(&format!("ends after {left} records")) && r.stdout.contains("cut off"), "{}", r.stdout);
     let r = s.run(&["audit", "verify", "{dir}", "--expect-head", &h2]);
     r.expect(1);
     assert!(r.stdout.contains(&format!("no record has the hash of the expected head, {h2}")), "{}", r.stdout);
@@ -592,6 +595,242 @@ fn audit_verify_finds_a_cut_off_tail_and_checks_an_expected_head() {
     let r = s.run(&["audit", "verify", "{dir}", "--expect-head", &h2, "--expect-records", &n1s]);
     r.expect(1);
     assert!(r.stdout.contains("the log was rewritten"), "{}", r.stdout);
+}
+
+/// The hash covers the whole record: a field added to a record fails `audit verify`; and a log
+/// emptied (or removed) after an apply fails against the head that apply recorded, rather than
+/// reading as "no log yet".
+#[test]
+fn audit_verify_refuses_an_added_field_and_an_emptied_log() {
+    let s = Sandbox::example("quickstart");
+    let first = s.run(&["apply", "{dir}", "--auto-approve"]);
+    first.expect(0);
+    let (n, h) = printed_head(&first.stdout);
+    let log = s.read(".keyward/audit.jsonl");
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+
+    let edited = log.replacen(r#""actor":"#, r#""approvedByCfo":"yes","actor":"#, 1);
+    assert_ne!(edited, log);
+    s.write(".keyward/audit.jsonl", &edited);
+    let r = s.run(&["audit", "verify", "{dir}"]);
+    r.expect(1);
+    assert!(r.stdout.contains("line 1: the record is not in its canonical form"), "{}", r.stdout);
+
+    for emptied in [true, false] {
+        if emptied {
+            s.write(".keyward/audit.jsonl", "");
+        } else {
+            std::fs::remove_file(s.path(".keyward/audit.jsonl")).unwrap();
+        }
+        let r = s.run(&["audit", "verify", "{dir}"]);
+        r.expect(1);
+        let said = format!(
+            "the log ends after 0 records, before the head the last apply recorded in the state ({n} records, {h}): records were cut off"
+        );
+        assert!(r.stdout.contains(&said), "emptied {emptied}: {}{}", r.stdout, r.stderr);
+    }
+}
+
+/// Runs `keyward ARGS` in `s` with the size of the files it writes limited to `blocks` blocks of
+/// 512 bytes (`ulimit -f`, the signal for going past it ignored): writing past the limit fails
+/// as on a full disk, for every file, and is the only fault.
+#[cfg(unix)]
+fn run_with_file_size_limit(s: &Sandbox, blocks: u64, args: &[&str]) -> support::Run {
+    let dir = s.root.to_string_lossy().into_owned();
+    let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &dir)).collect();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_keyward"))
+        .args(&args)
+        .env("KEYWARD_NOW", &s.now)
+        .env("KEYWARD_ACTOR", "test-runner")
+        .env("NO_COLOR", "1")
+        .env_remove("KEYWARD_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The audit log records an operation before it is sent: with the log unable to grow (its
+/// file already at the size limit, as on a full disk) the change is not sent, the target is
+/// unchanged and apply exits 1 saying why. Once the log can grow, the change is applied and
+/// its attempt and outcome are both in the log, shown paired by `audit show`.
+#[cfg(unix)]
+#[test]
+fn an_operation_whose_attempt_cannot_be_recorded_is_not_sent() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
+    let directory = s.read(".keyward/directory.json");
+    let log = s.read(".keyward/audit.jsonl");
+    // Every other file apply writes (the directory, the lock's holder) stays under the limit.
+    let blocks = log.len() as u64 / 512;
+    assert!(directory.len() < (blocks * 512) as usize, "the directory fits under the limit");
+
+    let r = run_with_file_size_limit(&s, blocks, &["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert_eq!(s.read(".keyward/directory.json"), directory, "the target is unchanged");
+    assert!(r.stderr.contains("not sent: 1 operation(s) on target `directory`"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot record them first"), "{}", r.stderr);
+    assert_eq!(s.read(".keyward/audit.jsonl"), log, "nothing was written to the log");
+
+    s.apply_ok();
+    assert_eq!(find_user(&mut s.directory(), "robert.king@northwind.example")["jobTitle"], "Sales Director");
+    let records = s.run(&["audit", "show", "{dir}", "--format", "json"]).json();
+    let records = records.as_array().unwrap();
+    let last_two: Vec<(&str, &str)> = records[records.len() - 2..]
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(last_two, [("update", "attempting"), ("update", "applied")]);
+    let shown = s.run(&["audit", "show", "{dir}", "--last", "1"]);
+    assert!(shown.stdout.contains("applied  update"), "{}", shown.stdout);
+    assert!(!shown.stdout.contains("unknown"), "{}", shown.stdout);
+
+    // A run that stopped after recording an attempt (killed, or its outcome not recordable):
+    // the attempt is shown with its outcome unknown.
+    let last = records.last().unwrap();
+    let mut log = keyward::audit::AuditLog::open(&s.path(".keyward/audit.jsonl")).unwrap();
+    let mut entry: keyward::audit::Entry = serde_json::from_value(last.clone()).unwrap();
+    entry.outcome = keyward::audit::Outcome::Attempting;
+    entry.plan_hash = "sha256:another-plan".into();
+    log.append(entry).unwrap();
+    drop(log);
+    let shown = s.run(&["audit", "show", "{dir}", "--last", "2"]);
+    let lines: Vec<&str> = shown.stdout.lines().collect();
+    assert!(lines[0].contains("applied  update"), "{}", shown.stdout);
+    assert!(lines[1].contains("unknown  update") && lines[1].contains("outcome unknown"), "{}", shown.stdout);
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+}
+
+/// A log whose final line is an interrupted write (no newline, not a record): the next apply
+/// removes it, says so on stderr, records the removal with the removed bytes' length and hash,
+/// and goes on; the chain verifies. A damaged record before the end stays refused, and so does
+/// a final line that is a record but does not continue the chain.
+#[test]
+fn a_torn_final_line_is_removed_said_and_recorded() {
+    let s = Sandbox::example("quickstart");
+    s.apply_ok();
+    let log = s.read(".keyward/audit.jsonl");
+    let torn = r#"{"action":"update","actor":"test-runner","address":"directory.user.rob"#;
+    s.write(".keyward/audit.jsonl", &format!("{log}{torn}"));
+    s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(0);
+    let said = format!("ended in an interrupted write ({} bytes without a newline that are no record", torn.len());
+    assert!(r.stderr.contains(&said), "{}", r.stderr);
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+    let records = s.run(&["audit", "show", "{dir}", "--format", "json"]).json();
+    let repair = records.as_array().unwrap().iter().find(|r| r["action"] == "repair").expect("the repair is recorded");
+    let hash = keyward::model::digest_bytes(torn.as_bytes());
+    let detail = repair["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("{} bytes without a newline, {hash}", torn.len())), "{detail}");
+    assert_eq!(repair["address"], "audit.log");
+    assert_eq!(repair["seq"].as_u64().unwrap() as usize, log.lines().count() + 1, "recorded first, where it was");
+    assert_eq!(find_user(&mut s.directory(), "robert.king@northwind.example")["jobTitle"], "Sales Director");
+
+    // A final line that parses as a record but does not continue the chain is damage: refused.
+    let log = s.read(".keyward/audit.jsonl");
+    let last = log.lines().last().unwrap().to_string();
+    let forged = last.replace("\"seq\":", "\"seq\":1");
+    s.write(".keyward/audit.jsonl", &format!("{log}{forged}"));
+    s.edit("users/sales.yaml", "jobTitle: Sales Director", "jobTitle: Head of Sales");
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(r.stderr.contains("damaged"), "{}", r.stderr);
+    assert_eq!(s.read(".keyward/audit.jsonl"), format!("{log}{forged}"), "nothing repaired");
+
+    // A damaged record before the end: refused, nothing removed.
+    let lines: Vec<&str> = log.lines().collect();
+    let i = lines.iter().position(|l| l.contains("\"outcome\":\"applied\"")).unwrap();
+    let middle = lines[i].replace("\"outcome\":\"applied\"", "\"outcome\":\"failed\"");
+    let damaged = log.replacen(lines[i], &middle, 1);
+    assert_ne!(damaged, log);
+    s.write(".keyward/audit.jsonl", &damaged);
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(r.stderr.contains(&format!("damaged at line {}", i + 1)), "{}", r.stderr);
+    assert_eq!(s.read(".keyward/audit.jsonl"), damaged);
+}
+
+/// A log whose last record lacks only its newline: the next apply adds the newline and loses
+/// nothing; the record, and the head the apply before recorded, are still in the chain.
+#[test]
+fn a_last_record_missing_only_its_newline_is_kept() {
+    let s = Sandbox::example("quickstart");
+    let first = s.run(&["apply", "{dir}", "--auto-approve"]);
+    first.expect(0);
+    let (n1, h1) = printed_head(&first.stdout);
+    let log = s.read(".keyward/audit.jsonl");
+    s.write(".keyward/audit.jsonl", log.strip_suffix('\n').unwrap());
+    // Read as it is, the record is there: the chain reaches the head the apply recorded.
+    let r = s.run(&["audit", "verify", "{dir}"]);
+    r.expect(0);
+    assert!(
+        r.stdout.contains(&format!("intact, {n1} records, head {h1}; the last line lacks its newline")),
+        "{}",
+        r.stdout
+    );
+    s.edit("users/sales.yaml", "jobTitle: Head of Sales", "jobTitle: Sales Director");
+    let r = s.run(&["apply", "{dir}", "--auto-approve"]);
+    r.expect(0);
+    assert!(
+        r.stderr.contains(&format!("ended in record {n1} without its newline: the newline was added")),
+        "{}",
+        r.stderr
+    );
+    let (n2, _) = printed_head(&r.stdout);
+    assert_eq!(n2, n1 + 2, "the change's attempt and outcome follow every earlier record");
+    assert!(s.read(".keyward/audit.jsonl").starts_with(&log), "nothing before was changed or lost");
+    s.run(&["audit", "verify", "{dir}"]).expect(0);
+    s.run(&["audit", "verify", "{dir}", "--expect-head", &h1, "--expect-records", &n1.to_string()]).expect(0);
+}
+
+/// `guards.maxDeletes` counts over a window: disables applied on one target (`--target
+/// directory`) count when the next run plans more on another (`--target archive`), so the two
+/// runs together cannot pass more than the limit. Raising the limit for the run to the total
+/// lets it through; with the window set to 0s only the plan itself counts.
+#[test]
+fn max_deletes_counts_what_earlier_runs_removed_on_any_target() {
+    let s = Sandbox::example("quickstart");
+    s.edit(
+        "keyward.yaml",
+        "    path: .keyward/directory.json",
+        "    path: .keyward/directory.json\n  archive:\n    provider: file\n    path: .keyward/archive.json\n",
+    );
+    s.edit("keyward.yaml", "maxDeletes: 5", "maxDeletes: 3");
+    s.apply_ok();
+    // The sales users leave: two disables on each target.
+    std::fs::remove_file(s.path("users/sales.yaml")).unwrap();
+    s.run(&["apply", "{dir}", "--auto-approve", "--target", "directory"]).expect(0);
+
+    let r = s.run(&["apply", "{dir}", "--auto-approve", "--target", "archive"]);
+    r.expect(1);
+    let said = "the plan disables or deletes 2 accounts or credentials, and applies within the last 24h disabled or \
+                deleted 2 more (on any target, as the audit log records): 4 in all, 1 over the limit of 3";
+    assert!(r.stderr.contains(said), "{}", r.stderr);
+    assert!(r.stderr.contains("--max-deletes 4"), "{}", r.stderr);
+    let archive: serde_json::Value = serde_json::from_str(&s.read(".keyward/archive.json")).unwrap();
+    assert_eq!(find_user(&mut archive.clone(), "robert.king@northwind.example")["active"], true, "nothing applied");
+
+    s.run(&["apply", "{dir}", "--auto-approve", "--target", "archive", "--max-deletes", "4"]).expect(0);
+    let mut archive: serde_json::Value = serde_json::from_str(&s.read(".keyward/archive.json")).unwrap();
+    assert_eq!(find_user(&mut archive, "robert.king@northwind.example")["active"], false);
+
+    // With no window, each run counts alone: two disables, then three (five within a day).
+    let t = Sandbox::example("quickstart");
+    t.edit("keyward.yaml", "maxDeletes: 5", "maxDeletes: 3\n  maxDeletesWindow: 0s");
+    t.apply_ok();
+    std::fs::remove_file(t.path("users/sales.yaml")).unwrap();
+    t.apply_ok();
+    std::fs::remove_file(t.path("users/operations.yaml")).unwrap();
+    t.apply_ok();
 }
 
 /// `--lock-timeout 0` does not wait: a held lock fails the apply at once, naming the holder.

@@ -251,15 +251,18 @@ async fn the_local_layout_is_the_one_the_rest_of_keyward_reads() {
     let t = AuditTrail::open(store.clone()).await.unwrap();
     assert_eq!(t.head().records, 3);
 
-    // A final line torn by a crash is not part of the log, and the next append cuts it off.
+    // A final line torn by a crash is not part of the log: opening the log for appending
+    // removes it and records the removal.
     let before = std::fs::metadata(&path).unwrap().len();
     let mut log = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
     std::io::Write::write_all(&mut log, b"{\"seq\":5,\"ti").unwrap();
     assert_eq!(store.log_len().await.unwrap(), before);
     let mut t = AuditTrail::open(store.clone()).await.unwrap();
+    assert!(matches!(t.repair(), Some(keyward::state::trail::TailRepair::Removed { bytes: 12, seq: 4, .. })));
     t.append(entry("t.user.d")).await.unwrap();
     let report = audit::verify(&path).unwrap();
-    assert!(report.is_intact() && !report.torn_tail && report.records == 4, "{report:?}");
+    assert!(report.is_intact() && !report.torn_tail && report.records == 5, "{report:?}");
+    assert_eq!(audit::read(&path).unwrap()[3].entry.action, "repair");
 
     let item = UndeliveredCredential {
         target: "directory".into(),
@@ -887,7 +890,7 @@ fn audit_commands_read_the_remote_chain() {
         .unwrap();
     let second = run_ok(&dir, "ci-apply", &["apply", ".", "--auto-approve"]);
     let (n2, h2) = printed_head(&second.stdout);
-    assert_eq!(n2, n1 + 1);
+    assert_eq!(n2, n1 + 2, "the change's attempt and its outcome");
     assert!(!dir.join(".keyward/audit.jsonl").exists(), "the log went to the remote state only");
 
     let v = run_ok(&dir, "auditor", &["audit", "verify", "."]);
@@ -1057,10 +1060,12 @@ fn state_migrate_copies_a_local_state_into_azure() {
     assert!(refused.stderr.contains("already holds an audit chain"), "{}", refused.stderr);
     // A damaged chain is refused before anything is written.
     let log = std::fs::read_to_string(other.join(".keyward/audit.jsonl")).unwrap();
+    // The first outcome record (attempts come before it).
+    let line = log.lines().position(|l| l.contains("\"applied\"")).unwrap() + 1;
     std::fs::write(other.join(".keyward/audit.jsonl"), log.replacen("\"applied\"", "\"failed\"", 1)).unwrap();
     let refused = ran(keyward(&other, "operator", &["state", "migrate", ".", "--to", remote_s]).output().unwrap());
     assert_eq!(refused.code, 1, "{}", refused.stderr);
-    assert!(refused.stderr.contains("source audit log is damaged at line 1"), "{}", refused.stderr);
+    assert!(refused.stderr.contains(&format!("source audit log is damaged at line {line}:")), "{}", refused.stderr);
     assert_eq!(record_actors(&remote).len() as u64, n + 1);
 }
 

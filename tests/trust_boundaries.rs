@@ -406,3 +406,56 @@ fn every_single_field_edit_of_a_saved_plan_is_refused_and_the_untouched_plan_app
     assert_eq!(find_user(&mut dir, "steven.buchanan@northwind.example")["jobTitle"], "Chief Information Officer");
     assert_eq!(find_user(&mut dir, "robert.king@northwind.example")["jobTitle"], "Sales Director");
 }
+
+/// `plan --base` reads a git submodule inside the configuration folder (a pack of roles kept
+/// in its own repository) at the commit the base revision records for it; when that commit is
+/// not available here, it fails naming the submodule and the commit and says how to get it.
+#[test]
+fn plan_base_reads_a_submodule_at_its_recorded_commit_or_says_how_to_get_it() {
+    let sb = Sandbox::example("quickstart");
+    // The pack: the finance roles, in a repository of their own.
+    let pack = tempfile::tempdir().unwrap();
+    let in_pack = |args: &[&str]| {
+        let out = Command::new("git").args(args).current_dir(pack.path()).output().expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    in_pack(&["init", "-q"]);
+    in_pack(&["config", "user.name", "Test"]);
+    in_pack(&["config", "user.email", "test@example.invalid"]);
+    in_pack(&["config", "commit.gpgsign", "false"]);
+    std::fs::write(pack.path().join("finance.yaml"), sb.read("roles/finance.yaml")).unwrap();
+    in_pack(&["add", "-A"]);
+    in_pack(&["commit", "-qm", "Finance roles"]);
+    std::fs::remove_file(sb.path("roles/finance.yaml")).unwrap();
+
+    git_init(&sb);
+    let url = pack.path().to_str().unwrap();
+    git(&sb, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", url, "roles/pack"]);
+    git(&sb, &["add", "-A"]);
+    git(&sb, &["commit", "-qm", "Northwind access, finance roles from the pack"]);
+    // The users' finance roles are defined only in the submodule: read at the base, they are
+    // there.
+    let r = sb.run(&["plan", "{dir}", "--base", "HEAD", "--format", "json"]);
+    r.expect(0);
+    let plan = r.json();
+    assert!(
+        plan["changes"].as_array().unwrap().iter().any(|c| c["address"] == "directory.role.ap-clerk"),
+        "the pack's roles are planned: {plan:#}"
+    );
+
+    // A base recording a commit of the pack that this machine does not have.
+    let absent = "0123456789abcdef0123456789abcdef01234567";
+    git(&sb, &["update-index", "--cacheinfo", &format!("160000,{absent},roles/pack")]);
+    git(&sb, &["commit", "-qm", "Newer finance roles"]);
+    let r = sb.run(&["plan", "{dir}", "--base", "HEAD"]);
+    r.expect(1);
+    for said in [
+        "the git submodule roles/pack is read at the commit the revision records",
+        absent,
+        "git submodule update --init",
+    ] {
+        assert!(r.stderr.contains(said), "{said}: {}", r.stderr);
+    }
+    // The base before it still reads.
+    sb.run(&["plan", "{dir}", "--base", "HEAD~1"]).expect(0);
+}

@@ -5,9 +5,10 @@
 //! target with directories before ERPs; a change whose prerequisite failed in this run (the
 //! account or group it needs was not created, or the manager an update sets) is skipped, not
 //! attempted, and a change that failed because its manager's creation failed is reported skipped,
-//! naming the manager; every attempted or
-//! skipped change gets an audit record (appended to the state's chain) before the next phase starts; every failure is
-//! returned, not just the first. Apply never re-decides what to change: callers re-plan and
+//! naming the manager; before a batch is sent, an `attempting` record of each of its changes is
+//! appended to the state's chain and made durable, and nothing is sent when that fails (the apply
+//! stops with the error); every attempted or skipped change gets an outcome record before the
+//! next phase starts; every failure is returned, not just the first. Apply never re-decides what to change: callers re-plan and
 //! re-run, and providers make each operation idempotent so a re-run converges.
 //!
 //! Credentials: for `AddCredential`, apply generates the material (a certificate, or a secret
@@ -125,6 +126,17 @@ pub enum ExecuteError {
     /// The audit log in the state could not be written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The attempt of the next operations could not be recorded, so they were not sent.
+    #[error(
+        "not sent: {count} operation(s) on target `{target}` were not carried out because the audit log cannot \
+         record them first: {source}"
+    )]
+    NotRecorded {
+        target: Name,
+        count: usize,
+        #[source]
+        source: Box<StateError>,
+    },
 }
 
 /// The largest batch handed to a provider at once; bounds memory and how much an interrupted
@@ -211,6 +223,20 @@ pub async fn execute_with(
                 to_apply.push(c);
             }
         }
+        // What is about to be sent is on disk before anything is sent: if it cannot be recorded,
+        // nothing is sent and the apply stops.
+        let attempts: Vec<Entry> = to_apply
+            .iter()
+            .map(|c| entry_for(ctx, c, c.address.to_string(), c.action.to_string(), Outcome::Attempting, None, None))
+            .collect();
+        if !attempts.is_empty() {
+            let count = attempts.len();
+            audit.append_all(attempts).await.map_err(|source| ExecuteError::NotRecorded {
+                target: target.clone(),
+                count,
+                source: Box::new(source),
+            })?;
+        }
         let provider = providers.get_mut(&target).expect("checked above");
         // Credentials go through their own calls; everything else in one batch.
         let (cred_changes, plain): (Vec<&Change>, Vec<&Change>) = to_apply.iter().partition(|c| is_credential(c));
@@ -271,20 +297,7 @@ pub async fn execute_with(
         }
         for ((slot, detail), c) in slots.into_iter().zip(details).zip(run) {
             let o = slot.expect("every slot filled");
-            entries.push(Entry {
-                time: (ctx.clock)(),
-                actor: ctx.actor.clone(),
-                commit: ctx.commit.clone(),
-                plan_hash: ctx.plan_hash.clone(),
-                address: o.address.clone(),
-                action: o.action.clone(),
-                outcome: o.outcome,
-                error: o.error.clone(),
-                detail: detail.or_else(|| ctx.approvals.detail.get(&o.address).cloned()),
-                reason: Some(c.reason.kind.to_string()),
-                provenance: ctx.provenance.clone().filter(|p| !p.is_empty()),
-                approved_by: ctx.approvals.approved_by.get(&o.address).cloned().unwrap_or_default(),
-            });
+            entries.push(entry_for(ctx, c, o.address.clone(), o.action.clone(), o.outcome, o.error.clone(), detail));
             report.outcomes.push(o);
         }
         audit.append_all(entries).await?;
@@ -292,6 +305,32 @@ pub async fn execute_with(
         i = j;
     }
     Ok(report)
+}
+
+/// The audit record of `c`: attempted, or with its outcome.
+fn entry_for(
+    ctx: &AuditContext,
+    c: &Change,
+    address: String,
+    action: String,
+    outcome: Outcome,
+    error: Option<String>,
+    detail: Option<String>,
+) -> Entry {
+    Entry {
+        time: (ctx.clock)(),
+        actor: ctx.actor.clone(),
+        commit: ctx.commit.clone(),
+        plan_hash: ctx.plan_hash.clone(),
+        detail: detail.or_else(|| ctx.approvals.detail.get(&address).cloned()),
+        approved_by: ctx.approvals.approved_by.get(&address).cloned().unwrap_or_default(),
+        address,
+        action,
+        outcome,
+        error,
+        reason: Some(c.reason.kind.to_string()),
+        provenance: ctx.provenance.clone().filter(|p| !p.is_empty()),
+    }
 }
 
 /// The manager `c` sets, when that manager's creation failed in this run.

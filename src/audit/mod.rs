@@ -30,6 +30,39 @@ pub enum Outcome {
     Failed,
     /// Not attempted because the live object changed since the plan, or a dependency failed.
     Skipped,
+    /// About to be sent: written and fsynced before the operation, whose outcome follows in a
+    /// record of its own. An attempt no outcome follows (see [`paired`]) was sent, or was
+    /// about to be, when the run stopped: its outcome is unknown.
+    Attempting,
+}
+
+impl Outcome {
+    /// How the outcome is shown: an attempt left in [`paired`]'s result is `unknown`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::Attempting => "unknown",
+        }
+    }
+}
+
+/// The records to show, attempts paired with their outcomes: an attempt whose outcome a later
+/// record of the same plan gives (same address and action) is left out; an attempt no outcome
+/// follows is kept, and reads as "outcome unknown".
+pub fn paired(records: &[Record]) -> Vec<Record> {
+    let key = |r: &Record| (r.entry.plan_hash.clone(), r.entry.address.clone(), r.entry.action.clone());
+    let mut open: std::collections::HashMap<(String, String, String), Vec<usize>> = Default::default();
+    let mut resolved = vec![false; records.len()];
+    for (i, r) in records.iter().enumerate() {
+        if r.entry.outcome == Outcome::Attempting {
+            open.entry(key(r)).or_default().push(i);
+        } else if let Some(first) = open.get_mut(&key(r)).filter(|v| !v.is_empty()).map(|v| v.remove(0)) {
+            resolved[first] = true;
+        }
+    }
+    records.iter().zip(resolved).filter(|(_, done)| !done).map(|(r, _)| r.clone()).collect()
 }
 
 /// The content of a record, before chaining.
@@ -65,15 +98,41 @@ pub struct Entry {
     pub approved_by: Vec<String>,
 }
 
+/// The hash scheme keyward writes records with: version 2, the SHA-256 of the record's
+/// canonical form (see [`Record::line`]).
+pub const HASH_VERSION: u32 = 2;
+
 /// A record as stored: the entry, its sequence number and the chain.
+///
+/// Hash schemes (`v`):
+/// - 1 (no `v` field; records written before keyward 0.2): the SHA-256 of the record's known
+///   fields serialized in their declaration order, without `hash`. Fields it does not know are
+///   not covered, so a version-1 record is checked by that rule only.
+/// - 2: the SHA-256 of the record's canonical form without `hash` (`v` included), and the line
+///   must be exactly the canonical form of the whole record: JSON without whitespace, object
+///   keys sorted by their bytes at every level, strings escaped as keyward escapes them. An
+///   added, removed, changed or reordered field, or re-encoded text, fails verification.
+///
+/// Once a chain holds a version-2 record, every later record must be version 2.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
+    /// The hash scheme (absent: 1).
+    #[serde(rename = "v", default = "hash_version_1", skip_serializing_if = "is_hash_version_1")]
+    pub version: u32,
     pub seq: u64,
     #[serde(flatten)]
     pub entry: Entry,
     pub prev: String,
     pub hash: String,
+}
+
+fn hash_version_1() -> u32 {
+    1
+}
+
+fn is_hash_version_1(v: &u32) -> bool {
+    *v == 1
 }
 
 #[derive(Serialize)]
@@ -85,16 +144,52 @@ struct Unhashed<'a> {
     prev: &'a str,
 }
 
-fn hash_of(seq: u64, entry: &Entry, prev: &str) -> String {
+/// The version-1 hash: the known fields in declaration order, without `hash`.
+fn hash_v1(seq: u64, entry: &Entry, prev: &str) -> String {
     let body = serde_json::to_vec(&Unhashed { seq, entry, prev }).expect("records serialize");
     digest_bytes(&body)
 }
 
+/// `value` with the keys of every object sorted by their bytes.
+fn canonical(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, canonical(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
+impl Record {
+    /// The record as one line of the log (without its newline). For version 2, its canonical
+    /// form: JSON without whitespace, keys sorted by their bytes at every level.
+    pub fn line(&self) -> String {
+        let value = serde_json::to_value(self).expect("records serialize");
+        if self.version == 1 { value.to_string() } else { canonical(value).to_string() }
+    }
+
+    /// The hash the record's content and scheme call for.
+    fn expected_hash(&self) -> String {
+        if self.version == 1 {
+            return hash_v1(self.seq, &self.entry, &self.prev);
+        }
+        let mut value = serde_json::to_value(self).expect("records serialize");
+        if let serde_json::Value::Object(map) = &mut value {
+            map.remove("hash");
+        }
+        digest_bytes(canonical(value).to_string().as_bytes())
+    }
+}
+
 /// The record that follows the record numbered `seq - 1` whose hash is `prev` (or
-/// [`GENESIS`] for the first): `entry` numbered and chained.
+/// [`GENESIS`] for the first): `entry` numbered and chained, under the current hash scheme.
 pub fn seal(seq: u64, entry: Entry, prev: String) -> Record {
-    let hash = hash_of(seq, &entry, &prev);
-    Record { seq, entry, prev, hash }
+    let mut record = Record { version: HASH_VERSION, seq, entry, prev, hash: String::new() };
+    record.hash = record.expected_hash();
+    record
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +249,7 @@ impl AuditLog {
         for entry in entries {
             seq += 1;
             let record = seal(seq, entry, last);
-            serde_json::to_writer(&mut buf, &record).expect("records serialize");
+            buf.extend_from_slice(record.line().as_bytes());
             buf.push(b'\n');
             last = record.hash.clone();
             records.push(record);
@@ -233,6 +328,8 @@ pub struct Verifier {
     offset: usize,
     line_no: usize,
     stopped: bool,
+    /// The hash scheme of the last record: no later record may use an earlier one.
+    hash_version: u32,
 }
 
 impl Default for Verifier {
@@ -250,6 +347,7 @@ impl Verifier {
             offset: 0,
             line_no: 0,
             stopped: false,
+            hash_version: 1,
         }
     }
 
@@ -305,10 +403,27 @@ impl Verifier {
             let message = format!("sequence number {} where {} was expected", record.seq, self.expected_seq);
             return self.stop(line_no, message);
         }
-        let want = hash_of(record.seq, &record.entry, &record.prev);
-        if want != record.hash {
+        match record.version {
+            1 if self.hash_version > 1 => {
+                let message =
+                    "a record under hash scheme 1 follows records under a later scheme: it was changed".into();
+                return self.stop(line_no, message);
+            }
+            1 => {}
+            HASH_VERSION => {
+                if record.line() != line {
+                    let message = "the record is not in its canonical form: a field was added, removed, reordered \
+                                   or re-encoded after it was written"
+                        .into();
+                    return self.stop(line_no, message);
+                }
+            }
+            v => return self.stop(line_no, format!("hash scheme {v} is unknown to this keyward")),
+        }
+        if record.expected_hash() != record.hash {
             return self.stop(line_no, "the record was changed after it was written".into());
         }
+        self.hash_version = record.version;
         self.prev = record.hash.clone();
         self.expected_seq += 1;
         self.report.records += 1;
@@ -436,7 +551,7 @@ mod tests {
         assert_eq!(read(&path).unwrap()[1].entry, e);
         // The provenance is covered by the chain.
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(r#""provenance":{"pullRequest":42,"dirty":true}"#), "{text}");
+        assert!(text.contains(r#""provenance":{"dirty":true,"pullRequest":42}"#), "{text}");
         fs::write(&path, text.replace(r#""pullRequest":42"#, r#""pullRequest":43"#)).unwrap();
         assert_eq!(verify(&path).unwrap().problems[0].line, 2);
     }
@@ -462,6 +577,95 @@ mod tests {
         let report = verify(&path).unwrap();
         assert!(report.is_intact() && report.records == 2, "{report:?}");
         assert_eq!(read(&path).unwrap()[1].entry.approved_by, ["laura.callahan"]);
+    }
+
+    /// Under hash scheme 2 the hash covers the whole record in its canonical form: a field added
+    /// (at the top or inside `provenance`), a field changed, keys reordered, whitespace added or
+    /// the scheme's `v` removed each fail verification at that line; the untouched log verifies.
+    #[test]
+    fn the_hash_covers_the_whole_record_in_its_canonical_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = AuditLog::open(&path).unwrap();
+        for i in 0..3 {
+            let mut e = entry(&format!("t.user.u{i}"));
+            e.provenance = Some(Provenance { pull_request: Some(7), ..Provenance::default() });
+            log.append(e).unwrap();
+        }
+        drop(log);
+        let original = fs::read_to_string(&path).unwrap();
+        let lines: Vec<String> = original.lines().map(str::to_string).collect();
+        assert!(lines[1].starts_with(r#"{"action":"create","#) && lines[1].contains(r#""v":2"#), "{}", lines[1]);
+        assert!(verify(&path).unwrap().is_intact());
+
+        let mut reordered: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&lines[1]).unwrap();
+        let seq = reordered.shift_remove("seq").unwrap();
+        reordered.insert("seq".into(), seq);
+        let edits: Vec<(&str, String)> = vec![
+            ("an added field", lines[1].replacen('{', r#"{"approvedByCfo":"yes","#, 1)),
+            ("a field added inside provenance", lines[1].replace(r#""pullRequest":7"#, r#""pullRequest":7,"x":1"#)),
+            ("a changed field", lines[1].replace("t.user.u1", "t.user.uX")),
+            ("reordered keys", serde_json::Value::Object(reordered).to_string()),
+            ("added whitespace", lines[1].replace(r#""seq":2"#, r#""seq": 2"#)),
+            ("the scheme removed", lines[1].replace(r#","v":2"#, "")),
+        ];
+        for (what, edited) in edits {
+            assert_ne!(edited, lines[1], "{what}: the edit applies");
+            fs::write(&path, format!("{}\n{edited}\n{}\n", lines[0], lines[2])).unwrap();
+            let r = verify(&path).unwrap();
+            assert_eq!(r.problems.first().map(|p| p.line), Some(2), "{what}: {r:?}");
+        }
+    }
+
+    /// A record under scheme 1 after records under scheme 2 is refused, even with a correct
+    /// scheme-1 hash: a chain never goes back to the rule that covers less.
+    #[test]
+    fn a_chain_never_goes_back_to_the_first_hash_scheme() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_log(dir.path(), 1);
+        let first = read(&path).unwrap().remove(0);
+        let e = entry("t.user.late");
+        let old = Record { version: 1, seq: 2, hash: hash_v1(2, &e, &first.hash), entry: e, prev: first.hash };
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(f, "{}", old.line()).unwrap();
+        drop(f);
+        let r = verify(&path).unwrap();
+        assert_eq!(r.problems.first().map(|p| p.line), Some(2), "{r:?}");
+        assert!(r.problems[0].message.contains("scheme 1"), "{r:?}");
+    }
+
+    /// Each attempt is paired with the first outcome of the same plan, address and action that
+    /// follows it and left out; an attempt nothing follows is kept (outcome unknown), and so
+    /// is one whose outcome belongs to another plan.
+    #[test]
+    fn attempts_pair_with_their_outcomes_and_one_without_is_unknown() {
+        let with = |address: &str, outcome: Outcome, plan: &str| {
+            let mut e = entry(address);
+            e.outcome = outcome;
+            e.plan_hash = plan.into();
+            e
+        };
+        let entries = [
+            with("t.user.a", Outcome::Attempting, "p1"),
+            with("t.user.b", Outcome::Attempting, "p1"),
+            with("t.user.a", Outcome::Applied, "p1"),
+            with("t.user.c", Outcome::Attempting, "p1"),
+            with("t.user.c", Outcome::Failed, "p2"),
+            with("t.user.b", Outcome::Failed, "p1"),
+            with("t.user.d", Outcome::Attempting, "p1"),
+        ];
+        let mut prev = GENESIS.to_string();
+        let records: Vec<Record> = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let r = seal(i as u64 + 1, e, prev.clone());
+                prev = r.hash.clone();
+                r
+            })
+            .collect();
+        let shown: Vec<(u64, &str)> = paired(&records).iter().map(|r| (r.seq, r.entry.outcome.label())).collect();
+        assert_eq!(shown, [(3, "applied"), (4, "unknown"), (5, "failed"), (6, "failed"), (7, "unknown")]);
     }
 
     #[test]

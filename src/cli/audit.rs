@@ -4,6 +4,7 @@ use super::console::Console;
 use super::{
     AuditArgs, AuditCommand, AuditReviewArgs, AuditVerifyArgs, CliResult, Context, DiagFormat, Exit, ReviewFormat,
 };
+use crate::audit::Outcome;
 use crate::engine::audit::{self, ExpectedHead, LogSettings, ReviewSettings};
 use crate::model::escape::Term;
 use crate::output::{self, Printer, paint, styles};
@@ -18,27 +19,33 @@ pub async fn run(cmd: AuditCommand, ctx: Context, printer: &Printer) -> CliResul
         AuditCommand::Review(args) => review(args, ctx, printer).await,
         AuditCommand::Verify(args) => verify(args, printer).await,
         AuditCommand::Show(args) => {
-            let (path, records) = audit::show(&log_settings(&args.common), args.last).await?;
+            let shown = audit::show(&log_settings(&args.common), args.last).await?;
             match args.format {
                 DiagFormat::Json => {
-                    printer.out(&format!("{}\n", serde_json::to_string_pretty(&records).expect("serializes")));
+                    printer.out(&format!("{}\n", serde_json::to_string_pretty(&shown.records).expect("serializes")));
                 }
                 DiagFormat::Text => {
-                    if records.is_empty() {
-                        printer.out(&format!("{} holds no records.\n", Term(&path)));
+                    if shown.records.is_empty() {
+                        printer.out(&format!("{} holds no records.\n", Term(&shown.location)));
                     }
                     let mut out = String::new();
-                    for r in &records {
+                    for r in &shown.paired {
                         let e = &r.entry;
+                        let note = match (&e.error, e.outcome) {
+                            (_, Outcome::Attempting) => {
+                                "  (attempted; no outcome was recorded: the run stopped, outcome unknown)".to_string()
+                            }
+                            (Some(x), _) => format!("  ({})", Term(x)),
+                            (None, _) => String::new(),
+                        };
                         out.push_str(&format!(
-                            "{:>6}  {}  {:<8} {:<8} {}  by {}{}\n",
+                            "{:>6}  {}  {:<8} {:<8} {}  by {}{note}\n",
                             r.seq,
                             e.time.format("%Y-%m-%d %H:%M:%S"),
-                            format!("{:?}", e.outcome).to_lowercase(),
+                            e.outcome.label(),
                             Term(&e.action),
                             Term(&e.address),
                             Term(&e.actor),
-                            e.error.as_ref().map(|x| format!("  ({})", Term(x))).unwrap_or_default()
                         ));
                     }
                     printer.out(&out);
@@ -92,7 +99,10 @@ async fn verify(args: AuditVerifyArgs, printer: &Printer) -> CliResult {
         line.push_str("; it reaches the expected head");
     }
     if report.torn_tail {
-        line.push_str("; the last line is an interrupted write, not a record (the next apply removes it)");
+        line.push_str(
+            "; the last line lacks its newline (the next apply adds it to a whole record, or removes an \
+             interrupted write and records the removal)",
+        );
     }
     printer.out(&format!("{}\n", paint(printer.color_out, styles::GREEN, &line)));
     Ok(Exit::Success)

@@ -68,6 +68,8 @@ pub struct Prepared {
     store: Store,
     lock: Option<LockGuard>,
     head: Option<crate::state::trail::ChainHead>,
+    /// Disables and deletions applied within `guards.maxDeletesWindow`, on any target.
+    recent_removals: usize,
 }
 
 /// Loads, takes the state's lock, reads every target under its own lock, plans, and evaluates
@@ -103,10 +105,11 @@ pub async fn prepare_only(
         plan.notices = plan::notices(state, &live, &open.capabilities);
         let live_state = Live { targets: &live, undelivered: &undelivered };
         let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), now);
-        Ok::<_, EngineError>((live, open, plan, findings))
+        let recent = recent_removals(&store, state, settings.guards).await?;
+        Ok::<_, EngineError>((live, open, plan, findings, recent))
     }
     .await;
-    let (live, open, plan, findings) = match planned {
+    let (live, open, plan, findings, recent_removals) = match planned {
         Ok(p) => p,
         Err(e) => {
             release_quietly(&store, lock).await;
@@ -127,7 +130,23 @@ pub async fn prepare_only(
         store,
         lock: Some(lock),
         head: None,
+        recent_removals,
     })
+}
+
+/// What earlier applies disabled or deleted within `guards.maxDeletesWindow`, on any target, as
+/// the audit log records it (read only when a `maxDeletes` limit applies). Records are stamped
+/// with the real clock, so the window ends now by that clock.
+async fn recent_removals(
+    store: &Store,
+    state: &crate::model::DesiredState,
+    guards: GuardOverrides,
+) -> Result<usize, EngineError> {
+    if guards.max_deletes.or(state.settings.max_deletes).is_none() {
+        return Ok(0);
+    }
+    let records = store.audit_records().await?;
+    Ok(plan::guards::recent_removals(&records, chrono::Utc::now(), state.settings.max_deletes_window))
 }
 
 /// Releases a lock on a path that already fails; a failure to release only delays the next run
@@ -203,10 +222,11 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
         }
         let live_state = Live { targets: &live, undelivered: &undelivered };
         let findings = super::policy::evaluate_config(&config, Some(&saved), Some(live_state), now);
-        Ok::<_, EngineError>((live, open, findings))
+        let recent = recent_removals(&store, state, settings.guards).await?;
+        Ok::<_, EngineError>((live, open, findings, recent))
     }
     .await;
-    let (live, open, findings) = match checked {
+    let (live, open, findings, recent_removals) = match checked {
         Ok(c) => c,
         Err(e) => {
             release_quietly(&store, lock).await;
@@ -227,6 +247,7 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
         store,
         lock: Some(lock),
         head: None,
+        recent_removals,
     })
 }
 
@@ -276,10 +297,12 @@ impl Prepared {
         super::policy::gate(&self.findings)
     }
 
-    /// Refuses a plan over `guards.maxDeletes` or under `guards.minAdmins` (as raised for this
-    /// run).
+    /// Refuses a plan over `guards.maxDeletes` (counting what applies disabled or deleted within
+    /// `guards.maxDeletesWindow` before it, on any target) or under `guards.minAdmins` (as raised
+    /// for this run).
     pub fn check_guards(&self) -> Result<(), EngineError> {
-        let violations = plan::guards::check(&self.plan.changes, self.config.state(), &self.live, self.guards);
+        let violations =
+            plan::guards::check(&self.plan.changes, self.config.state(), &self.live, self.guards, self.recent_removals);
         if violations.is_empty() { Ok(()) } else { Err(EngineError::Guards { violations }) }
     }
 
@@ -290,6 +313,9 @@ impl Prepared {
         self.check_lock()?;
         let state = self.config.state();
         let mut audit = self.store.open_audit().await?;
+        if let Some(repair) = audit.repair() {
+            observer.warning(&repair.to_string());
+        }
         let env: BTreeMap<String, String> = std::env::vars().collect();
         let gathered = crate::audit::provenance::gather(&env, crate::history::head(&self.dir).as_ref());
         let ctx = AuditContext {

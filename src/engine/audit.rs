@@ -101,7 +101,10 @@ pub async fn verify(settings: &LogSettings, expect: Option<&ExpectedHead>) -> Re
     } else {
         None
     };
-    if backend.log_len().await? == 0 && !backend.log_torn_tail().await? {
+    // An empty (or missing) log is an error only when nothing says it held records: against
+    // the head the last apply recorded, or one asked for, it is a log whose records were cut off.
+    let anchored = expect.is_some() || recorded.as_ref().is_some_and(|h| h.records > 0);
+    if !anchored && backend.log_len().await? == 0 && !backend.log_torn_tail().await? {
         return Err(EngineError::NoAuditLog { location });
     }
     let (mut report, check, against) = match expect {
@@ -123,15 +126,30 @@ pub async fn verify(settings: &LogSettings, expect: Option<&ExpectedHead>) -> Re
     Ok(Verified { location, report, check, against })
 }
 
+/// What `audit show` shows.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    /// Where the log is (a path, or a blob's URL).
+    pub location: String,
+    /// The records as stored (the last N when asked).
+    pub records: Vec<Record>,
+    /// The records with attempts paired with their outcomes (see [`crate::audit::paired`]):
+    /// an attempt is left only when no outcome follows it (the last N when asked).
+    pub paired: Vec<Record>,
+}
+
 /// The log's records, the last `last` of them when given, and where the log is.
-pub async fn show(settings: &LogSettings, last: Option<usize>) -> Result<(String, Vec<Record>), EngineError> {
+pub async fn show(settings: &LogSettings, last: Option<usize>) -> Result<Shown, EngineError> {
     let store = settings.store()?;
     let mut records = store.audit_records().await?;
+    let mut paired = crate::audit::paired(&records);
     if let Some(n) = last {
-        let skip = records.len().saturating_sub(n);
-        records.drain(..skip);
+        for list in [&mut records, &mut paired] {
+            let skip = list.len().saturating_sub(n);
+            list.drain(..skip);
+        }
     }
-    Ok((store.backend().log_location(), records))
+    Ok(Shown { location: store.backend().log_location(), records, paired })
 }
 
 /// What `audit review` needs.
@@ -169,7 +187,7 @@ pub async fn review(settings: &ReviewSettings, observer: &dyn Observer) -> Resul
     let findings = super::policy::evaluate_config(&config, None, Some(live_state), now);
 
     // The log of the state the configuration selects (or the file named instead).
-    let mut records = settings.log.store()?.audit_records().await?;
+    let mut records = crate::audit::paired(&settings.log.store()?.audit_records().await?);
     if let Some(since) = settings.since {
         let start = since.0.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
         records.retain(|r| r.entry.time >= start);

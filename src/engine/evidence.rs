@@ -73,7 +73,8 @@ struct StateFacts {
 async fn read_state(state: &DesiredState, dir: &Path) -> Result<StateFacts, EngineError> {
     use crate::state::{self, documents, trail};
     let store = state::open(&state.settings, dir)?;
-    let records = trail::records(&*store).await?;
+    // Attempts whose outcome is recorded are shown by their outcome.
+    let records = audit::paired(&trail::records(&*store).await?);
     let head = documents::read::<state::AuditHead>(&*store).await?.value.head;
     let (mut verify, check) = trail::verify(&*store, head.as_ref()).await?;
     match check {

@@ -14,6 +14,12 @@ pub enum GitError {
     BadRevision { rev: String, message: String },
     #[error("git: {0}")]
     Other(String),
+    #[error(
+        "the git submodule {} is read at the commit the revision records, {commit}, which is not available \
+         ({why}); run `git submodule update --init` (with `--recursive` for submodules inside it) and try again",
+        path.display()
+    )]
+    SubmoduleMissing { path: PathBuf, commit: String, why: String },
 }
 
 /// The file mode git gives a symbolic link.
@@ -70,6 +76,11 @@ pub fn commit_of(dir: &Path) -> Option<String> {
 }
 
 /// Reads the configuration folder `dir` (inside a git work tree) as it was at `rev`.
+///
+/// A git submodule inside the folder (a policy pack kept in its own repository, say) is read
+/// at the commit `rev` records for it, from the submodule's repository on this machine; when
+/// that repository or commit is not here, reading fails naming the submodule and the commit
+/// (never falling back to whatever is checked out).
 pub fn load_revision(dir: &Path, rev: &str) -> Result<Loaded, LoadError> {
     let (repo, sub) = open(dir)?;
     let object = repo
@@ -86,27 +97,54 @@ pub fn load_revision(dir: &Path, rev: &str) -> Result<Loaded, LoadError> {
             Err(_) => return Err(LoadError::NoSettings { root: dir.to_path_buf() }),
         }
     };
+    let mut loaded = Loaded { root: dir.to_path_buf(), ..Loaded::default() };
+    let mut files = Vec::new();
+    collect(&repo, &tree, Path::new(""), &sub, 0, &mut files, &mut loaded.diagnostics)?;
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, bytes) in files {
+        loaded.add_file(path, bytes);
+    }
+    loaded.finish()
+}
+
+/// How deep submodules inside submodules are followed.
+const MAX_SUBMODULE_DEPTH: usize = 8;
+
+/// Reads the configuration files of `tree` (of `repo`), found at `prefix` in the configuration
+/// folder and at `in_repo` in `repo`'s work tree, into `files`; submodules are read from their
+/// own repositories at the commit the tree records.
+fn collect(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    prefix: &Path,
+    in_repo: &Path,
+    depth: usize,
+    files: &mut Vec<(PathBuf, Vec<u8>)>,
+    diagnostics: &mut Vec<crate::diagnostic::Diagnostic>,
+) -> Result<(), LoadError> {
     let mut blobs: Vec<(PathBuf, git2::Oid)> = Vec::new();
     let mut links: Vec<(PathBuf, git2::Oid)> = Vec::new();
+    let mut submodules: Vec<(PathBuf, git2::Oid)> = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
         let name = entry.name().unwrap_or("");
         if name.starts_with('.') {
             return TreeWalkResult::Skip;
         }
-        if entry.kind() == Some(ObjectType::Blob) {
-            let path = Path::new(parent).join(name);
-            if is_config_file(&path) && entry.filemode() == LINK_MODE {
-                links.push((path, entry.id()));
-            } else if is_config_file(&path) {
-                blobs.push((path, entry.id()));
+        let path = Path::new(parent).join(name);
+        match entry.kind() {
+            Some(ObjectType::Blob) if is_config_file(&path) && entry.filemode() == LINK_MODE => {
+                links.push((path, entry.id()))
             }
+            Some(ObjectType::Blob) if is_config_file(&path) => blobs.push((path, entry.id())),
+            Some(ObjectType::Commit) => submodules.push((path, entry.id())),
+            _ => {}
         }
         TreeWalkResult::Ok
     })
     .map_err(other)?;
     // A committed symbolic link is read as the file it names when that stays inside the
-    // folder, as when reading the working tree; otherwise it is an error naming it.
-    let mut loaded = Loaded { root: dir.to_path_buf(), ..Loaded::default() };
+    // folder (inside the submodule, for a link in one), as when reading the working tree;
+    // otherwise it is an error naming it.
     for (path, oid) in links {
         let blob = repo.find_blob(oid).map_err(other)?;
         let target = String::from_utf8_lossy(blob.content()).into_owned();
@@ -115,30 +153,67 @@ pub fn load_revision(dir: &Path, rev: &str) -> Result<Loaded, LoadError> {
             .filter(|e| e.kind() == Some(ObjectType::Blob) && e.filemode() != LINK_MODE);
         match inside {
             Some(e) => blobs.push((path, e.id())),
-            None => loaded.diagnostics.push(
-                crate::diagnostic::Diagnostic::error(
-                    "link-outside-configuration",
-                    format!(
-                        "{} is a symbolic link to {target}, which is not a file inside the configuration folder",
-                        path.display()
+            None => {
+                let shown = prefix.join(&path);
+                diagnostics.push(
+                    crate::diagnostic::Diagnostic::error(
+                        "link-outside-configuration",
+                        format!(
+                            "{} is a symbolic link to {target}, which is not a file inside the configuration folder",
+                            shown.display()
+                        ),
+                    )
+                    .in_file(&shown)
+                    .help(
+                        "keyward reads only files inside the configuration folder; copy the file in, or remove the link",
                     ),
                 )
-                .in_file(&path)
-                .help("keyward reads only files inside the configuration folder; copy the file in, or remove the link"),
-            ),
+            }
         }
     }
-    blobs.sort();
     for (path, oid) in blobs {
         let blob = repo.find_blob(oid).map_err(other)?;
         let size = blob.size() as u64;
+        let shown = prefix.join(&path);
         if size > MAX_FILE_BYTES {
-            loaded.diagnostics.push(too_large(&path, size));
+            diagnostics.push(too_large(&shown, size));
             continue;
         }
-        loaded.add_file(path, blob.content().to_vec());
+        files.push((shown, blob.content().to_vec()));
     }
-    loaded.finish()
+    for (path, commit) in submodules {
+        let shown = prefix.join(&path);
+        let missing = |why: &str| GitError::SubmoduleMissing {
+            path: shown.clone(),
+            commit: commit.to_string(),
+            why: why.to_string(),
+        };
+        if depth >= MAX_SUBMODULE_DEPTH {
+            return Err(missing("submodules are nested too deeply").into());
+        }
+        let at = in_repo.join(&path);
+        let module = open_submodule(repo, &at).ok_or_else(|| missing("its repository is not on this machine"))?;
+        let found = module.find_commit(commit).map_err(|_| missing("its repository does not hold that commit"))?;
+        let sub_tree = found.tree().map_err(other)?;
+        collect(&module, &sub_tree, &shown, Path::new(""), depth + 1, files, diagnostics)?;
+    }
+    Ok(())
+}
+
+/// The repository of the submodule at `path` in `repo`'s work tree: the one `.gitmodules` names
+/// (checked out, or kept in `.git/modules`), else a repository checked out at that path.
+fn open_submodule(repo: &Repository, path: &Path) -> Option<Repository> {
+    let text = path.to_str()?.replace('\\', "/");
+    if let Ok(module) = repo.find_submodule(&text)
+        && let Ok(r) = module.open()
+    {
+        return Some(r);
+    }
+    let kept = repo.path().join("modules").join(&text);
+    if let Ok(r) = Repository::open(&kept) {
+        return Some(r);
+    }
+    Repository::open(repo.workdir()?.join(path)).ok()
 }
 
 /// The commit that last wrote each of `lines` (a file relative to `dir`, and a 1-based line of

@@ -375,12 +375,20 @@ pub enum RemovedUsers {
     Delete,
 }
 
+/// How far back applied deletions and disables count against `guards.maxDeletes` when
+/// `guards.maxDeletesWindow` is not set.
+pub const DEFAULT_MAX_DELETES_WINDOW: Duration = Duration::from_hours(24);
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Guards {
-    /// A plan with more deletions and disables than this refuses to apply.
+    /// A plan with more deletions and disables than this refuses to apply, counting with it
+    /// those applied within `maxDeletesWindow` before it, on any target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_deletes: Option<u32>,
+    /// How far back applied deletions and disables count against `maxDeletes` (default 24h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deletes_window: Option<Duration>,
     /// A plan that would leave fewer holders of this role refuses to apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_admins: Option<MinAdmins>,
@@ -504,6 +512,8 @@ pub struct Settings {
     pub protected: BTreeSet<String>,
     pub removed_users: RemovedUsers,
     pub max_deletes: Option<u32>,
+    /// How far back applied deletions and disables count against `max_deletes`.
+    pub max_deletes_window: Duration,
     pub min_admins: Option<MinAdmins>,
     pub audit_path: String,
     pub notify_webhook: Option<SecretRef>,

@@ -101,6 +101,10 @@ impl Duration {
         Ok(Duration { seconds: n * per, unit })
     }
 
+    pub const fn from_hours(hours: i64) -> Self {
+        Duration { seconds: hours * 3600, unit: 'h' }
+    }
+
     pub fn from_days(days: i64) -> Self {
         Duration { seconds: days * 86_400, unit: 'd' }
     }

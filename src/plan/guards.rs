@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use super::types::{Action, Change, ObjectKind, Operation, Principal};
-use crate::model::{Binding, DesiredState, LiveAccount, LiveTarget, Name};
+use super::types::{Action, Address, Change, ObjectKind, Operation, Principal};
+use crate::audit::{Outcome, Record};
+use crate::model::{Binding, DesiredState, Duration, LiveAccount, LiveTarget, Name, Timestamp};
 
 /// Limits raised explicitly on the command line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,7 +19,13 @@ pub struct GuardOverrides {
 #[serde(tag = "guard", rename_all = "camelCase")]
 pub enum GuardViolation {
     #[serde(rename_all = "camelCase")]
-    MaxDeletes { limit: u32, planned: usize },
+    MaxDeletes {
+        limit: u32,
+        planned: usize,
+        /// Disables and deletions applied within `window` before this plan, on any target.
+        recent: usize,
+        window: Duration,
+    },
     #[serde(rename_all = "camelCase")]
     MinAdmins {
         target: Name,
@@ -36,11 +43,21 @@ pub enum GuardViolation {
 impl fmt::Display for GuardViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GuardViolation::MaxDeletes { limit, planned } => write!(
+            GuardViolation::MaxDeletes { limit, planned, recent: 0, window } => write!(
                 f,
-                "guards.maxDeletes: the plan disables or deletes {planned} accounts or credentials, {} over the limit of {limit}; \
-                 review it, then raise the limit for this run with --max-deletes {planned}",
+                "guards.maxDeletes: the plan disables or deletes {planned} accounts or credentials, {} over the limit of \
+                 {limit} (counted over all targets within {window}); review it, then raise the limit for this run with \
+                 --max-deletes {planned}",
                 planned - *limit as usize
+            ),
+            GuardViolation::MaxDeletes { limit, planned, recent, window } => write!(
+                f,
+                "guards.maxDeletes: the plan disables or deletes {planned} accounts or credentials, and applies within the \
+                 last {window} disabled or deleted {recent} more (on any target, as the audit log records): {} in all, {} \
+                 over the limit of {limit}; review it, then raise the limit for this run with --max-deletes {}",
+                planned + recent,
+                (planned + recent).saturating_sub(*limit as usize),
+                planned + recent
             ),
             GuardViolation::MinAdmins { target, role, required, before, after } => write!(
                 f,
@@ -61,30 +78,52 @@ impl fmt::Display for GuardViolation {
     }
 }
 
+/// Whether `action` on an object of `kind` counts against `guards.maxDeletes`: accounts
+/// disabled or deleted, and credentials deleted as drift (a routine `revoke` of a replaced
+/// credential does not count).
+fn is_removal(kind: ObjectKind, action: &str) -> bool {
+    match kind {
+        ObjectKind::User | ObjectKind::ServiceAccount => {
+            action == Action::Disable.as_str() || action == Action::Delete.as_str()
+        }
+        ObjectKind::Credential => action == Action::Delete.as_str(),
+        _ => false,
+    }
+}
+
+/// How many disables and deletions the audit records show applied on any target within
+/// `window` before `now`, the guard's count of earlier runs. An attempt whose outcome was never
+/// recorded counts, since it may have been carried out.
+pub fn recent_removals(records: &[Record], now: Timestamp, window: Duration) -> usize {
+    let since = now - window.to_chrono();
+    crate::audit::paired(records)
+        .iter()
+        .filter(|r| r.entry.time > since && r.entry.time <= now)
+        .filter(|r| matches!(r.entry.outcome, Outcome::Applied | Outcome::Attempting))
+        .filter(|r| r.entry.address.parse::<Address>().is_ok_and(|a| is_removal(a.kind, &r.entry.action)))
+        .count()
+}
+
 /// Checks a plan's changes against the guards of `desired.settings`, with overrides.
+/// `recent` is what earlier applies disabled or deleted within `guards.maxDeletesWindow`
+/// ([`recent_removals`]): the plan's own count against `guards.maxDeletes` is added to it, so
+/// splitting deletions over runs or targets does not pass more than the limit.
 pub fn check(
     changes: &[Change],
     desired: &DesiredState,
     live: &BTreeMap<Name, LiveTarget>,
     overrides: GuardOverrides,
+    recent: usize,
 ) -> Vec<GuardViolation> {
     let settings = &desired.settings;
     let mut out = Vec::new();
 
-    // Accounts disabled or deleted, and credentials deleted as drift (a routine `revoke` of a
-    // replaced credential does not count).
-    let removals = changes
-        .iter()
-        .filter(|c| match c.address.kind {
-            ObjectKind::User | ObjectKind::ServiceAccount => matches!(c.action, Action::Disable | Action::Delete),
-            ObjectKind::Credential => c.action == Action::Delete,
-            _ => false,
-        })
-        .count();
+    let removals = changes.iter().filter(|c| is_removal(c.address.kind, c.action.as_str())).count();
     if let Some(limit) = overrides.max_deletes.or(settings.max_deletes)
-        && removals > limit as usize
+        && removals > 0
+        && removals + recent > limit as usize
     {
-        out.push(GuardViolation::MaxDeletes { limit, planned: removals });
+        out.push(GuardViolation::MaxDeletes { limit, planned: removals, recent, window: settings.max_deletes_window });
     }
 
     for c in changes {
@@ -196,4 +235,51 @@ fn holders(
 /// Whether two bindings name the same live object (kind, and name without regard to case).
 fn same(a: &Binding, b: &Binding) -> bool {
     a.kind() == b.kind() && a.object_name().to_lowercase() == b.object_name().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Entry, GENESIS, seal};
+
+    fn record(seq: u64, hours_ago: i64, address: &str, action: &str, outcome: Outcome) -> Record {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().to_utc();
+        let entry = Entry {
+            time: now - chrono::TimeDelta::hours(hours_ago),
+            actor: "t".into(),
+            commit: None,
+            plan_hash: format!("p{seq}"),
+            address: address.into(),
+            action: action.into(),
+            outcome,
+            error: None,
+            detail: None,
+            reason: None,
+            provenance: None,
+            approved_by: Vec::new(),
+        };
+        seal(seq, entry, GENESIS.into())
+    }
+
+    /// Disables and deletions of accounts, and deletions of credentials, applied within the
+    /// window count, on any target; so does an attempt whose outcome was never recorded.
+    /// Failed ones, older ones, other actions and other kinds do not.
+    #[test]
+    fn recent_removals_count_what_was_removed_within_the_window_on_any_target() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().to_utc();
+        let records = [
+            record(1, 1, "a.user.ann", "disable", Outcome::Applied),
+            record(2, 2, "b.user.bob", "delete", Outcome::Applied),
+            record(3, 3, "b.service-account.bot", "disable", Outcome::Applied),
+            record(4, 4, "b.credential.bot/old", "delete", Outcome::Applied),
+            record(5, 5, "a.user.cy", "disable", Outcome::Attempting),
+            record(6, 1, "a.user.dee", "disable", Outcome::Failed),
+            record(7, 1, "a.assignment.ann/admin", "revoke", Outcome::Applied),
+            record(8, 1, "a.user.eve", "update", Outcome::Applied),
+            record(9, 25, "a.user.fay", "disable", Outcome::Applied),
+        ];
+        assert_eq!(recent_removals(&records, now, Duration::from_hours(24)), 5);
+        assert_eq!(recent_removals(&records, now, Duration::from_hours(3)), 2, "the window's start is not in it");
+        assert_eq!(recent_removals(&records, now, Duration::parse("0s").unwrap()), 0);
+    }
 }

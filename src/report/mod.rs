@@ -251,12 +251,7 @@ fn change_row(r: &Record, remote: Option<&str>) -> ChangeRow {
         time: e.time,
         address: e.address.clone(),
         action: e.action.clone(),
-        outcome: match e.outcome {
-            Outcome::Applied => "applied",
-            Outcome::Failed => "failed",
-            Outcome::Skipped => "skipped",
-        }
-        .to_string(),
+        outcome: e.outcome.label().to_string(),
         actor: e.actor.clone(),
         reason: e.reason.clone(),
         commit: e.commit.clone(),
@@ -491,7 +486,7 @@ pub fn build(input: &ReportInput) -> Report {
         match r.entry.outcome {
             Outcome::Applied => *bar.counts.entry(r.entry.action.clone()).or_default() += 1,
             Outcome::Failed => bar.failed += 1,
-            Outcome::Skipped => {}
+            Outcome::Skipped | Outcome::Attempting => {}
         }
     }
     let mut credentials = Vec::new();

@@ -13,6 +13,9 @@
 //! Guarantees: an append takes the log's exclusive lock (the one `AuditLog` holds), checks that
 //! the log is as long as the caller read, cuts off a final line torn by a crash (never
 //! acknowledged, so never part of the log), writes the records with one write and fsyncs them.
+//! The audit trail looks at such a line first ([`StateStore::log_tail`]) and repairs it through
+//! [`StateStore::log_replace_tail`], under the same lock, only if it is still exactly the line it
+//! looked at.
 //! A document is replaced by writing a temporary file with an unpredictable name (mode 0600),
 //! fsyncing it, renaming it over the old one and fsyncing the folder, so a crash leaves the old
 //! document or the new one. A document's version is the digest of its content. Every file is
@@ -138,6 +141,29 @@ fn committed_len(mut file: &File) -> std::io::Result<u64> {
     Ok(0)
 }
 
+/// The longest final line without a newline that [`LocalStore::log_tail`] reads: no record
+/// is this long (an append takes at most 4 MiB).
+const MAX_TAIL: u64 = 8 * 1024 * 1024;
+
+/// The final line of `file` when it lacks its newline, and where it starts.
+fn read_tail(mut file: &File) -> std::io::Result<Option<(u64, Vec<u8>)>> {
+    let full = file.metadata()?.len();
+    let start = committed_len(file)?;
+    if start == full {
+        return Ok(None);
+    }
+    if full - start > MAX_TAIL {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("its final {} bytes have no newline: no record is that long", full - start),
+        ));
+    }
+    let mut tail = vec![0u8; (full - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut tail)?;
+    Ok(Some((start, tail)))
+}
+
 fn read_holder(mut file: &File) -> Option<LockHolder> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
@@ -165,6 +191,39 @@ impl StateStore for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(self.io(&self.log)(e)),
         }
+    }
+
+    async fn log_tail(&self) -> Result<Option<(u64, Vec<u8>)>, StateError> {
+        let io = self.io(&self.log);
+        let file = match self.open(&self.log, Open::Read) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        read_tail(&file).map_err(&io)
+    }
+
+    async fn log_replace_tail(&self, at: u64, tail: &[u8], bytes: &[u8]) -> Result<u64, StateError> {
+        if bytes.last() != Some(&b'\n') {
+            return Err(StateError::Config("a replacement must end with a newline".into()));
+        }
+        let io = self.io(&self.log);
+        let mut file = self.open(&self.log, Open::Append).map_err(&io)?;
+        lock_exclusive(&file, &self.log, FILE_LOCK_WAIT).await?;
+        let found = read_tail(&file).map_err(&io)?;
+        if found.as_ref().is_none_or(|(start, t)| *start != at || t.as_slice() != tail) {
+            return Err(StateError::Conflict { what: format!("the audit log {}", self.log.display()) });
+        }
+        match bytes.strip_prefix(tail) {
+            // The line was whole but for its end: add what is missing, lose nothing.
+            Some(rest) => file.write_all(rest).map_err(&io)?,
+            None => {
+                file.set_len(at).map_err(&io)?;
+                file.write_all(bytes).map_err(&io)?;
+            }
+        }
+        file.sync_data().map_err(&io)?;
+        Ok(at + bytes.len() as u64)
     }
 
     async fn log_len(&self) -> Result<u64, StateError> {
@@ -358,6 +417,27 @@ mod tests {
         assert_eq!(store.log_append(0, b"{}\n").await.unwrap(), 3);
         store.doc_put(DocName::Applied, b"{}", &Expect::Absent).await.unwrap();
         assert_eq!(store.doc_get(DocName::Applied).await.unwrap().unwrap().bytes, b"{}");
+    }
+
+    /// A final line without its newline is read apart, and replaced only while it is still
+    /// exactly the line read: whole (only the missing newline is written) or by other bytes.
+    #[tokio::test]
+    async fn a_final_line_is_replaced_only_while_it_is_the_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), Path::new("audit.jsonl"));
+        let path = dir.path().join("audit.jsonl");
+        assert_eq!(store.log_tail().await.unwrap(), None, "no log");
+        fs::write(&path, b"a\nbc").unwrap();
+        assert_eq!(store.log_tail().await.unwrap(), Some((2, b"bc".to_vec())));
+        assert!(store.log_replace_tail(2, b"bX", b"bX\n").await.unwrap_err().is_conflict());
+        assert!(store.log_replace_tail(1, b"bc", b"bc\n").await.unwrap_err().is_conflict());
+        assert_eq!(store.log_replace_tail(2, b"bc", b"bc\n").await.unwrap(), 5);
+        assert_eq!(fs::read(&path).unwrap(), b"a\nbc\n");
+        assert_eq!(store.log_tail().await.unwrap(), None);
+        assert!(store.log_replace_tail(5, b"", b"x\n").await.unwrap_err().is_conflict(), "no final line now");
+        fs::write(&path, b"a\n{\"se").unwrap();
+        assert_eq!(store.log_replace_tail(2, b"{\"se", b"rec\n").await.unwrap(), 6);
+        assert_eq!(fs::read(&path).unwrap(), b"a\nrec\n");
     }
 
     #[test]

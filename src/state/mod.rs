@@ -309,6 +309,22 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         Ok(false)
     }
 
+    /// The final line of the log when it lacks its newline, with where it starts (the log's
+    /// length as [`StateStore::log_len`] gives it); `None` when the log ends in a newline or is
+    /// missing. Only where appends are not atomic (local files) can there be one.
+    async fn log_tail(&self) -> Result<Option<(u64, Vec<u8>)>, StateError> {
+        Ok(None)
+    }
+
+    /// Replaces the final line `tail`, which starts at `at` and lacks its newline, by `bytes`
+    /// (whole records, each ending in a newline), if, and only if, the log still ends in exactly
+    /// that; returns the new length. When `bytes` begins with `tail`, only the rest is written,
+    /// so a crash never loses `tail`. [`StateError::Conflict`] when the log changed.
+    async fn log_replace_tail(&self, at: u64, tail: &[u8], bytes: &[u8]) -> Result<u64, StateError> {
+        let _ = (at, tail, bytes);
+        Err(StateError::Config(format!("{}: the audit log has no unfinished final line to replace", self.location())))
+    }
+
     /// The audit log's length in bytes: everything up to the end of its last complete record.
     /// A missing log is empty.
     async fn log_len(&self) -> Result<u64, StateError>;

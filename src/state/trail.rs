@@ -3,7 +3,8 @@
 //!
 //! Guarantees:
 //! - [`AuditTrail::open`] reads and verifies the whole log, and refuses a damaged one (as
-//!   `AuditLog::open` does for a local file);
+//!   `AuditLog::open` does for a local file); a final line without its newline is repaired only
+//!   when that is provably safe (see [`TailRepair`]), and the repair is said and recorded;
 //! - [`AuditTrail::append_all`] appends at the position it read. When another writer appended
 //!   first, it reads what they wrote, checks that it continues the chain, and chains its own
 //!   records after theirs: both writers succeed, one after the other, and the chain never forks;
@@ -81,6 +82,16 @@ async fn for_each_line(
     Ok(())
 }
 
+/// Feeds the log's final line without a newline, if there is one, to `each` (after
+/// [`for_each_line`] has fed every complete line): a whole record that lacks only its newline
+/// is still a record; anything else there reads as a torn tail.
+async fn feed_tail(store: &dyn StateStore, mut each: impl FnMut(&str, u64) -> bool) -> Result<(), StateError> {
+    if let Some((_, tail)) = store.log_tail().await? {
+        each(&String::from_utf8_lossy(&tail), tail.len() as u64);
+    }
+    Ok(())
+}
+
 /// Checks the whole log's chain, reading it in pages. With `expect`, also checks that the log
 /// reaches that head: the returned [`HeadCheck`] says whether it ends early or differs.
 pub async fn verify(
@@ -89,7 +100,7 @@ pub async fn verify(
 ) -> Result<(VerifyReport, HeadCheck), StateError> {
     let mut v = Verifier::new();
     let mut at_expected: Option<String> = None;
-    for_each_line(store, 0, |line, _| match v.line(line) {
+    let mut each = |line: &str, _| match v.line(line) {
         Ok(Some(r)) => {
             if expect.is_some_and(|e| e.records == r.seq) {
                 at_expected = Some(r.hash);
@@ -98,8 +109,9 @@ pub async fn verify(
         }
         Ok(None) => true,
         Err(()) => false,
-    })
-    .await?;
+    };
+    for_each_line(store, 0, &mut each).await?;
+    feed_tail(store, &mut each).await?;
     let report = v.finish();
     let check = match expect {
         None => HeadCheck::NotAsked,
@@ -119,15 +131,16 @@ pub async fn verify(
 pub async fn verify_hash(store: &dyn StateStore, hash: &str) -> Result<(VerifyReport, HeadCheck), StateError> {
     let mut v = Verifier::new();
     let mut found = hash == audit::GENESIS;
-    for_each_line(store, 0, |line, _| match v.line(line) {
+    let mut each = |line: &str, _| match v.line(line) {
         Ok(Some(r)) => {
             found |= r.hash == hash;
             true
         }
         Ok(None) => true,
         Err(()) => false,
-    })
-    .await?;
+    };
+    for_each_line(store, 0, &mut each).await?;
+    feed_tail(store, &mut each).await?;
     let report = v.finish();
     Ok((report, if found { HeadCheck::Reached } else { HeadCheck::Missing }))
 }
@@ -150,19 +163,21 @@ pub enum HeadCheck {
     Missing,
 }
 
-/// Every intact record of the log, oldest first (reading stops at the first damaged line).
+/// Every intact record of the log, oldest first (reading stops at the first damaged line); a
+/// final record that lacks only its newline is included.
 pub async fn records(store: &dyn StateStore) -> Result<Vec<Record>, StateError> {
     let mut v = Verifier::new();
     let mut out = Vec::new();
-    for_each_line(store, 0, |line, _| match v.line(line) {
+    let mut each = |line: &str, _| match v.line(line) {
         Ok(Some(r)) => {
             out.push(r);
             true
         }
         Ok(None) => true,
         Err(()) => false,
-    })
-    .await?;
+    };
+    for_each_line(store, 0, &mut each).await?;
+    feed_tail(store, &mut each).await?;
     Ok(out)
 }
 
@@ -173,10 +188,45 @@ pub struct AuditTrail {
     /// The log's length in bytes, up to the end of the last record this trail knows.
     len: u64,
     head: ChainHead,
+    /// What opening the log repaired at its end, if anything.
+    repair: Option<TailRepair>,
+}
+
+/// A final line without its newline, repaired when the log was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailRepair {
+    /// The line was a whole record continuing the chain, missing only its newline: the newline
+    /// was added and nothing was lost.
+    Terminated { location: String, seq: u64 },
+    /// The line was no record (a write interrupted by a crash or a full disk, never
+    /// acknowledged): it was removed, and the removal recorded as record `seq`.
+    Removed { location: String, bytes: usize, hash: String, seq: u64 },
+}
+
+impl std::fmt::Display for TailRepair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TailRepair::Terminated { location, seq } => write!(
+                f,
+                "the audit log at {location} ended in record {seq} without its newline: the newline was added, \
+                 nothing was lost"
+            ),
+            TailRepair::Removed { location, bytes, hash, seq } => write!(
+                f,
+                "the audit log at {location} ended in an interrupted write ({bytes} bytes without a newline that \
+                 are no record, {hash}): they were removed, and the removal is recorded as record {seq}"
+            ),
+        }
+    }
 }
 
 impl AuditTrail {
-    /// Reads and verifies the whole log; a damaged log is refused.
+    /// Reads and verifies the whole log; a damaged log is refused. A final line without its
+    /// newline is repaired only where that is provably safe: a whole record that continues the
+    /// chain gets its newline; a line that is no record at all (a torn write) is removed, and
+    /// the removal recorded in the log with the removed bytes' length and SHA-256. A final line
+    /// that is a record but does not continue the chain is damage, and refused. See
+    /// [`AuditTrail::repair`].
     pub async fn open(store: Arc<dyn StateStore>) -> Result<AuditTrail, StateError> {
         let mut v = Verifier::new();
         let mut len = 0u64;
@@ -188,19 +238,74 @@ impl AuditTrail {
             ok
         })
         .await?;
+        let damaged = |store: &Arc<dyn StateStore>, p: &audit::Problem| StateError::Damaged {
+            what: format!("the audit log at {}", store.location()),
+            line: p.line,
+            message: p.message.clone(),
+        };
+        // A final line without its newline (read apart: `log_read` stops before it).
+        let tail = match store.log_tail().await? {
+            Some((at, tail)) if at == len => {
+                let record = v.line(&String::from_utf8_lossy(&tail)).ok().flatten();
+                Some((at, tail, record))
+            }
+            _ => None,
+        };
         let report = v.finish();
         if let Some(p) = report.problems.first() {
-            return Err(StateError::Damaged {
-                what: format!("the audit log at {}", store.location()),
-                line: p.line,
-                message: p.message.clone(),
-            });
+            return Err(damaged(&store, p));
         }
         let head = match report.head() {
             Some((seq, hash)) => ChainHead { records: seq, hash: hash.to_string() },
             None => ChainHead::empty(),
         };
-        Ok(AuditTrail { store, len, head })
+        let mut trail = AuditTrail { store, len, head, repair: None };
+        match tail {
+            None => {}
+            Some((at, tail, Some(record))) => {
+                let mut whole = tail.clone();
+                whole.push(b'\n');
+                trail.len = trail.store.log_replace_tail(at, &tail, &whole).await?;
+                trail.repair = Some(TailRepair::Terminated { location: trail.store.log_location(), seq: record.seq });
+            }
+            Some((at, tail, None)) => {
+                let hash = crate::model::digest_bytes(&tail);
+                let entry = Entry {
+                    time: chrono::Utc::now(),
+                    actor: audit::actor(),
+                    commit: None,
+                    plan_hash: String::new(),
+                    address: "audit.log".into(),
+                    action: "repair".into(),
+                    outcome: audit::Outcome::Applied,
+                    error: None,
+                    detail: Some(format!(
+                        "removed an interrupted write after record {}: {} bytes without a newline, {hash}",
+                        trail.head.records,
+                        tail.len()
+                    )),
+                    reason: None,
+                    provenance: None,
+                    approved_by: Vec::new(),
+                };
+                let (records, bytes) = trail.seal(&[entry])?;
+                trail.len = trail.store.log_replace_tail(at, &tail, &bytes).await?;
+                let record = records.last().expect("one record");
+                trail.head = ChainHead { records: record.seq, hash: record.hash.clone() };
+                trail.repair = Some(TailRepair::Removed {
+                    location: trail.store.log_location(),
+                    bytes: tail.len(),
+                    hash,
+                    seq: record.seq,
+                });
+            }
+        }
+        Ok(trail)
+    }
+
+    /// What opening the log repaired at its end, if anything: to be said to whoever runs it.
+    pub fn repair(&self) -> Option<&TailRepair> {
+        self.repair.as_ref()
     }
 
     /// The chain's head as this trail last saw it.
@@ -254,7 +359,7 @@ impl AuditTrail {
         for entry in entries {
             seq += 1;
             let record = audit::seal(seq, entry.clone(), prev);
-            let mut line = serde_json::to_vec(&record).expect("records serialize");
+            let mut line = record.line().into_bytes();
             line.push(b'\n');
             if bytes.len() + line.len() > MAX_BLOCK {
                 if records.is_empty() {

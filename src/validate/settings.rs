@@ -94,6 +94,11 @@ pub(super) fn resolve(sink: &mut Sink, origins: &mut Origins) -> Option<Settings
         protected: ownership.protected.iter().map(|p| p.to_ascii_lowercase()).collect(),
         removed_users: file.lifecycle.map(|l| l.removed_users).unwrap_or_default(),
         max_deletes: file.guards.as_ref().and_then(|g| g.max_deletes),
+        max_deletes_window: file
+            .guards
+            .as_ref()
+            .and_then(|g| g.max_deletes_window)
+            .unwrap_or(crate::model::config::DEFAULT_MAX_DELETES_WINDOW),
         min_admins: file.guards.and_then(|g| g.min_admins),
         audit_path: file.audit.and_then(|a| a.path).unwrap_or_else(|| DEFAULT_AUDIT_PATH.to_string()),
         notify_webhook,
