@@ -1,8 +1,8 @@
 //! Reading the tenant: users, groups, roles, applications, sign-in methods and activity.
 
 use super::*;
-use crate::provider::ids;
 use crate::model::{HeldElsewhere, MembersDecided, UserField};
+use crate::provider::ids;
 
 impl GraphProvider {
     fn read_error(&self, what: &str, e: GraphError) -> ProviderError {

@@ -34,8 +34,8 @@ mod apply;
 mod bulk;
 pub mod client;
 pub mod filter;
-pub mod schema;
 mod list;
+pub mod schema;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};

@@ -80,7 +80,9 @@ impl Run<'_> {
         } else {
             let page = self.config.max_results.unwrap_or(DEFAULT_PAGE).max(1);
             let limits = crate::provider::bounds::ReadLimits::default();
-            let all = crate::provider::scim::list::list_all(self.client, "Users", &wire::user_attributes(), page, limits).await;
+            let all =
+                crate::provider::scim::list::list_all(self.client, "Users", &wire::user_attributes(), page, limits)
+                    .await;
             all.map_err(|e| match e {
                 crate::provider::scim::list::ListError::Request(e) => e,
                 e => ScimError::Invalid(e.to_string()),
