@@ -9,6 +9,7 @@ pub mod certification;
 pub mod config;
 pub mod dn;
 pub mod eligibility;
+pub mod feed;
 pub mod lifecycle;
 pub mod live;
 mod name;

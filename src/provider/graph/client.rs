@@ -389,6 +389,38 @@ impl GraphClient {
         }
     }
 
+    /// One round of a delta query (§2.1 Delta): from `start` (a path relative to the version
+    /// root, or a delta link from an earlier round), following `@odata.nextLink` to the page that
+    /// carries `@odata.deltaLink`. Returns the objects and that link. Both links must stay on the
+    /// configured endpoint.
+    pub async fn delta_round(&self, start: &str) -> Result<(Vec<Value>, String), GraphError> {
+        let mut next = if start.starts_with('/') { self.absolute(start)? } else { self.check_next(start)? };
+        let mut items = Vec::new();
+        loop {
+            let o = self.send_raw(Method::GET, next.clone(), None).await?;
+            if o.status >= 400 {
+                return Err(graph_error(o.status, o.body.as_ref(), None));
+            }
+            let body = o.body.unwrap_or(Value::Null);
+            let Some(values) = body.get("value").and_then(Value::as_array) else {
+                return Err(GraphError::Invalid(format!("{} answered without a value array", display_url(&next))));
+            };
+            items.extend(values.iter().cloned());
+            if let Some(n) = body.get("@odata.nextLink").and_then(Value::as_str) {
+                next = self.check_next(n)?;
+                continue;
+            }
+            let Some(delta) = body.get("@odata.deltaLink").and_then(Value::as_str) else {
+                return Err(GraphError::Invalid(format!(
+                    "{} ended a delta round without @odata.deltaLink",
+                    display_url(&next)
+                )));
+            };
+            self.check_next(delta)?;
+            return Ok((items, delta.to_string()));
+        }
+    }
+
     /// Resolves a relative next link (from a batch response) for [`GraphClient::follow`].
     pub fn next_link(&self, link: &str) -> Result<Url, GraphError> {
         self.check_next(link)
