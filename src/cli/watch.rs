@@ -13,7 +13,11 @@
 //! - the HTTP responder reads at most [`MAX_REQUEST_BYTES`] of a request, gives each
 //!   connection [`IO_TIMEOUT`], serves at most [`MAX_CONNECTIONS`] at once, and closes every
 //!   connection after one answer;
-//! - SIGTERM or SIGINT stops the loop and the responder cleanly (exit 0).
+//! - SIGTERM or SIGINT stops the loop and the responder cleanly (exit 0);
+//! - the live state of each target is held between checks: a target with a change feed
+//!   (Microsoft Graph) is read through it, in full at the first check, when the feed must start
+//!   again, and every `--resync` (see [`crate::engine::feed`]); `/metrics` says per target how
+//!   it was read.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -25,9 +29,10 @@ use tokio::net::{TcpListener, TcpStream};
 use super::console::Console;
 use super::{CliResult, Context, Exit, Failure, WatchArgs};
 use crate::engine::drift::{self, DriftSettings, Webhook};
+use crate::engine::feed::{Feeds, ReadMode};
 use crate::engine::{Clock, EngineError};
 use crate::output::Printer;
-use crate::output::metrics::{self, DriftMetrics};
+use crate::output::metrics::{self, DriftMetrics, ReadMetrics};
 use crate::plan::Action;
 
 /// The largest request head the responder reads.
@@ -82,12 +87,14 @@ pub async fn run(args: WatchArgs, ctx: Context, printer: &Printer) -> CliResult 
     tokio::pin!(stop);
 
     printer.err(&format!(
-        "keyward watch: checking {} every {:?}; serving http://{addr}/ (the report), http://{addr}/metrics and http://{addr}/healthz\n",
+        "keyward watch: checking {} every {:?} (targets with a change feed read in full every {:?}); serving http://{addr}/ (the report), http://{addr}/metrics and http://{addr}/healthz\n",
         args.dir.display(),
-        args.interval
+        args.interval,
+        args.resync
     ));
     let console = Console::deduplicating(printer);
-    let mut watcher = Watcher { alerted: BTreeSet::new(), failing: false, webhook: None };
+    let mut watcher =
+        Watcher { alerted: BTreeSet::new(), failing: false, webhook: None, feeds: Feeds::new(args.resync) };
     loop {
         tokio::select! {
             _ = watcher.once(&args, ctx, &state, &console) => {}
@@ -111,6 +118,8 @@ struct Watcher {
     failing: bool,
     /// The last webhook resolved, to alert a failure to read the configuration.
     webhook: Option<Arc<Webhook>>,
+    /// The live states held between checks.
+    feeds: Feeds,
 }
 
 impl Watcher {
@@ -160,7 +169,7 @@ impl Watcher {
             retry: ctx.retry,
             targets: args.targets.clone(),
         };
-        let attempt = drift::check(&settings, console).await?;
+        let attempt = drift::check_fed(&settings, console, &mut self.feeds).await?;
         self.webhook = Webhook::from_config(&attempt.config, &args.dir).map_err(EngineError::from)?.map(Arc::new);
         let checked = attempt.checked?;
         let plan = &checked.plan;
@@ -189,7 +198,23 @@ impl Watcher {
             }
         }
         let new = new.len();
-        let metrics = checked.metrics.clone();
+        let mut metrics = checked.metrics.clone();
+        metrics.reads = self
+            .feeds
+            .report()
+            .iter()
+            .map(|(name, f)| {
+                let r = ReadMetrics {
+                    incremental: f.mode == ReadMode::Incremental,
+                    requests: f.requests,
+                    changed: f.changed,
+                    since_full_read: f.since_full.as_secs_f64(),
+                    feed_restarts: f.restarts,
+                    feed_mismatches: f.mismatches,
+                };
+                (name.to_string(), r)
+            })
+            .collect();
         let page = crate::engine::evidence::watch_page(attempt.config, &args.dir, settings.clock, checked)
             .await
             .map_err(Failure::from)?;
