@@ -6,7 +6,9 @@
 //!   its provider has no feed, when the target refuses the cursor (expired, or reset on its
 //!   side: logged, and counted in [`TargetFeed::restarts`]), and at least every `resync`;
 //! - at a resync, the state held is first brought up to date through the feed and then
-//!   compared with the full read; where they differ, both are brought up to date once more
+//!   compared with the full read (what the feed keeps: accounts and bindings with their
+//!   members; the rest of a live state, such as service accounts and eligibility, comes from
+//!   full reads only); where they differ, both are brought up to date once more
 //!   (a change made between the two reads is not a difference) and a difference that remains
 //!   is logged as an error and counted in [`TargetFeed::mismatches`]; the full read is kept;
 //! - any other failure fails the check as a full read's failure would, and the state held is
@@ -192,7 +194,12 @@ async fn read_one(
                 feed.changed = changes.objects();
                 feed.since_full = now.duration_since(held.last_full);
                 tracing::info!(target_name = %name, changed = feed.changed, requests, elapsed_ms = started.elapsed().as_millis() as u64, "read target changes");
-                let next = Held { target: held.target, live: caught_up.clone(), cursor: changes.cursor, last_full: held.last_full };
+                let next = Held {
+                    target: held.target,
+                    live: caught_up.clone(),
+                    cursor: changes.cursor,
+                    last_full: held.last_full,
+                };
                 return Ok(Outcome { live: caught_up, session, held: Some(next), feed });
             }
             // A resync: the full read must equal the state the feed built.
@@ -231,8 +238,7 @@ async fn full(
     feed.changed = 0;
     feed.since_full = Duration::ZERO;
     let _ = name;
-    let held =
-        cursor.map(|cursor| Held { target: target.clone(), live: live.clone(), cursor, last_full: now });
+    let held = cursor.map(|cursor| Held { target: target.clone(), live: live.clone(), cursor, last_full: now });
     Ok(Outcome { live, session, held, feed })
 }
 
@@ -247,7 +253,7 @@ async fn verify(
     built_cursor: Cursor,
     mut out: Outcome,
 ) -> Result<Outcome, Failed> {
-    if feed::normalized(&built) == feed::normalized(&out.live) {
+    if feed::kept(&built) == feed::kept(&out.live) {
         return Ok(out);
     }
     let Some(read) = out.held.as_ref() else { return Ok(out) };

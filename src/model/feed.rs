@@ -92,7 +92,10 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
             }
             LiveChange::Binding { id, binding } => match bindings.get(id) {
                 Some(&i) => {
-                    live.bindings[i].binding = binding.clone();
+                    let old = std::mem::replace(&mut live.bindings[i].binding, binding.clone());
+                    if &old != binding {
+                        rename(live, &old, binding);
+                    }
                     touched.insert(id.clone());
                 }
                 None => {
@@ -107,7 +110,10 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
                 }
             },
             LiveChange::BindingRemoved { id } => {
-                if bindings.remove(id).is_some() {
+                if let Some(i) = bindings.remove(id) {
+                    let gone = live.bindings[i].binding.clone();
+                    live.eligibility.retain(|e| e.binding != gone);
+                    live.activation.retain(|a| a.binding != gone);
                     live.bindings.retain(|b| &b.id != id);
                     bindings = live.bindings.iter().enumerate().map(|(i, b)| (b.id.clone(), i)).collect();
                     touched.remove(id);
@@ -150,6 +156,25 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
     }
 }
 
+/// A binding renamed: what the last full read said about eligibility and activation follows
+/// the new name.
+fn rename(live: &mut LiveTarget, old: &Binding, new: &Binding) {
+    for e in live.eligibility.iter_mut().filter(|e| &e.binding == old) {
+        e.binding = new.clone();
+    }
+    for a in live.activation.iter_mut().filter(|a| &a.binding == old) {
+        a.binding = new.clone();
+    }
+}
+
+/// What a feed keeps up to date, in the form two reads of the same state share: accounts and
+/// bindings by id, members sorted. The rest of a live state (service accounts, eligibility,
+/// activation rules, policies) comes from full reads only.
+pub fn kept(live: &LiveTarget) -> (Vec<LiveAccount>, Vec<LiveBinding>) {
+    let n = normalized(live);
+    (n.accounts, n.bindings)
+}
+
 /// `live` in the form two reads of the same state share: accounts, service accounts and
 /// bindings by id, members sorted.
 pub fn normalized(live: &LiveTarget) -> LiveTarget {
@@ -163,8 +188,8 @@ pub fn normalized(live: &LiveTarget) -> LiveTarget {
     n
 }
 
-/// What differs between two states, by object, for the log when a resync finds the state
-/// built from a feed differs from a full read: ids only, never values.
+/// What differs between what two states [`kept`], by object, for the log when a resync finds
+/// the state built from a feed differs from a full read: ids only, never values.
 pub fn differences(held: &LiveTarget, read: &LiveTarget) -> Vec<String> {
     let (held, read) = (normalized(held), normalized(read));
     let mut out = Vec::new();
@@ -187,15 +212,6 @@ pub fn differences(held: &LiveTarget, read: &LiveTarget) -> Vec<String> {
             (Some(a), Some(b)) if a != b => out.push(format!("binding {id}: differs")),
             _ => {}
         }
-    }
-    let rest = |t: &LiveTarget| {
-        let mut t = t.clone();
-        t.accounts.clear();
-        t.bindings.clear();
-        t
-    };
-    if rest(&held) != rest(&read) {
-        out.push("service accounts, sign-in methods policy or eligibility: differ".into());
     }
     out
 }

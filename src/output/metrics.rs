@@ -146,7 +146,11 @@ pub fn render(m: &DriftMetrics) -> String {
 }
 
 fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
-    head(out, "keyward_read_mode", "How the last check read each target: through its change feed, or in full (1 for the mode used).");
+    head(
+        out,
+        "keyward_read_mode",
+        "How the last check read each target: through its change feed, or in full (1 for the mode used).",
+    );
     for (t, r) in reads {
         let t = escape(t);
         let _ = writeln!(out, "keyward_read_mode{{target=\"{t}\",mode=\"full\"}} {}", u8::from(!r.incremental));
@@ -166,7 +170,11 @@ fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
     for (t, r) in reads {
         let _ = writeln!(out, "keyward_seconds_since_full_read{{target=\"{}\"}} {:.3}", escape(t), r.since_full_read);
     }
-    head(out, "keyward_feed_restarts", "Change-feed cursors each target refused since watching began, each followed by a full read.");
+    head(
+        out,
+        "keyward_feed_restarts",
+        "Change-feed cursors each target refused since watching began, each followed by a full read.",
+    );
     for (t, r) in reads {
         let _ = writeln!(out, "keyward_feed_restarts{{target=\"{}\"}} {}", escape(t), r.feed_restarts);
     }

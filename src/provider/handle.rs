@@ -10,8 +10,8 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use super::{Access, ApplyError, Attribution, FeedError, IssueRequest, Issued, Provider, ProviderError};
-use crate::model::feed::{Changes, Cursor};
 use crate::credential::proof::SigningCertificate;
+use crate::model::feed::{Changes, Cursor};
 use crate::model::{Capabilities, LiveBinding, LiveTarget, RoleEvent, Target};
 use crate::plan::Change;
 use crate::remote::RetryPolicy;

@@ -28,8 +28,8 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use crate::credential::proof::SigningCertificate;
-pub use crate::model::{Attribution, BindingSupport, Capabilities, capabilities};
 pub use crate::model::feed::{Changes, Cursor, LiveChange};
+pub use crate::model::{Attribution, BindingSupport, Capabilities, capabilities};
 use crate::model::{LiveBinding, LiveTarget, Secret, Target, Timestamp, digest};
 use crate::plan::Change;
 use crate::remote::RetryPolicy;

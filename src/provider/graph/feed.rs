@@ -31,7 +31,9 @@ const GROUPS: &str = "groups";
 fn expired(e: &GraphError) -> bool {
     e.status() == Some(410)
         || (e.status() == Some(400)
-            && e.code().is_some_and(|c| c.eq_ignore_ascii_case("syncStateNotFound") || c.eq_ignore_ascii_case("resyncRequired")))
+            && e.code().is_some_and(|c| {
+                c.eq_ignore_ascii_case("syncStateNotFound") || c.eq_ignore_ascii_case("resyncRequired")
+            }))
 }
 
 /// A member reference of `…@delta`: its id, and whether it was removed.
@@ -42,7 +44,10 @@ fn reference(v: &Value) -> Option<(String, bool)> {
 impl GraphProvider {
     fn feed_error(&self, what: &str, e: GraphError) -> FeedError {
         if expired(&e) {
-            FeedError::Expired { target: self.target.clone(), message: format!("the {what} delta link was refused: {e}") }
+            FeedError::Expired {
+                target: self.target.clone(),
+                message: format!("the {what} delta link was refused: {e}"),
+            }
         } else {
             FeedError::Read(ProviderError::Remote {
                 target: self.target.clone(),
@@ -90,7 +95,9 @@ impl GraphProvider {
             if let Some(name) = str_of(g, "displayName") {
                 changes.push(LiveChange::Binding { id: id.clone(), binding: Binding::Group(name) });
             }
-            for (member, added) in g.get("members@delta").and_then(Value::as_array).into_iter().flatten().filter_map(reference) {
+            for (member, added) in
+                g.get("members@delta").and_then(Value::as_array).into_iter().flatten().filter_map(reference)
+            {
                 changes.push(if added {
                     LiveChange::MemberAdded { binding: id.clone(), member }
                 } else {
@@ -100,7 +107,10 @@ impl GraphProvider {
         }
         tracing::debug!(target_name = %self.target, users = users.len(), groups = groups.len(),
             requests = self.client.requests(), "read Graph changes");
-        Ok(Changes { changes, cursor: Cursor([(USERS.to_string(), users_next), (GROUPS.to_string(), groups_next)].into()) })
+        Ok(Changes {
+            changes,
+            cursor: Cursor([(USERS.to_string(), users_next), (GROUPS.to_string(), groups_next)].into()),
+        })
     }
 
     /// The users' round as account changes: each changed user whole, with its manager's
@@ -123,9 +133,10 @@ impl GraphProvider {
             let u = WireUser::parse(v)
                 .map_err(|m| self.invalid_feed(format!("a user read from the Graph feed is not valid: {m}")))?;
             // manager@delta: Some(Some(id)) set, Some(None) cleared, None unchanged.
-            let manager = v.get("manager@delta").and_then(Value::as_array).map(|refs| {
-                refs.iter().filter_map(reference).filter(|(_, added)| *added).map(|(m, _)| m).next_back()
-            });
+            let manager = v
+                .get("manager@delta")
+                .and_then(Value::as_array)
+                .map(|refs| refs.iter().filter_map(reference).filter(|(_, added)| *added).map(|(m, _)| m).next_back());
             order.push(Ok(parsed.len()));
             parsed.push((u, manager));
         }

@@ -1,0 +1,199 @@
+//! The Graph provider's change feed against the Graph fake: after each of a scripted sequence
+//! of changes made in the portal (outside keyward), the state built from the feed equals a
+//! fresh full read; an idle round costs two requests; removals are seen; an expired or reset
+//! cursor is refused so the caller reads in full.
+
+use std::path::Path;
+
+use keyward::model::config::{ClientCredential, Connection, Target};
+use keyward::model::feed::{self, Cursor};
+use keyward::model::{Binding, LiveTarget, Name, SecretRef, UsersScope};
+use keyward::provider::{self, Access, FeedError, Provider};
+use keyward_fakes::graph::Graph;
+use serde_json::json;
+
+const TENANT: &str = "northwind.example";
+const CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+
+fn target(url: &str) -> Target {
+    Target {
+        name: Name::new("entra").unwrap(),
+        users: UsersScope::All,
+        ca_file: None,
+        connection: Connection::Graph {
+            tenant: TENANT.into(),
+            client_id: CLIENT.into(),
+            credential: ClientCredential::Secret(SecretRef::File("client-secret".into())),
+            endpoint: Some(url.into()),
+            authority: Some(url.into()),
+            federated_domains: vec![],
+        },
+    }
+}
+
+/// A client secret made at test time, registered with the fake and written for the target.
+fn register(g: &Graph, root: &Path) {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let secret = format!("test-secret-{:016x}", h.finish());
+    g.entra().register(CLIENT, Some(&secret));
+    std::fs::write(root.join("client-secret"), &secret).unwrap();
+}
+
+fn open(url: &str, root: &Path) -> Box<dyn Provider> {
+    provider::open(&target(url), root, Access::Read).unwrap()
+}
+
+/// What a watcher holds: the state and the cursor.
+struct Held {
+    live: LiveTarget,
+    cursor: Cursor,
+}
+
+struct Tenant {
+    g: Graph,
+    _fake: keyward_fakes::Running,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Tenant {
+    fn new(g: Graph) -> Tenant {
+        let fake = g.serve();
+        let dir = tempfile::tempdir().unwrap();
+        register(&g, dir.path());
+        Tenant { url: fake.url(), g, _fake: fake, dir }
+    }
+
+    async fn start(&self) -> Held {
+        let (live, cursor) = open(&self.url, self.dir.path()).read_with_cursor().await.unwrap();
+        Held { live, cursor: cursor.expect("Graph has a change feed") }
+    }
+
+    /// One round of the feed applied to `held`; returns the requests it took and the changes.
+    async fn catch_up(&self, held: &mut Held) -> Result<(usize, usize), FeedError> {
+        let mut p = open(&self.url, self.dir.path());
+        let changes = p.read_changes(&held.cursor, &held.live).await?;
+        feed::apply(&mut held.live, &changes.changes, |b| p.binding_fingerprint(b));
+        held.cursor = changes.cursor.clone();
+        Ok((p.requests().unwrap(), changes.objects()))
+    }
+
+    async fn full(&self) -> LiveTarget {
+        open(&self.url, self.dir.path()).read().await.unwrap()
+    }
+
+    /// Catches up and checks the state equals a full read.
+    async fn step(&self, held: &mut Held, what: &str) -> usize {
+        let (_, changed) = self.catch_up(held).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let full = self.full().await;
+        assert_eq!(
+            feed::kept(&held.live),
+            feed::kept(&full),
+            "{what}: the state built from the feed differs from a full read: {:?}",
+            feed::differences(&held.live, &full)
+        );
+        changed
+    }
+}
+
+fn group<'a>(live: &'a LiveTarget, name: &str) -> &'a keyward::model::LiveBinding {
+    live.bindings.iter().find(|b| b.binding == Binding::Group(name.into())).unwrap_or_else(|| panic!("group {name}"))
+}
+
+#[tokio::test]
+async fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
+    let g = Graph::new();
+    let users = g.add_users("u", TENANT, 6);
+    let sales = g.add_group("sales");
+    g.add_members(&sales, &users[..3]);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    let full = t.full().await;
+    // Right after a full read, everything is equal, not only what the feed keeps.
+    assert_eq!(feed::normalized(&held.live), feed::normalized(&full));
+
+    // Idle: two requests (one per collection), nothing changed.
+    let (requests, changed) = t.catch_up(&mut held).await.unwrap();
+    assert_eq!((requests, changed), (2, 0));
+
+    let admin = t.g.portal("admin@northwind.example");
+    let new = admin.create_user("new.hire@northwind.example", "New Hire");
+    assert_eq!(t.step(&mut held, "create a user").await, 1);
+    assert!(held.live.accounts.iter().any(|a| a.id == new));
+
+    admin.update_user(&users[0], json!({"jobTitle": "Buyer", "department": "Purchasing"}));
+    t.step(&mut held, "update a user").await;
+    admin.set_manager(&users[1], Some(&users[2]));
+    t.step(&mut held, "set a manager").await;
+    admin.update_user(&users[2], json!({"userPrincipalName": "renamed@northwind.example"}));
+    t.step(&mut held, "rename a manager").await;
+    let managed = held.live.accounts.iter().find(|a| a.id == users[1]).unwrap();
+    assert_eq!(managed.attrs.manager.as_deref(), Some("renamed@northwind.example"));
+    admin.set_account_enabled(&users[3], false);
+    t.step(&mut held, "block sign-in").await;
+
+    admin.add_member(&sales, &users[4]);
+    t.step(&mut held, "add a member").await;
+    assert!(group(&held.live, "sales").members.contains(&users[4]));
+    admin.remove_member(&sales, &users[0]);
+    t.step(&mut held, "remove a member").await;
+    assert!(!group(&held.live, "sales").members.contains(&users[0]));
+
+    let ops = admin.create_group("ops");
+    admin.add_member(&ops, &new);
+    t.step(&mut held, "create a group with a member").await;
+    admin.update_group(&ops, json!({"displayName": "operations"}));
+    t.step(&mut held, "rename a group").await;
+    assert_eq!(group(&held.live, "operations").members, vec![new.clone()]);
+
+    // Removals: a soft-deleted user leaves the accounts and every group it was in.
+    admin.delete_user(&users[1]);
+    t.step(&mut held, "delete a user").await;
+    assert!(held.live.accounts.iter().all(|a| a.id != users[1]), "the removal is seen");
+    assert!(!group(&held.live, "sales").members.contains(&users[1]));
+    admin.purge_user(&users[1]);
+    t.step(&mut held, "delete a user for good").await;
+    admin.delete_group(&ops);
+    t.step(&mut held, "delete a group").await;
+    assert!(held.live.bindings.iter().all(|b| b.id != ops));
+
+    // Several changes in one round over small pages.
+    t.g.set_delta_page_size(2, 2);
+    for i in 0..5 {
+        admin.create_user(&format!("batch{i}@northwind.example"), "Batch");
+    }
+    admin.add_member(&sales, &users[5]);
+    admin.update_user(&users[4], json!({"jobTitle": "Clerk"}));
+    assert_eq!(t.step(&mut held, "a round of seven changes in pages").await, 7);
+}
+
+#[tokio::test]
+async fn an_expired_or_reset_cursor_is_refused_and_a_new_full_read_starts_again() {
+    let g = Graph::new();
+    let users = g.add_users("u", TENANT, 3);
+    let t = Tenant::new(g);
+    t.g.set_now(1_900_000_000);
+    let mut held = t.start().await;
+
+    // Tokens of directory objects last seven days.
+    t.g.set_now(1_900_000_000 + 8 * 24 * 3600);
+    match t.catch_up(&mut held).await {
+        Err(FeedError::Expired { message, .. }) => assert!(message.contains("syncStateNotFound"), "{message}"),
+        other => panic!("an expired link is refused: {other:?}"),
+    }
+    let mut held = t.start().await;
+    t.catch_up(&mut held).await.unwrap();
+
+    // A synchronization reset: 410 Gone.
+    t.g.reset_sync();
+    t.g.portal("admin@northwind.example").update_user(&users[0], json!({"jobTitle": "Buyer"}));
+    match t.catch_up(&mut held).await {
+        Err(FeedError::Expired { message, .. }) => assert!(message.contains("410"), "{message}"),
+        other => panic!("a reset link is refused: {other:?}"),
+    }
+    let mut held = t.start().await;
+    assert_eq!(feed::normalized(&held.live), feed::normalized(&t.full().await));
+    assert_eq!(t.catch_up(&mut held).await.unwrap().1, 0);
+}
