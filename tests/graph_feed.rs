@@ -1,9 +1,17 @@
 //! The Graph provider's change feed against the Graph fake: after each of a scripted sequence
 //! of changes made in the portal (outside keyward), the state built from the feed equals a
 //! fresh full read; an idle round costs two requests; removals are seen; an expired or reset
-//! cursor is refused so the caller reads in full.
+//! cursor is refused so the caller reads in full; and `keyward watch` end to end, reading the
+//! tenant through the feed and alerting a change made in the portal within a few intervals.
 
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use keyward::model::config::{ClientCredential, Connection, Target};
 use keyward::model::feed::{self, Cursor};
@@ -196,4 +204,123 @@ async fn an_expired_or_reset_cursor_is_refused_and_a_new_full_read_starts_again(
     let mut held = t.start().await;
     assert_eq!(feed::normalized(&held.live), feed::normalized(&t.full().await));
     assert_eq!(t.catch_up(&mut held).await.unwrap().1, 0);
+}
+
+// -- keyward watch, end to end --------------------------------------------------------------------
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// The value of one series in OpenMetrics text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until the metrics satisfy `ok`; returns them.
+fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = http_get(addr, "/metrics");
+        if ok(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{m}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"directory\",mode=\"incremental\"}";
+const RESTARTS: &str = "keyward_feed_restarts{target=\"directory\"}";
+
+#[test]
+fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_few_intervals() {
+    let g = Graph::new();
+    let sb = support::Sandbox::example("quickstart");
+    register(&g, &sb.root);
+    let fake = g.serve();
+    let url = fake.url();
+    sb.edit(
+        "keyward.yaml",
+        "    provider: file\n    path: .keyward/directory.json   # a local JSON file that stands in for a live directory\n",
+        &format!(
+            "    provider: graph\n    tenant: {TENANT}\n    clientId: {CLIENT}\n    clientSecret: ${{file:client-secret}}\n    endpoint: {url}\n    authority: {url}\n"
+        ),
+    );
+    sb.run(&["apply", "{dir}", "--auto-approve"]).expect(0);
+    sb.run(&["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+
+    let mut child = sb
+        .cmd(&["watch", sb.root.to_str().unwrap(), "--interval", "200ms", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (err_tx, errs) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let (out_tx, outs) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = errs.recv_timeout(Duration::from_secs(30)).expect("watch announces its address");
+        if let Some(rest) = line.split_once("serving http://") {
+            break rest.1.split('/').next().unwrap().to_string();
+        }
+    };
+
+    // The first check reads in full; the next ones through the feed, two requests each.
+    let m = metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    assert_eq!(sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(2.0), "{m}");
+    assert_eq!(sample(&m, "keyward_read_changed_objects{target=\"directory\"}"), Some(0.0), "{m}");
+    assert!(sample(&m, "keyward_seconds_since_full_read{target=\"directory\"}").unwrap() > 0.0, "{m}");
+    assert!(outs.try_recv().is_err(), "no drift, no alert");
+
+    // A change in the portal is alerted within a few intervals, read through the feed.
+    let janet = g.user("janet.leverling@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    let admin = g.portal("admin@northwind.example");
+    let changed = Instant::now();
+    admin.update_user(&janet, json!({"jobTitle": "Hacker"}));
+    let line = outs.recv_timeout(Duration::from_secs(10)).expect("the change is alerted");
+    assert!(line.contains("drift: update directory.user.janet.leverling"), "{line}");
+    assert!(
+        changed.elapsed() < Duration::from_secs(5),
+        "alerted within a few 200 ms intervals: {:?}",
+        changed.elapsed()
+    );
+    assert_eq!(sample(&http_get(&addr, "/metrics"), MODE_INCREMENTAL), Some(1.0));
+
+    // A membership granted in the portal: the group's members@delta.
+    let admins = g.group_id("finance-admins").expect("the quick start's group");
+    let steven = g.user("steven.buchanan@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    admin.add_member(&admins, &steven);
+    let line = outs.recv_timeout(Duration::from_secs(10)).expect("the grant is alerted");
+    assert!(line.contains("drift: revoke directory.") && line.contains("steven.buchanan"), "{line}");
+
+    // A synchronization reset: the feed starts again with a full read, and nothing is alerted
+    // that did not change (the drift already alerted is not alerted again).
+    let before = sample(&http_get(&addr, "/metrics"), RESTARTS).unwrap();
+    g.reset_sync();
+    metrics_until(&addr, "the feed starts again", |m| sample(m, RESTARTS) == Some(before + 1.0));
+    metrics_until(&addr, "checks turn incremental again", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(outs.try_recv().is_err(), "no false alert after the full read");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
 }
