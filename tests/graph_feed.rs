@@ -238,8 +238,8 @@ fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
 const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"directory\",mode=\"incremental\"}";
 const RESTARTS: &str = "keyward_feed_restarts{target=\"directory\"}";
 
-#[test]
-fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_few_intervals() {
+/// The quick start on the Graph fake, applied.
+fn graph_quickstart() -> (Graph, keyward_fakes::Running, support::Sandbox) {
     let g = Graph::new();
     let sb = support::Sandbox::example("quickstart");
     register(&g, &sb.root);
@@ -254,13 +254,14 @@ fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_f
     );
     sb.run(&["apply", "{dir}", "--auto-approve"]).expect(0);
     sb.run(&["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+    (g, fake, sb)
+}
 
-    let mut child = sb
-        .cmd(&["watch", sb.root.to_str().unwrap(), "--interval", "200ms", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// `keyward watch` every 200 ms on the sandbox: the process, its address, its stdout lines.
+fn watch(sb: &support::Sandbox, extra: &[&str]) -> (std::process::Child, String, mpsc::Receiver<String>) {
+    let mut args = vec!["watch", sb.root.to_str().unwrap(), "--interval", "200ms", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = sb.cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (err_tx, errs) = mpsc::channel::<String>();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -281,6 +282,19 @@ fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_f
             break rest.1.split('/').next().unwrap().to_string();
         }
     };
+    (child, addr, outs)
+}
+
+fn stop(mut child: std::process::Child) {
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_few_intervals() {
+    let (g, _fake, sb) = graph_quickstart();
+    let (child, addr, outs) = watch(&sb, &[]);
 
     // The first check reads in full; the next ones through the feed, two requests each.
     let m = metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
@@ -319,8 +333,41 @@ fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_f
     std::thread::sleep(Duration::from_millis(600));
     assert!(outs.try_recv().is_err(), "no false alert after the full read");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(child);
+}
+
+const MISMATCHES: &str = "keyward_feed_mismatches{target=\"directory\"}";
+const SINCE_FULL: &str = "keyward_seconds_since_full_read{target=\"directory\"}";
+
+#[test]
+fn a_resync_reads_in_full_and_counts_a_state_the_feed_got_wrong() {
+    let (g, _fake, sb) = graph_quickstart();
+    let (child, addr, outs) = watch(&sb, &["--resync", "1s"]);
+    let admin = g.portal("admin@northwind.example");
+    let janet = g.user("janet.leverling@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+
+    // Changes the feed reports whole: the resync finds the same state.
+    metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    admin.update_user(&janet, json!({"jobTitle": "Hacker"}));
+    let m = metrics_until(&addr, "a resync", |m| {
+        sample(m, MODE_INCREMENTAL) == Some(0.0) && sample(m, SINCE_FULL) == Some(0.0)
+    });
+    assert_eq!(sample(&m, MISMATCHES), Some(0.0), "{m}");
+    assert_eq!(sample(&m, RESTARTS), Some(0.0), "{m}");
+
+    // A restored user comes back with its group memberships, which the groups' members@delta
+    // does not report (it did not report the soft delete either): only a full read shows them.
+    metrics_until(&addr, "checks turn incremental again", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    admin.delete_user(&janet);
+    // The deletion was read (through the feed or a resync) when its drift is alerted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !outs.recv_timeout(Duration::from_secs(30)).unwrap().contains("drift: create directory.user.janet.leverling")
+    {
+        assert!(Instant::now() < deadline, "the deletion is alerted");
+    }
+    metrics_until(&addr, "the deletion was read through the feed", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    admin.restore_user(&janet);
+    let m = metrics_until(&addr, "the resync counts the difference", |m| sample(m, MISMATCHES) == Some(1.0));
+    assert_eq!(sample(&m, RESTARTS), Some(0.0), "{m}");
+    stop(child);
 }
