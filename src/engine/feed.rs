@@ -184,7 +184,7 @@ async fn read_one(
     };
     match opened.read_changes(&held.cursor, &held.live).await {
         Ok((changes, session)) => {
-            let mut caught_up = held.live.clone();
+            let Held { target: held_target, live: mut caught_up, last_full, .. } = held;
             feed::apply(&mut caught_up, &changes.changes, |b| session.binding_fingerprint(b));
             let requests = session.requests().unwrap_or(0);
             if !due {
@@ -192,23 +192,23 @@ async fn read_one(
                 feed.has_feed = true;
                 feed.requests = session.requests();
                 feed.changed = changes.objects();
-                feed.since_full = now.duration_since(held.last_full);
-                tracing::info!(target_name = %name, changed = feed.changed, requests, elapsed_ms = started.elapsed().as_millis() as u64, "read target changes");
-                let next = Held {
-                    target: held.target,
-                    live: caught_up.clone(),
-                    cursor: changes.cursor,
-                    last_full: held.last_full,
-                };
+                feed.since_full = now.duration_since(last_full);
+                tracing::info!(target_name = %name, changed = feed.changed, requests,
+                    elapsed_ms = started.elapsed().as_millis() as u64, "read target changes");
+                let next = Held { target: held_target, live: caught_up.clone(), cursor: changes.cursor, last_full };
                 return Ok(Outcome { live: caught_up, session, held: Some(next), feed });
             }
-            // A resync: the full read must equal the state the feed built.
+            // A resync: the full read must equal the state the feed built, which is held should
+            // the full read fail.
+            let built = Held { target: held_target, live: caught_up, cursor: changes.cursor, last_full };
             let opened = match open() {
                 Ok(o) => o,
-                Err(e) => return Err((e, Some(held))),
+                Err(e) => return Err((e, Some(built))),
             };
-            let out = full(name, target, opened, now, feed, requests).await.map_err(|e| (e, Some(held)))?;
-            verify(name, target, root, retry, caught_up, changes.cursor, out).await
+            match full(name, target, opened, now, feed, requests).await {
+                Ok(out) => verify(name, target, root, retry, built.live, built.cursor, out).await,
+                Err(e) => Err((e, Some(built))),
+            }
         }
         Err((FeedError::Unsupported { .. }, opened)) => {
             full(name, target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))

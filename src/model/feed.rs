@@ -68,8 +68,30 @@ impl Changes {
 /// id, name and members, as its provider computes it on a full read; it is called once per
 /// binding the changes touch.
 pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn(&LiveBinding) -> String) {
-    let mut accounts: BTreeMap<String, usize> =
-        live.accounts.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+    if changes.is_empty() {
+        return;
+    }
+    // Only the accounts the changes name are indexed: one pass, however many accounts.
+    let wanted: BTreeSet<&str> = changes
+        .iter()
+        .filter_map(|c| match c {
+            LiveChange::Account(a) => Some(a.id.as_str()),
+            LiveChange::AccountRemoved { id } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let index = |accounts: &[LiveAccount]| -> BTreeMap<String, usize> {
+        if wanted.is_empty() {
+            return BTreeMap::new();
+        }
+        accounts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| wanted.contains(a.id.as_str()))
+            .map(|(i, a)| (a.id.clone(), i))
+            .collect()
+    };
+    let mut accounts = index(&live.accounts);
     let mut bindings: BTreeMap<String, usize> =
         live.bindings.iter().enumerate().map(|(i, b)| (b.id.clone(), i)).collect();
     let mut touched: BTreeSet<String> = BTreeSet::new();
@@ -80,7 +102,7 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
                 if removed_accounts.remove(&a.id) {
                     // Removed earlier in this round: its old entry goes before the new one.
                     live.accounts.retain(|x| x.id != a.id);
-                    accounts = live.accounts.iter().enumerate().map(|(i, x)| (x.id.clone(), i)).collect();
+                    accounts = index(&live.accounts);
                 }
                 match accounts.get(&a.id) {
                     Some(&i) => live.accounts[i] = a.clone(),
