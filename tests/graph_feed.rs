@@ -371,3 +371,19 @@ fn a_resync_reads_in_full_and_counts_a_state_the_feed_got_wrong() {
     assert_eq!(sample(&m, RESTARTS), Some(0.0), "{m}");
     stop(child);
 }
+
+#[tokio::test]
+async fn a_cursor_pointing_outside_the_endpoint_is_refused_before_any_request() {
+    let g = Graph::new();
+    g.add_users("u", TENANT, 2);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    let elsewhere = "http://127.0.0.2:9/v1.0/users/delta?$deltatoken=x".to_string();
+    held.cursor.0.insert("users".into(), elsewhere);
+    let before = t.g.graph_requests();
+    match t.catch_up(&mut held).await {
+        Err(FeedError::Read(e)) => assert!(e.to_string().contains("refusing to send the token"), "{e}"),
+        other => panic!("a foreign delta link is refused: {other:?}"),
+    }
+    assert_eq!(t.g.graph_requests(), before, "nothing was sent");
+}

@@ -366,6 +366,9 @@ mod tests {
     fn intervals() {
         assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_interval("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_interval("1ms"), Ok(Duration::from_millis(1)), "the shortest interval");
+        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)), "--resync's default");
         assert!(parse_interval("0s").is_err());
         assert!(parse_interval("5").is_err());
         assert!(parse_interval("m").is_err());

@@ -175,7 +175,7 @@ async fn read_one(
     let mut feed = TargetFeed { restarts: previous.restarts, mismatches: previous.mismatches, ..Default::default() };
     let Some(held) = held else {
         let opened = open().map_err(|e| (e, None))?;
-        return full(name, target, opened, now, feed, 0).await.map_err(|e| (e, None));
+        return full(target, opened, now, feed, 0).await.map_err(|e| (e, None));
     };
     let due = now.duration_since(held.last_full) >= resync;
     let opened = match open() {
@@ -205,18 +205,18 @@ async fn read_one(
                 Ok(o) => o,
                 Err(e) => return Err((e, Some(built))),
             };
-            match full(name, target, opened, now, feed, requests).await {
+            match full(target, opened, now, feed, requests).await {
                 Ok(out) => verify(name, target, root, retry, built.live, built.cursor, out).await,
                 Err(e) => Err((e, Some(built))),
             }
         }
-        Err((FeedError::Unsupported { .. }, opened)) => {
-            full(name, target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
+        Err((FeedError::Unsupported, opened)) => {
+            full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
         }
         Err((FeedError::Expired { message, .. }, opened)) => {
             tracing::warn!(target_name = %name, %message, "the change feed must start again; reading in full");
             feed.restarts += 1;
-            full(name, target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
+            full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
         }
         Err((FeedError::Read(e), _)) => Err((e.into(), Some(held))),
     }
@@ -224,7 +224,6 @@ async fn read_one(
 
 /// A full read, with a cursor where the target has a feed.
 async fn full(
-    name: &Name,
     target: &Target,
     opened: Opened<Reading>,
     now: Instant,
@@ -237,7 +236,6 @@ async fn full(
     feed.requests = session.requests().map(|r| r + earlier_requests);
     feed.changed = 0;
     feed.since_full = Duration::ZERO;
-    let _ = name;
     let held = cursor.map(|cursor| Held { target: target.clone(), live: live.clone(), cursor, last_full: now });
     Ok(Outcome { live, session, held, feed })
 }

@@ -61,8 +61,8 @@ pub enum FeedError {
     #[error("{target}: the change feed must start again: {message}")]
     Expired { target: String, message: String },
     /// The target has no change feed.
-    #[error("{target}: the target offers no change feed")]
-    Unsupported { target: String },
+    #[error("the target offers no change feed")]
+    Unsupported,
     #[error(transparent)]
     Read(#[from] ProviderError),
 }
@@ -204,7 +204,7 @@ pub trait Provider: Send {
     /// cursor the target refuses is [`FeedError::Expired`]: the caller reads in full.
     async fn read_changes(&mut self, cursor: &Cursor, last: &LiveTarget) -> Result<Changes, FeedError> {
         let _ = (cursor, last);
-        Err(FeedError::Unsupported { target: String::new() })
+        Err(FeedError::Unsupported)
     }
 
     /// A binding's fingerprint from its id, name and members, as a full read computes it (for

@@ -2,7 +2,8 @@
 //!
 //! Guarantees:
 //! - the token goes only into the `Authorization` header of requests to the configured
-//!   endpoint: an `@odata.nextLink` pointing elsewhere is refused, redirects are not followed;
+//!   endpoint: an `@odata.nextLink` or `@odata.deltaLink` pointing elsewhere is refused,
+//!   redirects are not followed;
 //!   a `401` drops the cached token and the request is sent once more with a new one;
 //! - a `429` (or `503` with `Retry-After`), whether for a whole request or for one request
 //!   inside a `$batch`, pauses every request of this client until the time asked has passed and
