@@ -210,9 +210,7 @@ async fn read_one(
                 Err(e) => Err((e, Some(built))),
             }
         }
-        Err((FeedError::Unsupported, opened)) => {
-            full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
-        }
+        Err((FeedError::Unsupported, opened)) => full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held))),
         Err((FeedError::Expired { message, .. }, opened)) => {
             tracing::warn!(target_name = %name, %message, "the change feed must start again; reading in full");
             feed.restarts += 1;

@@ -25,7 +25,7 @@ pub struct Cursor(pub BTreeMap<String, String>);
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveChange {
     /// An account created or updated, whole.
-    Account(LiveAccount),
+    Account(Box<LiveAccount>),
     /// The account with this id is gone (deleted, soft-deleted, or out of scope).
     AccountRemoved { id: String },
     /// A binding created or renamed; its members are untouched (new: none).
@@ -105,10 +105,10 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
                     accounts = index(&live.accounts);
                 }
                 match accounts.get(&a.id) {
-                    Some(&i) => live.accounts[i] = a.clone(),
+                    Some(&i) => live.accounts[i] = (**a).clone(),
                     None => {
                         accounts.insert(a.id.clone(), live.accounts.len());
-                        live.accounts.push(a.clone());
+                        live.accounts.push((**a).clone());
                     }
                 }
             }
@@ -300,7 +300,7 @@ mod tests {
                         fingerprint: format!("f{title}"),
                     };
                     self.accounts.insert(id, a.clone());
-                    vec![LiveChange::Account(a)]
+                    vec![LiveChange::Account(Box::new(a))]
                 }
                 Op::RemoveAccount { account } => {
                     let id = format!("u{account}");

@@ -196,9 +196,30 @@ mod tests {
     fn every_sample_has_a_type_and_the_text_ends_with_eof() {
         let mut m = DriftMetrics { up: true, horizon_days: 14, ..Default::default() };
         m.drift.insert(("dir\"ectory".into(), "user".into()), 2);
+        m.reads.insert(
+            "entra".into(),
+            ReadMetrics {
+                incremental: true,
+                requests: Some(2),
+                changed: 3,
+                since_full_read: 1.5,
+                ..Default::default()
+            },
+        );
         let text = render(&m);
         assert!(text.ends_with("# EOF\n"));
         assert!(text.contains("keyward_drift_items{target=\"dir\\\"ectory\",kind=\"user\"} 2\n"));
+        for line in [
+            "keyward_read_mode{target=\"entra\",mode=\"incremental\"} 1",
+            "keyward_read_mode{target=\"entra\",mode=\"full\"} 0",
+            "keyward_read_requests{target=\"entra\"} 2",
+            "keyward_read_changed_objects{target=\"entra\"} 3",
+            "keyward_seconds_since_full_read{target=\"entra\"} 1.500",
+            "keyward_feed_restarts{target=\"entra\"} 0",
+            "keyward_feed_mismatches{target=\"entra\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(text.contains(&format!("# TYPE {name} gauge")), "{line}");

@@ -167,7 +167,7 @@ impl GraphProvider {
                     if let Some(b) = before.filter(|b| b.user_name != u.user_name) {
                         renamed.insert(b.user_name.clone(), u.user_name.clone());
                     }
-                    out.push(LiveChange::Account(account_of(u, manager)));
+                    out.push(LiveChange::Account(Box::new(account_of(u, manager))));
                 }
             }
         }
@@ -178,7 +178,7 @@ impl GraphProvider {
                     let mut a = a.clone();
                     a.attrs.manager = Some(new.clone());
                     a.fingerprint = account_fingerprint(&a.id, &a.user_name, &a.attrs, a.active);
-                    out.push(LiveChange::Account(a));
+                    out.push(LiveChange::Account(Box::new(a)));
                 }
             }
         }
