@@ -282,6 +282,10 @@ pub struct WatchArgs {
     /// Check only this target (repeatable).
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
+    /// Read targets that have a change feed in full at least this often, and check that the
+    /// state built from the feed equals the full read.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = watch::parse_interval)]
+    pub resync: std::time::Duration,
 }
 
 /// `--lock-timeout`: an interval, or `0` (do not wait: fail at once when the lock is held).

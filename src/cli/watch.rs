@@ -15,7 +15,11 @@
 //!   connection after one answer; a new connection is always accepted, closing the oldest
 //!   open one when all are taken (preferring one that has not sent its request yet), so idle
 //!   connections cannot stall `/healthz`;
-//! - SIGTERM or SIGINT stops the loop and the responder cleanly (exit 0).
+//! - SIGTERM or SIGINT stops the loop and the responder cleanly (exit 0);
+//! - the live state of each target is held between checks: a target with a change feed
+//!   (Microsoft Graph) is read through it, in full at the first check, when the feed must start
+//!   again, and every `--resync` (see [`crate::engine::feed`]); `/metrics` says per target how
+//!   it was read.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,10 +32,11 @@ use tokio::net::{TcpListener, TcpStream};
 use super::console::Console;
 use super::{CliResult, Context, Exit, Failure, WatchArgs};
 use crate::engine::drift::{self, DriftSettings, Webhook};
+use crate::engine::feed::{Feeds, ReadMode};
 use crate::engine::{Clock, EngineError};
 use crate::model::escape::Term;
 use crate::output::Printer;
-use crate::output::metrics::{self, DriftMetrics};
+use crate::output::metrics::{self, DriftMetrics, ReadMetrics};
 use crate::plan::Action;
 
 /// The largest request head the responder reads.
@@ -86,12 +91,14 @@ pub async fn run(args: WatchArgs, ctx: Context, printer: &Printer) -> CliResult 
     tokio::pin!(stop);
 
     printer.err(&format!(
-        "keyward watch: checking {} every {:?}; serving http://{addr}/ (the report), http://{addr}/metrics and http://{addr}/healthz\n",
+        "keyward watch: checking {} every {:?} (targets with a change feed read in full every {:?}); serving http://{addr}/ (the report), http://{addr}/metrics and http://{addr}/healthz\n",
         args.dir.display(),
-        args.interval
+        args.interval,
+        args.resync
     ));
     let console = Console::deduplicating(printer);
-    let mut watcher = Watcher { alerted: BTreeSet::new(), failing: false, webhook: None };
+    let mut watcher =
+        Watcher { alerted: BTreeSet::new(), failing: false, webhook: None, feeds: Feeds::new(args.resync) };
     loop {
         tokio::select! {
             _ = watcher.once(&args, ctx, &state, &console) => {}
@@ -115,6 +122,8 @@ struct Watcher {
     failing: bool,
     /// The last webhook resolved, to alert a failure to read the configuration.
     webhook: Option<Arc<Webhook>>,
+    /// The live states held between checks.
+    feeds: Feeds,
 }
 
 impl Watcher {
@@ -164,7 +173,7 @@ impl Watcher {
             retry: ctx.retry,
             targets: args.targets.clone(),
         };
-        let attempt = drift::check(&settings, console).await?;
+        let attempt = drift::check_fed(&settings, console, &mut self.feeds).await?;
         self.webhook = Webhook::from_config(&attempt.config, &args.dir).map_err(EngineError::from)?.map(Arc::new);
         let checked = attempt.checked?;
         let plan = &checked.plan;
@@ -199,7 +208,23 @@ impl Watcher {
             }
         }
         let new = new.len();
-        let metrics = checked.metrics.clone();
+        let mut metrics = checked.metrics.clone();
+        metrics.reads = self
+            .feeds
+            .report()
+            .iter()
+            .map(|(name, f)| {
+                let r = ReadMetrics {
+                    incremental: f.mode == ReadMode::Incremental,
+                    requests: f.requests,
+                    changed: f.changed,
+                    since_full_read: f.since_full.as_secs_f64(),
+                    feed_restarts: f.restarts,
+                    feed_mismatches: f.mismatches,
+                };
+                (name.to_string(), r)
+            })
+            .collect();
         let page = crate::engine::evidence::watch_page(attempt.config, &args.dir, settings.clock, checked)
             .await
             .map_err(Failure::from)?;
@@ -367,6 +392,9 @@ mod tests {
     fn intervals() {
         assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_interval("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_interval("1ms"), Ok(Duration::from_millis(1)), "the shortest interval");
+        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)), "--resync's default");
         assert!(parse_interval("0s").is_err());
         assert!(parse_interval("5").is_err());
         assert!(parse_interval("m").is_err());

@@ -128,6 +128,32 @@ pub async fn check(settings: &DriftSettings, observer: &dyn Observer) -> Result<
     Ok(Attempt { config, checked })
 }
 
+/// [`check`], reading the targets through their change feeds where `feeds` holds their
+/// state (see [`super::feed`]); for `watch`. Validation runs before the read.
+pub async fn check_fed(
+    settings: &DriftSettings,
+    observer: &dyn Observer,
+    feeds: &mut super::feed::Feeds,
+) -> Result<Attempt, EngineError> {
+    let loaded = super::config::timed_load(&settings.dir)?;
+    let config = super::config::validated(&settings.dir, loaded, super::config::timed_validation, |d, l| {
+        observer.diagnostics(d, l)
+    })?;
+    let target_settings = &config.state().settings;
+    let read = match super::config::select_targets(target_settings, &settings.targets) {
+        Ok(names) => feeds
+            .read(target_settings, &settings.dir, &names, settings.retry, observer)
+            .await
+            .map(|(live, open)| Read { names, open, live }),
+        Err(e) => Err(e),
+    };
+    let checked = match read {
+        Ok(read) => check_read(&config, &settings.dir, settings.clock, read).await,
+        Err(e) => Err(e),
+    };
+    Ok(Attempt { config, checked })
+}
+
 /// What each target is compared with: the commit its last completed apply recorded, read from
 /// git; HEAD when there is none or git cannot give it. Returns the desired states by commit.
 async fn baselines(

@@ -25,6 +25,7 @@ pub mod config;
 pub mod drift;
 mod error;
 pub mod evidence;
+pub mod feed;
 pub mod governance;
 pub mod import;
 pub mod plan;

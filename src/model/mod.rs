@@ -10,6 +10,7 @@ pub mod config;
 pub mod dn;
 pub mod eligibility;
 pub mod escape;
+pub mod feed;
 pub mod lifecycle;
 pub mod live;
 mod name;

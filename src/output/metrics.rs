@@ -39,6 +39,25 @@ pub struct DriftMetrics {
     pub horizon_days: u32,
     /// When a check last succeeded.
     pub last_success: Option<Timestamp>,
+    /// How `watch` read each target at the last check, by target name (empty for `drift`).
+    pub reads: BTreeMap<String, ReadMetrics>,
+}
+
+/// How one target was read at a check of `watch`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadMetrics {
+    /// Through the change feed (true) or in full (false).
+    pub incremental: bool,
+    /// Requests sent to the target, where its provider counts them.
+    pub requests: Option<usize>,
+    /// Objects the feed reported changed.
+    pub changed: usize,
+    /// Seconds since the target was last read in full.
+    pub since_full_read: f64,
+    /// Cursors the target refused since watching began.
+    pub feed_restarts: u64,
+    /// Resyncs whose full read differed from the state built from the feed.
+    pub feed_mismatches: u64,
 }
 
 fn escape(v: &str) -> String {
@@ -111,6 +130,10 @@ pub fn render(m: &DriftMetrics) -> String {
     );
     let _ = writeln!(out, "keyward_expiring_assignments {}", m.expiring_assignments);
 
+    if !m.reads.is_empty() {
+        render_reads(&mut out, &m.reads);
+    }
+
     head(
         &mut out,
         "keyward_last_success_timestamp_seconds",
@@ -122,6 +145,49 @@ pub fn render(m: &DriftMetrics) -> String {
     out
 }
 
+fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
+    head(
+        out,
+        "keyward_read_mode",
+        "How the last check read each target: through its change feed, or in full (1 for the mode used).",
+    );
+    for (t, r) in reads {
+        let t = escape(t);
+        let _ = writeln!(out, "keyward_read_mode{{target=\"{t}\",mode=\"full\"}} {}", u8::from(!r.incremental));
+        let _ = writeln!(out, "keyward_read_mode{{target=\"{t}\",mode=\"incremental\"}} {}", u8::from(r.incremental));
+    }
+    head(out, "keyward_read_requests", "Requests the last check sent to each target (targets that count them).");
+    for (t, r) in reads {
+        if let Some(n) = r.requests {
+            let _ = writeln!(out, "keyward_read_requests{{target=\"{}\"}} {n}", escape(t));
+        }
+    }
+    head(out, "keyward_read_changed_objects", "Objects each target's change feed reported changed at the last check.");
+    for (t, r) in reads {
+        let _ = writeln!(out, "keyward_read_changed_objects{{target=\"{}\"}} {}", escape(t), r.changed);
+    }
+    head(out, "keyward_seconds_since_full_read", "Seconds since each target was last read in full.");
+    for (t, r) in reads {
+        let _ = writeln!(out, "keyward_seconds_since_full_read{{target=\"{}\"}} {:.3}", escape(t), r.since_full_read);
+    }
+    head(
+        out,
+        "keyward_feed_restarts",
+        "Change-feed cursors each target refused since watching began, each followed by a full read.",
+    );
+    for (t, r) in reads {
+        let _ = writeln!(out, "keyward_feed_restarts{{target=\"{}\"}} {}", escape(t), r.feed_restarts);
+    }
+    head(
+        out,
+        "keyward_feed_mismatches",
+        "Full reads at a resync that differed from the state built from the change feed, since watching began.",
+    );
+    for (t, r) in reads {
+        let _ = writeln!(out, "keyward_feed_mismatches{{target=\"{}\"}} {}", escape(t), r.feed_mismatches);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,9 +196,30 @@ mod tests {
     fn every_sample_has_a_type_and_the_text_ends_with_eof() {
         let mut m = DriftMetrics { up: true, horizon_days: 14, ..Default::default() };
         m.drift.insert(("dir\"ectory".into(), "user".into()), 2);
+        m.reads.insert(
+            "entra".into(),
+            ReadMetrics {
+                incremental: true,
+                requests: Some(2),
+                changed: 3,
+                since_full_read: 1.5,
+                ..Default::default()
+            },
+        );
         let text = render(&m);
         assert!(text.ends_with("# EOF\n"));
         assert!(text.contains("keyward_drift_items{target=\"dir\\\"ectory\",kind=\"user\"} 2\n"));
+        for line in [
+            "keyward_read_mode{target=\"entra\",mode=\"incremental\"} 1",
+            "keyward_read_mode{target=\"entra\",mode=\"full\"} 0",
+            "keyward_read_requests{target=\"entra\"} 2",
+            "keyward_read_changed_objects{target=\"entra\"} 3",
+            "keyward_seconds_since_full_read{target=\"entra\"} 1.500",
+            "keyward_feed_restarts{target=\"entra\"} 0",
+            "keyward_feed_mismatches{target=\"entra\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(text.contains(&format!("# TYPE {name} gauge")), "{line}");

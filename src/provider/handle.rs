@@ -9,9 +9,10 @@
 use std::marker::PhantomData;
 use std::path::Path;
 
-use super::{Access, ApplyError, Attribution, IssueRequest, Issued, Provider, ProviderError};
+use super::{Access, ApplyError, Attribution, FeedError, IssueRequest, Issued, Provider, ProviderError};
 use crate::credential::proof::SigningCertificate;
-use crate::model::{Capabilities, LiveTarget, RoleEvent, Target};
+use crate::model::feed::{Changes, Cursor};
+use crate::model::{Capabilities, LiveBinding, LiveTarget, RoleEvent, Target};
 use crate::plan::Change;
 use crate::remote::RetryPolicy;
 
@@ -79,6 +80,31 @@ impl<M: Mode> Opened<M> {
         let live = self.provider.read().await?;
         Ok((live, Session { provider: self.provider, mode: PhantomData }))
     }
+
+    /// Reads the live state and, where the target has a change feed, a cursor into it (see
+    /// [`Provider::read_with_cursor`]).
+    pub async fn read_with_cursor(mut self) -> Result<(LiveTarget, Option<Cursor>, Session<M>), ProviderError> {
+        let (live, cursor) = self.provider.read_with_cursor().await?;
+        Ok((live, cursor, Session { provider: self.provider, mode: PhantomData }))
+    }
+
+    /// What changed since `cursor` (see [`Provider::read_changes`]). When the target refuses
+    /// the cursor, the target comes back unread, to be read in full.
+    pub async fn read_changes(
+        mut self,
+        cursor: &Cursor,
+        last: &LiveTarget,
+    ) -> Result<(Changes, Session<M>), (FeedError, Opened<M>)> {
+        match self.provider.read_changes(cursor, last).await {
+            Ok(changes) => Ok((changes, Session { provider: self.provider, mode: PhantomData })),
+            Err(e) => Err((e, self)),
+        }
+    }
+
+    /// See [`Provider::requests`].
+    pub fn requests(&self) -> Option<usize> {
+        self.provider.requests()
+    }
 }
 
 impl<M: Mode> Session<M> {
@@ -89,6 +115,16 @@ impl<M: Mode> Session<M> {
     /// See [`Provider::attribute`].
     pub async fn attribute(&mut self, changes: &[&Change]) -> Vec<Option<Attribution>> {
         self.provider.attribute(changes).await
+    }
+
+    /// See [`Provider::binding_fingerprint`].
+    pub fn binding_fingerprint(&self, binding: &LiveBinding) -> String {
+        self.provider.binding_fingerprint(binding)
+    }
+
+    /// See [`Provider::requests`].
+    pub fn requests(&self) -> Option<usize> {
+        self.provider.requests()
     }
 
     /// See [`Provider::role_history`].

@@ -30,8 +30,9 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use crate::credential::proof::SigningCertificate;
+pub use crate::model::feed::{Changes, Cursor, LiveChange};
 pub use crate::model::{Attribution, BindingSupport, Capabilities, capabilities};
-use crate::model::{LiveTarget, Secret, Target, Timestamp};
+use crate::model::{LiveBinding, LiveTarget, Secret, Target, Timestamp, digest};
 use crate::plan::Change;
 use crate::remote::RetryPolicy;
 
@@ -55,6 +56,20 @@ pub enum ProviderError {
     Unsupported { target: String, message: String },
     #[error(transparent)]
     Token(#[from] crate::remote::TokenError),
+}
+
+/// Why a provider could not say what changed since a cursor.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The target refused the cursor (expired, unknown, or invalidated by a reset on its side):
+    /// only a full read tells the state now.
+    #[error("{target}: the change feed must start again: {message}")]
+    Expired { target: String, message: String },
+    /// The target has no change feed.
+    #[error("the target offers no change feed")]
+    Unsupported,
+    #[error(transparent)]
+    Read(#[from] ProviderError),
 }
 
 /// Why one change failed.
@@ -186,6 +201,34 @@ pub trait Provider: Send {
 
     /// Reads the live state keyward compares.
     async fn read(&mut self) -> Result<LiveTarget, ProviderError>;
+
+    /// Reads as [`Provider::read`] does, and returns a cursor for [`Provider::read_changes`],
+    /// or `None` when the target offers no change feed (the default). A change made while the
+    /// read runs is either in the state read or comes from the cursor (or both: applying a
+    /// change to a state that has it changes nothing).
+    async fn read_with_cursor(&mut self) -> Result<(LiveTarget, Option<Cursor>), ProviderError> {
+        Ok((self.read().await?, None))
+    }
+
+    /// What changed since `cursor`, as changes to `last` (the state the read that gave the
+    /// cursor returned, with every change read since applied; see
+    /// [`crate::model::feed::apply`]), and the next cursor. Has no effect on the target. A
+    /// cursor the target refuses is [`FeedError::Expired`]: the caller reads in full.
+    async fn read_changes(&mut self, cursor: &Cursor, last: &LiveTarget) -> Result<Changes, FeedError> {
+        let _ = (cursor, last);
+        Err(FeedError::Unsupported)
+    }
+
+    /// A binding's fingerprint from its id, name and members, as a full read computes it (for
+    /// bindings changed through the feed).
+    fn binding_fingerprint(&self, binding: &LiveBinding) -> String {
+        digest(&(&binding.id, &binding.binding, &binding.members))
+    }
+
+    /// HTTP requests sent so far, for targets that count them.
+    fn requests(&self) -> Option<usize> {
+        None
+    }
 
     /// Carries out `changes` (all of one phase, for this target), in order where order
     /// matters, and returns one outcome per change in the same order. It must be called

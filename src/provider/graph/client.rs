@@ -2,7 +2,8 @@
 //!
 //! Guarantees:
 //! - the token goes only into the `Authorization` header of requests to the configured
-//!   endpoint: an `@odata.nextLink` pointing elsewhere is refused, redirects are not followed;
+//!   endpoint: an `@odata.nextLink` or `@odata.deltaLink` pointing elsewhere is refused,
+//!   redirects are not followed;
 //!   a `401` drops the cached token and the request is sent once more with a new one;
 //! - a `429` (or `503` with `Retry-After`), whether for a whole request or for one request
 //!   inside a `$batch`, pauses every request of this client until the time asked has passed and
@@ -411,6 +412,38 @@ impl GraphClient {
                 }
                 None => return Ok(items),
             }
+        }
+    }
+
+    /// One round of a delta query (§2.1 Delta): from `start` (a path relative to the version
+    /// root, or a delta link from an earlier round), following `@odata.nextLink` to the page that
+    /// carries `@odata.deltaLink`. Returns the objects and that link. Both links must stay on the
+    /// configured endpoint.
+    pub async fn delta_round(&self, start: &str) -> Result<(Vec<Value>, String), GraphError> {
+        let mut next = if start.starts_with('/') { self.absolute(start)? } else { self.check_next(start)? };
+        let mut items = Vec::new();
+        loop {
+            let o = self.send_raw(Method::GET, next.clone(), None).await?;
+            if o.status >= 400 {
+                return Err(graph_error(o.status, o.body.as_ref(), None));
+            }
+            let body = o.body.unwrap_or(Value::Null);
+            let Some(values) = body.get("value").and_then(Value::as_array) else {
+                return Err(GraphError::Invalid(format!("{} answered without a value array", display_url(&next))));
+            };
+            items.extend(values.iter().cloned());
+            if let Some(n) = body.get("@odata.nextLink").and_then(Value::as_str) {
+                next = self.check_next(n)?;
+                continue;
+            }
+            let Some(delta) = body.get("@odata.deltaLink").and_then(Value::as_str) else {
+                return Err(GraphError::Invalid(format!(
+                    "{} ended a delta round without @odata.deltaLink",
+                    display_url(&next)
+                )));
+            };
+            self.check_next(delta)?;
+            return Ok((items, delta.to_string()));
         }
     }
 

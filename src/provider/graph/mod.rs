@@ -41,6 +41,7 @@ mod attribution;
 pub mod client;
 mod credentials;
 mod eligibility;
+mod feed;
 pub mod pim;
 mod read;
 pub mod wire;
@@ -206,6 +207,31 @@ impl Provider for GraphProvider {
 
     async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
         self.read_live().await
+    }
+
+    /// Users and groups have a feed (delta queries, see [`feed`]); a read for writing or for the
+    /// review needs none.
+    async fn read_with_cursor(&mut self) -> Result<(LiveTarget, Option<crate::model::feed::Cursor>), ProviderError> {
+        if self.access != Access::Read {
+            return Ok((self.read_live().await?, None));
+        }
+        self.read_with_feed().await
+    }
+
+    async fn read_changes(
+        &mut self,
+        cursor: &crate::model::feed::Cursor,
+        last: &LiveTarget,
+    ) -> Result<crate::model::feed::Changes, super::FeedError> {
+        self.changes_since(cursor, last).await
+    }
+
+    fn binding_fingerprint(&self, binding: &LiveBinding) -> String {
+        feed::binding_fingerprint(binding)
+    }
+
+    fn requests(&self) -> Option<usize> {
+        Some(self.client.requests())
     }
 
     async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {

@@ -205,8 +205,7 @@ impl GraphProvider {
         let mut live = LiveTarget::default();
         let upn_by_id: HashMap<&str, &str> = users.iter().map(|u| (u.id.as_str(), u.user_name.as_str())).collect();
         for u in &users {
-            let mut attrs = u.attrs.clone();
-            attrs.manager = u.manager_id.as_deref().and_then(|m| upn_by_id.get(m)).map(|n| n.to_string());
+            let manager = u.manager_id.as_deref().and_then(|m| upn_by_id.get(m)).map(|n| n.to_string());
             state.users.insert(key(&u.user_name), u.id.clone());
             if u.synced {
                 live.held_elsewhere.push(HeldElsewhere {
@@ -217,28 +216,24 @@ impl GraphProvider {
                 });
             }
             live.accounts.push(LiveAccount {
-                id: u.id.clone(),
-                user_name: u.user_name.clone(),
-                fingerprint: digest(&(&u.id, &u.user_name, &attrs, u.active)),
-                attrs,
-                active: u.active,
                 last_sign_in: sign_ins.get(&u.id).copied(),
                 registered_methods: registered.get(&u.id).cloned(),
+                ..super::feed::account_of(u, manager)
             });
         }
         for (g, members) in groups.iter().zip(members) {
             let (Some(id), Some(name)) = (id_of(g), str_of(g, "displayName")) else { continue };
-            let members: Vec<String> = members.iter().filter_map(id_of).collect();
+            let mut members: Vec<String> = members.iter().filter_map(id_of).collect();
+            // Sorted, as the state built from the change feed keeps them.
+            members.sort();
+            members.dedup();
             state.groups.entry(key(&name)).or_insert(id.clone());
             if let Some(by) = wire::members_decided_by(g) {
                 live.members_decided.push(MembersDecided { binding: Binding::Group(name.clone()), by });
             }
-            live.bindings.push(LiveBinding {
-                fingerprint: digest(&(&id, &name, &members)),
-                id,
-                binding: Binding::Group(name),
-                members,
-            });
+            let mut b = LiveBinding { fingerprint: String::new(), id, binding: Binding::Group(name), members };
+            b.fingerprint = super::feed::binding_fingerprint(&b);
+            live.bindings.push(b);
         }
         let mut role_members: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for a in &role_assignments {

@@ -1,0 +1,389 @@
+//! The Graph provider's change feed against the Graph fake: after each of a scripted sequence
+//! of changes made in the portal (outside keyward), the state built from the feed equals a
+//! fresh full read; an idle round costs two requests; removals are seen; an expired or reset
+//! cursor is refused so the caller reads in full; and `keyward watch` end to end, reading the
+//! tenant through the feed and alerting a change made in the portal within a few intervals.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use keyward::model::config::{ClientCredential, Connection, Target};
+use keyward::model::feed::{self, Cursor};
+use keyward::model::{Binding, LiveTarget, Name, SecretRef, UsersScope};
+use keyward::provider::{self, Access, FeedError, Provider};
+use keyward_fakes::graph::Graph;
+use serde_json::json;
+
+const TENANT: &str = "northwind.example";
+const CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+
+fn target(url: &str) -> Target {
+    Target {
+        name: Name::new("entra").unwrap(),
+        users: UsersScope::All,
+        ca_file: None,
+        connection: Connection::Graph {
+            tenant: TENANT.into(),
+            client_id: CLIENT.into(),
+            credential: ClientCredential::Secret(SecretRef::File("client-secret".into())),
+            endpoint: Some(url.into()),
+            authority: Some(url.into()),
+            federated_domains: vec![],
+        },
+    }
+}
+
+/// A client secret made at test time, registered with the fake and written for the target.
+fn register(g: &Graph, root: &Path) {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let secret = format!("test-secret-{:016x}", h.finish());
+    g.entra().register(CLIENT, Some(&secret));
+    std::fs::write(root.join("client-secret"), &secret).unwrap();
+}
+
+fn open(url: &str, root: &Path) -> Box<dyn Provider> {
+    provider::open(&target(url), root, Access::Read).unwrap()
+}
+
+/// What a watcher holds: the state and the cursor.
+struct Held {
+    live: LiveTarget,
+    cursor: Cursor,
+}
+
+struct Tenant {
+    g: Graph,
+    _fake: keyward_fakes::Running,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Tenant {
+    fn new(g: Graph) -> Tenant {
+        let fake = g.serve();
+        let dir = tempfile::tempdir().unwrap();
+        register(&g, dir.path());
+        Tenant { url: fake.url(), g, _fake: fake, dir }
+    }
+
+    async fn start(&self) -> Held {
+        let (live, cursor) = open(&self.url, self.dir.path()).read_with_cursor().await.unwrap();
+        Held { live, cursor: cursor.expect("Graph has a change feed") }
+    }
+
+    /// One round of the feed applied to `held`; returns the requests it took and the changes.
+    async fn catch_up(&self, held: &mut Held) -> Result<(usize, usize), FeedError> {
+        let mut p = open(&self.url, self.dir.path());
+        let changes = p.read_changes(&held.cursor, &held.live).await?;
+        feed::apply(&mut held.live, &changes.changes, |b| p.binding_fingerprint(b));
+        held.cursor = changes.cursor.clone();
+        Ok((p.requests().unwrap(), changes.objects()))
+    }
+
+    async fn full(&self) -> LiveTarget {
+        open(&self.url, self.dir.path()).read().await.unwrap()
+    }
+
+    /// Catches up and checks the state equals a full read.
+    async fn step(&self, held: &mut Held, what: &str) -> usize {
+        let (_, changed) = self.catch_up(held).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let full = self.full().await;
+        assert_eq!(
+            feed::kept(&held.live),
+            feed::kept(&full),
+            "{what}: the state built from the feed differs from a full read: {:?}",
+            feed::differences(&held.live, &full)
+        );
+        changed
+    }
+}
+
+fn group<'a>(live: &'a LiveTarget, name: &str) -> &'a keyward::model::LiveBinding {
+    live.bindings.iter().find(|b| b.binding == Binding::Group(name.into())).unwrap_or_else(|| panic!("group {name}"))
+}
+
+#[tokio::test]
+async fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
+    let g = Graph::new();
+    let users = g.add_users("u", TENANT, 6);
+    let sales = g.add_group("sales");
+    g.add_members(&sales, &users[..3]);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    let full = t.full().await;
+    // Right after a full read, everything is equal, not only what the feed keeps.
+    assert_eq!(feed::normalized(&held.live), feed::normalized(&full));
+
+    // Idle: two requests (one per collection), nothing changed.
+    let (requests, changed) = t.catch_up(&mut held).await.unwrap();
+    assert_eq!((requests, changed), (2, 0));
+
+    let admin = t.g.portal("admin@northwind.example");
+    let new = admin.create_user("new.hire@northwind.example", "New Hire");
+    assert_eq!(t.step(&mut held, "create a user").await, 1);
+    assert!(held.live.accounts.iter().any(|a| a.id == new));
+
+    admin.update_user(&users[0], json!({"jobTitle": "Buyer", "department": "Purchasing"}));
+    t.step(&mut held, "update a user").await;
+    admin.set_manager(&users[1], Some(&users[2]));
+    t.step(&mut held, "set a manager").await;
+    admin.update_user(&users[2], json!({"userPrincipalName": "renamed@northwind.example"}));
+    t.step(&mut held, "rename a manager").await;
+    let managed = held.live.accounts.iter().find(|a| a.id == users[1]).unwrap();
+    assert_eq!(managed.attrs.manager.as_deref(), Some("renamed@northwind.example"));
+    admin.set_account_enabled(&users[3], false);
+    t.step(&mut held, "block sign-in").await;
+
+    admin.add_member(&sales, &users[4]);
+    t.step(&mut held, "add a member").await;
+    assert!(group(&held.live, "sales").members.contains(&users[4]));
+    admin.remove_member(&sales, &users[0]);
+    t.step(&mut held, "remove a member").await;
+    assert!(!group(&held.live, "sales").members.contains(&users[0]));
+
+    let ops = admin.create_group("ops");
+    admin.add_member(&ops, &new);
+    t.step(&mut held, "create a group with a member").await;
+    admin.update_group(&ops, json!({"displayName": "operations"}));
+    t.step(&mut held, "rename a group").await;
+    assert_eq!(group(&held.live, "operations").members, vec![new.clone()]);
+
+    // Removals: a soft-deleted user leaves the accounts and every group it was in.
+    admin.delete_user(&users[1]);
+    t.step(&mut held, "delete a user").await;
+    assert!(held.live.accounts.iter().all(|a| a.id != users[1]), "the removal is seen");
+    assert!(!group(&held.live, "sales").members.contains(&users[1]));
+    admin.purge_user(&users[1]);
+    t.step(&mut held, "delete a user for good").await;
+    admin.delete_group(&ops);
+    t.step(&mut held, "delete a group").await;
+    assert!(held.live.bindings.iter().all(|b| b.id != ops));
+
+    // Several changes in one round over small pages.
+    t.g.set_delta_page_size(2, 2);
+    for i in 0..5 {
+        admin.create_user(&format!("batch{i}@northwind.example"), "Batch");
+    }
+    admin.add_member(&sales, &users[5]);
+    admin.update_user(&users[4], json!({"jobTitle": "Clerk"}));
+    assert_eq!(t.step(&mut held, "a round of seven changes in pages").await, 7);
+}
+
+#[tokio::test]
+async fn an_expired_or_reset_cursor_is_refused_and_a_new_full_read_starts_again() {
+    let g = Graph::new();
+    let users = g.add_users("u", TENANT, 3);
+    let t = Tenant::new(g);
+    t.g.set_now(1_900_000_000);
+    let mut held = t.start().await;
+
+    // Tokens of directory objects last seven days.
+    t.g.set_now(1_900_000_000 + 8 * 24 * 3600);
+    match t.catch_up(&mut held).await {
+        Err(FeedError::Expired { message, .. }) => assert!(message.contains("syncStateNotFound"), "{message}"),
+        other => panic!("an expired link is refused: {other:?}"),
+    }
+    let mut held = t.start().await;
+    t.catch_up(&mut held).await.unwrap();
+
+    // A synchronization reset: 410 Gone.
+    t.g.reset_sync();
+    t.g.portal("admin@northwind.example").update_user(&users[0], json!({"jobTitle": "Buyer"}));
+    match t.catch_up(&mut held).await {
+        Err(FeedError::Expired { message, .. }) => assert!(message.contains("410"), "{message}"),
+        other => panic!("a reset link is refused: {other:?}"),
+    }
+    let mut held = t.start().await;
+    assert_eq!(feed::normalized(&held.live), feed::normalized(&t.full().await));
+    assert_eq!(t.catch_up(&mut held).await.unwrap().1, 0);
+}
+
+// -- keyward watch, end to end --------------------------------------------------------------------
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// The value of one series in OpenMetrics text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until the metrics satisfy `ok`; returns them.
+fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = http_get(addr, "/metrics");
+        if ok(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{m}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"directory\",mode=\"incremental\"}";
+const RESTARTS: &str = "keyward_feed_restarts{target=\"directory\"}";
+
+/// The quick start on the Graph fake, applied.
+fn graph_quickstart() -> (Graph, keyward_fakes::Running, support::Sandbox) {
+    let g = Graph::new();
+    let sb = support::Sandbox::example("quickstart");
+    register(&g, &sb.root);
+    let fake = g.serve();
+    let url = fake.url();
+    sb.edit(
+        "keyward.yaml",
+        "    provider: file\n    path: .keyward/directory.json   # a local JSON file that stands in for a live directory\n",
+        &format!(
+            "    provider: graph\n    tenant: {TENANT}\n    clientId: {CLIENT}\n    clientSecret: ${{file:client-secret}}\n    endpoint: {url}\n    authority: {url}\n"
+        ),
+    );
+    sb.run(&["apply", "{dir}", "--auto-approve"]).expect(0);
+    sb.run(&["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+    (g, fake, sb)
+}
+
+/// `keyward watch` every 200 ms on the sandbox: the process, its address, its stdout lines.
+fn watch(sb: &support::Sandbox, extra: &[&str]) -> (std::process::Child, String, mpsc::Receiver<String>) {
+    let mut args = vec!["watch", sb.root.to_str().unwrap(), "--interval", "200ms", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = sb.cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (err_tx, errs) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let (out_tx, outs) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = errs.recv_timeout(Duration::from_secs(30)).expect("watch announces its address");
+        if let Some(rest) = line.split_once("serving http://") {
+            break rest.1.split('/').next().unwrap().to_string();
+        }
+    };
+    (child, addr, outs)
+}
+
+fn stop(mut child: std::process::Child) {
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_few_intervals() {
+    let (g, _fake, sb) = graph_quickstart();
+    let (child, addr, outs) = watch(&sb, &[]);
+
+    // The first check reads in full; the next ones through the feed, two requests each.
+    let m = metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    assert_eq!(sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(2.0), "{m}");
+    assert_eq!(sample(&m, "keyward_read_changed_objects{target=\"directory\"}"), Some(0.0), "{m}");
+    assert!(sample(&m, "keyward_seconds_since_full_read{target=\"directory\"}").unwrap() > 0.0, "{m}");
+    assert!(outs.try_recv().is_err(), "no drift, no alert");
+
+    // A change in the portal is alerted within a few intervals, read through the feed.
+    let janet = g.user("janet.leverling@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    let admin = g.portal("admin@northwind.example");
+    let changed = Instant::now();
+    admin.update_user(&janet, json!({"jobTitle": "Hacker"}));
+    let line = outs.recv_timeout(Duration::from_secs(10)).expect("the change is alerted");
+    assert!(line.contains("drift: update directory.user.janet.leverling"), "{line}");
+    assert!(
+        changed.elapsed() < Duration::from_secs(5),
+        "alerted within a few 200 ms intervals: {:?}",
+        changed.elapsed()
+    );
+    assert_eq!(sample(&http_get(&addr, "/metrics"), MODE_INCREMENTAL), Some(1.0));
+
+    // A membership granted in the portal: the group's members@delta.
+    let admins = g.group_id("finance-admins").expect("the quick start's group");
+    let steven = g.user("steven.buchanan@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    admin.add_member(&admins, &steven);
+    let line = outs.recv_timeout(Duration::from_secs(10)).expect("the grant is alerted");
+    assert!(line.contains("drift: revoke directory.") && line.contains("steven.buchanan"), "{line}");
+
+    // A synchronization reset: the feed starts again with a full read, and nothing is alerted
+    // that did not change (the drift already alerted is not alerted again).
+    let before = sample(&http_get(&addr, "/metrics"), RESTARTS).unwrap();
+    g.reset_sync();
+    metrics_until(&addr, "the feed starts again", |m| sample(m, RESTARTS) == Some(before + 1.0));
+    metrics_until(&addr, "checks turn incremental again", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(outs.try_recv().is_err(), "no false alert after the full read");
+
+    stop(child);
+}
+
+const MISMATCHES: &str = "keyward_feed_mismatches{target=\"directory\"}";
+const SINCE_FULL: &str = "keyward_seconds_since_full_read{target=\"directory\"}";
+
+#[test]
+fn a_resync_reads_in_full_and_counts_a_state_the_feed_got_wrong() {
+    let (g, _fake, sb) = graph_quickstart();
+    let (child, addr, outs) = watch(&sb, &["--resync", "1s"]);
+    let admin = g.portal("admin@northwind.example");
+    let janet = g.user("janet.leverling@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+
+    // Changes the feed reports whole: the resync finds the same state.
+    metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    admin.update_user(&janet, json!({"jobTitle": "Hacker"}));
+    let m = metrics_until(&addr, "a resync", |m| {
+        sample(m, MODE_INCREMENTAL) == Some(0.0) && sample(m, SINCE_FULL) == Some(0.0)
+    });
+    assert_eq!(sample(&m, MISMATCHES), Some(0.0), "{m}");
+    assert_eq!(sample(&m, RESTARTS), Some(0.0), "{m}");
+
+    // A restored user comes back with its group memberships, which the groups' members@delta
+    // does not report (it did not report the soft delete either): only a full read shows them.
+    metrics_until(&addr, "checks turn incremental again", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    admin.delete_user(&janet);
+    // The deletion was read (through the feed or a resync) when its drift is alerted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !outs.recv_timeout(Duration::from_secs(30)).unwrap().contains("drift: create directory.user.janet.leverling")
+    {
+        assert!(Instant::now() < deadline, "the deletion is alerted");
+    }
+    metrics_until(&addr, "the deletion was read through the feed", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    admin.restore_user(&janet);
+    let m = metrics_until(&addr, "the resync counts the difference", |m| sample(m, MISMATCHES) == Some(1.0));
+    assert_eq!(sample(&m, RESTARTS), Some(0.0), "{m}");
+    stop(child);
+}
+
+#[tokio::test]
+async fn a_cursor_pointing_outside_the_endpoint_is_refused_before_any_request() {
+    let g = Graph::new();
+    g.add_users("u", TENANT, 2);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    let elsewhere = "http://127.0.0.2:9/v1.0/users/delta?$deltatoken=x".to_string();
+    held.cursor.0.insert("users".into(), elsewhere);
+    let before = t.g.graph_requests();
+    match t.catch_up(&mut held).await {
+        Err(FeedError::Read(e)) => assert!(e.to_string().contains("refusing to send the token"), "{e}"),
+        other => panic!("a foreign delta link is refused: {other:?}"),
+    }
+    assert_eq!(t.g.graph_requests(), before, "nothing was sent");
+}
