@@ -343,3 +343,58 @@ fn graph_a_member_id_that_is_not_a_guid_is_refused() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("a member read from") && out.contains("its id `../../users` is not a GUID"), "{out}");
 }
+
+/// Regression: a delta round (the change feed `watch` reads Graph through) followed
+/// `@odata.nextLink` with no bound, so a server that links a page to itself kept the watcher
+/// reading for ever. A link given twice is refused, as in a full read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_a_delta_next_link_that_loops_is_refused() {
+    use keyward::model::config::{ClientCredential, Connection, Target};
+    use keyward::model::{Name, SecretRef, UsersScope};
+    use keyward::provider::{self, Access};
+
+    let secret = test_token();
+    let g = keyward_fakes::graph::Graph::new();
+    g.entra().register(GRAPH_CLIENT, Some(&secret));
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let app = Router::new()
+        .route(
+            "/v1.0/users/delta",
+            axum::routing::get(move |headers: HeaderMap| {
+                let l = l.clone();
+                async move {
+                    l.lock().unwrap().push("GET /v1.0/users/delta".into());
+                    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+                    axum::Json(json!({"value": [],
+                        "@odata.nextLink": format!("http://{host}/v1.0/users/delta?$skiptoken=again")}))
+                }
+            }),
+        )
+        .fallback_service(g.router());
+    let s = keyward_fakes::serve(app);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("client-secret"), &secret).unwrap();
+    let target = Target {
+        name: Name::new("entra").unwrap(),
+        users: UsersScope::All,
+        ca_file: None,
+        connection: Connection::Graph {
+            tenant: "northwind.example".into(),
+            client_id: GRAPH_CLIENT.into(),
+            credential: ClientCredential::Secret(SecretRef::File("client-secret".into())),
+            endpoint: Some(s.url()),
+            authority: Some(s.url()),
+            federated_domains: vec![],
+        },
+    };
+    let mut p = provider::open(&target, dir.path(), Access::Read).unwrap();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), p.read_with_cursor()).await;
+    let e = match read {
+        Err(_) => panic!("still reading the delta pages after 30 s ({} requests)", log.lock().unwrap().len()),
+        Ok(Ok(_)) => panic!("a looping delta round was read as a state"),
+        Ok(Err(e)) => e.to_string(),
+    };
+    assert!(e.contains("gave a @odata.nextLink it gave before; the paging would never end"), "{e}");
+    assert_eq!(log.lock().unwrap().len(), 2, "the first page and the page it links to");
+}

@@ -383,36 +383,34 @@ impl GraphClient {
 
     /// Continues a collection from `next`, appending to `items`, within [`ReadLimits`]: a
     /// next link given before (the paging would loop) or a read past the limits is an error.
-    pub async fn follow(&self, mut next: Url, mut items: Vec<Value>) -> Result<Vec<Value>, GraphError> {
-        let mut budget = ReadBudget::new(self.limits);
-        let mut seen = std::collections::HashSet::from([next.to_string()]);
+    pub async fn follow(&self, next: Url, mut items: Vec<Value>) -> Result<Vec<Value>, GraphError> {
+        let mut pages = Pages::new(next, self.limits);
         loop {
-            let o = self.send_raw(Method::GET, next.clone(), None).await?;
-            if o.status >= 400 {
-                return Err(graph_error(o.status, o.body.as_ref(), None));
-            }
-            let body = o.body.unwrap_or(Value::Null);
-            let Some(values) = body.get("value").and_then(Value::as_array) else {
-                return Err(GraphError::Invalid(format!("{} answered without a value array", display_url(&next))));
-            };
-            items.extend(values.iter().cloned());
-            budget
-                .page(values.len())
-                .map_err(|b| GraphError::Invalid(format!("reading {} stopped: {b}", display_url(&next))))?;
+            let body = self.next_page(&mut pages, &mut items).await?;
             match body.get("@odata.nextLink").and_then(Value::as_str) {
-                Some(n) => {
-                    let url = self.check_next(n)?;
-                    if !seen.insert(url.to_string()) {
-                        return Err(GraphError::Invalid(format!(
-                            "{} gave a @odata.nextLink it gave before; the paging would never end",
-                            display_url(&next)
-                        )));
-                    }
-                    next = url;
-                }
+                Some(n) => pages.advance(self.check_next(n)?)?,
                 None => return Ok(items),
             }
         }
+    }
+
+    /// Reads the page `pages` stands at, appends its `value` to `items`, counts it against the
+    /// read's limits, and returns the whole body (for its links).
+    async fn next_page(&self, pages: &mut Pages, items: &mut Vec<Value>) -> Result<Value, GraphError> {
+        let o = self.send_raw(Method::GET, pages.next.clone(), None).await?;
+        if o.status >= 400 {
+            return Err(graph_error(o.status, o.body.as_ref(), None));
+        }
+        let body = o.body.unwrap_or(Value::Null);
+        let Some(values) = body.get("value").and_then(Value::as_array) else {
+            return Err(GraphError::Invalid(format!("{} answered without a value array", display_url(&pages.next))));
+        };
+        items.extend(values.iter().cloned());
+        pages
+            .budget
+            .page(values.len())
+            .map_err(|b| GraphError::Invalid(format!("reading {} stopped: {b}", display_url(&pages.next))))?;
+        Ok(body)
     }
 
     /// One round of a delta query (§2.1 Delta): from `start` (a path relative to the version
@@ -420,26 +418,19 @@ impl GraphClient {
     /// carries `@odata.deltaLink`. Returns the objects and that link. Both links must stay on the
     /// configured endpoint.
     pub async fn delta_round(&self, start: &str) -> Result<(Vec<Value>, String), GraphError> {
-        let mut next = if start.starts_with('/') { self.absolute(start)? } else { self.check_next(start)? };
+        let first = if start.starts_with('/') { self.absolute(start)? } else { self.check_next(start)? };
+        let mut pages = Pages::new(first, self.limits);
         let mut items = Vec::new();
         loop {
-            let o = self.send_raw(Method::GET, next.clone(), None).await?;
-            if o.status >= 400 {
-                return Err(graph_error(o.status, o.body.as_ref(), None));
-            }
-            let body = o.body.unwrap_or(Value::Null);
-            let Some(values) = body.get("value").and_then(Value::as_array) else {
-                return Err(GraphError::Invalid(format!("{} answered without a value array", display_url(&next))));
-            };
-            items.extend(values.iter().cloned());
+            let body = self.next_page(&mut pages, &mut items).await?;
             if let Some(n) = body.get("@odata.nextLink").and_then(Value::as_str) {
-                next = self.check_next(n)?;
+                pages.advance(self.check_next(n)?)?;
                 continue;
             }
             let Some(delta) = body.get("@odata.deltaLink").and_then(Value::as_str) else {
                 return Err(GraphError::Invalid(format!(
                     "{} ended a delta round without @odata.deltaLink",
-                    display_url(&next)
+                    display_url(&pages.next)
                 )));
             };
             self.check_next(delta)?;
@@ -586,6 +577,36 @@ pub fn display_url(url: &Url) -> String {
     u.set_query(None);
     u.set_fragment(None);
     u.to_string()
+}
+
+/// Where a paged read stands: the page to read next, the links read so far (a link given twice
+/// would loop), and the read's budget.
+struct Pages {
+    next: Url,
+    seen: std::collections::HashSet<String>,
+    budget: ReadBudget,
+}
+
+impl Pages {
+    fn new(first: Url, limits: ReadLimits) -> Self {
+        Pages {
+            seen: std::collections::HashSet::from([first.to_string()]),
+            next: first,
+            budget: ReadBudget::new(limits),
+        }
+    }
+
+    /// Moves to `url`, refusing a link given before: the paging would never end.
+    fn advance(&mut self, url: Url) -> Result<(), GraphError> {
+        if !self.seen.insert(url.to_string()) {
+            return Err(GraphError::Invalid(format!(
+                "{} gave a @odata.nextLink it gave before; the paging would never end",
+                display_url(&self.next)
+            )));
+        }
+        self.next = url;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
