@@ -13,6 +13,11 @@ pub const PROFILE_SELECT: &str = "fieldsecurityprofileid,name";
 pub const PERMISSION_SELECT: &str =
     "fieldpermissionid,entityname,attributelogicalname,canread,_fieldsecurityprofileid_value";
 pub const USER_PROFILE_SELECT: &str = "systemuserid,fieldsecurityprofileid";
+pub const TEAM_SELECT: &str = "teamid,name,teamtype,isdefault,_businessunitid_value";
+pub const TEAM_MEMBER_SELECT: &str = "teamid,systemuserid";
+
+/// `team.teamtype` of an owner team (1 is an access team, 2 and 3 Microsoft Entra group teams).
+pub const OWNER_TEAM: i64 = 0;
 
 /// `fieldpermission.canread` and friends: 4 Allowed, 0 Not Allowed.
 pub const ALLOWED: i64 = 4;
@@ -115,6 +120,31 @@ impl WireBusinessUnit {
             name: s(v, "name").unwrap_or_default(),
             parent: s(v, "_parentbusinessunitid_value"),
         })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireTeam {
+    pub id: String,
+    pub name: String,
+    pub team_type: i64,
+    /// The default team of a business unit: its members are the unit's users.
+    pub default: bool,
+}
+
+impl WireTeam {
+    pub fn parse(v: &Value) -> Result<Self, String> {
+        Ok(WireTeam {
+            id: need_guid(v, "teamid", "team")?,
+            name: need(v, "name", "team")?,
+            team_type: v.get("teamtype").and_then(Value::as_i64).ok_or("a team row has no `teamtype`")?,
+            default: v.get("isdefault").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
+
+    /// Whether keyward keeps this team's members: an owner team that is not a unit's default.
+    pub fn managed(&self) -> bool {
+        self.team_type == OWNER_TEAM && !self.default
     }
 }
 
