@@ -213,6 +213,26 @@ mod tests {
         );
     }
 
+    /// Only owner teams that are not a business unit's default team are kept as bindings.
+    #[test]
+    fn only_owner_teams_are_managed() {
+        let team = |kind: i64, default: bool| {
+            WireTeam::parse(&serde_json::json!({
+                "teamid": "AAAAAAAA-0000-0000-0000-0000000000B1", "name": "Key Accounts",
+                "teamtype": kind, "isdefault": default
+            }))
+            .unwrap()
+        };
+        assert_eq!(team(0, false).id, "aaaaaaaa-0000-0000-0000-0000000000b1");
+        assert!(team(0, false).managed());
+        assert!(!team(0, true).managed(), "a default team's members are its unit's users");
+        for kind in [1, 2, 3] {
+            assert!(!team(kind, false).managed(), "teamtype {kind}");
+        }
+        let e = WireTeam::parse(&serde_json::json!({"teamid": "aaaaaaaa-0000-0000-0000-0000000000b1", "name": "x"}));
+        assert_eq!(e.unwrap_err(), "a team row has no `teamtype`");
+    }
+
     /// Keys go into request paths: one that is not a GUID is refused when it is read.
     #[test]
     fn keys_that_are_not_guids_are_refused() {
