@@ -28,9 +28,9 @@
 //! - user updates are conditional on the row's `@odata.etag` (`If-Match`); a 412 is reported
 //!   as "changed since it was read".
 //!
-//! Assumed: the intersect collections `systemuserrolescollection` and
-//! `systemuserprofilescollection` can be listed (documented for the first, [UNVERIFIED] for the
-//! second); new users are created in the root business unit; associating an already associated
+//! Assumed: the intersect collections `systemuserrolescollection`,
+//! `systemuserprofilescollection` and `teammembershipcollection` can be listed (documented for
+//! the first, [UNVERIFIED] for the others; docs/reference/dataverse.md §3); new users are created in the root business unit; associating an already associated
 //! pair answers `0x80040237` (duplicate key), which counts as done.
 
 mod read;
