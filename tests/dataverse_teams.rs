@@ -97,3 +97,23 @@ fn a_team_binding_is_refused_on_a_target_other_than_dataverse() {
     r.expect(1);
     assert!(r.stderr.contains("target `aws` (provider `file`) has no team bindings"), "{}", r.stderr);
 }
+
+#[test]
+fn a_member_added_to_the_team_outside_keyward_is_removed() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    let team = dv.add_owner_team("Key Accounts", None);
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    bind_team(&sb, "Key Accounts");
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(dv.team_members(&team), vec![SOFIA]);
+
+    dv.add_team_member(&team, DANIEL);
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--target", "d365", "--detailed-exitcode"]);
+    plan.expect(2);
+    insta::assert_snapshot!("owner_team_member_outside_keyward_plan", plan.stdout);
+    run(&sb, &secret, &["apply", "{dir}", "--target", "d365", "--auto-approve"]).expect(0);
+    assert_eq!(dv.team_members(&team), vec![SOFIA]);
+    run(&sb, &secret, &["plan", "{dir}", "--target", "d365", "--detailed-exitcode"]).expect(0);
+}
