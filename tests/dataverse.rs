@@ -189,6 +189,8 @@ fn reads_are_paged_and_writes_batched() {
     assert_eq!(gets("fieldpermissions"), 1);
     assert_eq!(gets("systemuserprofilescollection"), 1);
     assert_eq!(gets("businessunits"), 1);
+    assert_eq!(gets("teams"), 1);
+    assert_eq!(gets("teammembershipcollection"), 1);
     assert!(dv.user("# keyward-app").is_some(), "the application user is left alone");
 }
 
@@ -196,7 +198,7 @@ fn reads_are_paged_and_writes_batched() {
 fn throttled_requests_are_retried_after_the_time_asked() {
     let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
     let dv = dataverse(&entra, &secret);
-    // Two requests at once, then one a second: a read of seven collections is refused some.
+    // Two requests at once, then one a second: a read of nine collections is refused some.
     let throttle = Throttle::new(2.0, 2);
     let server = dv.serve(&entra, &log, Some(&throttle));
     let sb = enterprise(&server.url(), None);
@@ -282,7 +284,9 @@ fn a_large_onboarding_takes_a_handful_of_requests() {
 
     log.clear();
     run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
-    assert_eq!(log.count("GET", |p| p.starts_with(keyward_fakes::dataverse::API)), 7);
+    // Business units, roles, users, role pairs, profiles, permissions, profile members, teams,
+    // team members.
+    assert_eq!(log.count("GET", |p| p.starts_with(keyward_fakes::dataverse::API)), 9);
 }
 
 #[test]

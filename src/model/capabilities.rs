@@ -97,7 +97,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
             ..base
         },
         ProviderKind::Dataverse => Capabilities {
-            bindings: [(SecurityRole, Predefined), (FieldSecurityProfile, Creatable)].into(),
+            bindings: [(SecurityRole, Predefined), (Team, Predefined), (FieldSecurityProfile, Creatable)].into(),
             user_fields: [UserField::GivenName, UserField::FamilyName, UserField::Email, UserField::JobTitle].into(),
             delete_users: false,
             service_accounts: true,

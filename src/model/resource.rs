@@ -373,6 +373,8 @@ pub enum Binding {
     AppRole(AppRoleRef),
     /// A predefined security role (dataverse, fno).
     SecurityRole(String),
+    /// An existing owner team whose members keyward keeps (dataverse).
+    Team(String),
     /// A column (field) security profile that keyward keeps for a DataClassification
     /// (dataverse). Never written in a Role: it is derived from the classification's `assets`
     /// and readers (see `plan::derived`), and carries the columns so that a saved plan holds
@@ -405,6 +407,7 @@ impl Binding {
             Binding::DirectoryRole(_) => BindingKind::DirectoryRole,
             Binding::AppRole(_) => BindingKind::AppRole,
             Binding::SecurityRole(_) => BindingKind::SecurityRole,
+            Binding::Team(_) => BindingKind::Team,
             Binding::FieldSecurityProfile(_) => BindingKind::FieldSecurityProfile,
         }
     }
@@ -415,13 +418,14 @@ impl Binding {
             Binding::DirectoryRole(r) => format!("directoryRole {r}"),
             Binding::AppRole(a) => format!("appRole {}/{}", a.app, a.role),
             Binding::SecurityRole(r) => format!("securityRole {r}"),
+            Binding::Team(t) => format!("team {t}"),
             Binding::FieldSecurityProfile(p) => format!("fieldSecurityProfile {}", p.name),
         }
     }
     /// The display name of the bound object on its target.
     pub fn object_name(&self) -> String {
         match self {
-            Binding::Group(g) | Binding::DirectoryRole(g) | Binding::SecurityRole(g) => g.clone(),
+            Binding::Group(g) | Binding::DirectoryRole(g) | Binding::SecurityRole(g) | Binding::Team(g) => g.clone(),
             Binding::AppRole(a) => format!("{}/{}", a.app, a.role),
             Binding::FieldSecurityProfile(p) => p.name.clone(),
         }
@@ -447,6 +451,7 @@ pub enum BindingKind {
     DirectoryRole,
     AppRole,
     SecurityRole,
+    Team,
     FieldSecurityProfile,
 }
 
@@ -457,6 +462,7 @@ impl fmt::Display for BindingKind {
             BindingKind::DirectoryRole => "directoryRole",
             BindingKind::AppRole => "appRole",
             BindingKind::SecurityRole => "securityRole",
+            BindingKind::Team => "team",
             BindingKind::FieldSecurityProfile => "fieldSecurityProfile",
         })
     }
@@ -740,11 +746,12 @@ macro_rules! single_key_enum {
     };
 }
 
-single_key_enum!(Binding, "a map with one key: group, directoryRole, appRole or securityRole", {
+single_key_enum!(Binding, "a map with one key: group, directoryRole, appRole, securityRole or team", {
     "group" => Group,
     "directoryRole" => DirectoryRole,
     "appRole" => AppRole,
     "securityRole" => SecurityRole,
+    "team" => Team,
     // Only in plans (derived from DataClassifications); validation refuses it in a Role, and
     // error messages do not offer it.
     "fieldSecurityProfile" => FieldSecurityProfile,

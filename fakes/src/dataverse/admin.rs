@@ -147,6 +147,14 @@ impl Dataverse {
         inner.team_members.extend(ids.into_iter().map(|u| (team.to_string(), u)));
     }
 
+    /// Adds a user (by domain name) to an owner team outside keyward.
+    pub fn add_team_member(&self, team: &str, domain_name: &str) {
+        let user = self.user_id(domain_name).expect("user");
+        let mut inner = self.lock();
+        assert_eq!(super::col(&inner.sets["teams"][team], "teamtype"), &json!(0), "an owner team");
+        inner.team_members.push((team.to_string(), user));
+    }
+
     /// Gives a role (the copy in the team's business unit) to a team outside keyward.
     pub fn assign_team_role(&self, team: &str, role: &str) {
         let mut inner = self.lock();

@@ -23,3 +23,16 @@ fn role_grants_take_both_shapes() {
     let e = serde_yaml::from_str::<Vec<RoleGrant>>("[{role: b, expire: 2027-01-31}]").unwrap_err().to_string();
     assert!(e.contains("unknown field `expire`"), "{e}");
 }
+
+#[test]
+fn a_team_binding_is_a_single_key_map() {
+    let b: Binding = serde_yaml::from_str("{team: Key Accounts}").unwrap();
+    assert_eq!(b, Binding::Team("Key Accounts".into()));
+    assert_eq!(
+        (b.label(), b.kind().to_string(), b.object_name()),
+        ("team Key Accounts".into(), "team".into(), "Key Accounts".into())
+    );
+    assert_eq!(serde_json::to_string(&b).unwrap(), r#"{"team":"Key Accounts"}"#);
+    let e = serde_yaml::from_str::<Binding>("{teams: x}").unwrap_err().to_string();
+    assert!(e.contains("securityRole or team") || e.contains("`team`"), "{e}");
+}

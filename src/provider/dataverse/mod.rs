@@ -3,8 +3,9 @@
 //!
 //! Guarantees:
 //! - reading costs one paged request per collection (business units, security roles, users,
-//!   user-role pairs, field security profiles, their field permissions and their members), never
-//!   one request per user: `Prefer: odata.maxpagesize` and `@odata.nextLink`;
+//!   user-role pairs, field security profiles, their field permissions and their members, teams
+//!   and team members), never one request per user: `Prefer: odata.maxpagesize` and
+//!   `@odata.nextLink`;
 //! - writes go in `$batch` requests of up to 1000 operations, at most two rounds per apply
 //!   phase (a user or profile is created first, then what needs its new id);
 //! - users are `systemusers` keyed by `domainname` (the Entra user principal name), compared
@@ -17,15 +18,19 @@
 //! - each user's business unit is read (`_businessunitid_value`) with the units' role copies; a
 //!   move is a `PATCH` of `businessunitid@odata.bind`, after which the user's roles resolve to
 //!   the new unit's copies (the plan assigns them again: a move removes them);
+//! - a binding `{team: NAME}` is the owner team (`teamtype` 0, not a business unit's default
+//!   team) named NAME: keyward keeps its members (`teammembership_association`) and never
+//!   creates, changes or deletes the team; a team the environment lacks is a plan error, and
+//!   other teams (access, Microsoft Entra group teams) are not read as bindings;
 //! - a field security profile (derived from a DataClassification) is created with read
 //!   permission (`canread` 4) on its columns, kept that way, and its members are exactly the
 //!   people the plan names;
 //! - user updates are conditional on the row's `@odata.etag` (`If-Match`); a 412 is reported
 //!   as "changed since it was read".
 //!
-//! Assumed: the intersect collections `systemuserrolescollection` and
-//! `systemuserprofilescollection` can be listed (documented for the first, [UNVERIFIED] for the
-//! second); new users are created in the root business unit; associating an already associated
+//! Assumed: the intersect collections `systemuserrolescollection`,
+//! `systemuserprofilescollection` and `teammembershipcollection` can be listed (documented for
+//! the first, [UNVERIFIED] for the others; docs/reference/dataverse.md §3); new users are created in the root business unit; associating an already associated
 //! pair answers `0x80040237` (duplicate key), which counts as done.
 
 mod read;
@@ -39,7 +44,7 @@ use async_trait::async_trait;
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
-use self::wire::{WireBusinessUnit, WirePermission, WireRole, WireUser};
+use self::wire::{WireBusinessUnit, WirePermission, WireRole, WireTeam, WireUser};
 use super::odata::{BatchOp, ODataClient, ODataError, Reply};
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
 use crate::model::config::Connection;
@@ -88,6 +93,8 @@ struct State {
     business_units: HashMap<String, String>,
     root_unit: Option<String>,
     profiles: HashMap<String, ProfileEntry>,
+    /// Lower-cased name → id of the owner teams keyward keeps the members of.
+    teams: HashMap<String, String>,
 }
 
 impl State {
@@ -201,6 +208,12 @@ impl Provider for DataverseProvider {
                 wire::pair(v, "systemuserid", "fieldsecurityprofileid")
             })
             .await?;
+        let teams = self.list("teams", wire::TEAM_SELECT, "teams", WireTeam::parse).await?;
+        let team_members = self
+            .list("teammembershipcollection", wire::TEAM_MEMBER_SELECT, "team members", |v| {
+                wire::pair(v, "teamid", "systemuserid")
+            })
+            .await?;
         let live = read::normalise(
             &mut self.state,
             &units,
@@ -210,6 +223,8 @@ impl Provider for DataverseProvider {
             &profiles,
             &permissions,
             &user_profiles,
+            &teams,
+            &team_members,
         );
         tracing::info!(target_name = %self.target, users = live.accounts.len(), bindings = live.bindings.len(), requests = self.client.requests(), "read Dataverse environment");
         Ok(live)
@@ -478,6 +493,19 @@ impl DataverseProvider {
                                 ),
                                 String::new(),
                             )
+                        }
+                    }
+                    Binding::Team(name) => {
+                        let team = state.teams.get(&key(name)).ok_or_else(|| {
+                            ApplyError::conflict(format!("owner team {name} does not exist (any more)"))
+                        })?;
+                        if adding {
+                            (
+                                format!("teams({team})/teammembership_association/$ref"),
+                                self.entity("systemusers", &user.id),
+                            )
+                        } else {
+                            (format!("teams({team})/teammembership_association({})/$ref", user.id), String::new())
                         }
                     }
                     other => return Err(ApplyError::new(format!("{} does not exist on Dataverse", other.label()))),

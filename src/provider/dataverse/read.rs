@@ -1,9 +1,9 @@
 //! Turning the rows read into the live state: accounts, security roles (one binding per name,
-//! whatever the unit of the copy), business units, field security profiles.
+//! whatever the unit of the copy), business units, owner teams, field security profiles.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::wire::{WireBusinessUnit, WirePermission, WireRole, WireUser};
+use super::wire::{WireBusinessUnit, WirePermission, WireRole, WireTeam, WireUser};
 use super::{ProfileEntry, State, UserEntry, key};
 use crate::model::{
     Binding, BusinessUnits, FieldProfileRef, LiveAccount, LiveBinding, LiveTarget, OutOfReach, UserAttrs, digest,
@@ -20,6 +20,8 @@ pub(super) fn normalise(
     profiles: &[(String, String)],
     permissions: &[WirePermission],
     user_profiles: &[(String, String)],
+    teams: &[WireTeam],
+    team_members: &[(String, String)],
 ) -> LiveTarget {
     let mut state = State {
         business_units: units.iter().map(|u| (u.id.clone(), u.name.clone())).collect(),
@@ -105,6 +107,21 @@ pub(super) fn normalise(
                 scope: format!("business unit `{}`, where new users are created", state.unit_name(root)),
             });
         }
+    }
+    // Owner teams: their members are the users keyward names; other teams are left alone.
+    let mut members_of_team: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    for (team, user) in team_members {
+        members_of_team.entry(team.as_str()).or_default().insert(user.clone());
+    }
+    for t in teams.iter().filter(|t| t.managed()) {
+        let members: Vec<String> = members_of_team.remove(t.id.as_str()).unwrap_or_default().into_iter().collect();
+        live.bindings.push(LiveBinding {
+            id: format!("team:{}", t.id),
+            binding: Binding::Team(t.name.clone()),
+            fingerprint: digest(&(&t.id, &members)),
+            members,
+        });
+        state.teams.insert(key(&t.name), t.id.clone());
     }
     live.out_of_reach.sort_by(|a, b| (&a.account, a.binding.label()).cmp(&(&b.account, b.binding.label())));
     // Field security profiles.

@@ -13,6 +13,11 @@ pub const PROFILE_SELECT: &str = "fieldsecurityprofileid,name";
 pub const PERMISSION_SELECT: &str =
     "fieldpermissionid,entityname,attributelogicalname,canread,_fieldsecurityprofileid_value";
 pub const USER_PROFILE_SELECT: &str = "systemuserid,fieldsecurityprofileid";
+pub const TEAM_SELECT: &str = "teamid,name,teamtype,isdefault,_businessunitid_value";
+pub const TEAM_MEMBER_SELECT: &str = "teamid,systemuserid";
+
+/// `team.teamtype` of an owner team (1 is an access team, 2 and 3 Microsoft Entra group teams).
+pub const OWNER_TEAM: i64 = 0;
 
 /// `fieldpermission.canread` and friends: 4 Allowed, 0 Not Allowed.
 pub const ALLOWED: i64 = 4;
@@ -118,6 +123,31 @@ impl WireBusinessUnit {
     }
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireTeam {
+    pub id: String,
+    pub name: String,
+    pub team_type: i64,
+    /// The default team of a business unit: its members are the unit's users.
+    pub default: bool,
+}
+
+impl WireTeam {
+    pub fn parse(v: &Value) -> Result<Self, String> {
+        Ok(WireTeam {
+            id: need_guid(v, "teamid", "team")?,
+            name: need(v, "name", "team")?,
+            team_type: v.get("teamtype").and_then(Value::as_i64).ok_or("a team row has no `teamtype`")?,
+            default: v.get("isdefault").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
+
+    /// Whether keyward keeps this team's members: an owner team that is not a unit's default.
+    pub fn managed(&self) -> bool {
+        self.team_type == OWNER_TEAM && !self.default
+    }
+}
+
 /// A row of an intersect (N:N) collection: two ids.
 pub fn pair(v: &Value, a: &str, b: &str) -> Result<(String, String), String> {
     Ok((need(v, a, "relationship")?, need(v, b, "relationship")?))
@@ -181,6 +211,26 @@ mod tests {
             Err("two systemuser rows have the key `AAAAAAAA-0000-0000-0000-000000000001`; one of them would be hidden"
                 .into())
         );
+    }
+
+    /// Only owner teams that are not a business unit's default team are kept as bindings.
+    #[test]
+    fn only_owner_teams_are_managed() {
+        let team = |kind: i64, default: bool| {
+            WireTeam::parse(&serde_json::json!({
+                "teamid": "AAAAAAAA-0000-0000-0000-0000000000B1", "name": "Key Accounts",
+                "teamtype": kind, "isdefault": default
+            }))
+            .unwrap()
+        };
+        assert_eq!(team(0, false).id, "aaaaaaaa-0000-0000-0000-0000000000b1");
+        assert!(team(0, false).managed());
+        assert!(!team(0, true).managed(), "a default team's members are its unit's users");
+        for kind in [1, 2, 3] {
+            assert!(!team(kind, false).managed(), "teamtype {kind}");
+        }
+        let e = WireTeam::parse(&serde_json::json!({"teamid": "aaaaaaaa-0000-0000-0000-0000000000b1", "name": "x"}));
+        assert_eq!(e.unwrap_err(), "a team row has no `teamtype`");
     }
 
     /// Keys go into request paths: one that is not a GUID is refused when it is read.
