@@ -261,6 +261,9 @@ impl GraphProvider {
             }
             members.sort();
             members.dedup();
+            if let Some(t) = str_of(d, "templateId") {
+                state.role_templates.insert(t, id.clone());
+            }
             state.roles.insert(key(&name), id.clone());
             live.bindings.push(LiveBinding {
                 fingerprint: digest(&(&id, &name, &members)),
