@@ -437,3 +437,28 @@ async fn a_cursor_pointing_outside_the_endpoint_is_refused_before_any_request() 
     }
     assert_eq!(t.g.graph_requests(), before, "nothing was sent");
 }
+
+#[tokio::test]
+async fn a_directory_role_the_cursor_does_not_name_is_found_by_its_template_and_a_cursor_without_roles_restarts() {
+    let g = Graph::new();
+    let users = g.add_users("u", TENANT, 2);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    // A role activated after the full read is not in the cursor's map: its roleTemplateId
+    // names the binding.
+    let before = held.cursor.0.len();
+    held.cursor.0.retain(|k, _| !k.starts_with("directoryRole "));
+    assert!(held.cursor.0.len() < before, "the cursor maps the directory roles");
+    t.g.portal("admin@northwind.example").assign_role("Global Administrator", &users[0]).unwrap();
+    t.step(&mut held, "a member of a role the cursor does not name").await;
+    assert_eq!(role(&held.live, "Global Administrator").members, vec![users[0].clone()]);
+    assert!(held.cursor.0.keys().any(|k| k.starts_with("directoryRole ")), "the next cursor names it");
+
+    // A cursor without the directory roles' link (made before they were in the feed) is refused:
+    // the caller reads in full.
+    held.cursor.0.remove("directoryRoles");
+    match t.catch_up(&mut held).await {
+        Err(FeedError::Expired { .. }) => {}
+        other => panic!("a cursor without the directory roles is refused: {other:?}"),
+    }
+}

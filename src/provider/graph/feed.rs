@@ -16,12 +16,12 @@
 //! role assignments; the feed reports directory role objects, whose `id` is their own and whose
 //! `roleTemplateId` names the definition. The first round maps each role to the binding of its
 //! template (the definition with that id, or the one naming it as `templateId`), and the cursor
-//! keeps the map. A role the cursor does not know, whose `roleTemplateId` names no directory
-//! role binding held, or a role reported removed, is [`FeedError::Expired`]: a full read starts
-//! the feed again. Graph's documentation of `/directoryRoles/delta` is not on the reference
-//! sheet: that a member-only change comes with `members@delta` as on groups, that the members
-//! are the principals of tenant-wide assignments only, and that activating a role reports it
-//! whole, are assumed, and the periodic full read checks them.
+//! keeps the map. A role the cursor does not know is looked up by its `roleTemplateId` among
+//! the directory role bindings held; one found nowhere, or a role reported removed, is
+//! [`FeedError::Expired`]: a full read starts the feed again. `/directoryRoles/delta` is on the Graph fake's reference notes
+//! (`docs/reference/graph.md` §1.5); assumed, and checked by the periodic full read: that its
+//! members are the principals of tenant-wide assignments only (what a full read binds), and
+//! that a role activated after the full read comes whole, with its `roleTemplateId`.
 //!
 //! Not from the feed: app roles, service accounts, eligibility and the sign-in methods policy
 //! keep what the last full read saw until the next one.
