@@ -462,3 +462,22 @@ async fn a_directory_role_the_cursor_does_not_name_is_found_by_its_template_and_
         other => panic!("a cursor without the directory roles is refused: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_synced_user_that_arrives_through_the_feed_is_held_by_active_directory_as_a_full_read_says() {
+    let g = Graph::new();
+    g.add_users("u", TENANT, 2);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    assert!(held.live.held_elsewhere.is_empty());
+
+    let nancy = t.g.add_synced_user("nancy.davolio@northwind.example", "Davolio, Nancy", true);
+    t.step(&mut held, "a synced user created").await;
+    let full = t.full().await;
+    assert!(full.held_elsewhere.iter().any(|h| h.account == nancy), "a full read marks it held");
+    assert_eq!(feed::normalized(&held.live).held_elsewhere, feed::normalized(&full).held_elsewhere);
+
+    t.g.portal("admin@northwind.example").delete_user(&nancy);
+    t.step(&mut held, "the synced user deleted").await;
+    assert!(held.live.held_elsewhere.is_empty(), "a removed account is held nowhere");
+}

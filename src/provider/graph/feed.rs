@@ -249,6 +249,7 @@ impl GraphProvider {
                         renamed.insert(b.user_name.clone(), u.user_name.clone());
                     }
                     out.push(LiveChange::Account(Box::new(account_of(u, manager))));
+                    out.push(LiveChange::AccountHeld { account: u.id.clone(), held: held_elsewhere(u) });
                 }
             }
         }
@@ -274,6 +275,16 @@ impl GraphProvider {
 /// An account's fingerprint, as a full read computes it.
 pub(super) fn account_fingerprint(id: &str, user_name: &str, attrs: &crate::model::UserAttrs, active: bool) -> String {
     digest(&(id, user_name, attrs, active))
+}
+
+/// What a synchronized user's target refuses to change, as a full read reports it.
+pub(super) fn held_elsewhere(u: &WireUser) -> Option<crate::model::HeldElsewhere> {
+    u.synced.then(|| crate::model::HeldElsewhere {
+        account: u.id.clone(),
+        source: wire::ON_PREMISES.to_string(),
+        fields: crate::model::UserField::ALL.to_vec(),
+        lifecycle: true,
+    })
 }
 
 /// A user as the model has it, with its manager's userName.
