@@ -1,6 +1,6 @@
 //! The Graph provider's change feed against the Graph fake: after each of a scripted sequence
 //! of changes made in the portal (outside keyward), the state built from the feed equals a
-//! fresh full read; an idle round costs two requests; removals are seen; an expired or reset
+//! fresh full read; an idle round costs three requests (users, groups, directory roles); removals are seen; an expired or reset
 //! cursor is refused so the caller reads in full; and `keyward watch` end to end, reading the
 //! tenant through the feed and alerting a change made in the portal within a few intervals.
 
@@ -110,6 +110,13 @@ fn group<'a>(live: &'a LiveTarget, name: &str) -> &'a keyward::model::LiveBindin
     live.bindings.iter().find(|b| b.binding == Binding::Group(name.into())).unwrap_or_else(|| panic!("group {name}"))
 }
 
+fn role<'a>(live: &'a LiveTarget, name: &str) -> &'a keyward::model::LiveBinding {
+    live.bindings
+        .iter()
+        .find(|b| b.binding == Binding::DirectoryRole(name.into()))
+        .unwrap_or_else(|| panic!("directory role {name}"))
+}
+
 #[tokio::test]
 async fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
     let g = Graph::new();
@@ -122,9 +129,10 @@ async fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
     // Right after a full read, everything is equal, not only what the feed keeps.
     assert_eq!(feed::normalized(&held.live), feed::normalized(&full));
 
-    // Idle: two requests (one per collection), nothing changed.
+    // Idle: three requests (one per collection: users, groups, directory roles), nothing
+    // changed.
     let (requests, changed) = t.catch_up(&mut held).await.unwrap();
-    assert_eq!((requests, changed), (2, 0));
+    assert_eq!((requests, changed), (3, 0));
 
     let admin = t.g.portal("admin@northwind.example");
     let new = admin.create_user("new.hire@northwind.example", "New Hire");
@@ -155,6 +163,17 @@ async fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
     admin.update_group(&ops, json!({"displayName": "operations"}));
     t.step(&mut held, "rename a group").await;
     assert_eq!(group(&held.live, "operations").members, vec![new.clone()]);
+
+    // A Global Administrator added in the portal, and removed again: the directory role's
+    // members@delta.
+    let assignment = admin.assign_role("Global Administrator", &users[4]).unwrap();
+    assert_eq!(t.step(&mut held, "add a directory role member").await, 1);
+    assert!(role(&held.live, "Global Administrator").members.contains(&users[4]));
+    admin.assign_role("User Administrator", &new).unwrap();
+    t.step(&mut held, "add a member to a second directory role").await;
+    admin.remove_role_assignment(&assignment);
+    t.step(&mut held, "remove a directory role member").await;
+    assert!(!role(&held.live, "Global Administrator").members.contains(&users[4]));
 
     // Removals: a soft-deleted user leaves the accounts and every group it was in.
     admin.delete_user(&users[1]);
@@ -296,9 +315,9 @@ fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_f
     let (g, _fake, sb) = graph_quickstart();
     let (child, addr, outs) = watch(&sb, &[]);
 
-    // The first check reads in full; the next ones through the feed, two requests each.
+    // The first check reads in full; the next ones through the feed, three requests each.
     let m = metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
-    assert_eq!(sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(2.0), "{m}");
+    assert_eq!(sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(3.0), "{m}");
     assert_eq!(sample(&m, "keyward_read_changed_objects{target=\"directory\"}"), Some(0.0), "{m}");
     assert!(sample(&m, "keyward_seconds_since_full_read{target=\"directory\"}").unwrap() > 0.0, "{m}");
     assert!(outs.try_recv().is_err(), "no drift, no alert");
@@ -333,6 +352,37 @@ fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_f
     std::thread::sleep(Duration::from_millis(600));
     assert!(outs.try_recv().is_err(), "no false alert after the full read");
 
+    stop(child);
+}
+
+#[test]
+fn watch_alerts_a_global_administrator_added_in_the_portal_through_the_feed() {
+    let (g, _fake, sb) = graph_quickstart();
+    // Global Administrator is governed, and nobody holds it.
+    sb.write(
+        "roles/admin.yaml",
+        "kind: Role\nname: global-admin\ndescription: Administers the whole tenant\nprivileged: true\nowners: [steven.buchanan, andrew.fuller]\nbindings:\n  directory: {directoryRole: Global Administrator}\n",
+    );
+    sb.run(&["apply", "{dir}", "--auto-approve"]).expect(0);
+    sb.run(&["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+    // A resync an hour away: within the test, only the feed can show the grant.
+    let (child, addr, outs) = watch(&sb, &["--resync", "1h"]);
+    metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+
+    let steven = g.user("steven.buchanan@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    let changed = Instant::now();
+    g.portal("admin@northwind.example").assign_role("Global Administrator", &steven).unwrap();
+    let line = outs.recv_timeout(Duration::from_secs(10)).expect("the Global Administrator grant is alerted");
+    assert!(line.contains("drift: revoke directory.") && line.contains("steven.buchanan"), "{line}");
+    assert!(
+        changed.elapsed() < Duration::from_secs(5),
+        "alerted within a few 200 ms intervals: {:?}",
+        changed.elapsed()
+    );
+    let m = http_get(&addr, "/metrics");
+    assert_eq!(sample(&m, MODE_INCREMENTAL), Some(1.0), "{m}");
+    assert_eq!(sample(&m, RESTARTS), Some(0.0), "read through the feed, not a full read that started it again: {m}");
+    assert!(sample(&m, SINCE_FULL).unwrap() > 0.0, "{m}");
     stop(child);
 }
 
@@ -386,4 +436,48 @@ async fn a_cursor_pointing_outside_the_endpoint_is_refused_before_any_request() 
         other => panic!("a foreign delta link is refused: {other:?}"),
     }
     assert_eq!(t.g.graph_requests(), before, "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_directory_role_the_cursor_does_not_name_is_found_by_its_template_and_a_cursor_without_roles_restarts() {
+    let g = Graph::new();
+    let users = g.add_users("u", TENANT, 2);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    // A role activated after the full read is not in the cursor's map: its roleTemplateId
+    // names the binding.
+    let before = held.cursor.0.len();
+    held.cursor.0.retain(|k, _| !k.starts_with("directoryRole "));
+    assert!(held.cursor.0.len() < before, "the cursor maps the directory roles");
+    t.g.portal("admin@northwind.example").assign_role("Global Administrator", &users[0]).unwrap();
+    t.step(&mut held, "a member of a role the cursor does not name").await;
+    assert_eq!(role(&held.live, "Global Administrator").members, vec![users[0].clone()]);
+    assert!(held.cursor.0.keys().any(|k| k.starts_with("directoryRole ")), "the next cursor names it");
+
+    // A cursor without the directory roles' link (made before they were in the feed) is refused:
+    // the caller reads in full.
+    held.cursor.0.remove("directoryRoles");
+    match t.catch_up(&mut held).await {
+        Err(FeedError::Expired { .. }) => {}
+        other => panic!("a cursor without the directory roles is refused: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_synced_user_that_arrives_through_the_feed_is_held_by_active_directory_as_a_full_read_says() {
+    let g = Graph::new();
+    g.add_users("u", TENANT, 2);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    assert!(held.live.held_elsewhere.is_empty());
+
+    let nancy = t.g.add_synced_user("nancy.davolio@northwind.example", "Davolio, Nancy", true);
+    t.step(&mut held, "a synced user created").await;
+    let full = t.full().await;
+    assert!(full.held_elsewhere.iter().any(|h| h.account == nancy), "a full read marks it held");
+    assert_eq!(feed::normalized(&held.live).held_elsewhere, feed::normalized(&full).held_elsewhere);
+
+    t.g.portal("admin@northwind.example").delete_user(&nancy);
+    t.step(&mut held, "the synced user deleted").await;
+    assert!(held.live.held_elsewhere.is_empty(), "a removed account is held nowhere");
 }

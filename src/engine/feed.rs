@@ -6,11 +6,12 @@
 //!   its provider has no feed, when the target refuses the cursor (expired, or reset on its
 //!   side: logged, and counted in [`TargetFeed::restarts`]), and at least every `resync`;
 //! - at a resync, the state held is first brought up to date through the feed and then
-//!   compared with the full read (what the feed keeps: accounts and bindings with their
-//!   members; the rest of a live state, such as service accounts and eligibility, comes from
-//!   full reads only); where they differ, both are brought up to date once more
-//!   (a change made between the two reads is not a difference) and a difference that remains
-//!   is logged as an error and counted in [`TargetFeed::mismatches`]; the full read is kept;
+//!   compared with the full read (what the feed keeps: accounts, which of them another
+//!   directory masters, and bindings with their members; the rest of a live state, such as
+//!   service accounts and eligibility, comes from full reads only); where they differ, both
+//!   are brought up to date once more (a change made between the two reads is not a
+//!   difference) and a difference that remains is logged as an error and counted in
+//!   [`TargetFeed::mismatches`]; the full read is kept;
 //! - any other failure fails the check as a full read's failure would, and the state held is
 //!   kept for the next check.
 

@@ -2,19 +2,20 @@
 //! held from an earlier read.
 //!
 //! A provider with a feed answers a read with a [`Cursor`], and later, given that cursor, with
-//! [`Changes`]: accounts created or updated (whole, as a read would return them), accounts
-//! removed, bindings created or renamed, bindings removed, and members added or removed.
+//! [`Changes`]: accounts created or updated (whole, as a read would return them), whether
+//! another directory masters an account, accounts removed, bindings created or renamed,
+//! bindings removed, and members added or removed.
 //! [`apply`] folds them into a [`LiveTarget`]; [`normalized`] is the form in which a state built
 //! from a feed is compared with a fresh full read (order of lists is not part of the state).
 //!
 //! Guarantees: [`apply`] is pure and idempotent per change (creating what exists updates it,
 //! removing what is gone does nothing, adding a present member does nothing); an account
 //! removed leaves every binding's members (a full read lists no member that is not an
-//! object of the directory).
+//! object of the directory) and is held elsewhere no more.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Binding, LiveAccount, LiveBinding, LiveTarget};
+use super::{Binding, HeldElsewhere, LiveAccount, LiveBinding, LiveTarget};
 
 /// Where a provider's feed stands: opaque to everyone but the provider that made it (on
 /// Microsoft Graph, the delta links by collection).
@@ -26,6 +27,9 @@ pub struct Cursor(pub BTreeMap<String, String>);
 pub enum LiveChange {
     /// An account created or updated, whole.
     Account(Box<LiveAccount>),
+    /// Whether another directory masters the account `account`, and what the target therefore
+    /// refuses to change (`None`: nothing), as a full read reports it.
+    AccountHeld { account: String, held: Option<HeldElsewhere> },
     /// The account with this id is gone (deleted, soft-deleted, or out of scope).
     AccountRemoved { id: String },
     /// A binding created or renamed; its members are untouched (new: none).
@@ -53,7 +57,7 @@ impl Changes {
         for c in &self.changes {
             ids.insert(match c {
                 LiveChange::Account(a) => ("account", a.id.as_str()),
-                LiveChange::AccountRemoved { id } => ("account", id),
+                LiveChange::AccountRemoved { id } | LiveChange::AccountHeld { account: id, .. } => ("account", id),
                 LiveChange::Binding { id, .. } | LiveChange::BindingRemoved { id } => ("binding", id),
                 LiveChange::MemberAdded { binding, .. } | LiveChange::MemberRemoved { binding, .. } => {
                     ("binding", binding)
@@ -112,10 +116,15 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
                     }
                 }
             }
+            LiveChange::AccountHeld { account, held } => {
+                live.held_elsewhere.retain(|h| &h.account != account);
+                live.held_elsewhere.extend(held.iter().cloned());
+            }
             LiveChange::AccountRemoved { id } => {
                 if accounts.remove(id).is_some() {
                     removed_accounts.insert(id.clone());
                 }
+                live.held_elsewhere.retain(|h| &h.account != id);
                 for b in &mut live.bindings {
                     let before = b.members.len();
                     b.members.retain(|m| m != id);
@@ -195,18 +204,20 @@ fn rename(live: &mut LiveTarget, old: &Binding, new: &Binding) {
 }
 
 /// What a feed keeps up to date, in the form two reads of the same state share: accounts and
-/// bindings by id, members sorted. The rest of a live state (service accounts, eligibility,
-/// activation rules, policies) comes from full reads only.
-pub fn kept(live: &LiveTarget) -> (Vec<LiveAccount>, Vec<LiveBinding>) {
+/// bindings by id, members sorted, and the accounts held elsewhere by account. The rest of a
+/// live state (service accounts, eligibility, activation rules, policies) comes from full reads
+/// only.
+pub fn kept(live: &LiveTarget) -> (Vec<LiveAccount>, Vec<LiveBinding>, Vec<HeldElsewhere>) {
     let n = normalized(live);
-    (n.accounts, n.bindings)
+    (n.accounts, n.bindings, n.held_elsewhere)
 }
 
 /// `live` in the form two reads of the same state share: accounts, service accounts and
-/// bindings by id, members sorted.
+/// bindings by id, members sorted, accounts held elsewhere by account.
 pub fn normalized(live: &LiveTarget) -> LiveTarget {
     let mut n = live.clone();
     n.accounts.sort_by(|a, b| a.id.cmp(&b.id));
+    n.held_elsewhere.sort_by(|a, b| a.account.cmp(&b.account));
     n.service_accounts.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.name.cmp(&b.name)));
     n.bindings.sort_by(|a, b| a.id.cmp(&b.id));
     for b in &mut n.bindings {
@@ -228,6 +239,14 @@ pub fn differences(held: &LiveTarget, read: &LiveTarget) -> Vec<String> {
             (None, Some(_)) => out.push(format!("account {id}: read, not held")),
             (Some(a), Some(b)) if a != b => out.push(format!("account {id}: differs")),
             _ => {}
+        }
+    }
+    let held_by =
+        |t: &LiveTarget| t.held_elsewhere.iter().map(|h| (h.account.clone(), h.clone())).collect::<BTreeMap<_, _>>();
+    let (hh, rh) = (held_by(&held), held_by(&read));
+    for id in hh.keys().chain(rh.keys()).collect::<BTreeSet<_>>() {
+        if hh.get(id) != rh.get(id) {
+            out.push(format!("account {id}: held elsewhere differs"));
         }
     }
     let bindings = |t: &LiveTarget| t.bindings.iter().map(|b| (b.id.clone(), b.clone())).collect::<BTreeMap<_, _>>();

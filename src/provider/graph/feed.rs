@@ -1,16 +1,30 @@
-//! The change feed: delta queries on users and groups (§2.1 Delta).
+//! The change feed: delta queries on users, groups and directory roles (§2.1 Delta).
 //!
-//! The cursor holds two delta links, `users` and `groups`. A full read first asks each
-//! collection for a delta link "from now" (`$deltatoken=latest`, one request each), then
-//! reads: a change made while the read runs is in the read or in the next round, or both.
-//! A later round follows the link's pages to a new delta link: created and updated users come
-//! whole (every selected property), removed ones as `@removed`; groups come with their
-//! changed `displayName` and their `members@delta` (a removed member carries `@removed`).
-//! An expired or unknown link (`400 syncStateNotFound`) and a synchronization reset (`410
-//! Gone`) are [`FeedError::Expired`]: the caller reads in full.
+//! The cursor holds three delta links, `users`, `groups` and `directoryRoles`, and which
+//! binding each directory role stands for. A full read first asks users and groups for a delta
+//! link "from now" (`$deltatoken=latest`, one request each) and reads the directory roles'
+//! first round (every activated role with its members: one request, the collection is small
+//! and not paged), then reads: a change made while the read runs is in the read or in the next
+//! round, or both. A later round follows the link's pages to a new delta link: created and
+//! updated users come whole (every selected property), removed ones as `@removed`; groups come
+//! with their changed `displayName` and their `members@delta` (a removed member carries
+//! `@removed`); directory roles with their `members@delta`. An expired or unknown link (`400
+//! syncStateNotFound`) and a synchronization reset (`410 Gone`) are [`FeedError::Expired`]:
+//! the caller reads in full.
 //!
-//! Not from the feed: directory roles, app roles, service accounts, eligibility and the
-//! sign-in methods policy keep what the last full read saw until the next one.
+//! Directory roles: a full read binds role definitions (by definition id) and their tenant-wide
+//! role assignments; the feed reports directory role objects, whose `id` is their own and whose
+//! `roleTemplateId` names the definition. The first round maps each role to the binding of its
+//! template (the definition with that id, or the one naming it as `templateId`), and the cursor
+//! keeps the map. A role the cursor does not know is looked up by its `roleTemplateId` among
+//! the directory role bindings held; one found nowhere, or a role reported removed, is
+//! [`FeedError::Expired`]: a full read starts the feed again. `/directoryRoles/delta` is on the Graph fake's reference notes
+//! (`docs/reference/graph.md` §1.5); assumed, and checked by the periodic full read: that its
+//! members are the principals of tenant-wide assignments only (what a full read binds), and
+//! that a role activated after the full read comes whole, with its `roleTemplateId`.
+//!
+//! Not from the feed: app roles, service accounts, eligibility and the sign-in methods policy
+//! keep what the last full read saw until the next one.
 
 use super::*;
 use crate::model::feed::{Changes, Cursor, LiveChange};
@@ -24,8 +38,15 @@ fn users_query() -> String {
 /// The first request of the groups' feed.
 const GROUPS_QUERY: &str = "/groups/delta?$select=displayName,members";
 
+/// The first request of the directory roles' feed.
+const ROLES_QUERY: &str = "/directoryRoles/delta?$select=displayName,roleTemplateId,members";
+
 const USERS: &str = "users";
 const GROUPS: &str = "groups";
+const ROLES: &str = "directoryRoles";
+/// The cursor's key for the binding a directory role stands for (its value: the binding id,
+/// empty for a role no binding stands for).
+const ROLE_PREFIX: &str = "directoryRole ";
 
 /// A refused delta link: expired, unknown, or invalidated by a synchronization reset.
 fn expired(e: &GraphError) -> bool {
@@ -39,6 +60,27 @@ fn expired(e: &GraphError) -> bool {
 /// A member reference of `…@delta`: its id, and whether it was removed.
 fn reference(v: &Value) -> Option<(String, bool)> {
     Some((id_of(v)?, v.get("@removed").is_none()))
+}
+
+/// The `members@delta` of a group or directory role `v` as member changes of `binding`.
+fn members(v: &Value, binding: &str, changes: &mut Vec<LiveChange>) {
+    for (member, added) in v.get("members@delta").and_then(Value::as_array).into_iter().flatten().filter_map(reference)
+    {
+        changes.push(if added {
+            LiveChange::MemberAdded { binding: binding.to_string(), member }
+        } else {
+            LiveChange::MemberRemoved { binding: binding.to_string(), member }
+        });
+    }
+}
+
+/// The id of the directory role binding in `live` whose role definition is the template
+/// `template` (built-in role definitions have their template's id).
+fn role_binding(template: &str, live: &LiveTarget) -> Option<String> {
+    live.bindings
+        .iter()
+        .find(|b| b.id.eq_ignore_ascii_case(template) && matches!(b.binding, Binding::DirectoryRole(_)))
+        .map(|b| b.id.clone())
 }
 
 impl GraphProvider {
@@ -70,12 +112,28 @@ impl GraphProvider {
     pub(super) async fn read_with_feed(&mut self) -> Result<(LiveTarget, Option<Cursor>), ProviderError> {
         let users = self.latest(&users_query()).await?;
         let groups = self.latest(GROUPS_QUERY).await?;
+        let (roles, roles_link) = self.client.delta_round(ROLES_QUERY).await.map_err(|e| ProviderError::Remote {
+            target: self.target.clone(),
+            message: format!("cannot start the directory roles' change feed at {}: {e}", self.client.root()),
+        })?;
         let live = self.read_live().await?;
-        Ok((live, Some(Cursor([(USERS.to_string(), users), (GROUPS.to_string(), groups)].into()))))
+        let mut cursor: BTreeMap<String, String> =
+            [(USERS.to_string(), users), (GROUPS.to_string(), groups), (ROLES.to_string(), roles_link)].into();
+        let templates = self.state.as_ref().map(|s| &s.role_templates);
+        for r in &roles {
+            let Some(id) = id_of(r) else { continue };
+            let binding = str_of(r, "roleTemplateId")
+                .and_then(|t| role_binding(&t, &live).or_else(|| templates?.get(&t).cloned()))
+                .unwrap_or_default();
+            cursor.insert(format!("{ROLE_PREFIX}{id}"), binding);
+        }
+        Ok((live, Some(Cursor(cursor))))
     }
 
     pub(super) async fn changes_since(&mut self, cursor: &Cursor, last: &LiveTarget) -> Result<Changes, FeedError> {
-        let (Some(users_link), Some(groups_link)) = (cursor.0.get(USERS), cursor.0.get(GROUPS)) else {
+        let (Some(users_link), Some(groups_link), Some(roles_link)) =
+            (cursor.0.get(USERS), cursor.0.get(GROUPS), cursor.0.get(ROLES))
+        else {
             return Err(FeedError::Expired {
                 target: self.target.clone(),
                 message: "the cursor is not one of this target's".into(),
@@ -85,6 +143,8 @@ impl GraphProvider {
             self.client.delta_round(users_link).await.map_err(|e| self.feed_error("users'", e))?;
         let (groups, groups_next) =
             self.client.delta_round(groups_link).await.map_err(|e| self.feed_error("groups'", e))?;
+        let (roles, roles_next) =
+            self.client.delta_round(roles_link).await.map_err(|e| self.feed_error("directory roles'", e))?;
         let mut changes = self.user_changes(&users, last).map_err(FeedError::Read)?;
         for g in &groups {
             let Some(id) = id_of(g) else { continue };
@@ -95,22 +155,43 @@ impl GraphProvider {
             if let Some(name) = str_of(g, "displayName") {
                 changes.push(LiveChange::Binding { id: id.clone(), binding: Binding::Group(name) });
             }
-            for (member, added) in
-                g.get("members@delta").and_then(Value::as_array).into_iter().flatten().filter_map(reference)
-            {
-                changes.push(if added {
-                    LiveChange::MemberAdded { binding: id.clone(), member }
-                } else {
-                    LiveChange::MemberRemoved { binding: id.clone(), member }
-                });
+            members(g, &id, &mut changes);
+        }
+        let mut next: BTreeMap<String, String> =
+            cursor.0.iter().filter(|(k, _)| k.starts_with(ROLE_PREFIX)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        for r in &roles {
+            let Some(id) = id_of(r) else { continue };
+            if r.get("@removed").is_some() {
+                return Err(self.restart(format!("the directory role {id} was reported removed")));
+            }
+            let known = next.get(&format!("{ROLE_PREFIX}{id}")).cloned();
+            let binding = match known {
+                Some(b) => b,
+                None => {
+                    let b = str_of(r, "roleTemplateId").and_then(|t| role_binding(&t, last)).ok_or_else(|| {
+                        self.restart(format!("the directory role {id} is not one the last full read bound"))
+                    })?;
+                    next.insert(format!("{ROLE_PREFIX}{id}"), b.clone());
+                    b
+                }
+            };
+            if !binding.is_empty() {
+                members(r, &binding, &mut changes);
             }
         }
-        tracing::debug!(target_name = %self.target, users = users.len(), groups = groups.len(),
+        tracing::debug!(target_name = %self.target, users = users.len(), groups = groups.len(), roles = roles.len(),
             requests = self.client.requests(), "read Graph changes");
-        Ok(Changes {
-            changes,
-            cursor: Cursor([(USERS.to_string(), users_next), (GROUPS.to_string(), groups_next)].into()),
-        })
+        next.extend([
+            (USERS.to_string(), users_next),
+            (GROUPS.to_string(), groups_next),
+            (ROLES.to_string(), roles_next),
+        ]);
+        Ok(Changes { changes, cursor: Cursor(next) })
+    }
+
+    /// A feed that must start again from a full read.
+    fn restart(&self, message: String) -> FeedError {
+        FeedError::Expired { target: self.target.clone(), message }
     }
 
     /// The users' round as account changes: each changed user whole, with its manager's
@@ -168,6 +249,7 @@ impl GraphProvider {
                         renamed.insert(b.user_name.clone(), u.user_name.clone());
                     }
                     out.push(LiveChange::Account(Box::new(account_of(u, manager))));
+                    out.push(LiveChange::AccountHeld { account: u.id.clone(), held: held_elsewhere(u) });
                 }
             }
         }
@@ -193,6 +275,16 @@ impl GraphProvider {
 /// An account's fingerprint, as a full read computes it.
 pub(super) fn account_fingerprint(id: &str, user_name: &str, attrs: &crate::model::UserAttrs, active: bool) -> String {
     digest(&(id, user_name, attrs, active))
+}
+
+/// What a synchronized user's target refuses to change, as a full read reports it.
+pub(super) fn held_elsewhere(u: &WireUser) -> Option<crate::model::HeldElsewhere> {
+    u.synced.then(|| crate::model::HeldElsewhere {
+        account: u.id.clone(),
+        source: wire::ON_PREMISES.to_string(),
+        fields: crate::model::UserField::ALL.to_vec(),
+        lifecycle: true,
+    })
 }
 
 /// A user as the model has it, with its manager's userName.

@@ -105,6 +105,8 @@ struct State {
     groups: HashMap<String, String>,
     /// Role definition display name → id.
     roles: HashMap<String, String>,
+    /// Role template id → role definition id (the definitions read that name a template).
+    role_templates: HashMap<String, String>,
     /// (role definition id, principal id) → assignment id.
     role_assignments: HashMap<(String, String), String>,
     /// `app/role` → (service principal id, app role id).
@@ -209,8 +211,8 @@ impl Provider for GraphProvider {
         self.read_live().await
     }
 
-    /// Users and groups have a feed (delta queries, see [`feed`]); a read for writing or for the
-    /// review needs none.
+    /// Users, groups and directory roles have a feed (delta queries, see [`feed`]); a read for
+    /// writing or for the review needs none.
     async fn read_with_cursor(&mut self) -> Result<(LiveTarget, Option<crate::model::feed::Cursor>), ProviderError> {
         if self.access != Access::Read {
             return Ok((self.read_live().await?, None));

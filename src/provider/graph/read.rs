@@ -1,7 +1,7 @@
 //! Reading the tenant: users, groups, roles, applications, sign-in methods and activity.
 
 use super::*;
-use crate::model::{HeldElsewhere, MembersDecided, UserField};
+use crate::model::MembersDecided;
 use crate::provider::ids;
 
 impl GraphProvider {
@@ -207,14 +207,7 @@ impl GraphProvider {
         for u in &users {
             let manager = u.manager_id.as_deref().and_then(|m| upn_by_id.get(m)).map(|n| n.to_string());
             state.users.insert(key(&u.user_name), u.id.clone());
-            if u.synced {
-                live.held_elsewhere.push(HeldElsewhere {
-                    account: u.id.clone(),
-                    source: wire::ON_PREMISES.to_string(),
-                    fields: UserField::ALL.to_vec(),
-                    lifecycle: true,
-                });
-            }
+            live.held_elsewhere.extend(super::feed::held_elsewhere(u));
             live.accounts.push(LiveAccount {
                 last_sign_in: sign_ins.get(&u.id).copied(),
                 registered_methods: registered.get(&u.id).cloned(),
@@ -261,6 +254,9 @@ impl GraphProvider {
             }
             members.sort();
             members.dedup();
+            if let Some(t) = str_of(d, "templateId") {
+                state.role_templates.insert(t, id.clone());
+            }
             state.roles.insert(key(&name), id.clone());
             live.bindings.push(LiveBinding {
                 fingerprint: digest(&(&id, &name, &members)),
