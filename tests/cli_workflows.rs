@@ -6,7 +6,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -16,40 +16,6 @@ use support::{Sandbox, find_user};
 
 /// A part of the webhook URL that must never show up anywhere but in the request line.
 const WEBHOOK_SECRET: &str = "T0KEN-s3cret-7f3a";
-
-/// Starts a webhook receiver; returns its URL (with a secret path) and the bodies it receives.
-fn webhook() -> (String, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks/{WEBHOOK_SECRET}", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0u8; length];
-            reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-            if tx.send(String::from_utf8(body).unwrap()).is_err() {
-                return;
-            }
-        }
-    });
-    (url, rx)
-}
 
 fn with_webhook(sb: &Sandbox) {
     let text = sb.read("keyward.yaml");
@@ -177,7 +143,7 @@ fn plan_base_splits_the_pull_requests_changes_from_drift_already_present() {
 fn drift_exits_0_or_2_alerts_without_secrets_and_writes_openmetrics() {
     let sb = Sandbox::example("quickstart");
     with_webhook(&sb);
-    let (url, bodies) = webhook();
+    let (url, bodies) = support::webhook(&format!("/hooks/{WEBHOOK_SECRET}"));
     let env = [("KEYWARD_TEST_WEBHOOK", url.as_str())];
     sb.apply_ok();
     let metrics = sb.path("drift.prom");
@@ -253,7 +219,7 @@ fn watch_serves_metrics_alerts_each_new_drift_once_and_stops_on_sigterm() {
     with_webhook(&sb);
     // A configuration with a validation warning: watch prints it once, not at every check.
     sb.edit("keyward.yaml", "count: 2}", "count: 0}");
-    let (url, bodies) = webhook();
+    let (url, bodies) = support::webhook(&format!("/hooks/{WEBHOOK_SECRET}"));
     sb.apply_ok();
     let mut child = sb
         .cmd(&["watch", sb.root.to_str().unwrap(), "--interval", "300ms", "--listen", "127.0.0.1:0"])

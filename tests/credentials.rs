@@ -63,37 +63,6 @@ fn change<'a>(plan: &'a Value, address: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{address} in {plan:#}"))
 }
 
-/// A webhook receiver on loopback; returns its URL and the bodies it receives.
-fn webhook() -> (String, std::sync::mpsc::Receiver<String>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks/alerts", listener.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0u8; length];
-            reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-            if tx.send(String::from_utf8(body).unwrap()).is_err() {
-                return;
-            }
-        }
-    });
-    (url, rx)
-}
-
 #[cfg(unix)]
 fn mode(p: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
@@ -802,7 +771,7 @@ fn drift_notices_credentials_due_and_counts_them_in_the_metrics() {
     // webhook-secret (lifetime 30d) ended on 2026-12-28.
     assert!(text.contains("keyward_credentials_needing_rotation{state=\"expired\"} 1\n"), "{text}");
     // drift --notify alerts it (address, action and reason kind; never material).
-    let (url, bodies) = webhook();
+    let (url, bodies) = support::webhook("/hooks/alerts");
     let text = s.read("keyward.yaml");
     s.write("keyward.yaml", &format!("{text}\nnotify:\n  webhook: ${{env:KEYWARD_TEST_WEBHOOK}}\n"));
     s.run_with_env(&["drift", "{dir}", "--notify"], &[("KEYWARD_TEST_WEBHOOK", url.as_str())]).expect(2);

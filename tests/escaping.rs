@@ -3,9 +3,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -103,40 +100,6 @@ fn markdown_plan_keeps_hostile_live_user_names_in_their_code_block() {
     insta::assert_snapshot!("hostile_live_user_name_markdown_plan", plan_part);
 }
 
-/// Starts a webhook receiver; returns its URL and the bodies it receives.
-fn webhook() -> (String, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks/escaping", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0u8; length];
-            reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-            if tx.send(String::from_utf8(body).unwrap()).is_err() {
-                return;
-            }
-        }
-    });
-    (url, rx)
-}
-
 #[test]
 fn drift_alerts_make_slack_and_teams_controls_in_live_names_inert() {
     let sb = Sandbox::example("quickstart");
@@ -145,7 +108,7 @@ fn drift_alerts_make_slack_and_teams_controls_in_live_names_inert() {
     sb.apply_ok();
     let name = "<!channel> <http://evil.example|click> [here](http://evil.example) `x`\n- forged@northwind.example";
     hostile_live_users(&sb, &[name]);
-    let (url, bodies) = webhook();
+    let (url, bodies) = support::webhook("/hooks/escaping");
     let drift = sb.run_with_env(&["drift", "{dir}", "--notify"], &[("KEYWARD_TEST_WEBHOOK", url.as_str())]);
     drift.expect(2);
     let body = bodies.recv_timeout(Duration::from_secs(10)).expect("the webhook got the alert");
