@@ -581,20 +581,7 @@ mod tests {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let fake = NoManager { caps: capabilities(ProviderKind::Scim), seen: seen.clone() };
         let (_, session) = Opened::from_provider(Box::new(fake)).read().await.unwrap();
-        let mut providers: BTreeMap<Name, Session<Writing>> = [(target, session)].into();
-        let store: Arc<dyn StateStore> =
-            Arc::new(crate::state::local::LocalStore::new(dir.path(), std::path::Path::new("audit.jsonl")));
-        let mut audit = AuditTrail::open(store.clone()).await.unwrap();
-        let ctx = AuditContext {
-            actor: "test".into(),
-            commit: None,
-            plan_hash: "h".into(),
-            clock: chrono::Utc::now,
-            provenance: None,
-            approvals: Default::default(),
-        };
-        let creds = CredentialContext { sinks: Sinks::new(dir.path()), state: store, now: chrono::Utc::now() };
-        let report = execute_with(&plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap();
+        let report = run(&plan, target, session, dir.path()).await;
         let outcome = |a: &str| report.outcomes.iter().find(|o| o.address == a).unwrap();
         assert_eq!(outcome("t.user.mgr").outcome, Outcome::Failed);
         for a in ["t.user.ann", "t.user.bo"] {
@@ -604,6 +591,24 @@ mod tests {
         assert!(outcome("t.user.ann").error.as_deref().unwrap().contains("bulkId:u1"), "the server's word is kept");
         assert_eq!(report.count(Outcome::Failed), 1);
         assert!(!seen.lock().unwrap().contains(&"bo".to_string()), "the update was not sent");
+    }
+
+    /// Applies `plan` to one target's session, with a local audit log and state in `dir`.
+    async fn run(plan: &Plan, target: Name, session: Session<Writing>, dir: &std::path::Path) -> ApplyReport {
+        let mut providers: BTreeMap<Name, Session<Writing>> = [(target, session)].into();
+        let store: Arc<dyn StateStore> =
+            Arc::new(crate::state::local::LocalStore::new(dir, std::path::Path::new("audit.jsonl")));
+        let mut audit = AuditTrail::open(store.clone()).await.unwrap();
+        let ctx = AuditContext {
+            actor: "test".into(),
+            commit: None,
+            plan_hash: "h".into(),
+            clock: chrono::Utc::now,
+            provenance: None,
+            approvals: Default::default(),
+        };
+        let creds = CredentialContext { sinks: Sinks::new(dir), state: store, now: chrono::Utc::now() };
+        execute_with(plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap()
     }
 
     fn update(target: &Name, name: &str) -> Change {
@@ -628,20 +633,7 @@ mod tests {
         );
         let opened = Opened::from_provider(Box::new(Moved { caps: capabilities(ProviderKind::Scim) }));
         let (_, session) = opened.read().await.unwrap();
-        let mut providers: BTreeMap<Name, Session<Writing>> = [(target, session)].into();
-        let store: Arc<dyn StateStore> =
-            Arc::new(crate::state::local::LocalStore::new(dir.path(), std::path::Path::new("audit.jsonl")));
-        let mut audit = AuditTrail::open(store.clone()).await.unwrap();
-        let ctx = AuditContext {
-            actor: "test".into(),
-            commit: None,
-            plan_hash: "h".into(),
-            clock: chrono::Utc::now,
-            provenance: None,
-            approvals: Default::default(),
-        };
-        let creds = CredentialContext { sinks: Sinks::new(dir.path()), state: store, now: chrono::Utc::now() };
-        let report = execute_with(&plan, &mut providers, &mut audit, &ctx, &creds, &mut |_, _| {}).await.unwrap();
+        let report = run(&plan, target, session, dir.path()).await;
         assert_eq!((report.count(Outcome::Applied), report.count(Outcome::Failed), report.conflicts()), (1, 1, 1));
         let bob = report.outcomes.iter().find(|o| o.address == "t.user.bob").unwrap();
         assert!(bob.conflict);
