@@ -43,7 +43,7 @@ impl GraphProvider {
                     .or_else(|| by.get("app").and_then(|a| str_of(a, "displayName").or_else(|| str_of(a, "appId"))))?;
                 let time = chrono::DateTime::parse_from_rfc3339(&str_of(e, "activityDateTime")?).ok()?;
                 Some(Attribution {
-                    actor,
+                    actor: Some(actor),
                     time: time.with_timezone(&chrono::Utc),
                     activity: str_of(e, "activityDisplayName")?,
                 })
