@@ -561,8 +561,8 @@ async fn benchmark_feed() {
             replace(&server, "Users", id, "title", json!(format!("Title {round}-{k}")));
         }
         let new = create_user(&server, &format!("new{round}@example.test"), "Trainee");
-        for k in 0..3 {
-            add_member(&server, &group_ids[k], &new);
+        for g in &group_ids[..3] {
+            add_member(&server, g, &new);
         }
         let removed = &ids[(3 * members + round) % ids.len()];
         server.remove_member(&group_ids[3], removed);

@@ -384,3 +384,23 @@ impl ScimProvider {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_compare_as_times_whatever_their_form_and_keep_the_services_text() {
+        let z = Stamp::parse("2026-12-04T23:36:03.852504Z").unwrap();
+        let offset = Stamp::parse("2026-12-05T00:36:03.9+01:00").unwrap();
+        assert!(offset.at > z.at);
+        assert_eq!(z.clone().max(&offset).raw, "2026-12-05T00:36:03.9+01:00");
+        assert_eq!(offset.clone().max(&z).raw, "2026-12-05T00:36:03.9+01:00");
+        // Equal times: the first is kept.
+        let same = Stamp::parse("2026-12-04T23:36:03.852504+00:00").unwrap();
+        assert_eq!(z.clone().max(&same).raw, z.raw);
+        for bad in ["", "yesterday", "2026-12-04", "2026-12-04T23:36:03"] {
+            assert!(Stamp::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

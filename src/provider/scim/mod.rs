@@ -16,6 +16,9 @@
 //! - writes are idempotent: a create that meets an existing userName (409 uniqueness) adopts
 //!   that account instead of failing or duplicating it; a group is created only when none of
 //!   its name exists; adding a present member or removing an absent one succeeds;
+//! - `watch` reads it through a change feed on `meta.lastModified` where the service can filter
+//!   and sort on it (two requests per check when nothing changed; removals only at a full
+//!   read), and drift is attributed with the changed object's `meta.lastModified` (see [`feed`]);
 //! - every value placed in a filter or a PATCH path is escaped (see [`filter`]);
 //! - the bearer token is only ever sent to the configured URL and never printed.
 //!

@@ -168,3 +168,18 @@ pub(super) fn group_fingerprint(id: &str, name: &str, members: &[String], versio
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_groups_fingerprint_is_its_version_with_etags_and_ignores_the_order_of_members_without() {
+        let members = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = group_fingerprint("g1", "sales", &members(&["u2", "u1"]), Some("W/\"3\""), false);
+        assert_eq!(a, group_fingerprint("g1", "sales", &members(&["u1", "u2"]), None, false));
+        assert_ne!(a, group_fingerprint("g1", "sales", &members(&["u1"]), None, false));
+        assert_ne!(a, group_fingerprint("g1", "ops", &members(&["u1", "u2"]), None, false));
+        assert_eq!(group_fingerprint("g1", "sales", &[], Some("W/\"3\""), true), "etag:W/\"3\"");
+    }
+}
