@@ -283,7 +283,8 @@ pub struct WatchArgs {
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
     /// Read targets that have a change feed in full at least this often, and check that the
-    /// state built from the feed equals the full read.
+    /// state built from the feed equals the full read. A SCIM feed reports no removals: a user
+    /// or group deleted there is seen only at this full read.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = watch::parse_interval)]
     pub resync: std::time::Duration,
 }

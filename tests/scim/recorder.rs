@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -22,6 +23,9 @@ pub struct Recorded {
 pub struct Recorder {
     pub port: u16,
     seen: Arc<Mutex<Vec<Recorded>>>,
+    /// While set, a `filter` on `meta.lastModified` is dropped from the query before it is
+    /// forwarded: the service then answers as one that ignores the filter.
+    pub drop_stamp_filter: Arc<AtomicBool>,
 }
 
 impl Recorder {
@@ -31,14 +35,17 @@ impl Recorder {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
+        let drop_stamp_filter = Arc::new(AtomicBool::new(false));
+        let drop = drop_stamp_filter.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let log = log.clone();
-                std::thread::spawn(move || forward(stream, upstream_port, &log));
+                let drop = drop.load(Ordering::Relaxed);
+                std::thread::spawn(move || forward(stream, upstream_port, &log, drop));
             }
         });
-        Recorder { port, seen }
+        Recorder { port, seen, drop_stamp_filter }
     }
 
     /// The base URL keyward is given.
@@ -51,7 +58,14 @@ impl Recorder {
     }
 }
 
-fn forward(mut client: TcpStream, upstream_port: u16, log: &Mutex<Vec<Recorded>>) {
+/// `target` without its `filter` on `meta.lastModified`.
+fn without_stamp_filter(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else { return target.to_string() };
+    let kept: Vec<&str> = query.split('&').filter(|p| !p.starts_with("filter=meta.lastModified")).collect();
+    format!("{path}?{}", kept.join("&"))
+}
+
+fn forward(mut client: TcpStream, upstream_port: u16, log: &Mutex<Vec<Recorded>>, drop_stamp_filter: bool) {
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
@@ -80,7 +94,13 @@ fn forward(mut client: TcpStream, upstream_port: u16, log: &Mutex<Vec<Recorded>>
     let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
     log.lock().unwrap().push(Recorded { method, target, body: serde_json::from_slice(&body).ok() });
     let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port)).unwrap();
-    let mut head = request_line.trim_end().to_string() + "\r\n";
+    let mut head = if drop_stamp_filter {
+        let mut parts = request_line.split_whitespace();
+        let (m, t, v) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or("HTTP/1.1"));
+        format!("{m} {} {v}\r\n", without_stamp_filter(t))
+    } else {
+        request_line.trim_end().to_string() + "\r\n"
+    };
     for h in headers {
         head.push_str(&h);
         head.push_str("\r\n");

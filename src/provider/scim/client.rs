@@ -61,6 +61,8 @@ pub struct ScimClient {
     http: reqwest::Client,
     token: Secret<String>,
     retry: RetryPolicy,
+    /// HTTP requests sent (each attempt of a retried request counts).
+    sent: std::sync::atomic::AtomicUsize,
 }
 
 impl ScimClient {
@@ -71,7 +73,7 @@ impl ScimClient {
         if base.cannot_be_a_base() {
             return Err(format!("`{base}` cannot be a base URL"));
         }
-        Ok(ScimClient { base, http, token, retry })
+        Ok(ScimClient { base, http, token, retry, sent: Default::default() })
     }
 
     /// The URL of a path below the root: each segment is percent-encoded as needed.
@@ -91,6 +93,11 @@ impl ScimClient {
         &self.base
     }
 
+    /// HTTP requests sent so far.
+    pub fn requests(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Sends one request (with retries) and reads its answer.
     pub async fn send(
         &self,
@@ -104,6 +111,7 @@ impl ScimClient {
         let started = Instant::now();
         let shown = display_url(&url);
         let resp = http::send_with_retry(&self.retry, &shown, || {
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut rb = self
                 .http
                 .request(method.clone(), url.clone())

@@ -48,17 +48,42 @@ pub async fn list_all(
     page: usize,
     limits: ReadLimits,
 ) -> Result<Vec<Value>, ListError> {
+    Ok(list_where(client, endpoint, attributes, None, page, limits).await?.resources)
+}
+
+/// What [`list_where`] read.
+#[derive(Debug)]
+pub struct Listed {
+    pub resources: Vec<Value>,
+    /// Requests it took.
+    pub pages: usize,
+}
+
+/// Every resource of `endpoint` that `filter` selects (all of them for `None`), by pages of
+/// `page`.
+pub async fn list_where(
+    client: &ScimClient,
+    endpoint: &str,
+    attributes: &str,
+    filter: Option<&str>,
+    page: usize,
+    limits: ReadLimits,
+) -> Result<Listed, ListError> {
+    let mut pages = 0usize;
     let mut out = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut budget = ReadBudget::new(limits);
     let mut start = 1usize;
     loop {
         let mut url = client.url(&[endpoint]);
-        url.set_query(Some(&query(&[
-            ("attributes", attributes),
-            ("startIndex", &start.to_string()),
-            ("count", &page.to_string()),
-        ])));
+        let (start_s, count_s) = (start.to_string(), page.to_string());
+        let mut pairs = vec![("attributes", attributes)];
+        if let Some(f) = filter {
+            pairs.push(("filter", f));
+        }
+        pairs.extend([("startIndex", start_s.as_str()), ("count", count_s.as_str())]);
+        url.set_query(Some(&query(&pairs)));
+        pages += 1;
         let (v, _) = client.get_json(url).await.map_err(ListError::Request)?;
         let p = ListPage::parse(&v).map_err(|message| ListError::NotAList { endpoint: endpoint.into(), message })?;
         let n = p.resources.len();
@@ -99,7 +124,7 @@ pub async fn list_all(
             break;
         }
     }
-    Ok(out)
+    Ok(Listed { resources: out, pages })
 }
 
 fn shown(name: &str) -> String {

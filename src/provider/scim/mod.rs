@@ -16,6 +16,9 @@
 //! - writes are idempotent: a create that meets an existing userName (409 uniqueness) adopts
 //!   that account instead of failing or duplicating it; a group is created only when none of
 //!   its name exists; adding a present member or removing an absent one succeeds;
+//! - `watch` reads it through a change feed on `meta.lastModified` where the service can filter
+//!   and sort on it (two requests per check when nothing changed; removals only at a full
+//!   read), and drift is attributed with the changed object's `meta.lastModified` (see [`feed`]);
 //! - every value placed in a filter or a PATCH path is escaped (see [`filter`]);
 //! - the bearer token is only ever sent to the configured URL and never printed.
 //!
@@ -33,8 +36,10 @@
 mod apply;
 mod bulk;
 pub mod client;
+mod feed;
 pub mod filter;
 mod list;
+mod read;
 pub mod schema;
 pub mod wire;
 
@@ -49,8 +54,11 @@ use serde_json::{Value, json};
 
 use self::bulk::{Fit, Packer};
 use self::client::{Reply, ScimClient, ScimError};
+use self::read::{Stamped, account_of, binding_of};
 use self::wire::{BulkLimits, GROUP_SCHEMA, ListPage, ServiceConfig, WireGroup, WireUser};
-use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
+use super::{
+    Access, ApplyError, Attribution, Capabilities, Changes, Cursor, FeedError, Provider, ProviderError, capabilities,
+};
 use crate::model::config::Connection;
 use crate::model::{Binding, LiveAccount, LiveBinding, LiveTarget, ProviderKind, SecretRef, Target, UserAttrs, digest};
 use crate::plan::{Change, Operation, Principal};
@@ -107,6 +115,11 @@ pub struct ScimProvider {
     /// User attributes the service answered a write without (see [`Provider::unkept`]).
     learned: std::collections::BTreeMap<crate::model::UserField, String>,
     limits: ReadLimits,
+    /// `meta.lastModified` of the objects read (all of them on a full read, those changed on a
+    /// feed round), by [`Stamped::key`], for [`Provider::attribute`].
+    modified: HashMap<String, String>,
+    /// Fingerprints of the groups a feed round read, by id (see [`Provider::binding_fingerprint`]).
+    fingerprints: HashMap<String, String>,
 }
 
 impl ScimProvider {
@@ -145,6 +158,8 @@ impl ScimProvider {
             state: None,
             learned: Default::default(),
             limits: ReadLimits::default(),
+            modified: HashMap::new(),
+            fingerprints: HashMap::new(),
         })
     }
 
@@ -174,6 +189,7 @@ impl ScimProvider {
                     max_results: None,
                     filter: true,
                     remove_members_by_value: false,
+                    sort: false,
                 })
             }
             Err(e) => Err(self.read_error("the service provider configuration", e)),
@@ -223,76 +239,34 @@ impl Provider for ScimProvider {
     }
 
     async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
-        let config = self.discover().await?;
-        let unkept = schema::unkept(&self.client, &self.target).await;
-        let page = config.max_results.unwrap_or(DEFAULT_PAGE).max(1);
-        let users = self.list("Users", &wire::user_attributes(), page).await?;
-        let groups = self.list("Groups", wire::GROUP_ATTRIBUTES, page).await?;
-        let users: Vec<WireUser> = users
-            .iter()
-            .map(WireUser::parse)
-            .collect::<Result<_, _>>()
-            .map_err(|m| self.target_error(format!("a user read from {} is not valid: {m}", self.shown_base())))?;
-        let groups: Vec<WireGroup> = groups
-            .iter()
-            .map(WireGroup::parse)
-            .collect::<Result<_, _>>()
-            .map_err(|m| self.target_error(format!("a group read from {} is not valid: {m}", self.shown_base())))?;
-        tracing::info!(target_name = %self.target, users = users.len(), groups = groups.len(), page, bulk = ?config.bulk, etag = config.etag, "read SCIM target");
+        Ok(self.read_full().await?.live)
+    }
 
-        let name_by_id: HashMap<&str, &str> = users.iter().map(|u| (u.id.as_str(), u.user_name.as_str())).collect();
-        let mut state = State::default();
-        let mut live = LiveTarget::default();
-        for u in &users {
-            let mut attrs = u.attrs.clone();
-            // The manager is an id on the wire and a userName in the model; a manager keyward
-            // cannot see is left unset, so the plan sets it again.
-            attrs.manager = attrs.manager.as_deref().and_then(|id| name_by_id.get(id)).map(|n| n.to_string());
-            let fingerprint = match &u.version {
-                Some(v) if config.etag => format!("etag:{v}"),
-                _ => digest(&(&u.id, &u.user_name, &attrs, u.active)),
-            };
-            state.users.insert(
-                key(&u.user_name),
-                UserEntry {
-                    id: u.id.clone(),
-                    version: u.version.clone().filter(|_| config.etag),
-                    emails: u.emails.clone(),
-                },
-            );
-            live.accounts.push(LiveAccount {
-                id: u.id.clone(),
-                user_name: u.user_name.clone(),
-                attrs,
-                active: u.active,
-                last_sign_in: None,
-                registered_methods: None,
-                fingerprint,
-            });
+    /// Users and groups have a feed where the service can filter and sort on
+    /// `meta.lastModified` (see [`feed`]); a read for writing or for the review needs none.
+    async fn read_with_cursor(&mut self) -> Result<(LiveTarget, Option<Cursor>), ProviderError> {
+        if self.access != Access::Read {
+            return Ok((self.read().await?, None));
         }
-        for g in &groups {
-            let fingerprint = match &g.version {
-                Some(v) if config.etag => format!("etag:{v}"),
-                _ => digest(&(&g.id, &g.display_name, &g.members)),
-            };
-            state
-                .groups
-                .entry(key(&g.display_name))
-                .or_insert(GroupEntry { id: g.id.clone(), version: g.version.clone().filter(|_| config.etag) });
-            live.bindings.push(LiveBinding {
-                id: g.id.clone(),
-                binding: Binding::Group(g.display_name.clone()),
-                members: g.members.clone(),
-                fingerprint,
-            });
-        }
-        if !unkept.is_empty() {
-            tracing::info!(target_name = %self.target, fields = ?unkept.keys().collect::<Vec<_>>(), "the SCIM service does not keep these user attributes");
-        }
-        live.unkept = unkept;
-        self.config = Some(config);
-        self.state = Some(state);
-        Ok(live)
+        self.read_with_feed().await
+    }
+
+    async fn read_changes(&mut self, cursor: &Cursor, last: &LiveTarget) -> Result<Changes, FeedError> {
+        self.changes_since(cursor, last).await
+    }
+
+    fn binding_fingerprint(&self, binding: &LiveBinding) -> String {
+        self.feed_fingerprint(binding)
+    }
+
+    fn requests(&self) -> Option<usize> {
+        Some(self.client.requests())
+    }
+
+    /// The `meta.lastModified` of the object a drift change concerns (the group, for a
+    /// membership), with no actor: SCIM reports when, not who.
+    async fn attribute(&mut self, changes: &[&Change]) -> Vec<Option<Attribution>> {
+        self.attribute_drift(changes)
     }
 
     async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::client::ScimClient;
-use super::wire::{self, ENTERPRISE, USER_SCHEMA};
+use super::wire::{self, ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA};
 use crate::model::UserField;
 
 /// The attributes of keyward's model, by the schema and attribute (and sub-attribute) that
@@ -30,11 +30,55 @@ const EXTENSION: &[(UserField, &str)] = &[
     (UserField::Manager, "manager"),
 ];
 
-/// The user attributes the service does not keep, with the reason.
-pub async fn unkept(client: &ScimClient, target: &str) -> BTreeMap<UserField, String> {
+/// What the discovery documents say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// The user attributes the service does not keep, with the reason.
+    pub unkept: BTreeMap<UserField, String>,
+    /// Whether users and groups carry `meta.lastModified` as far as the schemas tell (see
+    /// [`stamps_from`]); the reason when they do not.
+    pub stamps: Result<(), String>,
+}
+
+/// Reads `/ResourceTypes` and `/Schemas`.
+pub async fn discover(client: &ScimClient, target: &str) -> Discovered {
     let types = resources(client, "ResourceTypes", target).await;
     let schemas = resources(client, "Schemas", target).await;
-    unkept_from(types.as_deref(), schemas.as_deref())
+    Discovered { unkept: unkept_from(types.as_deref(), schemas.as_deref()), stamps: stamps_from(schemas.as_deref()) }
+}
+
+/// Whether the User and Group schemas leave `meta.lastModified` to users and groups.
+/// `meta` is a common attribute (RFC 7643 §3.1) that schemas usually do not list: a schema
+/// that does not list it, or a service that serves no schemas, leaves the question to the
+/// resources themselves (the change feed also needs every resource read to carry one). A
+/// schema that lists `meta` with sub-attributes but no `lastModified`, or says it is never
+/// returned, does not.
+pub fn stamps_from(schemas: Option<&[Value]>) -> Result<(), String> {
+    for (id, what) in [(USER_SCHEMA, "User"), (GROUP_SCHEMA, "Group")] {
+        let Some(schema) =
+            schemas.and_then(|s| s.iter().find(|s| wire::get(s, "id").and_then(Value::as_str) == Some(id)))
+        else {
+            continue;
+        };
+        let attrs = wire::get(schema, "attributes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let Some(meta) = named(attrs, "meta") else { continue };
+        let never = |a: &Value| {
+            wire::get(a, "returned").and_then(Value::as_str).is_some_and(|r| r.eq_ignore_ascii_case("never"))
+        };
+        if never(meta) {
+            return Err(format!("its {what} schema says `meta` is never returned"));
+        }
+        if let Some(subs) = wire::get(meta, "subAttributes").and_then(Value::as_array) {
+            match named(subs, "lastModified") {
+                None => return Err(format!("its {what} schema's `meta` has no `lastModified`")),
+                Some(l) if never(l) => {
+                    return Err(format!("its {what} schema says `meta.lastModified` is never returned"));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// [`unkept`], from the documents as read (`None`: not served).
@@ -84,6 +128,11 @@ pub fn unkept_from(types: Option<&[Value]>, schemas: Option<&[Value]>) -> BTreeM
         }
     }
     out
+}
+
+/// The attribute `name` of a schema's list, whatever its mutability.
+fn named<'a>(list: &'a [Value], name: &str) -> Option<&'a Value> {
+    list.iter().find(|a| wire::get(a, "name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(name)))
 }
 
 /// The attribute `name` of a schema's list, unless it is read-only (RFC 7643 §2.2).
@@ -139,6 +188,26 @@ mod tests {
         assert!(unkept_from(Some(&types), None).is_empty());
         // Nothing served: everything is kept.
         assert!(unkept_from(None, None).is_empty());
+    }
+
+    #[test]
+    fn last_modified_is_left_to_the_resources_unless_a_schema_lists_meta_without_it() {
+        // Not served, or `meta` not listed (the usual case: a common attribute).
+        assert_eq!(stamps_from(None), Ok(()));
+        let plain = [json!({"id": USER_SCHEMA, "attributes": [{"name": "userName"}]})];
+        assert_eq!(stamps_from(Some(&plain)), Ok(()));
+        let with = |subs: Value| [json!({"id": GROUP_SCHEMA, "attributes": [{"name": "Meta", "subAttributes": subs}]})];
+        assert_eq!(stamps_from(Some(&with(json!([{"name": "created"}, {"name": "lastModified"}])))), Ok(()));
+        assert_eq!(
+            stamps_from(Some(&with(json!([{"name": "created"}, {"name": "version"}])))),
+            Err("its Group schema's `meta` has no `lastModified`".to_string())
+        );
+        assert_eq!(
+            stamps_from(Some(&with(json!([{"name": "lastModified", "returned": "never"}])))),
+            Err("its Group schema says `meta.lastModified` is never returned".to_string())
+        );
+        let never = [json!({"id": USER_SCHEMA, "attributes": [{"name": "meta", "returned": "NEVER"}]})];
+        assert_eq!(stamps_from(Some(&never)), Err("its User schema says `meta` is never returned".to_string()));
     }
 
     #[test]

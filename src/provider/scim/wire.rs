@@ -32,7 +32,7 @@ pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 
 /// The user attributes keyward reads (`attributes=`, RFC 7644 §3.4.2.5). `id` is always
-/// returned; `meta.version` carries the ETag.
+/// returned; `meta.version` carries the ETag, `meta.lastModified` the change feed's stamp.
 pub fn user_attributes() -> String {
     [
         "userName".to_string(),
@@ -46,11 +46,12 @@ pub fn user_attributes() -> String {
         format!("{ENTERPRISE}:employeeNumber"),
         format!("{ENTERPRISE}:manager"),
         "meta.version".into(),
+        "meta.lastModified".into(),
     ]
     .join(",")
 }
 
-pub const GROUP_ATTRIBUTES: &str = "displayName,members,meta.version";
+pub const GROUP_ATTRIBUTES: &str = "displayName,members,meta.version,meta.lastModified";
 
 /// A case-insensitive attribute lookup (RFC 7643 §2.1).
 pub fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
@@ -95,6 +96,9 @@ pub struct ServiceConfig {
     /// `members[value eq "ID"]` path: learned when a service refuses the filter path (it is
     /// announced nowhere).
     pub remove_members_by_value: bool,
+    /// `sort.supported`: the change feed learns the newest `meta.lastModified` before a full
+    /// read by sorting on it.
+    pub sort: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +124,7 @@ impl ServiceConfig {
             max_results: get(v, "filter").and_then(|f| get_u64(f, "maxResults")).map(|n| n as usize).filter(|n| *n > 0),
             filter: supported("filter"),
             remove_members_by_value: false,
+            sort: supported("sort"),
         }
     }
 }
@@ -155,6 +160,8 @@ pub struct WireUser {
     pub attrs: UserAttrs,
     pub active: bool,
     pub version: Option<String>,
+    /// `meta.lastModified`, as the service wrote it.
+    pub last_modified: Option<String>,
     /// The emails as read, kept so an update replaces only the one keyward manages.
     pub emails: Vec<Value>,
 }
@@ -189,6 +196,7 @@ impl WireUser {
             attrs,
             active: get_bool(v, "active").unwrap_or(true),
             version: get(v, "meta").and_then(|m| get_str(m, "version")).map(str::to_string),
+            last_modified: last_modified(v),
             emails,
         })
     }
@@ -219,6 +227,11 @@ pub fn managed_email(emails: &[Value]) -> Option<usize> {
         .or_else(|| (!emails.is_empty()).then_some(0))
 }
 
+/// A resource's `meta.lastModified` (RFC 7643 §3.1), as the service wrote it.
+pub fn last_modified(v: &Value) -> Option<String> {
+    get(v, "meta").and_then(|m| get_str(m, "lastModified")).map(str::to_string)
+}
+
 /// A group as read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireGroup {
@@ -226,6 +239,8 @@ pub struct WireGroup {
     pub display_name: String,
     pub members: Vec<String>,
     pub version: Option<String>,
+    /// `meta.lastModified`, as the service wrote it.
+    pub last_modified: Option<String>,
 }
 
 impl WireGroup {
@@ -243,6 +258,7 @@ impl WireGroup {
             display_name,
             members,
             version: get(v, "meta").and_then(|m| get_str(m, "version")).map(str::to_string),
+            last_modified: last_modified(v),
         })
     }
 }
@@ -543,13 +559,14 @@ mod tests {
                 max_results: Some(1000),
                 filter: true,
                 remove_members_by_value: false,
+                sort: true,
             }
         );
         // Lenient: other cases, numbers as strings, missing sections.
         let v = json!({"Bulk": {"Supported": "true", "MaxOperations": "50", "maxPayloadSize": 1000}, "ETAG": {"supported": false}});
         let c = ServiceConfig::parse(&v);
         assert_eq!(c.bulk, Some(BulkLimits { max_operations: 50, max_payload_size: 1000 }));
-        assert!(!c.patch && !c.etag && !c.filter && c.max_results.is_none());
+        assert!(!c.patch && !c.etag && !c.filter && !c.sort && c.max_results.is_none());
         let off = json!({"bulk": {"supported": false, "maxOperations": 1000, "maxPayloadSize": 1}});
         assert_eq!(ServiceConfig::parse(&off).bulk, None);
     }
