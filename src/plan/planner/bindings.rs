@@ -28,9 +28,14 @@ impl<'a> TargetPlanner<'a> {
         self.moves(out);
         for (role_name, role) in &self.desired.roles {
             let Some(binding) = role.bindings.get(&self.target.name) else { continue };
+            if let Binding::GroupTeam(team) = binding {
+                self.group_team(role_name, team, out, &mut errors);
+                continue;
+            }
             self.binding(Grantor::Role(role_name), binding, &[role_name], out, &mut errors);
         }
-        let mut bound_now: HashSet<(BindingKind, String)> = HashSet::new();
+        let mut bound_now: HashSet<(BindingKind, String)> =
+            self.delegated_groups(out, &mut errors).into_iter().collect();
         for role in self.desired.roles.values() {
             if let Some(b) = role.bindings.get(&self.target.name) {
                 bound_now.insert((b.kind(), lower(&b.object_name())));
@@ -120,7 +125,7 @@ impl<'a> TargetPlanner<'a> {
 
     /// Plans one binding: creates or updates the bound object where it may, and brings its
     /// members to the holders of `holder_roles` present on this target.
-    fn binding(
+    pub(super) fn binding(
         &self,
         grantor: Grantor<'a>,
         binding: &Binding,
