@@ -109,3 +109,69 @@ fn a_role_bound_to_a_group_team_is_membership_of_its_entra_group() {
     assert_eq!(w.graph.members(&w.group), vec![daniel]);
     run(&sb, &w.secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
 }
+
+#[test]
+fn the_roles_a_group_team_lists_are_kept_and_a_change_outside_git_is_drift() {
+    let w = world();
+    w.dv.assign_team_role(&w.team, "Salesperson");
+    let (graph, log) = (w.graph.serve(), RequestLog::default());
+    let dv = w.dv.serve(w.graph.entra(), &log, None);
+    let sb = sandbox(&graph.url(), &dv.url(), &team(", securityRoles: [Sales Manager]"));
+
+    let plan = run(&sb, &w.secret, &["plan", "{dir}", "--target", "d365", "--target", "entra", "--format", "json"]);
+    plan.expect(0);
+    let changes = support::changes(&plan.json());
+    assert!(changes.contains(&("d365.role.key-accounts".into(), "update".into())), "{changes:?}");
+    run(&sb, &w.secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(w.dv.team_roles(&w.team), vec!["Sales Manager"]);
+    run(&sb, &w.secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+
+    // Someone gives the team System Administrator in the environment.
+    w.dv.assign_team_role(&w.team, "System Administrator");
+    let drift = run(&sb, &w.secret, &["drift", "{dir}"]);
+    drift.expect(2);
+    insta::assert_snapshot!("group_team_roles_drift", drift.stdout);
+    run(&sb, &w.secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(w.dv.team_roles(&w.team), vec!["Sales Manager"]);
+    run(&sb, &w.secret, &["drift", "{dir}"]).expect(0);
+}
+
+#[test]
+fn a_group_no_graph_target_holds_and_a_team_the_environment_lacks_are_plan_errors() {
+    let w = world();
+    let (graph, log) = (w.graph.serve(), RequestLog::default());
+    let dv = w.dv.serve(w.graph.entra(), &log, None);
+    let sb = sandbox(&graph.url(), &dv.url(), "{group: Key Accounts APAC, businessUnit: northwind}");
+    let r = run(&sb, &w.secret, &["plan", "{dir}"]);
+    r.expect(1);
+    assert!(
+        r.stderr.contains(
+            "target `d365`: role `key-accounts` binds the Microsoft Entra group team of group Key Accounts APAC, which no Graph target holds;"
+        ),
+        "{}",
+        r.stderr
+    );
+    // Planning Dataverse alone cannot see the Graph target: the error says to plan it too.
+    let r = run(&sb, &w.secret, &["plan", "{dir}", "--target", "d365"]);
+    r.expect(1);
+    assert!(r.stderr.contains("(target `entra` was not read: plan it too)"), "{}", r.stderr);
+
+    // The group exists, but has no team in business unit Retail.
+    w.dv.create_business_unit("Retail", "northwind");
+    sb.edit(
+        "roles/sales.yaml",
+        "{group: Key Accounts APAC, businessUnit: northwind}",
+        &team("").replace("northwind", "Retail"),
+    );
+    let r = run(&sb, &w.secret, &["plan", "{dir}"]);
+    r.expect(1);
+    assert!(
+        r.stderr.contains(&format!(
+            "target `d365`: role `key-accounts` binds groupTeam {GROUP} in business unit Retail (group object id {}), which does not exist there",
+            w.group
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(w.graph.members(&w.group), Vec::<String>::new());
+}
