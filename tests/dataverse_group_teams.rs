@@ -50,7 +50,7 @@ fn sandbox(graph: &str, dv: &str, team: &str) -> Sandbox {
     sb.write(
         "keyward.yaml",
         &format!(
-            "version: 1\ntargets:\n  entra:\n    provider: graph\n    tenant: {TENANT}\n    clientId: {GRAPH_CLIENT}\n    clientSecret: ${{env:ENTRA_CLIENT_SECRET}}\n    endpoint: {graph}\n    authority: {graph}\n  d365:\n    provider: dataverse\n    url: {dv}\n    authority: {dv}\n    tenant: {TENANT}\n    clientId: {D365_CLIENT}\n    clientSecret: ${{env:D365_CLIENT_SECRET}}\nownership:\n  scope: {{userNameSuffix: \"@northwind.example\"}}\naudit:\n  path: .keyward/audit.jsonl\n"
+            "version: 1\ntargets:\n  entra:\n    provider: graph\n    tenant: {TENANT}\n    clientId: {GRAPH_CLIENT}\n    clientSecret: ${{env:ENTRA_CLIENT_SECRET}}\n    endpoint: {graph}\n    authority: {graph}\n  d365:\n    provider: dataverse\n    url: {dv}\n    authority: {dv}\n    tenant: {TENANT}\n    clientId: {D365_CLIENT}\n    clientSecret: ${{env:D365_CLIENT_SECRET}}\nownership:\n  scope: {{userNameSuffix: \"@northwind.example\"}}\naudit:\n  path: .keyward/audit.jsonl\nsecrets:\n  env: [ENTRA_CLIENT_SECRET, D365_CLIENT_SECRET]\n"
         ),
     );
     sb.write(
@@ -174,4 +174,44 @@ fn a_group_no_graph_target_holds_and_a_team_the_environment_lacks_are_plan_error
         r.stderr
     );
     assert_eq!(w.graph.members(&w.group), Vec::<String>::new());
+}
+
+/// Selling and setting quotas are kept apart.
+const SOD: &str = "kind: SodRule\nname: selling-vs-quotas\nfirst: {roles: [sales-rep]}\nsecond: {roles: [sales-manager]}\nseverity: deny\ndescription: Whoever sells must not set their own quota\n";
+
+#[test]
+fn a_security_role_held_through_a_group_team_reaches_segregation_of_duties() {
+    let w = world();
+    // The team holds Sales Manager in Dataverse; git never gives Daniel `sales-manager`.
+    w.dv.assign_team_role(&w.team, "Sales Manager");
+    let (graph, log) = (w.graph.serve(), RequestLog::default());
+    let dv = w.dv.serve(w.graph.entra(), &log, None);
+    let sb = sandbox(&graph.url(), &dv.url(), &team(""));
+    sb.write("policies/sod.yaml", SOD);
+    sb.edit("users/sales.yaml", "roles: [sales-rep]", "roles: [sales-rep, key-accounts]");
+    // Offline, the team's roles are unknown: nothing to find.
+    sb.run(&["validate", "{dir}"]).expect(0);
+
+    let plan = run(&sb, &w.secret, &["plan", "{dir}"]);
+    plan.expect(3);
+    let all = flat(&format!("{}{}", plan.stdout, plan.stderr));
+    assert!(
+        all.contains("`daniel.osei` holds `sales-rep` and `sales-manager`, which SodRule `selling-vs-quotas` keeps apart (holding `sales-manager` through the Dataverse team of role `key-accounts`)"),
+        "{all}"
+    );
+    assert!(!all.contains("`sofia.lindqvist` holds"), "{all}");
+    run(&sb, &w.secret, &["apply", "{dir}", "--auto-approve"]).expect(3);
+    assert_eq!(w.graph.members(&w.group), Vec::<String>::new(), "a deny finding blocks the apply");
+
+    // Listed on the binding, the team's roles are known offline too.
+    sb.edit("roles/sales.yaml", "businessUnit: northwind}", "businessUnit: northwind, securityRoles: [Sales Manager]}");
+    let r = sb.run(&["validate", "{dir}"]);
+    r.expect(3);
+    let all = flat(&format!("{}{}", r.stdout, r.stderr));
+    assert!(all.contains("through the Dataverse team of role `key-accounts`"), "{all}");
+}
+
+/// Diagnostics as one line: wrapped lines joined, the frame's bars dropped.
+fn flat(text: &str) -> String {
+    text.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
 }
