@@ -215,3 +215,27 @@ fn a_security_role_held_through_a_group_team_reaches_segregation_of_duties() {
 fn flat(text: &str) -> String {
     text.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[test]
+fn a_group_team_of_a_dynamic_group_is_refused_at_its_line_before_any_change() {
+    let secret = secret();
+    let graph = Graph::new();
+    graph.entra().register(GRAPH_CLIENT, Some(&secret));
+    let dv = dataverse(graph.entra(), &secret);
+    let group = graph.add_dynamic_group(GROUP, "user.department -eq \"Key Accounts\"");
+    dv.add_group_team("Key Accounts (EMEA)", None, &group, 0);
+    let (fake, log) = (graph.serve(), RequestLog::default());
+    let server = dv.serve(graph.entra(), &log, None);
+    let sb = sandbox(&fake.url(), &server.url(), &team(""));
+    let before = graph.graph_requests();
+    for command in [&["plan", "{dir}"][..], &["apply", "{dir}", "--auto-approve"]] {
+        let r = run(&sb, &secret, command);
+        r.expect(1);
+        let dir = sb.path("");
+        let stderr = r.stderr.replace(dir.to_string_lossy().trim_end_matches('/'), "{dir}");
+        insta::assert_snapshot!("group_team_dynamic_group", stderr);
+    }
+    assert!(graph.graph_requests() > before, "the targets were read");
+    assert_eq!(graph.log().count_status(400), 0, "no member change was sent");
+    assert!(graph.user(SOFIA).is_none(), "nothing was applied");
+}
