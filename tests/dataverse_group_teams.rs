@@ -239,3 +239,30 @@ fn a_group_team_of_a_dynamic_group_is_refused_at_its_line_before_any_change() {
     assert_eq!(graph.log().count_status(400), 0, "no member change was sent");
     assert!(graph.user(SOFIA).is_none(), "nothing was applied");
 }
+
+#[test]
+fn a_group_team_binding_that_goes_releases_the_members_keyward_gave_its_group() {
+    let w = world();
+    let (graph, log) = (w.graph.serve(), RequestLog::default());
+    let dv = w.dv.serve(w.graph.entra(), &log, None);
+    let sb = sandbox(&graph.url(), &dv.url(), &team(""));
+    sb.write(".gitignore", ".keyward/\n");
+    support::commit_all(&sb.root, "Key accounts desk", "Nancy Davolio", None);
+    run(&sb, &w.secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(w.graph.members(&w.group).len(), 1);
+
+    // The desk is served through an owner team now: the group is handed back, emptied.
+    w.dv.add_owner_team("Key Accounts", None);
+    sb.edit("roles/sales.yaml", &format!("d365: {{groupTeam: {}}}", team("")), "d365: {team: Key Accounts}");
+    support::commit_all(&sb.root, "Key accounts through a security role", "Nancy Davolio", None);
+    let plan = run(&sb, &w.secret, &["plan", "{dir}", "--format", "json"]);
+    plan.expect(0);
+    let changes = support::changes(&plan.json());
+    assert!(
+        changes.contains(&("entra.assignment.sofia.lindqvist/key-accounts".into(), "revoke".into())),
+        "{changes:?}"
+    );
+    run(&sb, &w.secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(w.graph.members(&w.group), Vec::<String>::new());
+    run(&sb, &w.secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+}

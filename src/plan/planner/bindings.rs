@@ -49,18 +49,17 @@ impl<'a> TargetPlanner<'a> {
         }
         if let Some(previous) = self.input.previous {
             let mut released = HashSet::new();
-            for (role_name, role) in &previous.roles {
-                let Some(old) = role.bindings.get(&self.target.name) else { continue };
+            for (role_name, old) in self.previously_bound(previous) {
                 let key = (old.kind(), lower(&old.object_name()));
                 if bound_now.contains(&key) || !released.insert(key) {
                     continue;
                 }
                 // Gone already, or ambiguous (then nothing is touched), or its members are not
                 // keyward's to change: nothing is left behind.
-                if let Ok(Some(lb)) = self.find_binding(old)
+                if let Ok(Some(lb)) = self.find_binding(&old)
                     && self.members_decided(&lb.binding).is_none()
                 {
-                    self.release(role_name, old, lb, out);
+                    self.release(role_name, &old, lb, out);
                 }
             }
         }

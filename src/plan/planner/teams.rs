@@ -231,6 +231,27 @@ impl<'a> TargetPlanner<'a> {
     }
 }
 
+impl<'a> TargetPlanner<'a> {
+    /// What the roles of `previous` bound on this target: their bindings here, and on a target
+    /// whose groups are Entra groups, the groups of their group teams (kept here).
+    pub(super) fn previously_bound(&self, previous: &'a DesiredState) -> Vec<(&'a Name, Binding)> {
+        let mut out = Vec::new();
+        for (role_name, role) in &previous.roles {
+            if let Some(b) = role.bindings.get(&self.target.name) {
+                out.push((role_name, b.clone()));
+            }
+            if self.caps.entra_groups {
+                for b in role.bindings.values() {
+                    if let Binding::GroupTeam(t) = b {
+                        out.push((role_name, Binding::Group(t.group.clone())));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 impl Delegation<'_> {
     /// The security roles the team gives its members: those the binding lists, else those the
     /// team holds (as read); `None` when the team was not found.
