@@ -266,3 +266,35 @@ fn a_group_team_binding_that_goes_releases_the_members_keyward_gave_its_group() 
     assert_eq!(w.graph.members(&w.group), Vec::<String>::new());
     run(&sb, &w.secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
 }
+
+#[test]
+fn validation_refuses_a_group_two_roles_would_keep_an_empty_team_and_a_group_team_off_dataverse() {
+    let sb = sandbox("https://graph.microsoft.com", "https://northwind.crm4.dynamics.com", &team(""));
+    sb.run(&["validate", "{dir}"]).expect(0);
+    let desk = format!(
+        "---\nkind: Role\nname: desk\ndescription: The desk's shared mailbox\nbindings:\n  entra: {{group: {GROUP}}}\n"
+    );
+    let roles = sb.read("roles/sales.yaml");
+    sb.write("roles/sales.yaml", &format!("{roles}{desk}"));
+    let r = sb.run(&["validate", "{dir}"]);
+    r.expect(1);
+    let all = flat(&r.stderr);
+    assert!(
+        all.contains(&format!(
+            "role `key-accounts` binds the Microsoft Entra group team of group {GROUP} on `d365`, and role `desk` binds group {GROUP} on target `entra`"
+        )),
+        "{all}"
+    );
+    sb.write("roles/sales.yaml", &roles.replace("businessUnit: northwind", "businessUnit: \"\""));
+    let r = sb.run(&["validate", "{dir}"]);
+    r.expect(1);
+    assert!(
+        flat(&r.stderr).contains("role `key-accounts` binds a group team with an empty `businessUnit` on `d365`"),
+        "{}",
+        r.stderr
+    );
+    sb.write("roles/sales.yaml", &roles.replace("  d365: {groupTeam:", "  entra: {groupTeam:"));
+    let r = sb.run(&["validate", "{dir}"]);
+    r.expect(1);
+    assert!(r.stderr.contains("target `entra` (provider `graph`) has no groupTeam bindings"), "{}", r.stderr);
+}
