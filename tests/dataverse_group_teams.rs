@@ -298,3 +298,32 @@ fn validation_refuses_a_group_two_roles_would_keep_an_empty_team_and_a_group_tea
     r.expect(1);
     assert!(r.stderr.contains("target `entra` (provider `graph`) has no groupTeam bindings"), "{}", r.stderr);
 }
+
+#[test]
+fn a_security_role_an_owner_team_holds_reaches_segregation_of_duties_for_its_members() {
+    let w = world();
+    let owner = w.dv.add_owner_team("Key Accounts", None);
+    w.dv.assign_team_role(&owner, "Sales Manager");
+    let (graph, log) = (w.graph.serve(), RequestLog::default());
+    let dv = w.dv.serve(w.graph.entra(), &log, None);
+    let sb = sandbox(&graph.url(), &dv.url(), "x");
+    sb.edit("roles/sales.yaml", "d365: {groupTeam: x}", "d365: {team: Key Accounts}");
+    sb.write("policies/sod.yaml", SOD);
+    run(&sb, &w.secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+
+    // Daniel joins the desk: through the team, he would hold Sales Manager beside sales-rep.
+    sb.edit("users/sales.yaml", "roles: [sales-rep]", "roles: [sales-rep, key-accounts]");
+    let plan = run(&sb, &w.secret, &["plan", "{dir}"]);
+    plan.expect(3);
+    let all = flat(&format!("{}{}", plan.stdout, plan.stderr));
+    assert!(all.contains("(holding `sales-manager` through the Dataverse team of role `key-accounts`)"), "{all}");
+    assert_eq!(w.dv.team_members(&owner), vec![SOFIA]);
+
+    // Added to the team outside git, he holds it live: the live check reports it.
+    sb.edit("users/sales.yaml", "roles: [sales-rep, key-accounts]", "roles: [sales-rep]");
+    w.dv.add_team_member(&owner, DANIEL);
+    let plan = run(&sb, &w.secret, &["plan", "{dir}"]);
+    let all = flat(&format!("{}{}", plan.stdout, plan.stderr));
+    assert!(all.contains("sod.live-conflict"), "{all}");
+    assert!(all.contains("`daniel.osei` holds `sales-rep` and `sales-manager`"), "{all}");
+}
