@@ -159,3 +159,64 @@ impl DataverseProvider {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const UNIT: &str = "00000000-0000-0000-0000-0000000000b1";
+    const GROUP: &str = "1b0c3a43-5d0e-4c2e-9d7a-6f1f8b6f1c11";
+    const ROLE: &str = "00000000-0000-0000-0000-0000000000a1";
+
+    fn team(id: &str, team_type: i64, group: Option<&str>) -> WireTeam {
+        WireTeam::parse(&json!({"teamid": id, "name": format!("team {id}"), "teamtype": team_type,
+            "_businessunitid_value": UNIT, "azureactivedirectoryobjectid": group}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_group_teams_group_must_be_a_guid() {
+        let e = WireTeam::parse(&json!({"teamid": "00000000-0000-0000-0000-000000000001", "name": "t",
+            "teamtype": 2, "azureactivedirectoryobjectid": "../teams"}))
+        .unwrap_err();
+        assert!(e.contains("a team row is refused"), "{e}");
+    }
+
+    #[test]
+    fn group_teams_are_read_with_their_unit_members_and_roles_and_only_known_role_ids_are_kept() {
+        let mut state = State::default();
+        state.business_units.insert(UNIT.into(), "Sales".into());
+        let mut live = LiveTarget::default();
+        let owner = "00000000-0000-0000-0000-000000000001";
+        let group_team = "00000000-0000-0000-0000-000000000002";
+        let teams = [team(owner, 0, None), team(group_team, 2, Some(GROUP))];
+        let members = [(group_team.to_string(), "u1".to_string())];
+        // A role id the roles read does not have (a hostile intersect row) is not taken.
+        let team_roles = [
+            (group_team.to_string(), ROLE.to_string()),
+            (group_team.to_string(), "x)/$ref?".to_string()),
+            (owner.to_string(), ROLE.to_string()),
+        ];
+        let roles = [WireRole { id: ROLE.into(), name: "Sales Manager".into(), business_unit: UNIT.into() }];
+        normalise(&mut state, &mut live, &teams, &members, &team_roles, &roles);
+
+        let b = &live.bindings[0];
+        assert_eq!(
+            b.binding,
+            Binding::GroupTeam(GroupTeamRef {
+                group: GROUP.into(),
+                business_unit: "Sales".into(),
+                security_roles: Some(vec!["Sales Manager".into()])
+            })
+        );
+        assert_eq!(
+            (b.id.as_str(), b.members.as_slice()),
+            (format!("team:{group_team}").as_str(), &["u1".to_string()][..])
+        );
+        assert_eq!(live.team_roles[&format!("team:{owner}")], vec!["Sales Manager"]);
+        let entry = &state.group_teams[&team_key(GROUP, "sales")];
+        assert_eq!(entry.roles.iter().collect::<Vec<_>>(), vec![ROLE]);
+    }
+}
