@@ -21,7 +21,10 @@
 //! - a binding `{team: NAME}` is the owner team (`teamtype` 0, not a business unit's default
 //!   team) named NAME: keyward keeps its members (`teammembership_association`) and never
 //!   creates, changes or deletes the team; a team the environment lacks is a plan error, and
-//!   other teams (access, Microsoft Entra group teams) are not read as bindings;
+//!   access teams are not read as bindings;
+//! - a binding `{groupTeam: ...}` is a Microsoft Entra group team (`teams.rs`): read with its
+//!   members and roles, its members never written (they come from the Entra group), its listed
+//!   roles kept through `teamroles_association`; every team's roles are read (one paged request);
 //! - a field security profile (derived from a DataClassification) is created with read
 //!   permission (`canread` 4) on its columns, kept that way, and its members are exactly the
 //!   people the plan names;
