@@ -327,3 +327,28 @@ fn a_security_role_an_owner_team_holds_reaches_segregation_of_duties_for_its_mem
     assert!(all.contains("sod.live-conflict"), "{all}");
     assert!(all.contains("`daniel.osei` holds `sales-rep` and `sales-manager`"), "{all}");
 }
+
+#[test]
+fn import_leaves_group_teams_to_the_graph_target() {
+    let w = world();
+    w.dv.add_owner_team("Key Accounts", None);
+    let (graph, log) = (w.graph.serve(), RequestLog::default());
+    let dv = w.dv.serve(w.graph.entra(), &log, None);
+    let sb = sandbox(&graph.url(), &dv.url(), &team(""));
+    run(&sb, &w.secret, &["import", "{dir}", "--target", "d365", "--out", "{dir}/imported"]).expect(0);
+    let mut written = String::new();
+    let mut dirs = vec![sb.path("imported")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                written.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    // The owner team is imported as a role; the group team, read by its group's object id, is not.
+    assert!(written.contains("team: Key Accounts"), "{written}");
+    assert!(!written.contains("groupTeam") && !written.contains(&w.group), "{written}");
+}
