@@ -352,3 +352,19 @@ fn import_leaves_group_teams_to_the_graph_target() {
     assert!(written.contains("team: Key Accounts"), "{written}");
     assert!(!written.contains("groupTeam") && !written.contains(&w.group), "{written}");
 }
+
+#[test]
+fn a_listed_role_the_teams_business_unit_lacks_is_a_plan_error() {
+    let w = world();
+    let (graph, log) = (w.graph.serve(), RequestLog::default());
+    let dv = w.dv.serve(w.graph.entra(), &log, None);
+    let sb = sandbox(&graph.url(), &dv.url(), &team(", securityRoles: [Key Account Director]"));
+    let r = run(&sb, &w.secret, &["plan", "{dir}"]);
+    r.expect(1);
+    assert!(
+        r.stderr.contains("target `d365`: role `key-accounts` lists security role `Key Account Director` for its group team, which business unit `northwind` has no copy of"),
+        "{}",
+        r.stderr
+    );
+    assert!(w.dv.team_roles(&w.team).is_empty());
+}

@@ -102,6 +102,10 @@ pub enum PlanError {
         "target `{target}`: role `{role}` binds the Microsoft Entra group team of group {group}, which several Graph targets hold ({holders}); rename the group on all but one of them"
     )]
     GroupTeamGroupAmbiguous { target: Name, role: Name, group: String, holders: String },
+    #[error(
+        "target `{target}`: role `{role}` lists security role `{security_role}` for its group team, which business unit `{unit}` has no copy of; a team holds only the copies of its own unit, so create the role there or correct `securityRoles`"
+    )]
+    TeamRoleMissing { target: Name, role: Name, security_role: String, unit: String },
 }
 
 /// The marker fingerprint for a live object that does not exist.

@@ -147,12 +147,11 @@ impl<'a> TargetPlanner<'a> {
         let mut missing = false;
         for r in want {
             if self.live.business_units.as_ref().is_some_and(|u| !u.has_copy(unit, r)) {
-                errors.push(PlanError::OutOfReach {
+                errors.push(PlanError::TeamRoleMissing {
                     target: self.target.name.clone(),
-                    what: format!("security role `{r}`"),
-                    user: format!("the group team of role `{role}`"),
-                    binding: format!("securityRole {r}"),
-                    scope: format!("business unit `{unit}`"),
+                    role: role.clone(),
+                    security_role: r.clone(),
+                    unit: unit.to_string(),
                 });
                 missing = true;
             }
