@@ -250,6 +250,13 @@ fn a_group_team_binding_that_goes_releases_the_members_keyward_gave_its_group() 
     support::commit_all(&sb.root, "Key accounts desk", "Nancy Davolio", None);
     run(&sb, &w.secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
     assert_eq!(w.graph.members(&w.group).len(), 1);
+    // Planned alone, the Graph target still keeps the group for the group team.
+    run(&sb, &w.secret, &["plan", "{dir}", "--target", "entra", "--detailed-exitcode"]).expect(0);
+    sb.edit("users/sales.yaml", "roles: [sales-rep]", "roles: [sales-rep, key-accounts]");
+    let plan = run(&sb, &w.secret, &["plan", "{dir}", "--target", "entra", "--format", "json"]);
+    let changes = support::changes(&plan.json());
+    assert_eq!(changes, vec![("entra.assignment.daniel.osei/key-accounts".to_string(), "assign".to_string())]);
+    sb.edit("users/sales.yaml", "roles: [sales-rep, key-accounts]", "roles: [sales-rep]");
 
     // The desk is served through an owner team now: the group is handed back, emptied.
     w.dv.add_owner_team("Key Accounts", None);

@@ -47,9 +47,9 @@ impl<'a> GroupTeams<'a> {
         for (role_name, role) in &input.desired.roles {
             for (team_target, binding) in &role.bindings {
                 let Binding::GroupTeam(team) = binding else { continue };
-                if !input.live.contains_key(team_target) {
-                    continue;
-                }
+                // The group's members are planned on the Graph target even when the Dataverse
+                // target is not read (`--target`): otherwise the group would look unbound there.
+                let team_read = input.live.contains_key(team_target);
                 let holders: Vec<(&'a Name, &'a str)> = graph_read
                     .iter()
                     .filter_map(|(name, live)| {
@@ -64,6 +64,7 @@ impl<'a> GroupTeams<'a> {
                     [(graph_target, object_id)] => {
                         out.delegations.push(Delegation { role: role_name, team_target, team, graph_target, object_id })
                     }
+                    [] if !team_read => {}
                     [] => errors.push(PlanError::GroupTeamWithoutGroup {
                         target: team_target.clone(),
                         role: role_name.clone(),
