@@ -58,8 +58,13 @@ pub fn adopt(desired: &DesiredState, target: &Name, live: &LiveTarget) -> Adopti
     let mut role_of_binding: BTreeMap<String, Name> = BTreeMap::new(); // live binding id -> role
     let mut imported_roles: BTreeSet<Name> = BTreeSet::new();
     for b in &live.bindings {
-        // Field security profiles follow DataClassifications; they are not roles to import.
-        if b.binding.kind() == crate::model::BindingKind::FieldSecurityProfile {
+        // Field security profiles follow DataClassifications; they are not roles to import. A
+        // Microsoft Entra group team takes its members from an Entra group (read by its object
+        // id here): its role is the group's, imported from the Graph target.
+        if matches!(
+            b.binding.kind(),
+            crate::model::BindingKind::FieldSecurityProfile | crate::model::BindingKind::GroupTeam
+        ) {
             continue;
         }
         let existing = desired.roles.values().find(|r| r.bindings.get(target) == Some(&b.binding));

@@ -285,8 +285,8 @@ fn a_large_onboarding_takes_a_handful_of_requests() {
     log.clear();
     run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
     // Business units, roles, users, role pairs, profiles, permissions, profile members, teams,
-    // team members.
-    assert_eq!(log.count("GET", |p| p.starts_with(keyward_fakes::dataverse::API)), 9);
+    // team members, team roles.
+    assert_eq!(log.count("GET", |p| p.starts_with(keyward_fakes::dataverse::API)), 10);
 }
 
 #[test]

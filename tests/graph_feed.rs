@@ -259,9 +259,15 @@ const RESTARTS: &str = "keyward_feed_restarts{target=\"directory\"}";
 
 /// The quick start on the Graph fake, applied.
 fn graph_quickstart() -> (Graph, keyward_fakes::Running, support::Sandbox) {
+    graph_quickstart_with(|_| {})
+}
+
+/// The quick start on the Graph fake, seeded by `seed`, applied.
+fn graph_quickstart_with(seed: impl FnOnce(&Graph)) -> (Graph, keyward_fakes::Running, support::Sandbox) {
     let g = Graph::new();
     let sb = support::Sandbox::example("quickstart");
     register(&g, &sb.root);
+    seed(&g);
     let fake = g.serve();
     let url = fake.url();
     sb.edit(
@@ -480,4 +486,27 @@ async fn a_synced_user_that_arrives_through_the_feed_is_held_by_active_directory
     t.g.portal("admin@northwind.example").delete_user(&nancy);
     t.step(&mut held, "the synced user deleted").await;
     assert!(held.live.held_elsewhere.is_empty(), "a removed account is held nowhere");
+}
+
+#[test]
+fn drift_and_watch_note_what_active_directory_owns_as_plan_does() {
+    // Nancy comes from on-premises Active Directory, where her name differs from git's.
+    let (_g, _fake, sb) = graph_quickstart_with(|g| {
+        g.add_synced_user("nancy.davolio@northwind.example", "Davolio, Nancy", true);
+    });
+    let notice = "target `directory`: user `nancy.davolio` is synchronized from on-premises Active Directory";
+    let drift = sb.run(&["drift", "{dir}"]);
+    drift.expect(0);
+    assert!(drift.stdout.contains(&format!("Note: {notice}")), "{}", drift.stdout);
+    assert_eq!(drift.stdout.matches(notice).count(), 1, "{}", drift.stdout);
+    let json = sb.run(&["drift", "{dir}", "--format", "json"]);
+    assert_eq!(json.json()["notices"][0]["code"], "owned-elsewhere");
+
+    // Watch prints it once, not at every check.
+    let (child, _addr, outs) = watch(&sb, &[]);
+    let line = outs.recv_timeout(Duration::from_secs(10)).expect("the notice is printed");
+    assert!(line.starts_with(&format!("note: {notice}")), "{line}");
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(outs.try_recv().is_err(), "printed once while it lasts");
+    stop(child);
 }

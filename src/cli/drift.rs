@@ -91,6 +91,14 @@ fn compared_with(against: &BTreeMap<Name, Against>, prefix: &str) -> String {
 fn render_text(plan: &Plan, pending: &[Change], against: &BTreeMap<Name, Against>, color: bool) -> String {
     let mut out = compared_with(against, "");
     out.push('\n');
+    // Notices once, above the drift (or its absence).
+    for notice in &plan.notices {
+        out.push_str(&format!("Note: {}\n", Term(&notice.message)));
+    }
+    if !plan.notices.is_empty() {
+        out.push('\n');
+    }
+    let plan = &Plan { notices: Vec::new(), ..plan.clone() };
     if plan.is_empty() {
         out.push_str("No drift. The live targets match the configuration they were last applied from.\n");
     } else {

@@ -15,6 +15,8 @@
 //!   connection after one answer; a new connection is always accepted, closing the oldest
 //!   open one when all are taken (preferring one that has not sent its request yet), so idle
 //!   connections cannot stall `/healthz`;
+//! - each notice of the check (what another directory masters, ...) is printed once while it
+//!   lasts;
 //! - SIGTERM or SIGINT stops the loop and the responder cleanly (exit 0);
 //! - the live state of each target is held between checks: a target with a change feed
 //!   (Microsoft Graph) is read through it, in full at the first check, when the feed must start
@@ -97,8 +99,13 @@ pub async fn run(args: WatchArgs, ctx: Context, printer: &Printer) -> CliResult 
         args.resync
     ));
     let console = Console::deduplicating(printer);
-    let mut watcher =
-        Watcher { alerted: BTreeSet::new(), failing: false, webhook: None, feeds: Feeds::new(args.resync) };
+    let mut watcher = Watcher {
+        alerted: BTreeSet::new(),
+        noticed: BTreeSet::new(),
+        failing: false,
+        webhook: None,
+        feeds: Feeds::new(args.resync),
+    };
     loop {
         tokio::select! {
             _ = watcher.once(&args, ctx, &state, &console) => {}
@@ -116,6 +123,8 @@ pub async fn run(args: WatchArgs, ctx: Context, printer: &Printer) -> CliResult 
 
 /// What the loop remembers between checks.
 struct Watcher {
+    /// Notices already printed (what another directory masters, ...): each once while it lasts.
+    noticed: BTreeSet<String>,
     /// Drift items already alerted, by address and action.
     alerted: BTreeSet<(String, Action)>,
     /// Whether the last check failed (a failure is alerted when checks start failing).
@@ -181,6 +190,11 @@ impl Watcher {
             plan.changes.iter().map(|c| (c.address.to_string(), c.action)).collect();
         // A resolved item may alert again later.
         self.alerted.retain(|k| current.contains(k));
+        let notices: BTreeSet<String> = plan.notices.iter().map(|n| n.message.clone()).collect();
+        for message in notices.difference(&self.noticed) {
+            printer.out(&format!("note: {}\n", Term(message)));
+        }
+        self.noticed = notices;
         let new: Vec<&crate::plan::Change> =
             plan.changes.iter().filter(|c| !self.alerted.contains(&(c.address.to_string(), c.action))).collect();
         if !new.is_empty() {

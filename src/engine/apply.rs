@@ -93,6 +93,7 @@ pub async fn prepare_only(
     // Whatever fails from here on releases the lock before returning.
     let planned = async {
         let (mut live, open) = Targets::<Writing>::read(&state.settings, dir, &names, settings.retry, observer).await?;
+        super::plan::refuse_members_decided(&config, &live, &open.capabilities, dir, observer)?;
         super::applied::add_unkept(&store, &mut live).await?;
         let now = settings.clock.now;
         let undelivered = store.undelivered().await?;

@@ -265,7 +265,18 @@ pub async fn check_read(
 
     let reference = config.reference(dir);
     let head_plan = plan::assemble(head_changes, reference.clone(), names.clone(), now);
-    let plan = plan::assemble(drift, reference, names, now);
+    let mut plan = plan::assemble(drift, reference, names, now);
+    // What the plan notes (accounts another directory masters, ...) is noted here too.
+    plan.notices = plan::notices(state, &live, &open.capabilities);
+    plan.notices.extend(plan::held_notices(&plan::PlanInput {
+        desired: state,
+        live: &live,
+        capabilities: &open.capabilities,
+        now,
+        baseline: None,
+        undelivered: &undelivered,
+        previous: None,
+    }));
     let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
     let findings = super::policy::evaluate_config(config, Some(&head_plan), Some(live_state), now);
 

@@ -51,6 +51,7 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
         confine_secrets(&config, base, &settings.dir, observer)?;
     }
     let (mut read, offline) = read?;
+    refuse_members_decided(&config, &read.live, &read.open.capabilities, &settings.dir, observer)?;
     let store = Store::open(base.map_or(config.state(), |(b, _)| b.state()), &settings.dir)?;
     super::applied::add_unkept(&store, &mut read.live).await?;
     let undelivered = store.undelivered().await?;
@@ -76,6 +77,25 @@ fn confine_secrets(config: &Config, base: &Config, dir: &Path, observer: &dyn Ob
         Some(allowed) => crate::validate::check_secrets(uses, allowed, "the base revision's"),
         None => crate::validate::check_secrets_against_uses(uses, &base.validated.secret_uses),
     };
+    if diagnostics.is_empty() {
+        return Ok(());
+    }
+    observer.diagnostics(&diagnostics, &config.loaded);
+    Err(EngineError::Invalid { dir: dir.to_path_buf(), tally: crate::output::diagnostics::tally(&diagnostics) })
+}
+
+/// Refuses, at the YAML line and before anything is planned, role bindings whose members the
+/// targets read report something else decides (dynamic groups, groups synchronized from
+/// on-premises), as validation errors.
+pub(super) fn refuse_members_decided(
+    config: &Config,
+    live: &BTreeMap<Name, LiveTarget>,
+    caps: &BTreeMap<Name, Capabilities>,
+    dir: &Path,
+    observer: &dyn Observer,
+) -> Result<(), EngineError> {
+    let diagnostics =
+        crate::validate::members_decided(config.state(), &config.validated.origins, &config.loaded, live, caps);
     if diagnostics.is_empty() {
         return Ok(());
     }

@@ -42,6 +42,9 @@ pub struct Capabilities {
     pub eligibility: BTreeSet<BindingKind>,
     /// Whether accounts belong to business units keyward places them in (`businessUnit`).
     pub business_units: bool,
+    /// Whether the target's groups are Microsoft Entra groups, whose members a Dataverse
+    /// group team (`groupTeam`) takes as its own.
+    pub entra_groups: bool,
 }
 
 impl Capabilities {
@@ -68,6 +71,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
         order: 0,
         eligibility: BTreeSet::new(),
         business_units: false,
+        entra_groups: false,
     };
     match kind {
         ProviderKind::File => Capabilities {
@@ -89,6 +93,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
         ProviderKind::Graph => Capabilities {
             bindings: [(Group, Creatable), (DirectoryRole, Predefined), (AppRole, Predefined)].into(),
             eligibility: [Group, DirectoryRole].into(),
+            entra_groups: true,
             restorable_days: Some(30),
             service_accounts: true,
             credentials: true,
@@ -97,7 +102,13 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
             ..base
         },
         ProviderKind::Dataverse => Capabilities {
-            bindings: [(SecurityRole, Predefined), (Team, Predefined), (FieldSecurityProfile, Creatable)].into(),
+            bindings: [
+                (SecurityRole, Predefined),
+                (Team, Predefined),
+                (GroupTeam, Predefined),
+                (FieldSecurityProfile, Creatable),
+            ]
+            .into(),
             user_fields: [UserField::GivenName, UserField::FamilyName, UserField::Email, UserField::JobTitle].into(),
             delete_users: false,
             service_accounts: true,

@@ -274,6 +274,10 @@ pub struct LiveTarget {
     /// there, and the plan says so once per attribute.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unkept: BTreeMap<UserField, String>,
+    /// The security roles each team holds (Dataverse owner and Microsoft Entra group teams),
+    /// by the id of the team's live binding: its members hold them through the team.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub team_roles: BTreeMap<String, Vec<String>>,
 }
 
 /// A role given to or taken from an account, as the target's own audit log recorded it.

@@ -375,6 +375,9 @@ pub enum Binding {
     SecurityRole(String),
     /// An existing owner team whose members keyward keeps (dataverse).
     Team(String),
+    /// An existing Microsoft Entra group team in a business unit (dataverse): its members come
+    /// from the Entra group, which keyward keeps on the Graph target that holds it.
+    GroupTeam(GroupTeamRef),
     /// A column (field) security profile that keyward keeps for a DataClassification
     /// (dataverse). Never written in a Role: it is derived from the classification's `assets`
     /// and readers (see `plan::derived`), and carries the columns so that a saved plan holds
@@ -393,6 +396,22 @@ pub struct FieldProfileRef {
     pub columns: Vec<String>,
 }
 
+/// A Microsoft Entra group team: the Dataverse team of business unit `business_unit` whose
+/// members are those of the Entra group `group` (by display name on the Graph target).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupTeamRef {
+    /// The Microsoft Entra group, by display name, on the Graph target that holds it.
+    pub group: String,
+    /// The business unit the team belongs to, by name.
+    pub business_unit: String,
+    /// The security roles the team holds, which keyward then keeps exactly (assigning and
+    /// removing the copies of the team's business unit). Without it, the team's roles are read,
+    /// never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_roles: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppRoleRef {
@@ -408,6 +427,7 @@ impl Binding {
             Binding::AppRole(_) => BindingKind::AppRole,
             Binding::SecurityRole(_) => BindingKind::SecurityRole,
             Binding::Team(_) => BindingKind::Team,
+            Binding::GroupTeam(_) => BindingKind::GroupTeam,
             Binding::FieldSecurityProfile(_) => BindingKind::FieldSecurityProfile,
         }
     }
@@ -419,6 +439,7 @@ impl Binding {
             Binding::AppRole(a) => format!("appRole {}/{}", a.app, a.role),
             Binding::SecurityRole(r) => format!("securityRole {r}"),
             Binding::Team(t) => format!("team {t}"),
+            Binding::GroupTeam(t) => format!("groupTeam {} in business unit {}", t.group, t.business_unit),
             Binding::FieldSecurityProfile(p) => format!("fieldSecurityProfile {}", p.name),
         }
     }
@@ -427,6 +448,7 @@ impl Binding {
         match self {
             Binding::Group(g) | Binding::DirectoryRole(g) | Binding::SecurityRole(g) | Binding::Team(g) => g.clone(),
             Binding::AppRole(a) => format!("{}/{}", a.app, a.role),
+            Binding::GroupTeam(t) => format!("{} in business unit {}", t.group, t.business_unit),
             Binding::FieldSecurityProfile(p) => p.name.clone(),
         }
     }
@@ -452,6 +474,7 @@ pub enum BindingKind {
     AppRole,
     SecurityRole,
     Team,
+    GroupTeam,
     FieldSecurityProfile,
 }
 
@@ -463,6 +486,7 @@ impl fmt::Display for BindingKind {
             BindingKind::AppRole => "appRole",
             BindingKind::SecurityRole => "securityRole",
             BindingKind::Team => "team",
+            BindingKind::GroupTeam => "groupTeam",
             BindingKind::FieldSecurityProfile => "fieldSecurityProfile",
         })
     }
@@ -746,12 +770,13 @@ macro_rules! single_key_enum {
     };
 }
 
-single_key_enum!(Binding, "a map with one key: group, directoryRole, appRole, securityRole or team", {
+single_key_enum!(Binding, "a map with one key: group, directoryRole, appRole, securityRole, team or groupTeam", {
     "group" => Group,
     "directoryRole" => DirectoryRole,
     "appRole" => AppRole,
     "securityRole" => SecurityRole,
     "team" => Team,
+    "groupTeam" => GroupTeam,
     // Only in plans (derived from DataClassifications); validation refuses it in a Role, and
     // error messages do not offer it.
     "fieldSecurityProfile" => FieldSecurityProfile,

@@ -77,6 +77,12 @@ pub enum Why {
         role: String,
         binding: String,
     },
+    /// A team's security roles differ from those its binding lists (changed outside git when
+    /// the baseline listed the same).
+    TeamRolesDiffer {
+        binding: String,
+        outside: bool,
+    },
     /// A live account the configuration does not know holds the binding.
     NotInConfiguration {
         account: String,
@@ -229,6 +235,12 @@ impl fmt::Display for Why {
             Why::AssignmentExpired { date } => write!(f, "the assignment expired on {date}"),
             Why::BindingReleased { role, binding } => {
                 write!(f, "role `{role}` bound {binding} in the configuration last applied and nothing binds it now")
+            }
+            Why::TeamRolesDiffer { binding, outside: true } => {
+                write!(f, "the security roles of {binding} were changed outside git")
+            }
+            Why::TeamRolesDiffer { binding, outside: false } => {
+                write!(f, "the security roles of {binding} differ from those the configuration lists")
             }
             Why::NotInConfiguration { account } => write!(f, "`{account}` is not in the configuration"),
             Why::NeverDelivered { credential } => {

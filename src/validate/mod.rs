@@ -7,8 +7,10 @@
 mod governance;
 mod hints;
 mod limits;
+mod live;
 mod references;
 mod settings;
+pub use live::members_decided;
 pub use settings::{SecretUse, check_secrets, check_secrets_against_uses};
 
 use std::collections::HashMap;

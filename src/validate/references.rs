@@ -9,6 +9,8 @@ use crate::load::PathSeg;
 use crate::model::{Binding, BindingKind, CredentialType, DesiredState, Kind, Name, RoleGrant};
 use crate::model::{BindingSupport, capabilities};
 
+mod teams;
+
 /// Characters Active Directory refuses in a sAMAccountName.
 const AD_SAM_FORBIDDEN: &str = "\"/\\[]:;|=,+*?<>";
 /// The longest sAMAccountName of a user on Windows Server AD.
@@ -20,6 +22,7 @@ pub(super) fn check(sink: &mut Sink, origins: &Origins, state: &DesiredState) {
     let mut c = Checker { sink, origins, state };
     c.users();
     c.roles();
+    c.group_teams();
     c.service_accounts();
     c.data();
     c.auth_policies();

@@ -36,3 +36,22 @@ fn a_team_binding_is_a_single_key_map() {
     let e = serde_yaml::from_str::<Binding>("{teams: x}").unwrap_err().to_string();
     assert!(e.contains("securityRole or team") || e.contains("`team`"), "{e}");
 }
+
+#[test]
+fn a_group_team_binding_names_its_group_and_business_unit() {
+    let b: Binding = serde_yaml::from_str("{groupTeam: {group: Key Accounts EMEA, businessUnit: Sales}}").unwrap();
+    assert_eq!(
+        (b.label(), b.kind().to_string()),
+        ("groupTeam Key Accounts EMEA in business unit Sales".into(), "groupTeam".into())
+    );
+    let Binding::GroupTeam(t) = &b else { panic!("{b:?}") };
+    assert_eq!(t.security_roles, None);
+    let b: Binding =
+        serde_yaml::from_str("{groupTeam: {group: G, businessUnit: S, securityRoles: [Salesperson]}}").unwrap();
+    assert_eq!(
+        serde_json::to_string(&b).unwrap(),
+        r#"{"groupTeam":{"group":"G","businessUnit":"S","securityRoles":["Salesperson"]}}"#
+    );
+    let e = serde_yaml::from_str::<Binding>("{groupTeam: {group: G, unit: S}}").unwrap_err().to_string();
+    assert!(e.contains("unknown field `unit`"), "{e}");
+}

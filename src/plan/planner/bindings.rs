@@ -28,9 +28,14 @@ impl<'a> TargetPlanner<'a> {
         self.moves(out);
         for (role_name, role) in &self.desired.roles {
             let Some(binding) = role.bindings.get(&self.target.name) else { continue };
+            if let Binding::GroupTeam(team) = binding {
+                self.group_team(role_name, team, out, &mut errors);
+                continue;
+            }
             self.binding(Grantor::Role(role_name), binding, &[role_name], out, &mut errors);
         }
-        let mut bound_now: HashSet<(BindingKind, String)> = HashSet::new();
+        let mut bound_now: HashSet<(BindingKind, String)> =
+            self.delegated_groups(out, &mut errors).into_iter().collect();
         for role in self.desired.roles.values() {
             if let Some(b) = role.bindings.get(&self.target.name) {
                 bound_now.insert((b.kind(), lower(&b.object_name())));
@@ -44,18 +49,17 @@ impl<'a> TargetPlanner<'a> {
         }
         if let Some(previous) = self.input.previous {
             let mut released = HashSet::new();
-            for (role_name, role) in &previous.roles {
-                let Some(old) = role.bindings.get(&self.target.name) else { continue };
+            for (role_name, old) in self.previously_bound(previous) {
                 let key = (old.kind(), lower(&old.object_name()));
                 if bound_now.contains(&key) || !released.insert(key) {
                     continue;
                 }
                 // Gone already, or ambiguous (then nothing is touched), or its members are not
                 // keyward's to change: nothing is left behind.
-                if let Ok(Some(lb)) = self.find_binding(old)
+                if let Ok(Some(lb)) = self.find_binding(&old)
                     && self.members_decided(&lb.binding).is_none()
                 {
-                    self.release(role_name, old, lb, out);
+                    self.release(role_name, &old, lb, out);
                 }
             }
         }
@@ -120,7 +124,7 @@ impl<'a> TargetPlanner<'a> {
 
     /// Plans one binding: creates or updates the bound object where it may, and brings its
     /// members to the holders of `holder_roles` present on this target.
-    fn binding(
+    pub(super) fn binding(
         &self,
         grantor: Grantor<'a>,
         binding: &Binding,

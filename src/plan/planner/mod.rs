@@ -33,6 +33,7 @@ mod bindings;
 mod credentials;
 mod eligibility;
 mod held;
+mod teams;
 mod units;
 pub use held::held_notices;
 
@@ -93,6 +94,18 @@ pub enum PlanError {
         "target `{target}`: user `{user}` belongs in business unit `{unit}`, which does not exist there; create it on the target or correct `businessUnit`"
     )]
     UnknownBusinessUnit { target: Name, user: String, unit: String },
+    #[error(
+        "target `{target}`: role `{role}` binds the Microsoft Entra group team of group {group}, which no Graph target holds{hint}; keyward keeps the team's members through that group, so create it on the Graph target or correct `groupTeam.group`"
+    )]
+    GroupTeamWithoutGroup { target: Name, role: Name, group: String, hint: String },
+    #[error(
+        "target `{target}`: role `{role}` binds the Microsoft Entra group team of group {group}, which several Graph targets hold ({holders}); rename the group on all but one of them"
+    )]
+    GroupTeamGroupAmbiguous { target: Name, role: Name, group: String, holders: String },
+    #[error(
+        "target `{target}`: role `{role}` lists security role `{security_role}` for its group team, which business unit `{unit}` has no copy of; a team holds only the copies of its own unit, so create the role there or correct `securityRoles`"
+    )]
+    TeamRoleMissing { target: Name, role: Name, security_role: String, unit: String },
 }
 
 /// The marker fingerprint for a live object that does not exist.
@@ -101,7 +114,7 @@ pub const ABSENT: &str = "absent";
 /// Computes the changes that bring the live targets to the desired state, in apply order.
 pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
     let mut changes = Vec::new();
-    let mut errors = Vec::new();
+    let (group_teams, mut errors) = teams::GroupTeams::resolve(input);
     // Lower-cased userNames, made once: most are lower case already and only borrowed.
     let user_keys: Vec<Cow<str>> = input.desired.users.values().map(|u| lower_key(&u.user_name)).collect();
     for (target_name, live) in input.live {
@@ -114,7 +127,8 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
             errors.extend(twins);
             continue;
         }
-        let tp = TargetPlanner::new(input, target, caps, live, Keys { users: &user_keys, accounts: &account_keys });
+        let mut tp = TargetPlanner::new(input, target, caps, live, Keys { users: &user_keys, accounts: &account_keys });
+        tp.group_teams = Some(&group_teams);
         // Accounts and bindings are planned side by side; the changes are sorted below, so
         // the result does not depend on which finishes first.
         let (mut accounts, (mut bindings, result)) = both(
@@ -265,6 +279,8 @@ struct TargetPlanner<'a> {
     moves: FxHashMap<&'a str, &'a str>,
     /// Business units the configuration names that the target does not have.
     unit_errors: Vec<PlanError>,
+    /// The configuration's Microsoft Entra group teams, resolved against the Graph targets.
+    group_teams: Option<&'a teams::GroupTeams<'a>>,
 }
 
 /// Lower-cased userNames, in the order of `desired.users` and of `live.accounts`.
@@ -400,6 +416,7 @@ impl<'a> TargetPlanner<'a> {
             (present_users, in_git, present_sas, grants_by_role),
         ) = both(index_live, index_desired);
         let mut tp = TargetPlanner {
+            group_teams: None,
             moves: FxHashMap::default(),
             unit_errors: Vec::new(),
             held,

@@ -9,6 +9,7 @@ mod encryption;
 mod hygiene;
 pub mod secrets;
 mod sod;
+mod teams;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -92,6 +93,9 @@ pub(crate) struct Holder<'a> {
     pub disabled: bool,
     /// (role index, grant index) of each grant in force, in the order written.
     pub held: Vec<(u32, usize)>,
+    /// Roles held through a Dataverse team that a held role binds and not held otherwise:
+    /// (role index, grant index of the role that binds the team, that role's index).
+    pub through_teams: Vec<(u32, usize, u32)>,
 }
 
 impl Holder<'_> {
@@ -140,6 +144,7 @@ impl<'a> Index<'a> {
                 grants: &u.roles,
                 disabled: u.status == UserStatus::Disabled,
                 held: resolve(&u.roles),
+                through_teams: Vec::new(),
             });
         }
         for (name, s) in &ctx.desired.service_accounts {
@@ -150,7 +155,20 @@ impl<'a> Index<'a> {
                 grants: &s.roles,
                 disabled: false,
                 held: resolve(&s.roles),
+                through_teams: Vec::new(),
             });
+        }
+        let through = teams::through_teams(&roles, ctx.live);
+        if !through.is_empty() {
+            for h in &mut holders {
+                for &(r, g) in &h.held {
+                    for (q, _) in through.get(&r).into_iter().flatten() {
+                        if !h.held.iter().any(|(x, _)| x == q) && !h.through_teams.iter().any(|(x, _, _)| x == q) {
+                            h.through_teams.push((*q, g, r));
+                        }
+                    }
+                }
+            }
         }
         let live = ctx.live.map(|l| LiveIndex::new(l, &roles, &holders));
         Index { plan: PlanIndex::new(ctx), roles, holders, live }
@@ -238,9 +256,20 @@ impl<'a> LiveIndex<'a> {
             }
             for b in &lt.bindings {
                 let role = if bound.is_empty() { None } else { bound.get(&binding_key(&b.binding)).copied() };
+                // A team's members hold its security roles too.
+                let through: Vec<u32> = lt
+                    .team_roles
+                    .get(&b.id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| bound.get(&(BindingKind::SecurityRole, r.to_lowercase())).copied())
+                    .collect();
                 for m in &b.members {
                     if let Some(&(p, active)) = ids.get(m.as_str()) {
                         ix.memberships[p].push(Membership { target: ti, binding: b, role, active });
+                        for &q in &through {
+                            ix.memberships[p].push(Membership { target: ti, binding: b, role: Some(q), active });
+                        }
                     }
                 }
             }

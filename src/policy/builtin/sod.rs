@@ -126,12 +126,17 @@ pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
     let rules = Rules::compile(ctx, roles);
     let now = ctx.now;
     let mut held: Vec<u32> = Vec::new();
+    let mut grants: Vec<(u32, usize)> = Vec::new();
     for h in &ix.holders {
         if h.held.is_empty() {
             continue;
         }
+        // Roles held through a team count as held, granted by the role that binds the team.
+        grants.clear();
+        grants.extend(h.held.iter().copied());
+        grants.extend(h.through_teams.iter().map(|&(q, g, _)| (q, g)));
         held.clear();
-        held.extend(h.held.iter().map(|&(r, _)| r));
+        held.extend(grants.iter().map(|&(r, _)| r));
         for c in rules.conflicts(&held) {
             let compiled = &rules.rules[c.rule as usize];
             let rule = compiled.rule;
@@ -140,7 +145,7 @@ pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
                 continue;
             }
             // The grant that completes the conflict: the later of the first grant on each side.
-            let completing = h.held[c.first[0]].1.max(h.held[c.second[0]].1);
+            let completing = grants[c.first[0]].1.max(grants[c.second[0]].1);
             let who = h.name.as_str();
             let mut message = format!(
                 "`{who}` holds {} and {}, which SodRule `{}` keeps apart",
@@ -148,6 +153,21 @@ pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
                 describe(roles, &rule.second, &held, &c.second),
                 compiled.name
             );
+            let via: Vec<String> = c
+                .first
+                .iter()
+                .chain(&c.second)
+                .filter_map(|&i| h.through_teams.iter().find(|(q, _, _)| *q == held[i]))
+                .map(|&(q, _, r)| {
+                    format!(
+                        "`{}` through the Dataverse team of role `{}`",
+                        roles.names[q as usize], roles.names[r as usize]
+                    )
+                })
+                .collect();
+            if !via.is_empty() {
+                message.push_str(&format!(" (holding {})", via.join(", ")));
+            }
             if let Some(d) = &rule.description {
                 message.push_str(&format!(": {}", d.trim()));
             }
@@ -247,7 +267,10 @@ fn live(ctx: &PolicyContext, ix: &Index, rules: &Rules, out: &mut Vec<Finding>) 
         }
         let key = principal.key();
         let git = principal.git.map(|g| &ix.holders[g]);
-        let git_held: Vec<u32> = git.map(|g| g.held.iter().map(|&(r, _)| r).collect()).unwrap_or_default();
+        // What git gives, including what it gives through a team (reported from the desired state).
+        let git_held: Vec<u32> = git
+            .map(|g| g.held.iter().map(|&(r, _)| r).chain(g.through_teams.iter().map(|&(q, _, _)| q)).collect())
+            .unwrap_or_default();
         for c in conflicts {
             let compiled = &rules.rules[c.rule as usize];
             if let Some(g) = git {

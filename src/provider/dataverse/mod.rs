@@ -21,7 +21,10 @@
 //! - a binding `{team: NAME}` is the owner team (`teamtype` 0, not a business unit's default
 //!   team) named NAME: keyward keeps its members (`teammembership_association`) and never
 //!   creates, changes or deletes the team; a team the environment lacks is a plan error, and
-//!   other teams (access, Microsoft Entra group teams) are not read as bindings;
+//!   access teams are not read as bindings;
+//! - a binding `{groupTeam: ...}` is a Microsoft Entra group team (`teams.rs`): read with its
+//!   members and roles, its members never written (they come from the Entra group), its listed
+//!   roles kept through `teamroles_association`; every team's roles are read (one paged request);
 //! - a field security profile (derived from a DataClassification) is created with read
 //!   permission (`canread` 4) on its columns, kept that way, and its members are exactly the
 //!   people the plan names;
@@ -34,6 +37,7 @@
 //! pair answers `0x80040237` (duplicate key), which counts as done.
 
 mod read;
+mod teams;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -95,6 +99,8 @@ struct State {
     profiles: HashMap<String, ProfileEntry>,
     /// Lower-cased name → id of the owner teams keyward keeps the members of.
     teams: HashMap<String, String>,
+    /// Microsoft Entra group teams by (group object id, unit name), lower-cased.
+    group_teams: HashMap<(String, String), teams::GroupTeamEntry>,
 }
 
 impl State {
@@ -214,7 +220,10 @@ impl Provider for DataverseProvider {
                 wire::pair(v, "teamid", "systemuserid")
             })
             .await?;
-        let live = read::normalise(
+        let team_roles = self
+            .list("teamrolescollection", wire::TEAM_ROLE_SELECT, "team roles", |v| wire::pair(v, "teamid", "roleid"))
+            .await?;
+        let mut live = read::normalise(
             &mut self.state,
             &units,
             &roles,
@@ -226,6 +235,9 @@ impl Provider for DataverseProvider {
             &teams,
             &team_members,
         );
+        if let Some(state) = self.state.as_mut() {
+            teams::normalise(state, &mut live, &teams, &team_members, &team_roles, &roles);
+        }
         tracing::info!(target_name = %self.target, users = live.accounts.len(), bindings = live.bindings.len(), requests = self.client.requests(), "read Dataverse environment");
         Ok(live)
     }
@@ -443,6 +455,7 @@ impl DataverseProvider {
                 }
                 Ok(())
             }
+            Operation::UpdateBinding { binding: Binding::GroupTeam(t) } => self.team_roles(state, t, i, out),
             Operation::CreateBinding { binding } | Operation::UpdateBinding { binding } => Err(ApplyError::new(
                 format!("{} is predefined on Dataverse; keyward does not create or change it", binding.label()),
             )),

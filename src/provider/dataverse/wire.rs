@@ -13,8 +13,10 @@ pub const PROFILE_SELECT: &str = "fieldsecurityprofileid,name";
 pub const PERMISSION_SELECT: &str =
     "fieldpermissionid,entityname,attributelogicalname,canread,_fieldsecurityprofileid_value";
 pub const USER_PROFILE_SELECT: &str = "systemuserid,fieldsecurityprofileid";
-pub const TEAM_SELECT: &str = "teamid,name,teamtype,isdefault,_businessunitid_value";
+pub const TEAM_SELECT: &str =
+    "teamid,name,teamtype,isdefault,_businessunitid_value,azureactivedirectoryobjectid,membershiptype";
 pub const TEAM_MEMBER_SELECT: &str = "teamid,systemuserid";
+pub const TEAM_ROLE_SELECT: &str = "teamid,roleid";
 
 /// `team.teamtype` of an owner team (1 is an access team, 2 and 3 Microsoft Entra group teams).
 pub const OWNER_TEAM: i64 = 0;
@@ -130,6 +132,10 @@ pub struct WireTeam {
     pub team_type: i64,
     /// The default team of a business unit: its members are the unit's users.
     pub default: bool,
+    /// The team's business unit (id).
+    pub business_unit: Option<String>,
+    /// A Microsoft Entra group team's group (`azureactivedirectoryobjectid`), checked as a GUID.
+    pub group: Option<String>,
 }
 
 impl WireTeam {
@@ -139,12 +145,23 @@ impl WireTeam {
             name: need(v, "name", "team")?,
             team_type: v.get("teamtype").and_then(Value::as_i64).ok_or("a team row has no `teamtype`")?,
             default: v.get("isdefault").and_then(Value::as_bool).unwrap_or(false),
+            business_unit: s(v, "_businessunitid_value"),
+            group: match s(v, "azureactivedirectoryobjectid") {
+                Some(g) => Some(ids::guid(&g).map(|_| g).map_err(|e| format!("a team row is refused: {e}"))?),
+                None => None,
+            },
         })
     }
 
     /// Whether keyward keeps this team's members: an owner team that is not a unit's default.
     pub fn managed(&self) -> bool {
         self.team_type == OWNER_TEAM && !self.default
+    }
+
+    /// Whether this is a Microsoft Entra group team (security group 2, Office group 3) of a
+    /// group, in a business unit.
+    pub fn entra_group_team(&self) -> bool {
+        matches!(self.team_type, 2 | 3) && self.group.is_some() && self.business_unit.is_some()
     }
 }
 

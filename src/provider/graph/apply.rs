@@ -514,7 +514,10 @@ impl Run<'_> {
                         p.exists_ok = true;
                         vec![p]
                     }
-                    Binding::SecurityRole(_) | Binding::Team(_) | Binding::FieldSecurityProfile(_) => {
+                    Binding::SecurityRole(_)
+                    | Binding::Team(_)
+                    | Binding::GroupTeam(_)
+                    | Binding::FieldSecurityProfile(_) => {
                         return Err(ApplyError::new(format!("{} is not a Graph binding", binding.label())));
                     }
                 }
@@ -553,7 +556,10 @@ impl Run<'_> {
                             format!("revoke app role {}/{}", r.app, r.role),
                         )
                     }
-                    Binding::SecurityRole(_) | Binding::Team(_) | Binding::FieldSecurityProfile(_) => {
+                    Binding::SecurityRole(_)
+                    | Binding::Team(_)
+                    | Binding::GroupTeam(_)
+                    | Binding::FieldSecurityProfile(_) => {
                         return Err(ApplyError::new(format!("{} is not a Graph binding", binding.label())));
                     }
                 };

@@ -65,7 +65,10 @@ fn audit_key(state: &State, op: &Operation) -> Option<(String, &'static str)> {
                 Binding::Group(_) => "group",
                 Binding::DirectoryRole(_) => "role",
                 Binding::AppRole(_) => "app role",
-                Binding::SecurityRole(_) | Binding::Team(_) | Binding::FieldSecurityProfile(_) => return None,
+                Binding::SecurityRole(_)
+                | Binding::Team(_)
+                | Binding::GroupTeam(_)
+                | Binding::FieldSecurityProfile(_) => return None,
             };
             Some((principal(p)?, word))
         }
