@@ -274,6 +274,10 @@ pub struct LiveTarget {
     /// there, and the plan says so once per attribute.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unkept: BTreeMap<UserField, String>,
+    /// What security roles contain (privileges with their depth, duties), by the role's name on
+    /// the target, where the configuration needed it (see `engine::contents`); empty otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub role_contents: BTreeMap<String, super::RoleContents>,
 }
 
 /// A role given to or taken from an account, as the target's own audit log recorded it.
