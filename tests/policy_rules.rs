@@ -84,6 +84,7 @@ impl Config {
             plan,
             live,
             undelivered: &[],
+            pinned: &keyward::model::contents::NO_SNAPSHOTS,
             options: PolicyOptions::default(),
         };
         policy::evaluate(&ctx)

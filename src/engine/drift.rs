@@ -230,6 +230,7 @@ pub async fn check_read(
     let store = Store::open(state, dir)?;
     super::applied::add_unkept(&store, &mut live).await?;
     let undelivered = store.undelivered().await?;
+    let pinned = super::contents::prepare(state, dir, &mut open.sessions, &mut live).await?;
     let (against, states) = baselines(config, &store, dir, &names).await?;
 
     // Drift: per commit compared with, the live targets against that configuration.
@@ -266,7 +267,7 @@ pub async fn check_read(
     let reference = config.reference(dir);
     let head_plan = plan::assemble(head_changes, reference.clone(), names.clone(), now);
     let plan = plan::assemble(drift, reference, names, now);
-    let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
+    let live_state = super::policy::Live { targets: &live, undelivered: &undelivered, pinned: &pinned };
     let findings = super::policy::evaluate_config(config, Some(&head_plan), Some(live_state), now);
 
     let mut m = DriftMetrics {

@@ -113,6 +113,9 @@ pub struct RoleSnapshot {
 /// The pinned snapshots of a configuration, by role name.
 pub type Snapshots = BTreeMap<Name, RoleSnapshot>;
 
+/// No snapshots: for evaluations without live state.
+pub static NO_SNAPSHOTS: Snapshots = Snapshots::new();
+
 /// One way live contents differ from their snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ContentsChange {
