@@ -71,7 +71,7 @@ pub async fn import(settings: &ImportSettings, observer: &dyn Observer) -> Resul
     if settings.contents_only {
         let mut written = Vec::new();
         for (rel, n) in super::contents::write(state, &out_root, &target, &live[&target])? {
-            written.push(format!("{} ({n} privileges on {target})", rel.display()));
+            written.push(snapshot_line(&rel, n, &target));
         }
         let notes = if pinned_here {
             Vec::new()
@@ -100,7 +100,7 @@ pub async fn import(settings: &ImportSettings, observer: &dyn Observer) -> Resul
         written.push(what);
     }
     for (rel, n) in super::contents::write(state, &out_root, &target, &live[&target])? {
-        written.push(format!("{} ({n} privileges on {target})", rel.display()));
+        written.push(snapshot_line(&rel, n, &target));
     }
     Ok(Imported { target: target.to_string(), written, notes: adoption.notes })
 }
@@ -201,4 +201,9 @@ fn write_new(path: &Path, text: &str) -> Result<(), EngineError> {
         std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(EngineError::io("create", path))?;
     f.write_all(text.as_bytes()).map_err(EngineError::io("write", path))?;
     Ok(())
+}
+
+/// How import reports a snapshot it wrote.
+fn snapshot_line(rel: &Path, n: usize, target: &crate::model::Name) -> String {
+    format!("{} ({n} privilege{} on {target})", rel.display(), if n == 1 { "" } else { "s" })
 }
