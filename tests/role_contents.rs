@@ -100,6 +100,11 @@ fn a_privilege_added_to_a_pinned_dataverse_role_is_drift_and_a_conflict() {
     assert!(one_line.contains("privilege `prvReadAccount` changed from local to global"), "{}", r.stdout);
     assert!(one_line.contains("`sales-rep` (privilege `prvWriteAccount` (global) on `d365`)"), "{}", r.stdout);
     insta::assert_snapshot!("dataverse_findings", shown);
+    // drift reports it too (keyward cannot undo it), and exits 2.
+    let d = run(&sb, &secret, &["drift", "{dir}", "--target", "d365"]);
+    d.expect(2);
+    let section = &d.stdout[d.stdout.find("Role contents changed outside git").unwrap_or(0)..];
+    insta::assert_snapshot!("dataverse_drift", section);
     // Apply refuses past a deny.
     run(&sb, &secret, &["apply", "{dir}", "--target", "d365", "--auto-approve"]).expect(3);
 
