@@ -199,3 +199,83 @@ pub fn write(
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETTINGS: &str = "version: 1
+targets:
+  directory: {provider: file, path: dir.json}
+  d365: {provider: dataverse, url: https://x.crm.dynamics.com, tenant: 456e4037-8afc-4f71-ae73-f9e51f634295, clientId: 55b1a2c7-9c3a-4911-a9b3-2555f9df8578, clientSecret: '${env:S}'}
+  finance: {provider: fno, url: https://x.operations.dynamics.com, tenant: 456e4037-8afc-4f71-ae73-f9e51f634295, clientId: 2c15416f-b9fe-4f04-8b2b-532d023e2193, clientSecret: '${env:S}'}
+";
+    const ROLES: &str = "kind: Role
+name: clerk
+duties: [invoice-entry]
+bindings: {directory: {group: clerks}, d365: {securityRole: Clerk}, finance: {securityRole: AP clerk}}
+---
+kind: Role
+name: manager
+bindings: {d365: {securityRole: Manager}, finance: {securityRole: AP manager}}
+";
+
+    fn state(extra: &str) -> DesiredState {
+        let files = vec![
+            (PathBuf::from("keyward.yaml"), SETTINGS.as_bytes().to_vec()),
+            (PathBuf::from("roles.yaml"), ROLES.as_bytes().to_vec()),
+            (PathBuf::from("extra.yaml"), extra.as_bytes().to_vec()),
+        ];
+        let loaded = crate::load::load_files(Path::new("/c"), files).unwrap();
+        let v = crate::validate::validate(&loaded);
+        assert!(!v.has_errors(), "{:?}", v.diagnostics);
+        v.state.unwrap()
+    }
+
+    fn wanted_of(extra: &str) -> Vec<(String, Vec<String>)> {
+        wanted(&state(extra)).into_iter().map(|(t, r)| (t.to_string(), r.into_iter().collect())).collect()
+    }
+
+    fn roles(target: &str, roles: &[&str]) -> (String, Vec<String>) {
+        (target.to_string(), roles.iter().map(|r| r.to_string()).collect())
+    }
+
+    #[test]
+    fn contents_are_wanted_only_where_the_configuration_uses_them() {
+        let declared = "kind: SodRule\nname: r\nfirst: {duties: [invoice-entry]}\nsecond: {roles: [manager]}\n";
+        assert_eq!(wanted_of(declared), vec![], "declared duties need no live read");
+        let privileges = "kind: SodRule\nname: r\nfirst: {privileges: [prvX]}\nsecond: {roles: [manager]}\n";
+        assert_eq!(
+            wanted_of(privileges),
+            vec![roles("d365", &["Clerk", "Manager"]), roles("finance", &["AP clerk", "AP manager"])]
+        );
+        let live_duty = "kind: SodRule\nname: r\nfirst: {duties: [VendPaymentRelease]}\nsecond: {roles: [manager]}\n";
+        assert_eq!(wanted_of(live_duty), vec![roles("finance", &["AP clerk", "AP manager"])]);
+        let classified =
+            "kind: DataClassification\nname: pay\nlevel: restricted\nassets: {d365: {privileges: [prvReadPay]}}\n";
+        assert_eq!(wanted_of(classified), vec![roles("d365", &["Clerk", "Manager"])]);
+        let pinned = "kind: Role\nname: pinned\ncontents: pinned\nbindings: {finance: {securityRole: Auditor}}\n";
+        assert_eq!(wanted_of(pinned), vec![roles("finance", &["Auditor"])]);
+    }
+
+    #[test]
+    fn a_snapshot_that_is_missing_invalid_or_another_roles_is_an_error() {
+        let desired = state("kind: Role\nname: pinned\ncontents: pinned\nbindings: {d365: {securityRole: Auditor}}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let e = load(&desired, dir.path()).unwrap_err();
+        assert_eq!(e.path, Path::new("role-contents/pinned.yaml"));
+        assert!(e.message.contains("snapshot is missing; write it with `keyward import"), "{}", e.message);
+        assert!(e.message.contains("--target d365`"), "{}", e.message);
+        std::fs::create_dir(dir.path().join(SNAPSHOT_DIR)).unwrap();
+        let file = dir.path().join("role-contents/pinned.yaml");
+        std::fs::write(&file, "role: pinned\ntargets: {d365: {privileges: {prvX: everywhere}}}\n").unwrap();
+        let e = load(&desired, dir.path()).unwrap_err();
+        assert!(e.message.starts_with("is not a valid snapshot of role contents: "), "{}", e.message);
+        std::fs::write(&file, "role: other\ntargets: {}\n").unwrap();
+        let e = load(&desired, dir.path()).unwrap_err();
+        assert!(e.message.starts_with("is the snapshot of role `other`, not of `pinned`"), "{}", e.message);
+        std::fs::write(&file, "role: pinned\ntargets: {d365: {privileges: {prvX: deep}}}\n").unwrap();
+        let snapshots = load(&desired, dir.path()).unwrap();
+        assert_eq!(snapshots["pinned"].targets["d365"].privilege("prvx"), Some(("prvX", crate::model::Depth::Deep)));
+    }
+}
