@@ -87,3 +87,54 @@ pub(super) fn check(sink: &mut Sink, origins: &Origins, state: &DesiredState) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    const DIRECTORY_ONLY: &str = "version: 1\ntargets:\n  directory: {provider: file, path: dir.json}\n";
+    const WITH_FNO: &str = "version: 1\ntargets:\n  directory: {provider: file, path: dir.json}\n  finance: {provider: fno, url: https://x.operations.dynamics.com, tenant: 456e4037-8afc-4f71-ae73-f9e51f634295, clientId: 2c15416f-b9fe-4f04-8b2b-532d023e2193, clientSecret: '${env:S}'}\n";
+    const ROLES: &str = "kind: Role\nname: clerk\nduties: [vendor-payment]\nbindings: {directory: {group: clerks}}\n";
+
+    /// (level, code, field) of each diagnostic.
+    fn diagnostics(settings: &str, extra: &str) -> Vec<(String, String, String)> {
+        let files = vec![
+            (PathBuf::from("keyward.yaml"), settings.as_bytes().to_vec()),
+            (PathBuf::from("roles.yaml"), ROLES.as_bytes().to_vec()),
+            (PathBuf::from("extra.yaml"), extra.as_bytes().to_vec()),
+        ];
+        let loaded = crate::load::load_files(Path::new("/c"), files).unwrap();
+        crate::validate::validate(&loaded)
+            .diagnostics
+            .iter()
+            // The fno target's secret reference is not the subject here.
+            .filter(|d| d.code != "secrets-undeclared")
+            .map(|d| (format!("{:?}", d.level), d.code.to_string(), d.field.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    fn one(level: &str, code: &str, field: &str) -> Vec<(String, String, String)> {
+        vec![(level.to_string(), code.to_string(), field.to_string())]
+    }
+
+    #[test]
+    fn privileges_need_a_target_that_has_role_contents() {
+        let rule = "kind: SodRule\nname: r\nfirst: {privileges: [prvX]}\nsecond: {roles: [clerk]}\n";
+        assert_eq!(diagnostics(DIRECTORY_ONLY, rule), one("Error", "privileges-without-target", "first.privileges"));
+        assert_eq!(diagnostics(WITH_FNO, rule), vec![]);
+        let blank = "kind: SodRule\nname: r\nfirst: {privileges: [' ']}\nsecond: {roles: [clerk]}\n";
+        assert_eq!(diagnostics(WITH_FNO, blank), one("Error", "empty-privilege", "first.privileges[0]"));
+        let dc = "kind: DataClassification\nname: pay\nlevel: public\nassets: {directory: {privileges: [prvX]}}\n";
+        assert_eq!(diagnostics(WITH_FNO, dc), one("Error", "privileges-on-target", "assets.directory.privileges"));
+    }
+
+    #[test]
+    fn a_duty_no_role_declares_is_an_error_unless_it_may_be_a_live_fno_duty() {
+        let rule = "kind: SodRule\nname: r\nfirst: {duties: [LedgerJournalPost]}\nsecond: {roles: [clerk]}\n";
+        assert_eq!(diagnostics(DIRECTORY_ONLY, rule), one("Error", "unknown-duty", "first.duties[0]"));
+        assert_eq!(diagnostics(WITH_FNO, rule), vec![]);
+        // One that looks like a declared duty misspelt is a warning.
+        let typo = "kind: SodRule\nname: r\nfirst: {duties: [vendor-paymnt]}\nsecond: {roles: [clerk]}\n";
+        assert_eq!(diagnostics(WITH_FNO, typo), one("Warning", "unknown-duty", "first.duties[0]"));
+    }
+}
