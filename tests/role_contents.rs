@@ -105,6 +105,20 @@ fn a_privilege_added_to_a_pinned_dataverse_role_is_drift_and_a_conflict() {
     d.expect(2);
     let section = &d.stdout[d.stdout.find("Role contents changed outside git").unwrap_or(0)..];
     insta::assert_snapshot!("dataverse_drift", section);
+    // With --notify, the alert names the pinned role (its address only).
+    let (url, alerts) = support::webhook("/hook");
+    let d = sb.run_with_env(
+        &["drift", "{dir}", "--target", "d365", "--notify"],
+        &[
+            ("D365_CLIENT_SECRET", secret.as_str()),
+            ("FNO_CLIENT_SECRET", secret.as_str()),
+            ("KEYWARD_WEBHOOK_URL", url.as_str()),
+        ],
+    );
+    d.expect(2);
+    let alert = alerts.recv_timeout(std::time::Duration::from_secs(10)).expect("an alert");
+    assert!(alert.contains("the contents of 1 pinned role in") && alert.contains("role.sales-rep"), "{alert}");
+    assert!(!alert.contains("prvWriteAccount"), "the alert carries addresses only: {alert}");
     // Apply refuses past a deny.
     run(&sb, &secret, &["apply", "{dir}", "--target", "d365", "--auto-approve"]).expect(3);
 
