@@ -104,6 +104,7 @@ fn main() -> ExitCode {
             plan: None,
             live,
             undelivered: &[],
+            pinned: &keyward::model::contents::NO_SNAPSHOTS,
             options: PolicyOptions { builtin: true, rego: false },
         };
         let mut times = Vec::with_capacity(runs);

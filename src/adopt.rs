@@ -81,6 +81,7 @@ pub fn adopt(desired: &DesiredState, target: &Name, live: &LiveTarget) -> Adopti
                     requires: None,
                     bindings: BTreeMap::from([(target.clone(), b.binding.clone())]),
                     owners: Vec::new(),
+                    contents: None,
                 });
                 imported_roles.insert(name.clone());
                 name

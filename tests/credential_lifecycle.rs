@@ -113,7 +113,8 @@ fn a_delivered_credential_in_its_window_beside_a_newer_undelivered_one_is_curren
     );
 
     // The policies find the delivered instance inside its window (not the newer one's end).
-    let live_state = Live { targets: &live, undelivered: &undelivered };
+    let live_state =
+        Live { targets: &live, undelivered: &undelivered, pinned: &keyward::model::contents::NO_SNAPSHOTS };
     let findings = evaluate_config(&config, None, Some(live_state), now);
     let window: Vec<_> = findings.iter().filter(|f| f.rule == "credential.rotation-window").collect();
     assert_eq!(window.len(), 1, "{findings:#?}");

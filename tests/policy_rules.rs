@@ -84,6 +84,7 @@ impl Config {
             plan,
             live,
             undelivered: &[],
+            pinned: &keyward::model::contents::NO_SNAPSHOTS,
             options: PolicyOptions::default(),
         };
         policy::evaluate(&ctx)
@@ -703,4 +704,104 @@ fn live_certificates_longer_than_the_policy() {
     );
     let f = c.eval(NOW, Some(&cert("2027-01-20T00:00:00Z")), None);
     assert!(of(&f, "encryption.certificate-lifetime").is_empty(), "{f:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What roles really contain (live role contents on Dataverse)
+
+const D365_SETTINGS: &str = "version: 1\ntargets:\n  d365:\n    provider: dataverse\n    url: https://x.crm.dynamics.com\n    tenant: 456e4037-8afc-4f71-ae73-f9e51f634295\n    clientId: 55b1a2c7-9c3a-4911-a9b3-2555f9df8578\n    clientSecret: ${env:S}\n";
+
+const D365_ROLES: &str = "\
+kind: Role
+name: clerk
+bindings: {d365: {securityRole: Clerk}}
+---
+kind: Role
+name: approver
+requires: {clearance: restricted}
+bindings: {d365: {securityRole: Approver}}
+";
+
+/// The d365 live state: `1` holds Clerk (in git), `2` holds Clerk and Approver (Approver outside
+/// git); Clerk's contents are `clerk`.
+fn d365(clerk: &[(&str, keyward::model::Depth)]) -> BTreeMap<Name, LiveTarget> {
+    let role = |id: &str, name: &str, members: &[&str]| LiveBinding {
+        id: id.into(),
+        binding: Binding::SecurityRole(name.into()),
+        members: members.iter().map(|m| m.to_string()).collect(),
+        fingerprint: format!("fp-{id}"),
+    };
+    let contents = keyward::model::RoleContents {
+        privileges: clerk.iter().map(|(p, d)| (p.to_string(), *d)).collect(),
+        ..Default::default()
+    };
+    [(
+        Name::new("d365").unwrap(),
+        LiveTarget {
+            accounts: vec![account("1", "alice@example.test", true), account("2", "bob@example.test", true)],
+            bindings: vec![role("r1", "Clerk", &["1", "2"]), role("r2", "Approver", &["2"])],
+            role_contents: [("Clerk".to_string(), contents)].into(),
+            ..LiveTarget::default()
+        },
+    )]
+    .into()
+}
+
+#[test]
+fn live_privileges_put_a_role_on_a_side_of_an_sod_rule_in_git_and_live() {
+    use keyward::model::Depth;
+    let sod =
+        "kind: SodRule\nname: post-vs-approve\nfirst: {privileges: [prvPostInvoice]}\nsecond: {roles: [approver]}\n";
+    let users = [user("alice", "roles: [clerk, approver]\n"), user("bob", "roles: [clerk]\n")].join("---\n");
+    let c = Config::new(&[
+        ("keyward.yaml", D365_SETTINGS),
+        ("roles.yaml", D365_ROLES),
+        ("sod.yaml", sod),
+        ("users.yaml", &users),
+    ]);
+    let rules = |f: &[Finding], rule: &str| -> Vec<String> {
+        f.iter().filter(|x| x.rule == rule).map(|x| format!("{} {}", x.address, x.message)).collect()
+    };
+    // Clerk does not hold the privilege: no conflict anywhere.
+    let f = c.eval(NOW, Some(&d365(&[("prvReadInvoice", Depth::Global)])), None);
+    assert!(rules(&f, "sod.conflict").is_empty() && rules(&f, "sod.live-conflict").is_empty(), "{f:#?}");
+    // It does (names compared without regard to case): alice in git, bob live (Approver outside git).
+    let f = c.eval(NOW, Some(&d365(&[("PRVPOSTINVOICE", Depth::Local)])), None);
+    assert_eq!(
+        rules(&f, "sod.conflict"),
+        vec![
+            "user.alice `alice` holds `clerk` (privilege `PRVPOSTINVOICE` (local) on `d365`) and `approver`, which SodRule `post-vs-approve` keeps apart"
+        ]
+    );
+    let live = rules(&f, "sod.live-conflict");
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert!(
+        live[0].starts_with(
+            "d365.assignment.bob/approver on `d365`, `bob` holds `clerk` (privilege `PRVPOSTINVOICE` (local) on `d365`)"
+        ),
+        "{live:?}"
+    );
+    // Offline (validate) there are no live contents: no conflict.
+    assert!(rules(&c.eval(NOW, None, None), "sod.conflict").is_empty());
+}
+
+#[test]
+fn a_live_privilege_that_reads_classified_data_needs_the_clearance() {
+    use keyward::model::Depth;
+    let dc = "kind: DataClassification\nname: pay\nlevel: restricted\nassets: {d365: {privileges: [prvReadPay]}}\n";
+    let c = Config::new(&[("keyward.yaml", D365_SETTINGS), ("roles.yaml", D365_ROLES), ("data.yaml", dc)]);
+    let f = c.eval(NOW, Some(&d365(&[("prvReadPay", Depth::Basic)])), None);
+    let got: Vec<(&str, &str)> = f
+        .iter()
+        .filter(|x| x.rule == "data.live-privilege")
+        .map(|x| (x.address.as_str(), x.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            "role.clerk",
+            "role `clerk` holds privilege `prvReadPay` (basic) on `d365`, which reads `pay` (restricted); the role's clearance is public"
+        )]
+    );
+    assert!(c.eval(NOW, Some(&d365(&[])), None).iter().all(|x| x.rule != "data.live-privilege"));
 }

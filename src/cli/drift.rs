@@ -23,7 +23,7 @@ pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult 
     } else {
         None
     };
-    let drift::Checked { plan, pending, against, metrics, .. } = match attempt.checked {
+    let drift::Checked { plan, pending, against, metrics, contents, .. } = match attempt.checked {
         Ok(c) => c,
         Err(e) => {
             let f = Failure::from(e);
@@ -44,7 +44,10 @@ pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult 
         drift::write_metrics(path, &metrics)?;
     }
     match args.format {
-        DriftFormat::Text => printer.out(&render_text(&plan, &pending, &against, printer.color_out)),
+        DriftFormat::Text => {
+            printer.out(&render_text(&plan, &pending, &against, printer.color_out));
+            printer.out(&render_contents(&contents));
+        }
         DriftFormat::Json => printer.out(&output::plan_json(&plan)),
         DriftFormat::Markdown => {
             let mut text = plan_markdown::render(&plan, plan_markdown::MAX_CHARS);
@@ -54,6 +57,12 @@ pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult 
             }
             text.push('\n');
             text.push_str(&compared_with(&against, "- "));
+            if !contents.is_empty() {
+                text.push_str(&format!("\n**Role contents changed outside git** ({} pinned):\n\n", contents.len()));
+                for f in &contents {
+                    text.push_str(&format!("- {}: {}\n", markdown_code(&f.address), markdown_code(&f.message)));
+                }
+            }
             if !pending.is_empty() {
                 text.push_str(&format!("\n**Pending** (merged, not applied yet; not drift): {}\n\n", pending.len()));
                 for c in &pending {
@@ -63,8 +72,13 @@ pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult 
             printer.out(&text);
         }
     }
+    if let Some(w) = &webhook
+        && !contents.is_empty()
+    {
+        w.post(&drift::contents_alert_text(&args.dir, &contents)).await.map_err(EngineError::from)?;
+    }
     if plan.is_empty() {
-        return Ok(Exit::Success);
+        return Ok(if contents.is_empty() { Exit::Success } else { Exit::Changes });
     }
     if let Some(w) = &webhook {
         let items: Vec<&Change> = plan.changes.iter().collect();
@@ -84,6 +98,22 @@ fn compared_with(against: &BTreeMap<Name, Against>, prefix: &str) -> String {
     let mut out = String::new();
     for (a, targets) in by {
         out.push_str(&format!("{prefix}{}: compared with {a}.\n", targets.join(", ")));
+    }
+    out
+}
+
+/// Pinned roles whose live contents left their snapshot, one line each.
+fn render_contents(contents: &[crate::policy::Finding]) -> String {
+    if contents.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\nRole contents changed outside git: {} pinned role{} (keyward does not change role contents; undo the change on the target, or accept it with `keyward import --target NAME --contents`):\n",
+        contents.len(),
+        if contents.len() == 1 { "" } else { "s" }
+    );
+    for f in contents {
+        out.push_str(&format!("  {}: {}\n", Term(&f.address), Term(&f.message)));
     }
     out
 }

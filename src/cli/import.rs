@@ -8,8 +8,13 @@ use crate::model::escape::Term;
 use crate::output::Printer;
 
 pub async fn run(args: ImportArgs, ctx: Context, printer: &Printer) -> CliResult {
-    let settings =
-        ImportSettings { dir: args.dir.clone(), target: args.target.clone(), out: args.out.clone(), retry: ctx.retry };
+    let settings = ImportSettings {
+        dir: args.dir.clone(),
+        target: args.target.clone(),
+        out: args.out.clone(),
+        retry: ctx.retry,
+        contents_only: args.contents,
+    };
     let imported = import::import(&settings, &Console::new(printer)).await?;
     let target = &imported.target;
     if imported.written.is_empty() {

@@ -422,6 +422,10 @@ pub struct ImportArgs {
     /// Write the files under this folder instead of the configuration folder.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Write only the snapshots of the contents of the pinned roles bound on the target
+    /// (`role-contents/ROLE.yaml`), replacing them: to accept a reviewed change of a role.
+    #[arg(long)]
+    pub contents: bool,
 }
 
 #[derive(Debug, Args)]

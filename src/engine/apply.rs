@@ -92,9 +92,11 @@ pub async fn prepare_only(
     let lock = store.lock(crate::load::commit_of(dir), settings.lock_timeout).await?;
     // Whatever fails from here on releases the lock before returning.
     let planned = async {
-        let (mut live, open) = Targets::<Writing>::read(&state.settings, dir, &names, settings.retry, observer).await?;
+        let (mut live, mut open) =
+            Targets::<Writing>::read(&state.settings, dir, &names, settings.retry, observer).await?;
         super::plan::refuse_members_decided(&config, &live, &open.capabilities, dir, observer)?;
         super::applied::add_unkept(&store, &mut live).await?;
+        let pinned = super::contents::prepare(state, dir, &mut open.sessions, &mut live).await?;
         let now = settings.clock.now;
         let undelivered = store.undelivered().await?;
         let previous = super::plan::last_applied(state, dir, observer).await?;
@@ -104,7 +106,7 @@ pub async fn prepare_only(
         changes.retain(|c| keep(c));
         let mut plan = plan::assemble(changes, config.reference(dir), names, now);
         plan.notices = plan::notices(state, &live, &open.capabilities);
-        let live_state = Live { targets: &live, undelivered: &undelivered };
+        let live_state = Live { targets: &live, undelivered: &undelivered, pinned: &pinned };
         let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), now);
         let recent = recent_removals(&store, state, settings.guards).await?;
         Ok::<_, EngineError>((live, open, plan, findings, recent))
@@ -198,9 +200,10 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
     let lock = store.lock(saved.configuration.commit.clone(), settings.lock_timeout).await?;
     // Whatever fails from here on (a stale plan too) releases the lock before returning.
     let checked = async {
-        let (mut live, open) =
+        let (mut live, mut open) =
             Targets::<Writing>::read(&state.settings, dir, &saved.targets, settings.retry, observer).await?;
         super::applied::add_unkept(&store, &mut live).await?;
+        let pinned = super::contents::prepare(state, dir, &mut open.sessions, &mut live).await?;
         let now = settings.clock.now;
         let undelivered = store.undelivered().await?;
         // A plan split against a base labels its changes against that base, and takes what keyward
@@ -221,7 +224,7 @@ pub async fn prepare_saved(settings: &SavedApplySettings, observer: &dyn Observe
         if !stale.is_empty() {
             return Err(SavedPlanError::Stale { stale }.into());
         }
-        let live_state = Live { targets: &live, undelivered: &undelivered };
+        let live_state = Live { targets: &live, undelivered: &undelivered, pinned: &pinned };
         let findings = super::policy::evaluate_config(&config, Some(&saved), Some(live_state), now);
         let recent = recent_removals(&store, state, settings.guards).await?;
         Ok::<_, EngineError>((live, open, findings, recent))

@@ -183,7 +183,11 @@ pub async fn review(settings: &ReviewSettings, observer: &dyn Observer) -> Resul
     }
     let now = settings.clock.now;
     let undelivered = Store::open(state, dir)?.undelivered().await?;
-    let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
+    let live_state = super::policy::Live {
+        targets: &live,
+        undelivered: &undelivered,
+        pinned: &crate::model::contents::NO_SNAPSHOTS,
+    };
     let findings = super::policy::evaluate_config(&config, None, Some(live_state), now);
 
     // The log of the state the configuration selects (or the file named instead).

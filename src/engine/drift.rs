@@ -66,6 +66,9 @@ pub struct Checked {
     pub metrics: DriftMetrics,
     pub live: BTreeMap<Name, LiveTarget>,
     pub findings: Vec<crate::policy::Finding>,
+    /// Pinned roles whose live contents left their snapshot (`contents.pinned-drift`
+    /// findings, also in `findings`): drift keyward cannot undo, so it reports it.
+    pub contents: Vec<crate::policy::Finding>,
 }
 
 /// The configuration a target's live state is compared with.
@@ -230,6 +233,7 @@ pub async fn check_read(
     let store = Store::open(state, dir)?;
     super::applied::add_unkept(&store, &mut live).await?;
     let undelivered = store.undelivered().await?;
+    let pinned = super::contents::prepare(state, dir, &mut open.sessions, &mut live).await?;
     let (against, states) = baselines(config, &store, dir, &names).await?;
 
     // Drift: per commit compared with, the live targets against that configuration.
@@ -277,7 +281,7 @@ pub async fn check_read(
         undelivered: &undelivered,
         previous: None,
     }));
-    let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
+    let live_state = super::policy::Live { targets: &live, undelivered: &undelivered, pinned: &pinned };
     let findings = super::policy::evaluate_config(config, Some(&head_plan), Some(live_state), now);
 
     let mut m = DriftMetrics {
@@ -304,7 +308,9 @@ pub async fn check_read(
     m.undelivered_credentials = counts.undelivered;
     m.expired_credentials = counts.expired;
     m.rotation_due_credentials = counts.rotation_due;
-    Ok(Checked { plan, pending, against, metrics: m, live, findings })
+    let contents =
+        findings.iter().filter(|f| f.rule == crate::policy::Rule::ContentsPinnedDrift.id()).cloned().collect();
+    Ok(Checked { plan, pending, against, metrics: m, live, findings, contents })
 }
 
 /// Declared credentials by where their current instance stands, and live instances issued
@@ -447,6 +453,27 @@ pub fn alert_text(dir: &Path, changes: &[&Change]) -> String {
     text
 }
 
+/// The text of an alert about pinned roles whose live contents changed (the findings'
+/// addresses only, through [`webhook_code`]).
+pub fn contents_alert_text(dir: &Path, findings: &[crate::policy::Finding]) -> String {
+    let mut text = format!(
+        "keyward: the contents of {} pinned role{} in {} changed outside git.",
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" },
+        webhook_code(&dir.display().to_string())
+    );
+    for f in findings.iter().take(ALERT_ITEMS) {
+        text.push_str(&format!("\n- {}", webhook_code(&f.address)));
+    }
+    if findings.len() > ALERT_ITEMS {
+        text.push_str(&format!(
+            "\n- ... and {} more; run `keyward drift` for all of them",
+            findings.len() - ALERT_ITEMS
+        ));
+    }
+    text
+}
+
 /// The text of an alert about a failed drift check.
 pub fn failure_text(dir: &Path, message: &str) -> String {
     format!(
@@ -454,4 +481,25 @@ pub fn failure_text(dir: &Path, message: &str) -> String {
         webhook_code(&dir.display().to_string()),
         webhook_code(message)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Severity;
+    use crate::policy::Finding;
+
+    /// The alert names the pinned roles by address, escaped, and stops after [`ALERT_ITEMS`].
+    #[test]
+    fn a_contents_alert_names_the_roles_only() {
+        let finding = |role: &str| {
+            Finding::new("contents.pinned-drift", Severity::Deny, format!("role.{role}"), "privilege `<@here>` added")
+        };
+        let text = contents_alert_text(Path::new("access"), &[finding("sales-rep")]);
+        assert_eq!(text, "keyward: the contents of 1 pinned role in `access` changed outside git.\n- `role.sales-rep`");
+        assert!(!text.contains("@here"), "the message is not in the alert");
+        let many: Vec<Finding> = (0..ALERT_ITEMS + 2).map(|i| finding(&format!("r{i}"))).collect();
+        let text = contents_alert_text(Path::new("access"), &many);
+        assert!(text.ends_with("- ... and 2 more; run `keyward drift` for all of them"), "{text}");
+    }
 }

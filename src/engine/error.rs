@@ -85,6 +85,15 @@ pub enum EngineError {
     Governance(#[from] super::governance::GovernanceError),
     #[error("cannot write YAML: {0}")]
     Yaml(String),
+    /// A pinned role's snapshot of its contents cannot be used (see `engine::contents`).
+    #[error("{}: {message}", path.display())]
+    Snapshot { path: PathBuf, message: String },
+}
+
+impl From<super::contents::SnapshotError> for EngineError {
+    fn from(e: super::contents::SnapshotError) -> Self {
+        EngineError::Snapshot { path: e.path, message: e.message }
+    }
 }
 
 impl EngineError {

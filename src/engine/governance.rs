@@ -272,7 +272,11 @@ pub async fn certify_open(settings: &OpenSettings, observer: &dyn Observer) -> R
     let state = config.state();
     let store = Store::open(state, dir)?;
     let undelivered = store.undelivered().await?;
-    let live_state = super::policy::Live { targets: &live, undelivered: &undelivered };
+    let live_state = super::policy::Live {
+        targets: &live,
+        undelivered: &undelivered,
+        pinned: &crate::model::contents::NO_SNAPSHOTS,
+    };
     let findings = super::policy::evaluate_config(&config, None, Some(live_state), now);
     let records = store.audit_records().await?;
     let review = crate::review::review(&crate::review::ReviewInput {
@@ -485,7 +489,11 @@ pub async fn prepare_elevation(
         "until": elevated.until.to_string(), "reason": request.reason, "ticket": request.ticket,
     });
     let undelivered = Store::open(after.state(), &settings.dir)?.undelivered().await?;
-    let live = super::policy::Live { targets: &prepared.live, undelivered: &undelivered };
+    let live = super::policy::Live {
+        targets: &prepared.live,
+        undelivered: &undelivered,
+        pinned: &crate::model::contents::NO_SNAPSHOTS,
+    };
     let mut findings = approvals::findings(&verdict);
     findings.extend(rego_with_approvals(
         after,

@@ -1,5 +1,6 @@
 //! `import`: YAML for a target's live users, groups and memberships that the configuration does
-//! not yet have, written in the configuration's own layout.
+//! not yet have, written in the configuration's own layout; and the snapshots of the contents
+//! of the pinned roles bound on the target (`role-contents/ROLE.yaml`, replaced each time).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub struct ImportSettings {
     pub out: Option<PathBuf>,
     /// How requests to the target are retried.
     pub retry: RetryPolicy,
+    /// Write only the snapshots of pinned roles' contents (replacing them), no Users or Roles.
+    pub contents_only: bool,
 }
 
 /// What an import wrote.
@@ -48,14 +51,35 @@ pub async fn import(settings: &ImportSettings, observer: &dyn Observer) -> Resul
     let roles_dir = kind_folder(&config.loaded, "Role").unwrap_or_else(|| PathBuf::from("roles"));
     let users_file = users_dir.join(format!("imported-{target}.yaml"));
     let roles_file = roles_dir.join(format!("imported-{target}.yaml"));
-    for f in [&users_file, &roles_file] {
-        let p = out_root.join(f);
-        if p.exists() {
-            return Err(EngineError::WouldOverwrite { path: p });
+    if !settings.contents_only {
+        for f in [&users_file, &roles_file] {
+            let p = out_root.join(f);
+            if p.exists() {
+                return Err(EngineError::WouldOverwrite { path: p });
+            }
         }
     }
 
-    let (live, _) = Targets::<Reading>::read(&state.settings, dir, &names, settings.retry, observer).await?;
+    let (mut live, mut open) = Targets::<Reading>::read(&state.settings, dir, &names, settings.retry, observer).await?;
+    let pinned_here = state
+        .roles
+        .values()
+        .any(|r| r.contents == Some(crate::model::ContentsMode::Pinned) && r.bindings.contains_key(&target));
+    if pinned_here {
+        super::contents::read(state, &mut open.sessions, &mut live).await?;
+    }
+    if settings.contents_only {
+        let mut written = Vec::new();
+        for (rel, n) in super::contents::write(state, &out_root, &target, &live[&target])? {
+            written.push(snapshot_line(&rel, n, &target));
+        }
+        let notes = if pinned_here {
+            Vec::new()
+        } else {
+            vec![format!("no Role with `contents: pinned` is bound on `{target}`: there is no snapshot to write")]
+        };
+        return Ok(Imported { target: target.to_string(), written, notes });
+    }
     let adoption = adopt::adopt(state, &target, &live[&target]);
 
     let mut files: Vec<(PathBuf, String, String)> = Vec::new();
@@ -74,6 +98,9 @@ pub async fn import(settings: &ImportSettings, observer: &dyn Observer) -> Resul
     for (rel, text, what) in files {
         write_new(&out_root.join(&rel), &text)?;
         written.push(what);
+    }
+    for (rel, n) in super::contents::write(state, &out_root, &target, &live[&target])? {
+        written.push(snapshot_line(&rel, n, &target));
     }
     Ok(Imported { target: target.to_string(), written, notes: adoption.notes })
 }
@@ -174,4 +201,9 @@ fn write_new(path: &Path, text: &str) -> Result<(), EngineError> {
         std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(EngineError::io("create", path))?;
     f.write_all(text.as_bytes()).map_err(EngineError::io("write", path))?;
     Ok(())
+}
+
+/// How import reports a snapshot it wrote.
+fn snapshot_line(rel: &Path, n: usize, target: &crate::model::Name) -> String {
+    format!("{} ({n} privilege{} on {target})", rel.display(), if n == 1 { "" } else { "s" })
 }

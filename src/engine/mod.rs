@@ -22,6 +22,7 @@ pub mod applied;
 pub mod apply;
 pub mod audit;
 pub mod config;
+pub mod contents;
 pub mod drift;
 mod error;
 pub mod evidence;

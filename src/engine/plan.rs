@@ -52,6 +52,8 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
     }
     let (mut read, offline) = read?;
     refuse_members_decided(&config, &read.live, &read.open.capabilities, &settings.dir, observer)?;
+    let pinned =
+        super::contents::prepare(config.state(), &settings.dir, &mut read.open.sessions, &mut read.live).await?;
     let store = Store::open(base.map_or(config.state(), |(b, _)| b.state()), &settings.dir)?;
     super::applied::add_unkept(&store, &mut read.live).await?;
     let undelivered = store.undelivered().await?;
@@ -62,7 +64,7 @@ pub async fn plan(settings: &PlanSettings, observer: &dyn Observer) -> Result<Pl
     let (mut plan, live) =
         make(&config, base, applied.as_ref(), &settings.dir, settings.clock, read, &undelivered).await?;
     plan.notices.splice(0..0, offline.iter().map(plan::Notice::connection_changed));
-    let live_state = Live { targets: &live, undelivered: &undelivered };
+    let live_state = Live { targets: &live, undelivered: &undelivered, pinned: &pinned };
     let findings = super::policy::evaluate_config(&config, Some(&plan), Some(live_state), plan.created_at);
     Ok(Planned { config, plan, live, findings })
 }

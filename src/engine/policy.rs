@@ -17,6 +17,8 @@ use crate::validate::{Location, Validated};
 pub struct Live<'a> {
     pub targets: &'a BTreeMap<Name, LiveTarget>,
     pub undelivered: &'a [UndeliveredCredential],
+    /// The snapshots of pinned roles' contents (see `engine::contents`).
+    pub pinned: &'a crate::model::Snapshots,
 }
 
 /// Evaluates every policy over a validated configuration, and at plan time the plan and live
@@ -37,6 +39,7 @@ pub fn evaluate(
         plan,
         live: live.map(|l| l.targets),
         undelivered: live.map(|l| l.undelivered).unwrap_or_default(),
+        pinned: live.map(|l| l.pinned).unwrap_or(&crate::model::contents::NO_SNAPSHOTS),
         options: PolicyOptions::default(),
     };
     let started = std::time::Instant::now();

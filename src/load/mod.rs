@@ -2,7 +2,7 @@
 //! remember their file and line.
 //!
 //! Guarantees: every `*.yaml`/`*.yml` file below the root is read (hidden folders and files are
-//! skipped), in a stable order; each YAML document (`---`) becomes one [`Document`] whose
+//! skipped, and so is `role-contents/`, the snapshots of pinned roles' contents), in a stable order; each YAML document (`---`) becomes one [`Document`] whose
 //! `start_line` is the 1-based line of its first line in the file. Files larger than
 //! [`MAX_FILE_BYTES`] or not UTF-8 are reported, not read. Nothing here decides what is valid.
 
@@ -228,8 +228,11 @@ fn link(real_root: &Path, rel: &Path, full: &Path, found: &mut Found) {
     }
 }
 
+/// Whether `p` (relative to the configuration root) is configuration: YAML or Rego, outside
+/// the folder of role content snapshots, which keyward reads itself (`engine::contents`).
 fn is_config_file(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "rego"))
+        && !p.starts_with(crate::model::contents::SNAPSHOT_DIR)
 }
 
 impl Loaded {
@@ -365,5 +368,15 @@ mod tests {
     fn empty_stream_has_no_documents() {
         assert!(split_documents(0, "").is_empty());
         assert!(split_documents(0, "# nothing\n\n---\n").is_empty());
+    }
+
+    /// Snapshots of pinned roles' contents are YAML but not configuration documents.
+    #[test]
+    fn role_content_snapshots_are_not_configuration() {
+        assert!(is_config_file(Path::new("roles/finance.yaml")));
+        assert!(is_config_file(Path::new("policies/sod.rego")));
+        assert!(!is_config_file(Path::new("role-contents/ap-clerk.yaml")));
+        assert!(is_config_file(Path::new("roles/role-contents/x.yaml")));
+        assert!(!is_config_file(Path::new("README.md")));
     }
 }

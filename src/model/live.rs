@@ -278,6 +278,10 @@ pub struct LiveTarget {
     /// by the id of the team's live binding: its members hold them through the team.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub team_roles: BTreeMap<String, Vec<String>>,
+    /// What security roles contain (privileges with their depth, duties), by the role's name on
+    /// the target, where the configuration needed it (see `engine::contents`); empty otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub role_contents: BTreeMap<String, super::RoleContents>,
 }
 
 /// A role given to or taken from an account, as the target's own audit log recorded it.

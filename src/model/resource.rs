@@ -298,6 +298,11 @@ pub struct Role {
     /// files (`keyward codeowners`) and certify who holds it (`keyward certify`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owners: Vec<Owner>,
+    /// `pinned`: the role's live contents (privileges, duties) on its `securityRole` bindings
+    /// must equal the snapshot `keyward import` writes to `role-contents/NAME.yaml`; plan and
+    /// drift report any difference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents: Option<super::ContentsMode>,
 }
 
 /// Someone accountable: a User by name, or `{group: NAME}`, a group of reviewers defined under
@@ -527,6 +532,11 @@ pub struct Assets {
     /// Columns as `table.column`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// Privileges that read this data on the target (Dataverse privilege names such as
+    /// `prvReadSalary`, Finance & Operations privilege identifiers): a role whose live contents
+    /// hold one must be among the classification's readers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privileges: Vec<String>,
 }
 
 /// How people must sign in.
@@ -705,14 +715,19 @@ pub struct SodRule {
     pub exceptions: Vec<SodException>,
 }
 
-/// Roles and duties on one side of an SoD rule.
+/// Roles, duties and privileges on one side of an SoD rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SodSide {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<Name>,
+    /// Duties a Role declares in `duties`, or duties of the live Finance & Operations roles.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub duties: Vec<String>,
+    /// Privileges in the live contents of the roles (Dataverse privilege names, Finance &
+    /// Operations privilege identifiers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privileges: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -94,6 +94,12 @@ rules! {
     DataReaderWithoutClearance = "data.reader-without-clearance", Deny,
     "A role that can read a DataClassification lacks the clearance its level needs.",
     "Raise the role's requires.clearance, or stop it reading the data.";
+    DataLivePrivilege = "data.live-privilege", Deny,
+    "At plan time: a role's live contents hold a privilege that a DataClassification lists in `assets.TARGET.privileges`, and the role may not read that classification.",
+    "Remove the privilege from the security role on the target, or let the role read the classification.";
+    ContentsPinnedDrift = "contents.pinned-drift", Deny,
+    "At plan time: the live contents of a Role with `contents: pinned` differ from its snapshot in role-contents/ (a privilege added or removed, a depth changed, a duty added or removed).",
+    "Undo the change on the target, or accept it with `keyward import --target NAME --contents` and commit the snapshot.";
     EncryptionWeakKey = "encryption.weak-key", Deny,
     "A credential's key algorithm is below EncryptionPolicy.keys.",
     "Choose a key algorithm that the EncryptionPolicy allows.";

@@ -99,6 +99,8 @@ pub struct PolicyContext<'a> {
     pub live: Option<&'a BTreeMap<Name, LiveTarget>>,
     /// Credentials issued but never delivered (they are never a credential's current instance).
     pub undelivered: &'a [UndeliveredCredential],
+    /// At plan time: the snapshots of pinned roles' contents, by role.
+    pub pinned: &'a crate::model::Snapshots,
     pub options: PolicyOptions,
 }
 
@@ -113,6 +115,7 @@ impl<'a> PolicyContext<'a> {
             plan: None,
             live: None,
             undelivered: &[],
+            pinned: &crate::model::contents::NO_SNAPSHOTS,
             options: PolicyOptions::default(),
         }
     }

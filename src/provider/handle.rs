@@ -127,6 +127,14 @@ impl<M: Mode> Session<M> {
         self.provider.requests()
     }
 
+    /// See [`Provider::role_contents`].
+    pub async fn role_contents(
+        &mut self,
+        roles: &[String],
+    ) -> Result<std::collections::BTreeMap<String, crate::model::RoleContents>, ProviderError> {
+        self.provider.role_contents(roles).await
+    }
+
     /// See [`Provider::role_history`].
     pub async fn role_history(&mut self) -> Result<Vec<RoleEvent>, ProviderError> {
         self.provider.role_history().await

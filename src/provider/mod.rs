@@ -248,6 +248,19 @@ pub trait Provider: Send {
         Ok(Vec::new())
     }
 
+    /// What the security roles named `roles` (as the target names them) contain: privileges
+    /// with their depth and duties, by role name. Called after [`Provider::read`], only when the
+    /// configuration needs it (an SoD rule naming privileges or live duties, a pinned role, a
+    /// DataClassification naming privileges): it costs requests a plain read does not make. A
+    /// role the target lacks is left out. By default the target has no role contents.
+    async fn role_contents(
+        &mut self,
+        roles: &[String],
+    ) -> Result<std::collections::BTreeMap<String, crate::model::RoleContents>, ProviderError> {
+        let _ = roles;
+        Ok(std::collections::BTreeMap::new())
+    }
+
     /// For changes whose reason is drift: who made the live difference, where the target keeps
     /// an audit log, one entry per change. Called after [`Provider::read`]; by default nothing
     /// is known. A failure to look it up is not an error of the plan: it yields nothing.

@@ -263,6 +263,7 @@ impl Fixture {
             plan: None,
             live: live_read.then_some(&live),
             undelivered: &[],
+            pinned: &crate::model::contents::NO_SNAPSHOTS,
             options: PolicyOptions::default(),
         });
         let head = crate::history::head(&dir).map(|h| h.id);

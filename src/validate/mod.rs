@@ -4,6 +4,7 @@
 //! reference, duplicate and setting problem), each with file, line, field and a hint; a state
 //! is returned only when there is no error. No network, no secret resolution.
 
+mod contents;
 mod governance;
 mod hints;
 mod limits;
@@ -216,6 +217,7 @@ pub fn validate(loaded: &Loaded) -> Validated {
     if let Some(state) = &state {
         references::check(&mut sink, &origins, state);
         governance::check(&mut sink, &origins, state);
+        contents::check(&mut sink, &origins, state);
     }
     let secret_uses = std::mem::take(&mut sink.secret_uses);
     let mut diagnostics = sink.diags;

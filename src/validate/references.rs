@@ -591,15 +591,19 @@ impl Checker<'_, '_> {
     fn sod_rules(&mut self) {
         let state = self.state;
         let duties: BTreeSet<&str> = state.roles.values().flat_map(|r| r.duties.iter().map(String::as_str)).collect();
+        let live_duties = state.settings.targets.values().any(|t| t.provider() == crate::model::ProviderKind::Fno);
         for (name, rule) in &state.sod_rules {
             for (side_name, side) in [("first", &rule.first), ("second", &rule.second)] {
-                if side.roles.is_empty() && side.duties.is_empty() {
+                if side.roles.is_empty() && side.duties.is_empty() && side.privileges.is_empty() {
                     self.report(
                         Kind::SodRule,
                         name,
                         &[side_name.into()],
-                        Diagnostic::error("empty-sod-side", format!("`{side_name}` names no roles and no duties"))
-                            .help("list roles, duties, or both"),
+                        Diagnostic::error(
+                            "empty-sod-side",
+                            format!("`{side_name}` names no roles, no duties and no privileges"),
+                        )
+                        .help("list roles, duties, privileges, or several of them"),
                     );
                 }
                 for (i, r) in side.roles.iter().enumerate() {
@@ -613,7 +617,8 @@ impl Checker<'_, '_> {
                     );
                 }
                 for (i, d) in side.duties.iter().enumerate() {
-                    if !duties.contains(d.as_str()) && self.accepts(Kind::SodRule, name) {
+                    // A duty no Role declares may be one of a live F&O role (read at plan time).
+                    if !duties.contains(d.as_str()) && !live_duties && self.accepts(Kind::SodRule, name) {
                         let mut diag = Diagnostic::error(
                             "unknown-duty",
                             format!("SodRule `{name}` names duty `{d}`, which no role grants"),
@@ -622,6 +627,15 @@ impl Checker<'_, '_> {
                             Some(s) => diag.help(format!("did you mean `{s}`?")),
                             None => diag.help("add the duty to the roles that grant it, or correct the name"),
                         };
+                        self.report(Kind::SodRule, name, &[side_name.into(), "duties".into(), i.into()], diag);
+                    } else if !duties.contains(d.as_str())
+                        && let Some(s) = closest(d, duties.iter().copied())
+                    {
+                        let diag = Diagnostic::warning(
+                            "unknown-duty",
+                            format!("SodRule `{name}` names duty `{d}`, which no role declares; it is looked for among the live duties of Finance & Operations roles"),
+                        )
+                        .help(format!("did you mean `{s}`?"));
                         self.report(Kind::SodRule, name, &[side_name.into(), "duties".into(), i.into()], diag);
                     }
                 }

@@ -3,6 +3,7 @@
 //! once here.
 
 mod auth;
+mod contents;
 mod credential;
 mod data;
 mod encryption;
@@ -31,6 +32,7 @@ pub(super) fn run(ctx: &PolicyContext, out: &mut Vec<Finding>) {
     auth::check(ctx, &ix, out);
     credential::check(ctx, &ix.plan, out);
     data::check(ctx, out);
+    contents::check(ctx, out);
     encryption::check(ctx, out);
     secrets::check(ctx, out);
     settings(ctx, out);

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use super::contents::{self, Held};
 use super::{Index, RoleIndex, at_name, binding_key, default_severity};
 use crate::model::{Kind, Name, ReportedKind, Severity, SodException, SodRule, SodSide};
 use crate::policy::Rule;
@@ -25,6 +26,8 @@ pub(super) struct Rules<'a> {
     rules: Vec<Compiled<'a>>,
     /// Per role index: the rules whose first side the role is on.
     opens: Vec<Vec<u32>>,
+    /// Per role index: the live contents of its security roles, where they were read.
+    live: Vec<Vec<Held<'a>>>,
 }
 
 /// A conflict of one holder with one rule: the holder's entries on each side (indexes into the
@@ -35,8 +38,12 @@ struct Conflict {
     second: Vec<usize>,
 }
 
-fn on_side(side: &SodSide, name: &Name, duties: &[String]) -> bool {
-    side.roles.contains(name) || duties.iter().any(|d| side.duties.contains(d))
+/// Whether a role is on `side`: named, declaring a listed duty, or holding a listed duty or
+/// privilege in its live contents.
+fn on_side(side: &SodSide, name: &Name, duties: &[String], live: &[Held]) -> bool {
+    side.roles.contains(name)
+        || duties.iter().any(|d| side.duties.contains(d))
+        || !contents::reasons(side, live).is_empty()
 }
 
 impl<'a> Rules<'a> {
@@ -44,20 +51,21 @@ impl<'a> Rules<'a> {
         let n = roles.len();
         let mut rules = Vec::with_capacity(ctx.desired.sod_rules.len());
         let mut opens = vec![Vec::new(); n];
+        let live = contents::of_roles(ctx, roles);
         for (k, (name, rule)) in ctx.desired.sod_rules.iter().enumerate() {
             let mut first = vec![false; n];
             let mut second = vec![false; n];
             for i in 0..n {
                 let (rn, r) = (roles.names[i], roles.roles[i]);
-                first[i] = on_side(&rule.first, rn, &r.duties);
-                second[i] = on_side(&rule.second, rn, &r.duties);
+                first[i] = on_side(&rule.first, rn, &r.duties, &live[i]);
+                second[i] = on_side(&rule.second, rn, &r.duties, &live[i]);
                 if first[i] {
                     opens[i].push(k as u32);
                 }
             }
             rules.push(Compiled { name, rule, first, second });
         }
-        Rules { rules, opens }
+        Rules { rules, opens, live }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -95,13 +103,15 @@ impl<'a> Rules<'a> {
     }
 }
 
-/// `` `buyer` (purchase-requisition) `` for each role of a side.
-fn describe(roles: &RoleIndex, side: &SodSide, held: &[u32], hits: &[usize]) -> String {
+/// `` `buyer` (purchase-requisition) `` for each role of a side; what the role's live contents
+/// add: `` `buyer` (privilege `prvApprove` (global) on `d365`) ``.
+fn describe(roles: &RoleIndex, rules: &Rules, side: &SodSide, held: &[u32], hits: &[usize]) -> String {
     let mut parts: Vec<String> = Vec::new();
     for &i in hits {
         let r = held[i] as usize;
-        let duties: Vec<&str> =
-            roles.roles[r].duties.iter().filter(|d| side.duties.contains(d)).map(String::as_str).collect();
+        let mut duties: Vec<String> =
+            roles.roles[r].duties.iter().filter(|d| side.duties.contains(d)).cloned().collect();
+        duties.extend(contents::reasons(side, &rules.live[r]));
         let s = if duties.is_empty() || side.roles.contains(roles.names[r]) {
             format!("`{}`", roles.names[r])
         } else {
@@ -149,8 +159,8 @@ pub(super) fn check(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
             let who = h.name.as_str();
             let mut message = format!(
                 "`{who}` holds {} and {}, which SodRule `{}` keeps apart",
-                describe(roles, &rule.first, &held, &c.first),
-                describe(roles, &rule.second, &held, &c.second),
+                describe(roles, &rules, &rule.first, &held, &c.first),
+                describe(roles, &rules, &rule.second, &held, &c.second),
                 compiled.name
             );
             let via: Vec<String> = c
@@ -325,8 +335,8 @@ fn live(ctx: &PolicyContext, ix: &Index, rules: &Rules, out: &mut Vec<Finding>) 
             let mut message = format!(
                 "on {}, `{who}` holds {} and {}, which SodRule `{}` keeps apart; ",
                 targets.into_iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "),
-                describe(roles, &compiled.rule.first, &held, &c.first),
-                describe(roles, &compiled.rule.second, &held, &c.second),
+                describe(roles, rules, &compiled.rule.first, &held, &c.first),
+                describe(roles, rules, &compiled.rule.second, &held, &c.second),
                 compiled.name
             );
             message.push_str(&match git {

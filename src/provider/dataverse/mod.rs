@@ -28,6 +28,8 @@
 //! - a field security profile (derived from a DataClassification) is created with read
 //!   permission (`canread` 4) on its columns, kept that way, and its members are exactly the
 //!   people the plan names;
+//! - what roles contain (privileges and depths) is read only when asked, in two more paged
+//!   requests (see `privileges`);
 //! - user updates are conditional on the row's `@odata.etag` (`If-Match`); a 412 is reported
 //!   as "changed since it was read".
 //!
@@ -36,6 +38,7 @@
 //! the first, [UNVERIFIED] for the others; docs/reference/dataverse.md §3); new users are created in the root business unit; associating an already associated
 //! pair answers `0x80040237` (duplicate key), which counts as done.
 
+mod privileges;
 mod read;
 mod teams;
 pub mod wire;
@@ -240,6 +243,13 @@ impl Provider for DataverseProvider {
         }
         tracing::info!(target_name = %self.target, users = live.accounts.len(), bindings = live.bindings.len(), requests = self.client.requests(), "read Dataverse environment");
         Ok(live)
+    }
+
+    async fn role_contents(
+        &mut self,
+        roles: &[String],
+    ) -> Result<std::collections::BTreeMap<String, crate::model::RoleContents>, ProviderError> {
+        self.read_role_contents(roles).await
     }
 
     /// The newest role assignments and removals of the `audits` table (actions 55 and 56),

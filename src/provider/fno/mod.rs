@@ -14,11 +14,15 @@
 //!   collection refuses the write (405, 400 or 404), it goes to the other, and the collection
 //!   that worked is used for the rest of the run;
 //! - writes after that go in `$batch` requests;
+//! - what roles contain (duties, privileges) is read only when asked, in two more paged
+//!   requests (see `duties`);
 //! - the environment's own segregation-of-duties conflicts are reported as findings
 //!   (`sod.target-conflict`), resolved ones (overridden or excluded) as such.
 //!
 //! Assumed: an assignment that exists already answers 409, and deleting a missing one 404
 //! (both count as done).
+
+mod duties;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -210,6 +214,13 @@ impl Provider for FnoProvider {
         tracing::info!(target_name = %self.target, users = live.accounts.len(), roles = live.bindings.len(), conflicts = live.reported.len(), requests = self.client.requests(), "read Finance & Operations environment");
         self.state = Some(state);
         Ok(live)
+    }
+
+    async fn role_contents(
+        &mut self,
+        roles: &[String],
+    ) -> Result<BTreeMap<String, crate::model::RoleContents>, ProviderError> {
+        self.read_role_contents(roles).await
     }
 
     async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {
