@@ -354,6 +354,8 @@ fn service_accounts_need_an_active_owner() {
     // Live: an unowned service account git does not know.
     let state = live(LiveTarget {
         service_accounts: vec![LiveServiceAccount {
+            application_id: None,
+            active: None,
             id: "s1".into(),
             name: "shadow-bot".into(),
             display_name: None,
@@ -486,6 +488,8 @@ fn credential_lifetimes_above_policy() {
 fn live_credential(name: &str, start: &str, end: &str) -> BTreeMap<Name, LiveTarget> {
     live(LiveTarget {
         service_accounts: vec![LiveServiceAccount {
+            application_id: None,
+            active: None,
             id: "s1".into(),
             name: "bot".into(),
             display_name: None,

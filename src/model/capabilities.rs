@@ -42,6 +42,9 @@ pub struct Capabilities {
     pub eligibility: BTreeSet<BindingKind>,
     /// Whether accounts belong to business units keyward places them in (`businessUnit`).
     pub business_units: bool,
+    /// Whether the target knows service accounts by their Entra application's client id
+    /// (`targets: {T: {applicationId}}`): a service account without one is not managed there.
+    pub application_users: bool,
 }
 
 impl Capabilities {
@@ -68,6 +71,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
         order: 0,
         eligibility: BTreeSet::new(),
         business_units: false,
+        application_users: false,
     };
     match kind {
         ProviderKind::File => Capabilities {
@@ -101,6 +105,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
             user_fields: [UserField::GivenName, UserField::FamilyName, UserField::Email, UserField::JobTitle].into(),
             delete_users: false,
             service_accounts: true,
+            application_users: true,
             conditional_writes: true,
             business_units: true,
             order: 1,
@@ -110,6 +115,8 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
             bindings: [(SecurityRole, Predefined)].into(),
             user_fields: [UserField::DisplayName, UserField::Email].into(),
             delete_users: false,
+            service_accounts: true,
+            application_users: true,
             order: 1,
             ..base
         },

@@ -39,6 +39,11 @@ pub enum Why {
         delete: bool,
     },
     ServiceAccountNotOnTarget,
+    /// An application user keyward managed that git no longer puts on this target: `in_git`
+    /// when the service account is still in git (its roles or `targets` changed).
+    ServiceAccountRemoved {
+        in_git: bool,
+    },
     /// An AuthenticationPolicy allows, or forbids, a sign-in method.
     AuthMethod {
         allowed: bool,
@@ -196,6 +201,12 @@ impl fmt::Display for Why {
             ),
             Why::ServiceAccountNotOnTarget => {
                 f.write_str("the service account is in the configuration but not on the target")
+            }
+            Why::ServiceAccountRemoved { in_git: true } => {
+                f.write_str("the service account no longer has roles on this target")
+            }
+            Why::ServiceAccountRemoved { in_git: false } => {
+                f.write_str("the service account is no longer in the configuration")
             }
             Why::AuthMethod { allowed: true } => f.write_str("an AuthenticationPolicy allows this method"),
             Why::AuthMethod { allowed: false } => f.write_str("an AuthenticationPolicy forbids this method"),
