@@ -143,3 +143,47 @@ fn an_entra_application_becomes_a_finance_and_operations_user_with_its_roles() {
     assert_eq!(f.roles_of_user(&user), vec!["Accountant"]);
     run(&sb, &secret, &["plan", "{dir}", "--target", "finance", "--detailed-exitcode"]).expect(0);
 }
+
+#[test]
+fn the_access_review_lists_users_whose_roles_need_a_licence_they_lack() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    let sofia = "sofia.lindqvist@northwind.example";
+    let robert = "robert.king@northwind.example";
+    // Sofia uses Dataverse interactively without a licence; Robert has one.
+    dv.set_user_field(sofia, "accessmode", serde_json::json!(0));
+    dv.set_user_field(sofia, "islicensed", serde_json::json!(false));
+    dv.set_user_field(robert, "accessmode", serde_json::json!(0));
+    dv.set_user_field(robert, "islicensed", serde_json::json!(true));
+    let v = run(&sb, &secret, &["audit", "review", "{dir}", "--format", "json"]).json();
+    let listed: Vec<(String, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["section"] == "licences")
+        .map(|i| (i["subject"].as_str().unwrap().to_string(), i["detail"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(
+            "d365.user.sofia.lindqvist".to_string(),
+            "holds security role `Salesperson` in access mode Read-Write, which needs a licence; the target records none for the account".to_string()
+        )]
+    );
+    let text = run(&sb, &secret, &["audit", "review", "{dir}"]);
+    assert!(text.stdout.contains("Accounts holding roles that need a licence they lack (1)"), "{}", text.stdout);
+
+    // Enabling an account the target records no licence for says what that means.
+    dv.set_user_field(sofia, "isdisabled", serde_json::json!(true));
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--target", "d365"]);
+    assert!(
+        plan.stdout.contains(
+            "licence: the target records no licence for this account (access mode Read-Write): it gains no access until one is assigned"
+        ),
+        "{}",
+        plan.stdout
+    );
+}

@@ -3,7 +3,9 @@
 //!
 //! Guarantees:
 //! - reading costs one paged request per entity (`SystemUsers`, `SecurityRoles`,
-//!   `SecurityUserRoles`, `SegregationOfDutiesConflicts`), never one per user;
+//!   `SecurityUserRoles`, `SysAADClients`, `SegregationOfDutiesConflicts`), never one per user;
+//! - an Entra application mapped to a user (`SysAADClients`) is a service account named by its
+//!   client id, and its user is no person (see [`clients`]);
 //! - users are keyed by `Alias` (the Entra user principal name), compared without regard to
 //!   case; `UserID` (at most 20 characters) is derived from it on creation; a user is disabled
 //!   with `Enabled: false` and never deleted;
