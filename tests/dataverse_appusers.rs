@@ -105,7 +105,8 @@ fn an_application_id_is_checked_at_validate_time() {
     );
     sb.write(
         "service-accounts/twin.yaml",
-        &sales_sync(&format!("{{d365: {{applicationId: {APP}}}}}"), "sales-rep").replace("name: sales-sync", "name: twin-sync"),
+        &sales_sync(&format!("{{d365: {{applicationId: {APP}}}}}"), "sales-rep")
+            .replace("name: sales-sync", "name: twin-sync"),
     );
     let r = sb.run(&["validate", "{dir}"]);
     r.expect(1);
@@ -138,7 +139,10 @@ fn an_entra_application_becomes_a_finance_and_operations_user_with_its_roles() {
     run(&sb, &secret, &["plan", "{dir}", "--target", "finance", "--detailed-exitcode"]).expect(0);
 
     // A role change, then a disabled user enabled again.
-    sb.write("service-accounts/invoice-capture.yaml", &bot.replace("%APP%", APP).replace("[ap-clerk]", "[gl-accountant]"));
+    sb.write(
+        "service-accounts/invoice-capture.yaml",
+        &bot.replace("%APP%", APP).replace("[ap-clerk]", "[gl-accountant]"),
+    );
     run(&sb, &secret, &["apply", "{dir}", "--target", "finance", "--auto-approve"]).expect(0);
     assert_eq!(f.roles_of_user(&user), vec!["Accountant"]);
     run(&sb, &secret, &["plan", "{dir}", "--target", "finance", "--detailed-exitcode"]).expect(0);

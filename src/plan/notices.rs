@@ -36,8 +36,8 @@ pub fn notices(
                 if by_application && sa.application_id(name).is_some() {
                     continue;
                 }
-                let named = sa.explicit_targets().is_some_and(|t| t.contains(name))
-                    || sa.target_settings(name).is_some();
+                let named =
+                    sa.explicit_targets().is_some_and(|t| t.contains(name)) || sa.target_settings(name).is_some();
                 let bound = sa.explicit_targets().is_none()
                     && sa
                         .roles

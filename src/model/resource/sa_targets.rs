@@ -16,7 +16,8 @@ use super::{Name, ServiceAccount};
 pub enum ServiceAccountTargets {
     /// The targets this account exists on, and no others.
     List(Vec<Name>),
-    /// Settings per target; the account exists where its roles are bound.
+    /// Settings per target; the account exists where the usual rules put it (every target
+    /// that holds all users, and those where its roles are bound).
     Settings(BTreeMap<Name, ServiceAccountTargetSettings>),
 }
 
@@ -72,7 +73,9 @@ impl<'de> Deserialize<'de> for ServiceAccountTargets {
         impl<'de> Visitor<'de> for Shape {
             type Value = ServiceAccountTargets;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list of target names, or a map of target name to settings ({applicationId, businessUnit})")
+                f.write_str(
+                    "a list of target names, or a map of target name to settings ({applicationId, businessUnit})",
+                )
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ServiceAccountTargets, A::Error> {
                 Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(ServiceAccountTargets::List)

@@ -27,7 +27,11 @@ impl<'a> TargetPlanner<'a> {
                         .after(after)
                         .subject(name.to_string())
                         .notes(self.manager_off_target(user))
-                        .notes(if active { self.licence_notes(Key::User(key), None) } else { Vec::new() }),
+                        .notes(if active {
+                            self.licence_notes(Key::User(key), None)
+                        } else {
+                            Vec::new()
+                        }),
                     );
                 }
                 Some(live) => {

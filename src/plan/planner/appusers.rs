@@ -189,7 +189,9 @@ impl<'a> TargetPlanner<'a> {
             for (role_name, role) in &self.desired.roles {
                 let Some(binding) = role.bindings.get(&self.target.name) else { continue };
                 let holds = self.grants_by_role.get(role_name).is_some_and(|gs| {
-                    gs.iter().any(|g| g.principal == principal && !g.eligible && g.expires.is_none_or(|d| !d.has_passed(now)))
+                    gs.iter().any(|g| {
+                        g.principal == principal && !g.eligible && g.expires.is_none_or(|d| !d.has_passed(now))
+                    })
                 });
                 let object = binding.object_name();
                 let licence = l.roles.iter().find(|(r, _)| r.eq_ignore_ascii_case(&object)).map(|(_, v)| v.as_str());

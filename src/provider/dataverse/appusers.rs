@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::wire::WireUser;
 use super::{Effect, State, UserEntry, key};
-use crate::model::{LiveLicence, LiveServiceAccount, LiveTarget, Licensing, digest};
+use crate::model::{Licensing, LiveLicence, LiveServiceAccount, LiveTarget, digest};
 use crate::plan::Principal;
 use crate::provider::ApplyError;
 
@@ -67,10 +67,9 @@ pub(super) fn record_licence(live: &mut LiveTarget, u: &WireUser) {
 /// Adds an application user to the live state and to what apply knows.
 pub(super) fn read_app_user(state: &mut State, live: &mut LiveTarget, u: &WireUser) {
     let Some(app) = &u.application_id else { return };
-    state.app_users.insert(
-        key(app),
-        UserEntry { id: u.id.clone(), business_unit: u.business_unit.clone(), etag: u.etag.clone() },
-    );
+    state
+        .app_users
+        .insert(key(app), UserEntry { id: u.id.clone(), business_unit: u.business_unit.clone(), etag: u.etag.clone() });
     record_licence(live, u);
     let fingerprint = match &u.etag {
         Some(t) => format!("etag:{t}"),
@@ -96,9 +95,7 @@ pub(super) fn principal<'s>(state: &'s State, p: &'s Principal) -> Result<(&'s s
         Principal::ServiceAccount(a) => (a.as_str(), state.app_users.get(&key(a))),
     };
     let what = if matches!(p, Principal::User(_)) { "user" } else { "application user" };
-    found
-        .map(|u| (name, u))
-        .ok_or_else(|| ApplyError::conflict(format!("{what} {name} does not exist on the target")))
+    found.map(|u| (name, u)).ok_or_else(|| ApplyError::conflict(format!("{what} {name} does not exist on the target")))
 }
 
 /// The `POST systemusers` that creates the application user of `application_id` in
@@ -134,9 +131,7 @@ pub(super) fn create(
 
 /// Records a created application user, so the roles of the same apply can be given to it.
 pub(super) fn created(state: &mut State, id: String, application_id: &str, unit: &str) {
-    state
-        .app_users
-        .insert(key(application_id), UserEntry { id, business_unit: Some(unit.to_string()), etag: None });
+    state.app_users.insert(key(application_id), UserEntry { id, business_unit: Some(unit.to_string()), etag: None });
 }
 
 #[cfg(test)]

@@ -522,7 +522,11 @@ impl DataverseProvider {
             }
             Operation::CreateServiceAccount { application_id: Some(app), business_unit, .. } => {
                 let (body, effect) = appusers::create(state, app, business_unit.as_deref())?;
-                out.push(Pending { op: self.op(Method::POST, "systemusers", Some(body), None), changes: vec![i], effect });
+                out.push(Pending {
+                    op: self.op(Method::POST, "systemusers", Some(body), None),
+                    changes: vec![i],
+                    effect,
+                });
                 Ok(())
             }
             Operation::SetServiceAccountActive { name, active } => {

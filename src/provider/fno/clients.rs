@@ -124,7 +124,12 @@ pub(super) fn create(
 }
 
 /// The `PATCH` that enables or disables the user application `app` acts as.
-pub(super) fn set_active(provider: &FnoProvider, state: &State, app: &str, active: bool) -> Result<BatchOp, ApplyError> {
+pub(super) fn set_active(
+    provider: &FnoProvider,
+    state: &State,
+    app: &str,
+    active: bool,
+) -> Result<BatchOp, ApplyError> {
     let id = state
         .app_users
         .get(&key(app))
