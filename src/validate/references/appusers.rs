@@ -8,7 +8,6 @@ use super::Checker;
 use crate::diagnostic::Diagnostic;
 use crate::load::PathSeg;
 use crate::model::{Kind, Name, ServiceAccountTargetSettings, capabilities};
-use crate::provider::ids;
 
 pub(super) fn check(c: &mut Checker, name: &Name, settings: &BTreeMap<Name, ServiceAccountTargetSettings>) {
     for (t, s) in settings {
@@ -41,12 +40,15 @@ pub(super) fn check(c: &mut Checker, name: &Name, settings: &BTreeMap<Name, Serv
                 .help("applicationId applies to dataverse and fno targets"),
             ),
             Some(id) => {
-                if let Err(e) = ids::guid(id) {
+                if !is_guid(id) {
                     c.report(
                         Kind::ServiceAccount,
                         name,
                         &path("applicationId"),
-                        Diagnostic::error("invalid-application-id", format!("applicationId: {e}"))
+                        Diagnostic::error(
+                            "invalid-application-id",
+                            format!("applicationId `{id}` is not a GUID, as Entra client ids are"),
+                        )
                             .help("copy the Application (client) ID of the app registration, such as 0f8fad5b-d9cb-469f-a165-70867728950e"),
                     );
                 }
@@ -81,6 +83,32 @@ pub(super) fn check(c: &mut Checker, name: &Name, settings: &BTreeMap<Name, Serv
                 )
                 .help("businessUnit applies to dataverse targets"),
             );
+        }
+    }
+}
+
+/// Whether `s` is a GUID: 8-4-4-4-12 hexadecimal digits.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_ids_are_guids() {
+        assert!(super::is_guid("0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert!(super::is_guid("0F8FAD5B-D9CB-469F-A165-70867728950E"));
+        for bad in [
+            "",
+            "not-a-guid",
+            "0f8fad5b-d9cb-469f-a165-70867728950",
+            "0f8fad5bd9cb469fa16570867728950e",
+            "0f8fad5b-d9cb-469f-a165-70867728950g",
+            "0f8fad5b-d9cb-469f-a165-70867728950e-",
+        ] {
+            assert!(!super::is_guid(bad), "{bad}");
         }
     }
 }
