@@ -138,7 +138,7 @@ fn an_entra_application_becomes_a_finance_and_operations_user_with_its_roles() {
     assert_eq!(f.roles_of_user(&user), vec!["Accounts payable clerk"]);
     run(&sb, &secret, &["plan", "{dir}", "--target", "finance", "--detailed-exitcode"]).expect(0);
 
-    // A role change, then a disabled user enabled again.
+    // A role change.
     sb.write(
         "service-accounts/invoice-capture.yaml",
         &bot.replace("%APP%", APP).replace("[ap-clerk]", "[gl-accountant]"),
@@ -190,4 +190,32 @@ fn the_access_review_lists_users_whose_roles_need_a_licence_they_lack() {
         "{}",
         plan.stdout
     );
+}
+
+#[test]
+fn an_application_user_made_elsewhere_is_re_homed_enabled_and_given_its_roles_again() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    let retail = dv.create_business_unit("Retail", &dv.root_business_unit());
+    // Made by hand in the root unit, disabled, with the role it should have.
+    let id = dv.add_app_user(APP, "bbbbbbbb-0000-0000-0000-0000000000b1", None);
+    let row = format!("# {APP}");
+    dv.associate_role(&row, "Salesperson");
+    dv.set_user_field(&row, "isdisabled", serde_json::json!(true));
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(dv.user(&row).unwrap()["isdisabled"], true, "not declared yet: left alone");
+
+    let targets = format!("{{d365: {{applicationId: {APP}, businessUnit: Retail}}}}");
+    sb.write("service-accounts/sales-sync.yaml", &sales_sync(&targets, "sales-rep"));
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--target", "d365", "--detailed-exitcode"]);
+    plan.expect(2);
+    insta::assert_snapshot!("application_user_re_homed_plan", plan.stdout);
+    run(&sb, &secret, &["apply", "{dir}", "--target", "d365", "--auto-approve"]).expect(0);
+    let row = dv.user(&row).unwrap();
+    assert_eq!(row["_businessunitid_value"], retail.as_str());
+    assert_eq!(row["isdisabled"], false);
+    assert_eq!(dv.roles_of_id(&id), vec!["Salesperson"], "given back as Retail's copy after the move");
+    run(&sb, &secret, &["plan", "{dir}", "--target", "d365", "--detailed-exitcode"]).expect(0);
 }

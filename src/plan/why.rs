@@ -44,6 +44,8 @@ pub enum Why {
     ServiceAccountRemoved {
         in_git: bool,
     },
+    /// The application user of a service account in git is disabled on the target.
+    ServiceAccountDisabled,
     /// An AuthenticationPolicy allows, or forbids, a sign-in method.
     AuthMethod {
         allowed: bool,
@@ -207,6 +209,9 @@ impl fmt::Display for Why {
             }
             Why::ServiceAccountRemoved { in_git: false } => {
                 f.write_str("the service account is no longer in the configuration")
+            }
+            Why::ServiceAccountDisabled => {
+                f.write_str("the service account is in the configuration and its account here is disabled")
             }
             Why::AuthMethod { allowed: true } => f.write_str("an AuthenticationPolicy allows this method"),
             Why::AuthMethod { allowed: false } => f.write_str("an AuthenticationPolicy forbids this method"),

@@ -96,7 +96,7 @@ impl<'a> TargetPlanner<'a> {
                 Change::new(
                     self.addr(ObjectKind::ServiceAccount, name),
                     Action::Enable,
-                    Reason::of(ReasonKind::Config, Why::ServiceAccountNotOnTarget),
+                    Reason::of(ReasonKind::Config, Why::ServiceAccountDisabled),
                     Operation::SetServiceAccountActive { name: key.to_string(), active: true },
                 )
                 .before([("active".to_string(), json!(false))].into())
