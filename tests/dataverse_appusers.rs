@@ -219,3 +219,21 @@ fn an_application_user_made_elsewhere_is_re_homed_enabled_and_given_its_roles_ag
     assert_eq!(dv.roles_of_id(&id), vec!["Salesperson"], "given back as Retail's copy after the move");
     run(&sb, &secret, &["plan", "{dir}", "--target", "d365", "--detailed-exitcode"]).expect(0);
 }
+
+#[test]
+fn creating_a_person_on_dataverse_notes_the_licence_it_needs() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    let v = run(&sb, &secret, &["plan", "{dir}", "--target", "d365", "--format", "json"]).json();
+    let note = "licence: a person uses Dataverse with access mode Read-Write, which needs a licence assigned in Microsoft 365 (Dataverse records it in `islicensed`); keyward assigns no licences";
+    let creates: Vec<&serde_json::Value> =
+        v["changes"].as_array().unwrap().iter().filter(|c| c["action"] == "create").collect();
+    assert!(!creates.is_empty());
+    for c in creates {
+        let noted = c["notes"].as_array().is_some_and(|n| n.iter().any(|x| x == note));
+        // A person created disabled gets no access, so no licence note.
+        assert_eq!(noted, c["after"]["active"] == true, "{c}");
+    }
+}
