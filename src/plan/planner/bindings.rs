@@ -312,8 +312,13 @@ impl<'a> TargetPlanner<'a> {
                     }
                 }
                 Key::ServiceAccount(key) => {
-                    // Service accounts keyward does not know are left alone.
+                    // Service accounts keyward does not know are left alone; elsewhere than on
+                    // targets that know them by their application, so are those git dropped.
                     let Some(name) = self.sa_names.get(key) else { continue };
+                    if !self.caps.application_users && !self.desired.service_accounts.keys().any(|n| n.as_str() == *key)
+                    {
+                        continue;
+                    }
                     match expired.get(&Key::ServiceAccount(key)) {
                         Some((_, date)) => (
                             name.to_string(),

@@ -16,7 +16,11 @@
 //!   `rotateBefore` window, was not issued by keyward, or was never delivered; an older
 //!   instance is revoked only once a newer one has been valid for `overlap` (or it expired),
 //!   so never in the run that issues its replacement; a credential that matches no declared
-//!   name, on an account that declares credentials, is drift and deleted.
+//!   name, on an account that declares credentials, is drift and deleted;
+//! - on a target that knows service accounts by their Entra application (Dataverse, F&O), a
+//!   service account is matched by the `applicationId` it declares there, and one the
+//!   configuration, its baseline or its previous revision declared that git no longer puts
+//!   there is disabled, never deleted (see `appusers`).
 //!
 //! It reads capabilities as data and never branches on a provider's name.
 
@@ -417,8 +421,11 @@ impl<'a> TargetPlanner<'a> {
             (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings, held, decided),
             (present_users, in_git, present_sas, grants_by_role),
         ) = both(index_live, index_desired);
+        // Known: the configuration's and the previous revision's (as for released bindings),
+        // and where accounts are known by their application, the baseline's too.
         let mut sa_names = FxHashMap::default();
-        let known = [input.previous, input.baseline].into_iter().flatten().chain([desired]);
+        let baseline = input.baseline.filter(|_| caps.application_users);
+        let known = [input.previous, baseline].into_iter().flatten().chain([desired]);
         for state in known {
             for (name, sa) in &state.service_accounts {
                 sa_names.insert(sa_key(name.as_str(), sa, &target.name), name.as_str());
