@@ -146,6 +146,16 @@ fn an_entra_application_becomes_a_finance_and_operations_user_with_its_roles() {
     run(&sb, &secret, &["apply", "{dir}", "--target", "finance", "--auto-approve"]).expect(0);
     assert_eq!(f.roles_of_user(&user), vec!["Accountant"]);
     run(&sb, &secret, &["plan", "{dir}", "--target", "finance", "--detailed-exitcode"]).expect(0);
+
+    // Removed from git after an apply recorded it: the user is disabled, the mapping kept.
+    support::commit_all(&sb.root, "Invoice capture", "Laura Callahan", None);
+    run(&sb, &secret, &["apply", "{dir}", "--target", "finance", "--auto-approve"]).expect(0);
+    std::fs::remove_file(sb.path("service-accounts/invoice-capture.yaml")).unwrap();
+    run(&sb, &secret, &["apply", "{dir}", "--target", "finance", "--auto-approve"]).expect(0);
+    assert_eq!(f.user_row(&user).expect("kept")["Enabled"], false);
+    assert!(f.roles_of_user(&user).is_empty());
+    assert!(f.aad_clients().contains_key(APP));
+    run(&sb, &secret, &["plan", "{dir}", "--target", "finance", "--detailed-exitcode"]).expect(0);
 }
 
 #[test]
