@@ -43,6 +43,10 @@ fn a_service_account_becomes_an_application_user_in_its_unit_with_its_roles() {
     assert_eq!(row["_businessunitid_value"], retail.as_str());
     assert_eq!(dv.roles_of_id(&id), vec!["Salesperson"]);
     run(&sb, &secret, &["plan", "{dir}", "--target", "d365", "--detailed-exitcode"]).expect(0);
+    // `explain` finds the role held live, through the application user.
+    let e = run(&sb, &secret, &["explain", "sales-sync", "{dir}", "--format", "json"]).json();
+    let d365 = e["access"][0]["targets"].as_array().unwrap().iter().find(|t| t["target"] == "d365").cloned();
+    assert_eq!(d365.expect("the d365 binding")["live"], "held");
 
     // A role change: the old role is removed, the new one given.
     sb.write("service-accounts/sales-sync.yaml", &sales_sync(&targets, "sales-manager"));
