@@ -373,8 +373,15 @@ pub fn explain(input: &ExplainInput) -> Result<Explanation, ExplainError> {
                     r.entry.address == address && r.entry.action == "assign" && r.entry.outcome == Outcome::Applied
                 })
                 .map(Applied::of);
+            // A service account a target knows by its application: by client id there.
+            let key = desired
+                .service_accounts
+                .get(&name)
+                .filter(|_| kind == Kind::ServiceAccount)
+                .and_then(|sa| sa.application_id(t))
+                .unwrap_or(&key);
             let live_state = match live.and_then(|l| l.get(t)) {
-                Some(lt) if holds(lt, &key, kind, binding) => LiveState::Held,
+                Some(lt) if holds(lt, key, kind, binding) => LiveState::Held,
                 Some(_) => LiveState::Missing,
                 None => LiveState::Unknown,
             };

@@ -6,6 +6,8 @@
 //! accounts and missing authentication come from the policy findings (`auth.*`), so the review
 //! and `keyward plan` never disagree about them.
 
+mod licences;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -25,17 +27,19 @@ pub enum Section {
     Authentication,
     PrivilegedMembers,
     SodExceptions,
+    Licences,
     AuditActivity,
 }
 
 impl Section {
-    pub const ALL: [Section; 7] = [
+    pub const ALL: [Section; 8] = [
         Section::StaleAccounts,
         Section::ExpiringAssignments,
         Section::Credentials,
         Section::Authentication,
         Section::PrivilegedMembers,
         Section::SodExceptions,
+        Section::Licences,
         Section::AuditActivity,
     ];
 
@@ -47,6 +51,7 @@ impl Section {
             Section::Authentication => "authentication",
             Section::PrivilegedMembers => "privileged-members",
             Section::SodExceptions => "sod-exceptions",
+            Section::Licences => "licences",
             Section::AuditActivity => "audit-activity",
         }
     }
@@ -59,6 +64,7 @@ impl Section {
             Section::Authentication => "Privileged access lacking required authentication",
             Section::PrivilegedMembers => "Privileged groups with members keyward does not manage",
             Section::SodExceptions => "Segregation-of-duties exceptions expiring",
+            Section::Licences => "Accounts holding roles that need a licence they lack",
             Section::AuditActivity => "Recent audit-log activity",
         }
     }
@@ -323,6 +329,8 @@ pub fn review(input: &ReviewInput) -> Review {
             ),
         });
     }
+
+    items.extend(licences::unlicensed(desired, live));
 
     // What the targets' own audit logs say about role assignments (made by keyward or not).
     for (t, lt) in live {

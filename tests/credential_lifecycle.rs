@@ -68,6 +68,8 @@ fn a_delivered_credential_in_its_window_beside_a_newer_undelivered_one_is_curren
         target.clone(),
         LiveTarget {
             service_accounts: vec![LiveServiceAccount {
+                application_id: None,
+                active: None,
                 id: "sa-1".into(),
                 name: "bot".into(),
                 display_name: None,

@@ -152,7 +152,9 @@ fn reads_are_paged_and_writes_batched() {
     assert_eq!(fno_log.count("GET", |p| p == "/data/SystemUsers"), 3);
     assert_eq!(fno_log.count("GET", |p| p == "/data/SecurityRoles"), 2);
     assert_eq!(fno_log.count("GET", |p| p == "/data/SecurityUserRoles"), 3);
-    assert_eq!(fno_log.count("GET", |_| true), 3 + 2 + 3 + 1);
+    // The Entra applications mapped to users: none, one page.
+    assert_eq!(fno_log.count("GET", |p| p == "/data/SysAADClients"), 1);
+    assert_eq!(fno_log.count("GET", |_| true), 3 + 2 + 3 + 1 + 1);
 }
 
 #[test]

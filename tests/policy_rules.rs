@@ -355,6 +355,8 @@ fn service_accounts_need_an_active_owner() {
     // Live: an unowned service account git does not know.
     let state = live(LiveTarget {
         service_accounts: vec![LiveServiceAccount {
+            application_id: None,
+            active: None,
             id: "s1".into(),
             name: "shadow-bot".into(),
             display_name: None,
@@ -367,6 +369,24 @@ fn service_accounts_need_an_active_owner() {
     });
     let f = c.eval(NOW, Some(&state), None);
     assert!(f.iter().any(|f| f.address == "directory.service-account.shadow-bot"), "{f:#?}");
+    // An application user stands for an app registration: its owner is the directory's to report.
+    let app = "aaaaaaaa-0000-0000-0000-0000000000a1";
+    let state = live(LiveTarget {
+        service_accounts: vec![LiveServiceAccount {
+            application_id: Some(app.into()),
+            active: Some(true),
+            id: "s2".into(),
+            name: app.into(),
+            display_name: None,
+            description: None,
+            owner: None,
+            credentials: vec![],
+            fingerprint: "fp".into(),
+        }],
+        ..LiveTarget::default()
+    });
+    let f = c.eval(NOW, Some(&state), None);
+    assert!(!f.iter().any(|f| f.address.contains(app)), "{f:#?}");
 }
 
 #[test]
@@ -487,6 +507,8 @@ fn credential_lifetimes_above_policy() {
 fn live_credential(name: &str, start: &str, end: &str) -> BTreeMap<Name, LiveTarget> {
     live(LiveTarget {
         service_accounts: vec![LiveServiceAccount {
+            application_id: None,
+            active: None,
             id: "s1".into(),
             name: "bot".into(),
             display_name: None,

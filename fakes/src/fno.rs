@@ -261,6 +261,24 @@ impl Fno {
         out
     }
 
+    /// The names of the roles of the user with this UserID, sorted.
+    pub fn roles_of_user(&self, user_id: &str) -> Vec<String> {
+        let inner = self.lock();
+        let mut out: Vec<String> = inner
+            .assignments
+            .iter()
+            .filter(|(u, _)| u == user_id)
+            .filter_map(|(_, r)| inner.roles.get(r).cloned())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The row of the user with this UserID.
+    pub fn user_row(&self, user_id: &str) -> Option<Map<String, Value>> {
+        self.lock().users.get(user_id).cloned()
+    }
+
     pub fn serve(&self, entra: &Entra, log: &RequestLog, throttle: Option<&Throttle>) -> Running {
         let api = Router::new().route("/data/{*rest}", any(handle)).with_state((self.clone(), entra.clone()));
         let api = match throttle {

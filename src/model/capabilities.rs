@@ -45,6 +45,9 @@ pub struct Capabilities {
     /// Whether the target's groups are Microsoft Entra groups, whose members a Dataverse
     /// group team (`groupTeam`) takes as its own.
     pub entra_groups: bool,
+    /// Whether the target knows service accounts by their Entra application's client id
+    /// (`targets: {T: {applicationId}}`): a service account without one is not managed there.
+    pub application_users: bool,
 }
 
 impl Capabilities {
@@ -72,6 +75,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
         eligibility: BTreeSet::new(),
         business_units: false,
         entra_groups: false,
+        application_users: false,
     };
     match kind {
         ProviderKind::File => Capabilities {
@@ -112,6 +116,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
             user_fields: [UserField::GivenName, UserField::FamilyName, UserField::Email, UserField::JobTitle].into(),
             delete_users: false,
             service_accounts: true,
+            application_users: true,
             conditional_writes: true,
             business_units: true,
             order: 1,
@@ -121,6 +126,8 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
             bindings: [(SecurityRole, Predefined)].into(),
             user_fields: [UserField::DisplayName, UserField::Email].into(),
             delete_users: false,
+            service_accounts: true,
+            application_users: true,
             order: 1,
             ..base
         },

@@ -135,6 +135,37 @@ pub struct LiveAccount {
     pub fingerprint: String,
 }
 
+/// What a target says about licences.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Licensing {
+    /// What creating a person's account means for licences, as a plan note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_person: Option<String>,
+    /// What creating a service account means for licences, as a plan note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_service_account: Option<String>,
+    /// The licence each security role needs, by role name, where the target derives an
+    /// account's licence from its roles (Finance & Operations `UserLicenseType`); roles that
+    /// need none are left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<String, String>,
+}
+
+/// What a target records about an account's licence (Dataverse `accessmode` and `islicensed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveLicence {
+    /// How the account uses the target, as the target names it: `Read-Write`,
+    /// `Non-interactive`, ….
+    pub access_mode: String,
+    /// Whether the account uses the target without a licence (non-interactive, administrative
+    /// and support access modes).
+    pub exempt: bool,
+    /// Whether the target records a licence for the account.
+    pub licensed: bool,
+}
+
 /// A group or role on a target, with its members.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -224,6 +255,14 @@ pub struct LiveServiceAccount {
     #[serde(default)]
     pub credentials: Vec<LiveCredential>,
     pub fingerprint: String,
+    /// The client id of the account's Entra application, where the target knows the account
+    /// by it (a Dataverse application user, a Finance & Operations user mapped to the
+    /// application); then `name` is that id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    /// Whether the account may sign in, where the target can disable it; `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
 }
 
 /// Everything a provider read from one target.
@@ -282,6 +321,14 @@ pub struct LiveTarget {
     /// the target, where the configuration needed it (see `engine::contents`); empty otherwise.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub role_contents: BTreeMap<String, super::RoleContents>,
+    /// What the target says about licences, where it reports them: the plan notes the licence
+    /// effect of creating or enabling an account from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licensing: Option<Licensing>,
+    /// What the target records about each account's licence, by account id (people and
+    /// service accounts), where it reports it (Dataverse).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub licences: BTreeMap<String, LiveLicence>,
 }
 
 /// A role given to or taken from an account, as the target's own audit log recorded it.

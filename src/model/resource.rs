@@ -802,8 +802,10 @@ single_key_enum!(Deliver, "a map with one key: file or keyVault", {
     "keyVault" => KeyVault,
 });
 
+mod sa_targets;
 mod service_account;
 mod user_targets;
+pub use self::sa_targets::{ServiceAccountTargetSettings, ServiceAccountTargets};
 pub use self::service_account::*;
 pub use user_targets::{UserTargetSettings, UserTargets};
 

@@ -22,6 +22,10 @@ pub fn render_text(r: &Review) -> String {
     let mut out = format!("{}\n", header(r));
     for s in Section::ALL {
         let items: Vec<_> = r.section(s).collect();
+        // Shown when it lists someone: only targets that record licences can.
+        if items.is_empty() && s == Section::Licences {
+            continue;
+        }
         out.push_str(&format!("\n{} ({})\n", s.title(), items.len()));
         if items.is_empty() {
             out.push_str("  none\n");
@@ -46,6 +50,9 @@ pub fn render_markdown(r: &Review) -> String {
     let mut out = format!("# {}\n", header(r));
     for s in Section::ALL {
         let items: Vec<_> = r.section(s).collect();
+        if items.is_empty() && s == Section::Licences {
+            continue;
+        }
         out.push_str(&format!("\n## {} ({})\n\n", s.title(), items.len()));
         if items.is_empty() {
             out.push_str("None.\n");

@@ -28,15 +28,24 @@ pub fn notices(
                 out.push(Notice::not_kept(name, field.as_str(), reason));
             }
         }
-        if capabilities.get(name).is_some_and(|c| !c.service_accounts) {
+        let caps = capabilities.get(name);
+        if caps.is_some_and(|c| !c.service_accounts || c.application_users) {
+            let by_application = caps.is_some_and(|c| c.service_accounts);
             for (sa_name, sa) in &desired.service_accounts {
-                let named = sa.targets.as_deref().is_some_and(|t| t.contains(name));
-                let bound = sa.targets.is_none()
+                // Known by its application's client id: managed.
+                if by_application && sa.application_id(name).is_some() {
+                    continue;
+                }
+                let named =
+                    sa.explicit_targets().is_some_and(|t| t.contains(name)) || sa.target_settings(name).is_some();
+                let bound = sa.explicit_targets().is_none()
                     && sa
                         .roles
                         .iter()
                         .any(|g| desired.roles.get(g.role()).is_some_and(|r| r.bindings.contains_key(name)));
-                if named || bound {
+                if (named || bound) && by_application {
+                    out.push(Notice::application_id_missing(name, sa_name));
+                } else if named || bound {
                     out.push(Notice::service_account_not_managed(name, sa_name));
                 }
             }

@@ -335,12 +335,25 @@ pub enum Operation {
         principal: Principal,
         binding: Binding,
     },
+    /// Creates a service account. Where the target knows it by its Entra application
+    /// (`application_id`), `name` is that client id and the account is made in `business_unit`
+    /// (the target's default unit when absent).
     #[serde(rename_all = "camelCase")]
     CreateServiceAccount {
         name: String,
         display_name: Option<String>,
         description: Option<String>,
         owner: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        application_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        business_unit: Option<String>,
+    },
+    /// Enables or disables the service account the target knows as `name` (an application
+    /// user, by its client id).
+    SetServiceAccountActive {
+        name: String,
+        active: bool,
     },
     #[serde(rename_all = "camelCase")]
     UpdateServiceAccount {
@@ -666,6 +679,18 @@ impl Notice {
             target: target.clone(),
             message: format!(
                 "service account `{account}` is not managed on target `{target}`: keyward manages no service accounts there, so none of its roles on that target are planned"
+            ),
+        }
+    }
+
+    /// The configuration places a service account on a target that knows service accounts by
+    /// their application's client id, without one.
+    pub fn application_id_missing(target: &Name, account: &Name) -> Self {
+        Notice {
+            code: Self::NOT_MANAGED.to_string(),
+            target: target.clone(),
+            message: format!(
+                "service account `{account}` is not managed on target `{target}`: the target knows service accounts by their Entra application, and `targets: {{{target}: {{applicationId: ...}}}}` does not name it, so none of its roles on that target are planned"
             ),
         }
     }

@@ -39,6 +39,13 @@ pub enum Why {
         delete: bool,
     },
     ServiceAccountNotOnTarget,
+    /// An application user keyward managed that git no longer puts on this target: `in_git`
+    /// when the service account is still in git (its roles or `targets` changed).
+    ServiceAccountRemoved {
+        in_git: bool,
+    },
+    /// The application user of a service account in git is disabled on the target.
+    ServiceAccountDisabled,
     /// An AuthenticationPolicy allows, or forbids, a sign-in method.
     AuthMethod {
         allowed: bool,
@@ -202,6 +209,15 @@ impl fmt::Display for Why {
             ),
             Why::ServiceAccountNotOnTarget => {
                 f.write_str("the service account is in the configuration but not on the target")
+            }
+            Why::ServiceAccountRemoved { in_git: true } => {
+                f.write_str("the service account no longer has roles on this target")
+            }
+            Why::ServiceAccountRemoved { in_git: false } => {
+                f.write_str("the service account is no longer in the configuration")
+            }
+            Why::ServiceAccountDisabled => {
+                f.write_str("the service account is in the configuration and its account here is disabled")
             }
             Why::AuthMethod { allowed: true } => f.write_str("an AuthenticationPolicy allows this method"),
             Why::AuthMethod { allowed: false } => f.write_str("an AuthenticationPolicy forbids this method"),

@@ -110,6 +110,8 @@ fn live(desired: &DesiredState) -> BTreeMap<Name, LiveTarget> {
         fingerprint: "f".into(),
     });
     t.service_accounts.push(LiveServiceAccount {
+        application_id: None,
+        active: None,
         id: "sa-payments-bot".into(),
         name: "payments-bot".into(),
         display_name: None,

@@ -18,6 +18,8 @@ const AD_SAM_MAX: usize = 20;
 /// The longest CN (`rangeUpper` of Common-Name).
 const AD_CN_MAX: usize = 64;
 
+mod appusers;
+
 pub(super) fn check(sink: &mut Sink, origins: &Origins, state: &DesiredState) {
     let mut c = Checker { sink, origins, state };
     c.users();
@@ -387,7 +389,11 @@ impl Checker<'_, '_> {
         for (name, sa) in &state.service_accounts {
             self.exists(Kind::ServiceAccount, name, &["owner".into()], Kind::User, &sa.owner, &state.users);
             self.grants(Kind::ServiceAccount, name, &sa.roles);
-            self.targets(Kind::ServiceAccount, name, sa.targets.as_ref());
+            match &sa.targets {
+                Some(crate::model::ServiceAccountTargets::List(l)) => self.targets(Kind::ServiceAccount, name, Some(l)),
+                Some(crate::model::ServiceAccountTargets::Settings(m)) => appusers::check(self, name, m),
+                None => {}
+            }
             let mut seen = BTreeSet::new();
             for (i, cred) in sa.credentials.iter().enumerate() {
                 let p = |f: &str| -> Vec<PathSeg> { vec!["credentials".into(), i.into(), f.into()] };

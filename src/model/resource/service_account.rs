@@ -18,8 +18,10 @@ pub struct ServiceAccount {
     pub roles: Vec<RoleGrant>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<CredentialSpec>,
+    /// The targets the account exists on (a list), or settings per target (a map: the
+    /// `applicationId` a Dataverse or Finance & Operations target knows it by).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub targets: Option<Vec<Name>>,
+    pub targets: Option<ServiceAccountTargets>,
 }
 
 /// A credential keyward keeps fresh on a service account.

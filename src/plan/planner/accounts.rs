@@ -26,7 +26,12 @@ impl<'a> TargetPlanner<'a> {
                         )
                         .after(after)
                         .subject(name.to_string())
-                        .notes(self.manager_off_target(user)),
+                        .notes(self.manager_off_target(user))
+                        .notes(if active {
+                            self.licence_notes(Key::User(key), None)
+                        } else {
+                            Vec::new()
+                        }),
                     );
                 }
                 Some(live) => {
@@ -80,7 +85,12 @@ impl<'a> TargetPlanner<'a> {
                             .before([("active".to_string(), json!(live.active))].into())
                             .after([("active".to_string(), json!(active))].into())
                             .fingerprint(live.fingerprint.clone())
-                            .subject(name.to_string()),
+                            .subject(name.to_string())
+                            .notes(if active {
+                                self.licence_notes(Key::User(key), Some(&live.id))
+                            } else {
+                                Vec::new()
+                            }),
                         );
                     }
                 }
@@ -172,6 +182,10 @@ impl<'a> TargetPlanner<'a> {
             return;
         }
         for (name, sa) in &self.present_sas {
+            if self.caps.application_users {
+                self.app_user(name, sa, out);
+                continue;
+            }
             let owner = self.desired.users.get(&sa.owner).map(|u| u.user_name.clone());
             match self.sa_by_name.get(name) {
                 None => {
@@ -195,6 +209,8 @@ impl<'a> TargetPlanner<'a> {
                                 display_name: sa.display_name.clone(),
                                 description: sa.description.clone(),
                                 owner,
+                                application_id: None,
+                                business_unit: None,
                             },
                         )
                         .after(after)

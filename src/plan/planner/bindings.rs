@@ -82,10 +82,8 @@ impl<'a> TargetPlanner<'a> {
                     kept.push(&acc.user_name);
                 }
             } else if let Some(sa) = self.sa_by_id.get(id.as_str()) {
-                let known = self.desired.service_accounts.keys().any(|n| n.as_str() == sa.name)
-                    || self.input.previous.is_some_and(|p| p.service_accounts.keys().any(|n| n.as_str() == sa.name));
-                if known {
-                    revoke.push((sa.name.clone(), Principal::ServiceAccount(sa.name.clone()), &sa.name));
+                if let Some(git) = self.sa_names.get(sa.name.as_str()) {
+                    revoke.push((git.to_string(), Principal::ServiceAccount(sa.name.clone()), &sa.name));
                 } else {
                     kept.push(&sa.name);
                 }
@@ -317,11 +315,15 @@ impl<'a> TargetPlanner<'a> {
                         ),
                     }
                 }
-                Key::ServiceAccount(name) => {
-                    if !self.desired.service_accounts.keys().any(|n| n.as_str() == *name) {
-                        continue; // Service accounts keyward does not know are left alone.
+                Key::ServiceAccount(key) => {
+                    // Service accounts keyward does not know are left alone; elsewhere than on
+                    // targets that know them by their application, so are those git dropped.
+                    let Some(name) = self.sa_names.get(key) else { continue };
+                    if !self.caps.application_users && !self.desired.service_accounts.keys().any(|n| n.as_str() == *key)
+                    {
+                        continue;
                     }
-                    match expired.get(key) {
+                    match expired.get(&Key::ServiceAccount(key)) {
                         Some((_, date)) => (
                             name.to_string(),
                             Some(name.to_string()),

@@ -16,7 +16,11 @@
 //!   `rotateBefore` window, was not issued by keyward, or was never delivered; an older
 //!   instance is revoked only once a newer one has been valid for `overlap` (or it expired),
 //!   so never in the run that issues its replacement; a credential that matches no declared
-//!   name, on an account that declares credentials, is drift and deleted.
+//!   name, on an account that declares credentials, is drift and deleted;
+//! - on a target that knows service accounts by their Entra application (Dataverse, F&O), a
+//!   service account is matched by the `applicationId` it declares there, and one the
+//!   configuration, its baseline or its previous revision declared that git no longer puts
+//!   there is disabled, never deleted (see `appusers`).
 //!
 //! It reads capabilities as data and never branches on a provider's name.
 
@@ -28,6 +32,7 @@ use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
 
 mod accounts;
+mod appusers;
 mod auth;
 mod bindings;
 mod credentials;
@@ -136,6 +141,7 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
                 let mut out = Vec::new();
                 tp.accounts(&mut out);
                 tp.service_accounts(&mut out);
+                tp.retired_app_users(&mut out);
                 tp.credentials(&mut out);
                 tp.auth_methods(&mut out);
                 out
@@ -281,6 +287,17 @@ struct TargetPlanner<'a> {
     unit_errors: Vec<PlanError>,
     /// The configuration's Microsoft Entra group teams, resolved against the Graph targets.
     group_teams: Option<&'a teams::GroupTeams<'a>>,
+    /// Service accounts that move to another business unit, by their key here, with the unit.
+    sa_moves: FxHashMap<&'a str, &'a str>,
+    /// The name in git of each service account the configuration, its baseline or its previous
+    /// revision knows on this target, by the key the target knows it by (see [`sa_key`]).
+    sa_names: FxHashMap<&'a str, &'a str>,
+}
+
+/// The key target `target` knows service account `name` by: its application's client id where
+/// the target knows accounts so (`applicationId`), else its name.
+fn sa_key<'s>(name: &'s str, sa: &'s ServiceAccount, target: &Name) -> &'s str {
+    sa.application_id(target).unwrap_or(name)
 }
 
 /// Lower-cased userNames, in the order of `desired.users` and of `live.accounts`.
@@ -379,8 +396,13 @@ impl<'a> TargetPlanner<'a> {
             let mut present_sas = BTreeMap::new();
             if caps.service_accounts {
                 for (name, sa) in &desired.service_accounts {
+                    // Without its application's client id the target cannot tell which account
+                    // it is: not managed there (the plan's notices say so).
+                    if caps.application_users && sa.application_id(&target.name).is_none() {
+                        continue;
+                    }
                     let roles = active_grants(&sa.roles, now).map(RoleGrant::role);
-                    if desired.present_on(sa.targets.as_deref(), roles, target) {
+                    if desired.present_on(sa.explicit_targets(), roles, target) {
                         present_sas.insert(name.as_str(), sa);
                     }
                 }
@@ -401,7 +423,7 @@ impl<'a> TargetPlanner<'a> {
             for (name, sa) in &present_sas {
                 for g in &sa.roles {
                     grants_by_role.entry(g.role()).or_default().push(Grant {
-                        principal: Key::ServiceAccount(name),
+                        principal: Key::ServiceAccount(sa_key(name, sa, &target.name)),
                         subject: name,
                         expires: g.expires(),
                         eligible: g.eligible(),
@@ -415,8 +437,20 @@ impl<'a> TargetPlanner<'a> {
             (by_user_name, by_id, sa_by_name, sa_by_id, live_bindings, held, decided),
             (present_users, in_git, present_sas, grants_by_role),
         ) = both(index_live, index_desired);
+        // Known: the configuration's and the previous revision's (as for released bindings),
+        // and where accounts are known by their application, the baseline's too.
+        let mut sa_names = FxHashMap::default();
+        let baseline = input.baseline.filter(|_| caps.application_users);
+        let known = [input.previous, baseline].into_iter().flatten().chain([desired]);
+        for state in known {
+            for (name, sa) in &state.service_accounts {
+                sa_names.insert(sa_key(name.as_str(), sa, &target.name), name.as_str());
+            }
+        }
         let mut tp = TargetPlanner {
             group_teams: None,
+            sa_moves: FxHashMap::default(),
+            sa_names,
             moves: FxHashMap::default(),
             unit_errors: Vec::new(),
             held,
@@ -438,6 +472,9 @@ impl<'a> TargetPlanner<'a> {
             in_git,
         };
         (tp.moves, tp.unit_errors) = tp.find_moves();
+        let (sa_moves, sa_unit_errors) = tp.find_app_user_moves();
+        tp.sa_moves = sa_moves;
+        tp.unit_errors.extend(sa_unit_errors);
         tp
     }
 

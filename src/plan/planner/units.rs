@@ -52,7 +52,7 @@ impl<'a> TargetPlanner<'a> {
     pub(super) fn moving_to(&self, principal: Key) -> Option<&'a str> {
         match principal {
             Key::User(k) => self.moves.get(k).copied(),
-            Key::ServiceAccount(_) => None,
+            Key::ServiceAccount(k) => self.sa_moves.get(k).copied(),
         }
     }
 

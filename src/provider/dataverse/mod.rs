@@ -39,6 +39,7 @@
 //! pair answers `0x80040237` (duplicate key), which counts as done.
 
 mod privileges;
+pub mod appusers;
 mod read;
 mod teams;
 pub mod wire;
@@ -56,7 +57,7 @@ use super::odata::{BatchOp, ODataClient, ODataError, Reply};
 use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
 use crate::model::config::Connection;
 use crate::model::{Binding, LiveTarget, ProviderKind, RoleEvent, Target, UserAttrs};
-use crate::plan::{Change, Operation, Principal};
+use crate::plan::{Change, Operation};
 use crate::remote::RetryPolicy;
 use crate::remote::entra::TokenSource;
 use crate::remote::http;
@@ -104,6 +105,8 @@ struct State {
     teams: HashMap<String, String>,
     /// Microsoft Entra group teams by (group object id, unit name), lower-cased.
     group_teams: HashMap<(String, String), teams::GroupTeamEntry>,
+    /// Application users by lower-cased client id.
+    app_users: HashMap<String, UserEntry>,
 }
 
 impl State {
@@ -342,6 +345,11 @@ enum Effect {
         profile: String,
         column: String,
     },
+    /// An application user created (see [`appusers`]).
+    AppUserCreated {
+        application_id: String,
+        unit: String,
+    },
     /// A membership change: adding (an existing pair counts as done) or removing.
     Membership {
         adding: bool,
@@ -471,13 +479,7 @@ impl DataverseProvider {
             )),
             Operation::Assign { principal, binding } | Operation::Revoke { principal, binding } => {
                 let adding = matches!(c.operation, Operation::Assign { .. });
-                let Principal::User(user_name) = principal else {
-                    return Err(ApplyError::new("application users are not managed on Dataverse by this version"));
-                };
-                let user = state
-                    .users
-                    .get(&key(user_name))
-                    .ok_or_else(|| ApplyError::conflict(format!("user {user_name} does not exist on the target")))?;
+                let (user_name, user) = appusers::principal(state, principal)?;
                 let (path, target_entity) = match binding {
                     Binding::SecurityRole(name) => {
                         let unit = user.business_unit.clone().or_else(|| state.root_unit.clone()).unwrap_or_default();
@@ -541,12 +543,26 @@ impl DataverseProvider {
                 out.push(Pending { op, changes: vec![i], effect: Effect::Membership { adding } });
                 Ok(())
             }
+            Operation::CreateServiceAccount { application_id: Some(app), business_unit, .. } => {
+                let (body, effect) = appusers::create(state, app, business_unit.as_deref())?;
+                out.push(Pending {
+                    op: self.op(Method::POST, "systemusers", Some(body), None),
+                    changes: vec![i],
+                    effect,
+                });
+                Ok(())
+            }
+            Operation::SetServiceAccountActive { name, active } => {
+                let mut body = serde_json::Map::new();
+                body.insert("isdisabled".into(), json!(!active));
+                self.patch_user(state, name, body, i, out, patches)
+            }
             Operation::CreateServiceAccount { .. }
             | Operation::UpdateServiceAccount { .. }
             | Operation::AddCredential { .. }
-            | Operation::RemoveCredential { .. } => {
-                Err(ApplyError::new("application users are not managed on Dataverse by this version"))
-            }
+            | Operation::RemoveCredential { .. } => Err(ApplyError::new(
+                "Dataverse keeps application users only: a service account needs the applicationId of its app registration, and credentials stay with Microsoft Graph",
+            )),
             Operation::SetAuthMethod { .. } => Err(ApplyError::new("Dataverse has no sign-in methods policy")),
             Operation::MakeEligible { .. } | Operation::EndEligibility { .. } | Operation::SetActivation { .. } => {
                 Err(ApplyError::new("Dataverse keeps no eligibility"))
@@ -564,9 +580,11 @@ impl DataverseProvider {
         out: &mut Vec<Pending>,
         patches: &mut HashMap<String, usize>,
     ) -> Result<(), ApplyError> {
+        // A person by domain name, or an application user by client id.
         let user = state
             .users
             .get(&key(user_name))
+            .or_else(|| state.app_users.get(&key(user_name)))
             .ok_or_else(|| ApplyError::conflict(format!("user {user_name} no longer exists on the target")))?;
         match patches.get(&key(user_name)) {
             Some(&w) => {
@@ -685,7 +703,12 @@ impl DataverseProvider {
                 }
             }
             Effect::UserPatched { user_name } => {
-                if let Some(u) = state.users.get_mut(&key(user_name)) {
+                let k = key(user_name);
+                let entry = match state.users.get_mut(&k) {
+                    Some(u) => Some(u),
+                    None => state.app_users.get_mut(&k),
+                };
+                if let Some(u) = entry {
                     // The row changed; a later conditional write would need the new tag.
                     u.etag = reply.etag.clone();
                     // A move: the user's roles are now the copies of the new unit.
@@ -717,6 +740,15 @@ impl DataverseProvider {
                         effect: Effect::None,
                     });
                 }
+            }
+            Effect::AppUserCreated { application_id, unit } => {
+                let Some(id) = reply.entity_id.as_deref().and_then(wire::id_from_entity_url) else {
+                    return Err(ApplyError::new(format!(
+                        "{}: the answer does not say which application user was created",
+                        what()
+                    )));
+                };
+                appusers::created(state, id, application_id, unit);
             }
             Effect::ProfileCreated { name, columns } => {
                 let Some(id) = reply.entity_id.as_deref().and_then(wire::id_from_entity_url) else {

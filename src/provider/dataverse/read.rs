@@ -32,7 +32,12 @@ pub(super) fn normalise(
     for u in users {
         // Application users are service principals, and rows without a domain name are
         // built-in accounts (SYSTEM, INTEGRATION): neither is a person keyward manages.
-        let Some(name) = u.domain_name.as_ref().filter(|_| !u.application) else { continue };
+        if u.application {
+            super::appusers::read_app_user(&mut state, &mut live, u);
+            continue;
+        }
+        let Some(name) = u.domain_name.as_ref() else { continue };
+        super::appusers::record_licence(&mut live, u);
         state.users.insert(
             key(name),
             UserEntry { id: u.id.clone(), business_unit: u.business_unit.clone(), etag: u.etag.clone() },
@@ -146,6 +151,7 @@ pub(super) fn normalise(
         state.profiles.insert(key(name), entry);
     }
     live.business_units = business_units(&state, &by_name);
+    live.licensing = Some(super::appusers::licensing());
     *slot = Some(state);
     live
 }
@@ -163,7 +169,11 @@ fn business_units(
             roles.entry(state.unit_name(u)).or_default().push(name.clone());
         }
     }
-    let of_account =
-        state.users.values().filter_map(|u| Some((u.id.clone(), state.unit_name(u.business_unit.as_ref()?)))).collect();
+    let of_account = state
+        .users
+        .values()
+        .chain(state.app_users.values())
+        .filter_map(|u| Some((u.id.clone(), state.unit_name(u.business_unit.as_ref()?))))
+        .collect();
     Some(BusinessUnits { root, roles, of_account })
 }

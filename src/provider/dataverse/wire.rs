@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::provider::ids;
 
 /// The `$select` of each collection keyward reads.
-pub const USER_SELECT: &str = "systemuserid,domainname,internalemailaddress,firstname,lastname,jobtitle,isdisabled,azureactivedirectoryobjectid,_businessunitid_value,applicationid,accessmode";
+pub const USER_SELECT: &str = "systemuserid,domainname,internalemailaddress,firstname,lastname,jobtitle,isdisabled,azureactivedirectoryobjectid,_businessunitid_value,applicationid,accessmode,islicensed";
 pub const ROLE_SELECT: &str = "roleid,name,_businessunitid_value";
 pub const BU_SELECT: &str = "businessunitid,name,_parentbusinessunitid_value";
 pub const USER_ROLE_SELECT: &str = "systemuserid,roleid";
@@ -71,6 +71,11 @@ pub struct WireUser {
     pub business_unit: Option<String>,
     /// Application users (service principals) carry an application id.
     pub application: bool,
+    /// The application's client id, lower-cased, for an application user.
+    pub application_id: Option<String>,
+    /// `accessmode` (0 Read-Write, 4 Non-interactive, …) and `islicensed`, where read.
+    pub access_mode: Option<i64>,
+    pub licensed: Option<bool>,
     pub etag: Option<String>,
 }
 
@@ -86,6 +91,9 @@ impl WireUser {
             disabled: v.get("isdisabled").and_then(Value::as_bool).unwrap_or(false),
             business_unit: s(v, "_businessunitid_value"),
             application: s(v, "applicationid").is_some(),
+            application_id: s(v, "applicationid").map(|a| a.to_ascii_lowercase()),
+            access_mode: v.get("accessmode").and_then(Value::as_i64),
+            licensed: v.get("islicensed").and_then(Value::as_bool),
             etag: s(v, "@odata.etag"),
         })
     }

@@ -221,6 +221,8 @@ impl DirectoryFile {
                 .service_accounts
                 .into_iter()
                 .map(|s| LiveServiceAccount {
+                    application_id: None,
+                    active: None,
                     fingerprint: digest(&s),
                     id: s.id,
                     name: s.name,
@@ -462,7 +464,7 @@ impl Editor {
                 }
                 Ok(())
             }
-            Operation::CreateServiceAccount { name, display_name, description, owner } => {
+            Operation::CreateServiceAccount { name, display_name, description, owner, .. } => {
                 if self.service_accounts.contains_key(name) {
                     return Ok(());
                 }
@@ -507,6 +509,9 @@ impl Editor {
             }
             Operation::MakeEligible { .. } | Operation::EndEligibility { .. } | Operation::SetActivation { .. } => {
                 Err(ApplyError::new("the file provider keeps no eligibility"))
+            }
+            Operation::SetServiceAccountActive { .. } => {
+                Err(ApplyError::new("the file provider keeps no application users to enable or disable"))
             }
         }
     }

@@ -3,7 +3,9 @@
 //!
 //! Guarantees:
 //! - reading costs one paged request per entity (`SystemUsers`, `SecurityRoles`,
-//!   `SecurityUserRoles`, `SegregationOfDutiesConflicts`), never one per user;
+//!   `SecurityUserRoles`, `SysAADClients`, `SegregationOfDutiesConflicts`), never one per user;
+//! - an Entra application mapped to a user (`SysAADClients`) is a service account named by its
+//!   client id, and its user is no person (see [`clients`]);
 //! - users are keyed by `Alias` (the Entra user principal name), compared without regard to
 //!   case; `UserID` (at most 20 characters) is derived from it on creation; a user is disabled
 //!   with `Enabled: false` and never deleted;
@@ -23,6 +25,7 @@
 //! (both count as done).
 
 mod duties;
+mod clients;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -65,6 +68,8 @@ struct State {
     user_ids: HashSet<String>,
     /// Lower-cased role name → identifier.
     roles: HashMap<String, String>,
+    /// Lower-cased client id → UserID of the user the application acts as.
+    app_users: HashMap<String, String>,
 }
 
 pub struct FnoProvider {
@@ -134,7 +139,10 @@ impl Provider for FnoProvider {
 
     async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
         let users = self.list("SystemUsers", "UserID,UserName,Alias,Email,Enabled").await?;
-        let roles = self.list("SecurityRoles", "SecurityRoleIdentifier,SecurityRoleName").await?;
+        let roles = self.list("SecurityRoles", "SecurityRoleIdentifier,SecurityRoleName,UserLicenseType").await?;
+        let mappings = self.read_clients().await?;
+        let mapped: HashSet<String> = mappings.iter().map(|(_, _, u)| key(u)).collect();
+        let mut enabled: HashMap<String, bool> = HashMap::new();
         let assignments = self.list("SecurityUserRoles", "UserId,SecurityRoleIdentifier,AssignmentStatus").await?;
         let conflicts = self.list("SegregationOfDutiesConflicts", "").await?;
         let mut state = State::default();
@@ -143,6 +151,11 @@ impl Provider for FnoProvider {
         for u in &users {
             let Some(id) = text(u, "UserID") else { continue };
             state.user_ids.insert(key(&id));
+            enabled.insert(key(&id), u.get("Enabled").and_then(Value::as_bool).unwrap_or(true));
+            // The users applications act as are service accounts (see `clients`).
+            if mapped.contains(&key(&id)) {
+                continue;
+            }
             // Accounts without an alias (built-in ones) are not people keyward knows.
             let Some(alias) = text(u, "Alias") else { continue };
             state.users.insert(key(&alias), id.clone());
@@ -186,6 +199,8 @@ impl Provider for FnoProvider {
                 members: m,
             });
         }
+        live.service_accounts = clients::service_accounts(&mut state, &mappings, &enabled);
+        live.licensing = Some(clients::licensing(&roles));
         for c in &conflicts {
             let user = text(c, "User").unwrap_or_default();
             let resolution = text(c, "Resolution").unwrap_or_else(|| "None".into());
@@ -305,9 +320,26 @@ impl FnoProvider {
     async fn run(&mut self, state: &mut State, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {
         let mut results: Vec<Option<Result<(), ApplyError>>> = vec![None; changes.len()];
         let mut user_ops: Vec<(usize, BatchOp)> = Vec::new();
+        // Writes that need the users of `user_ops` (an application's mapping).
+        let mut after_users: Vec<(usize, BatchOp)> = Vec::new();
         let mut memberships: Vec<Membership> = Vec::new();
         for (i, c) in changes.iter().enumerate() {
             match &c.operation {
+                Operation::CreateServiceAccount { application_id: Some(app), display_name, .. } => {
+                    match clients::create(self, state, app, display_name.as_deref()) {
+                        Ok((user, mapping)) => {
+                            user_ops.push((i, user));
+                            after_users.push((i, mapping));
+                        }
+                        Err(e) => results[i] = Some(Err(e)),
+                    }
+                }
+                Operation::SetServiceAccountActive { name, active } => {
+                    match clients::set_active(self, state, name, *active) {
+                        Ok(op) => user_ops.push((i, op)),
+                        Err(e) => results[i] = Some(Err(e)),
+                    }
+                }
                 Operation::CreateUser { .. }
                 | Operation::UpdateUser { .. }
                 | Operation::SetUserActive { .. }
@@ -327,9 +359,19 @@ impl FnoProvider {
                                     .ok_or_else(|| ApplyError::conflict(format!("security role {r} no longer exists")))
                             })
                         }
-                        (Principal::ServiceAccount(_), _) => {
-                            Err(ApplyError::new("Finance & Operations has no service accounts keyward manages"))
-                        }
+                        (Principal::ServiceAccount(app), Binding::SecurityRole(r)) => state
+                            .app_users
+                            .get(&key(app))
+                            .ok_or_else(|| {
+                                ApplyError::conflict(format!("application {app} is not mapped to a user on the target"))
+                            })
+                            .and_then(|uid| {
+                                state
+                                    .roles
+                                    .get(&key(r))
+                                    .map(|rid| (uid.clone(), rid.clone()))
+                                    .ok_or_else(|| ApplyError::conflict(format!("security role {r} no longer exists")))
+                            }),
                         (_, b) => Err(ApplyError::new(format!("{} does not exist on Finance & Operations", b.label()))),
                     };
                     match resolved {
@@ -348,16 +390,22 @@ impl FnoProvider {
                 }
             }
         }
-        let ops: Vec<BatchOp> = user_ops.iter().map(|(_, op)| op.clone()).collect();
-        for ((i, op), outcome) in user_ops.iter().zip(self.client.batch(&ops).await) {
-            results[*i] = Some(outcome.map(|_| ()).map_err(|e| {
-                let what = format!("{} {}", op.method, odata::display_url(&op.url));
-                if e.status() == Some(404) {
-                    ApplyError::conflict(format!("{what}: {e}"))
-                } else {
-                    ApplyError::new(format!("{what}: {e}"))
+        for round in [user_ops, after_users] {
+            let ops: Vec<BatchOp> = round.iter().map(|(_, op)| op.clone()).collect();
+            for ((i, op), outcome) in round.iter().zip(self.client.batch(&ops).await) {
+                // The first failure of a change stands.
+                if matches!(results[*i], Some(Err(_))) {
+                    continue;
                 }
-            }));
+                results[*i] = Some(outcome.map(|_| ()).map_err(|e| {
+                    let what = format!("{} {}", op.method, odata::display_url(&op.url));
+                    if e.status() == Some(404) {
+                        ApplyError::conflict(format!("{what}: {e}"))
+                    } else {
+                        ApplyError::new(format!("{what}: {e}"))
+                    }
+                }));
+            }
         }
         // Role assignments: find the collection that takes writes with the first one, alone.
         let mut rest: &[Membership] = &memberships;

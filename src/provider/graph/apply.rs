@@ -567,7 +567,7 @@ impl Run<'_> {
                 p.gone_ok = true;
                 vec![p]
             }
-            Operation::CreateServiceAccount { name, display_name, description, owner } => {
+            Operation::CreateServiceAccount { name, display_name, description, owner, .. } => {
                 if self.state.service_accounts.contains_key(name) {
                     return Ok(vec![]);
                 }
@@ -636,6 +636,9 @@ impl Run<'_> {
             }
             Operation::AddCredential { .. } | Operation::RemoveCredential { .. } => {
                 return Err(ApplyError::new("credential changes go through issue and remove_credential, not apply"));
+            }
+            Operation::SetServiceAccountActive { .. } => {
+                return Err(ApplyError::new("keyward does not enable or disable applications on Microsoft Graph"));
             }
             Operation::SetAuthMethod { method, enabled } => {
                 let Some((id, ty)) = wire::method_config(*method) else {

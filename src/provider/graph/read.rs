@@ -320,6 +320,8 @@ impl GraphProvider {
                 .map(|c| (c.id.clone(), (c.thumbprint.clone(), c.end)))
                 .collect();
             live.service_accounts.push(LiveServiceAccount {
+                application_id: None,
+                active: None,
                 // The service principal holds roles; without one, the application stands in.
                 id: sp_id.clone().unwrap_or_else(|| obj.clone()),
                 name: name.clone(),
