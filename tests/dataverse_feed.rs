@@ -9,7 +9,11 @@ mod support;
 #[path = "d365/harness.rs"]
 mod harness;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use keyward::model::config::{ClientCredential, Connection, Target};
 use keyward::model::feed::{self, Cursor};
@@ -352,4 +356,144 @@ fn the_tables_named_in_the_documentation_are_those_the_feed_needs() {
     for t in TRACKED {
         assert!(servers.contains(&format!("`{t}`")), "docs/servers.md names `{t}`");
     }
+}
+
+// -- keyward watch, end to end --------------------------------------------------------------------
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// The value of one series in OpenMetrics text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until the metrics satisfy `ok`; returns them.
+fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = http_get(addr, "/metrics");
+        if ok(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{m}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"d365\",mode=\"incremental\"}";
+const RESTARTS: &str = "keyward_feed_restarts{target=\"d365\"}";
+const REQUESTS: &str = "keyward_read_requests{target=\"d365\"}";
+
+/// `keyward watch` every 200 ms on the sandbox's `d365` target: the process, its address, its
+/// stdout lines.
+fn watch(
+    sb: &support::Sandbox,
+    secret: &str,
+    hook: &str,
+) -> (std::process::Child, String, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    let args = [
+        "watch",
+        sb.root.to_str().unwrap(),
+        "--target",
+        "d365",
+        "--interval",
+        "200ms",
+        "--resync",
+        "1h",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let mut child = sb
+        .cmd(&args)
+        .env("D365_CLIENT_SECRET", secret)
+        .env("FNO_CLIENT_SECRET", secret)
+        .env("KEYWARD_WEBHOOK_URL", hook)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (err_tx, errs) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let (out_tx, outs) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = errs.recv_timeout(Duration::from_secs(30)).expect("watch announces its address");
+        if let Some(rest) = line.split_once("serving http://") {
+            break rest.1.split('/').next().unwrap().to_string();
+        }
+    };
+    (child, addr, outs, errs)
+}
+
+fn stop(mut child: std::process::Child) {
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn watch_alerts_a_role_given_in_the_admin_center_through_the_feed() {
+    let (entra, secret) = (Entra::new(), harness::secret());
+    let dv = harness::dataverse(&entra, &secret);
+    dv.set_now(NOW);
+    for t in TRACKED {
+        assert!(dv.enable_change_tracking(t));
+    }
+    let server = dv.serve(&entra, &RequestLog::default(), None);
+    let sb = harness::enterprise(&server.url(), None);
+    harness::run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    harness::run(&sb, &secret, &["plan", "{dir}", "--target", "d365", "--detailed-exitcode"]).expect(0);
+    let (hook, bodies) = support::webhook("/hooks/alerts");
+    let (child, addr, outs, errs) = watch(&sb, &secret, &hook);
+
+    // The first check reads in full; the next ones through the feed, one request each.
+    let m = metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    assert_eq!(sample(&m, REQUESTS), Some(1.0), "{m}");
+    assert!(outs.try_recv().is_err(), "no drift, no alert");
+
+    // System Administrator given to a sales rep in the admin center: the audit table's feed.
+    let changed = Instant::now();
+    dv.admin_assign_role("sofia.lindqvist@northwind.example", "System Administrator");
+    let line = outs.recv_timeout(Duration::from_secs(10)).expect("the grant is alerted");
+    assert!(line.starts_with("drift: revoke d365.") && line.contains("sofia.lindqvist"), "{line}");
+    assert!(
+        changed.elapsed() < Duration::from_secs(5),
+        "alerted within a few 200 ms intervals: {:?}",
+        changed.elapsed()
+    );
+    let body = bodies.recv_timeout(Duration::from_secs(10)).expect("the webhook gets the alert");
+    assert!(body.contains("sofia.lindqvist"), "{body}");
+    let m = http_get(&addr, "/metrics");
+    assert_eq!(sample(&m, MODE_INCREMENTAL), Some(1.0), "{m}");
+    assert_eq!(sample(&m, RESTARTS), Some(0.0), "read through the feed, not a full read: {m}");
+
+    // The delta tokens expire: a full read starts the feed again, and nothing is alerted that
+    // did not change (the grant already alerted is not alerted again).
+    dv.set_now(NOW + 8 * 86_400);
+    metrics_until(&addr, "the feed starts again", |m| sample(m, RESTARTS) == Some(1.0));
+    metrics_until(&addr, "checks turn incremental again", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    std::thread::sleep(Duration::from_millis(600));
+    let extra: Vec<String> = outs.try_iter().collect();
+    let log: Vec<String> = errs.try_iter().collect();
+    assert!(extra.is_empty(), "no false alert after the full read: {extra:?}\n{}", log.join("\n"));
+    assert!(bodies.try_recv().is_err(), "nothing more was sent to the webhook");
+    stop(child);
 }
