@@ -497,3 +497,22 @@ fn watch_alerts_a_role_given_in_the_admin_center_through_the_feed() {
     assert!(bodies.try_recv().is_err(), "nothing more was sent to the webhook");
     stop(child);
 }
+
+#[test]
+fn drift_shows_who_gave_a_role_in_the_admin_center_and_when() {
+    let (entra, secret) = (Entra::new(), harness::secret());
+    let dv = harness::dataverse(&entra, &secret);
+    let server = dv.serve(&entra, &RequestLog::default(), None);
+    let sb = harness::enterprise(&server.url(), None);
+    harness::run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    let eve = dv.add_app_user("22222222-3333-4444-5555-666666666666", "33333333-4444-5555-6666-777777777777", None);
+    dv.set_audit_actor(Some(&eve));
+    dv.admin_assign_role("sofia.lindqvist@northwind.example", "System Administrator");
+
+    let r = harness::run(&sb, &secret, &["drift", "{dir}", "--target", "d365"]);
+    r.expect(2);
+    assert!(r.stdout.contains("d365.assignment.sofia.lindqvist/it-admin"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("changed outside git by {eve} at ")), "{}", r.stdout);
+    assert!(r.stdout.contains("(Assign Role To User)"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches("changed outside git by").count(), 1, "only the role given is attributed: {}", r.stdout);
+}

@@ -96,6 +96,12 @@ impl Dataverse {
         self.lock().audit(55, &id, "systemuser");
     }
 
+    /// The user (by id) the audit rows written from now on name as having made the change
+    /// (`_userid_value`); `None`: no one.
+    pub fn set_audit_actor(&self, user: Option<&str>) {
+        self.lock().audit_actor = user.map(str::to_string);
+    }
+
     /// Takes every copy of a role from a user as an administrator would in the admin center; the
     /// audit table records it (action 56).
     pub fn admin_remove_role(&self, domain_name: &str, role: &str) {

@@ -33,6 +33,7 @@
 //! the first, [UNVERIFIED] for the others; docs/reference/dataverse.md §3); new users are created in the root business unit; associating an already associated
 //! pair answers `0x80040237` (duplicate key), which counts as done.
 
+mod attribution;
 mod feed;
 mod read;
 pub mod wire;
@@ -266,6 +267,10 @@ impl Provider for DataverseProvider {
 
     fn requests(&self) -> Option<usize> {
         Some(self.client.requests())
+    }
+
+    async fn attribute(&mut self, changes: &[&Change]) -> Vec<Option<crate::model::Attribution>> {
+        self.attribute_drift(changes).await
     }
 
     /// The newest role assignments and removals of the `audits` table (actions 55 and 56),
