@@ -514,5 +514,32 @@ fn drift_shows_who_gave_a_role_in_the_admin_center_and_when() {
     assert!(r.stdout.contains("d365.assignment.sofia.lindqvist/it-admin"), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("changed outside git by {eve} at ")), "{}", r.stdout);
     assert!(r.stdout.contains("(Assign Role To User)"), "{}", r.stdout);
-    assert_eq!(r.stdout.matches("changed outside git by").count(), 1, "only the role given is attributed: {}", r.stdout);
+    assert_eq!(
+        r.stdout.matches("changed outside git by").count(),
+        1,
+        "only the role given is attributed: {}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn more_role_changes_than_a_round_rereads_are_read_in_full() {
+    let dv = environment(&TRACKED);
+    for i in 10..211 {
+        dv.add_user(&user(i), None);
+    }
+    let env = Env::new(dv);
+    let mut held = env.start().await;
+    for i in 10..210 {
+        env.dv.admin_assign_role(&user(i), "Salesperson");
+    }
+    assert_eq!(env.catch_up(&mut held).await.unwrap().0, 2, "200 users: re-read in one $batch");
+    env.check(&held, "200 role changes").await;
+    for i in 10..211 {
+        env.dv.admin_assign_role(&user(i), "Sales Manager");
+    }
+    match env.catch_up(&mut held).await {
+        Err(FeedError::Expired { message, .. }) => assert!(message.contains("more than 200"), "{message}"),
+        other => panic!("201 users' roles are read in full: {other:?}"),
+    }
 }
