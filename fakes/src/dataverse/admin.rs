@@ -96,6 +96,32 @@ impl Dataverse {
         self.lock().audit(55, &id, "systemuser");
     }
 
+    /// The user (by id) the audit rows written from now on name as having made the change
+    /// (`_userid_value`); `None`: no one.
+    pub fn set_audit_actor(&self, user: Option<&str>) {
+        self.lock().audit_actor = user.map(str::to_string);
+    }
+
+    /// Takes every copy of a role from a user as an administrator would in the admin center; the
+    /// audit table records it (action 56).
+    pub fn admin_remove_role(&self, domain_name: &str, role: &str) {
+        let id = self.user_id(domain_name).expect("user");
+        let mut inner = self.lock();
+        let copies: Vec<String> =
+            inner.sets["roles"].iter().filter(|(_, r)| r["name"] == json!(role)).map(|(rid, _)| rid.clone()).collect();
+        let before = inner.user_roles.len();
+        inner.user_roles.retain(|(u, r)| !(u == &id && copies.contains(r)));
+        if inner.user_roles.len() != before {
+            inner.audit(56, &id, "systemuser");
+        }
+    }
+
+    /// Removes a user (by domain name) from a team outside keyward.
+    pub fn remove_team_member(&self, team: &str, domain_name: &str) {
+        let user = self.user_id(domain_name).expect("user");
+        self.lock().team_members.retain(|(t, u)| !(t == team && u == &user));
+    }
+
     /// The names of the roles of a user by id, sorted.
     pub fn roles_of_id(&self, user: &str) -> Vec<String> {
         let inner = self.lock();

@@ -93,6 +93,8 @@ pub(super) struct Inner {
     pub(super) now: Option<u64>,
     /// How many days changes are kept (`ExpireChangeTrackingInDays`).
     pub(super) tracking_days: u64,
+    /// The user audit rows name as having made the change (`_userid_value`).
+    pub(super) audit_actor: Option<String>,
 }
 
 /// A fake Dataverse environment. Clone it to inspect or change its state from a test.

@@ -115,6 +115,9 @@ impl Inner {
         a.insert("objectid".into(), json!(object));
         a.insert("objecttypecode".into(), json!(object_type));
         a.insert("_objectid_value".into(), json!(object));
+        if let Some(actor) = &self.audit_actor {
+            a.insert("_userid_value".into(), json!(actor));
+        }
         a.insert("createdon".into(), json!(format!("2026-01-01T00:00:{:02}Z", self.next_id % 60)));
         Dataverse::insert(self, "audits", a);
     }

@@ -40,6 +40,8 @@
 
 mod privileges;
 pub mod appusers;
+mod attribution;
+mod feed;
 mod read;
 mod teams;
 pub mod wire;
@@ -121,6 +123,9 @@ pub struct DataverseProvider {
     access: Access,
     client: ODataClient,
     state: Option<State>,
+    /// While a read starts the change feed: the delta link of each collection read (see
+    /// [`feed`]).
+    tracking: std::sync::Mutex<Option<std::collections::BTreeMap<String, String>>>,
 }
 
 impl DataverseProvider {
@@ -154,7 +159,14 @@ impl DataverseProvider {
         )
         .map_err(&fail)?
         .with_retry(retry);
-        Ok(DataverseProvider { target: name, caps: capabilities(ProviderKind::Dataverse), access, client, state: None })
+        Ok(DataverseProvider {
+            target: name,
+            caps: capabilities(ProviderKind::Dataverse),
+            access,
+            client,
+            state: None,
+            tracking: Default::default(),
+        })
     }
 
     fn read_error(&self, what: &str, e: ODataError) -> ProviderError {
@@ -173,8 +185,15 @@ impl DataverseProvider {
         what: &str,
         parse: impl Fn(&Value) -> Result<T, String>,
     ) -> Result<Vec<T>, ProviderError> {
-        let rows =
-            self.client.get_all(set, &format!("$select={select}")).await.map_err(|e| self.read_error(what, e))?;
+        let track = self.tracking.lock().is_ok_and(|t| t.is_some());
+        let (rows, delta) = self
+            .client
+            .get_all_tracked(set, &format!("$select={select}"), track)
+            .await
+            .map_err(|e| self.read_error(what, e))?;
+        if let (Some(link), Ok(Some(links))) = (delta, self.tracking.lock().as_deref_mut()) {
+            links.insert(set.to_string(), link.to_string());
+        }
         rows.iter().map(&parse).collect::<Result<Vec<T>, String>>().map_err(|m| ProviderError::Remote {
             target: self.target.clone(),
             message: format!("{what} read from the environment are not valid: {m}"),
@@ -253,6 +272,30 @@ impl Provider for DataverseProvider {
         roles: &[String],
     ) -> Result<std::collections::BTreeMap<String, crate::model::RoleContents>, ProviderError> {
         self.read_role_contents(roles).await
+    }
+
+    async fn read_with_cursor(&mut self) -> Result<(LiveTarget, Option<super::Cursor>), ProviderError> {
+        self.read_with_feed().await
+    }
+
+    async fn read_changes(
+        &mut self,
+        cursor: &super::Cursor,
+        last: &LiveTarget,
+    ) -> Result<super::Changes, super::FeedError> {
+        self.changes(cursor, last).await
+    }
+
+    fn binding_fingerprint(&self, binding: &crate::model::LiveBinding) -> String {
+        feed::fingerprint(binding)
+    }
+
+    fn requests(&self) -> Option<usize> {
+        Some(self.client.requests())
+    }
+
+    async fn attribute(&mut self, changes: &[&Change]) -> Vec<Option<crate::model::Attribution>> {
+        self.attribute_drift(changes).await
     }
 
     /// The newest role assignments and removals of the `audits` table (actions 55 and 56),

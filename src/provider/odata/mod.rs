@@ -204,15 +204,67 @@ impl ODataClient {
     /// Every row of a collection: the first page from `path?query`, then `@odata.nextLink`.
     pub async fn get_all(&self, path: &str, query: &str) -> Result<Vec<Value>, ODataError> {
         let prefer = format!("odata.maxpagesize={}", self.page_size);
-        let mut url = self.url(path, Some(query).filter(|q| !q.is_empty()));
+        let url = self.url(path, Some(query).filter(|q| !q.is_empty()));
+        Ok(self.get_collection(url, &prefer, None).await?.0)
+    }
+
+    /// [`Self::get_all`] with `Prefer: odata.track-changes` when `track`: the rows, and the
+    /// `@odata.deltaLink` the last page gave (on a table with change tracking).
+    pub async fn get_all_tracked(
+        &self,
+        path: &str,
+        query: &str,
+        track: bool,
+    ) -> Result<(Vec<Value>, Option<Url>), ODataError> {
+        let prefer = if track {
+            format!("odata.track-changes,odata.maxpagesize={}", self.page_size)
+        } else {
+            format!("odata.maxpagesize={}", self.page_size)
+        };
+        let url = self.url(path, Some(query).filter(|q| !q.is_empty()));
+        self.get_collection(url, &prefer, None).await
+    }
+
+    /// A link the service gave (a next or delta link, possibly kept since): a URL on the
+    /// service root's host, or an error before anything is sent there.
+    pub fn own_link(&self, link: &str, shown: &str) -> Result<Url, ODataError> {
+        let url = self
+            .root
+            .join(link)
+            .map_err(|e| ODataError::Invalid(format!("{shown} gave a link that is not a URL: {e}")))?;
+        if url.origin() != self.root.origin() {
+            return Err(ODataError::Invalid(format!(
+                "{shown} gave a link to another host ({}); refusing to send the token there",
+                display_url(&url)
+            )));
+        }
+        Ok(url)
+    }
+
+    /// The rows of a collection from `url` and its `@odata.nextLink` pages (`first`: the first
+    /// page, when it was read already, inside a `$batch`), and the `@odata.deltaLink` of the
+    /// last page, if any.
+    pub async fn get_collection(
+        &self,
+        mut url: Url,
+        prefer: &str,
+        first: Option<Value>,
+    ) -> Result<(Vec<Value>, Option<Url>), ODataError> {
         let mut rows = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut budget = ReadBudget::new(self.limits);
+        let mut first = first;
         loop {
             let shown = display_url(&url);
-            let (_, _, bytes) = self.send(Method::GET, url.clone(), None, None, Some(&prefer)).await?;
-            let page: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ODataError::Invalid(format!("GET {shown} answered with a body that is not JSON: {e}")))?;
+            let page: Value = match first.take() {
+                Some(page) => page,
+                None => {
+                    let (_, _, bytes) = self.send(Method::GET, url.clone(), None, None, Some(prefer)).await?;
+                    serde_json::from_slice(&bytes).map_err(|e| {
+                        ODataError::Invalid(format!("GET {shown} answered with a body that is not JSON: {e}"))
+                    })?
+                }
+            };
             match page.get("value") {
                 Some(Value::Array(items)) => {
                     rows.extend(items.iter().cloned());
@@ -224,23 +276,21 @@ impl ODataClient {
             }
             match page.get("@odata.nextLink").and_then(Value::as_str) {
                 Some(next) => {
-                    let next = self.root.join(next).map_err(|e| {
-                        ODataError::Invalid(format!("GET {shown} gave a next link that is not a URL: {e}"))
-                    })?;
+                    let next = self.own_link(next, &format!("GET {shown}"))?;
                     if !seen.insert(next.to_string()) {
                         return Err(ODataError::Invalid(format!(
                             "GET {shown} gave a next link it gave before; the paging would never end"
                         )));
                     }
-                    if next.origin() != self.root.origin() {
-                        return Err(ODataError::Invalid(format!(
-                            "GET {shown} gave a next link to another host ({}); refusing to send the token there",
-                            display_url(&next)
-                        )));
-                    }
                     url = next;
                 }
-                None => return Ok(rows),
+                None => {
+                    let delta = match page.get("@odata.deltaLink").and_then(Value::as_str) {
+                        Some(link) => Some(self.own_link(link, &format!("GET {shown}"))?),
+                        None => None,
+                    };
+                    return Ok((rows, delta));
+                }
             }
         }
     }
