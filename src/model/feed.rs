@@ -11,7 +11,7 @@
 //! Guarantees: [`apply`] is pure and idempotent per change (creating what exists updates it,
 //! removing what is gone does nothing, adding a present member does nothing); an account
 //! removed leaves every binding's members (a full read lists no member that is not an
-//! object of the directory) and is held elsewhere no more.
+//! object of the directory), is held elsewhere no more, and has no licence recorded.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -125,6 +125,7 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
                     removed_accounts.insert(id.clone());
                 }
                 live.held_elsewhere.retain(|h| &h.account != id);
+                live.licences.remove(id);
                 for b in &mut live.bindings {
                     let before = b.members.len();
                     b.members.retain(|m| m != id);
@@ -414,8 +415,13 @@ mod tests {
         dir.run(&Op::Member { group: 1, account: 1, added: true });
         let mut held = dir.live();
         let changes = dir.run(&Op::RemoveAccount { account: 1 });
+        held.licences.insert(
+            "u1".into(),
+            crate::model::LiveLicence { access_mode: "Read-Write".into(), exempt: false, licensed: true },
+        );
         apply(&mut held, &changes, fingerprint);
         assert!(held.bindings[0].members.is_empty());
+        assert!(held.licences.is_empty(), "a removed account's licence goes with it");
         assert_eq!(held.bindings[0].fingerprint, fingerprint(&held.bindings[0]));
         let c = Changes {
             changes: vec![

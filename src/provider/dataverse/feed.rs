@@ -295,11 +295,18 @@ impl DataverseProvider {
             if let Some(id) = deleted(&row) {
                 let id = id.to_ascii_lowercase();
                 ids::guid(&id).map_err(|e| self.invalid(format!("a deleted systemuser is refused: {e}")))?;
+                if last.service_accounts.iter().any(|s| s.id == id) {
+                    return Err(self.expired(format!("application user {id} was deleted; reading in full")));
+                }
                 out.push(LiveChange::AccountRemoved { id });
                 continue;
             }
             let u = WireUser::parse(&row)
                 .map_err(|m| self.invalid(format!("users read from the environment are not valid: {m}")))?;
+            if last.service_accounts.iter().any(|s| s.id == u.id) {
+                // Application users are service accounts, which the feed does not keep.
+                return Err(self.expired(format!("application user {} changed; reading in full", u.id)));
+            }
             let Some(account) = account(&u) else {
                 if last.accounts.iter().any(|a| a.id == u.id) {
                     return Err(self.expired(format!("user {} is no longer a person; reading in full", u.id)));

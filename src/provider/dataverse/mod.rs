@@ -38,10 +38,10 @@
 //! the first, [UNVERIFIED] for the others; docs/reference/dataverse.md §3); new users are created in the root business unit; associating an already associated
 //! pair answers `0x80040237` (duplicate key), which counts as done.
 
-mod privileges;
 pub mod appusers;
 mod attribution;
 mod feed;
+mod privileges;
 mod read;
 mod teams;
 pub mod wire;

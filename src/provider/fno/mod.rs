@@ -24,8 +24,8 @@
 //! Assumed: an assignment that exists already answers 409, and deleting a missing one 404
 //! (both count as done).
 
-mod duties;
 mod clients;
+mod duties;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
