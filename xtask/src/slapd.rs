@@ -194,6 +194,7 @@ fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str, tls: 
          modulepath {MODULE_DIR}\n\
          moduleload back_mdb\n\
          moduleload ppolicy\n\
+         moduleload syncprov\n\
          pidfile {d}/slapd.pid\n\
          argsfile {d}/slapd.args\n\
          {tls}\n\
@@ -207,8 +208,10 @@ fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str, tls: 
          index objectClass eq\n\
          index uid,cn eq\n\
          index member eq\n\
+         index entryCSN,entryUUID eq\n\
          limits dn.exact=\"{bind_dn}\" size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.prtotal=unlimited\n\
          overlay ppolicy\n\
+         overlay syncprov\n\
          access to attrs=userPassword by self write by anonymous auth by * none\n\
          access to * by dn.exact=\"{bind_dn}\" write by * none\n"
     )
