@@ -354,7 +354,9 @@ fn watch_reads_the_directory_through_the_feed_and_alerts_a_membership_added_outs
     support::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"), dir.path());
     let path = dir.path().join("keyward.yaml");
     let config = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, retarget(&config, &d.corner.target_yaml(""))).unwrap();
+    let config = retarget(&config, &d.corner.target_yaml(""));
+    std::fs::write(&path, format!("{config}\nnotify:\n  webhook: ${{env:KEYWARD_TEST_WEBHOOK}}\n")).unwrap();
+    let (hook, bodies) = support::webhook("/hooks/alerts");
     let o = d.corner.keyward(dir.path(), &["apply", "--auto-approve", "."]);
     expect_exit(&o, 0);
     expect_exit(&d.corner.keyward(dir.path(), &["plan", "--detailed-exitcode", "."]), 0);
@@ -362,6 +364,7 @@ fn watch_reads_the_directory_through_the_feed_and_alerts_a_membership_added_outs
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
         .args(["watch", dir.path().to_str().unwrap(), "--interval", "200ms", "--listen", "127.0.0.1:0"])
         .env(PASSWORD_VAR, &server.bind_password)
+        .env("KEYWARD_TEST_WEBHOOK", &hook)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -401,11 +404,10 @@ fn watch_reads_the_directory_through_the_feed_and_alerts_a_membership_added_outs
     assert!(line.contains("drift: revoke directory.") && line.contains("hannah.schulz"), "{line}");
     assert!(changed.elapsed() < Duration::from_secs(5), "alerted within a few intervals: {:?}", changed.elapsed());
     assert_eq!(sample(&http_get(&addr, "/metrics"), MODE_INCREMENTAL), Some(1.0));
-    // Who made it and when: the group's modifiersName and modifyTimestamp.
-    let o = d.corner.keyward(dir.path(), &["drift", "."]);
-    expect_exit(&o, 2);
-    let out = String::from_utf8_lossy(&o.stdout).to_lowercase();
-    assert!(out.contains(&format!("changed outside git by {}", server.admin_dn.to_lowercase())), "{out}");
+    // The alert says who made it and when: the group's modifiersName and modifyTimestamp.
+    let body = bodies.recv_timeout(Duration::from_secs(10)).expect("the webhook is called").to_lowercase();
+    assert!(body.contains("hannah.schulz"), "{body}");
+    assert!(body.contains(&format!("changed outside git by {}", server.admin_dn.to_lowercase())), "{body}");
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
