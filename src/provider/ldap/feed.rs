@@ -135,17 +135,15 @@ impl LdapProvider {
             say_once(&self.target, &self.conn.url, &format!("{why}; every check reads the directory in full"));
             Ok(None)
         };
-        let root =
-            client.read_entry("", &["namingContexts"]).await.map_err(|e| self.remote("read the root DSE", &e))?;
+        let root = match client.read_entry("", &["namingContexts"]).await {
+            Ok(root) => root,
+            Err(e) => return no_feed(format!("the root DSE cannot be read: {e}")),
+        };
         let contexts = root.map(|r| client::attrs_by_lower_name(&r).remove("namingcontexts").unwrap_or_default());
         let user_bases = self.user_bases();
         let mut bases: Vec<&str> = user_bases.iter().map(String::as_str).collect();
         bases.push(&self.conn.groups_base);
-        let holds = |c: &String| {
-            let Ok(c) = Dn::parse(c) else { return false };
-            bases.iter().all(|b| Dn::parse(b).is_ok_and(|b| b.is_within(&c)))
-        };
-        let Some(suffix) = contexts.unwrap_or_default().into_iter().find(holds) else {
+        let Some(suffix) = naming_context(contexts.unwrap_or_default(), &bases) else {
             return no_feed("the users and groups bases are not below one naming context the root DSE names".into());
         };
         match self.context_csn(client, &suffix).await {
@@ -424,6 +422,14 @@ fn generalized_time(v: &str) -> Option<crate::model::Timestamp> {
     Some(t.and_utc())
 }
 
+/// The naming context among `contexts` that holds every one of `bases`.
+fn naming_context(contexts: Vec<String>, bases: &[&str]) -> Option<String> {
+    contexts.into_iter().find(|c| {
+        let Ok(c) = Dn::parse(c) else { return false };
+        bases.iter().all(|b| Dn::parse(b).is_ok_and(|b| b.is_within(&c)))
+    })
+}
+
 /// The cursor for `suffix` at `csn`.
 fn cursor_of(suffix: &str, csn: &BTreeMap<String, String>) -> Cursor {
     let values: Vec<&str> = csn.values().map(String::as_str).collect();
@@ -448,6 +454,15 @@ mod tests {
         let c = cursor_of("dc=example", &m);
         assert_eq!(c.0[CSN], format!("{a} {b}"));
         assert_eq!(csns(c.0[CSN].split(' ')).unwrap(), m);
+    }
+
+    #[test]
+    fn the_feed_reads_the_naming_context_that_holds_every_base() {
+        let contexts = || vec!["dc=other".to_string(), "DC=Example,dc=org".to_string()];
+        let bases = ["ou=people,dc=example,dc=org", "ou=groups,dc=example,dc=org"];
+        assert_eq!(naming_context(contexts(), &bases).as_deref(), Some("DC=Example,dc=org"));
+        assert_eq!(naming_context(contexts(), &["ou=people,dc=example,dc=org", "ou=groups,dc=other"]), None);
+        assert_eq!(naming_context(vec![], &bases), None);
     }
 
     #[test]
