@@ -15,10 +15,10 @@
 //!   above the cursor, whole, and lists the users (their id, userName and `manager`) and
 //!   groups (their id) in scope, for removals and for the DNs that members and managers
 //!   resolve against; every entry is mapped by the code a full read maps it with. An
-//!   unchanged user whose fingerprint, recomputed from the state held and the DN listed, is not
-//!   the one held (it was moved with its parent, or its manager changed) is read again whole;
-//!   an unchanged group that names a user created, removed or changed since (by id or by DN)
-//!   is read again, so its members resolve as a full read resolves them.
+//!   unchanged user is taken as held, with its `manager` resolved again against the users
+//!   listed (its manager may have been renamed, removed or created since); an unchanged group
+//!   that names a user created, removed or changed since (by id or by DN) is read again, so its
+//!   members resolve as a full read resolves them.
 //!
 //! RFC 4533 syncrepl (refreshOnly with a cookie) would name removals without the listing, but
 //! the `ldap3` crate's Sync State and Sync Info parsers panic on a value they cannot decode: a
@@ -29,8 +29,9 @@
 //! [`FeedError::Expired`]: the caller reads in full. A server that reports no `contextCSN`
 //! (no syncprov) has no feed: each check reads in full, said once in the log.
 //!
-//! Not seen by the feed: a group moved with its parent (an OU renamed above it; its own
-//! `entryCSN` does not change): the periodic full read brings it.
+//! Not seen by the feed: a user or group moved with its parent (an OU renamed above it; its own
+//! `entryCSN` does not change, and its DN is part of its fingerprint): the periodic full read
+//! brings it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, OnceLock};
@@ -88,6 +89,16 @@ fn say_once(target: &str, url: &str, message: &str) {
 fn by_ids<'a>(ids: impl IntoIterator<Item = &'a String>) -> String {
     let parts: String = ids.into_iter().map(|id| format!("(entryUUID={})", dn::filter_value(id))).collect();
     format!("(|{parts})")
+}
+
+/// A user that did not change since the cursor, against the state held.
+enum Listed {
+    /// As held.
+    Same,
+    /// As held but for its manager, which resolves to another user now.
+    Changed(Box<LiveAccount>),
+    /// The listing cannot tell (its userName is not the one held): read it again whole.
+    Unknown,
 }
 
 /// Where a change comes from, as the feed saw it.
@@ -229,28 +240,25 @@ impl LdapProvider {
             })
             .collect();
         let held: HashMap<&str, &LiveAccount> = last.accounts.iter().map(|a| (a.id.as_str(), a)).collect();
-        let (index, accounts) = loop {
-            let entries: Vec<SearchEntry> = sources.iter().map(|s| s.entry().clone()).collect();
-            let index = self.index_users(&entries);
+        // Each listed user: mapped whole where it was read whole; otherwise as held, with its
+        // manager resolved anew; read again whole where the listing cannot tell.
+        let (index, whole_ids, listed_changed) = loop {
+            let index = self.index_users(sources.iter().map(Source::entry));
             let whole_ids: HashSet<String> =
                 sources.iter().filter(|s| matches!(s, Source::Whole(_))).map(|s| Self::id_of(s.entry())).collect();
             let mut again: Vec<String> = Vec::new();
-            let mut accounts: Vec<LiveAccount> = Vec::with_capacity(index.users.len());
-            for u in &index.users {
-                if whole_ids.contains(&u.id) {
-                    accounts.push(self.map_user(&index, u));
-                    continue;
-                }
-                match held.get(u.id.as_str()).and_then(|a| self.listed_account(&index, u, a)) {
-                    Some(a) => accounts.push(a),
-                    None => again.push(u.id.clone()),
+            let mut listed_changed: Vec<LiveAccount> = Vec::new();
+            for u in index.users.iter().filter(|u| !whole_ids.contains(&u.id)) {
+                match held.get(u.id.as_str()).map(|a| self.listed_account(&index, u, a)) {
+                    Some(Listed::Same) => {}
+                    Some(Listed::Changed(a)) => listed_changed.push(*a),
+                    Some(Listed::Unknown) | None => again.push(u.id.clone()),
                 }
             }
             if again.is_empty() {
-                break (index, accounts);
+                break (index, whole_ids, listed_changed);
             }
-            // Read again whole what the listing cannot tell (at most once: what a second read
-            // does not find is gone).
+            // At most once: what a second read does not find is gone.
             let found = if again.len() > MAX_BY_ID {
                 self.search_users(client, None, &user_attrs).await?
             } else {
@@ -272,7 +280,7 @@ impl LdapProvider {
         };
 
         let mut out: Vec<LiveChange> = Vec::new();
-        let now_ids: HashSet<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+        let now_ids: HashSet<&str> = index.users.iter().map(|u| u.id.as_str()).collect();
         let mut touched_ids: HashSet<String> = HashSet::new();
         for a in &last.accounts {
             if !now_ids.contains(a.id.as_str()) {
@@ -280,19 +288,16 @@ impl LdapProvider {
                 touched_ids.insert(a.id.clone());
             }
         }
-        let whole_ids: HashSet<String> =
-            sources.iter().filter(|s| matches!(s, Source::Whole(_))).map(|s| Self::id_of(s.entry())).collect();
         let mut touched_dns: HashSet<String> = HashSet::new();
-        for (a, u) in accounts.into_iter().zip(&index.users) {
-            let before = held.get(a.id.as_str());
-            if whole_ids.contains(&a.id) || before.is_none() {
-                touched_ids.insert(a.id.clone());
-                touched_dns.insert(u.dn.key());
-            }
-            if before.is_none_or(|b| **b != a) {
+        for u in index.users.iter().filter(|u| whole_ids.contains(&u.id)) {
+            let a = self.map_user(&index, u);
+            touched_ids.insert(a.id.clone());
+            touched_dns.insert(u.dn.key());
+            if held.get(a.id.as_str()).is_none_or(|b| **b != a) {
                 out.push(LiveChange::Account(Box::new(a)));
             }
         }
+        out.extend(listed_changed.into_iter().map(|a| LiveChange::Account(Box::new(a))));
 
         // Groups: removed ones, changed ones, and those whose members resolve differently now.
         let listed: HashSet<String> = listed_groups.iter().map(Self::id_of).collect();
@@ -341,20 +346,20 @@ impl LdapProvider {
     }
 
     /// A user that did not change since the cursor, as a full read would map it now: as held,
-    /// with its manager resolved against the users listed. `None` when the state held cannot
-    /// tell (its DN or userName is not the one held): the entry is read again.
-    fn listed_account(&self, index: &UserIndex, u: &ReadUser, held: &LiveAccount) -> Option<LiveAccount> {
-        if held.user_name != u.user_name
-            || account_fingerprint(&u.dn, &u.user_name, &held.attrs, held.active) != held.fingerprint
-        {
-            return None;
+    /// with its manager resolved against the users listed.
+    fn listed_account(&self, index: &UserIndex, u: &ReadUser, held: &LiveAccount) -> Listed {
+        if held.user_name != u.user_name {
+            return Listed::Unknown;
+        }
+        let manager = first(&u.attrs, field_attribute(self.conn.flavor, UserField::Manager));
+        let manager = manager.and_then(|m| index.by_dn.get(&dn::normalize(m)).map(|&i| &index.users[i].user_name));
+        if manager == held.attrs.manager.as_ref() {
+            return Listed::Same;
         }
         let mut a = held.clone();
-        let manager = first(&u.attrs, field_attribute(self.conn.flavor, UserField::Manager));
-        a.attrs.manager =
-            manager.and_then(|m| index.by_dn.get(&dn::normalize(m)).map(|&i| index.users[i].user_name.clone()));
+        a.attrs.manager = manager.cloned();
         a.fingerprint = account_fingerprint(&u.dn, &a.user_name, &a.attrs, a.active);
-        Some(a)
+        Listed::Changed(Box::new(a))
     }
 
     /// Who last changed the entries the drift `changes` are about, from their `modifiersName`

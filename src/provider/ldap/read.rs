@@ -91,9 +91,9 @@ impl LdapProvider {
 
     /// The user entries keyward sees (those with a userName and a DN that parses, the first of
     /// each userName), with the index by DN key that members and managers resolve against.
-    pub(super) fn index_users(&self, entries: &[SearchEntry]) -> UserIndex {
-        let mut users: Vec<ReadUser> = Vec::with_capacity(entries.len());
-        let mut by_dn: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+    pub(super) fn index_users<'e>(&self, entries: impl IntoIterator<Item = &'e SearchEntry>) -> UserIndex {
+        let mut users: Vec<ReadUser> = Vec::new();
+        let mut by_dn: HashMap<String, usize> = HashMap::new();
         let mut seen: HashSet<String> = HashSet::new();
         for e in entries {
             let attrs = client::attrs_by_lower_name(e);
