@@ -9,7 +9,7 @@
 //! the benchmark's thread spent on a CPU (`CLOCK_THREAD_CPUTIME_ID`): the client runs on it
 //! alone, slapd is another process.
 //!
-//! Run with `eval "$(cargo xtask slapd)"`-style variables set (see README › Testing), then
+//! Run `cargo xtask slapd > slapd.env &`, then `eval "$(cat slapd.env)"` and
 //! `cargo bench --bench ldap_feed`. The directory's size is `KEYWARD_BENCH_LDAP_USERS` (10,000
 //! by default) users and a fiftieth as many groups of 50 members. Prints Markdown.
 
@@ -166,6 +166,8 @@ fn main() {
     };
     let admin_password = dir.path().join("admin.pw");
     std::fs::write(&admin_password, var("KEYWARD_LDAP_ADMIN_PASSWORD")).unwrap();
+    // The OpenLDAP clients warn about a password file others can read.
+    std::fs::set_permissions(&admin_password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let b = Bench { target, admin_password, people, groups };
 
     // Seed as the root DN: the OU, n users, groups of 50 members.
