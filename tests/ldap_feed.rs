@@ -5,7 +5,8 @@
 //! suffix's `contextCSN`); a cursor the server cannot follow is refused so the caller reads in
 //! full; drift is attributed from `modifiersName` and `modifyTimestamp`; and `keyward watch`
 //! end to end reads the directory through the feed and alerts a membership added outside
-//! keyward within a few intervals.
+//! keyward within a few intervals; a database without the syncprov overlay has no feed and is
+//! read in full.
 //!
 //! The tests of this binary take turns (a lock): an idle round is idle only while nothing else
 //! writes to the suffix.
@@ -412,4 +413,22 @@ fn watch_reads_the_directory_through_the_feed_and_alerts_a_membership_added_outs
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn a_database_without_syncprov_has_no_feed_and_is_read_in_full() {
+    let _turn = turn();
+    let mut server = Server::from_env();
+    server.base =
+        std::env::var("KEYWARD_LDAP_PLAIN_BASE").expect("KEYWARD_LDAP_PLAIN_BASE: a database without syncprov");
+    let d = directory(&server, "plain");
+    d.corner.ldap_tool("ldapadd", &[], &person(&d, "kim", "title: Clerk\n")).expect_ok();
+    runtime().block_on(async {
+        let mut p = d.open();
+        let (live, cursor) = p.read_with_cursor().await.unwrap();
+        assert!(cursor.is_none(), "no contextCSN, no cursor");
+        assert_eq!(feed::normalized(&live), feed::normalized(&d.full().await), "read in full");
+        assert_eq!(live.accounts.len(), 1);
+    });
 }
