@@ -345,27 +345,33 @@ fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
 
 const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"directory\",mode=\"incremental\"}";
 
-#[test]
-#[ignore = "needs slapd: cargo xtask test"]
-fn watch_reads_the_directory_through_the_feed_and_alerts_a_membership_added_outside() {
-    let _turn = turn();
-    let server = Server::from_env();
-    let d = directory(&server, "watch");
+/// A running `keyward watch` every 200 ms: the process, its address, its stdout and stderr lines.
+struct Watch {
+    child: std::process::Child,
+    addr: String,
+    outs: mpsc::Receiver<String>,
+    errs: mpsc::Receiver<String>,
+}
+
+/// The quick start retargeted to `d`'s corner (with a webhook from `KEYWARD_TEST_WEBHOOK`),
+/// applied.
+fn quickstart(d: &Directory) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     support::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"), dir.path());
     let path = dir.path().join("keyward.yaml");
     let config = std::fs::read_to_string(&path).unwrap();
     let config = retarget(&config, &d.corner.target_yaml(""));
     std::fs::write(&path, format!("{config}\nnotify:\n  webhook: ${{env:KEYWARD_TEST_WEBHOOK}}\n")).unwrap();
-    let (hook, bodies) = support::webhook("/hooks/alerts");
-    let o = d.corner.keyward(dir.path(), &["apply", "--auto-approve", "."]);
-    expect_exit(&o, 0);
+    expect_exit(&d.corner.keyward(dir.path(), &["apply", "--auto-approve", "."]), 0);
     expect_exit(&d.corner.keyward(dir.path(), &["plan", "--detailed-exitcode", "."]), 0);
+    dir
+}
 
+fn watch(server: &Server, dir: &Path, hook: &str) -> Watch {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(["watch", dir.path().to_str().unwrap(), "--interval", "200ms", "--listen", "127.0.0.1:0"])
+        .args(["watch", dir.to_str().unwrap(), "--interval", "200ms", "--listen", "127.0.0.1:0"])
         .env(PASSWORD_VAR, &server.bind_password)
-        .env("KEYWARD_TEST_WEBHOOK", &hook)
+        .env("KEYWARD_TEST_WEBHOOK", hook)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -393,6 +399,24 @@ fn watch_reads_the_directory_through_the_feed_and_alerts_a_membership_added_outs
             break rest.1.split('/').next().unwrap().to_string();
         }
     };
+    Watch { child, addr, outs, errs }
+}
+
+fn stop(mut child: std::process::Child) {
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn watch_reads_the_directory_through_the_feed_and_alerts_a_membership_added_outside() {
+    let _turn = turn();
+    let server = Server::from_env();
+    let d = directory(&server, "watch");
+    let (hook, bodies) = support::webhook("/hooks/alerts");
+    let dir = quickstart(&d);
+    let Watch { child, addr, outs, .. } = watch(&server, dir.path(), &hook);
 
     let m = metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
     assert_eq!(sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(2.0), "{m}");
@@ -410,9 +434,7 @@ fn watch_reads_the_directory_through_the_feed_and_alerts_a_membership_added_outs
     assert!(body.contains("hannah.schulz"), "{body}");
     assert!(body.contains(&format!("changed outside git by {}", server.admin_dn.to_lowercase())), "{body}");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    stop(child);
 }
 
 #[test]
@@ -431,4 +453,27 @@ fn a_database_without_syncprov_has_no_feed_and_is_read_in_full() {
         assert_eq!(feed::normalized(&live), feed::normalized(&d.full().await), "read in full");
         assert_eq!(live.accounts.len(), 1);
     });
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn watch_says_once_that_a_database_without_syncprov_is_read_in_full() {
+    let _turn = turn();
+    let mut server = Server::from_env();
+    server.base =
+        std::env::var("KEYWARD_LDAP_PLAIN_BASE").expect("KEYWARD_LDAP_PLAIN_BASE: a database without syncprov");
+    let d = directory(&server, "plain-watch");
+    let (hook, _bodies) = support::webhook("/hooks/alerts");
+    let dir = quickstart(&d);
+    let w = watch(&server, dir.path(), &hook);
+    const MODE_FULL: &str = "keyward_read_mode{target=\"directory\",mode=\"full\"}";
+    metrics_until(&w.addr, "a full read", |m| sample(m, MODE_FULL) == Some(1.0));
+    // Several checks, each a full read.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(sample(&http_get(&w.addr, "/metrics"), MODE_FULL), Some(1.0));
+    stop(w.child);
+    let said: Vec<String> =
+        w.errs.try_iter().filter(|l| l.contains("every check reads the directory in full")).collect();
+    assert_eq!(said.len(), 1, "said once: {said:#?}");
+    assert!(said[0].contains("syncprov"), "{}", said[0]);
 }
