@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 pub const BASE: &str = "dc=keyward,dc=test";
 /// Entries one search may return to the service account without paging.
 pub const SIZE_LIMIT: usize = 1000;
+/// A second database without the syncprov overlay: a server that offers no change feed.
+pub const PLAIN_BASE: &str = "dc=plain,dc=test";
 
 /// Where Debian keeps the schemas and the loadable modules.
 const SCHEMA_DIR: &str = "/etc/ldap/schema";
@@ -54,6 +56,7 @@ impl Slapd {
             ("KEYWARD_LDAP_BIND_DN".into(), self.bind_dn.clone()),
             ("KEYWARD_LDAP_BIND_PASSWORD".into(), self.bind_password.clone()),
             ("KEYWARD_LDAP_SIZE_LIMIT".into(), SIZE_LIMIT.to_string()),
+            ("KEYWARD_LDAP_PLAIN_BASE".into(), PLAIN_BASE.into()),
         ];
         if let Some((url, ca)) = &self.tls {
             v.push(("KEYWARD_LDAP_LDAPS_URL".into(), url.clone()));
@@ -73,7 +76,9 @@ impl Slapd {
         remove_stale_runs(root);
         let dir = root.join(format!("run-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("db")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        for db in ["db", "db-plain"] {
+            std::fs::create_dir_all(dir.join(db)).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
         let admin_dn = format!("cn=admin,{BASE}");
         let bind_dn = format!("cn=keyward,ou=services,{BASE}");
         let admin_password = random_password()?;
@@ -94,6 +99,11 @@ impl Slapd {
         let slapadd = slapd.with_file_name("slapadd");
         let slapadd = if slapadd.is_file() { slapadd } else { PathBuf::from("/usr/sbin/slapadd") };
         run(Command::new(&slapadd).arg("-f").arg(&conf).arg("-l").arg(dir.join("seed.ldif")))?;
+        write_private(
+            &dir.join("plain.ldif"),
+            &format!("dn: {PLAIN_BASE}\nobjectClass: dcObject\nobjectClass: organization\ndc: plain\no: no feed\n"),
+        )?;
+        run(Command::new(&slapadd).arg("-f").arg(&conf).args(["-b", PLAIN_BASE, "-l"]).arg(dir.join("plain.ldif")))?;
 
         let port = free_port()?;
         let url = format!("ldap://127.0.0.1:{port}");
@@ -194,6 +204,7 @@ fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str, tls: 
          modulepath {MODULE_DIR}\n\
          moduleload back_mdb\n\
          moduleload ppolicy\n\
+         moduleload syncprov\n\
          pidfile {d}/slapd.pid\n\
          argsfile {d}/slapd.args\n\
          {tls}\n\
@@ -207,10 +218,19 @@ fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str, tls: 
          index objectClass eq\n\
          index uid,cn eq\n\
          index member eq\n\
+         index entryCSN,entryUUID eq\n\
          limits dn.exact=\"{bind_dn}\" size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.prtotal=unlimited\n\
          overlay ppolicy\n\
+         overlay syncprov\n\
          access to attrs=userPassword by self write by anonymous auth by * none\n\
-         access to * by dn.exact=\"{bind_dn}\" write by * none\n"
+         access to * by dn.exact=\"{bind_dn}\" write by * none\n\
+         \n\
+         database mdb\n\
+         suffix \"{PLAIN_BASE}\"\n\
+         directory {d}/db-plain\n\
+         maxsize 104857600\n\
+         dbnosync\n\
+         access to * by dn.exact=\"{admin_dn}\" write by dn.exact=\"{bind_dn}\" write by * none\n"
     )
 }
 

@@ -115,6 +115,8 @@ pub struct Client {
     ldap: Ldap,
     /// Pages read by paged searches since the connection opened.
     pages: Arc<std::sync::atomic::AtomicUsize>,
+    /// Operations sent since the connection opened (the bind, each search page, each write).
+    operations: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn transport(op: &str, e: impl std::fmt::Display) -> LdapFailure {
@@ -175,7 +177,18 @@ impl Client {
         ldap3::drive!(conn);
         let bind = ldap.with_timeout(OP_TIMEOUT).simple_bind(o.bind_dn, o.password).await;
         check(&format!("binding as {}", o.bind_dn), bind, &[])?;
-        Ok(Client { ldap, pages: Arc::default() })
+        Ok(Client { ldap, pages: Arc::default(), operations: Arc::new(1.into()) })
+    }
+
+    /// Operations sent so far, the bind included.
+    pub fn operations(&self) -> usize {
+        self.operations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The connection for one more operation.
+    fn op(&self) -> Ldap {
+        self.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.ldap.clone()
     }
 
     /// Pages read by paged searches so far.
@@ -198,7 +211,7 @@ impl Client {
         let mut cookie: Vec<u8> = Vec::new();
         loop {
             let control = PagedResults { size: page_size, cookie: std::mem::take(&mut cookie) };
-            let mut ldap = self.ldap.clone();
+            let mut ldap = self.op();
             let r = ldap
                 .with_timeout(OP_TIMEOUT)
                 .with_controls(control)
@@ -231,7 +244,7 @@ impl Client {
     /// One entry by its DN, or `None` when it does not exist.
     pub async fn read_entry(&self, dn: &str, attrs: &[&str]) -> Result<Option<SearchEntry>, LdapFailure> {
         let op = format!("reading {dn}");
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap
             .with_timeout(OP_TIMEOUT)
             .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
@@ -255,7 +268,7 @@ impl Client {
             return Ok(None);
         };
         let op = format!("reading the schema at {dn}");
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap
             .with_timeout(OP_TIMEOUT)
             .search(&dn, Scope::Base, "(objectClass=subschema)", vec!["attributeTypes"])
@@ -270,21 +283,21 @@ impl Client {
 
     /// Adds an entry; `ok` lists result codes taken as success.
     pub async fn add(&self, dn: &str, attrs: Vec<(String, HashSet<String>)>, ok: &[u32]) -> Result<u32, LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap.with_timeout(OP_TIMEOUT).add(dn, attrs).await;
         check(&format!("adding {dn}"), r, ok).map(|r| r.rc)
     }
 
     /// Modifies an entry; `ok` lists result codes taken as success.
     pub async fn modify(&self, dn: &str, mods: Vec<Mod<String>>, ok: &[u32]) -> Result<u32, LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap.with_timeout(OP_TIMEOUT).modify(dn, mods).await;
         check(&format!("modifying {dn}"), r, ok).map(|r| r.rc)
     }
 
     /// Deletes an entry; `ok` lists result codes taken as success.
     pub async fn delete(&self, dn: &str, ok: &[u32]) -> Result<u32, LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap.with_timeout(OP_TIMEOUT).delete(dn).await;
         check(&format!("deleting {dn}"), r, ok).map(|r| r.rc)
     }
@@ -292,7 +305,7 @@ impl Client {
     /// Deletes an entry and everything below it, with Active Directory's Tree Delete control
     /// ([MS-ADTS] LDAP_SERVER_TREE_DELETE_OID); `ok` lists result codes taken as success.
     pub async fn delete_tree(&self, dn: &str, ok: &[u32]) -> Result<u32, LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let control = RawControl { ctype: TREE_DELETE_OID.to_string(), crit: true, val: None };
         let r = ldap.with_timeout(OP_TIMEOUT).with_controls(control).delete(dn).await;
         check(&format!("deleting {dn} and the entries below it"), r, ok).map(|r| r.rc)
@@ -301,7 +314,7 @@ impl Client {
     /// Whether the entry at `dn` matches `filter` (a base search); a missing entry does not.
     pub async fn entry_matches(&self, dn: &str, filter: &str) -> Result<bool, LdapFailure> {
         let op = format!("reading {dn}");
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap
             .with_timeout(OP_TIMEOUT)
             .search(dn, Scope::Base, filter, vec!["1.1"])
@@ -316,7 +329,7 @@ impl Client {
 
     /// Moves an entry below `new_superior`, keeping its RDN.
     pub async fn move_entry(&self, dn: &str, rdn: &str, new_superior: &str) -> Result<(), LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap.with_timeout(OP_TIMEOUT).modifydn(dn, rdn, true, Some(new_superior)).await;
         check(&format!("moving {dn} to {new_superior}"), r, &[]).map(|_| ())
     }

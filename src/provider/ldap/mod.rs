@@ -46,6 +46,7 @@ pub mod client;
 pub use crate::model::dn;
 
 mod apply;
+mod feed;
 mod read;
 pub mod schema;
 
@@ -56,9 +57,10 @@ use async_trait::async_trait;
 use ldap3::{Mod, SearchEntry};
 
 use self::client::{Client, ConnectOptions, LdapFailure, rc};
-use super::{Access, ApplyError, Capabilities, Provider, ProviderError, capabilities};
+use super::{Access, ApplyError, Attribution, Capabilities, FeedError, Provider, ProviderError, capabilities};
 use crate::model::config::{Connection, LdapConnection, LdapDisable, LdapFlavor};
 use crate::model::dn::Dn;
+use crate::model::feed::{Changes, Cursor};
 use crate::model::{
     Binding, LiveAccount, LiveBinding, LiveTarget, ProviderKind, Secret, SecretRef, Target, UserAttrs, UserField,
     digest,
@@ -151,6 +153,8 @@ pub struct LdapProvider {
     client: Option<Client>,
     state: Option<State>,
     page_size: i32,
+    /// Group fingerprints the last change feed round read, by id.
+    feed_fingerprints: HashMap<String, String>,
 }
 
 impl LdapProvider {
@@ -182,6 +186,7 @@ impl LdapProvider {
             client: None,
             state: None,
             page_size: PAGE_SIZE,
+            feed_fingerprints: HashMap::new(),
         })
     }
 
@@ -292,6 +297,36 @@ impl Provider for LdapProvider {
 
     async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
         self.read_live().await
+    }
+
+    async fn read_with_cursor(&mut self) -> Result<(LiveTarget, Option<Cursor>), ProviderError> {
+        match self.conn.flavor {
+            LdapFlavor::Openldap => self.read_with_feed().await,
+            LdapFlavor::Ad => Ok((self.read().await?, None)),
+        }
+    }
+
+    async fn read_changes(&mut self, cursor: &Cursor, last: &LiveTarget) -> Result<Changes, FeedError> {
+        match self.conn.flavor {
+            LdapFlavor::Openldap => self.changes_since(cursor, last).await,
+            LdapFlavor::Ad => Err(FeedError::Unsupported),
+        }
+    }
+
+    fn binding_fingerprint(&self, binding: &LiveBinding) -> String {
+        self.feed_fingerprint(&binding.id).unwrap_or_else(|| digest(&(&binding.id, &binding.binding, &binding.members)))
+    }
+
+    /// LDAP operations sent so far: the bind, each page of a search, each write.
+    fn requests(&self) -> Option<usize> {
+        Some(self.client.as_ref().map(Client::operations).unwrap_or(0))
+    }
+
+    async fn attribute(&mut self, changes: &[&Change]) -> Vec<Option<Attribution>> {
+        match self.conn.flavor {
+            LdapFlavor::Openldap => self.attribute_entries(changes).await,
+            LdapFlavor::Ad => vec![None; changes.len()],
+        }
     }
 
     async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {

@@ -31,35 +31,71 @@ impl LdapProvider {
     pub(super) async fn read_live(&mut self) -> Result<LiveTarget, ProviderError> {
         let client = self.client().await?;
         self.check_schema(&client).await?;
-        let flavor = self.conn.flavor;
         let user_attrs = self.user_attributes();
         let user_attrs: Vec<&str> = user_attrs.iter().map(String::as_str).collect();
+        let entries = self.search_users(&client, None, &user_attrs).await?;
+        let groups = self.search_groups(&client, None, &self.group_attributes()).await?;
+        let users = self.index_users(&entries);
+        let (accounts, mut state) = self.map_users(&users);
+        let (bindings, groups_state) = self.map_groups(&client, &users, &groups).await?;
+        state.groups = groups_state;
+        let live = LiveTarget { accounts, bindings, ..LiveTarget::default() };
+        tracing::info!(
+            target_name = %self.target,
+            users = live.accounts.len(),
+            groups = live.bindings.len(),
+            pages = client.pages_read(),
+            "read LDAP target"
+        );
+        self.state = Some(state);
+        Ok(live)
+    }
+
+    /// The attributes read for a group.
+    pub(super) fn group_attributes(&self) -> Vec<&'static str> {
+        vec!["cn", "member", id_attribute(self.conn.flavor)]
+    }
+
+    /// The users below the user bases, paged, with `attrs`; `and` narrows the user filter.
+    pub(super) async fn search_users(
+        &self,
+        client: &Client,
+        and: Option<&str>,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, ProviderError> {
+        let filter = narrowed(user_filter(self.conn.flavor), and);
         let mut entries = Vec::new();
         for (i, base) in self.user_bases().iter().enumerate() {
             let found = client
-                .search_paged(base, user_filter(flavor), &user_attrs, self.page_size, i > 0)
+                .search_paged(base, &filter, attrs, self.page_size, i > 0)
                 .await
                 .map_err(|e| self.remote("read the users", &e))?;
             entries.extend(found);
         }
-        let group_attrs = ["cn", "member", id_attribute(flavor)];
-        let groups = client
-            .search_paged(&self.conn.groups_base, group_filter(flavor), &group_attrs, self.page_size, false)
-            .await
-            .map_err(|e| self.remote("read the groups", &e))?;
+        Ok(entries)
+    }
 
-        // Users: the DN key of each to its id and userName, for members and managers.
-        struct Read {
-            dn: Dn,
-            raw_dn: String,
-            attrs: HashMap<String, Vec<String>>,
-            id: String,
-            user_name: String,
-        }
-        let mut users: Vec<Read> = Vec::with_capacity(entries.len());
-        let mut by_dn: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+    /// The groups below the groups base, paged, with `attrs`; `and` narrows the group filter.
+    pub(super) async fn search_groups(
+        &self,
+        client: &Client,
+        and: Option<&str>,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, ProviderError> {
+        let filter = narrowed(group_filter(self.conn.flavor), and);
+        client
+            .search_paged(&self.conn.groups_base, &filter, attrs, self.page_size, false)
+            .await
+            .map_err(|e| self.remote("read the groups", &e))
+    }
+
+    /// The user entries keyward sees (those with a userName and a DN that parses, the first of
+    /// each userName), with the index by DN key that members and managers resolve against.
+    pub(super) fn index_users<'e>(&self, entries: impl IntoIterator<Item = &'e SearchEntry>) -> UserIndex {
+        let mut users: Vec<ReadUser> = Vec::new();
+        let mut by_dn: HashMap<String, usize> = HashMap::new();
         let mut seen: HashSet<String> = HashSet::new();
-        for e in &entries {
+        for e in entries {
             let attrs = client::attrs_by_lower_name(e);
             let Some(user_name) = first(&attrs, &self.conn.user_key).cloned() else {
                 continue;
@@ -75,38 +111,59 @@ impl LdapProvider {
             let dn_key = parsed.key();
             let id = entry_id(e, &attrs, &dn_key);
             by_dn.insert(dn_key, users.len());
-            users.push(Read { dn: parsed, raw_dn: e.dn.clone(), attrs, id, user_name });
+            users.push(ReadUser { dn: parsed, raw_dn: e.dn.clone(), attrs, id, user_name });
         }
+        UserIndex { users, by_dn }
+    }
 
+    /// One user entry as the model has it.
+    pub(super) fn map_user(&self, index: &UserIndex, u: &ReadUser) -> LiveAccount {
+        let flavor = self.conn.flavor;
+        let mut attrs = UserAttrs::default();
+        for f in UserField::ALL {
+            let v = first(&u.attrs, field_attribute(flavor, f)).cloned();
+            *attrs.slot(f) = match f {
+                // A DN on the wire, a userName in the model; a manager keyward cannot see is
+                // left unset, so the plan sets it again.
+                UserField::Manager => index.manager(v.as_deref()),
+                _ => v,
+            };
+        }
+        let active = self.is_active(&u.dn, &u.attrs);
+        LiveAccount {
+            id: u.id.clone(),
+            user_name: u.user_name.clone(),
+            fingerprint: account_fingerprint(&u.dn, &u.user_name, &attrs, active),
+            attrs,
+            active,
+            last_sign_in: None,
+            registered_methods: None,
+        }
+    }
+
+    /// Every user of `index` as the model has it, and what apply needs of each.
+    fn map_users(&self, index: &UserIndex) -> (Vec<LiveAccount>, State) {
         let mut state = State::default();
-        let mut live = LiveTarget::default();
-        for u in &users {
-            let mut attrs = UserAttrs::default();
-            for f in UserField::ALL {
-                let v = first(&u.attrs, field_attribute(flavor, f)).cloned();
-                *attrs.slot(f) = match f {
-                    // A DN on the wire, a userName in the model; a manager keyward cannot see is
-                    // left unset, so the plan sets it again.
-                    UserField::Manager => {
-                        v.and_then(|m| by_dn.get(&dn::normalize(&m))).map(|&i| users[i].user_name.clone())
-                    }
-                    _ => v,
-                };
-            }
-            let active = self.is_active(&u.dn, &u.attrs);
+        let mut accounts = Vec::with_capacity(index.users.len());
+        for u in &index.users {
             let uac = first(&u.attrs, "userAccountControl").and_then(|v| v.parse().ok());
             state.users.insert(key(&u.user_name), UserEntry { dn: u.raw_dn.clone(), uac });
-            live.accounts.push(LiveAccount {
-                id: u.id.clone(),
-                user_name: u.user_name.clone(),
-                fingerprint: digest(&(u.dn.key(), &u.user_name, &attrs, active)),
-                attrs,
-                active,
-                last_sign_in: None,
-                registered_methods: None,
-            });
+            accounts.push(self.map_user(index, u));
         }
-        for g in &groups {
+        (accounts, state)
+    }
+
+    /// Group entries as the model has them, members resolved against `index`, and what apply
+    /// needs of each (by lower-cased name).
+    pub(super) async fn map_groups(
+        &self,
+        client: &Client,
+        index: &UserIndex,
+        groups: &[SearchEntry],
+    ) -> Result<(Vec<LiveBinding>, HashMap<String, GroupEntry>), ProviderError> {
+        let mut bindings = Vec::with_capacity(groups.len());
+        let mut state: HashMap<String, GroupEntry> = HashMap::new();
+        for g in groups {
             let attrs = client::attrs_by_lower_name(g);
             let Some(name) = first(&attrs, "cn").cloned() else {
                 continue;
@@ -125,24 +182,52 @@ impl LdapProvider {
             let members: Vec<String> = member_dns
                 .iter()
                 .zip(&member_keys)
-                .map(|(raw, k)| by_dn.get(k).map(|&i| users[i].id.clone()).unwrap_or_else(|| raw.to_string()))
+                .map(|(raw, k)| {
+                    index.by_dn.get(k).map(|&i| index.users[i].id.clone()).unwrap_or_else(|| raw.to_string())
+                })
                 .collect();
             member_keys.sort();
             let fingerprint = digest(&(&dn_key, &member_keys));
             state
-                .groups
                 .entry(key(&name))
                 .or_insert(GroupEntry { dn: g.dn.clone(), members: member_keys.into_iter().collect() });
-            live.bindings.push(LiveBinding { id, binding: Binding::Group(name), members, fingerprint });
+            bindings.push(LiveBinding { id, binding: Binding::Group(name), members, fingerprint });
         }
-        tracing::info!(
-            target_name = %self.target,
-            users = live.accounts.len(),
-            groups = live.bindings.len(),
-            pages = client.pages_read(),
-            "read LDAP target"
-        );
-        self.state = Some(state);
-        Ok(live)
+        Ok((bindings, state))
+    }
+}
+
+/// `filter`, narrowed by `and` when given.
+fn narrowed(filter: &str, and: Option<&str>) -> String {
+    match and {
+        Some(and) => format!("(&{filter}{and})"),
+        None => filter.to_string(),
+    }
+}
+
+/// An account's fingerprint: its DN, userName, attributes and whether it is active.
+pub(super) fn account_fingerprint(dn: &Dn, user_name: &str, attrs: &UserAttrs, active: bool) -> String {
+    digest(&(dn.key(), user_name, attrs, active))
+}
+
+/// A user entry read.
+pub(super) struct ReadUser {
+    pub(super) dn: Dn,
+    pub(super) raw_dn: String,
+    pub(super) attrs: HashMap<String, Vec<String>>,
+    pub(super) id: String,
+    pub(super) user_name: String,
+}
+
+/// The users read, and their index by DN key.
+pub(super) struct UserIndex {
+    pub(super) users: Vec<ReadUser>,
+    pub(super) by_dn: HashMap<String, usize>,
+}
+
+impl UserIndex {
+    /// The userName of the user at manager DN `dn`, if keyward sees one there.
+    fn manager(&self, dn: Option<&str>) -> Option<String> {
+        dn.and_then(|m| self.by_dn.get(&dn::normalize(m))).map(|&i| self.users[i].user_name.clone())
     }
 }

@@ -1,0 +1,479 @@
+//! The OpenLDAP change feed against a real slapd with the syncprov overlay (started by
+//! `cargo xtask test`, or by hand with `cargo xtask slapd`): after each of a scripted sequence
+//! of changes made as the root DN outside keyward, the state built from the feed equals a
+//! fresh full read; removals are seen; an idle round costs two requests (the bind and the
+//! suffix's `contextCSN`); a cursor the server cannot follow is refused so the caller reads in
+//! full; drift is attributed from `modifiersName` and `modifyTimestamp`; and `keyward watch`
+//! end to end reads the directory through the feed and alerts a membership added outside
+//! keyward within a few intervals; a database without the syncprov overlay has no feed and is
+//! read in full.
+//!
+//! The tests of this binary take turns (a lock): an idle round is idle only while nothing else
+//! writes to the suffix.
+
+// A test report, not the product's output (which goes through output::Printer).
+#![allow(clippy::print_stderr)]
+
+#[path = "ldap/harness.rs"]
+mod harness;
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant};
+
+use harness::{Corner, PASSWORD_VAR, Server, expect_exit, retarget};
+use keyward::model::config::{LdapDisable, Target};
+use keyward::model::feed::{self, Cursor};
+use keyward::model::{Binding, LiveTarget, Name};
+use keyward::plan::{Action, Address, Change, ObjectKind, Operation, Principal, Reason, ReasonKind};
+use keyward::provider::ldap::LdapProvider;
+use keyward::provider::{Access, FeedError, Provider};
+
+fn turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock() -> LdapDisable {
+    LdapDisable::Attribute { name: "pwdAccountLockedTime".into(), value: "000001010000Z".into() }
+}
+
+/// What a watcher holds: the state and the cursor.
+struct Held {
+    live: LiveTarget,
+    cursor: Cursor,
+}
+
+struct Directory<'a> {
+    corner: Corner<'a>,
+    target: Target,
+}
+
+impl Directory<'_> {
+    fn open(&self) -> LdapProvider {
+        LdapProvider::open(&self.target, Path::new("/"), Access::Read).unwrap()
+    }
+
+    async fn start(&self) -> Held {
+        let (live, cursor) = self.open().read_with_cursor().await.unwrap();
+        Held { live, cursor: cursor.expect("slapd with syncprov has a change feed") }
+    }
+
+    /// One round of the feed applied to `held`; returns the requests it took and the objects
+    /// it named.
+    async fn catch_up(&self, held: &mut Held) -> Result<(usize, usize), FeedError> {
+        let mut p = self.open();
+        let changes = p.read_changes(&held.cursor, &held.live).await?;
+        feed::apply(&mut held.live, &changes.changes, |b| p.binding_fingerprint(b));
+        held.cursor = changes.cursor.clone();
+        Ok((p.requests().unwrap(), changes.objects()))
+    }
+
+    async fn full(&self) -> LiveTarget {
+        self.open().read().await.unwrap()
+    }
+
+    /// Catches up and checks the state equals a full read; returns the objects named.
+    async fn step(&self, held: &mut Held, what: &str) -> usize {
+        let (_, changed) = self.catch_up(held).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let full = self.full().await;
+        assert_eq!(
+            feed::normalized(&held.live),
+            feed::normalized(&full),
+            "{what}: the state built from the feed differs from a full read: {:?}",
+            feed::differences(&held.live, &full)
+        );
+        changed
+    }
+
+    fn modify(&self, ldif: &str) {
+        self.corner.ldapmodify(ldif);
+    }
+
+    fn user(&self, uid: &str) -> String {
+        format!("uid={uid},{}", self.corner.people)
+    }
+
+    fn group(&self, cn: &str) -> String {
+        format!("cn={cn},{}", self.corner.groups)
+    }
+}
+
+fn directory<'a>(server: &'a Server, name: &str) -> Directory<'a> {
+    let corner = Corner::new(server, name);
+    let target = corner.target(lock(), &server.bind_password);
+    Directory { corner, target }
+}
+
+fn person(d: &Directory, uid: &str, extra: &str) -> String {
+    format!("dn: {}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n{extra}\n", d.user(uid))
+}
+
+fn account_id(live: &LiveTarget, user_name: &str) -> String {
+    live.accounts.iter().find(|a| a.user_name == user_name).unwrap_or_else(|| panic!("account {user_name}")).id.clone()
+}
+
+fn group<'a>(live: &'a LiveTarget, name: &str) -> &'a keyward::model::LiveBinding {
+    live.bindings.iter().find(|b| b.binding == Binding::Group(name.into())).unwrap_or_else(|| panic!("group {name}"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
+    let _turn = turn();
+    let server = Server::from_env();
+    let d = directory(&server, "feed");
+    let (alice, bob) = (d.user("alice"), d.user("bob"));
+    d.corner
+        .ldap_tool(
+            "ldapadd",
+            &[],
+            &format!(
+                "{}\n{}\ndn: {}\nobjectClass: groupOfNames\ncn: ops\nmember: {alice}\n\n",
+                person(&d, "alice", "title: Lead\n"),
+                person(&d, "bob", &format!("manager: {alice}\n")),
+                d.group("ops")
+            ),
+        )
+        .expect_ok();
+    runtime().block_on(async {
+        let mut held = d.start().await;
+        assert_eq!(held.live.accounts.len(), 2);
+
+        // Idle: the bind and the suffix's contextCSN, nothing named.
+        let (requests, changed) = d.catch_up(&mut held).await.unwrap();
+        assert_eq!((requests, changed), (2, 0), "an idle round");
+
+        d.corner.ldap_tool("ldapadd", &[], &person(&d, "carol", "title: New\n")).expect_ok();
+        assert_eq!(d.step(&mut held, "a user created").await, 1);
+        let carol = account_id(&held.live, "carol");
+
+        d.modify(&format!("dn: {bob}\nchangetype: modify\nreplace: title\ntitle: Engineer\n"));
+        assert_eq!(d.step(&mut held, "an attribute changed").await, 1);
+        assert_eq!(
+            held.live.accounts.iter().find(|a| a.user_name == "bob").unwrap().attrs.job_title.as_deref(),
+            Some("Engineer")
+        );
+
+        d.modify(&format!(
+            "dn: {}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n",
+            d.user("carol")
+        ));
+        d.step(&mut held, "a user locked by ppolicy").await;
+        assert!(!held.live.accounts.iter().find(|a| a.id == carol).unwrap().active, "locked reads as inactive");
+
+        d.modify(&format!("dn: {}\nchangetype: modify\nadd: member\nmember: {bob}\n", d.group("ops")));
+        d.step(&mut held, "a member added").await;
+        let bob_id = account_id(&held.live, "bob");
+        assert!(group(&held.live, "ops").members.contains(&bob_id));
+
+        d.modify(&format!("dn: {}\nchangetype: modify\ndelete: member\nmember: {alice}\n", d.group("ops")));
+        d.step(&mut held, "a member removed").await;
+        assert!(!group(&held.live, "ops").members.contains(&account_id(&held.live, "alice")));
+
+        // Renamed: alice's DN changes, so bob's manager (an unchanged entry) names no user now.
+        d.corner.ldap_tool("ldapmodrdn", &["-r", &alice, "uid=alicia"], "").expect_ok();
+        d.step(&mut held, "a user renamed").await;
+        let manager =
+            |live: &LiveTarget| live.accounts.iter().find(|a| a.user_name == "bob").unwrap().attrs.manager.clone();
+        assert_eq!(manager(&held.live), None);
+        // A userName changed under the same DN: the managed entry (unchanged) reads the new one.
+        let ivy = format!("cn=ivy,{}", d.corner.people);
+        d.corner
+            .ldap_tool("ldapadd", &[], &format!("dn: {ivy}\nobjectClass: inetOrgPerson\nuid: ivy\ncn: ivy\nsn: ivy\n"))
+            .expect_ok();
+        d.modify(&format!("dn: {bob}\nchangetype: modify\nreplace: manager\nmanager: {ivy}\n"));
+        d.step(&mut held, "a manager set").await;
+        assert_eq!(manager(&held.live).as_deref(), Some("ivy"));
+        d.modify(&format!("dn: {ivy}\nchangetype: modify\nreplace: uid\nuid: ivy.new\n"));
+        d.step(&mut held, "a manager's userName changed").await;
+        assert_eq!(manager(&held.live).as_deref(), Some("ivy.new"));
+
+        // Deleted while a member (no refint): the group keeps the DN, a foreign member now.
+        d.corner.ldap_tool("ldapdelete", &[&bob], "").expect_ok();
+        d.step(&mut held, "a member deleted").await;
+        assert!(held.live.accounts.iter().all(|a| a.id != bob_id), "the removal is seen");
+        assert!(group(&held.live, "ops").members.iter().any(|m| m.eq_ignore_ascii_case(&bob)), "kept as a DN");
+
+        // Created again at that DN: the foreign member resolves to the new account.
+        d.corner.ldap_tool("ldapadd", &[], &person(&d, "bob", "")).expect_ok();
+        d.step(&mut held, "a user created where a group named its DN").await;
+        let new_bob = account_id(&held.live, "bob");
+        assert_ne!(new_bob, bob_id);
+        assert!(group(&held.live, "ops").members.contains(&new_bob));
+
+        let ops = group(&held.live, "ops").id.clone();
+        d.corner.ldap_tool("ldapdelete", &[&d.group("ops")], "").expect_ok();
+        d.step(&mut held, "a group deleted").await;
+        assert!(held.live.bindings.iter().all(|b| b.id != ops), "the group's removal is seen");
+
+        d.corner.ldap_tool("ldapdelete", &[&d.user("carol")], "").expect_ok();
+        d.step(&mut held, "a user deleted").await;
+        assert!(held.live.accounts.iter().all(|a| a.id != carol), "the user's removal is seen");
+
+        let (requests, changed) = d.catch_up(&mut held).await.unwrap();
+        assert_eq!((requests, changed), (2, 0), "idle again");
+    });
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn a_cursor_the_server_cannot_follow_is_refused() {
+    let _turn = turn();
+    let server = Server::from_env();
+    let d = directory(&server, "refused");
+    d.corner.ldap_tool("ldapadd", &[], &person(&d, "dave", "")).expect_ok();
+    runtime().block_on(async {
+        let held = d.start().await;
+        let csn = held.cursor.0["contextCSN"].clone();
+        let d = &d;
+        let refused = |cursor: Cursor| {
+            let last = held.live.clone();
+            async move {
+                let mut p = d.open();
+                match p.read_changes(&cursor, &last).await {
+                    Err(FeedError::Expired { message, .. }) => message,
+                    other => panic!("refused: {:?}", other.map(|c| c.changes.len())),
+                }
+            }
+        };
+        let with = |key: &str, value: &str| {
+            let mut c = held.cursor.clone();
+            c.0.insert(key.into(), value.into());
+            c
+        };
+        // Ahead of the server (a restored database), another server id, not a CSN, elsewhere.
+        let ahead = format!("2999{}", &csn[4..]);
+        assert!(refused(with("contextCSN", &ahead)).await.contains("older than the cursor"));
+        let other_sid = csn.replacen("#000#", "#0a1#", 1);
+        assert!(refused(with("contextCSN", &other_sid)).await.contains("server id"));
+        refused(with("contextCSN", "x)(uid=*")).await;
+        refused(with("suffix", "dc=elsewhere")).await;
+        refused(Cursor::default()).await;
+        // The cursor itself still works.
+        let mut held = held;
+        d.catch_up(&mut held).await.unwrap();
+    });
+}
+
+fn change(name: &str, operation: Operation) -> Change {
+    Change {
+        address: Address::new(&Name::new("directory").unwrap(), ObjectKind::Assignment, name),
+        action: Action::Revoke,
+        reason: Reason::new(ReasonKind::Drift, "test"),
+        before: None,
+        after: None,
+        fingerprint: "absent".into(),
+        subject: None,
+        notes: vec![],
+        operation,
+    }
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn drift_is_attributed_to_the_modifier_of_the_entry() {
+    let _turn = turn();
+    let server = Server::from_env();
+    let d = directory(&server, "attribution");
+    d.corner
+        .ldap_tool(
+            "ldapadd",
+            &[],
+            &format!(
+                "{}\ndn: {}\nobjectClass: groupOfNames\ncn: admins\nmember: {}\n\n",
+                person(&d, "erin", ""),
+                d.group("admins"),
+                d.user("erin")
+            ),
+        )
+        .expect_ok();
+    runtime().block_on(async {
+        let mut p = d.open();
+        p.read().await.unwrap();
+        let grant = change(
+            "erin",
+            Operation::Revoke { principal: Principal::User("erin".into()), binding: Binding::Group("admins".into()) },
+        );
+        let update = change("erin", Operation::DeleteUser { user_name: "erin".into() });
+        let other = change("x", Operation::CreateBinding { binding: Binding::Group("nobody".into()) });
+        let found = p.attribute(&[&grant, &update, &other]).await;
+        let a = found[0].as_ref().expect("the group's modifier");
+        assert_eq!(a.actor.as_deref().map(str::to_lowercase), Some(server.admin_dn.to_lowercase()));
+        assert!((chrono::Utc::now() - a.time).num_minutes().abs() < 10, "{a:?}");
+        assert!(a.activity.contains("group"), "{a:?}");
+        assert!(found[1].as_ref().expect("the user's modifier").activity.contains("user"));
+        assert!(found[2].is_none());
+    });
+}
+
+// -- keyward watch, end to end --------------------------------------------------------------------
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// The value of one series in OpenMetrics text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = http_get(addr, "/metrics");
+        if ok(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{m}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"directory\",mode=\"incremental\"}";
+
+/// A running `keyward watch` every 200 ms: the process, its address, its stdout and stderr lines.
+struct Watch {
+    child: std::process::Child,
+    addr: String,
+    outs: mpsc::Receiver<String>,
+    errs: mpsc::Receiver<String>,
+}
+
+/// The quick start retargeted to `d`'s corner (with a webhook from `KEYWARD_TEST_WEBHOOK`),
+/// applied.
+fn quickstart(d: &Directory) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"), dir.path());
+    let path = dir.path().join("keyward.yaml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let config = retarget(&config, &d.corner.target_yaml(""));
+    std::fs::write(&path, format!("{config}\nnotify:\n  webhook: ${{env:KEYWARD_TEST_WEBHOOK}}\n")).unwrap();
+    expect_exit(&d.corner.keyward(dir.path(), &["apply", "--auto-approve", "."]), 0);
+    expect_exit(&d.corner.keyward(dir.path(), &["plan", "--detailed-exitcode", "."]), 0);
+    dir
+}
+
+fn watch(server: &Server, dir: &Path, hook: &str) -> Watch {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["watch", dir.to_str().unwrap(), "--interval", "200ms", "--listen", "127.0.0.1:0"])
+        .env(PASSWORD_VAR, &server.bind_password)
+        .env("KEYWARD_TEST_WEBHOOK", hook)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (err_tx, errs) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let (out_tx, outs) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = errs.recv_timeout(Duration::from_secs(30)).expect("watch announces its address");
+        if let Some(rest) = line.split_once("serving http://") {
+            break rest.1.split('/').next().unwrap().to_string();
+        }
+    };
+    Watch { child, addr, outs, errs }
+}
+
+fn stop(mut child: std::process::Child) {
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn watch_reads_the_directory_through_the_feed_and_alerts_a_membership_added_outside() {
+    let _turn = turn();
+    let server = Server::from_env();
+    let d = directory(&server, "watch");
+    let (hook, bodies) = support::webhook("/hooks/alerts");
+    let dir = quickstart(&d);
+    let Watch { child, addr, outs, .. } = watch(&server, dir.path(), &hook);
+
+    let m = metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    assert_eq!(sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(2.0), "{m}");
+    assert!(outs.try_recv().is_err(), "no drift, no alert");
+
+    let changed = Instant::now();
+    let hannah = d.corner.entry(&d.corner.people, "uid", "hannah.schulz@northwind.example");
+    d.modify(&format!("dn: {}\nchangetype: modify\nadd: member\nmember: {}\n", d.group("it-admins"), hannah.dn));
+    let line = outs.recv_timeout(Duration::from_secs(10)).expect("the grant is alerted");
+    assert!(line.contains("drift: revoke directory.") && line.contains("hannah.schulz"), "{line}");
+    assert!(changed.elapsed() < Duration::from_secs(5), "alerted within a few intervals: {:?}", changed.elapsed());
+    assert_eq!(sample(&http_get(&addr, "/metrics"), MODE_INCREMENTAL), Some(1.0));
+    // The alert says who made it and when: the group's modifiersName and modifyTimestamp.
+    let body = bodies.recv_timeout(Duration::from_secs(10)).expect("the webhook is called").to_lowercase();
+    assert!(body.contains("hannah.schulz"), "{body}");
+    assert!(body.contains(&format!("changed outside git by {}", server.admin_dn.to_lowercase())), "{body}");
+
+    stop(child);
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn a_database_without_syncprov_has_no_feed_and_is_read_in_full() {
+    let _turn = turn();
+    let mut server = Server::from_env();
+    server.base =
+        std::env::var("KEYWARD_LDAP_PLAIN_BASE").expect("KEYWARD_LDAP_PLAIN_BASE: a database without syncprov");
+    let d = directory(&server, "plain");
+    d.corner.ldap_tool("ldapadd", &[], &person(&d, "kim", "title: Clerk\n")).expect_ok();
+    runtime().block_on(async {
+        let mut p = d.open();
+        let (live, cursor) = p.read_with_cursor().await.unwrap();
+        assert!(cursor.is_none(), "no contextCSN, no cursor");
+        assert_eq!(feed::normalized(&live), feed::normalized(&d.full().await), "read in full");
+        assert_eq!(live.accounts.len(), 1);
+    });
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn watch_says_once_that_a_database_without_syncprov_is_read_in_full() {
+    let _turn = turn();
+    let mut server = Server::from_env();
+    server.base =
+        std::env::var("KEYWARD_LDAP_PLAIN_BASE").expect("KEYWARD_LDAP_PLAIN_BASE: a database without syncprov");
+    let d = directory(&server, "plain-watch");
+    let (hook, _bodies) = support::webhook("/hooks/alerts");
+    let dir = quickstart(&d);
+    let w = watch(&server, dir.path(), &hook);
+    const MODE_FULL: &str = "keyward_read_mode{target=\"directory\",mode=\"full\"}";
+    metrics_until(&w.addr, "a full read", |m| sample(m, MODE_FULL) == Some(1.0));
+    // Several checks, each a full read.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(sample(&http_get(&w.addr, "/metrics"), MODE_FULL), Some(1.0));
+    stop(w.child);
+    let said: Vec<String> =
+        w.errs.try_iter().filter(|l| l.contains("every check reads the directory in full")).collect();
+    assert_eq!(said.len(), 1, "said once: {said:#?}");
+    assert!(said[0].contains("syncprov"), "{}", said[0]);
+}
