@@ -403,13 +403,6 @@ fn stop(mut child: std::process::Child) {
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 
-/// Asserts that watch printed no drift since the last look (its notes, printed once while they
-/// last, such as the service account SCIM does not manage, are not alerts).
-fn assert_no_alert(outs: &mpsc::Receiver<String>, why: &str) {
-    let alerts: Vec<String> = outs.try_iter().filter(|l| !l.starts_with("note: ")).collect();
-    assert!(alerts.is_empty(), "{why}: {alerts:#?}");
-}
-
 /// Waits for an alert line containing all of `parts`.
 fn alert(outs: &mpsc::Receiver<String>, parts: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -443,7 +436,7 @@ fn watch_reads_scim_through_the_feed_and_alerts_a_change_made_outside_keyward() 
     let m = metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
     assert_eq!(sample(&m, REQUESTS), Some(2.0), "{m}");
     assert_eq!(sample(&m, "keyward_read_changed_objects{target=\"directory\"}"), Some(0.0), "{m}");
-    assert_no_alert(&outs, "no drift, no alert");
+    support::assert_no_alert(&outs, "no drift, no alert");
 
     // A title changed over HTTP is alerted, and the webhook's alert says when it was made.
     let janet = server.user("janet.leverling@northwind.example");
@@ -483,7 +476,7 @@ fn watch_falls_back_to_full_reads_without_a_false_alert_when_the_service_ignores
     std::thread::sleep(Duration::from_millis(1000));
     let m = http_get(&addr, "/metrics");
     assert_eq!((sample(&m, MODE_FULL), sample(&m, RESTARTS)), (Some(1.0), Some(1.0)), "no loop of restarts: {m}");
-    assert_no_alert(&outs, "no false alert");
+    support::assert_no_alert(&outs, "no false alert");
 
     // Full reads still see a change.
     let janet = server.user("janet.leverling@northwind.example");
