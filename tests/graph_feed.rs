@@ -1,6 +1,6 @@
 //! The Graph provider's change feed against the Graph fake: after each of a scripted sequence
 //! of changes made in the portal (outside keyward), the state built from the feed equals a
-//! fresh full read; an idle round costs three requests (users, groups, directory roles); removals are seen; an expired or reset
+//! fresh full read; an idle round costs one request (the three delta queries in one `$batch`); removals are seen; an expired or reset
 //! cursor is refused so the caller reads in full; and `keyward watch` end to end, reading the
 //! tenant through the feed and alerting a change made in the portal within a few intervals.
 
@@ -129,10 +129,10 @@ async fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
     // Right after a full read, everything is equal, not only what the feed keeps.
     assert_eq!(feed::normalized(&held.live), feed::normalized(&full));
 
-    // Idle: three requests (one per collection: users, groups, directory roles), nothing
-    // changed.
+    // Idle: one request (the users', groups' and directory roles' delta queries in one
+    // `$batch`), nothing changed.
     let (requests, changed) = t.catch_up(&mut held).await.unwrap();
-    assert_eq!((requests, changed), (3, 0));
+    assert_eq!((requests, changed), (1, 0));
 
     let admin = t.g.portal("admin@northwind.example");
     let new = admin.create_user("new.hire@northwind.example", "New Hire");
@@ -194,6 +194,14 @@ async fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
     admin.add_member(&sales, &users[5]);
     admin.update_user(&users[4], json!({"jobTitle": "Clerk"}));
     assert_eq!(t.step(&mut held, "a round of seven changes in pages").await, 7);
+    // The users' round went on over three pages of two, one batch each; the groups' and
+    // directory roles' rounds ended in the first.
+    for i in [0, 2, 3, 5] {
+        admin.update_user(&users[i], json!({"jobTitle": format!("Clerk {i}")}));
+    }
+    admin.add_member(&sales, &users[3]);
+    let (requests, changed) = t.catch_up(&mut held).await.unwrap();
+    assert_eq!((requests, changed), (2, 5), "pages of two: users in two batches");
 }
 
 #[tokio::test]
@@ -315,9 +323,9 @@ fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_f
     let (g, _fake, sb) = graph_quickstart();
     let (child, addr, outs) = watch(&sb, &[]);
 
-    // The first check reads in full; the next ones through the feed, three requests each.
+    // The first check reads in full; the next ones through the feed, one `$batch` each.
     let m = metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
-    assert_eq!(sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(3.0), "{m}");
+    assert_eq!(sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(1.0), "{m}");
     assert_eq!(sample(&m, "keyward_read_changed_objects{target=\"directory\"}"), Some(0.0), "{m}");
     assert!(sample(&m, "keyward_seconds_since_full_read{target=\"directory\"}").unwrap() > 0.0, "{m}");
     assert!(outs.try_recv().is_err(), "no drift, no alert");
@@ -480,4 +488,22 @@ async fn a_synced_user_that_arrives_through_the_feed_is_held_by_active_directory
     t.g.portal("admin@northwind.example").delete_user(&nancy);
     t.step(&mut held, "the synced user deleted").await;
     assert!(held.live.held_elsewhere.is_empty(), "a removed account is held nowhere");
+}
+
+#[tokio::test]
+async fn a_delta_query_throttled_inside_the_batch_is_sent_again_and_the_round_completes() {
+    let g = Graph::new();
+    let users = g.add_users("u", TENANT, 3);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    t.g.portal("admin@northwind.example").update_user(&users[0], json!({"jobTitle": "Buyer"}));
+    // One request a second, bursts of one: two of the three delta queries of a batch are
+    // refused with 429 and go again in later batches.
+    t.g.scenario(keyward_fakes::graph::Scenario::Throttle { rate: 1.0, burst: 1 });
+    let (requests, changed) = t.catch_up(&mut held).await.unwrap();
+    assert!(t.g.throttled() >= 1, "the fake throttled a delta query inside the batch");
+    assert!(requests >= 2, "the throttled queries went in a later batch: {requests}");
+    assert_eq!(changed, 1);
+    t.g.calm();
+    t.step(&mut held, "after the throttled round").await;
 }

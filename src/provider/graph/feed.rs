@@ -1,11 +1,13 @@
 //! The change feed: delta queries on users, groups and directory roles (§2.1 Delta).
 //!
 //! The cursor holds three delta links, `users`, `groups` and `directoryRoles`, and which
-//! binding each directory role stands for. A full read first asks users and groups for a delta
-//! link "from now" (`$deltatoken=latest`, one request each) and reads the directory roles'
-//! first round (every activated role with its members: one request, the collection is small
-//! and not paged), then reads: a change made while the read runs is in the read or in the next
-//! round, or both. A later round follows the link's pages to a new delta link: created and
+//! binding each directory role stands for. The three delta queries of a round go in one
+//! `$batch`, their further pages in later ones ([`GraphClient::delta_rounds`]): an idle round is
+//! one request. A full read first asks users and groups for a delta link "from now"
+//! (`$deltatoken=latest`) and reads the directory roles' first round (every activated role with
+//! its members: the collection is small), in that one batch, then reads: a change made while
+//! the read runs is in the read or in the next round, or both. A later round follows the
+//! link's pages to a new delta link: created and
 //! updated users come whole (every selected property), removed ones as `@removed`; groups come
 //! with their changed `displayName` and their `members@delta` (a removed member carries
 //! `@removed`); directory roles with their `members@delta`. An expired or unknown link (`400
@@ -88,34 +90,39 @@ impl GraphProvider {
         if expired(&e) {
             FeedError::Expired {
                 target: self.target.clone(),
-                message: format!("the {what} delta link was refused: {e}"),
+                message: format!("the {what}delta link was refused: {e}"),
             }
         } else {
             FeedError::Read(ProviderError::Remote {
                 target: self.target.clone(),
-                message: format!("cannot read the {what} changes from {}: {e}", self.client.root()),
+                message: format!("cannot read the {what}changes from {}: {e}", self.client.root()),
             })
         }
     }
 
-    /// A delta link that starts from now.
-    async fn latest(&self, query: &str) -> Result<String, ProviderError> {
-        let (_, link) = self.client.delta_round(&format!("{query}&$deltatoken=latest")).await.map_err(|e| {
+    /// One round of the users', groups' and directory roles' feeds from `links`, in one batch
+    /// (and later ones for further pages); the first refused link is [`FeedError::Expired`].
+    async fn rounds(&self, links: &[&String; 3]) -> Result<[(Vec<Value>, String); 3], FeedError> {
+        let rounds = self.client.delta_rounds(&links.map(String::as_str)).await.map_err(|e| self.feed_error("", e))?;
+        let mut out = Vec::with_capacity(3);
+        for (round, what) in rounds.into_iter().zip(["users' ", "groups' ", "directory roles' "]) {
+            out.push(round.map_err(|e| self.feed_error(what, e))?);
+        }
+        out.try_into().map_err(|_| FeedError::Read(self.invalid_feed("a delta round is missing".into())))
+    }
+
+    pub(super) async fn read_with_feed(&mut self) -> Result<(LiveTarget, Option<Cursor>), ProviderError> {
+        let starts = [format!("{}&$deltatoken=latest", users_query()), format!("{GROUPS_QUERY}&$deltatoken=latest")];
+        let rounds = self.client.delta_rounds(&[&starts[0], &starts[1], ROLES_QUERY]).await;
+        let rounds = rounds.and_then(|r| r.into_iter().collect::<Result<Vec<_>, _>>()).map_err(|e| {
             ProviderError::Remote {
                 target: self.target.clone(),
                 message: format!("cannot start the change feed at {}: {e}", self.client.root()),
             }
         })?;
-        Ok(link)
-    }
-
-    pub(super) async fn read_with_feed(&mut self) -> Result<(LiveTarget, Option<Cursor>), ProviderError> {
-        let users = self.latest(&users_query()).await?;
-        let groups = self.latest(GROUPS_QUERY).await?;
-        let (roles, roles_link) = self.client.delta_round(ROLES_QUERY).await.map_err(|e| ProviderError::Remote {
-            target: self.target.clone(),
-            message: format!("cannot start the directory roles' change feed at {}: {e}", self.client.root()),
-        })?;
+        let Ok([(_, users), (_, groups), (roles, roles_link)]) = <[_; 3]>::try_from(rounds) else {
+            return Err(self.invalid_feed("a delta round is missing".into()));
+        };
         let live = self.read_live().await?;
         let mut cursor: BTreeMap<String, String> =
             [(USERS.to_string(), users), (GROUPS.to_string(), groups), (ROLES.to_string(), roles_link)].into();
@@ -139,12 +146,8 @@ impl GraphProvider {
                 message: "the cursor is not one of this target's".into(),
             });
         };
-        let (users, users_next) =
-            self.client.delta_round(users_link).await.map_err(|e| self.feed_error("users'", e))?;
-        let (groups, groups_next) =
-            self.client.delta_round(groups_link).await.map_err(|e| self.feed_error("groups'", e))?;
-        let (roles, roles_next) =
-            self.client.delta_round(roles_link).await.map_err(|e| self.feed_error("directory roles'", e))?;
+        let [users, groups, roles] = self.rounds(&[users_link, groups_link, roles_link]).await?;
+        let ((users, users_next), (groups, groups_next), (roles, roles_next)) = (users, groups, roles);
         let mut changes = self.user_changes(&users, last).map_err(FeedError::Read)?;
         for g in &groups {
             let Some(id) = id_of(g) else { continue };
