@@ -413,8 +413,10 @@ async fn graph_a_delta_next_link_that_loops_is_refused() {
     let (e, log) = feed_start_error(|requests, host| {
         let responses: Vec<Value> = requests
             .iter()
-            .map(|r| json!({"id": r["id"], "status": 200, "body": {"value": [],
-                "@odata.nextLink": format!("http://{host}/v1.0/users/delta?$skiptoken=again")}}))
+            .map(|r| {
+                json!({"id": r["id"], "status": 200, "body": {"value": [],
+                "@odata.nextLink": format!("http://{host}/v1.0/users/delta?$skiptoken=again")}})
+            })
             .collect();
         json!({"responses": responses})
     })
@@ -432,9 +434,9 @@ async fn graph_a_batch_answer_missing_or_doubling_a_delta_query_is_refused() {
         json!({"id": r["id"], "status": 200, "body": {"value": [],
             "@odata.deltaLink": format!("http://{host}/v1.0/users/delta?$deltatoken=x")}})
     };
-    let (e, log) = feed_start_error(move |requests, host| {
-        json!({"responses": requests[1..].iter().map(|r| ok(r, host)).collect::<Vec<_>>()})
-    })
+    let (e, log) = feed_start_error(
+        move |requests, host| json!({"responses": requests[1..].iter().map(|r| ok(r, host)).collect::<Vec<_>>()}),
+    )
     .await;
     assert!(e.contains("the batch answer has no response to request `0`"), "{e}");
     assert_eq!(log.lock().unwrap().len(), 1);

@@ -46,6 +46,9 @@ const ROLES_QUERY: &str = "/directoryRoles/delta?$select=displayName,roleTemplat
 const USERS: &str = "users";
 const GROUPS: &str = "groups";
 const ROLES: &str = "directoryRoles";
+/// Users arriving in one round (created or restored) whose memberships are read one by one;
+/// above it, a full read starts the feed again.
+const MAX_ARRIVALS: usize = 1000;
 /// The cursor's key for the binding a directory role stands for (its value: the binding id,
 /// empty for a role no binding stands for).
 const ROLE_PREFIX: &str = "directoryRole ";
@@ -114,12 +117,11 @@ impl GraphProvider {
     pub(super) async fn read_with_feed(&mut self) -> Result<(LiveTarget, Option<Cursor>), ProviderError> {
         let starts = [format!("{}&$deltatoken=latest", users_query()), format!("{GROUPS_QUERY}&$deltatoken=latest")];
         let rounds = self.client.delta_rounds(&[&starts[0], &starts[1], ROLES_QUERY]).await;
-        let rounds = rounds.and_then(|r| r.into_iter().collect::<Result<Vec<_>, _>>()).map_err(|e| {
-            ProviderError::Remote {
+        let rounds =
+            rounds.and_then(|r| r.into_iter().collect::<Result<Vec<_>, _>>()).map_err(|e| ProviderError::Remote {
                 target: self.target.clone(),
                 message: format!("cannot start the change feed at {}: {e}", self.client.root()),
-            }
-        })?;
+            })?;
         let Ok([(_, users), (_, groups), (roles, roles_link)]) = <[_; 3]>::try_from(rounds) else {
             return Err(self.invalid_feed("a delta round is missing".into()));
         };
@@ -182,6 +184,7 @@ impl GraphProvider {
                 members(r, &binding, &mut changes);
             }
         }
+        self.memberships_of_arrivals(&users, last, &next, &mut changes).await?;
         tracing::debug!(target_name = %self.target, users = users.len(), groups = groups.len(), roles = roles.len(),
             requests = self.client.requests(), "read Graph changes");
         next.extend([
@@ -190,6 +193,58 @@ impl GraphProvider {
             (ROLES.to_string(), roles_next),
         ]);
         Ok(Changes { changes, cursor: Cursor(next) })
+    }
+
+    /// The group and directory role memberships of the users of the users' round that the
+    /// state held does not have (created, or restored from deleted items: a restored user
+    /// comes back with the memberships it had, which no group's `members@delta` reports), read
+    /// from `/users/{id}/memberOf` in batches, as member additions after the round's changes.
+    /// More than [`MAX_ARRIVALS`] such users start the feed again from a full read instead.
+    async fn memberships_of_arrivals(
+        &self,
+        users: &[Value],
+        last: &LiveTarget,
+        roles: &BTreeMap<String, String>,
+        changes: &mut Vec<LiveChange>,
+    ) -> Result<(), FeedError> {
+        let held: HashSet<&str> = last.accounts.iter().map(|a| a.id.as_str()).collect();
+        let mut arrived: Vec<String> = Vec::new();
+        for u in users.iter().filter(|u| u.get("@removed").is_none()) {
+            let Some(id) = id_of(u).filter(|id| !held.contains(id.as_str()) && !arrived.contains(id)) else { continue };
+            crate::provider::ids::guid(&id).map_err(|e| {
+                FeedError::Read(self.invalid_feed(format!("a user read from the Graph feed has an unusable id: {e}")))
+            })?;
+            arrived.push(id);
+        }
+        if arrived.is_empty() {
+            return Ok(());
+        }
+        if arrived.len() > MAX_ARRIVALS {
+            return Err(self.restart(format!("{} users arrived in one round; a full read costs less", arrived.len())));
+        }
+        let urls: Vec<String> = arrived.iter().map(|id| format!("/users/{id}/memberOf")).collect();
+        for (user, objects) in arrived.iter().zip(self.collections_each(&urls).await) {
+            let objects = objects.map_err(|e| self.feed_error("memberships' ", e))?;
+            for o in &objects {
+                let Some(id) = id_of(o) else { continue };
+                let kind = o.get("@odata.type").and_then(Value::as_str).unwrap_or_default();
+                let binding = if kind.eq_ignore_ascii_case("#microsoft.graph.group") {
+                    Some(id)
+                } else if kind.eq_ignore_ascii_case("#microsoft.graph.directoryRole") {
+                    roles
+                        .get(&format!("{ROLE_PREFIX}{id}"))
+                        .cloned()
+                        .or_else(|| str_of(o, "roleTemplateId").and_then(|t| role_binding(&t, last)))
+                        .filter(|b| !b.is_empty())
+                } else {
+                    None
+                };
+                if let Some(binding) = binding {
+                    changes.push(LiveChange::MemberAdded { binding, member: user.clone() });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A feed that must start again from a full read.

@@ -61,7 +61,8 @@ impl GraphClient {
                 let url = self.relative(&rounds[i].pages.next)?;
                 requests.push(json!({"id": i.to_string(), "method": "GET", "url": url}));
             }
-            let o = self.send_raw(Method::POST, self.absolute("/$batch")?, Some(&json!({"requests": requests}))).await?;
+            let o =
+                self.send_raw(Method::POST, self.absolute("/$batch")?, Some(&json!({"requests": requests}))).await?;
             if o.status >= 400 {
                 return Err(graph_error(o.status, o.body.as_ref(), None));
             }
