@@ -261,6 +261,7 @@ fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
     }
 }
 
+const LATENCY: &str = "keyward_detection_latency_seconds{target=\"directory\"}";
 const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"directory\",mode=\"incremental\"}";
 const RESTARTS: &str = "keyward_feed_restarts{target=\"directory\"}";
 
@@ -342,6 +343,11 @@ fn watch_reads_the_tenant_through_the_feed_and_alerts_a_portal_change_within_a_f
         changed.elapsed()
     );
     assert_eq!(sample(&http_get(&addr, "/metrics"), MODE_INCREMENTAL), Some(1.0));
+    // The detection latency of that alert, from the change's time in the directory audit log.
+    let m = metrics_until(&addr, "the detection latency", |m| sample(m, LATENCY).is_some());
+    let latency = sample(&m, LATENCY).unwrap();
+    assert_eq!(sample(&m, "keyward_detection_latency_attributed{target=\"directory\"}"), Some(1.0), "{m}");
+    assert!(latency >= 0.0 && latency <= changed.elapsed().as_secs_f64() + 1.0, "{latency} s\n{m}");
 
     // A membership granted in the portal: the group's members@delta.
     let admins = g.group_id("finance-admins").expect("the quick start's group");
@@ -399,7 +405,7 @@ const SINCE_FULL: &str = "keyward_seconds_since_full_read{target=\"directory\"}"
 #[test]
 fn a_resync_reads_in_full_and_counts_a_state_the_feed_got_wrong() {
     let (g, _fake, sb) = graph_quickstart();
-    let (child, addr, outs) = watch(&sb, &["--resync", "1s"]);
+    let (child, addr, _outs) = watch(&sb, &["--resync", "1s"]);
     let admin = g.portal("admin@northwind.example");
     let janet = g.user("janet.leverling@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
 

@@ -187,6 +187,9 @@ impl GraphProvider {
         self.memberships_of_arrivals(&users, last, &next, &mut changes).await?;
         tracing::debug!(target_name = %self.target, users = users.len(), groups = groups.len(), roles = roles.len(),
             requests = self.client.requests(), "read Graph changes");
+        if self.state.is_none() {
+            self.state = Some(attribution_state(last, &changes));
+        }
         next.extend([
             (USERS.to_string(), users_next),
             (GROUPS.to_string(), groups_next),
@@ -328,6 +331,32 @@ impl GraphProvider {
     fn invalid_feed(&self, message: String) -> ProviderError {
         ProviderError::Remote { target: self.target.clone(), message }
     }
+}
+
+/// What attributing drift needs after a round (who changed an account or a membership is
+/// looked up by the account's id): the userName → id of the accounts the round changed or whose
+/// memberships it changed, from one pass over the state held. Drift the round did not touch was
+/// attributed at the check that first saw it.
+fn attribution_state(last: &LiveTarget, changes: &[LiveChange]) -> State {
+    let mut users: HashMap<String, String> = HashMap::new();
+    let mut wanted: HashSet<&str> = HashSet::new();
+    for c in changes {
+        match c {
+            LiveChange::Account(a) => {
+                users.insert(key(&a.user_name), a.id.clone());
+            }
+            LiveChange::MemberAdded { member, .. } | LiveChange::MemberRemoved { member, .. } => {
+                wanted.insert(member);
+            }
+            _ => {}
+        }
+    }
+    if !wanted.is_empty() {
+        for a in last.accounts.iter().filter(|a| wanted.contains(a.id.as_str())) {
+            users.entry(key(&a.user_name)).or_insert_with(|| a.id.clone());
+        }
+    }
+    State { users, ..Default::default() }
 }
 
 /// An account's fingerprint, as a full read computes it.
