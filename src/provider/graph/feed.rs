@@ -210,20 +210,31 @@ impl GraphProvider {
         roles: &BTreeMap<String, String>,
         changes: &mut Vec<LiveChange>,
     ) -> Result<(), FeedError> {
-        let held: HashSet<&str> = last.accounts.iter().map(|a| a.id.as_str()).collect();
+        let reported: HashSet<String> =
+            users.iter().filter(|u| u.get("@removed").is_none()).filter_map(id_of).collect();
+        if reported.is_empty() {
+            return Ok(());
+        }
+        // One pass over the accounts held, and only when the round reported users.
+        let held: HashSet<&str> =
+            last.accounts.iter().map(|a| a.id.as_str()).filter(|id| reported.contains(*id)).collect();
         let mut arrived: Vec<String> = Vec::new();
-        for u in users.iter().filter(|u| u.get("@removed").is_none()) {
-            let Some(id) = id_of(u).filter(|id| !held.contains(id.as_str()) && !arrived.contains(id)) else { continue };
-            crate::provider::ids::guid(&id).map_err(|e| {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for id in users.iter().filter(|u| u.get("@removed").is_none()).filter_map(|u| u.get("id")?.as_str()) {
+            if held.contains(id) || !seen.insert(id) {
+                continue;
+            }
+            if arrived.len() == MAX_ARRIVALS {
+                return Err(self
+                    .restart(format!("more than {MAX_ARRIVALS} users arrived in one round; a full read costs less")));
+            }
+            crate::provider::ids::guid(id).map_err(|e| {
                 FeedError::Read(self.invalid_feed(format!("a user read from the Graph feed has an unusable id: {e}")))
             })?;
-            arrived.push(id);
+            arrived.push(id.to_string());
         }
         if arrived.is_empty() {
             return Ok(());
-        }
-        if arrived.len() > MAX_ARRIVALS {
-            return Err(self.restart(format!("{} users arrived in one round; a full read costs less", arrived.len())));
         }
         let urls: Vec<String> = arrived.iter().map(|id| format!("/users/{id}/memberOf")).collect();
         for (user, objects) in arrived.iter().zip(self.collections_each(&urls).await) {
