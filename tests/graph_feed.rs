@@ -458,6 +458,28 @@ async fn a_restored_user_comes_back_with_its_group_memberships() {
     t.step(&mut held, "a user created and added to a group in one round").await;
 }
 
+/// Each user arriving in a round costs a membership read: past 1,000 in one round, the feed
+/// starts again from a full read instead.
+#[tokio::test]
+async fn a_round_with_more_than_a_thousand_arriving_users_starts_the_feed_again() {
+    let g = Graph::new();
+    g.add_users("u", TENANT, 2);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    let admin = t.g.portal("admin@northwind.example");
+    for i in 0..1001 {
+        admin.create_user(&format!("hire{i}@{TENANT}"), "Hire");
+    }
+    let before = t.g.graph_requests();
+    match t.catch_up(&mut held).await {
+        Err(FeedError::Expired { message, .. }) => {
+            assert!(message.contains("more than 1000 users arrived"), "{message}")
+        }
+        other => panic!("too many arrivals start the feed again: {other:?}"),
+    }
+    assert!(t.g.graph_requests() - before <= 11, "no membership read was sent");
+}
+
 #[tokio::test]
 async fn a_cursor_pointing_outside_the_endpoint_is_refused_before_any_request() {
     let g = Graph::new();
