@@ -1,9 +1,10 @@
 //! The Graph provider's change feed against the Graph fake: after each of a scripted sequence
-//! of changes made in the portal (outside keyward), the state built from the feed equals a
-//! fresh full read; an idle round costs one request (the three delta queries in one `$batch`); removals are seen; an expired or reset
-//! cursor is refused so the caller reads in full; and `keyward watch` end to end, reading the
-//! tenant through the feed and alerting a change made in the portal within a few intervals.
-
+//! of changes made in the portal (outside keyward), and of random ones (a property test), the
+//! state built from the feed equals a fresh full read; an idle round costs one request (the
+//! three delta queries in one `$batch`); removals are seen; an expired or reset cursor is
+//! refused so the caller reads in full; and `keyward watch` end to end, reading the tenant
+//! through the feed and alerting a change made in the portal within a few intervals, with its
+//! detection latency.
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
