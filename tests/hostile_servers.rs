@@ -344,14 +344,14 @@ fn graph_a_member_id_that_is_not_a_guid_is_refused() {
     assert!(out.contains("a member read from") && out.contains("its id `../../users` is not a GUID"), "{out}");
 }
 
-/// Regression: a delta round (the change feed `watch` reads Graph through) followed
-/// `@odata.nextLink` with no bound, so a server that links a page to itself kept the watcher
-/// reading for ever. A link given twice is refused, as in a full read.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graph_a_delta_next_link_that_loops_is_refused() {
+/// A Graph fake behind a hostile `$batch`: `answer` makes the batch's answer from the requests
+/// sent and the host; every other request reaches the fake. Returns the server, the target's
+/// directory and the batches received.
+fn graph_behind_hostile_batch(
+    answer: impl Fn(&[Value], &str) -> Value + Clone + Send + Sync + 'static,
+) -> (keyward_fakes::Running, tempfile::TempDir, keyward::model::config::Target, Log) {
     use keyward::model::config::{ClientCredential, Connection, Target};
-    use keyward::model::{Name, SecretRef, UsersScope};
-    use keyward::provider::{self, Access};
+    use keyward::model::{Name, SecretRef};
 
     let secret = test_token();
     let g = keyward_fakes::graph::Graph::new();
@@ -360,14 +360,14 @@ async fn graph_a_delta_next_link_that_loops_is_refused() {
     let l = log.clone();
     let app = Router::new()
         .route(
-            "/v1.0/users/delta",
-            axum::routing::get(move |headers: HeaderMap| {
-                let l = l.clone();
+            "/v1.0/$batch",
+            axum::routing::post(move |headers: HeaderMap, body: axum::Json<Value>| {
+                let (l, answer) = (l.clone(), answer.clone());
                 async move {
-                    l.lock().unwrap().push("GET /v1.0/users/delta".into());
+                    l.lock().unwrap().push("POST /v1.0/$batch".into());
                     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
-                    axum::Json(json!({"value": [],
-                        "@odata.nextLink": format!("http://{host}/v1.0/users/delta?$skiptoken=again")}))
+                    let requests = body["requests"].as_array().cloned().unwrap_or_default();
+                    axum::Json(answer(&requests, &host))
                 }
             }),
         )
@@ -377,7 +377,7 @@ async fn graph_a_delta_next_link_that_loops_is_refused() {
     std::fs::write(dir.path().join("client-secret"), &secret).unwrap();
     let target = Target {
         name: Name::new("entra").unwrap(),
-        users: UsersScope::All,
+        users: keyward::model::UsersScope::All,
         ca_file: None,
         connection: Connection::Graph {
             tenant: "northwind.example".into(),
@@ -388,13 +388,63 @@ async fn graph_a_delta_next_link_that_loops_is_refused() {
             federated_domains: vec![],
         },
     };
-    let mut p = provider::open(&target, dir.path(), Access::Read).unwrap();
+    (s, dir, target, log)
+}
+
+/// Starts the feed against `answer`'s batches, within 30 s; the error it ends with.
+async fn feed_start_error(answer: impl Fn(&[Value], &str) -> Value + Clone + Send + Sync + 'static) -> (String, Log) {
+    let (_s, dir, target, log) = graph_behind_hostile_batch(answer);
+    let mut p = keyward::provider::open(&target, dir.path(), keyward::provider::Access::Read).unwrap();
     let read = tokio::time::timeout(std::time::Duration::from_secs(30), p.read_with_cursor()).await;
     let e = match read {
-        Err(_) => panic!("still reading the delta pages after 30 s ({} requests)", log.lock().unwrap().len()),
-        Ok(Ok(_)) => panic!("a looping delta round was read as a state"),
+        Err(_) => panic!("still reading the delta pages after 30 s ({} batches)", log.lock().unwrap().len()),
+        Ok(Ok(_)) => panic!("a hostile batch answer was read as a state"),
         Ok(Err(e)) => e.to_string(),
     };
+    (e, log)
+}
+
+/// Regression: a delta round (the change feed `watch` reads Graph through) followed
+/// `@odata.nextLink` with no bound, so a server that links a page to itself kept the watcher
+/// reading for ever. A link given twice is refused, as in a full read (the rounds now go in
+/// `$batch`es: the link loops there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_a_delta_next_link_that_loops_is_refused() {
+    let (e, log) = feed_start_error(|requests, host| {
+        let responses: Vec<Value> = requests
+            .iter()
+            .map(|r| {
+                json!({"id": r["id"], "status": 200, "body": {"value": [],
+                "@odata.nextLink": format!("http://{host}/v1.0/users/delta?$skiptoken=again")}})
+            })
+            .collect();
+        json!({"responses": responses})
+    })
+    .await;
     assert!(e.contains("gave a @odata.nextLink it gave before; the paging would never end"), "{e}");
-    assert_eq!(log.lock().unwrap().len(), 2, "the first page and the page it links to");
+    assert_eq!(log.lock().unwrap().len(), 2, "the first pages and the pages they link to");
+}
+
+/// A batch answer that leaves a delta query unanswered, or answers one twice, is refused: the
+/// round is not guessed at (an empty round would hide changes, a second answer could replace
+/// the first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_a_batch_answer_missing_or_doubling_a_delta_query_is_refused() {
+    let ok = |r: &Value, host: &str| {
+        json!({"id": r["id"], "status": 200, "body": {"value": [],
+            "@odata.deltaLink": format!("http://{host}/v1.0/users/delta?$deltatoken=x")}})
+    };
+    let (e, log) = feed_start_error(
+        move |requests, host| json!({"responses": requests[1..].iter().map(|r| ok(r, host)).collect::<Vec<_>>()}),
+    )
+    .await;
+    assert!(e.contains("the batch answer has no response to request `0`"), "{e}");
+    assert_eq!(log.lock().unwrap().len(), 1);
+    let (e, _) = feed_start_error(move |requests, host| {
+        let mut responses: Vec<Value> = requests.iter().map(|r| ok(r, host)).collect();
+        responses.push(ok(&requests[2], host));
+        json!({"responses": responses})
+    })
+    .await;
+    assert!(e.contains("the batch answer has two responses to request `2`"), "{e}");
 }

@@ -41,6 +41,18 @@ pub struct DriftMetrics {
     pub last_success: Option<Timestamp>,
     /// How `watch` read each target at the last check, by target name (empty for `drift`).
     pub reads: BTreeMap<String, ReadMetrics>,
+    /// The detection latency of the last drift item `watch` alerted, by target name.
+    pub detection_latency: BTreeMap<String, DetectionLatency>,
+}
+
+/// How long after a change `watch` alerted it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DetectionLatency {
+    /// Seconds from the change (or the bound, see `attributed`) to the alert.
+    pub seconds: f64,
+    /// From the change's time as the target's audit log gives it (true), or from the start of
+    /// the last successful check before the one that alerted it (false: an upper bound).
+    pub attributed: bool,
 }
 
 /// How one target was read at a check of `watch`.
@@ -133,6 +145,9 @@ pub fn render(m: &DriftMetrics) -> String {
     if !m.reads.is_empty() {
         render_reads(&mut out, &m.reads);
     }
+    if !m.detection_latency.is_empty() {
+        render_latency(&mut out, &m.detection_latency);
+    }
 
     head(
         &mut out,
@@ -143,6 +158,30 @@ pub fn render(m: &DriftMetrics) -> String {
         writeln!(out, "keyward_last_success_timestamp_seconds {}", m.last_success.map(|t| t.timestamp()).unwrap_or(0));
     out.push_str("# EOF\n");
     out
+}
+
+fn render_latency(out: &mut String, latency: &BTreeMap<String, DetectionLatency>) {
+    head(
+        out,
+        "keyward_detection_latency_seconds",
+        "Seconds from a change outside git to its alert, for the last drift item watch alerted on each target: from the change's time where the target's audit log gives it (keyward_detection_latency_attributed 1), else from the start of the last successful check before the alert, an upper bound (0).",
+    );
+    for (t, l) in latency {
+        let _ = writeln!(out, "keyward_detection_latency_seconds{{target=\"{}\"}} {:.3}", escape(t), l.seconds);
+    }
+    head(
+        out,
+        "keyward_detection_latency_attributed",
+        "Whether keyward_detection_latency_seconds is measured from the change's own time (1) or bounded by the previous check (0).",
+    );
+    for (t, l) in latency {
+        let _ = writeln!(
+            out,
+            "keyward_detection_latency_attributed{{target=\"{}\"}} {}",
+            escape(t),
+            u8::from(l.attributed)
+        );
+    }
 }
 
 fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
@@ -206,6 +245,7 @@ mod tests {
                 ..Default::default()
             },
         );
+        m.detection_latency.insert("entra".into(), DetectionLatency { seconds: 2.25, attributed: true });
         let text = render(&m);
         assert!(text.ends_with("# EOF\n"));
         assert!(text.contains("keyward_drift_items{target=\"dir\\\"ectory\",kind=\"user\"} 2\n"));
@@ -217,6 +257,8 @@ mod tests {
             "keyward_seconds_since_full_read{target=\"entra\"} 1.500",
             "keyward_feed_restarts{target=\"entra\"} 0",
             "keyward_feed_mismatches{target=\"entra\"} 0",
+            "keyward_detection_latency_seconds{target=\"entra\"} 2.250",
+            "keyward_detection_latency_attributed{target=\"entra\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }

@@ -149,6 +149,8 @@ struct Round {
 pub(super) struct DeltaState {
     /// Changes are journalled once a delta query has been answered.
     enabled: bool,
+    /// A fault: changes are not journalled ([`crate::graph::Graph::set_delta_blind`]).
+    pub(super) blind: bool,
     seq: u64,
     journal: Vec<Entry>,
     tokens: HashMap<String, Token>,
@@ -164,6 +166,7 @@ impl Default for DeltaState {
     fn default() -> Self {
         DeltaState {
             enabled: false,
+            blind: false,
             seq: 0,
             journal: Vec::new(),
             tokens: HashMap::new(),
@@ -226,7 +229,7 @@ fn param<'r>(req: &'r Req, name: &str) -> Option<&'r String> {
 impl Tenant {
     /// Journals a change (once delta queries are in use).
     pub(super) fn record(&mut self, coll: Coll, id: &str, event: Event) {
-        if !self.delta.enabled {
+        if !self.delta.enabled || self.delta.blind {
             return;
         }
         self.delta.seq += 1;

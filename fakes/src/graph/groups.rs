@@ -127,4 +127,28 @@ impl Tenant {
         self.audit("Remove member from group", "GroupManagement", member, Tenant::app_actor());
         Resp::no_content()
     }
+
+    /// `GET /users/{id}/memberOf` (documented: the groups, directory roles and administrative
+    /// units the user is a direct member of, as directory objects with `@odata.type`; paged).
+    /// Directory roles are the activated roles holding a tenant-wide assignment of the user.
+    /// `$select` is not applied: each object comes with its type, id and displayName (assumed
+    /// enough for a client that reads only ids).
+    pub(super) fn member_of(&self, id: &str, req: &Req) -> Resp {
+        let Some(uid) = self.user_id(id) else { return Resp::not_found(id) };
+        let mut all: Vec<Value> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.members.contains(&uid))
+            .map(|(gid, g)| json!({"@odata.type": "#microsoft.graph.group", "id": gid, "displayName": g.body["displayName"]}))
+            .collect();
+        for r in self.role_definitions.keys().filter_map(|d| self.directory_role_id(d)).collect::<BTreeSet<_>>() {
+            if self.directory_role_members(&r).contains(&uid)
+                && let Some(mut role) = self.directory_role(&r)
+            {
+                role["@odata.type"] = json!("#microsoft.graph.directoryRole");
+                all.push(role);
+            }
+        }
+        page(req, all, DEFAULT_PAGE, MAX_PAGE)
+    }
 }

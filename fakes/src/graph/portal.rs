@@ -35,6 +35,13 @@ impl Graph {
         self.with(|t| t.delta.reset());
     }
 
+    /// A fault, not a Graph behaviour: while `blind`, changes are not journalled, so no
+    /// delta round reports them, while reads show them. For tests of what catches a feed that
+    /// missed a change.
+    pub fn set_delta_blind(&self, blind: bool) {
+        self.with(|t| t.delta.blind = blind);
+    }
+
     /// How long delta tokens last (seven days by default, as documented for directory objects),
     /// judged by this fake's clock ([`Graph::set_now`]).
     pub fn set_delta_token_lifetime(&self, lifetime: Duration) {

@@ -236,6 +236,7 @@ impl Tenant {
                 Some(id) => Resp::ok(self.project_user(&id, &select(req), false)),
                 None => Resp::not_found(u),
             },
+            ("GET", ["users", u, "memberOf"]) => self.member_of(u, req),
             ("PATCH", ["users", u]) => self.update_user(u, req),
             ("DELETE", ["users", u]) => self.delete_user(u),
             ("PUT", ["users", u, "manager", "$ref"]) => self.set_manager(u, req),

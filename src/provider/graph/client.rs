@@ -26,6 +26,8 @@ use crate::remote::entra::TokenSource;
 use crate::remote::http::{self, RetryPolicy};
 use crate::remote::http::{Dialect, ServiceError};
 
+mod delta;
+
 /// The largest successful body read (a page of 999 users, or a batch of 20 such pages).
 const BODY_CAP: usize = 256 * 1024 * 1024;
 /// Requests in one `$batch` (§2.10).
@@ -541,13 +543,7 @@ impl GraphClient {
             let status = r.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
             if status == 429 {
                 self.throttled.fetch_add(1, Ordering::Relaxed);
-                let after = r
-                    .get("headers")
-                    .and_then(Value::as_object)
-                    .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")))
-                    .and_then(|(_, v)| v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())))
-                    .and_then(|v| http::parse_retry_after(&v, SystemTime::now()))
-                    .unwrap_or(Duration::from_secs(1));
+                let after = inner_retry_after(r).unwrap_or(Duration::from_secs(1));
                 max_wait = Some(max_wait.map_or(after, |m| m.max(after)));
             }
             by_id.insert(id.to_string(), Outcome { status, body: r.get("body").cloned() });
@@ -569,6 +565,15 @@ impl GraphClient {
             })
             .collect())
     }
+}
+
+/// The `Retry-After` of a response inside a batch (its `headers` object).
+fn inner_retry_after(r: &Value) -> Option<Duration> {
+    r.get("headers")
+        .and_then(Value::as_object)
+        .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")))
+        .and_then(|(_, v)| v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())))
+        .and_then(|v| http::parse_retry_after(&v, SystemTime::now()))
 }
 
 /// The URL without its query, for messages.

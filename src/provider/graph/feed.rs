@@ -1,11 +1,13 @@
 //! The change feed: delta queries on users, groups and directory roles (§2.1 Delta).
 //!
 //! The cursor holds three delta links, `users`, `groups` and `directoryRoles`, and which
-//! binding each directory role stands for. A full read first asks users and groups for a delta
-//! link "from now" (`$deltatoken=latest`, one request each) and reads the directory roles'
-//! first round (every activated role with its members: one request, the collection is small
-//! and not paged), then reads: a change made while the read runs is in the read or in the next
-//! round, or both. A later round follows the link's pages to a new delta link: created and
+//! binding each directory role stands for. The three delta queries of a round go in one
+//! `$batch`, their further pages in later ones ([`GraphClient::delta_rounds`]): an idle round is
+//! one request. A full read first asks users and groups for a delta link "from now"
+//! (`$deltatoken=latest`) and reads the directory roles' first round (every activated role with
+//! its members: the collection is small), in that one batch, then reads: a change made while
+//! the read runs is in the read or in the next round, or both. A later round follows the
+//! link's pages to a new delta link: created and
 //! updated users come whole (every selected property), removed ones as `@removed`; groups come
 //! with their changed `displayName` and their `members@delta` (a removed member carries
 //! `@removed`); directory roles with their `members@delta`. An expired or unknown link (`400
@@ -44,6 +46,9 @@ const ROLES_QUERY: &str = "/directoryRoles/delta?$select=displayName,roleTemplat
 const USERS: &str = "users";
 const GROUPS: &str = "groups";
 const ROLES: &str = "directoryRoles";
+/// Users arriving in one round (created or restored) whose memberships are read one by one;
+/// above it, a full read starts the feed again.
+const MAX_ARRIVALS: usize = 1000;
 /// The cursor's key for the binding a directory role stands for (its value: the binding id,
 /// empty for a role no binding stands for).
 const ROLE_PREFIX: &str = "directoryRole ";
@@ -88,34 +93,38 @@ impl GraphProvider {
         if expired(&e) {
             FeedError::Expired {
                 target: self.target.clone(),
-                message: format!("the {what} delta link was refused: {e}"),
+                message: format!("the {what}delta link was refused: {e}"),
             }
         } else {
             FeedError::Read(ProviderError::Remote {
                 target: self.target.clone(),
-                message: format!("cannot read the {what} changes from {}: {e}", self.client.root()),
+                message: format!("cannot read the {what}changes from {}: {e}", self.client.root()),
             })
         }
     }
 
-    /// A delta link that starts from now.
-    async fn latest(&self, query: &str) -> Result<String, ProviderError> {
-        let (_, link) = self.client.delta_round(&format!("{query}&$deltatoken=latest")).await.map_err(|e| {
-            ProviderError::Remote {
-                target: self.target.clone(),
-                message: format!("cannot start the change feed at {}: {e}", self.client.root()),
-            }
-        })?;
-        Ok(link)
+    /// One round of the users', groups' and directory roles' feeds from `links`, in one batch
+    /// (and later ones for further pages); the first refused link is [`FeedError::Expired`].
+    async fn rounds(&self, links: &[&String; 3]) -> Result<[(Vec<Value>, String); 3], FeedError> {
+        let rounds = self.client.delta_rounds(&links.map(String::as_str)).await.map_err(|e| self.feed_error("", e))?;
+        let mut out = Vec::with_capacity(3);
+        for (round, what) in rounds.into_iter().zip(["users' ", "groups' ", "directory roles' "]) {
+            out.push(round.map_err(|e| self.feed_error(what, e))?);
+        }
+        out.try_into().map_err(|_| FeedError::Read(self.invalid_feed("a delta round is missing".into())))
     }
 
     pub(super) async fn read_with_feed(&mut self) -> Result<(LiveTarget, Option<Cursor>), ProviderError> {
-        let users = self.latest(&users_query()).await?;
-        let groups = self.latest(GROUPS_QUERY).await?;
-        let (roles, roles_link) = self.client.delta_round(ROLES_QUERY).await.map_err(|e| ProviderError::Remote {
-            target: self.target.clone(),
-            message: format!("cannot start the directory roles' change feed at {}: {e}", self.client.root()),
-        })?;
+        let starts = [format!("{}&$deltatoken=latest", users_query()), format!("{GROUPS_QUERY}&$deltatoken=latest")];
+        let rounds = self.client.delta_rounds(&[&starts[0], &starts[1], ROLES_QUERY]).await;
+        let rounds =
+            rounds.and_then(|r| r.into_iter().collect::<Result<Vec<_>, _>>()).map_err(|e| ProviderError::Remote {
+                target: self.target.clone(),
+                message: format!("cannot start the change feed at {}: {e}", self.client.root()),
+            })?;
+        let Ok([(_, users), (_, groups), (roles, roles_link)]) = <[_; 3]>::try_from(rounds) else {
+            return Err(self.invalid_feed("a delta round is missing".into()));
+        };
         let live = self.read_live().await?;
         let mut cursor: BTreeMap<String, String> =
             [(USERS.to_string(), users), (GROUPS.to_string(), groups), (ROLES.to_string(), roles_link)].into();
@@ -139,12 +148,8 @@ impl GraphProvider {
                 message: "the cursor is not one of this target's".into(),
             });
         };
-        let (users, users_next) =
-            self.client.delta_round(users_link).await.map_err(|e| self.feed_error("users'", e))?;
-        let (groups, groups_next) =
-            self.client.delta_round(groups_link).await.map_err(|e| self.feed_error("groups'", e))?;
-        let (roles, roles_next) =
-            self.client.delta_round(roles_link).await.map_err(|e| self.feed_error("directory roles'", e))?;
+        let [users, groups, roles] = self.rounds(&[users_link, groups_link, roles_link]).await?;
+        let ((users, users_next), (groups, groups_next), (roles, roles_next)) = (users, groups, roles);
         let mut changes = self.user_changes(&users, last).map_err(FeedError::Read)?;
         for g in &groups {
             let Some(id) = id_of(g) else { continue };
@@ -179,14 +184,81 @@ impl GraphProvider {
                 members(r, &binding, &mut changes);
             }
         }
+        self.memberships_of_arrivals(&users, last, &next, &mut changes).await?;
         tracing::debug!(target_name = %self.target, users = users.len(), groups = groups.len(), roles = roles.len(),
             requests = self.client.requests(), "read Graph changes");
+        if self.state.is_none() {
+            self.state = Some(attribution_state(last, &changes));
+        }
         next.extend([
             (USERS.to_string(), users_next),
             (GROUPS.to_string(), groups_next),
             (ROLES.to_string(), roles_next),
         ]);
         Ok(Changes { changes, cursor: Cursor(next) })
+    }
+
+    /// The group and directory role memberships of the users of the users' round that the
+    /// state held does not have (created, or restored from deleted items: a restored user
+    /// comes back with the memberships it had, which no group's `members@delta` reports), read
+    /// from `/users/{id}/memberOf` in batches, as member additions after the round's changes.
+    /// More than [`MAX_ARRIVALS`] such users start the feed again from a full read instead.
+    async fn memberships_of_arrivals(
+        &self,
+        users: &[Value],
+        last: &LiveTarget,
+        roles: &BTreeMap<String, String>,
+        changes: &mut Vec<LiveChange>,
+    ) -> Result<(), FeedError> {
+        let reported: HashSet<String> =
+            users.iter().filter(|u| u.get("@removed").is_none()).filter_map(id_of).collect();
+        if reported.is_empty() {
+            return Ok(());
+        }
+        // One pass over the accounts held, and only when the round reported users.
+        let held: HashSet<&str> =
+            last.accounts.iter().map(|a| a.id.as_str()).filter(|id| reported.contains(*id)).collect();
+        let mut arrived: Vec<String> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for id in users.iter().filter(|u| u.get("@removed").is_none()).filter_map(|u| u.get("id")?.as_str()) {
+            if held.contains(id) || !seen.insert(id) {
+                continue;
+            }
+            if arrived.len() == MAX_ARRIVALS {
+                return Err(self
+                    .restart(format!("more than {MAX_ARRIVALS} users arrived in one round; a full read costs less")));
+            }
+            crate::provider::ids::guid(id).map_err(|e| {
+                FeedError::Read(self.invalid_feed(format!("a user read from the Graph feed has an unusable id: {e}")))
+            })?;
+            arrived.push(id.to_string());
+        }
+        if arrived.is_empty() {
+            return Ok(());
+        }
+        let urls: Vec<String> = arrived.iter().map(|id| format!("/users/{id}/memberOf")).collect();
+        for (user, objects) in arrived.iter().zip(self.collections_each(&urls).await) {
+            let objects = objects.map_err(|e| self.feed_error("memberships' ", e))?;
+            for o in &objects {
+                let Some(id) = id_of(o) else { continue };
+                let kind = o.get("@odata.type").and_then(Value::as_str).unwrap_or_default();
+                let binding = if kind.eq_ignore_ascii_case("#microsoft.graph.group") {
+                    Some(id)
+                } else if kind.eq_ignore_ascii_case("#microsoft.graph.directoryRole") {
+                    roles
+                        .get(&format!("{ROLE_PREFIX}{id}"))
+                        .cloned()
+                        .or_else(|| str_of(o, "roleTemplateId").and_then(|t| role_binding(&t, last)))
+                        .filter(|b| !b.is_empty())
+                } else {
+                    None
+                };
+                if let Some(binding) = binding {
+                    changes.push(LiveChange::MemberAdded { binding, member: user.clone() });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A feed that must start again from a full read.
@@ -270,6 +342,32 @@ impl GraphProvider {
     fn invalid_feed(&self, message: String) -> ProviderError {
         ProviderError::Remote { target: self.target.clone(), message }
     }
+}
+
+/// What attributing drift needs after a round (who changed an account or a membership is
+/// looked up by the account's id): the userName → id of the accounts the round changed or whose
+/// memberships it changed, from one pass over the state held. Drift the round did not touch was
+/// attributed at the check that first saw it.
+fn attribution_state(last: &LiveTarget, changes: &[LiveChange]) -> State {
+    let mut users: HashMap<String, String> = HashMap::new();
+    let mut wanted: HashSet<&str> = HashSet::new();
+    for c in changes {
+        match c {
+            LiveChange::Account(a) => {
+                users.insert(key(&a.user_name), a.id.clone());
+            }
+            LiveChange::MemberAdded { member, .. } | LiveChange::MemberRemoved { member, .. } => {
+                wanted.insert(member);
+            }
+            _ => {}
+        }
+    }
+    if !wanted.is_empty() {
+        for a in last.accounts.iter().filter(|a| wanted.contains(a.id.as_str())) {
+            users.entry(key(&a.user_name)).or_insert_with(|| a.id.clone());
+        }
+    }
+    State { users, ..Default::default() }
 }
 
 /// An account's fingerprint, as a full read computes it.

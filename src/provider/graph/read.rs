@@ -52,7 +52,7 @@ impl GraphProvider {
     }
 
     /// [`Self::collections`], with each collection's own outcome.
-    async fn collections_each(&self, urls: &[String]) -> Vec<Result<Vec<Value>, GraphError>> {
+    pub(super) async fn collections_each(&self, urls: &[String]) -> Vec<Result<Vec<Value>, GraphError>> {
         let calls: Vec<Call> = urls.iter().map(|u| Call::new(Method::GET, u.clone(), None)).collect();
         let outcomes = self.client.batch(&calls, |_| false).await;
         let mut out = Vec::with_capacity(urls.len());
