@@ -115,6 +115,8 @@ pub struct Client {
     ldap: Ldap,
     /// Pages read by paged searches since the connection opened.
     pages: Arc<std::sync::atomic::AtomicUsize>,
+    /// Operations sent since the connection opened (the bind, each search page, each write).
+    ops: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn transport(op: &str, e: impl std::fmt::Display) -> LdapFailure {
@@ -175,12 +177,24 @@ impl Client {
         ldap3::drive!(conn);
         let bind = ldap.with_timeout(OP_TIMEOUT).simple_bind(o.bind_dn, o.password).await;
         check(&format!("binding as {}", o.bind_dn), bind, &[])?;
-        Ok(Client { ldap, pages: Arc::default() })
+        Ok(Client { ldap, pages: Arc::default(), ops: Arc::new(1.into()) })
     }
 
     /// Pages read by paged searches so far.
     pub fn pages_read(&self) -> usize {
         self.pages.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// LDAP operations sent so far: the bind, each search (each page of a paged one) and each
+    /// write.
+    pub fn operations(&self) -> usize {
+        self.ops.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A handle on the connection for one more operation.
+    fn op(&self) -> Ldap {
+        self.ops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.ldap.clone()
     }
 
     /// Every entry below `base` matching `filter`, by pages of `page_size` (RFC 2696), with
@@ -193,15 +207,31 @@ impl Client {
         page_size: i32,
         missing_ok: bool,
     ) -> Result<Vec<SearchEntry>, LdapFailure> {
+        self.search_paged_with(base, filter, attrs, page_size, missing_ok, &[]).await
+    }
+
+    /// [`Client::search_paged`], with the controls `extra` on every page besides the paging
+    /// control.
+    pub async fn search_paged_with(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        page_size: i32,
+        missing_ok: bool,
+        extra: &[RawControl],
+    ) -> Result<Vec<SearchEntry>, LdapFailure> {
         let op = format!("searching {base} for {filter}");
         let mut out = Vec::new();
         let mut cookie: Vec<u8> = Vec::new();
         loop {
             let control = PagedResults { size: page_size, cookie: std::mem::take(&mut cookie) };
-            let mut ldap = self.ldap.clone();
+            let mut controls: Vec<RawControl> = vec![control.into()];
+            controls.extend(extra.iter().cloned());
+            let mut ldap = self.op();
             let r = ldap
                 .with_timeout(OP_TIMEOUT)
-                .with_controls(control)
+                .with_controls(controls)
                 .search(base, Scope::Subtree, filter, attrs.to_vec())
                 .await
                 .map_err(|e| transport(&op, e))?;
@@ -230,10 +260,21 @@ impl Client {
 
     /// One entry by its DN, or `None` when it does not exist.
     pub async fn read_entry(&self, dn: &str, attrs: &[&str]) -> Result<Option<SearchEntry>, LdapFailure> {
+        self.read_entry_with(dn, attrs, &[]).await
+    }
+
+    /// [`Client::read_entry`], with the controls `extra`.
+    pub async fn read_entry_with(
+        &self,
+        dn: &str,
+        attrs: &[&str],
+        extra: &[RawControl],
+    ) -> Result<Option<SearchEntry>, LdapFailure> {
         let op = format!("reading {dn}");
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap
             .with_timeout(OP_TIMEOUT)
+            .with_controls(extra.to_vec())
             .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
             .await
             .map_err(|e| transport(&op, e))?;
@@ -255,7 +296,7 @@ impl Client {
             return Ok(None);
         };
         let op = format!("reading the schema at {dn}");
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap
             .with_timeout(OP_TIMEOUT)
             .search(&dn, Scope::Base, "(objectClass=subschema)", vec!["attributeTypes"])
@@ -270,21 +311,21 @@ impl Client {
 
     /// Adds an entry; `ok` lists result codes taken as success.
     pub async fn add(&self, dn: &str, attrs: Vec<(String, HashSet<String>)>, ok: &[u32]) -> Result<u32, LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap.with_timeout(OP_TIMEOUT).add(dn, attrs).await;
         check(&format!("adding {dn}"), r, ok).map(|r| r.rc)
     }
 
     /// Modifies an entry; `ok` lists result codes taken as success.
     pub async fn modify(&self, dn: &str, mods: Vec<Mod<String>>, ok: &[u32]) -> Result<u32, LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap.with_timeout(OP_TIMEOUT).modify(dn, mods).await;
         check(&format!("modifying {dn}"), r, ok).map(|r| r.rc)
     }
 
     /// Deletes an entry; `ok` lists result codes taken as success.
     pub async fn delete(&self, dn: &str, ok: &[u32]) -> Result<u32, LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap.with_timeout(OP_TIMEOUT).delete(dn).await;
         check(&format!("deleting {dn}"), r, ok).map(|r| r.rc)
     }
@@ -292,7 +333,7 @@ impl Client {
     /// Deletes an entry and everything below it, with Active Directory's Tree Delete control
     /// ([MS-ADTS] LDAP_SERVER_TREE_DELETE_OID); `ok` lists result codes taken as success.
     pub async fn delete_tree(&self, dn: &str, ok: &[u32]) -> Result<u32, LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let control = RawControl { ctype: TREE_DELETE_OID.to_string(), crit: true, val: None };
         let r = ldap.with_timeout(OP_TIMEOUT).with_controls(control).delete(dn).await;
         check(&format!("deleting {dn} and the entries below it"), r, ok).map(|r| r.rc)
@@ -301,7 +342,7 @@ impl Client {
     /// Whether the entry at `dn` matches `filter` (a base search); a missing entry does not.
     pub async fn entry_matches(&self, dn: &str, filter: &str) -> Result<bool, LdapFailure> {
         let op = format!("reading {dn}");
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap
             .with_timeout(OP_TIMEOUT)
             .search(dn, Scope::Base, filter, vec!["1.1"])
@@ -316,7 +357,7 @@ impl Client {
 
     /// Moves an entry below `new_superior`, keeping its RDN.
     pub async fn move_entry(&self, dn: &str, rdn: &str, new_superior: &str) -> Result<(), LdapFailure> {
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.op();
         let r = ldap.with_timeout(OP_TIMEOUT).modifydn(dn, rdn, true, Some(new_superior)).await;
         check(&format!("moving {dn} to {new_superior}"), r, &[]).map(|_| ())
     }
@@ -332,12 +373,24 @@ impl Client {
         first_key: &str,
         first: &[String],
     ) -> Result<Vec<String>, LdapFailure> {
+        self.ranged_values_with(dn, attr, first_key, first, &[]).await
+    }
+
+    /// [`Client::ranged_values`], with the controls `extra` on each read.
+    pub async fn ranged_values_with(
+        &self,
+        dn: &str,
+        attr: &str,
+        first_key: &str,
+        first: &[String],
+        extra: &[RawControl],
+    ) -> Result<Vec<String>, LdapFailure> {
         let mut out = first.to_vec();
         let mut key = first_key.to_ascii_lowercase();
         let prefix = format!("{};range=", attr.to_ascii_lowercase());
         while let Some(end) = range_end(&key) {
             let want = format!("{attr};range={}-*", end + 1);
-            let Some(e) = self.read_entry(dn, &[want.as_str()]).await? else { break };
+            let Some(e) = self.read_entry_with(dn, &[want.as_str()], extra).await? else { break };
             let Some((k, v)) = attrs_by_lower_name(&e).into_iter().find(|(k, _)| k.starts_with(&prefix)) else {
                 break;
             };

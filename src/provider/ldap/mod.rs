@@ -46,8 +46,10 @@ pub mod client;
 pub use crate::model::dn;
 
 mod apply;
+mod attribution;
 mod read;
 pub mod schema;
+pub mod usn;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -151,6 +153,8 @@ pub struct LdapProvider {
     client: Option<Client>,
     state: Option<State>,
     page_size: i32,
+    /// Fingerprints of the groups the last feed round read, by id, with their sorted members.
+    feed_fingerprints: HashMap<String, (Vec<String>, String)>,
 }
 
 impl LdapProvider {
@@ -182,6 +186,7 @@ impl LdapProvider {
             client: None,
             state: None,
             page_size: PAGE_SIZE,
+            feed_fingerprints: HashMap::new(),
         })
     }
 
@@ -292,6 +297,39 @@ impl Provider for LdapProvider {
 
     async fn read(&mut self) -> Result<LiveTarget, ProviderError> {
         self.read_live().await
+    }
+
+    async fn read_with_cursor(&mut self) -> Result<(LiveTarget, Option<super::Cursor>), ProviderError> {
+        match self.conn.flavor {
+            LdapFlavor::Ad => self.read_with_usn().await,
+            LdapFlavor::Openldap => Ok((self.read_live().await?, None)),
+        }
+    }
+
+    async fn read_changes(
+        &mut self,
+        cursor: &super::Cursor,
+        last: &LiveTarget,
+    ) -> Result<super::Changes, super::FeedError> {
+        match self.conn.flavor {
+            LdapFlavor::Ad => self.usn_changes(cursor, last).await,
+            LdapFlavor::Openldap => Err(super::FeedError::Unsupported),
+        }
+    }
+
+    fn binding_fingerprint(&self, binding: &LiveBinding) -> String {
+        self.feed_fingerprint(binding).unwrap_or_else(|| digest(&(&binding.id, &binding.binding, &binding.members)))
+    }
+
+    fn requests(&self) -> Option<usize> {
+        self.client.as_ref().map(Client::operations)
+    }
+
+    async fn attribute(&mut self, changes: &[&Change]) -> Vec<Option<super::Attribution>> {
+        match self.conn.flavor {
+            LdapFlavor::Ad => self.attribute_when_changed(changes).await,
+            LdapFlavor::Openldap => vec![None; changes.len()],
+        }
     }
 
     async fn apply(&mut self, changes: &[&Change]) -> Vec<Result<(), ApplyError>> {

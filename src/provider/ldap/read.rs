@@ -48,63 +48,27 @@ impl LdapProvider {
             .await
             .map_err(|e| self.remote("read the groups", &e))?;
 
-        // Users: the DN key of each to its id and userName, for members and managers.
-        struct Read {
-            dn: Dn,
-            raw_dn: String,
-            attrs: HashMap<String, Vec<String>>,
-            id: String,
-            user_name: String,
-        }
-        let mut users: Vec<Read> = Vec::with_capacity(entries.len());
+        let mut users: Vec<UserRead> = Vec::with_capacity(entries.len());
         let mut by_dn: HashMap<String, usize> = HashMap::with_capacity(entries.len());
         let mut seen: HashSet<String> = HashSet::new();
         for e in &entries {
-            let attrs = client::attrs_by_lower_name(e);
-            let Some(user_name) = first(&attrs, &self.conn.user_key).cloned() else {
-                continue;
-            };
-            let Ok(parsed) = Dn::parse(&e.dn) else {
-                tracing::warn!(target_name = %self.target, dn = %e.dn, "skipping an entry whose DN does not parse");
-                continue;
-            };
-            if !seen.insert(key(&user_name)) {
+            let Some(u) = self.user_read(e, &e.dn) else { continue };
+            if !seen.insert(key(&u.user_name)) {
                 tracing::warn!(target_name = %self.target, dn = %e.dn, "a second entry with the same userName is ignored");
                 continue;
             }
-            let dn_key = parsed.key();
-            let id = entry_id(e, &attrs, &dn_key);
-            by_dn.insert(dn_key, users.len());
-            users.push(Read { dn: parsed, raw_dn: e.dn.clone(), attrs, id, user_name });
+            by_dn.insert(u.dn.key(), users.len());
+            users.push(u);
         }
 
         let mut state = State::default();
         let mut live = LiveTarget::default();
         for u in &users {
-            let mut attrs = UserAttrs::default();
-            for f in UserField::ALL {
-                let v = first(&u.attrs, field_attribute(flavor, f)).cloned();
-                *attrs.slot(f) = match f {
-                    // A DN on the wire, a userName in the model; a manager keyward cannot see is
-                    // left unset, so the plan sets it again.
-                    UserField::Manager => {
-                        v.and_then(|m| by_dn.get(&dn::normalize(&m))).map(|&i| users[i].user_name.clone())
-                    }
-                    _ => v,
-                };
-            }
-            let active = self.is_active(&u.dn, &u.attrs);
-            let uac = first(&u.attrs, "userAccountControl").and_then(|v| v.parse().ok());
-            state.users.insert(key(&u.user_name), UserEntry { dn: u.raw_dn.clone(), uac });
-            live.accounts.push(LiveAccount {
-                id: u.id.clone(),
-                user_name: u.user_name.clone(),
-                fingerprint: digest(&(u.dn.key(), &u.user_name, &attrs, active)),
-                attrs,
-                active,
-                last_sign_in: None,
-                registered_methods: None,
-            });
+            // A DN on the wire, a userName in the model; a manager keyward cannot see is left
+            // unset, so the plan sets it again.
+            let account = self.account_of(u, |m| by_dn.get(&dn::normalize(m)).map(|&i| users[i].user_name.clone()));
+            state.users.insert(key(&u.user_name), UserEntry { dn: u.raw_dn.clone(), uac: u.uac() });
+            live.accounts.push(account);
         }
         for g in &groups {
             let attrs = client::attrs_by_lower_name(g);
@@ -120,20 +84,10 @@ impl LdapProvider {
                     .await
                     .map_err(|e| self.remote("read the members of a large group", &e))?;
             }
-            let member_dns: Vec<&String> = all_members.iter().filter(|d| !d.trim().is_empty()).collect();
-            let mut member_keys: Vec<String> = member_dns.iter().map(|d| dn::normalize(d)).collect();
-            let members: Vec<String> = member_dns
-                .iter()
-                .zip(&member_keys)
-                .map(|(raw, k)| by_dn.get(k).map(|&i| users[i].id.clone()).unwrap_or_else(|| raw.to_string()))
-                .collect();
-            member_keys.sort();
-            let fingerprint = digest(&(&dn_key, &member_keys));
-            state
-                .groups
-                .entry(key(&name))
-                .or_insert(GroupEntry { dn: g.dn.clone(), members: member_keys.into_iter().collect() });
-            live.bindings.push(LiveBinding { id, binding: Binding::Group(name), members, fingerprint });
+            let (binding, member_keys) =
+                group_of(&g.dn, id, name.clone(), &all_members, |_, k| by_dn.get(k).map(|&i| users[i].id.clone()));
+            state.groups.entry(key(&name)).or_insert(GroupEntry { dn: g.dn.clone(), members: member_keys });
+            live.bindings.push(binding);
         }
         tracing::info!(
             target_name = %self.target,
@@ -145,4 +99,86 @@ impl LdapProvider {
         self.state = Some(state);
         Ok(live)
     }
+}
+
+/// A user entry as read: its DN, attributes, id and userName.
+pub(super) struct UserRead {
+    pub dn: Dn,
+    pub raw_dn: String,
+    pub attrs: HashMap<String, Vec<String>>,
+    pub id: String,
+    pub user_name: String,
+}
+
+impl UserRead {
+    /// Its `userAccountControl`, where it has one.
+    pub fn uac(&self) -> Option<u32> {
+        first(&self.attrs, "userAccountControl").and_then(|v| v.parse().ok())
+    }
+}
+
+impl LdapProvider {
+    /// The entry `e`, whose DN is `raw_dn`, as a user; `None` when it is not an account keyward
+    /// sees (no user key, or a DN that does not parse).
+    pub(super) fn user_read(&self, e: &SearchEntry, raw_dn: &str) -> Option<UserRead> {
+        let attrs = client::attrs_by_lower_name(e);
+        let user_name = first(&attrs, &self.conn.user_key).cloned()?;
+        let Ok(parsed) = Dn::parse(raw_dn) else {
+            tracing::warn!(target_name = %self.target, dn = %raw_dn, "skipping an entry whose DN does not parse");
+            return None;
+        };
+        let id = entry_id(e, &attrs, &parsed.key());
+        Some(UserRead { dn: parsed, raw_dn: raw_dn.to_string(), attrs, id, user_name })
+    }
+
+    /// A user as the model has it; `manager` gives the userName of the account whose DN (as
+    /// the entry holds it) is the manager, if keyward sees it.
+    pub(super) fn account_of(&self, u: &UserRead, manager: impl Fn(&str) -> Option<String>) -> LiveAccount {
+        let flavor = self.conn.flavor;
+        let mut attrs = UserAttrs::default();
+        for f in UserField::ALL {
+            let v = first(&u.attrs, field_attribute(flavor, f)).cloned();
+            *attrs.slot(f) = match f {
+                UserField::Manager => v.and_then(|m| manager(&m)),
+                _ => v,
+            };
+        }
+        let active = self.is_active(&u.dn, &u.attrs);
+        LiveAccount {
+            id: u.id.clone(),
+            user_name: u.user_name.clone(),
+            fingerprint: digest(&(u.dn.key(), &u.user_name, &attrs, active)),
+            attrs,
+            active,
+            last_sign_in: None,
+            registered_methods: None,
+        }
+    }
+}
+
+/// A group as the model has it, and its members' DN keys. `member` gives the account id of
+/// the member at position `i` of `member_dns` with DN key `k`; a member that is no account
+/// keyward sees is kept as its DN. Empty values (the placeholder) are no members.
+pub(super) fn group_of(
+    dn: &str,
+    id: String,
+    name: String,
+    member_dns: &[String],
+    member: impl Fn(usize, &str) -> Option<String>,
+) -> (LiveBinding, HashSet<String>) {
+    let member_dns: Vec<(usize, &String)> = member_dns.iter().enumerate().filter(|(_, d)| !d.trim().is_empty()).collect();
+    let mut member_keys: Vec<String> = member_dns.iter().map(|(_, d)| dn::normalize(d)).collect();
+    let members: Vec<String> = member_dns
+        .iter()
+        .zip(&member_keys)
+        .map(|((i, raw), k)| member(*i, k).unwrap_or_else(|| raw.to_string()))
+        .collect();
+    member_keys.sort();
+    let fingerprint = group_fingerprint(&dn::normalize(dn), &member_keys);
+    (LiveBinding { id, binding: Binding::Group(name), members, fingerprint }, member_keys.into_iter().collect())
+}
+
+/// A group's fingerprint: its DN key and its members' DN keys, sorted.
+pub(super) fn group_fingerprint(dn_key: &str, sorted_member_keys: &[String]) -> String {
+    digest(&(dn_key, sorted_member_keys))
 }
