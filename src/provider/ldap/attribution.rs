@@ -13,13 +13,14 @@ use crate::model::{Attribution, Binding};
 /// How many distinct objects one call looks up at most (one search each).
 const MAX_LOOKUPS: usize = 100;
 
-/// The object whose `whenChanged` dates a change: (is it a group, its name), and the activity.
+/// The object whose `whenChanged` dates a change: (is it a group, its name), and what was done
+/// outside keyward (a revoke undoes a member added, an assign a member removed).
 fn object_of(op: &Operation) -> Option<((bool, String), &'static str)> {
     match op {
-        Operation::Assign { principal: Principal::User(_), binding: Binding::Group(g) } => {
+        Operation::Revoke { principal: Principal::User(_), binding: Binding::Group(g) } => {
             Some(((true, g.clone()), "Add member to group"))
         }
-        Operation::Revoke { principal: Principal::User(_), binding: Binding::Group(g) } => {
+        Operation::Assign { principal: Principal::User(_), binding: Binding::Group(g) } => {
             Some(((true, g.clone()), "Remove member from group"))
         }
         Operation::UpdateUser { user_name, .. } => Some(((false, user_name.clone()), "Update user")),
@@ -55,14 +56,13 @@ impl LdapProvider {
                 continue;
             }
             let (base, filter) = if *group {
-                (&self.conn.groups_base, format!("(&{}(cn={}))", group_filter(self.conn.flavor), dn::filter_value(name)))
+                (
+                    &self.conn.groups_base,
+                    format!("(&{}(cn={}))", group_filter(self.conn.flavor), dn::filter_value(name)),
+                )
             } else {
-                let filter = format!(
-                    "(&{}({}={}))",
-                    user_filter(self.conn.flavor),
-                    self.conn.user_key,
-                    dn::filter_value(name)
-                );
+                let filter =
+                    format!("(&{}({}={}))", user_filter(self.conn.flavor), self.conn.user_key, dn::filter_value(name));
                 (&self.conn.users_base, filter)
             };
             let found = match client.search_paged(base, &filter, &["whenChanged"], 2, false).await {

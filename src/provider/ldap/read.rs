@@ -166,7 +166,8 @@ pub(super) fn group_of(
     member_dns: &[String],
     member: impl Fn(usize, &str) -> Option<String>,
 ) -> (LiveBinding, HashSet<String>) {
-    let member_dns: Vec<(usize, &String)> = member_dns.iter().enumerate().filter(|(_, d)| !d.trim().is_empty()).collect();
+    let member_dns: Vec<(usize, &String)> =
+        member_dns.iter().enumerate().filter(|(_, d)| !d.trim().is_empty()).collect();
     let mut member_keys: Vec<String> = member_dns.iter().map(|(_, d)| dn::normalize(d)).collect();
     let members: Vec<String> = member_dns
         .iter()

@@ -175,7 +175,9 @@ impl LdapProvider {
         let client = self.client().await?;
         let dc = self.dc(&client).await.map_err(|e| self.remote("read the rootDSE", &e))?;
         let invocation = match &dc {
-            Some(dc) => self.invocation(&client, &dc.service).await.map_err(|e| self.remote("read the DC's identity", &e))?,
+            Some(dc) => {
+                self.invocation(&client, &dc.service).await.map_err(|e| self.remote("read the DC's identity", &e))?
+            }
             None => None,
         };
         let live = self.read_live().await?;
@@ -198,11 +200,9 @@ impl LdapProvider {
 
     /// What changed since `cursor` (see the module's documentation).
     pub(super) async fn usn_changes(&mut self, cursor: &Cursor, last: &LiveTarget) -> Result<Changes, FeedError> {
-        let (Some(usn), Some(service), Some(invocation)) = (
-            cursor.0.get(USN).and_then(|u| u.parse::<u64>().ok()),
-            cursor.0.get(SERVICE),
-            cursor.0.get(INVOCATION),
-        ) else {
+        let (Some(usn), Some(service), Some(invocation)) =
+            (cursor.0.get(USN).and_then(|u| u.parse::<u64>().ok()), cursor.0.get(SERVICE), cursor.0.get(INVOCATION))
+        else {
             return Err(self.restart("the cursor is not one of this target's"));
         };
         let client = self.client().await?;
@@ -223,7 +223,8 @@ impl LdapProvider {
         if dc.usn == usn {
             return Ok(Changes { changes: Vec::new(), cursor: cursor.clone() });
         }
-        let now = self.invocation(&client, &dc.service).await.map_err(|e| self.feed_failure("read the DC's identity", &e))?;
+        let now =
+            self.invocation(&client, &dc.service).await.map_err(|e| self.feed_failure("read the DC's identity", &e))?;
         if now.as_deref() != Some(invocation.as_str()) {
             return Err(self.restart("the DC's invocationId changed (it was restored from a backup); USNs start again"));
         }
@@ -345,7 +346,8 @@ impl LdapProvider {
             return Vec::new();
         }
         let read: HashSet<&str> = found.groups.iter().map(|g| g.1.as_str()).chain(changed.iter().copied()).collect();
-        let new_names: HashMap<&str, &str> = found.users.iter().map(|(u, _)| (u.id.as_str(), u.user_name.as_str())).collect();
+        let new_names: HashMap<&str, &str> =
+            found.users.iter().map(|(u, _)| (u.id.as_str(), u.user_name.as_str())).collect();
         let lost_names: HashSet<&str> = last
             .accounts
             .iter()
@@ -438,7 +440,8 @@ mod tests {
     #[test]
     fn extended_dns_give_the_guid_in_text_form_and_the_dn() {
         // As Samba answers: the GUID's bytes in wire order, then the SID, then the DN.
-        let v = "<GUID=5e5767bdd824544e8a8a477c0defbe96>;<SID=010500000000000515000000>;CN=pu1,OU=probe,DC=keyward,DC=test";
+        let v =
+            "<GUID=5e5767bdd824544e8a8a477c0defbe96>;<SID=010500000000000515000000>;CN=pu1,OU=probe,DC=keyward,DC=test";
         let (guid, dn) = split_extended(v);
         assert_eq!(guid.as_deref(), Some("bd67575e-24d8-4e54-8a8a-477c0defbe96"));
         assert_eq!(dn, "CN=pu1,OU=probe,DC=keyward,DC=test");
