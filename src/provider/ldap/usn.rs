@@ -118,13 +118,15 @@ fn has_class(attrs: &HashMap<String, Vec<String>>, class: &str) -> bool {
     attrs.get("objectclass").is_some_and(|v| v.iter().any(|c| c.eq_ignore_ascii_case(class)))
 }
 
+/// A group in scope: DN, id, name, and the members as (GUID, DN).
+type GroupFound = (String, String, String, Vec<(Option<String>, String)>);
+
 /// What one search returned, sorted as the round maps it.
 #[derive(Default)]
 struct Found {
     /// Users in scope, with the GUID of their manager, if any.
     users: Vec<(UserRead, Option<String>)>,
-    /// Groups in scope: DN, id, name, and the members as (GUID, DN).
-    groups: Vec<(String, String, String, Vec<(Option<String>, String)>)>,
+    groups: Vec<GroupFound>,
     /// Ids of objects deleted or out of scope.
     gone: Vec<String>,
 }
