@@ -145,6 +145,19 @@ fn the_state_built_from_the_feed_equals_a_full_read_after_each_change_made_outsi
         step(&target, &root, &mut held, "a member added").await;
         let cat_id = account(&held.live, &cat).id.clone();
         assert!(members(&held.live, &staff).contains(&cat_id));
+        // A member from outside the users' base is kept as its DN; moved in, it is an account.
+        let dan = format!("dan-{s}");
+        let outside = format!("CN={dan},{}", ou.ou);
+        ou.ldap_tool("ldapadd", &[], &user_ldif(&ou, &dan).replace(&dn(&dan), &outside)).expect_ok();
+        ou.ldapmodify(&format!("dn: {}\nchangetype: modify\nadd: member\nmember: {outside}\n", group_dn(&staff)));
+        step(&target, &root, &mut held, "a foreign member added").await;
+        assert!(members(&held.live, &staff).contains(&outside));
+        ou.ldap_tool("ldapmodrdn", &["-r", "-s", &ou.people], &format!("{outside}\nCN={dan}\n")).expect_ok();
+        step(&target, &root, &mut held, "a foreign member moved into the users' base").await;
+        let dan_id = account(&held.live, &dan).id.clone();
+        assert!(members(&held.live, &staff).contains(&dan_id));
+        ou.ldap_tool("ldapdelete", &[], &format!("{}\n", dn(&dan))).expect_ok();
+        step(&target, &root, &mut held, "a member deleted").await;
         ou.ldapmodify(&format!("dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n", group_dn(&staff), dn(&ann)));
         step(&target, &root, &mut held, "a member removed").await;
         assert_eq!(members(&held.live, &staff), std::slice::from_ref(&cat_id));

@@ -30,8 +30,10 @@
 //! (the group's `member` loses or renames the value without a new USN), nor does renaming a
 //! manager change its reports. So the round also reads, by `objectGUID` (one more search, only
 //! when there is something to read), every group the held state says contains an account
-//! changed or removed in the round, and every account whose manager was renamed or removed:
-//! each is then mapped whole, as a full read would see it.
+//! changed or removed in the round, every group a user changed in the round is a member of
+//! (`memberOf`: a user moved into scope turns from a foreign member, kept as its DN, into an
+//! account), and every account whose manager was renamed or removed: each is then mapped
+//! whole, as a full read would see it.
 //!
 //! The next cursor is the `highestCommittedUSN` read at the start of the round: a change
 //! committed while the round runs is read in this round, the next, or both, and reading it
@@ -129,6 +131,8 @@ struct Found {
     groups: Vec<GroupFound>,
     /// Ids of objects deleted or out of scope.
     gone: Vec<String>,
+    /// The GUIDs of the groups the users found are members of now (`memberOf`).
+    member_of: Vec<String>,
 }
 
 impl LdapProvider {
@@ -274,7 +278,7 @@ impl LdapProvider {
     /// The attributes a round reads: a user's and a group's, and whether an object is deleted.
     fn feed_attributes(&self) -> Vec<String> {
         let mut a = self.user_attributes();
-        for extra in ["member", "objectClass", "isDeleted"] {
+        for extra in ["member", "memberOf", "objectClass", "isDeleted"] {
             if !a.iter().any(|x| x.eq_ignore_ascii_case(extra)) {
                 a.push(extra.to_string());
             }
@@ -330,6 +334,8 @@ impl LdapProvider {
                             *v = dn.to_string();
                         }
                     }
+                    let groups = u.attrs.get("memberof").into_iter().flatten();
+                    found.member_of.extend(groups.filter_map(|v| split_extended(v).0));
                     found.users.push((u, guid));
                 }
                 None => found.gone.push(id),
@@ -357,8 +363,10 @@ impl LdapProvider {
             .map(|a| a.user_name.as_str())
             .collect();
         let mut again: BTreeSet<String> = BTreeSet::new();
+        let member_of: HashSet<&str> = found.member_of.iter().map(String::as_str).collect();
         for b in &last.bindings {
-            if !read.contains(b.id.as_str()) && b.members.iter().any(|m| changed.contains(m.as_str())) {
+            let holds = b.members.iter().any(|m| changed.contains(m.as_str()));
+            if !read.contains(b.id.as_str()) && (holds || member_of.contains(b.id.as_str())) {
                 again.insert(b.id.clone());
             }
         }
