@@ -206,15 +206,31 @@ impl Client {
         page_size: i32,
         missing_ok: bool,
     ) -> Result<Vec<SearchEntry>, LdapFailure> {
+        self.search_paged_with(base, filter, attrs, page_size, missing_ok, &[]).await
+    }
+
+    /// [`Client::search_paged`], with the controls `extra` on every page besides the paging
+    /// control.
+    pub async fn search_paged_with(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        page_size: i32,
+        missing_ok: bool,
+        extra: &[RawControl],
+    ) -> Result<Vec<SearchEntry>, LdapFailure> {
         let op = format!("searching {base} for {filter}");
         let mut out = Vec::new();
         let mut cookie: Vec<u8> = Vec::new();
         loop {
             let control = PagedResults { size: page_size, cookie: std::mem::take(&mut cookie) };
+            let mut controls: Vec<RawControl> = vec![control.into()];
+            controls.extend(extra.iter().cloned());
             let mut ldap = self.op();
             let r = ldap
                 .with_timeout(OP_TIMEOUT)
-                .with_controls(control)
+                .with_controls(controls)
                 .search(base, Scope::Subtree, filter, attrs.to_vec())
                 .await
                 .map_err(|e| transport(&op, e))?;
@@ -243,10 +259,21 @@ impl Client {
 
     /// One entry by its DN, or `None` when it does not exist.
     pub async fn read_entry(&self, dn: &str, attrs: &[&str]) -> Result<Option<SearchEntry>, LdapFailure> {
+        self.read_entry_with(dn, attrs, &[]).await
+    }
+
+    /// [`Client::read_entry`], with the controls `extra`.
+    pub async fn read_entry_with(
+        &self,
+        dn: &str,
+        attrs: &[&str],
+        extra: &[RawControl],
+    ) -> Result<Option<SearchEntry>, LdapFailure> {
         let op = format!("reading {dn}");
         let mut ldap = self.op();
         let r = ldap
             .with_timeout(OP_TIMEOUT)
+            .with_controls(extra.to_vec())
             .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
             .await
             .map_err(|e| transport(&op, e))?;
@@ -345,12 +372,24 @@ impl Client {
         first_key: &str,
         first: &[String],
     ) -> Result<Vec<String>, LdapFailure> {
+        self.ranged_values_with(dn, attr, first_key, first, &[]).await
+    }
+
+    /// [`Client::ranged_values`], with the controls `extra` on each read.
+    pub async fn ranged_values_with(
+        &self,
+        dn: &str,
+        attr: &str,
+        first_key: &str,
+        first: &[String],
+        extra: &[RawControl],
+    ) -> Result<Vec<String>, LdapFailure> {
         let mut out = first.to_vec();
         let mut key = first_key.to_ascii_lowercase();
         let prefix = format!("{};range=", attr.to_ascii_lowercase());
         while let Some(end) = range_end(&key) {
             let want = format!("{attr};range={}-*", end + 1);
-            let Some(e) = self.read_entry(dn, &[want.as_str()]).await? else { break };
+            let Some(e) = self.read_entry_with(dn, &[want.as_str()], extra).await? else { break };
             let Some((k, v)) = attrs_by_lower_name(&e).into_iter().find(|(k, _)| k.starts_with(&prefix)) else {
                 break;
             };

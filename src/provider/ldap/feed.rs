@@ -327,7 +327,9 @@ impl LdapProvider {
         let (bindings, _) = self.map_groups(client, &index, &groups).await?;
         let before: HashMap<&str, &LiveBinding> = last.bindings.iter().map(|b| (b.id.as_str(), b)).collect();
         for b in bindings {
-            self.feed_fingerprints.insert(b.id.clone(), b.fingerprint.clone());
+            let mut sorted = b.members.clone();
+            sorted.sort();
+            self.feed_fingerprints.insert(b.id.clone(), (sorted, b.fingerprint.clone()));
             let old = before.get(b.id.as_str());
             if old.is_some_and(|o| **o == b) {
                 continue;
@@ -404,11 +406,6 @@ impl LdapProvider {
             out[i] = a;
         }
         out
-    }
-
-    /// The fingerprint the last feed round read for binding `id`.
-    pub(super) fn feed_fingerprint(&self, id: &str) -> Option<String> {
-        self.feed_fingerprints.get(id).cloned()
     }
 }
 

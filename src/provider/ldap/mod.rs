@@ -46,9 +46,11 @@ pub mod client;
 pub use crate::model::dn;
 
 mod apply;
+mod attribution;
 mod feed;
 mod read;
 pub mod schema;
+pub mod usn;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -153,8 +155,8 @@ pub struct LdapProvider {
     client: Option<Client>,
     state: Option<State>,
     page_size: i32,
-    /// Group fingerprints the last change feed round read, by id.
-    feed_fingerprints: HashMap<String, String>,
+    /// Fingerprints of the groups the last feed round read, by id, with their sorted members.
+    feed_fingerprints: HashMap<String, (Vec<String>, String)>,
 }
 
 impl LdapProvider {
@@ -302,19 +304,19 @@ impl Provider for LdapProvider {
     async fn read_with_cursor(&mut self) -> Result<(LiveTarget, Option<Cursor>), ProviderError> {
         match self.conn.flavor {
             LdapFlavor::Openldap => self.read_with_feed().await,
-            LdapFlavor::Ad => Ok((self.read().await?, None)),
+            LdapFlavor::Ad => self.read_with_usn().await,
         }
     }
 
     async fn read_changes(&mut self, cursor: &Cursor, last: &LiveTarget) -> Result<Changes, FeedError> {
         match self.conn.flavor {
             LdapFlavor::Openldap => self.changes_since(cursor, last).await,
-            LdapFlavor::Ad => Err(FeedError::Unsupported),
+            LdapFlavor::Ad => self.usn_changes(cursor, last).await,
         }
     }
 
     fn binding_fingerprint(&self, binding: &LiveBinding) -> String {
-        self.feed_fingerprint(&binding.id).unwrap_or_else(|| digest(&(&binding.id, &binding.binding, &binding.members)))
+        self.feed_fingerprint(binding).unwrap_or_else(|| digest(&(&binding.id, &binding.binding, &binding.members)))
     }
 
     /// LDAP operations sent so far: the bind, each page of a search, each write.
@@ -325,7 +327,7 @@ impl Provider for LdapProvider {
     async fn attribute(&mut self, changes: &[&Change]) -> Vec<Option<Attribution>> {
         match self.conn.flavor {
             LdapFlavor::Openldap => self.attribute_entries(changes).await,
-            LdapFlavor::Ad => vec![None; changes.len()],
+            LdapFlavor::Ad => self.attribute_when_changed(changes).await,
         }
     }
 

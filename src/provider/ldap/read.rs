@@ -96,49 +96,21 @@ impl LdapProvider {
         let mut by_dn: HashMap<String, usize> = HashMap::new();
         let mut seen: HashSet<String> = HashSet::new();
         for e in entries {
-            let attrs = client::attrs_by_lower_name(e);
-            let Some(user_name) = first(&attrs, &self.conn.user_key).cloned() else {
-                continue;
-            };
-            let Ok(parsed) = Dn::parse(&e.dn) else {
-                tracing::warn!(target_name = %self.target, dn = %e.dn, "skipping an entry whose DN does not parse");
-                continue;
-            };
-            if !seen.insert(key(&user_name)) {
+            let Some(u) = self.user_read(e, &e.dn) else { continue };
+            if !seen.insert(key(&u.user_name)) {
                 tracing::warn!(target_name = %self.target, dn = %e.dn, "a second entry with the same userName is ignored");
                 continue;
             }
-            let dn_key = parsed.key();
-            let id = entry_id(e, &attrs, &dn_key);
-            by_dn.insert(dn_key, users.len());
-            users.push(ReadUser { dn: parsed, raw_dn: e.dn.clone(), attrs, id, user_name });
+            by_dn.insert(u.dn.key(), users.len());
+            users.push(u);
         }
         UserIndex { users, by_dn }
     }
 
-    /// One user entry as the model has it.
+    /// One user entry as the model has it; its manager resolved against `index` (a manager
+    /// keyward cannot see is left unset, so the plan sets it again).
     pub(super) fn map_user(&self, index: &UserIndex, u: &ReadUser) -> LiveAccount {
-        let flavor = self.conn.flavor;
-        let mut attrs = UserAttrs::default();
-        for f in UserField::ALL {
-            let v = first(&u.attrs, field_attribute(flavor, f)).cloned();
-            *attrs.slot(f) = match f {
-                // A DN on the wire, a userName in the model; a manager keyward cannot see is
-                // left unset, so the plan sets it again.
-                UserField::Manager => index.manager(v.as_deref()),
-                _ => v,
-            };
-        }
-        let active = self.is_active(&u.dn, &u.attrs);
-        LiveAccount {
-            id: u.id.clone(),
-            user_name: u.user_name.clone(),
-            fingerprint: account_fingerprint(&u.dn, &u.user_name, &attrs, active),
-            attrs,
-            active,
-            last_sign_in: None,
-            registered_methods: None,
-        }
+        self.account_of(u, |m| index.manager(Some(m)))
     }
 
     /// Every user of `index` as the model has it, and what apply needs of each.
@@ -146,8 +118,7 @@ impl LdapProvider {
         let mut state = State::default();
         let mut accounts = Vec::with_capacity(index.users.len());
         for u in &index.users {
-            let uac = first(&u.attrs, "userAccountControl").and_then(|v| v.parse().ok());
-            state.users.insert(key(&u.user_name), UserEntry { dn: u.raw_dn.clone(), uac });
+            state.users.insert(key(&u.user_name), UserEntry { dn: u.raw_dn.clone(), uac: u.uac() });
             accounts.push(self.map_user(index, u));
         }
         (accounts, state)
@@ -177,21 +148,11 @@ impl LdapProvider {
                     .await
                     .map_err(|e| self.remote("read the members of a large group", &e))?;
             }
-            let member_dns: Vec<&String> = all_members.iter().filter(|d| !d.trim().is_empty()).collect();
-            let mut member_keys: Vec<String> = member_dns.iter().map(|d| dn::normalize(d)).collect();
-            let members: Vec<String> = member_dns
-                .iter()
-                .zip(&member_keys)
-                .map(|(raw, k)| {
-                    index.by_dn.get(k).map(|&i| index.users[i].id.clone()).unwrap_or_else(|| raw.to_string())
-                })
-                .collect();
-            member_keys.sort();
-            let fingerprint = digest(&(&dn_key, &member_keys));
-            state
-                .entry(key(&name))
-                .or_insert(GroupEntry { dn: g.dn.clone(), members: member_keys.into_iter().collect() });
-            bindings.push(LiveBinding { id, binding: Binding::Group(name), members, fingerprint });
+            let (binding, member_keys) = group_of(&g.dn, id, name.clone(), &all_members, |_, k| {
+                index.by_dn.get(k).map(|&i| index.users[i].id.clone())
+            });
+            state.entry(key(&name)).or_insert(GroupEntry { dn: g.dn.clone(), members: member_keys });
+            bindings.push(binding);
         }
         Ok((bindings, state))
     }
@@ -230,4 +191,81 @@ impl UserIndex {
     fn manager(&self, dn: Option<&str>) -> Option<String> {
         dn.and_then(|m| self.by_dn.get(&dn::normalize(m))).map(|&i| self.users[i].user_name.clone())
     }
+}
+
+/// A user entry as read (the Active Directory feed's name for it).
+pub(super) type UserRead = ReadUser;
+
+impl ReadUser {
+    /// Its `userAccountControl`, where it has one.
+    pub fn uac(&self) -> Option<u32> {
+        first(&self.attrs, "userAccountControl").and_then(|v| v.parse().ok())
+    }
+}
+
+impl LdapProvider {
+    /// The entry `e`, whose DN is `raw_dn`, as a user; `None` when it is not an account keyward
+    /// sees (no user key, or a DN that does not parse).
+    pub(super) fn user_read(&self, e: &SearchEntry, raw_dn: &str) -> Option<UserRead> {
+        let attrs = client::attrs_by_lower_name(e);
+        let user_name = first(&attrs, &self.conn.user_key).cloned()?;
+        let Ok(parsed) = Dn::parse(raw_dn) else {
+            tracing::warn!(target_name = %self.target, dn = %raw_dn, "skipping an entry whose DN does not parse");
+            return None;
+        };
+        let id = entry_id(e, &attrs, &parsed.key());
+        Some(UserRead { dn: parsed, raw_dn: raw_dn.to_string(), attrs, id, user_name })
+    }
+
+    /// A user as the model has it; `manager` gives the userName of the account whose DN (as
+    /// the entry holds it) is the manager, if keyward sees it.
+    pub(super) fn account_of(&self, u: &UserRead, manager: impl Fn(&str) -> Option<String>) -> LiveAccount {
+        let flavor = self.conn.flavor;
+        let mut attrs = UserAttrs::default();
+        for f in UserField::ALL {
+            let v = first(&u.attrs, field_attribute(flavor, f)).cloned();
+            *attrs.slot(f) = match f {
+                UserField::Manager => v.and_then(|m| manager(&m)),
+                _ => v,
+            };
+        }
+        let active = self.is_active(&u.dn, &u.attrs);
+        LiveAccount {
+            id: u.id.clone(),
+            user_name: u.user_name.clone(),
+            fingerprint: account_fingerprint(&u.dn, &u.user_name, &attrs, active),
+            attrs,
+            active,
+            last_sign_in: None,
+            registered_methods: None,
+        }
+    }
+}
+
+/// A group as the model has it, and its members' DN keys. `member` gives the account id of
+/// the member at position `i` of `member_dns` with DN key `k`; a member that is no account
+/// keyward sees is kept as its DN. Empty values (the placeholder) are no members.
+pub(super) fn group_of(
+    dn: &str,
+    id: String,
+    name: String,
+    member_dns: &[String],
+    member: impl Fn(usize, &str) -> Option<String>,
+) -> (LiveBinding, HashSet<String>) {
+    let member_dns: Vec<(usize, &String)> =
+        member_dns.iter().enumerate().filter(|(_, d)| !d.trim().is_empty()).collect();
+    let mut member_keys: Vec<String> = member_dns.iter().map(|(_, d)| dn::normalize(d)).collect();
+    let members: Vec<String> = member_dns
+        .iter()
+        .zip(&member_keys)
+        .map(|((i, raw), k)| member(*i, k).unwrap_or_else(|| raw.to_string()))
+        .collect();
+    member_keys.sort();
+    let fingerprint = group_fingerprint(&dn::normalize(dn), &member_keys);
+    (LiveBinding { id, binding: Binding::Group(name), members, fingerprint }, member_keys.into_iter().collect())
+}
+
+/// A group's fingerprint: its DN key and its members' DN keys, sorted.
+pub(super) fn group_fingerprint(dn_key: &str, sorted_member_keys: &[String]) -> String {
+    digest(&(dn_key, sorted_member_keys))
 }
