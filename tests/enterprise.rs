@@ -9,9 +9,11 @@ mod harness;
 mod support;
 
 use keyward_fakes::RequestLog;
+use keyward_fakes::dataverse::Depth;
 use keyward_fakes::graph::Graph;
 
 use harness::{TENANT, dataverse, enterprise_with_vault, fno, run, secret};
+use support::Sandbox;
 
 const ENTRA_CLIENT: &str = "c11b361e-d038-475f-b98e-78737063942d";
 
@@ -28,18 +30,7 @@ fn enterprise_example_applies_and_converges_against_graph_dataverse_and_fno() {
     // The service accounts' credentials go to Key Vault: a fake one, behind the same Entra.
     let vault = keyward_fakes::keyvault::KeyVault::new(g.entra());
     let vs = keyward_fakes::serve(vault.router());
-    let sb = enterprise_with_vault(&dvs.url(), Some(&fs.url()));
-    sb.edit(
-        "keyward.yaml",
-        "  entra:\n    provider: file\n    path: .keyward/entra.json\n",
-        &format!(
-            "  entra:\n    provider: graph\n    tenant: {TENANT}\n    clientId: {ENTRA_CLIENT}\n    clientSecret: ${{env:ENTRA_CLIENT_SECRET}}\n    endpoint: {0}\n    authority: {0}\n",
-            gs.url()
-        ),
-    );
-
-    let text = sb.read("service-accounts/integrations.yaml").replace("https://northwind-kv.vault.azure.net", &vs.url());
-    sb.write("service-accounts/integrations.yaml", &text);
+    let sb = on_fakes(&gs.url(), &dvs.url(), &fs.url(), &vs.url());
 
     let r = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
     r.expect(2);
@@ -72,4 +63,151 @@ fn enterprise_example_applies_and_converges_against_graph_dataverse_and_fno() {
 
     let r = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
     r.expect(0);
+}
+
+/// The example with `entra` on the Graph fake at `graph`, `d365` on the Dataverse fake, `finance`
+/// on the F&O fake, and its credentials delivered to the Key Vault fake at `vault`.
+fn on_fakes(graph: &str, dv: &str, fno: &str, vault: &str) -> Sandbox {
+    let sb = enterprise_with_vault(dv, Some(fno));
+    sb.edit(
+        "keyward.yaml",
+        "  entra:\n    provider: file\n    path: .keyward/entra.json\n",
+        &format!(
+            "  entra:\n    provider: graph\n    tenant: {TENANT}\n    clientId: {ENTRA_CLIENT}\n    clientSecret: ${{env:ENTRA_CLIENT_SECRET}}\n    endpoint: {graph}\n    authority: {graph}\n"
+        ),
+    );
+    let text = sb.read("service-accounts/integrations.yaml").replace("https://northwind-kv.vault.azure.net", vault);
+    sb.write("service-accounts/integrations.yaml", &text);
+    sb
+}
+
+const SOFIA: &str = "sofia.lindqvist@northwind.example";
+const DANIEL: &str = "daniel.osei@northwind.example";
+/// The app registration of the web shop's order sync.
+const SALES_SYNC_APP: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+const KEY_ACCOUNTS_GROUP: &str = "Key Accounts EMEA";
+
+/// The Dynamics 365 security model on top of the example: Sofia placed in the Sales business
+/// unit, a key accounts desk whose Dataverse access comes through an Entra group team, the web
+/// shop's order sync as an application user, the sales representative's role pinned to its
+/// live contents, and an SodRule on a live privilege.
+fn security_model(sb: &Sandbox) {
+    sb.edit(
+        "users/sales.yaml",
+        "employeeId: \"E1019\"\n",
+        "employeeId: \"E1019\"\ntargets: {d365: {businessUnit: Sales}}\n",
+    );
+    sb.edit("users/sales.yaml", "employeeId: \"E1022\"\nroles: [sales-rep]", "employeeId: \"E1022\"\nroles: [sales-rep, key-accounts]");
+    sb.edit(
+        "roles/sales.yaml",
+        "  d365: {securityRole: Salesperson}\n",
+        "  d365: {securityRole: Salesperson}\n# What Salesperson grants in Dataverse is kept in role-contents/sales-rep.yaml\n# (`keyward import --contents`): a privilege added in the environment is drift.\ncontents: pinned\n",
+    );
+    sb.write(
+        "roles/key-accounts.yaml",
+        &format!(
+            "# yaml-language-server: $schema=../../../schemas/role.json
+kind: Role
+name: key-accounts
+description: Serves the key accounts desk; Dataverse access comes from the desk's Entra group team
+duties: [customer-maintenance]
+requires: {{authentication: mfa, clearance: internal}}
+bindings:
+  # Membership of the Entra group on `entra`; the team's security roles do the rest.
+  d365: {{groupTeam: {{group: {KEY_ACCOUNTS_GROUP}, businessUnit: northwind}}}}
+"
+        ),
+    );
+    sb.write(
+        "service-accounts/sales-sync.yaml",
+        &format!(
+            "# yaml-language-server: $schema=../../../schemas/service-account.json
+kind: ServiceAccount
+name: sales-sync
+owner: grace.okafor
+displayName: Web shop order sync
+description: Copies web shop orders into Dynamics 365 Sales as the application user of its app registration
+targets: {{d365: {{applicationId: {SALES_SYNC_APP}, businessUnit: Sales}}}}
+roles: [sales-rep]
+"
+        ),
+    );
+    sb.write(
+        "policies/live-sod.yaml",
+        "# yaml-language-server: $schema=../../../schemas/sod-rule.json
+kind: SodRule
+name: order-entry-vs-account-changes
+first: {privileges: [prvWriteAccount]}
+second: {duties: [sales-order-entry]}
+severity: deny
+description: Whoever enters sales orders must not change customer accounts
+mitigation: Account changes go through the key accounts desk
+",
+    );
+}
+
+#[test]
+fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privileges() {
+    let secret = secret();
+    let g = Graph::new();
+    g.entra().register(ENTRA_CLIENT, Some(&secret));
+    g.add_enterprise_app("Northwind Bank Portal", &["Payment Approver"]);
+    let group = g.add_group(KEY_ACCOUNTS_GROUP);
+    let (dv_log, fno_log) = (RequestLog::default(), RequestLog::default());
+    let dv = dataverse(g.entra(), &secret);
+    let sales = dv.create_business_unit("Sales", &dv.root_business_unit());
+    let retail = dv.create_business_unit("Retail", &dv.root_business_unit());
+    let team = dv.add_group_team("Key Accounts (EMEA)", None, &group, 0);
+    dv.assign_team_role(&team, "Salesperson");
+    for p in ["prvReadAccount", "prvWriteAccount"] {
+        dv.add_privilege(p);
+    }
+    dv.grant_privilege("Salesperson", "prvReadAccount", Depth::Local);
+    let f = fno(g.entra(), &secret);
+    let (gs, dvs, fs) = (g.serve(), dv.serve(g.entra(), &dv_log, None), f.serve(g.entra(), &fno_log, None));
+    let vault = keyward_fakes::keyvault::KeyVault::new(g.entra());
+    let vs = keyward_fakes::serve(vault.router());
+    let sb = on_fakes(&gs.url(), &dvs.url(), &fs.url(), &vs.url());
+    security_model(&sb);
+
+    // The pinned role's snapshot is written from the environment.
+    let i = run(&sb, &secret, &["import", "{dir}", "--target", "d365", "--contents"]);
+    i.expect(0);
+    assert!(sb.read("role-contents/sales-rep.yaml").contains("prvReadAccount"), "{}", i.stdout);
+
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
+    plan.expect(2);
+    let a = run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]);
+    assert_eq!(a.code, 0, "{}{}", a.stdout, a.stderr);
+    assert_eq!(dv.user_business_unit(SOFIA).as_deref(), Some(sales.as_str()));
+    assert_eq!(dv.roles_of(SOFIA), vec!["Salesperson"]);
+    let daniel = g.user(DANIEL).expect("Daniel's Entra account")["id"].as_str().unwrap().to_string();
+    assert_eq!(g.members(&group), vec![daniel], "the group team's members come from the Entra group");
+    let app = dv.app_user_id(SALES_SYNC_APP).expect("the application user");
+    assert_eq!(dv.roles_of_id(&app), vec!["Salesperson"]);
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+
+    // A second commit: Sofia moves to Retail. Dataverse drops her roles on a move, so the plan
+    // moves her and gives her Retail's copy of Salesperson, in that order.
+    sb.edit("users/sales.yaml", "{d365: {businessUnit: Sales}}", "{d365: {businessUnit: Retail}}");
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--target", "entra", "--target", "d365", "--detailed-exitcode"]);
+    plan.expect(2);
+    insta::assert_snapshot!("enterprise_business_unit_move_plan", plan.stdout);
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    assert_eq!(dv.user_business_unit(SOFIA).as_deref(), Some(retail.as_str()));
+    assert_eq!(dv.roles_of(SOFIA), vec!["Salesperson"]);
+    run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+
+    // Outside git, through the environment's admin: Salesperson gains prvWriteAccount.
+    dv.grant_privilege("Salesperson", "prvWriteAccount", Depth::Global);
+    let d = run(&sb, &secret, &["drift", "{dir}", "--target", "entra", "--target", "d365"]);
+    d.expect(2);
+    let section = &d.stdout[d.stdout.find("Role contents changed outside git").expect("the drift section")..];
+    insta::assert_snapshot!("enterprise_role_contents_drift", section);
+    let r = run(&sb, &secret, &["plan", "{dir}", "--target", "entra", "--target", "d365"]);
+    r.expect(3);
+    let flat: String = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("sod.conflict"), "{}", r.stdout);
+    assert!(flat.contains("`sales-rep` (privilege `prvWriteAccount` (global) on `d365`)"), "{}", r.stdout);
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(3);
 }
