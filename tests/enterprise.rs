@@ -97,11 +97,29 @@ fn security_model(sb: &Sandbox) {
         "employeeId: \"E1019\"\n",
         "employeeId: \"E1019\"\ntargets: {d365: {businessUnit: Sales}}\n",
     );
-    sb.edit("users/sales.yaml", "employeeId: \"E1022\"\nroles: [sales-rep]", "employeeId: \"E1022\"\nroles: [sales-rep, key-accounts]");
+    sb.edit(
+        "users/sales.yaml",
+        "employeeId: \"E1022\"\nroles: [sales-rep]",
+        "employeeId: \"E1022\"\nroles: [sales-rep, key-accounts]",
+    );
     sb.edit(
         "roles/sales.yaml",
         "  d365: {securityRole: Salesperson}\n",
         "  d365: {securityRole: Salesperson}\n# What Salesperson grants in Dataverse is kept in role-contents/sales-rep.yaml\n# (`keyward import --contents`): a privilege added in the environment is drift.\ncontents: pinned\n",
+    );
+    let roles = sb.read("roles/sales.yaml");
+    sb.write(
+        "roles/sales.yaml",
+        &format!(
+            "{roles}---
+kind: Role
+name: order-sync
+description: Writes web shop orders into Dynamics 365 Sales (held by the order sync's application user)
+duties: [sales-order-entry]
+bindings:
+  d365: {{securityRole: Web Shop Integration}}
+"
+        ),
     );
     sb.write(
         "roles/key-accounts.yaml",
@@ -128,7 +146,7 @@ owner: grace.okafor
 displayName: Web shop order sync
 description: Copies web shop orders into Dynamics 365 Sales as the application user of its app registration
 targets: {{d365: {{applicationId: {SALES_SYNC_APP}, businessUnit: Sales}}}}
-roles: [sales-rep]
+roles: [order-sync]
 "
         ),
     );
@@ -159,6 +177,7 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
     let retail = dv.create_business_unit("Retail", &dv.root_business_unit());
     let team = dv.add_group_team("Key Accounts (EMEA)", None, &group, 0);
     dv.assign_team_role(&team, "Salesperson");
+    dv.add_role_everywhere("Web Shop Integration");
     for p in ["prvReadAccount", "prvWriteAccount"] {
         dv.add_privilege(p);
     }
@@ -177,6 +196,22 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
 
     let plan = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
     plan.expect(2);
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown = flat(&plan.stdout);
+    for expected in [
+        // The group team is what membership of its Entra group means on d365.
+        "membership of group Key Accounts EMEA is role `key-accounts` on `d365`: its Microsoft Entra group team (business unit northwind) takes the group's members and gives them the security roles Salesperson",
+        "+ entra.assignment.daniel.osei/key-accounts",
+        // The order sync is an application user in the Sales unit, and only there.
+        "+ d365.service-account.sales-sync + applicationId = \"0f8fad5b-d9cb-469f-a165-70867728950e\" + businessUnit = \"Sales\"",
+        "an application user has access mode Non-interactive and needs no licence",
+        "+ d365.assignment.sales-sync/order-sync",
+        // Sofia is created in the root unit and placed in Sales.
+        "~ businessUnit = \"northwind\" -> \"Sales\"",
+    ] {
+        assert!(shown.contains(expected), "{expected} in plan:\n{}", plan.stdout);
+    }
+    assert!(!shown.contains("aws.service-account.sales-sync"), "{}", plan.stdout);
     let a = run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]);
     assert_eq!(a.code, 0, "{}{}", a.stdout, a.stderr);
     assert_eq!(dv.user_business_unit(SOFIA).as_deref(), Some(sales.as_str()));
@@ -184,7 +219,7 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
     let daniel = g.user(DANIEL).expect("Daniel's Entra account")["id"].as_str().unwrap().to_string();
     assert_eq!(g.members(&group), vec![daniel], "the group team's members come from the Entra group");
     let app = dv.app_user_id(SALES_SYNC_APP).expect("the application user");
-    assert_eq!(dv.roles_of_id(&app), vec!["Salesperson"]);
+    assert_eq!(dv.roles_of_id(&app), vec!["Web Shop Integration"]);
     run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
 
     // A second commit: Sofia moves to Retail. Dataverse drops her roles on a move, so the plan
@@ -206,8 +241,8 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
     insta::assert_snapshot!("enterprise_role_contents_drift", section);
     let r = run(&sb, &secret, &["plan", "{dir}", "--target", "entra", "--target", "d365"]);
     r.expect(3);
-    let flat: String = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(flat.contains("sod.conflict"), "{}", r.stdout);
-    assert!(flat.contains("`sales-rep` (privilege `prvWriteAccount` (global) on `d365`)"), "{}", r.stdout);
+    let shown = flat(&r.stdout);
+    assert!(shown.contains("sod.conflict"), "{}", r.stdout);
+    assert!(shown.contains("`sales-rep` (privilege `prvWriteAccount` (global) on `d365`)"), "{}", r.stdout);
     run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(3);
 }
