@@ -12,7 +12,7 @@ use keyward_fakes::RequestLog;
 use keyward_fakes::dataverse::Depth;
 use keyward_fakes::graph::Graph;
 
-use harness::{TENANT, dataverse, enterprise_with_vault, fno, run, secret};
+use harness::{TENANT, dataverse, enterprise_complete, fno, run, secret};
 use support::Sandbox;
 
 const ENTRA_CLIENT: &str = "c11b361e-d038-475f-b98e-78737063942d";
@@ -30,7 +30,7 @@ fn enterprise_example_applies_and_converges_against_graph_dataverse_and_fno() {
     // The service accounts' credentials go to Key Vault: a fake one, behind the same Entra.
     let vault = keyward_fakes::keyvault::KeyVault::new(g.entra());
     let vs = keyward_fakes::serve(vault.router());
-    let sb = on_fakes(&gs.url(), &dvs.url(), &fs.url(), &vs.url());
+    let sb = on_fakes(&gs.url(), &dvs.url(), &fs.url(), &vs.url(), false);
 
     let r = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
     r.expect(2);
@@ -67,8 +67,11 @@ fn enterprise_example_applies_and_converges_against_graph_dataverse_and_fno() {
 
 /// The example with `entra` on the Graph fake at `graph`, `d365` on the Dataverse fake, `finance`
 /// on the F&O fake, and its credentials delivered to the Key Vault fake at `vault`.
-fn on_fakes(graph: &str, dv: &str, fno: &str, vault: &str) -> Sandbox {
-    let sb = enterprise_with_vault(dv, Some(fno));
+fn on_fakes(graph: &str, dv: &str, fno: &str, vault: &str, complete: bool) -> Sandbox {
+    let sb = enterprise_complete(dv, Some(fno));
+    if !complete {
+        harness::without_security_model(&sb);
+    }
     sb.edit(
         "keyward.yaml",
         "  entra:\n    provider: file\n    path: .keyward/entra.json\n",
@@ -86,83 +89,6 @@ const DANIEL: &str = "daniel.osei@northwind.example";
 /// The app registration of the web shop's order sync.
 const SALES_SYNC_APP: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
 const KEY_ACCOUNTS_GROUP: &str = "Key Accounts EMEA";
-
-/// The Dynamics 365 security model on top of the example: Sofia placed in the Sales business
-/// unit, a key accounts desk whose Dataverse access comes through an Entra group team, the web
-/// shop's order sync as an application user, the sales representative's role pinned to its
-/// live contents, and an SodRule on a live privilege.
-fn security_model(sb: &Sandbox) {
-    sb.edit(
-        "users/sales.yaml",
-        "employeeId: \"E1019\"\n",
-        "employeeId: \"E1019\"\ntargets: {d365: {businessUnit: Sales}}\n",
-    );
-    sb.edit(
-        "users/sales.yaml",
-        "employeeId: \"E1022\"\nroles: [sales-rep]",
-        "employeeId: \"E1022\"\nroles: [sales-rep, key-accounts]",
-    );
-    sb.edit(
-        "roles/sales.yaml",
-        "  d365: {securityRole: Salesperson}\n",
-        "  d365: {securityRole: Salesperson}\n# What Salesperson grants in Dataverse is kept in role-contents/sales-rep.yaml\n# (`keyward import --contents`): a privilege added in the environment is drift.\ncontents: pinned\n",
-    );
-    let roles = sb.read("roles/sales.yaml");
-    sb.write(
-        "roles/sales.yaml",
-        &format!(
-            "{roles}---
-kind: Role
-name: order-sync
-description: Writes web shop orders into Dynamics 365 Sales (held by the order sync's application user)
-duties: [sales-order-entry]
-bindings:
-  d365: {{securityRole: Web Shop Integration}}
-"
-        ),
-    );
-    sb.write(
-        "roles/key-accounts.yaml",
-        &format!(
-            "# yaml-language-server: $schema=../../../schemas/role.json
-kind: Role
-name: key-accounts
-description: Serves the key accounts desk; Dataverse access comes from the desk's Entra group team
-duties: [customer-maintenance]
-requires: {{authentication: mfa, clearance: internal}}
-bindings:
-  # Membership of the Entra group on `entra`; the team's security roles do the rest.
-  d365: {{groupTeam: {{group: {KEY_ACCOUNTS_GROUP}, businessUnit: northwind}}}}
-"
-        ),
-    );
-    sb.write(
-        "service-accounts/sales-sync.yaml",
-        &format!(
-            "# yaml-language-server: $schema=../../../schemas/service-account.json
-kind: ServiceAccount
-name: sales-sync
-owner: grace.okafor
-displayName: Web shop order sync
-description: Copies web shop orders into Dynamics 365 Sales as the application user of its app registration
-targets: {{d365: {{applicationId: {SALES_SYNC_APP}, businessUnit: Sales}}}}
-roles: [order-sync]
-"
-        ),
-    );
-    sb.write(
-        "policies/live-sod.yaml",
-        "# yaml-language-server: $schema=../../../schemas/sod-rule.json
-kind: SodRule
-name: order-entry-vs-account-changes
-first: {privileges: [prvWriteAccount]}
-second: {duties: [sales-order-entry]}
-severity: deny
-description: Whoever enters sales orders must not change customer accounts
-mitigation: Account changes go through the key accounts desk
-",
-    );
-}
 
 #[test]
 fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privileges() {
@@ -186,8 +112,7 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
     let (gs, dvs, fs) = (g.serve(), dv.serve(g.entra(), &dv_log, None), f.serve(g.entra(), &fno_log, None));
     let vault = keyward_fakes::keyvault::KeyVault::new(g.entra());
     let vs = keyward_fakes::serve(vault.router());
-    let sb = on_fakes(&gs.url(), &dvs.url(), &fs.url(), &vs.url());
-    security_model(&sb);
+    let sb = on_fakes(&gs.url(), &dvs.url(), &fs.url(), &vs.url(), true);
 
     // The pinned role's snapshot is written from the environment.
     let i = run(&sb, &secret, &["import", "{dir}", "--target", "d365", "--contents"]);
