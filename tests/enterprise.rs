@@ -127,7 +127,8 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
         // The group team is what membership of its Entra group means on d365.
         "membership of group Key Accounts EMEA is role `key-accounts` on `d365`: its Microsoft Entra group team (business unit northwind) takes the group's members and gives them the security roles Salesperson",
         "+ entra.assignment.daniel.osei/key-accounts",
-        // The order sync is an application user in the Sales unit, and only there.
+        // The order sync is an application user in the Sales unit (and, on `entra`, an app
+        // registration: `users: all`), with its own security role.
         "+ d365.service-account.sales-sync + applicationId = \"0f8fad5b-d9cb-469f-a165-70867728950e\" + businessUnit = \"Sales\"",
         "an application user has access mode Non-interactive and needs no licence",
         "+ d365.assignment.sales-sync/order-sync",
@@ -169,5 +170,26 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
     let shown = flat(&r.stdout);
     assert!(shown.contains("sod.conflict"), "{}", r.stdout);
     assert!(shown.contains("`sales-rep` (privilege `prvWriteAccount` (global) on `d365`)"), "{}", r.stdout);
+    insta::assert_snapshot!(
+        "enterprise_live_privilege_findings",
+        findings(&r.stdout, &["contents.pinned-drift", "sod.conflict"])
+    );
     run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(3);
+}
+
+/// The findings whose rule is one of `rules`: each from its rule line (unindented) to the next
+/// unindented line.
+fn findings(out: &str, rules: &[&str]) -> String {
+    let mut shown = String::new();
+    let mut inside = false;
+    for line in out.lines() {
+        if !line.is_empty() && !line.starts_with(' ') {
+            inside = rules.contains(&line.trim());
+        }
+        if inside {
+            shown.push_str(line.trim_end());
+            shown.push('\n');
+        }
+    }
+    shown
 }
