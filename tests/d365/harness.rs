@@ -49,9 +49,43 @@ pub fn enterprise(dataverse: &str, fno: Option<&str>) -> Sandbox {
     sb
 }
 
-/// The example as it is, its service accounts delivering to the example's Key Vault (point it
-/// at a fake one).
+/// The example without its Dynamics 365 security model, its service accounts delivering to the
+/// example's Key Vault (point it at a fake one).
 pub fn enterprise_with_vault(dataverse: &str, fno: Option<&str>) -> Sandbox {
+    let sb = enterprise_complete(dataverse, fno);
+    without_security_model(&sb);
+    sb
+}
+
+/// The parts of the example that need the environment set up for them (tests/enterprise.rs
+/// does): Sofia's business unit `Sales`, the key accounts desk's Entra group team, the web shop
+/// order sync's application user and its `Web Shop Integration` role, the pinned contents of
+/// `sales-rep` and the SodRule on a live privilege. Without them the example is what the tests
+/// of one feature at a time expect.
+pub fn without_security_model(sb: &Sandbox) {
+    for file in [
+        "roles/key-accounts.yaml",
+        "roles/integrations.yaml",
+        "service-accounts/sales-sync.yaml",
+        "policies/live-privileges.yaml",
+    ] {
+        std::fs::remove_file(sb.path(file)).unwrap();
+    }
+    sb.edit(
+        "users/sales.yaml",
+        "# Sofia works the Sales business unit's accounts in Dynamics 365.\ntargets: {d365: {businessUnit: Sales}}\n",
+        "",
+    );
+    sb.edit("users/sales.yaml", "roles: [sales-rep, key-accounts]\n", "roles: [sales-rep]\n");
+    let roles = sb.read("roles/sales.yaml");
+    let pinned = roles.find("# What Salesperson grants").expect("sales-rep is pinned");
+    let end =
+        pinned + roles[pinned..].find("contents: pinned\n").expect("contents: pinned") + "contents: pinned\n".len();
+    sb.write("roles/sales.yaml", &format!("{}{}", &roles[..pinned], &roles[end..]));
+}
+
+/// The example as it is, with its targets retargeted as [`enterprise_with_vault`] does.
+pub fn enterprise_complete(dataverse: &str, fno: Option<&str>) -> Sandbox {
     let sb = Sandbox::example("enterprise");
     let fno_target = match fno {
         Some(url) => format!(
