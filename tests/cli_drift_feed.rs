@@ -1,0 +1,154 @@
+//! `keyward drift` across runs, against the Graph fake: each run stores the tenant's live state
+//! and its change-feed cursor in the state store, and the next run reads through the feed from
+//! them (one `$batch` when idle); a change made in the portal between runs is drift; `--full`,
+//! a stored state that does not parse, and one older than `--resync` mean a full read.
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use keyward_fakes::graph::Graph;
+use serde_json::json;
+
+const TENANT: &str = "northwind.example";
+const CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+const FULL: &str = "directory: read in full.";
+const FED: &str = "directory: read through the change feed";
+
+/// A client secret made at test time, registered with the fake and written for the target.
+fn register(g: &Graph, root: &Path) {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let secret = format!("test-secret-{:016x}", h.finish());
+    g.entra().register(CLIENT, Some(&secret));
+    std::fs::write(root.join("client-secret"), &secret).unwrap();
+}
+
+/// The quick start on the Graph fake, applied.
+fn graph_quickstart() -> (Graph, keyward_fakes::Running, support::Sandbox) {
+    let g = Graph::new();
+    let sb = support::Sandbox::example("quickstart");
+    register(&g, &sb.root);
+    let fake = g.serve();
+    let url = fake.url();
+    sb.edit(
+        "keyward.yaml",
+        "    provider: file\n    path: .keyward/directory.json   # a local JSON file that stands in for a live directory\n",
+        &format!(
+            "    provider: graph\n    tenant: {TENANT}\n    clientId: {CLIENT}\n    clientSecret: ${{file:client-secret}}\n    endpoint: {url}\n    authority: {url}\n"
+        ),
+    );
+    sb.run(&["apply", "{dir}", "--auto-approve"]).expect(0);
+    (g, fake, sb)
+}
+
+/// Runs `keyward drift` with `extra` arguments at `now`; returns the run and the requests it
+/// sent to Graph.
+fn drift(g: &Graph, sb: &support::Sandbox, extra: &[&str], now: Option<&str>) -> (support::Run, usize) {
+    let mut args = vec!["drift", "{dir}"];
+    args.extend_from_slice(extra);
+    let before = g.graph_requests();
+    let run = match now {
+        Some(now) => sb.run_with_env(&args, &[("KEYWARD_NOW", now)]),
+        None => sb.run(&args),
+    };
+    (run, g.graph_requests() - before)
+}
+
+fn stored(sb: &support::Sandbox) -> PathBuf {
+    sb.root.join(".keyward/feeds.json")
+}
+
+#[test]
+fn a_second_drift_run_reads_through_the_feed_and_sees_a_portal_change() {
+    let (g, _fake, sb) = graph_quickstart();
+    assert!(!stored(&sb).exists(), "apply stores no feed state");
+
+    let (first, full_requests) = drift(&g, &sb, &[], None);
+    first.expect(0);
+    assert!(first.stderr.contains(FULL), "{}", first.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stored(&sb)).unwrap()).unwrap();
+    assert!(doc["targets"]["directory"]["cursor"].as_object().is_some_and(|c| !c.is_empty()), "{doc}");
+
+    // Idle: the three delta queries in one `$batch`.
+    let (second, requests) = drift(&g, &sb, &[], None);
+    second.expect(0);
+    assert!(second.stderr.contains(&format!("{FED} (0 objects changed since the last run).")), "{}", second.stderr);
+    assert_eq!(requests, 1, "an idle run is one request (a full read took {full_requests})");
+    assert!(full_requests > requests);
+    assert_eq!(first.stdout, second.stdout, "the same answer as the full read");
+
+    // A change in the portal between runs is drift, read through the feed.
+    let janet = g.user("janet.leverling@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    g.portal("admin@northwind.example").update_user(&janet, json!({"jobTitle": "Hacker"}));
+    let (third, _) = drift(&g, &sb, &["--format", "json"], None);
+    third.expect(2);
+    assert!(third.stderr.contains(&format!("{FED} (1 object changed since the last run).")), "{}", third.stderr);
+    let changes = support::changes(&third.json());
+    assert!(changes.iter().any(|(a, _)| a == "directory.user.janet.leverling"), "{changes:?}");
+    // The state stored was brought up to date: the next run still sees it, and nothing else.
+    let (fourth, requests) = drift(&g, &sb, &["--format", "json"], None);
+    fourth.expect(2);
+    assert_eq!(support::changes(&fourth.json()), changes);
+    assert_eq!(requests, 1);
+
+    // --full reads in full, whatever is stored.
+    let (full, requests) = drift(&g, &sb, &["--full", "--format", "json"], None);
+    full.expect(2);
+    assert!(full.stderr.contains(FULL), "{}", full.stderr);
+    // A full read, and the directory audit query that names who made the change.
+    assert!(requests > full_requests, "{requests} requests");
+    assert_eq!(support::changes(&full.json()), changes);
+}
+
+#[test]
+fn a_stored_state_that_does_not_parse_means_a_full_read_and_is_replaced() {
+    let (g, _fake, sb) = graph_quickstart();
+    drift(&g, &sb, &[], None).0.expect(0);
+    std::fs::write(stored(&sb), b"{\"targets\": {\"directory\": {\"live\": 7}}").unwrap();
+
+    let (run, requests) = drift(&g, &sb, &[], None);
+    run.expect(0);
+    assert!(run.stderr.contains("does not parse"), "{}", run.stderr);
+    assert!(run.stderr.contains(FULL), "{}", run.stderr);
+    assert!(requests > 1);
+    // Replaced by this run's state: the next run reads through the feed.
+    let (next, requests) = drift(&g, &sb, &[], None);
+    next.expect(0);
+    assert!(next.stderr.contains(FED), "{}", next.stderr);
+    assert!(!next.stderr.contains("does not parse"), "{}", next.stderr);
+    assert_eq!(requests, 1);
+}
+
+#[test]
+fn a_stored_state_older_than_resync_means_a_full_read() {
+    let (g, _fake, sb) = graph_quickstart();
+    drift(&g, &sb, &[], None).0.expect(0);
+    let later = "2026-11-28T14:00:00Z"; // two hours after the sandbox's clock
+
+    // Within --resync: through the feed (the state does not age while read incrementally).
+    let (run, _) = drift(&g, &sb, &["--resync", "3h"], Some(later));
+    assert!(run.expect(0).stderr.contains(FED), "{}", run.stderr);
+    // Older than the default hour: a full read, compared with the state built from the feed.
+    let (run, requests) = drift(&g, &sb, &[], Some(later));
+    run.expect(0);
+    assert!(run.stderr.contains(FULL), "{}", run.stderr);
+    assert!(!run.stderr.contains("differs from a full read"), "no mismatch: {}", run.stderr);
+    assert!(requests > 1);
+    // That full read is the new start.
+    let (run, requests) = drift(&g, &sb, &[], Some(later));
+    assert!(run.expect(0).stderr.contains(FED), "{}", run.stderr);
+    assert_eq!(requests, 1);
+    // A state dated after the clock is no newer than a full read: read in full.
+    let (run, _) = drift(&g, &sb, &[], None);
+    assert!(run.expect(0).stderr.contains(FULL), "{}", run.stderr);
+}
+
+#[test]
+fn changed_target_settings_mean_a_full_read() {
+    let (g, _fake, sb) = graph_quickstart();
+    drift(&g, &sb, &[], None).0.expect(0);
+    sb.edit("keyward.yaml", &format!("    tenant: {TENANT}\n"), &format!("    tenant: {TENANT}\n    federatedDomains: [contoso.example]\n"));
+    let (run, _) = drift(&g, &sb, &[], None);
+    assert!(run.stderr.contains(FULL), "{}", run.stderr);
+}
