@@ -152,3 +152,26 @@ fn changed_target_settings_mean_a_full_read() {
     let (run, _) = drift(&g, &sb, &[], None);
     assert!(run.stderr.contains(FULL), "{}", run.stderr);
 }
+
+#[test]
+fn a_resync_compares_the_stored_state_with_the_full_read_and_keeps_the_full_read() {
+    let (g, _fake, sb) = graph_quickstart();
+    drift(&g, &sb, &[], None).0.expect(0);
+    // The stored state edited: an account taken out of it.
+    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stored(&sb)).unwrap()).unwrap();
+    let accounts = doc["targets"]["directory"]["live"]["accounts"].as_array_mut().unwrap();
+    let before = accounts.len();
+    accounts.retain(|a| a["userName"] != "janet.leverling@northwind.example");
+    assert_eq!(accounts.len(), before - 1, "{doc}");
+    std::fs::write(stored(&sb), serde_json::to_vec(&doc).unwrap()).unwrap();
+
+    // Within --resync the edited state is believed (janet looks missing) ...
+    let (run, _) = drift(&g, &sb, &["--format", "json"], None);
+    run.expect(2);
+    assert!(support::changes(&run.json()).iter().any(|(a, _)| a == "directory.user.janet.leverling"));
+    // ... until the resync, whose full read differs from it: logged, and the full read is kept.
+    let (run, _) = drift(&g, &sb, &[], Some("2026-11-28T14:00:00Z"));
+    run.expect(0);
+    assert!(run.stderr.contains("differs from a full read"), "{}", run.stderr);
+    assert!(run.stderr.contains(FULL), "{}", run.stderr);
+}
