@@ -148,7 +148,11 @@ fn a_stored_state_older_than_resync_means_a_full_read() {
 fn changed_target_settings_mean_a_full_read() {
     let (g, _fake, sb) = graph_quickstart();
     drift(&g, &sb, &[], None).0.expect(0);
-    sb.edit("keyward.yaml", &format!("    tenant: {TENANT}\n"), &format!("    tenant: {TENANT}\n    federatedDomains: [contoso.example]\n"));
+    sb.edit(
+        "keyward.yaml",
+        &format!("    tenant: {TENANT}\n"),
+        &format!("    tenant: {TENANT}\n    federatedDomains: [contoso.example]\n"),
+    );
     let (run, _) = drift(&g, &sb, &[], None);
     assert!(run.stderr.contains(FULL), "{}", run.stderr);
 }

@@ -50,7 +50,8 @@ pub async fn check(
     let stored = match documents::read::<documents::FeedStates>(&*backend).await {
         Ok(v) => v.value.targets,
         Err(StateError::Corrupt { what, message }) => {
-            let w = format!("the stored change-feed state {what} does not parse ({message}); reading every target in full");
+            let w =
+                format!("the stored change-feed state {what} does not parse ({message}); reading every target in full");
             tracing::warn!("{w}");
             warnings.push(w);
             BTreeMap::new()
@@ -65,7 +66,8 @@ pub async fn check(
         let configured = &attempt.config.state().settings.targets;
         let held = feeds.stored(now);
         let saved = documents::update::<documents::FeedStates>(&*backend, |doc| {
-            doc.targets.retain(|n, _| !reads.keys().any(|r| r.as_str() == n) && configured.keys().any(|c| c.as_str() == n));
+            doc.targets
+                .retain(|n, _| !reads.keys().any(|r| r.as_str() == n) && configured.keys().any(|c| c.as_str() == n));
             doc.targets.extend(held.clone());
             true
         })
@@ -76,7 +78,8 @@ pub async fn check(
             other => other.map(drop),
         };
         if let Err(e) = saved {
-            let w = format!("could not store the change-feed state: {e}; the next run reads from the one stored before");
+            let w =
+                format!("could not store the change-feed state: {e}; the next run reads from the one stored before");
             tracing::warn!("{w}");
             warnings.push(w);
         }

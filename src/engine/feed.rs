@@ -1,5 +1,7 @@
 //! Reading targets through their change feeds, for `watch`: the live state of each target is
-//! held in memory between checks and brought up to date with what changed since.
+//! held in memory between checks and brought up to date with what changed since. `drift`
+//! carries the states across runs through the state store ([`Feeds::from_stored`],
+//! [`Feeds::stored`]; see [`super::drift_stored`]).
 //!
 //! Guarantees:
 //! - a target is read in full on the first check, when its connection settings changed, when
@@ -22,10 +24,10 @@ use std::time::{Duration, Instant};
 use super::{EngineError, Observer, Targets};
 use crate::model::feed::{self, Cursor};
 use crate::model::{LiveTarget, Name, Settings, Target, Timestamp};
-use crate::state::documents::FeedState;
 use crate::provider::FeedError;
 use crate::provider::handle::{self, Opened, Reading, Session};
 use crate::remote::RetryPolicy;
+use crate::state::documents::FeedState;
 
 /// How a target was read at the last check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -257,7 +259,8 @@ async fn read_one(
                 feed.since_full = now.duration_since(last_full);
                 tracing::info!(target_name = %name, changed = feed.changed, requests,
                     elapsed_ms = started.elapsed().as_millis() as u64, "read target changes");
-                let next = Held { target: held_target, live: caught_up.clone(), cursor: changes.cursor, last_full, stale };
+                let next =
+                    Held { target: held_target, live: caught_up.clone(), cursor: changes.cursor, last_full, stale };
                 return Ok(Outcome { live: caught_up, session, held: Some(next), feed });
             }
             // A resync: the full read must equal the state the feed built, which is held should
