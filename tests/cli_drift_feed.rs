@@ -91,6 +91,9 @@ fn a_second_drift_run_reads_through_the_feed_and_sees_a_portal_change() {
     fourth.expect(2);
     assert_eq!(support::changes(&fourth.json()), changes);
     assert_eq!(requests, 1);
+    // Who made it, looked up by the run that first saw it, is still said by the later ones.
+    let (fifth, _) = drift(&g, &sb, &[], None);
+    assert!(fifth.expect(2).stdout.contains("changed outside git by admin@northwind.example"), "{}", fifth.stdout);
 
     // --full reads in full, whatever is stored.
     let (full, requests) = drift(&g, &sb, &["--full", "--format", "json"], None);

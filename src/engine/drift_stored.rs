@@ -17,7 +17,8 @@ use std::time::Duration;
 use super::drift::{self, Attempt, DriftSettings};
 use super::feed::{Feeds, TargetFeed};
 use super::{EngineError, Observer};
-use crate::model::Name;
+use crate::model::{Attribution, Name};
+use crate::plan::{Change, Note, ReasonKind};
 use crate::state::{StateError, documents};
 
 /// How `drift` uses the stored states.
@@ -59,12 +60,37 @@ pub async fn check(
         Err(e) => return Err(e.into()),
     };
     let now = settings.clock.now;
-    let mut feeds = Feeds::from_stored(options.resync, if options.full { BTreeMap::new() } else { stored }, now);
-    let attempt = drift::check_fed(settings, observer, &mut feeds).await?;
+    let stored = if options.full { BTreeMap::new() } else { stored };
+    let mut known: BTreeMap<String, BTreeMap<String, Attribution>> =
+        stored.iter().map(|(t, s)| (t.clone(), s.attributions.clone())).collect();
+    let mut feeds = Feeds::from_stored(options.resync, stored, now);
+    let mut attempt = drift::check_fed(settings, observer, &mut feeds).await?;
     let reads = feeds.report().clone();
-    if attempt.checked.is_ok() {
+    if let Ok(checked) = &mut attempt.checked {
         let configured = &attempt.config.state().settings.targets;
-        let held = feeds.stored(now);
+        let mut held = feeds.stored(now);
+        // Drift items keep who made them, as the run that first saw them found.
+        for c in checked.plan.changes.iter_mut().filter(|c| c.reason.kind == ReasonKind::Drift) {
+            let target = c.address.target.to_string();
+            let key = attribution_key(c);
+            let found = c.notes.iter().find_map(|n| match n {
+                Note::Attribution(a) => Some(a.clone()),
+                Note::Text(_) => None,
+            });
+            let found = match found {
+                Some(a) => Some(a),
+                None => {
+                    let a = known.get_mut(&target).and_then(|k| k.remove(&key));
+                    if let Some(a) = &a {
+                        c.notes.push(Note::Attribution(a.clone()));
+                    }
+                    a
+                }
+            };
+            if let (Some(a), Some(state)) = (found, held.get_mut(&target)) {
+                state.attributions.insert(key, a);
+            }
+        }
         let saved = documents::update::<documents::FeedStates>(&*backend, |doc| {
             doc.targets
                 .retain(|n, _| !reads.keys().any(|r| r.as_str() == n) && configured.keys().any(|c| c.as_str() == n));
@@ -85,6 +111,11 @@ pub async fn check(
         }
     }
     Ok(StoredCheck { attempt, reads, warnings })
+}
+
+/// A drift item's key among the attributions stored: its address and action.
+fn attribution_key(c: &Change) -> String {
+    format!("{} {}", c.address, c.action)
 }
 
 /// Replaces `feeds.json` whole with `held`.

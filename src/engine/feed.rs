@@ -213,6 +213,7 @@ impl Feeds {
                     last_full: now - age,
                     cursor: h.cursor.0.clone(),
                     live: h.live.clone(),
+                    attributions: BTreeMap::new(),
                 };
                 (name.to_string(), state)
             })

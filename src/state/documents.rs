@@ -129,6 +129,11 @@ pub struct FeedState {
     /// The feed's cursor, opaque (see [`crate::model::feed::Cursor`]).
     pub cursor: BTreeMap<String, String>,
     pub live: crate::model::LiveTarget,
+    /// Who made each drift item of the target the run reported (by address and action), as
+    /// the run that first saw it found: a later run that reads through the feed looks up only
+    /// what its round changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributions: BTreeMap<String, crate::model::Attribution>,
 }
 
 /// `feeds.json`: per target, the state the next `keyward drift` reads through the feed from.
