@@ -2,6 +2,8 @@
 //! and its change-feed cursor in the state store, and the next run reads through the feed from
 //! them (one `$batch` when idle); a change made in the portal between runs is drift; `--full`,
 //! a stored state that does not parse, and one older than `--resync` mean a full read.
+#[path = "state/azurite.rs"]
+mod azurite;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -26,9 +28,15 @@ fn register(g: &Graph, root: &Path) {
 
 /// The quick start on the Graph fake, applied.
 fn graph_quickstart() -> (Graph, keyward_fakes::Running, support::Sandbox) {
+    graph_quickstart_with(|_| {})
+}
+
+/// [`graph_quickstart`], with `prepare` run on the folder before the apply.
+fn graph_quickstart_with(prepare: impl FnOnce(&support::Sandbox)) -> (Graph, keyward_fakes::Running, support::Sandbox) {
     let g = Graph::new();
     let sb = support::Sandbox::example("quickstart");
     register(&g, &sb.root);
+    prepare(&sb);
     let fake = g.serve();
     let url = fake.url();
     sb.edit(
@@ -181,4 +189,50 @@ fn a_resync_compares_the_stored_state_with_the_full_read_and_keeps_the_full_read
     run.expect(0);
     assert!(run.stderr.contains("differs from a full read"), "{}", run.stderr);
     assert!(run.stderr.contains(FULL), "{}", run.stderr);
+}
+
+/// The same on a state in Azure Blob Storage: the stored state is a blob, written and read
+/// through the backend's document API.
+#[test]
+#[ignore = "needs azurite: cargo xtask test"]
+fn drift_runs_read_through_the_feed_from_a_state_in_azure_blob_storage() {
+    use keyward::model::SecretRef;
+    use keyward::model::config::{AzureBlobState, BlobAuth};
+    use keyward::state::azureblob::{AzureBlobStore, Options};
+    use keyward::state::{DocName, StateStore};
+
+    let az = azurite::Azurite::start();
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("account-key");
+    std::fs::write(&key_file, &az.key).unwrap();
+    let settings = AzureBlobState {
+        url: az.container_url("state"),
+        prefix: "drift".into(),
+        auth: BlobAuth::AccountKey(SecretRef::File(key_file.display().to_string())),
+        ca_file: None,
+    };
+    let store = AzureBlobStore::new(&settings, key_dir.path(), Options::default()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(store.create_container()).unwrap();
+
+    let (g, _fake, sb) = graph_quickstart_with(|sb| {
+        let text = sb.read("keyward.yaml");
+        sb.write(
+            "keyward.yaml",
+            &format!(
+                "{text}\nstate:\n  backend: azureblob\n  url: {}\n  prefix: drift\n  accountKey: ${{file:{}}}\n",
+                az.container_url("state"),
+                key_file.display()
+            ),
+        );
+    });
+    let (first, _) = drift(&g, &sb, &[], None);
+    assert!(first.expect(0).stderr.contains(FULL), "{}", first.stderr);
+    assert!(!stored(&sb).exists(), "nothing stored locally");
+    let blob = rt.block_on(store.doc_get(DocName::Feeds)).unwrap().expect("feeds.json in the container");
+    assert!(String::from_utf8_lossy(&blob.bytes).contains("\"cursor\""));
+
+    let (second, requests) = drift(&g, &sb, &[], None);
+    assert!(second.expect(0).stderr.contains(FED), "{}", second.stderr);
+    assert_eq!(requests, 1);
 }
