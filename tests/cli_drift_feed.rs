@@ -236,3 +236,20 @@ fn drift_runs_read_through_the_feed_from_a_state_in_azure_blob_storage() {
     assert!(second.expect(0).stderr.contains(FED), "{}", second.stderr);
     assert_eq!(requests, 1);
 }
+
+#[test]
+fn a_stored_state_larger_than_the_cap_is_not_read() {
+    let (g, _fake, sb) = graph_quickstart();
+    drift(&g, &sb, &[], None).0.expect(0);
+    // Valid JSON, padded past 16 MiB.
+    let mut text = std::fs::read_to_string(stored(&sb)).unwrap();
+    text.push_str(&" ".repeat(16 * 1024 * 1024));
+    std::fs::write(stored(&sb), text).unwrap();
+    let (run, _) = drift(&g, &sb, &[], None);
+    run.expect(0);
+    assert!(run.stderr.contains("is larger than 16777216 bytes"), "{}", run.stderr);
+    assert!(run.stderr.contains(FULL), "{}", run.stderr);
+    let (next, requests) = drift(&g, &sb, &[], None);
+    assert!(next.expect(0).stderr.contains(FED), "{}", next.stderr);
+    assert_eq!(requests, 1);
+}

@@ -19,7 +19,11 @@ use super::feed::{Feeds, TargetFeed};
 use super::{EngineError, Observer};
 use crate::model::{Attribution, Name};
 use crate::plan::{Change, Note, ReasonKind};
-use crate::state::{StateError, documents};
+use crate::state::{DocName, Expect, StateError, StateStore, Version, documents};
+
+/// The most bytes the stored states may take (the most a state backend reads back of a
+/// document: Azure Blob Storage's cap). Larger states are not stored: every run reads in full.
+pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// How `drift` uses the stored states.
 #[derive(Debug, Clone, Copy)]
@@ -48,19 +52,9 @@ pub async fn check(
     let store = super::store::open_settings(&settings.dir)?;
     let backend = store.backend().clone();
     let mut warnings = Vec::new();
-    let stored = match documents::read::<documents::FeedStates>(&*backend).await {
-        Ok(v) => v.value.targets,
-        Err(StateError::Corrupt { what, message }) => {
-            let w =
-                format!("the stored change-feed state {what} does not parse ({message}); reading every target in full");
-            tracing::warn!("{w}");
-            warnings.push(w);
-            BTreeMap::new()
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (all, version) = load(&*backend, &mut warnings).await?;
     let now = settings.clock.now;
-    let stored = if options.full { BTreeMap::new() } else { stored };
+    let stored = if options.full { BTreeMap::new() } else { all.clone() };
     let mut known: BTreeMap<String, BTreeMap<String, Attribution>> =
         stored.iter().map(|(t, s)| (t.clone(), s.attributions.clone())).collect();
     let mut feeds = Feeds::from_stored(options.resync, stored, now);
@@ -91,21 +85,14 @@ pub async fn check(
                 state.attributions.insert(key, a);
             }
         }
-        let saved = documents::update::<documents::FeedStates>(&*backend, |doc| {
-            doc.targets
-                .retain(|n, _| !reads.keys().any(|r| r.as_str() == n) && configured.keys().any(|c| c.as_str() == n));
-            doc.targets.extend(held.clone());
-            true
-        })
-        .await;
-        let saved = match saved {
-            // A document that does not parse is replaced whole.
-            Err(StateError::Corrupt { .. }) => replace(&*backend, held).await,
-            other => other.map(drop),
-        };
+        let mut doc = documents::FeedStates { targets: all };
+        doc.targets.retain(|n, _| !reads.keys().any(|r| r.as_str() == n) && configured.keys().any(|c| c.as_str() == n));
+        doc.targets.extend(held);
+        let saved = save(&*backend, &doc, version).await;
         if let Err(e) = saved {
-            let w =
-                format!("could not store the change-feed state: {e}; the next run reads from the one stored before");
+            let w = format!(
+                "could not store the change-feed state ({e}); the next run reads from the one stored before, if any"
+            );
             tracing::warn!("{w}");
             warnings.push(w);
         }
@@ -118,17 +105,50 @@ fn attribution_key(c: &Change) -> String {
     format!("{} {}", c.address, c.action)
 }
 
-/// Replaces `feeds.json` whole with `held`.
-async fn replace(
-    backend: &dyn crate::state::StateStore,
-    held: BTreeMap<String, documents::FeedState>,
-) -> Result<(), StateError> {
-    let doc = documents::FeedStates { targets: held };
-    let mut bytes = serde_json::to_vec(&doc).expect("feed states serialize");
-    bytes.push(b'\n');
-    let expect = match backend.doc_get(crate::state::DocName::Feeds).await? {
-        Some(d) => crate::state::Expect::Version(d.version),
-        None => crate::state::Expect::Absent,
+/// The stored states and the document's version. One that does not parse, or is larger than
+/// [`MAX_BYTES`], is not used (a warning says so).
+async fn load(
+    backend: &dyn StateStore,
+    warnings: &mut Vec<String>,
+) -> Result<(BTreeMap<String, documents::FeedState>, Option<Version>), EngineError> {
+    let mut refuse = |why: String| {
+        let w = format!("the stored change-feed state {why}; reading every target in full");
+        tracing::warn!("{w}");
+        warnings.push(w);
     };
-    backend.doc_put(crate::state::DocName::Feeds, &bytes, &expect).await.map(drop)
+    let what = format!("{} at {}", DocName::Feeds.file_name(), backend.location());
+    match backend.doc_get(DocName::Feeds).await {
+        Ok(None) => Ok((BTreeMap::new(), None)),
+        Ok(Some(doc)) if doc.bytes.len() > MAX_BYTES => {
+            refuse(format!("{what} is larger than {MAX_BYTES} bytes"));
+            Ok((BTreeMap::new(), Some(doc.version)))
+        }
+        Ok(Some(doc)) => match serde_json::from_slice::<documents::FeedStates>(&doc.bytes) {
+            Ok(v) => Ok((v.targets, Some(doc.version))),
+            Err(e) => {
+                refuse(format!("{what} does not parse ({e})"));
+                Ok((BTreeMap::new(), Some(doc.version)))
+            }
+        },
+        Err(StateError::TooLarge { what, message }) => {
+            refuse(format!("{what} cannot be read ({message})"));
+            Ok((BTreeMap::new(), None))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Replaces the stored states whole with `doc`, if the document is still at `version` (another
+/// run that stored first wins) and `doc` is at most [`MAX_BYTES`].
+async fn save(backend: &dyn StateStore, doc: &documents::FeedStates, version: Option<Version>) -> Result<(), String> {
+    let mut bytes = serde_json::to_vec(doc).expect("feed states serialize");
+    bytes.push(b'\n');
+    if bytes.len() > MAX_BYTES {
+        return Err(format!("it would take {} bytes, more than {MAX_BYTES}", bytes.len()));
+    }
+    let expect = match version {
+        Some(v) => Expect::Version(v),
+        None => Expect::Absent,
+    };
+    backend.doc_put(DocName::Feeds, &bytes, &expect).await.map(drop).map_err(|e| e.to_string())
 }
