@@ -6,6 +6,8 @@ use crate::engine::EngineError;
 use std::collections::BTreeMap;
 
 use crate::engine::drift::{self, Against, DriftSettings, Webhook, WebhookError};
+use crate::engine::drift_stored;
+use crate::engine::feed::ReadMode;
 use crate::model::Name;
 use crate::model::escape::{Term, markdown_code};
 use crate::output::{self, Printer, plan_markdown, plan_text};
@@ -14,7 +16,23 @@ use crate::plan::{Change, Plan};
 pub async fn run(args: DriftArgs, ctx: Context, printer: &Printer) -> CliResult {
     let settings =
         DriftSettings { dir: args.dir.clone(), clock: ctx.clock, retry: ctx.retry, targets: args.targets.clone() };
-    let attempt = drift::check(&settings, &Console::new(printer)).await?;
+    let options = drift_stored::StoredFeeds { resync: args.resync, full: args.full };
+    let stored = drift_stored::check(&settings, &Console::new(printer), options).await?;
+    for w in &stored.warnings {
+        printer.err(&format!("warning: {}\n", Term(w)));
+    }
+    for (name, read) in stored.reads.iter().filter(|(_, r)| r.has_feed) {
+        printer.err(&match read.mode {
+            ReadMode::Incremental => format!(
+                "{}: read through the change feed ({} object{} changed since the last run).\n",
+                Term(name),
+                read.changed,
+                if read.changed == 1 { "" } else { "s" }
+            ),
+            ReadMode::Full => format!("{}: read in full.\n", Term(name)),
+        });
+    }
+    let attempt = stored.attempt;
     let webhook = if args.notify {
         match Webhook::from_config(&attempt.config, &args.dir).map_err(EngineError::from)? {
             Some(w) => Some(w),

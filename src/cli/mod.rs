@@ -266,6 +266,14 @@ pub struct DriftArgs {
     /// Write OpenMetrics text to this file (atomically), for a node exporter's textfile collector.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    /// Read targets that have a change feed in full when the state stored by the last run was
+    /// read in full this long ago, and check that the state built from the feed equals the
+    /// full read. In between, each run reads only what changed since the last one.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = watch::parse_interval)]
+    pub resync: std::time::Duration,
+    /// Read every target in full, whatever the state store holds from the last run.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,7 @@
 //! Reading targets through their change feeds, for `watch`: the live state of each target is
-//! held in memory between checks and brought up to date with what changed since.
+//! held in memory between checks and brought up to date with what changed since. `drift`
+//! carries the states across runs through the state store ([`Feeds::from_stored`],
+//! [`Feeds::stored`]; see [`super::drift_stored`]).
 //!
 //! Guarantees:
 //! - a target is read in full on the first check, when its connection settings changed, when
@@ -21,10 +23,11 @@ use std::time::{Duration, Instant};
 
 use super::{EngineError, Observer, Targets};
 use crate::model::feed::{self, Cursor};
-use crate::model::{LiveTarget, Name, Settings, Target};
+use crate::model::{LiveTarget, Name, Settings, Target, Timestamp};
 use crate::provider::FeedError;
 use crate::provider::handle::{self, Opened, Reading, Session};
 use crate::remote::RetryPolicy;
+use crate::state::documents::FeedState;
 
 /// How a target was read at the last check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,6 +73,9 @@ struct Held {
     live: LiveTarget,
     cursor: Cursor,
     last_full: Instant,
+    /// Loaded from a stored state older than the resync interval (or dated in the future):
+    /// the next check is a resync.
+    stale: bool,
 }
 
 /// The live states held between checks, by target.
@@ -77,6 +83,8 @@ pub struct Feeds {
     resync: Duration,
     held: BTreeMap<Name, Held>,
     report: BTreeMap<Name, TargetFeed>,
+    /// States loaded from the state store and the clock's time then, until the first check.
+    stored: Option<(BTreeMap<String, FeedState>, Timestamp)>,
 }
 
 /// One target's outcome of a check.
@@ -90,7 +98,7 @@ struct Outcome {
 impl Feeds {
     /// Feeds that read every target in full at least every `resync`.
     pub fn new(resync: Duration) -> Self {
-        Feeds { resync, held: BTreeMap::new(), report: BTreeMap::new() }
+        Feeds { resync, held: BTreeMap::new(), report: BTreeMap::new(), stored: None }
     }
 
     /// Per target, how the last check read it.
@@ -112,12 +120,17 @@ impl Feeds {
         let mut jobs = Vec::with_capacity(names.len());
         for name in names {
             let target = &settings.targets[name];
-            let held = self.held.remove(name).filter(|h| &h.target == target);
+            let held = match self.held.remove(name) {
+                Some(h) => Some(h),
+                None => self.take_stored(name, target),
+            };
+            let held = held.filter(|h| &h.target == target);
             let previous = self.report.get(name).cloned().unwrap_or_default();
             jobs.push((name.clone(), target.clone(), held, previous));
         }
         // Targets no longer checked are forgotten.
         self.held.clear();
+        self.stored = None;
         observer.reading(names);
         let resync = self.resync;
         let reads = jobs.into_iter().map(|(name, target, held, previous)| async move {
@@ -157,6 +170,57 @@ impl Feeds {
     }
 }
 
+/// A digest of a target's settings (secrets are references, never values, in them).
+pub fn settings_digest(target: &Target) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(format!("{target:?}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Feeds {
+    /// Feeds holding the states `stored` (by target name, as [`Feeds::stored`] gave them). At
+    /// the first check, a target whose settings digest matches its stored state is read
+    /// through its feed from it, any other in full; `now` is the clock's time: a state last
+    /// read in full `resync` or more before it, or dated after it, makes that check a resync.
+    pub fn from_stored(resync: Duration, stored: BTreeMap<String, FeedState>, now: Timestamp) -> Self {
+        Feeds { stored: Some((stored, now)), ..Feeds::new(resync) }
+    }
+
+    /// The stored state of target `name`, if it was stored with these settings.
+    fn take_stored(&mut self, name: &Name, target: &Target) -> Option<Held> {
+        let (stored, now) = self.stored.as_mut()?;
+        let state = stored.remove(name.as_str())?;
+        if state.settings_digest != settings_digest(target) {
+            tracing::info!(target_name = %name, "the target's settings changed since its stored state; reading in full");
+            return None;
+        }
+        let age = (*now - state.last_full).to_std().ok();
+        let stale = age.is_none_or(|a| a >= self.resync);
+        let instant = Instant::now();
+        let last_full = age.and_then(|a| instant.checked_sub(a)).unwrap_or(instant);
+        Some(Held { target: target.clone(), live: state.live, cursor: Cursor(state.cursor), last_full, stale })
+    }
+
+    /// The states held, to be stored ([`Feeds::from_stored`] takes them back); `now` is the
+    /// clock's time.
+    pub fn stored(&self, now: Timestamp) -> BTreeMap<String, FeedState> {
+        let instant = Instant::now();
+        self.held
+            .iter()
+            .map(|(name, h)| {
+                let age = chrono::Duration::from_std(instant.duration_since(h.last_full)).unwrap_or_default();
+                let state = FeedState {
+                    settings_digest: settings_digest(&h.target),
+                    last_full: now - age,
+                    cursor: h.cursor.0.clone(),
+                    live: h.live.clone(),
+                    attributions: BTreeMap::new(),
+                };
+                (name.to_string(), state)
+            })
+            .collect()
+    }
+}
+
 type Failed = (EngineError, Option<Held>);
 
 /// Reads one target: through its feed when `held` allows it, in full otherwise.
@@ -178,14 +242,14 @@ async fn read_one(
         let opened = open().map_err(|e| (e, None))?;
         return full(target, opened, now, feed, 0).await.map_err(|e| (e, None));
     };
-    let due = now.duration_since(held.last_full) >= resync;
+    let due = held.stale || now.duration_since(held.last_full) >= resync;
     let opened = match open() {
         Ok(o) => o,
         Err(e) => return Err((e, Some(held))),
     };
     match opened.read_changes(&held.cursor, &held.live).await {
         Ok((changes, session)) => {
-            let Held { target: held_target, live: mut caught_up, last_full, .. } = held;
+            let Held { target: held_target, live: mut caught_up, last_full, stale, .. } = held;
             feed::apply(&mut caught_up, &changes.changes, |b| session.binding_fingerprint(b));
             let requests = session.requests().unwrap_or(0);
             if !due {
@@ -196,12 +260,13 @@ async fn read_one(
                 feed.since_full = now.duration_since(last_full);
                 tracing::info!(target_name = %name, changed = feed.changed, requests,
                     elapsed_ms = started.elapsed().as_millis() as u64, "read target changes");
-                let next = Held { target: held_target, live: caught_up.clone(), cursor: changes.cursor, last_full };
+                let next =
+                    Held { target: held_target, live: caught_up.clone(), cursor: changes.cursor, last_full, stale };
                 return Ok(Outcome { live: caught_up, session, held: Some(next), feed });
             }
             // A resync: the full read must equal the state the feed built, which is held should
             // the full read fail.
-            let built = Held { target: held_target, live: caught_up, cursor: changes.cursor, last_full };
+            let built = Held { target: held_target, live: caught_up, cursor: changes.cursor, last_full, stale };
             let opened = match open() {
                 Ok(o) => o,
                 Err(e) => return Err((e, Some(built))),
@@ -235,7 +300,8 @@ async fn full(
     feed.requests = session.requests().map(|r| r + earlier_requests);
     feed.changed = 0;
     feed.since_full = Duration::ZERO;
-    let held = cursor.map(|cursor| Held { target: target.clone(), live: live.clone(), cursor, last_full: now });
+    let held =
+        cursor.map(|cursor| Held { target: target.clone(), live: live.clone(), cursor, last_full: now, stale: false });
     Ok(Outcome { live, session, held, feed })
 }
 

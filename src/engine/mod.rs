@@ -24,6 +24,7 @@ pub mod audit;
 pub mod config;
 pub mod contents;
 pub mod drift;
+pub mod drift_stored;
 mod error;
 pub mod evidence;
 pub mod feed;

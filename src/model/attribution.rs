@@ -1,7 +1,8 @@
 //! Who changed a live object outside keyward, as a target's own audit log tells.
 
 /// Who changed a live object outside keyward, from the target's own audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Attribution {
     /// The person or application that made the change, where the target reports it (an LDAP
     /// directory's `modifiersName`, Graph's directory audits); `None` where it reports only a

@@ -10,6 +10,7 @@
 //! | [`Applied`] (`applied.json`) | per target: the last applied commit, the configuration's digest, completed or partial |
 //! | [`AuditHead`] (`audit-head.json`) | the audit chain's head (record count and hash) after the last apply |
 //! | [`Undelivered`] (`undelivered.json`) | credentials issued but not delivered (never material) |
+//! | [`FeedStates`] (`feeds.json`) | per target: the live state `keyward drift` built, its change feed's cursor, when it was last read in full, a digest of the target's settings |
 
 use std::collections::BTreeMap;
 
@@ -113,6 +114,38 @@ pub struct Undelivered {
 
 impl Document for Undelivered {
     const NAME: DocName = DocName::Undelivered;
+}
+
+/// One target's live state as `keyward drift` left it, to be brought up to date through the
+/// target's change feed by the next run. As sensitive as the audit log (it names every account
+/// and grant of the target).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FeedState {
+    /// A digest of the target's settings when it was read: other settings mean a full read.
+    pub settings_digest: String,
+    /// When the target was last read in full.
+    pub last_full: Timestamp,
+    /// The feed's cursor, opaque (see [`crate::model::feed::Cursor`]).
+    pub cursor: BTreeMap<String, String>,
+    pub live: crate::model::LiveTarget,
+    /// Who made each drift item of the target the run reported (by address and action), as
+    /// the run that first saw it found: a later run that reads through the feed looks up only
+    /// what its round changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributions: BTreeMap<String, crate::model::Attribution>,
+}
+
+/// `feeds.json`: per target, the state the next `keyward drift` reads through the feed from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FeedStates {
+    #[serde(default)]
+    pub targets: BTreeMap<String, FeedState>,
+}
+
+impl Document for FeedStates {
+    const NAME: DocName = DocName::Feeds;
 }
 
 /// A document and the version it was read at (`None` when it did not exist).

@@ -52,10 +52,13 @@ pub enum DocName {
     AuditHead,
     /// Credentials issued but not delivered (the format of `credential::state`).
     Undelivered,
+    /// Per target, the live state `keyward drift` built and its change feed's cursor
+    /// ([`documents::FeedStates`]).
+    Feeds,
 }
 
 impl DocName {
-    pub const ALL: [DocName; 3] = [DocName::Applied, DocName::AuditHead, DocName::Undelivered];
+    pub const ALL: [DocName; 4] = [DocName::Applied, DocName::AuditHead, DocName::Undelivered, DocName::Feeds];
 
     /// The document's file (or blob) name.
     pub fn file_name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl DocName {
             DocName::Applied => "applied.json",
             DocName::AuditHead => "audit-head.json",
             DocName::Undelivered => "undelivered.json",
+            DocName::Feeds => "feeds.json",
         }
     }
 }
