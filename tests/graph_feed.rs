@@ -465,6 +465,30 @@ async fn a_restored_user_comes_back_with_its_group_memberships() {
     t.step(&mut held, "a user created and added to a group in one round").await;
 }
 
+/// A user added to a group and deleted in the same round: the users' feed reports the deletion,
+/// the groups' feed the addition (a soft-deleted user leaves no trace in `members@delta`), and
+/// a full read lists the user in no group. The state built from the feed kept the membership
+/// (found by the property test below, in a run of `cargo xtask test`).
+#[tokio::test]
+async fn a_member_added_and_deleted_in_one_round_is_in_no_group() {
+    let g = Graph::new();
+    let users = g.add_users("u", TENANT, 2);
+    let sales = g.add_group("sales");
+    g.add_members(&sales, &users[..1]);
+    let t = Tenant::new(g);
+    let mut held = t.start().await;
+    let admin = t.g.portal("admin@northwind.example");
+    let ops = admin.create_group("ops");
+    t.step(&mut held, "a group created").await;
+    admin.add_member(&ops, &users[0]);
+    admin.delete_user(&users[0]);
+    t.step(&mut held, "a member added, then deleted").await;
+    assert!(group(&held.live, "ops").members.is_empty());
+    assert!(group(&held.live, "sales").members.is_empty());
+    admin.restore_user(&users[0]);
+    t.step(&mut held, "the user restored").await;
+}
+
 /// Each user arriving in a round costs a membership read: past 1,000 in one round, the feed
 /// starts again from a full read instead.
 #[tokio::test]

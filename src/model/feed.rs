@@ -11,7 +11,10 @@
 //! Guarantees: [`apply`] is pure and idempotent per change (creating what exists updates it,
 //! removing what is gone does nothing, adding a present member does nothing); an account
 //! removed leaves every binding's members (a full read lists no member that is not an
-//! object of the directory), is held elsewhere no more, and has no licence recorded.
+//! object of the directory), is held elsewhere no more, and has no licence recorded; a member
+//! added in the same round to an account the round removes is not added (the feeds report each
+//! collection in turn, so a group may report a membership of a user its users' feed reported
+//! deleted).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -100,9 +103,13 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
         live.bindings.iter().enumerate().map(|(i, b)| (b.id.clone(), i)).collect();
     let mut touched: BTreeSet<String> = BTreeSet::new();
     let mut removed_accounts: BTreeSet<String> = BTreeSet::new();
+    // Accounts the round removes (held or not) and does not report again: a membership the
+    // round reports for one of them is of an object a full read no longer lists.
+    let mut gone: BTreeSet<&str> = BTreeSet::new();
     for change in changes {
         match change {
             LiveChange::Account(a) => {
+                gone.remove(a.id.as_str());
                 if removed_accounts.remove(&a.id) {
                     // Removed earlier in this round: its old entry goes before the new one.
                     live.accounts.retain(|x| x.id != a.id);
@@ -121,6 +128,7 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
                 live.held_elsewhere.extend(held.iter().cloned());
             }
             LiveChange::AccountRemoved { id } => {
+                gone.insert(id.as_str());
                 if accounts.remove(id).is_some() {
                     removed_accounts.insert(id.clone());
                 }
@@ -164,6 +172,9 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
                 }
             }
             LiveChange::MemberAdded { binding, member } => {
+                if gone.contains(member.as_str()) {
+                    continue;
+                }
                 if let Some(&i) = bindings.get(binding) {
                     let b = &mut live.bindings[i];
                     if !b.members.contains(member) {
@@ -432,5 +443,30 @@ mod tests {
             cursor: Cursor::default(),
         };
         assert_eq!(c.objects(), 2);
+    }
+
+    #[test]
+    fn a_member_added_to_an_account_the_round_removes_is_not_added() {
+        let mut dir = Directory::default();
+        dir.run(&Op::Upsert { account: 1, title: 0 });
+        dir.run(&Op::Group { group: 1, name: 1 });
+        let mut held = dir.live();
+        // The users' feed reports u1 deleted; the groups' feed, read after, its addition.
+        let changes = vec![
+            LiveChange::AccountRemoved { id: "u1".into() },
+            LiveChange::MemberAdded { binding: "g1".into(), member: "u1".into() },
+            // An account never held, removed in the round, is no member either.
+            LiveChange::AccountRemoved { id: "u9".into() },
+            LiveChange::MemberAdded { binding: "g1".into(), member: "u9".into() },
+        ];
+        apply(&mut held, &changes, fingerprint);
+        assert!(held.bindings[0].members.is_empty(), "{:?}", held.bindings[0].members);
+        // Reported again after its removal (restored), it is a member again.
+        let mut again = changes[..2].to_vec();
+        again.push(LiveChange::Account(Box::new(dir.accounts["u1"].clone())));
+        again.push(LiveChange::MemberAdded { binding: "g1".into(), member: "u1".into() });
+        let mut held = dir.live();
+        apply(&mut held, &again, fingerprint);
+        assert_eq!(held.bindings[0].members, vec!["u1".to_string()]);
     }
 }
