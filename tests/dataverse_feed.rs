@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::{http_get, metrics_until, sample};
+
 #[path = "d365/harness.rs"]
 mod harness;
 
@@ -364,34 +366,6 @@ fn the_tables_named_in_the_documentation_are_those_the_feed_needs() {
 }
 
 // -- keyward watch, end to end --------------------------------------------------------------------
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-}
-
-/// The value of one series in OpenMetrics text.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// Waits until the metrics satisfy `ok`; returns them.
-fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = http_get(addr, "/metrics");
-        if ok(&m) {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "{what}:\n{m}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"d365\",mode=\"incremental\"}";
 const RESTARTS: &str = "keyward_feed_restarts{target=\"d365\"}";

@@ -17,8 +17,9 @@ mod harness;
 mod recorder;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use support::{http_get, metrics_until, sample};
+
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -324,32 +325,6 @@ async fn django_scim2_gets_full_reads() {
 }
 
 // -- keyward watch, end to end --------------------------------------------------------------------
-
-fn http_get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-}
-
-/// The value of one series in OpenMetrics text.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let m = http_get(addr, "/metrics");
-        if ok(&m) {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "{what}:\n{m}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"directory\",mode=\"incremental\"}";
 const MODE_FULL: &str = "keyward_read_mode{target=\"directory\",mode=\"full\"}";

@@ -268,3 +268,36 @@ pub fn assert_no_alert(outs: &std::sync::mpsc::Receiver<String>, why: &str) {
     let alerts: Vec<String> = outs.try_iter().filter(|l| !l.starts_with("note: ")).collect();
     assert!(alerts.is_empty(), "{why}: {alerts:#?}");
 }
+
+/// The body of `GET path` from the HTTP server at `addr` (`keyward watch`'s pages).
+#[allow(dead_code)]
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// The value of one series in OpenMetrics text.
+#[allow(dead_code)]
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits (up to a minute: a real directory can be slow) until `keyward watch`'s metrics at
+/// `addr` satisfy `ok`; returns them. `what` names the wait in the failure.
+#[allow(dead_code)]
+pub fn metrics_until(addr: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let m = http_get(addr, "/metrics");
+        if ok(&m) {
+            return m;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}:\n{m}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
