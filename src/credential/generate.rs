@@ -7,6 +7,17 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::CredentialError;
 use crate::model::{KeyAlgorithm, Secret, Timestamp};
 
+/// Why a key pair could not be made: the error of the library that made it, as it says it.
+#[derive(Debug, thiserror::Error)]
+enum KeyGenError {
+    #[error(transparent)]
+    Rcgen(#[from] rcgen::Error),
+    #[error(transparent)]
+    Rsa(#[from] rsa::Error),
+    #[error(transparent)]
+    Pkcs8(#[from] rsa::pkcs8::Error),
+}
+
 /// Random bytes in a new secret: 36 bytes, 48 base64url characters (288 bits).
 const SECRET_BYTES: usize = 36;
 
@@ -60,19 +71,15 @@ pub fn certificate(
     if end <= start {
         return Err(CredentialError::Invalid("a certificate must end after it starts".into()));
     }
-    let key: Result<rcgen::KeyPair, String> = match algorithm {
-        KeyAlgorithm::EcdsaP256 => {
-            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())
-        }
-        KeyAlgorithm::EcdsaP384 => {
-            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(|e| e.to_string())
-        }
+    let key: Result<rcgen::KeyPair, KeyGenError> = match algorithm {
+        KeyAlgorithm::EcdsaP256 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(Into::into),
+        KeyAlgorithm::EcdsaP384 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(Into::into),
         KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
             let bits = if algorithm == KeyAlgorithm::Rsa3072 { 3072 } else { 4096 };
-            rsa_pkcs8(bits).and_then(|der| rcgen::KeyPair::try_from(der.expose().as_slice()).map_err(|e| e.to_string()))
+            rsa_pkcs8(bits).and_then(|der| Ok(rcgen::KeyPair::try_from(der.expose().as_slice())?))
         }
     };
-    let key = key.map_err(&fail)?;
+    let key = key.map_err(|e| fail(e.to_string()))?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
@@ -92,10 +99,10 @@ pub fn certificate(
 }
 
 /// A new RSA key of `bits`, PKCS#8 DER.
-fn rsa_pkcs8(bits: usize) -> Result<Secret<Vec<u8>>, String> {
+fn rsa_pkcs8(bits: usize) -> Result<Secret<Vec<u8>>, KeyGenError> {
     use rsa::pkcs8::EncodePrivateKey;
-    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(|e| e.to_string())?;
-    let doc = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)?;
+    let doc = key.to_pkcs8_der()?;
     Ok(Secret::new(doc.as_bytes().to_vec()))
 }
 
@@ -121,6 +128,16 @@ mod tests {
         assert_ne!(a.expose(), b.expose());
         assert!(a.expose().bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_eq!(format!("{a}"), "(sensitive)");
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_made_says_what_its_library_said() {
+        let inner = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 8).unwrap_err();
+        let e = rsa_pkcs8(8).err().unwrap();
+        assert!(matches!(e, KeyGenError::Rsa(_)), "{e:?}");
+        assert_eq!(e.to_string(), inner.to_string());
+        let e = KeyGenError::from(rcgen::Error::CouldNotParseKeyPair);
+        assert_eq!(e.to_string(), rcgen::Error::CouldNotParseKeyPair.to_string());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::resource::{CampaignKind, CertificationKind, Owner};
-use super::{Date, Expiry, Instant, Name};
+use super::{Date, Expiry, Instant, Name, NameError};
 
 /// A certification campaign: who holds what, certified by the accountable people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -41,6 +41,15 @@ pub struct Campaign {
     pub closed: Option<Instant>,
 }
 
+/// Why a string is not a campaign scope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    #[error("invalid role name {role:?}: {source}")]
+    RoleName { role: String, source: NameError },
+    #[error("unknown scope {0:?}; write `privileged`, `all` or `role:NAME`")]
+    Unknown(String),
+}
+
 /// What a campaign covers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CampaignScope {
@@ -53,13 +62,15 @@ pub enum CampaignScope {
 }
 
 impl CampaignScope {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, ScopeError> {
         match s {
             "privileged" => Ok(CampaignScope::Privileged),
             "all" => Ok(CampaignScope::All),
             _ => match s.strip_prefix("role:") {
-                Some(r) => Name::new(r).map(CampaignScope::Role).map_err(|e| format!("invalid role name {r:?}: {e}")),
-                None => Err(format!("unknown scope {s:?}; write `privileged`, `all` or `role:NAME`")),
+                Some(r) => Name::new(r)
+                    .map(CampaignScope::Role)
+                    .map_err(|source| ScopeError::RoleName { role: r.to_string(), source }),
+                None => Err(ScopeError::Unknown(s.to_string())),
             },
         }
     }
@@ -233,4 +244,24 @@ pub struct Provenance {
     pub time: Instant,
     /// `Name <email>` as git recorded it.
     pub author: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_and_errors_say_what_to_write() {
+        assert_eq!(CampaignScope::parse("all"), Ok(CampaignScope::All));
+        assert_eq!(CampaignScope::parse("role:admins").unwrap().to_string(), "role:admins");
+        let e = CampaignScope::parse("everyone").unwrap_err();
+        assert_eq!(e, ScopeError::Unknown("everyone".into()));
+        assert_eq!(e.to_string(), r#"unknown scope "everyone"; write `privileged`, `all` or `role:NAME`"#);
+        let e = CampaignScope::parse("role:Admins").unwrap_err();
+        assert_eq!(e, ScopeError::RoleName { role: "Admins".into(), source: NameError::BadStart('A') });
+        assert_eq!(
+            e.to_string(),
+            r#"invalid role name "Admins": a name must start with a lowercase letter or digit, not 'A'"#
+        );
+    }
 }

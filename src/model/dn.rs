@@ -58,14 +58,35 @@ pub struct Dn {
     pub rdns: Vec<Vec<Ava>>,
 }
 
-/// Why a string is not a DN.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnError(pub String);
+/// Why a string is not a DN: the string, and what is wrong in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{dn}` is not a distinguished name: {problem}")]
+pub struct DnError {
+    pub dn: String,
+    pub problem: DnProblem,
+}
 
-impl fmt::Display for DnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// What is wrong in a DN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnProblem {
+    #[error("an attribute type is missing at offset {0}")]
+    MissingAttribute(usize),
+    #[error("`=` expected after `{0}`")]
+    EqualsExpected(String),
+    #[error("unexpected `{found}` at offset {offset}")]
+    Unexpected { found: char, offset: usize },
+    #[error("`{0}` is not a BER value in hex")]
+    NotHex(String),
+    #[error("an unterminated quoted value")]
+    Unterminated,
+    #[error("a value that is not UTF-8")]
+    NotUtf8,
+    #[error("a value ends with a lone `\\`")]
+    LoneBackslash,
+    #[error("`\\{0}` is not a valid escape")]
+    BadEscape(char),
+    #[error("an unescaped `{}` in a value", .0.escape_default())]
+    Unescaped(char),
 }
 
 impl Dn {
@@ -74,7 +95,7 @@ impl Dn {
         let b = s.as_bytes();
         let mut i = 0;
         let mut rdns = Vec::new();
-        let err = |m: String| DnError(format!("`{s}` is not a distinguished name: {m}"));
+        let err = |problem: DnProblem| DnError { dn: s.to_string(), problem };
         skip_spaces(b, &mut i);
         if i == b.len() {
             return Ok(Dn { rdns });
@@ -90,11 +111,11 @@ impl Dn {
                 let attr = &s[start..i];
                 if attr.is_empty() || !(attr.as_bytes()[0].is_ascii_alphabetic() || attr.as_bytes()[0].is_ascii_digit())
                 {
-                    return Err(err(format!("an attribute type is missing at offset {start}")));
+                    return Err(err(DnProblem::MissingAttribute(start)));
                 }
                 skip_spaces(b, &mut i);
                 if i >= b.len() || b[i] != b'=' {
-                    return Err(err(format!("`=` expected after `{attr}`")));
+                    return Err(err(DnProblem::EqualsExpected(attr.to_string())));
                 }
                 i += 1;
                 skip_spaces(b, &mut i);
@@ -113,7 +134,7 @@ impl Dn {
             }
             match b[i] {
                 b',' | b';' => i += 1,
-                c => return Err(err(format!("unexpected `{}` at offset {i}", c as char))),
+                c => return Err(err(DnProblem::Unexpected { found: c as char, offset: i })),
             }
         }
         Ok(Dn { rdns })
@@ -198,7 +219,7 @@ fn hex(c: u8) -> Option<u8> {
 
 /// Reads one attribute value up to an unescaped `,`, `;`, `+` or the end. Unescaped trailing
 /// spaces are dropped (RFC 4514 §3: a space before a separator is not part of the value).
-fn parse_value(s: &str, i: &mut usize) -> Result<String, String> {
+fn parse_value(s: &str, i: &mut usize) -> Result<String, DnProblem> {
     let b = s.as_bytes();
     if *i < b.len() && b[*i] == b'#' {
         let start = *i;
@@ -208,7 +229,7 @@ fn parse_value(s: &str, i: &mut usize) -> Result<String, String> {
         }
         let text = s[start..*i].to_ascii_lowercase();
         if !is_hex_form(&text) {
-            return Err(format!("`{text}` is not a BER value in hex"));
+            return Err(DnProblem::NotHex(text));
         }
         skip_spaces(b, i);
         return Ok(text);
@@ -225,11 +246,11 @@ fn parse_value(s: &str, i: &mut usize) -> Result<String, String> {
             *i += 1;
         }
         if *i >= b.len() {
-            return Err("an unterminated quoted value".into());
+            return Err(DnProblem::Unterminated);
         }
         *i += 1;
         skip_spaces(b, i);
-        return String::from_utf8(out).map_err(|_| "a value that is not UTF-8".to_string());
+        return String::from_utf8(out).map_err(|_| DnProblem::NotUtf8);
     }
     let mut out: Vec<u8> = Vec::new();
     // Bytes of `out` up to which the value is certain (escaped or followed by non-space).
@@ -239,7 +260,7 @@ fn parse_value(s: &str, i: &mut usize) -> Result<String, String> {
         match c {
             b',' | b';' | b'+' => break,
             b'\\' => {
-                let n = b.get(*i + 1).copied().ok_or("a value ends with a lone `\\`")?;
+                let n = b.get(*i + 1).copied().ok_or(DnProblem::LoneBackslash)?;
                 if let (Some(h), Some(l)) = (hex(n), b.get(*i + 2).copied().and_then(hex)) {
                     out.push(h << 4 | l);
                     *i += 3;
@@ -247,12 +268,12 @@ fn parse_value(s: &str, i: &mut usize) -> Result<String, String> {
                     out.push(n);
                     *i += 2;
                 } else {
-                    return Err(format!("`\\{}` is not a valid escape", n as char));
+                    return Err(DnProblem::BadEscape(n as char));
                 }
                 keep = out.len();
             }
             b'"' | b'<' | b'>' | 0 => {
-                return Err(format!("an unescaped `{}` in a value", (c as char).escape_default()));
+                return Err(DnProblem::Unescaped(c as char));
             }
             _ => {
                 out.push(c);
@@ -264,7 +285,7 @@ fn parse_value(s: &str, i: &mut usize) -> Result<String, String> {
         }
     }
     out.truncate(keep);
-    String::from_utf8(out).map_err(|_| "a value that is not UTF-8".to_string())
+    String::from_utf8(out).map_err(|_| DnProblem::NotUtf8)
 }
 
 /// Reverses [`filter_value`]: `\XX` to the byte XX. For tests and diagnostics.
@@ -363,6 +384,22 @@ mod tests {
         assert!(Dn::parse("cn=a\\").is_err());
         assert!(Dn::parse("cn=a\\zz").is_err());
         assert!(Dn::parse("cn=a<b").is_err());
+    }
+
+    #[test]
+    fn errors_quote_the_dn_and_say_what_is_wrong() {
+        let says = |s: &str| Dn::parse(s).unwrap_err().to_string();
+        let e = Dn::parse("cn").unwrap_err();
+        assert_eq!(e, DnError { dn: "cn".into(), problem: DnProblem::EqualsExpected("cn".into()) });
+        assert_eq!(e.to_string(), "`cn` is not a distinguished name: `=` expected after `cn`");
+        assert_eq!(says("=x"), "`=x` is not a distinguished name: an attribute type is missing at offset 0");
+        assert_eq!(says("cn=a\\"), "`cn=a\\` is not a distinguished name: a value ends with a lone `\\`");
+        assert_eq!(says("cn=a\\zz"), "`cn=a\\zz` is not a distinguished name: `\\z` is not a valid escape");
+        assert_eq!(says("cn=a<b"), "`cn=a<b` is not a distinguished name: an unescaped `<` in a value");
+        assert_eq!(says("cn=\"ab"), "`cn=\"ab` is not a distinguished name: an unterminated quoted value");
+        assert_eq!(says("cn=#0"), "`cn=#0` is not a distinguished name: `#0` is not a BER value in hex");
+        assert_eq!(says("cn=\"a\"x"), "`cn=\"a\"x` is not a distinguished name: unexpected `x` at offset 6");
+        assert_eq!(says("cn=\\ff"), "`cn=\\ff` is not a distinguished name: a value that is not UTF-8");
     }
 
     #[test]

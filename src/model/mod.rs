@@ -32,4 +32,4 @@ pub use name::{MAX_NAME_LEN, Name, NameError};
 pub use resource::*;
 pub use secret::{Secret, SecretRef, SecretRefError};
 pub use state::DesiredState;
-pub use time::{Date, Duration, Expiry, Instant, Timestamp};
+pub use time::{Date, Duration, Expiry, Instant, TimeError, Timestamp};

@@ -7,6 +7,25 @@ use chrono::NaiveDate;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Why a date, duration, time or expiry as written cannot be read. Each message quotes the text
+/// and says how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("{0:?} is not a date; write it as YYYY-MM-DD, for example 2027-03-31")]
+    DateShape(String),
+    /// Shaped as a date but not a day of the calendar (`2027-02-30`).
+    #[error("{0:?} is not a real calendar date")]
+    NoSuchDate(String),
+    #[error("{0:?} is not a duration; write a whole number and a unit (s, m, h, d, w), for example 90d")]
+    Duration(String),
+    #[error("{0:?} is not a time; write it in RFC 3339 with its offset, for example 2027-03-31T14:00:00Z")]
+    Instant(String),
+    #[error(
+        "{0:?} is not an expiry; write a date (2027-03-31) or a time in RFC 3339 with its offset (2027-03-31T14:00:00Z)"
+    )]
+    Expiry(String),
+}
+
 /// The instant type used throughout keyward (UTC).
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
@@ -15,16 +34,16 @@ pub type Timestamp = chrono::DateTime<chrono::Utc>;
 pub struct Date(pub NaiveDate);
 
 impl Date {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, TimeError> {
         let bytes = s.as_bytes();
         let shape_ok = bytes.len() == 10
             && bytes[4] == b'-'
             && bytes[7] == b'-'
             && bytes.iter().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
         if !shape_ok {
-            return Err(format!("{s:?} is not a date; write it as YYYY-MM-DD, for example 2027-03-31"));
+            return Err(TimeError::DateShape(s.to_string()));
         }
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Date).map_err(|_| format!("{s:?} is not a real calendar date"))
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Date).map_err(|_| TimeError::NoSuchDate(s.to_string()))
     }
 
     /// The first instant after this date has ended (midnight UTC of the next day).
@@ -81,9 +100,8 @@ pub struct Duration {
 }
 
 impl Duration {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("{s:?} is not a duration; write a whole number and a unit (s, m, h, d, w), for example 90d");
+    pub fn parse(s: &str) -> Result<Self, TimeError> {
+        let bad = || TimeError::Duration(s.to_string());
         let unit = s.chars().last().ok_or_else(bad)?;
         let digits = &s[..s.len() - unit.len_utf8()];
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 9 {
@@ -169,10 +187,10 @@ impl JsonSchema for Duration {
 pub struct Instant(pub Timestamp);
 
 impl Instant {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        chrono::DateTime::parse_from_rfc3339(s).map(|t| Instant(t.to_utc())).map_err(|_| {
-            format!("{s:?} is not a time; write it in RFC 3339 with its offset, for example 2027-03-31T14:00:00Z")
-        })
+    pub fn parse(s: &str) -> Result<Self, TimeError> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Instant(t.to_utc()))
+            .map_err(|_| TimeError::Instant(s.to_string()))
     }
 }
 
@@ -223,15 +241,11 @@ pub enum Expiry {
 }
 
 impl Expiry {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, TimeError> {
         if s.len() == 10 {
             return Date::parse(s).map(Expiry::Date);
         }
-        Instant::parse(s).map(Expiry::At).map_err(|_| {
-            format!(
-                "{s:?} is not an expiry; write a date (2027-03-31) or a time in RFC 3339 with its offset (2027-03-31T14:00:00Z)"
-            )
-        })
+        Instant::parse(s).map(Expiry::At).map_err(|_| TimeError::Expiry(s.to_string()))
     }
 
     /// The first instant at which the assignment no longer holds.
@@ -327,7 +341,7 @@ mod tests {
     #[test]
     fn dates() {
         assert!(Date::parse("2027-03-31").is_ok());
-        assert!(Date::parse("2027-02-30").unwrap_err().contains("not a real calendar date"));
+        assert_eq!(Date::parse("2027-02-30"), Err(TimeError::NoSuchDate("2027-02-30".into())));
         assert!(Date::parse("2027-3-1").is_err());
         assert!(Date::parse("31/03/2027").is_err());
         let d = Date::parse("2027-03-31").unwrap();
@@ -364,7 +378,31 @@ mod tests {
         assert_eq!(Duration::parse("90d").unwrap().seconds(), 90 * 86_400);
         assert_eq!(Duration::parse("12h").unwrap().to_string(), "12h");
         for bad in ["", "d", "90", "-1d", "1.5d", "90x", "9999999999d"] {
-            assert!(Duration::parse(bad).is_err(), "{bad}");
+            assert_eq!(Duration::parse(bad), Err(TimeError::Duration(bad.into())), "{bad}");
         }
+    }
+
+    #[test]
+    fn errors_quote_the_text_and_say_how_to_write_it() {
+        let says = |r: Result<(), TimeError>| r.unwrap_err().to_string();
+        assert_eq!(
+            says(Date::parse("31/03/2027").map(drop)),
+            r#""31/03/2027" is not a date; write it as YYYY-MM-DD, for example 2027-03-31"#
+        );
+        assert_eq!(says(Date::parse("2027-02-30").map(drop)), r#""2027-02-30" is not a real calendar date"#);
+        assert_eq!(
+            says(Duration::parse("90x").map(drop)),
+            r#""90x" is not a duration; write a whole number and a unit (s, m, h, d, w), for example 90d"#
+        );
+        assert_eq!(
+            says(Instant::parse("noon").map(drop)),
+            r#""noon" is not a time; write it in RFC 3339 with its offset, for example 2027-03-31T14:00:00Z"#
+        );
+        assert_eq!(
+            says(Expiry::parse("2027-03-31 14:00").map(drop)),
+            r#""2027-03-31 14:00" is not an expiry; write a date (2027-03-31) or a time in RFC 3339 with its offset (2027-03-31T14:00:00Z)"#
+        );
+        // Ten characters are read as a date, and told as one.
+        assert_eq!(Expiry::parse("2027-3-310"), Err(TimeError::DateShape("2027-3-310".into())));
     }
 }

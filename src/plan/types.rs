@@ -111,13 +111,23 @@ impl fmt::Display for Address {
     }
 }
 
+/// Why a string is not an [`Address`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("bad target in address {address:?}: {source}")]
+    Target { address: String, source: crate::model::NameError },
+    #[error("{0:?} is not an address of the form TARGET.KIND.NAME")]
+    Shape(String),
+}
+
 impl FromStr for Address {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = AddressError;
+    fn from_str(s: &str) -> Result<Self, AddressError> {
         for kind in ObjectKind::ALL {
             let sep = format!(".{}.", kind.as_str());
             if let Some(i) = s.find(&sep) {
-                let target = Name::new(&s[..i]).map_err(|e| format!("bad target in address {s:?}: {e}"))?;
+                let target =
+                    Name::new(&s[..i]).map_err(|source| AddressError::Target { address: s.to_string(), source })?;
                 let name = &s[i + sep.len()..];
                 if name.is_empty() {
                     break;
@@ -125,7 +135,7 @@ impl FromStr for Address {
                 return Ok(Address { target, kind, name: name.to_string() });
             }
         }
-        Err(format!("{s:?} is not an address of the form TARGET.KIND.NAME"))
+        Err(AddressError::Shape(s.to_string()))
     }
 }
 
@@ -765,7 +775,14 @@ mod tests {
             assert_eq!(a.to_string(), s);
         }
         assert_eq!("a.b.user.x".parse::<Address>().unwrap().target.as_str(), "a.b");
-        assert!("nonsense".parse::<Address>().is_err());
-        assert!("t.user.".parse::<Address>().is_err());
+        assert_eq!("nonsense".parse::<Address>(), Err(AddressError::Shape("nonsense".into())));
+        assert_eq!(
+            "t.user.".parse::<Address>().unwrap_err().to_string(),
+            r#""t.user." is not an address of the form TARGET.KIND.NAME"#
+        );
+        assert_eq!(
+            "T.user.x".parse::<Address>().unwrap_err().to_string(),
+            r#"bad target in address "T.user.x": a name must start with a lowercase letter or digit, not 'T'"#
+        );
     }
 }

@@ -44,6 +44,50 @@ pub struct TokenError {
     pub message: String,
 }
 
+/// The operating system's random source failed (a GUID or a password could not be made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the system random source failed")]
+pub struct RandomError;
+
+/// Why a client certificate, a federated token file or a client assertion cannot be used. The
+/// certificate is named by its reference, never by its content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("the certificate {reference} holds no PEM CERTIFICATE block")]
+    NoCertificate { reference: String },
+    #[error("the certificate {reference} is not valid PEM: {reason}")]
+    BadPem { reference: String, reason: String },
+    #[error("the certificate {reference} holds no private key (PEM PRIVATE KEY block)")]
+    NoPrivateKey { reference: String },
+    #[error("the private key in {reference} is not an RSA key; Entra ID certificates are RSA")]
+    NotRsa { reference: String },
+    #[error("the private key in {reference} is not a usable RSA key (Entra ID certificates are RSA): {reason}")]
+    UnusableRsa { reference: String, reason: String },
+    #[error("cannot read the federated token file {path}: {reason}")]
+    TokenFileUnreadable { path: String, reason: String },
+    #[error("the federated token file {path} is empty")]
+    TokenFileEmpty { path: String },
+    #[error("the clock is before 1970")]
+    ClockBefore1970,
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    #[error("RSA signing failed")]
+    SigningFailed,
+}
+
+/// What is wrong with a token response; the message continues "the token response from URL".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenResponseError {
+    #[error("is not JSON: {0}")]
+    NotJson(String),
+    #[error("has no access_token")]
+    NoAccessToken,
+    #[error("has token_type `{0}`, not Bearer")]
+    NotBearer(String),
+    #[error("has no valid expires_in")]
+    NoExpiresIn,
+}
+
 /// The assertion type for a signed JWT (RFC 7523).
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -147,7 +191,9 @@ impl TokenSource {
             }
             ClientCredential::Certificate(r) => {
                 let pem = http::resolve_secret(r, root).map_err(|e| fail(e.to_string()))?;
-                Proof::Certificate(Box::new(Signer::from_pem(pem.expose().as_bytes(), r).map_err(fail)?))
+                Proof::Certificate(Box::new(
+                    Signer::from_pem(pem.expose().as_bytes(), r).map_err(|e| fail(e.to_string()))?,
+                ))
             }
             ClientCredential::FederatedTokenFile(p) => Proof::TokenFile(root.join(p)),
         };
@@ -223,7 +269,9 @@ impl TokenSource {
                     .map_err(|e| self.error(format!("cannot sign the client assertion: {e}")))?;
                 ("client_assertion", assertion)
             }
-            Proof::TokenFile(path) => ("client_assertion", read_token_file(path).map_err(|e| self.error(e))?),
+            Proof::TokenFile(path) => {
+                ("client_assertion", read_token_file(path).map_err(|e| self.error(e.to_string()))?)
+            }
         };
         if proof.0 == "client_assertion" {
             form.push(("client_assertion_type", ASSERTION_TYPE.to_string()));
@@ -252,32 +300,32 @@ impl TokenSource {
 }
 
 /// Reads the federated token file: its whole content, trimmed, is the client assertion.
-fn read_token_file(path: &Path) -> Result<Secret<String>, String> {
+fn read_token_file(path: &Path) -> Result<Secret<String>, ProofError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the federated token file {}: {e}", path.display()))?;
+        .map_err(|e| ProofError::TokenFileUnreadable { path: path.display().to_string(), reason: e.to_string() })?;
     let t = text.trim();
     if t.is_empty() {
-        return Err(format!("the federated token file {} is empty", path.display()));
+        return Err(ProofError::TokenFileEmpty { path: path.display().to_string() });
     }
     Ok(Secret::new(t.to_string()))
 }
 
 /// `{"access_token", "expires_in"}`; `expires_in` may be a number or a numeric string.
-fn parse_token(body: &[u8]) -> Result<(Secret<String>, Duration), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("is not JSON: {e}"))?;
+fn parse_token(body: &[u8]) -> Result<(Secret<String>, Duration), TokenResponseError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| TokenResponseError::NotJson(e.to_string()))?;
     let token = v.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty());
-    let Some(token) = token else { return Err("has no access_token".into()) };
+    let Some(token) = token else { return Err(TokenResponseError::NoAccessToken) };
     if let Some(tt) = v.get("token_type").and_then(Value::as_str)
         && !tt.eq_ignore_ascii_case("bearer")
     {
-        return Err(format!("has token_type `{tt}`, not Bearer"));
+        return Err(TokenResponseError::NotBearer(tt.to_string()));
     }
     let expires_in = match v.get("expires_in") {
         Some(Value::Number(n)) => n.as_u64(),
         Some(Value::String(s)) => s.parse().ok(),
         _ => None,
     };
-    let Some(expires_in) = expires_in else { return Err("has no valid expires_in".into()) };
+    let Some(expires_in) = expires_in else { return Err(TokenResponseError::NoExpiresIn) };
     Ok((Secret::new(token.to_string()), Duration::from_secs(expires_in)))
 }
 
@@ -317,9 +365,9 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 /// A random version-4 GUID, for the assertion's `jti`.
-pub fn random_guid() -> Result<String, String> {
+pub fn random_guid() -> Result<String, RandomError> {
     let mut b = [0u8; 16];
-    SystemRandom::new().fill(&mut b).map_err(|_| "the system random source failed".to_string())?;
+    SystemRandom::new().fill(&mut b).map_err(|_| RandomError)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -329,30 +377,29 @@ pub fn random_guid() -> Result<String, String> {
 impl Signer {
     /// Reads the first certificate and the private key of a PEM bundle. `source` names it in
     /// errors (a reference, never the content).
-    fn from_pem(pem: &[u8], source: &SecretRef) -> Result<Signer, String> {
+    fn from_pem(pem: &[u8], source: &SecretRef) -> Result<Signer, ProofError> {
         use rustls_pki_types::pem::PemObject as _;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let reference = || source.to_string();
         let cert = CertificateDer::pem_slice_iter(pem)
             .next()
-            .ok_or_else(|| format!("the certificate {source} holds no PEM CERTIFICATE block"))?
-            .map_err(|e| format!("the certificate {source} is not valid PEM: {e}"))?;
-        let key = PrivateKeyDer::from_pem_slice(pem)
-            .map_err(|_| format!("the certificate {source} holds no private key (PEM PRIVATE KEY block)"))?;
+            .ok_or_else(|| ProofError::NoCertificate { reference: reference() })?
+            .map_err(|e| ProofError::BadPem { reference: reference(), reason: e.to_string() })?;
+        let key =
+            PrivateKeyDer::from_pem_slice(pem).map_err(|_| ProofError::NoPrivateKey { reference: reference() })?;
         let key = match &key {
             PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
             PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
-            _ => return Err(format!("the private key in {source} is not an RSA key; Entra ID certificates are RSA")),
+            _ => return Err(ProofError::NotRsa { reference: reference() }),
         }
-        .map_err(|e| {
-            format!("the private key in {source} is not a usable RSA key (Entra ID certificates are RSA): {e}")
-        })?;
+        .map_err(|e| ProofError::UnusableRsa { reference: reference(), reason: e.to_string() })?;
         let x5t_s256 = b64url(ring::digest::digest(&ring::digest::SHA256, cert.as_ref()).as_ref());
         Ok(Signer { key, x5t_s256 })
     }
 
     /// A client-assertion JWT for `aud` (the token URL), issued by and about `client_id`.
-    fn assertion(&self, aud: &str, client_id: &str, now: SystemTime) -> Result<Secret<String>, String> {
-        let now = now.duration_since(SystemTime::UNIX_EPOCH).map_err(|_| "the clock is before 1970")?.as_secs();
+    fn assertion(&self, aud: &str, client_id: &str, now: SystemTime) -> Result<Secret<String>, ProofError> {
+        let now = now.duration_since(SystemTime::UNIX_EPOCH).map_err(|_| ProofError::ClockBefore1970)?.as_secs();
         let header = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.x5t_s256});
         let claims = json!({
             "aud": aud,
@@ -368,7 +415,7 @@ impl Signer {
         let mut sig = vec![0u8; self.key.public().modulus_len()];
         self.key
             .sign(&RSA_PSS_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut sig)
-            .map_err(|_| "RSA signing failed".to_string())?;
+            .map_err(|_| ProofError::SigningFailed)?;
         Ok(Secret::new(format!("{signing_input}.{}", b64url(&sig))))
     }
 }
@@ -561,11 +608,37 @@ mod tests {
         let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&kp).unwrap();
         let e = Signer::from_pem(cert.pem().as_bytes(), &r).err().unwrap();
-        assert!(e.contains("no private key") && e.contains("${file:entra.pem}"), "{e}");
+        assert_eq!(e, ProofError::NoPrivateKey { reference: "${file:entra.pem}".into() });
+        assert_eq!(e.to_string(), "the certificate ${file:entra.pem} holds no private key (PEM PRIVATE KEY block)");
         let both = format!("{}{}", cert.pem(), kp.serialize_pem());
         let e = Signer::from_pem(both.as_bytes(), &r).err().unwrap();
-        assert!(e.contains("RSA key"), "{e}");
-        assert!(!e.contains("BEGIN"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "the private key in ${file:entra.pem} is not a usable RSA key (Entra ID certificates are RSA): WrongAlgorithm"
+        );
+        let e = Signer::from_pem(b"no pem here", &r).err().unwrap();
+        assert_eq!(e.to_string(), "the certificate ${file:entra.pem} holds no PEM CERTIFICATE block");
+    }
+
+    #[test]
+    fn token_files_and_responses_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("token");
+        std::fs::write(&empty, " \n").unwrap();
+        let e = read_token_file(&empty).err().unwrap();
+        assert_eq!(e.to_string(), format!("the federated token file {} is empty", empty.display()));
+        let missing = dir.path().join("missing");
+        let e = read_token_file(&missing).err().unwrap();
+        assert!(matches!(&e, ProofError::TokenFileUnreadable { path, .. } if *path == missing.display().to_string()));
+        let says = |body: &str| parse_token(body.as_bytes()).err().unwrap().to_string();
+        assert!(says("<html>").starts_with("is not JSON: "));
+        assert_eq!(says(r#"{"expires_in": 3600}"#), "has no access_token");
+        assert_eq!(
+            says(r#"{"access_token": "t", "token_type": "pop", "expires_in": 1}"#),
+            "has token_type `pop`, not Bearer"
+        );
+        assert_eq!(says(r#"{"access_token": "t", "expires_in": "soon"}"#), "has no valid expires_in");
+        assert_eq!(RandomError.to_string(), "the system random source failed");
     }
 
     /// A token shaped like a workload-identity token, accepted by the fake.
@@ -622,7 +695,8 @@ mod tests {
         assert!(parse_token(br#"{"token_type":"Bearer","expires_in":10}"#).is_err());
         assert!(parse_token(br#"{"token_type":"pop","expires_in":10,"access_token":"x"}"#).is_err());
         let e = parse_token(br#"{"access_token":"sekrit"}"#).unwrap_err();
-        assert!(!e.contains("sekrit"));
+        assert_eq!(e, TokenResponseError::NoExpiresIn);
+        assert!(!e.to_string().contains("sekrit"));
     }
 
     /// A token endpoint that echoes the client secret (cased, base64) in its error gets it

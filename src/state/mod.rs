@@ -98,7 +98,7 @@ pub struct LockId(pub String);
 
 impl LockId {
     pub fn random() -> Result<LockId, StateError> {
-        crate::remote::entra::random_guid().map(LockId).map_err(StateError::Config)
+        crate::remote::entra::random_guid().map(LockId).map_err(|e| StateError::Config(e.to_string()))
     }
 }
 

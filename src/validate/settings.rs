@@ -241,13 +241,13 @@ fn resolve_state(sink: &mut Sink, doc: &crate::load::Document, st: &StateFile) -
         }
         Some(u) => match crate::state::azureblob::ContainerUrl::parse(u) {
             Ok(_) => Some(u.trim().to_string()),
-            Err(message) => {
-                let insecure = u.parse::<reqwest::Url>().is_ok_and(|p| crate::remote::http::check_url(&p).is_err());
+            Err(e) => {
+                let insecure = matches!(e, crate::state::azureblob::LocationError::Insecure(_));
                 let code = if insecure { "insecure-url" } else { "invalid-url" };
                 sink.at(
                     doc,
                     &path("url"),
-                    Diagnostic::error(code, message).help(
+                    Diagnostic::error(code, e.to_string()).help(
                         "write https://ACCOUNT.blob.core.windows.net/CONTAINER, or an emulator's \
                          http://127.0.0.1:PORT/ACCOUNT/CONTAINER (plain http only on loopback)",
                     ),
@@ -258,11 +258,11 @@ fn resolve_state(sink: &mut Sink, doc: &crate::load::Document, st: &StateFile) -
     };
     let prefix = match crate::state::azureblob::normalize_prefix(st.prefix.as_deref().unwrap_or("")) {
         Ok(p) => Some(p),
-        Err(message) => {
+        Err(e) => {
             sink.at(
                 doc,
                 &path("prefix"),
-                Diagnostic::error("invalid-prefix", message).help("for example prod/identity"),
+                Diagnostic::error("invalid-prefix", e.to_string()).help("for example prod/identity"),
             );
             None
         }

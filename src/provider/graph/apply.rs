@@ -374,7 +374,7 @@ impl Run<'_> {
                     let immutable = attrs.employee_id.as_deref().unwrap_or(user_name);
                     body.insert("onPremisesImmutableId".into(), json!(immutable));
                 } else {
-                    let password = wire::random_password().map_err(ApplyError::new)?;
+                    let password = wire::random_password().map_err(|e| ApplyError::new(e.to_string()))?;
                     // The password goes only into this request body.
                     body.insert(
                         "passwordProfile".into(),

@@ -26,6 +26,15 @@ use crate::remote::entra::TokenSource;
 use crate::remote::http::{self, RetryPolicy};
 use crate::remote::http::{Dialect, ServiceError};
 
+/// Why a Graph endpoint cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error(transparent)]
+    Insecure(#[from] http::UrlError),
+    #[error("`{endpoint}` is not a usable endpoint: {reason}")]
+    NotUsable { endpoint: String, reason: String },
+}
+
 mod delta;
 
 /// The largest successful body read (a page of 999 users, or a batch of 20 such pages).
@@ -188,11 +197,11 @@ impl GraphClient {
         self
     }
 
-    pub fn new(endpoint: &Url, http: reqwest::Client, tokens: TokenSource) -> Result<GraphClient, String> {
-        http::check_url(endpoint).map_err(|e| e.to_string())?;
-        let root: Url = format!("{}/v1.0", endpoint.as_str().trim_end_matches('/'))
-            .parse()
-            .map_err(|e| format!("`{endpoint}` is not a usable endpoint: {e}"))?;
+    pub fn new(endpoint: &Url, http: reqwest::Client, tokens: TokenSource) -> Result<GraphClient, EndpointError> {
+        http::check_url(endpoint)?;
+        let root = format!("{}/v1.0", endpoint.as_str().trim_end_matches('/'))
+            .parse::<Url>()
+            .map_err(|e| EndpointError::NotUsable { endpoint: endpoint.to_string(), reason: e.to_string() })?;
         Ok(GraphClient {
             root,
             http,
@@ -629,6 +638,27 @@ mod tests {
         );
         let e = graph_error(503, None, Some("r-2".into())).to_string();
         assert_eq!(e, "HTTP 503 Service Unavailable (request id r-2)");
+    }
+
+    #[test]
+    fn an_endpoint_in_plain_http_to_another_host_is_refused() {
+        use crate::model::SecretRef;
+        use crate::model::config::ClientCredential;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s"), "test-value").unwrap();
+        let http = http::client(None, Duration::from_secs(5)).unwrap();
+        let cred = ClientCredential::Secret(SecretRef::File("s".into()));
+        let scope = "https://graph.example/.default";
+        let tokens = TokenSource::new(http.clone(), None, "t.example", "c", &cred, scope, dir.path(), "g").unwrap();
+        let endpoint: Url = "http://graph.example/".parse().unwrap();
+        let e = GraphClient::new(&endpoint, http, tokens).err().unwrap();
+        assert!(matches!(e, EndpointError::Insecure(http::UrlError::PlainHttp(_))), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "`http://graph.example/` is plain http to a host other than loopback; endpoints other than loopback must use https"
+        );
+        let e = EndpointError::NotUsable { endpoint: "https://x/".into(), reason: "why".into() };
+        assert_eq!(e.to_string(), "`https://x/` is not a usable endpoint: why");
     }
 
     #[tokio::test]

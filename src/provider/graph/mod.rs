@@ -153,7 +153,7 @@ impl GraphProvider {
         let tokens =
             TokenSource::new(http.clone(), authority.as_deref(), tenant, client_id, credential, &scope, root, &name)?
                 .with_retry(retry);
-        let client = GraphClient::new(&url, http, tokens).map_err(&fail)?.with_retry(retry);
+        let client = GraphClient::new(&url, http, tokens).map_err(|e| fail(e.to_string()))?.with_retry(retry);
         Ok(GraphProvider {
             target: name,
             caps: capabilities(ProviderKind::Graph),

@@ -9,6 +9,16 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::{AuthMethod, CredentialType, LiveCredential, Timestamp, UserAttrs, UserField};
+pub use crate::remote::entra::{RandomError, random_guid};
+
+/// Why a user as Graph sent it cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("a user without an id")]
+    UserWithoutId,
+    #[error("user {id} has no userPrincipalName")]
+    NoUserPrincipalName { id: String },
+}
 
 /// The user properties read (`$select`); `signInActivity` is read separately, as it limits
 /// pages to 500 and needs a licence.
@@ -58,9 +68,9 @@ pub fn user_property(f: UserField) -> Option<&'static str> {
 }
 
 impl WireUser {
-    pub fn parse(v: &Value) -> Result<WireUser, String> {
-        let id = s(v, "id").ok_or("a user without an id")?;
-        let user_name = s(v, "userPrincipalName").ok_or_else(|| format!("user {id} has no userPrincipalName"))?;
+    pub fn parse(v: &Value) -> Result<WireUser, WireError> {
+        let id = s(v, "id").ok_or(WireError::UserWithoutId)?;
+        let user_name = s(v, "userPrincipalName").ok_or_else(|| WireError::NoUserPrincipalName { id: id.clone() })?;
         let mut attrs = UserAttrs::default();
         for f in UserField::ALL {
             if let Some(p) = user_property(f) {
@@ -192,12 +202,12 @@ pub fn method_of_config(id: &str) -> Option<AuthMethod> {
 
 /// A random initial password: 24 characters from upper and lower case letters, digits and
 /// symbols, at least one of each (Entra's complexity rule). Never printed, logged or stored.
-pub fn random_password() -> Result<crate::model::Secret<String>, String> {
+pub fn random_password() -> Result<crate::model::Secret<String>, RandomError> {
     use ring::rand::SecureRandom as _;
     const SETS: [&[u8]; 4] = [b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"abcdefghijkmnopqrstuvwxyz", b"23456789", b"!#%+-=?@_"];
     let rng = ring::rand::SystemRandom::new();
     let mut bytes = [0u8; 48];
-    rng.fill(&mut bytes).map_err(|_| "the system random source failed".to_string())?;
+    rng.fill(&mut bytes).map_err(|_| RandomError)?;
     let all: Vec<u8> = SETS.concat();
     let mut out: Vec<u8> = Vec::with_capacity(24);
     for (i, set) in SETS.iter().enumerate() {
@@ -302,17 +312,6 @@ pub fn key_credential(der: &[u8], name: &str, start: Timestamp, end: Timestamp) 
     })
 }
 
-/// A random (version 4) GUID, for the `keyId` of a key credential set by PATCH.
-pub fn random_guid() -> Result<String, String> {
-    use ring::rand::SecureRandom as _;
-    let mut b = [0u8; 16];
-    ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| "the system random source failed".to_string())?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +332,15 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(Value::Object(patch), json!({"surname": "Li"}));
+    }
+
+    #[test]
+    fn users_without_an_id_or_a_user_principal_name_are_refused() {
+        let e = WireUser::parse(&json!({"userPrincipalName": "ann@c.example"})).unwrap_err();
+        assert_eq!(e.to_string(), "a user without an id");
+        let e = WireUser::parse(&json!({"id": "1", "userPrincipalName": ""})).unwrap_err();
+        assert_eq!(e, WireError::NoUserPrincipalName { id: "1".into() });
+        assert_eq!(e.to_string(), "user 1 has no userPrincipalName");
     }
 
     #[test]

@@ -65,13 +65,27 @@ pub struct ScimClient {
     sent: std::sync::atomic::AtomicUsize,
 }
 
+/// Why a service root cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUrlError {
+    #[error(transparent)]
+    Insecure(#[from] http::UrlError),
+    #[error("`{0}` cannot be a base URL")]
+    CannotBeABase(String),
+}
+
 impl ScimClient {
     /// `base` is the service root (for example `https://scim.eu-west-1.amazonaws.com/TENANT/scim/v2`); it must be
     /// https, or http on loopback.
-    pub fn new(base: Url, http: reqwest::Client, token: Secret<String>, retry: RetryPolicy) -> Result<Self, String> {
-        http::check_url(&base).map_err(|e| e.to_string())?;
+    pub fn new(
+        base: Url,
+        http: reqwest::Client,
+        token: Secret<String>,
+        retry: RetryPolicy,
+    ) -> Result<Self, BaseUrlError> {
+        http::check_url(&base)?;
         if base.cannot_be_a_base() {
-            return Err(format!("`{base}` cannot be a base URL"));
+            return Err(BaseUrlError::CannotBeABase(base.to_string()));
         }
         Ok(ScimClient { base, http, token, retry, sent: Default::default() })
     }
@@ -229,7 +243,20 @@ mod tests {
             Secret::new("t".into()),
             RetryPolicy::default(),
         );
-        assert!(remote.is_err());
+        let e = remote.err().unwrap();
+        assert!(matches!(e, BaseUrlError::Insecure(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "`http://scim.example.com/v2` is plain http to a host other than loopback; endpoints other than loopback must use https"
+        );
+        let e = ScimClient::new(
+            "mailto:a@b.example".parse().unwrap(),
+            reqwest::Client::new(),
+            Secret::new("t".into()),
+            RetryPolicy::default(),
+        );
+        assert_eq!(e.err().unwrap().to_string(), "`mailto:a@b.example` has scheme `mailto`; use https");
+        assert_eq!(BaseUrlError::CannotBeABase("data:x".into()).to_string(), "`data:x` cannot be a base URL");
     }
 
     /// Regression: a service whose error `detail` echoed the request's Authorization header

@@ -150,7 +150,7 @@ impl ScimProvider {
         groups: Option<&Stamp>,
     ) -> Result<Result<(), NoFeed>, ProviderError> {
         if let Err(why) = &full.stamps {
-            return Ok(Err(NoFeed(why.clone())));
+            return Ok(Err(NoFeed(why.to_string())));
         }
         let unstamped = full
             .users

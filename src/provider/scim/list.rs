@@ -85,7 +85,8 @@ pub async fn list_where(
         url.set_query(Some(&query(&pairs)));
         pages += 1;
         let (v, _) = client.get_json(url).await.map_err(ListError::Request)?;
-        let p = ListPage::parse(&v).map_err(|message| ListError::NotAList { endpoint: endpoint.into(), message })?;
+        let p = ListPage::parse(&v)
+            .map_err(|e| ListError::NotAList { endpoint: endpoint.into(), message: e.to_string() })?;
         let n = p.resources.len();
         budget.page(n).map_err(|bound| ListError::Bound { endpoint: endpoint.into(), bound })?;
         let mut fresh = 0usize;

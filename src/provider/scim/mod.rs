@@ -147,7 +147,7 @@ impl ScimProvider {
         }
         let ca = target.ca_file.as_ref().map(|c| root.join(c));
         let http = http::client(ca.as_deref(), REQUEST_TIMEOUT).map_err(|e| fail(e.to_string()))?;
-        let client = ScimClient::new(base, http, secret, retry).map_err(&fail)?;
+        let client = ScimClient::new(base, http, secret, retry).map_err(|e| fail(e.to_string()))?;
         Ok(ScimProvider {
             target: name,
             caps: capabilities(ProviderKind::Scim),

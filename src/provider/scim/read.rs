@@ -10,7 +10,7 @@ pub(super) struct FullRead {
     pub config: ServiceConfig,
     /// Whether the schemas leave `meta.lastModified` to users and groups (see
     /// [`schema::stamps_from`]).
-    pub stamps: Result<(), String>,
+    pub stamps: Result<(), schema::NoStamps>,
     pub users: Vec<WireUser>,
     pub groups: Vec<WireGroup>,
     pub page: usize,

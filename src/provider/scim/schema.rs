@@ -30,6 +30,17 @@ const EXTENSION: &[(UserField, &str)] = &[
     (UserField::Manager, "manager"),
 ];
 
+/// Why users and groups cannot be taken to carry `meta.lastModified`: what a schema says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoStamps {
+    #[error("its {schema} schema says `meta` is never returned")]
+    MetaNeverReturned { schema: &'static str },
+    #[error("its {schema} schema's `meta` has no `lastModified`")]
+    NoLastModified { schema: &'static str },
+    #[error("its {schema} schema says `meta.lastModified` is never returned")]
+    LastModifiedNeverReturned { schema: &'static str },
+}
+
 /// What the discovery documents say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovered {
@@ -37,7 +48,7 @@ pub struct Discovered {
     pub unkept: BTreeMap<UserField, String>,
     /// Whether users and groups carry `meta.lastModified` as far as the schemas tell (see
     /// [`stamps_from`]); the reason when they do not.
-    pub stamps: Result<(), String>,
+    pub stamps: Result<(), NoStamps>,
 }
 
 /// Reads `/ResourceTypes` and `/Schemas`.
@@ -53,7 +64,7 @@ pub async fn discover(client: &ScimClient, target: &str) -> Discovered {
 /// resources themselves (the change feed also needs every resource read to carry one). A
 /// schema that lists `meta` with sub-attributes but no `lastModified`, or says it is never
 /// returned, does not.
-pub fn stamps_from(schemas: Option<&[Value]>) -> Result<(), String> {
+pub fn stamps_from(schemas: Option<&[Value]>) -> Result<(), NoStamps> {
     for (id, what) in [(USER_SCHEMA, "User"), (GROUP_SCHEMA, "Group")] {
         let Some(schema) =
             schemas.and_then(|s| s.iter().find(|s| wire::get(s, "id").and_then(Value::as_str) == Some(id)))
@@ -66,13 +77,13 @@ pub fn stamps_from(schemas: Option<&[Value]>) -> Result<(), String> {
             wire::get(a, "returned").and_then(Value::as_str).is_some_and(|r| r.eq_ignore_ascii_case("never"))
         };
         if never(meta) {
-            return Err(format!("its {what} schema says `meta` is never returned"));
+            return Err(NoStamps::MetaNeverReturned { schema: what });
         }
         if let Some(subs) = wire::get(meta, "subAttributes").and_then(Value::as_array) {
             match named(subs, "lastModified") {
-                None => return Err(format!("its {what} schema's `meta` has no `lastModified`")),
+                None => return Err(NoStamps::NoLastModified { schema: what }),
                 Some(l) if never(l) => {
-                    return Err(format!("its {what} schema says `meta.lastModified` is never returned"));
+                    return Err(NoStamps::LastModifiedNeverReturned { schema: what });
                 }
                 Some(_) => {}
             }
@@ -198,16 +209,16 @@ mod tests {
         assert_eq!(stamps_from(Some(&plain)), Ok(()));
         let with = |subs: Value| [json!({"id": GROUP_SCHEMA, "attributes": [{"name": "Meta", "subAttributes": subs}]})];
         assert_eq!(stamps_from(Some(&with(json!([{"name": "created"}, {"name": "lastModified"}])))), Ok(()));
+        let says = |r: Result<(), NoStamps>| r.unwrap_err().to_string();
+        let no_last = stamps_from(Some(&with(json!([{"name": "created"}, {"name": "version"}]))));
+        assert_eq!(no_last, Err(NoStamps::NoLastModified { schema: "Group" }));
+        assert_eq!(says(no_last), "its Group schema's `meta` has no `lastModified`");
         assert_eq!(
-            stamps_from(Some(&with(json!([{"name": "created"}, {"name": "version"}])))),
-            Err("its Group schema's `meta` has no `lastModified`".to_string())
-        );
-        assert_eq!(
-            stamps_from(Some(&with(json!([{"name": "lastModified", "returned": "never"}])))),
-            Err("its Group schema says `meta.lastModified` is never returned".to_string())
+            says(stamps_from(Some(&with(json!([{"name": "lastModified", "returned": "never"}]))))),
+            "its Group schema says `meta.lastModified` is never returned"
         );
         let never = [json!({"id": USER_SCHEMA, "attributes": [{"name": "meta", "returned": "NEVER"}]})];
-        assert_eq!(stamps_from(Some(&never)), Err("its User schema says `meta` is never returned".to_string()));
+        assert_eq!(says(stamps_from(Some(&never))), "its User schema says `meta` is never returned");
     }
 
     #[test]

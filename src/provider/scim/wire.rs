@@ -23,7 +23,33 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::{UserAttrs, UserField};
-use crate::provider::ids;
+use crate::provider::ids::{self, IdError};
+
+/// Why a list page, user or group as the service sent it cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("the list response has no totalResults")]
+    NoTotalResults,
+    #[error("the list response's totalResults is not a whole number")]
+    TotalResultsNotWhole,
+    #[error("the list response's Resources is not an array")]
+    ResourcesNotArray,
+    #[error("a user has no id")]
+    UserWithoutId,
+    #[error("user {id} has no userName")]
+    NoUserName { id: String },
+    #[error("user {id} has a userName that is not a string")]
+    UserNameNotString { id: String },
+    /// The id would change a request path (`/Users/{id}`).
+    #[error("user {user_name} is refused: {source}")]
+    UserId { user_name: String, source: IdError },
+    #[error("a group has no id")]
+    GroupWithoutId,
+    #[error("group {id} has no displayName")]
+    NoDisplayName { id: String },
+    #[error("group {display_name} is refused: {source}")]
+    GroupId { display_name: String, source: IdError },
+}
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -137,15 +163,15 @@ pub struct ListPage {
 }
 
 impl ListPage {
-    pub fn parse(v: &Value) -> Result<ListPage, String> {
+    pub fn parse(v: &Value) -> Result<ListPage, WireError> {
         let total = match get(v, "totalResults") {
-            None => return Err("the list response has no totalResults".into()),
-            Some(_) => get_u64(v, "totalResults").ok_or("the list response's totalResults is not a whole number")?,
+            None => return Err(WireError::NoTotalResults),
+            Some(_) => get_u64(v, "totalResults").ok_or(WireError::TotalResultsNotWhole)?,
         } as usize;
         let resources = match get(v, "Resources") {
             Some(Value::Array(a)) => a.clone(),
             None | Some(Value::Null) => vec![],
-            Some(_) => return Err("the list response's Resources is not an array".into()),
+            Some(_) => return Err(WireError::ResourcesNotArray),
         };
         Ok(ListPage { total_results: total, resources })
     }
@@ -167,16 +193,16 @@ pub struct WireUser {
 }
 
 impl WireUser {
-    pub fn parse(v: &Value) -> Result<WireUser, String> {
-        let id = get_str(v, "id").ok_or("a user has no id")?.to_string();
+    pub fn parse(v: &Value) -> Result<WireUser, WireError> {
+        let id = get_str(v, "id").ok_or(WireError::UserWithoutId)?.to_string();
         let user_name = match get(v, "userName") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            None | Some(Value::Null) | Some(Value::String(_)) => return Err(format!("user {id} has no userName")),
-            Some(_) => return Err(format!("user {id} has a userName that is not a string")),
+            None | Some(Value::Null) | Some(Value::String(_)) => return Err(WireError::NoUserName { id }),
+            Some(_) => return Err(WireError::UserNameNotString { id }),
         };
         // The id goes into request paths (`/Users/{id}`): one that would change the path is
         // refused here, before any write can be sent to it.
-        ids::path_segment(&id).map_err(|e| format!("user {user_name} is refused: {e}"))?;
+        ids::path_segment(&id).map_err(|source| WireError::UserId { user_name: user_name.clone(), source })?;
         let name = get(v, "name");
         let ext = get(v, ENTERPRISE);
         let emails: Vec<Value> = get(v, "emails").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -244,11 +270,11 @@ pub struct WireGroup {
 }
 
 impl WireGroup {
-    pub fn parse(v: &Value) -> Result<WireGroup, String> {
-        let id = get_str(v, "id").ok_or("a group has no id")?.to_string();
+    pub fn parse(v: &Value) -> Result<WireGroup, WireError> {
+        let id = get_str(v, "id").ok_or(WireError::GroupWithoutId)?.to_string();
         let display_name =
-            get_str(v, "displayName").ok_or_else(|| format!("group {id} has no displayName"))?.to_string();
-        ids::path_segment(&id).map_err(|e| format!("group {display_name} is refused: {e}"))?;
+            get_str(v, "displayName").ok_or_else(|| WireError::NoDisplayName { id: id.clone() })?.to_string();
+        ids::path_segment(&id).map_err(|source| WireError::GroupId { display_name: display_name.clone(), source })?;
         let members = get(v, "members")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|m| get_str(m, "value").map(str::to_string)).collect())
@@ -695,7 +721,31 @@ mod tests {
         assert_eq!(p.total_results, 3);
         assert_eq!(p.resources.len(), 1);
         assert_eq!(ListPage::parse(&json!({"totalResults": 0})).unwrap().resources.len(), 0);
-        assert!(ListPage::parse(&json!({"Resources": []})).is_err());
+        assert_eq!(ListPage::parse(&json!({"Resources": []})), Err(WireError::NoTotalResults));
+        let says = |v: Value| ListPage::parse(&v).unwrap_err().to_string();
+        assert_eq!(says(json!({"totalResults": -1})), "the list response's totalResults is not a whole number");
+        assert_eq!(says(json!({"totalResults": 1, "Resources": {}})), "the list response's Resources is not an array");
+    }
+
+    #[test]
+    fn users_and_groups_that_cannot_be_read_say_why() {
+        let user = |v: Value| WireUser::parse(&v).unwrap_err().to_string();
+        assert_eq!(user(json!({"userName": "x"})), "a user has no id");
+        assert_eq!(user(json!({"id": "1"})), "user 1 has no userName");
+        assert_eq!(user(json!({"id": "1", "userName": 7})), "user 1 has a userName that is not a string");
+        let e = WireUser::parse(&json!({"id": "..", "userName": "x"})).unwrap_err();
+        assert_eq!(e, WireError::UserId { user_name: "x".into(), source: IdError::DotSegment("..".into()) });
+        assert_eq!(
+            e.to_string(),
+            "user x is refused: its id `..` is a dot segment, which would change the request path"
+        );
+        let group = |v: Value| WireGroup::parse(&v).unwrap_err().to_string();
+        assert_eq!(group(json!({"displayName": "g"})), "a group has no id");
+        assert_eq!(group(json!({"id": "1"})), "group 1 has no displayName");
+        assert_eq!(
+            group(json!({"id": "a/b", "displayName": "g"})),
+            "group g is refused: its id `a/b` holds a `/`, which could change the request path"
+        );
         assert_eq!(id_from_location("https://x/v2/Users/abc%20d/").as_deref(), Some("abc d"));
         assert_eq!(id_from_location("http://127.0.0.1:1/v2/Groups/0cb8?x=1").as_deref(), Some("0cb8"));
         for hostile in ["https://x/v2/Users/%2E%2E", "https://x/v2/Users/a%2Fb", "https://x/v2/Users/a%0Ab"] {

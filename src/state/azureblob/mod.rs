@@ -19,7 +19,7 @@
 pub mod sign;
 mod url;
 
-pub use self::url::{ContainerUrl, mask_signatures, normalize_prefix};
+pub use self::url::{ContainerUrl, LocationError, mask_signatures, normalize_prefix};
 
 use std::path::Path;
 use std::time::Duration;
@@ -103,8 +103,8 @@ impl AzureBlobStore {
     /// Resolves the secrets `settings` name (relative `${file:}` paths against `root`) and sets
     /// up the client. Nothing is sent yet.
     pub fn new(settings: &AzureBlobState, root: &Path, options: Options) -> Result<AzureBlobStore, StateError> {
-        let url = ContainerUrl::parse(&settings.url).map_err(StateError::Config)?;
-        let prefix = normalize_prefix(&settings.prefix).map_err(StateError::Config)?;
+        let url = ContainerUrl::parse(&settings.url).map_err(|e| StateError::Config(e.to_string()))?;
+        let prefix = normalize_prefix(&settings.prefix).map_err(|e| StateError::Config(e.to_string()))?;
         let ca = settings.ca_file.as_ref().map(|c| root.join(c));
         let http = http::client(ca.as_deref(), options.timeout).map_err(|e| StateError::Config(e.to_string()))?;
         let auth = match &settings.auth {

@@ -43,6 +43,15 @@ const STANDARD: [&str; 11] = [
     "range",
 ];
 
+/// Why an account key cannot be used. The messages never show the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the account key is not base64 (copy it as the portal shows it)")]
+    NotBase64,
+    #[error("the account key is empty")]
+    Empty,
+}
+
 /// An account name and its decoded key.
 pub struct SharedKey {
     account: String,
@@ -57,12 +66,11 @@ impl std::fmt::Debug for SharedKey {
 
 impl SharedKey {
     /// `key` is the account key as the portal shows it (base64). Errors never show it.
-    pub fn new(account: &str, key: &Secret<String>) -> Result<SharedKey, String> {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(key.expose().trim())
-            .map_err(|_| "the account key is not base64 (copy it as the portal shows it)".to_string())?;
+    pub fn new(account: &str, key: &Secret<String>) -> Result<SharedKey, KeyError> {
+        let decoded =
+            base64::engine::general_purpose::STANDARD.decode(key.expose().trim()).map_err(|_| KeyError::NotBase64)?;
         if decoded.is_empty() {
-            return Err("the account key is empty".into());
+            return Err(KeyError::Empty);
         }
         Ok(SharedKey { account: account.to_string(), key: Secret::new(decoded) })
     }
@@ -247,6 +255,9 @@ mod tests {
     #[test]
     fn a_key_that_is_not_base64_is_refused_without_showing_it() {
         let e = SharedKey::new("a", &Secret::new("not base64 !!".into())).unwrap_err();
-        assert!(!e.contains("not base64 !!"), "{e}");
+        assert_eq!(e, KeyError::NotBase64);
+        assert_eq!(e.to_string(), "the account key is not base64 (copy it as the portal shows it)");
+        let e = SharedKey::new("a", &Secret::new("  ".into())).unwrap_err();
+        assert_eq!(e.to_string(), "the account key is empty");
     }
 }

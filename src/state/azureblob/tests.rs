@@ -19,7 +19,7 @@ fn container_urls() {
         ("https://acct.blob.core.windows.net/a--b", "container name"),
         ("https://ACCT-x.blob.core.windows.net/abc", "account name"),
     ] {
-        let e = ContainerUrl::parse(bad).unwrap_err();
+        let e = ContainerUrl::parse(bad).unwrap_err().to_string();
         assert!(e.contains(says), "{bad}: {e}");
         assert!(!e.contains("sig=abc"), "{e}");
     }
@@ -31,8 +31,40 @@ fn prefixes() {
     assert_eq!(normalize_prefix("prod/identity").unwrap(), "prod/identity/");
     assert_eq!(normalize_prefix("prod/").unwrap(), "prod/");
     for bad in ["/abs", "a//b", "a/../b", "a b", "a?b", "é"] {
-        assert!(normalize_prefix(bad).is_err(), "{bad}");
+        assert_eq!(normalize_prefix(bad), Err(LocationError::Prefix(bad.to_string())), "{bad}");
     }
+}
+
+#[test]
+fn location_errors_say_what_went_wrong_and_what_to_write() {
+    let e = ContainerUrl::parse("http://acct.blob.core.windows.net/state").unwrap_err();
+    assert!(matches!(e, LocationError::Insecure(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "`http://acct.blob.core.windows.net/state` is plain http to a host other than loopback; \
+         endpoints other than loopback must use https"
+    );
+    let e = ContainerUrl::parse("https://acct.blob.core.windows.net/c?sv=1&sig=abc").unwrap_err();
+    assert_eq!(e, LocationError::Query { url: "https://acct.blob.core.windows.net/c".into() });
+    assert_eq!(
+        e.to_string(),
+        "`https://acct.blob.core.windows.net/c` has a query; write the container's URL alone, \
+         and a SAS token in `sasToken` as a secret reference"
+    );
+    let e = ContainerUrl::parse("https://u:p@acct.blob.core.windows.net/c0").unwrap_err();
+    assert_eq!(e.to_string(), "the URL holds a user name or password; remove it");
+    let e = ContainerUrl::parse("not a url").unwrap_err();
+    assert!(matches!(&e, LocationError::NotUrl { input, .. } if input == "not a url"), "{e:?}");
+    assert!(e.to_string().starts_with("`not a url` is not a URL: "), "{e}");
+    assert_eq!(
+        ContainerUrl::parse("https://ab.blob.core.windows.net/c0").unwrap_err().to_string(),
+        "`ab` is not a storage account name (3 to 24 lower-case letters and digits)"
+    );
+    assert_eq!(
+        normalize_prefix("a//b").unwrap_err().to_string(),
+        "`a//b` is not a prefix: write folder names of letters, digits, `.`, `_` and `-` separated by `/`, \
+         for example prod/identity"
+    );
 }
 
 #[test]

@@ -76,7 +76,7 @@ impl Run<'_> {
             url.set_query(Some(&query(&[("filter", &f), ("attributes", &wire::user_attributes())])));
             self.requests += 1;
             let (v, _) = self.client.get_json(url).await?;
-            ListPage::parse(&v).map_err(ScimError::Invalid)?.resources
+            ListPage::parse(&v).map_err(|e| ScimError::Invalid(e.to_string()))?.resources
         } else {
             let page = self.config.max_results.unwrap_or(DEFAULT_PAGE).max(1);
             let limits = crate::provider::bounds::ReadLimits::default();
@@ -90,7 +90,7 @@ impl Run<'_> {
         };
         let mut out = HashMap::new();
         for r in &resources {
-            let u = WireUser::parse(r).map_err(ScimError::Invalid)?;
+            let u = WireUser::parse(r).map_err(|e| ScimError::Invalid(e.to_string()))?;
             // Only an exact (case-insensitive) match is adopted, whatever the filter matched.
             if names.iter().any(|n| key(n) == key(&u.user_name)) {
                 out.insert(key(&u.user_name), u);
