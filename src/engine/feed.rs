@@ -76,6 +76,9 @@ struct Held {
     /// Loaded from a stored state older than the resync interval (or dated in the future):
     /// the next check is a resync.
     stale: bool,
+    /// Loaded from the state store (not read by this process): a cursor the provider cannot
+    /// use is not trusted to work at the next check either, so it means a full read.
+    loaded: bool,
 }
 
 /// The live states held between checks, by target.
@@ -197,7 +200,14 @@ impl Feeds {
         let stale = age.is_none_or(|a| a >= self.resync);
         let instant = Instant::now();
         let last_full = age.and_then(|a| instant.checked_sub(a)).unwrap_or(instant);
-        Some(Held { target: target.clone(), live: state.live, cursor: Cursor(state.cursor), last_full, stale })
+        Some(Held {
+            target: target.clone(),
+            live: state.live,
+            cursor: Cursor(state.cursor),
+            last_full,
+            stale,
+            loaded: true,
+        })
     }
 
     /// The states held, to be stored ([`Feeds::from_stored`] takes them back); `now` is the
@@ -250,6 +260,7 @@ async fn read_one(
     match opened.read_changes(&held.cursor, &held.live).await {
         Ok((changes, session)) => {
             let Held { target: held_target, live: mut caught_up, last_full, stale, .. } = held;
+            let loaded = false;
             feed::apply(&mut caught_up, &changes.changes, |b| session.binding_fingerprint(b));
             let requests = session.requests().unwrap_or(0);
             if !due {
@@ -260,13 +271,19 @@ async fn read_one(
                 feed.since_full = now.duration_since(last_full);
                 tracing::info!(target_name = %name, changed = feed.changed, requests,
                     elapsed_ms = started.elapsed().as_millis() as u64, "read target changes");
-                let next =
-                    Held { target: held_target, live: caught_up.clone(), cursor: changes.cursor, last_full, stale };
+                let next = Held {
+                    target: held_target,
+                    live: caught_up.clone(),
+                    cursor: changes.cursor,
+                    last_full,
+                    stale,
+                    loaded,
+                };
                 return Ok(Outcome { live: caught_up, session, held: Some(next), feed });
             }
             // A resync: the full read must equal the state the feed built, which is held should
             // the full read fail.
-            let built = Held { target: held_target, live: caught_up, cursor: changes.cursor, last_full, stale };
+            let built = Held { target: held_target, live: caught_up, cursor: changes.cursor, last_full, stale, loaded };
             let opened = match open() {
                 Ok(o) => o,
                 Err(e) => return Err((e, Some(built))),
@@ -279,6 +296,13 @@ async fn read_one(
         Err((FeedError::Unsupported, opened)) => full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held))),
         Err((FeedError::Expired { message, .. }, opened)) => {
             tracing::warn!(target_name = %name, %message, "the change feed must start again; reading in full");
+            feed.restarts += 1;
+            full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
+        }
+        // A stored cursor the provider will not follow (one naming another host, say): as a
+        // stored state that does not parse, it means a full read.
+        Err((FeedError::Read(e), opened)) if held.loaded => {
+            tracing::warn!(target_name = %name, error = %e, "the stored change-feed cursor cannot be used; reading in full");
             feed.restarts += 1;
             full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
         }
@@ -300,8 +324,14 @@ async fn full(
     feed.requests = session.requests().map(|r| r + earlier_requests);
     feed.changed = 0;
     feed.since_full = Duration::ZERO;
-    let held =
-        cursor.map(|cursor| Held { target: target.clone(), live: live.clone(), cursor, last_full: now, stale: false });
+    let held = cursor.map(|cursor| Held {
+        target: target.clone(),
+        live: live.clone(),
+        cursor,
+        last_full: now,
+        stale: false,
+        loaded: false,
+    });
     Ok(Outcome { live, session, held, feed })
 }
 
