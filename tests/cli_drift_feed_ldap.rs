@@ -105,7 +105,7 @@ fn a_user_deleted_between_runs_is_seen_through_the_feed() {
     d.corner.ldap_tool("ldapdelete", &[&janet], "").expect_ok();
     let run = d.drift(&["--format", "json"]);
     run.expect(2);
-    // The user, and the group the server's refint overlay took her out of.
+    // The user, and her group: its member (the DN kept, without refint) names no account now.
     assert!(run.stderr.contains(&fed(2)), "{}", run.stderr);
     let seen = changes(&run.json());
     assert!(seen.iter().any(|(a, act)| a == "directory.user.janet.leverling" && act == "create"), "{seen:?}");
