@@ -34,12 +34,12 @@ use tokio::net::{TcpListener, TcpStream};
 use super::console::Console;
 use super::{CliResult, Context, Exit, Failure, WatchArgs};
 use crate::engine::drift::{self, DriftSettings, Webhook};
-use crate::engine::feed::{Feeds, ReadMode};
+use crate::engine::feed::Feeds;
 use crate::engine::{Clock, EngineError};
 use crate::model::Timestamp;
 use crate::model::escape::Term;
 use crate::output::Printer;
-use crate::output::metrics::{self, DetectionLatency, DriftMetrics, ReadMetrics};
+use crate::output::metrics::{self, DetectionLatency, DriftMetrics};
 use crate::plan::Action;
 
 /// The largest request head the responder reads.
@@ -234,22 +234,6 @@ impl Watcher {
         self.checked_from = Some(started);
         let new = new.len();
         let mut metrics = checked.metrics.clone();
-        metrics.reads = self
-            .feeds
-            .report()
-            .iter()
-            .map(|(name, f)| {
-                let r = ReadMetrics {
-                    incremental: f.mode == ReadMode::Incremental,
-                    requests: f.requests,
-                    changed: f.changed,
-                    since_full_read: f.since_full.as_secs_f64(),
-                    feed_restarts: f.restarts,
-                    feed_mismatches: f.mismatches,
-                };
-                (name.to_string(), r)
-            })
-            .collect();
         metrics.detection_latency = self.latency.clone();
         let page = crate::engine::evidence::watch_page(attempt.config, &args.dir, settings.clock, checked)
             .await

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use super::{EngineError, Observer, Targets};
 use crate::model::feed::{self, Cursor};
 use crate::model::{LiveTarget, Name, Settings, Target, Timestamp};
+use crate::output::metrics::ReadMetrics;
 use crate::provider::FeedError;
 use crate::provider::handle::{self, Opened, Reading, Session};
 use crate::remote::RetryPolicy;
@@ -64,6 +65,21 @@ pub struct TargetFeed {
     pub restarts: u64,
     /// Resyncs whose full read differed from the state built from the feed.
     pub mismatches: u64,
+}
+
+impl TargetFeed {
+    /// This read's per-target series of the metrics (`watch`'s `/metrics` and
+    /// `drift --metrics-file` alike).
+    pub fn metrics(&self) -> ReadMetrics {
+        ReadMetrics {
+            incremental: self.mode == ReadMode::Incremental,
+            requests: self.requests,
+            changed: self.changed,
+            since_full_read: self.since_full.as_secs_f64(),
+            feed_restarts: self.restarts,
+            feed_mismatches: self.mismatches,
+        }
+    }
 }
 
 /// What is held for a target between checks.
@@ -107,6 +123,11 @@ impl Feeds {
     /// Per target, how the last check read it.
     pub fn report(&self) -> &BTreeMap<Name, TargetFeed> {
         &self.report
+    }
+
+    /// [`Feeds::report`] as the metrics' per-target series, by target name.
+    pub fn metrics(&self) -> BTreeMap<String, ReadMetrics> {
+        self.report.iter().map(|(name, f)| (name.to_string(), f.metrics())).collect()
     }
 
     /// Reads targets `names` of `settings` (see [`Targets::read`]), through their feeds where

@@ -39,7 +39,8 @@ pub struct DriftMetrics {
     pub horizon_days: u32,
     /// When a check last succeeded.
     pub last_success: Option<Timestamp>,
-    /// How `watch` read each target at the last check, by target name (empty for `drift`).
+    /// How the last check read each target, by target name (`watch`, and `drift` through the
+    /// stored change feeds).
     pub reads: BTreeMap<String, ReadMetrics>,
     /// The detection latency of the last drift item `watch` alerted, by target name.
     pub detection_latency: BTreeMap<String, DetectionLatency>,
@@ -55,7 +56,7 @@ pub struct DetectionLatency {
     pub attributed: bool,
 }
 
-/// How one target was read at a check of `watch`.
+/// How one target was read at a check of `watch` or a run of `drift`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadMetrics {
     /// Through the change feed (true) or in full (false).
