@@ -14,6 +14,9 @@
 //!   are brought up to date once more (a change made between the two reads is not a
 //!   difference) and a difference that remains is logged as an error and counted in
 //!   [`TargetFeed::mismatches`]; the full read is kept;
+//! - a cursor loaded from the state store that the provider will not follow (a failure of the
+//!   round, such as a delta link naming another host) means a full read, counted as a restart:
+//!   a stored cursor is not trusted to work at the next run either;
 //! - any other failure fails the check as a full read's failure would, and the state held is
 //!   kept for the next check.
 
