@@ -12,7 +12,7 @@ mod harness;
 use keyward_fakes::dataverse::Dataverse;
 use keyward_fakes::entra::Entra;
 use keyward_fakes::{RequestLog, Running};
-use support::{changes, feeds};
+use support::{changes, feeds, sample};
 
 /// The tables the provider's feed needs change tracking on (docs/servers.md).
 const TRACKED: [&str; 7] =
@@ -120,11 +120,15 @@ fn an_expired_token_means_a_full_read_without_a_false_drift() {
     env.drift(&[]).0.expect(0);
     // Eight days later: the tokens are older than the seven days changes are kept.
     env.dv.set_now(NOW + 8 * 86_400);
-    let (run, requests) = env.drift(&["--format", "json"]);
+    let prom = env.sb.root.join("keyward.prom");
+    let (run, requests) = env.drift(&["--format", "json", "--metrics-file", prom.to_str().unwrap()]);
     run.expect(0);
     assert!(run.stderr.contains(FULL), "{}", run.stderr);
     assert!(requests > 1);
     assert!(changes(&run.json()).is_empty(), "no false drift");
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert_eq!(sample(&m, "keyward_feed_restarts{target=\"d365\"}"), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "keyward_read_mode{target=\"d365\",mode=\"full\"}"), Some(1.0), "{m}");
     // That full read starts the feed again.
     let (run, requests) = env.drift(&[]);
     assert!(run.expect(0).stderr.contains(FED), "{}", run.stderr);

@@ -15,7 +15,7 @@ mod support;
 use std::sync::{Mutex, MutexGuard};
 
 use harness::{Corner, Server, expect_exit, retarget};
-use support::{Run, changes, feeds};
+use support::{Run, changes, feeds, sample};
 
 const FULL: &str = "directory: read in full.";
 const FED: &str = "directory: read through the change feed";
@@ -72,9 +72,14 @@ fn drift_runs_read_the_directory_through_the_feed_and_attribute_a_membership_add
     assert!(first.expect(0).stderr.contains(FULL), "{}", first.stderr);
     assert!(feeds::cursor(&d.sb, "directory").contains_key("contextCSN"));
 
-    let second = d.drift(&["--format", "json"]);
+    let prom = d.sb.root.join("keyward.prom");
+    let second = d.drift(&["--format", "json", "--metrics-file", prom.to_str().unwrap()]);
     assert!(second.expect(0).stderr.contains(&fed(0)), "{}", second.stderr);
     assert_eq!(first.stdout, second.stdout, "the same answer as the full read");
+    // Idle: the bind and the suffix's contextCSN.
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert_eq!(sample(&m, "keyward_read_mode{target=\"directory\",mode=\"incremental\"}"), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(2.0), "{m}");
 
     // A member added to it-admins with ldapmodify, as the root DN.
     let hannah = d.dn("hannah.schulz@northwind.example");
@@ -124,9 +129,12 @@ fn a_stored_cursor_the_server_cannot_follow_means_a_full_read_without_a_false_dr
     // Ahead of the server (a restored database), and a cursor of another suffix.
     for (key, value) in [("contextCSN", format!("2999{}", &csn[4..])), ("suffix", "dc=elsewhere".to_string())] {
         feeds::edit_cursor(&d.sb, "directory", key, &value);
-        let run = d.drift(&["--format", "json"]);
+        let prom = d.sb.root.join("keyward.prom");
+        let run = d.drift(&["--format", "json", "--metrics-file", prom.to_str().unwrap()]);
         run.expect(0);
         assert!(run.stderr.contains(FULL), "{key}: {}", run.stderr);
+        let m = std::fs::read_to_string(&prom).unwrap();
+        assert_eq!(sample(&m, "keyward_feed_restarts{target=\"directory\"}"), Some(1.0), "{key}: {m}");
         assert!(changes(&run.json()).is_empty(), "{key}: no false drift");
         // The full read stored a cursor the next run follows.
         let next = d.drift(&[]);
