@@ -100,18 +100,28 @@ fn drift_runs_read_the_environment_through_the_feed_and_see_a_role_given_in_the_
 
 #[test]
 fn a_user_removed_between_runs_is_seen_through_the_feed() {
-    let env = environment();
+    let mut env = environment();
     env.drift(&[]).0.expect(0);
     env.dv.remove_user(SOFIA);
-    let (run, requests) = env.drift(&["--format", "json"]);
+    // Ninety seconds after the first run.
+    env.sb.now = "2026-11-28T12:01:30Z".into();
+    let prom = env.sb.root.join("keyward.prom");
+    let (run, requests) = env.drift(&["--format", "json", "--metrics-file", prom.to_str().unwrap()]);
     run.expect(2);
+    // A removal names no one: its detection latency is bounded by the run before, which did not
+    // see it.
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert_eq!(sample(&m, "keyward_detection_latency_seconds{target=\"d365\"}"), Some(90.0), "{m}");
+    assert_eq!(sample(&m, "keyward_detection_latency_attributed{target=\"d365\"}"), Some(0.0), "{m}");
     assert!(run.stderr.contains(FED), "{}", run.stderr);
     assert!(requests <= 2, "{requests}");
     let changes = changes(&run.json());
     assert!(changes.contains(&("d365.user.sofia.lindqvist".into(), "create".into())), "{changes:?}");
-    // A full read says the same.
-    let (full, _) = env.drift(&["--full", "--format", "json"]);
+    // A full read says the same; the item is not new to it.
+    let (full, _) = env.drift(&["--full", "--format", "json", "--metrics-file", prom.to_str().unwrap()]);
     assert_eq!(support::changes(&full.expect(2).json()), changes);
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert_eq!(sample(&m, "keyward_detection_latency_seconds{target=\"d365\"}"), None, "{m}");
 }
 
 #[test]

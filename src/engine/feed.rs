@@ -248,6 +248,8 @@ impl Feeds {
                     cursor: h.cursor.0.clone(),
                     live: h.live.clone(),
                     attributions: BTreeMap::new(),
+                    checked_at: Some(now),
+                    drift: Default::default(),
                 };
                 (name.to_string(), state)
             })

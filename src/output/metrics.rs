@@ -165,7 +165,7 @@ fn render_latency(out: &mut String, latency: &BTreeMap<String, DetectionLatency>
     head(
         out,
         "keyward_detection_latency_seconds",
-        "Seconds from a change outside git to its alert, for the last drift item watch alerted on each target: from the change's time where the target's audit log gives it (keyward_detection_latency_attributed 1), else from the start of the last successful check before the alert, an upper bound (0).",
+        "Seconds from a change outside git to its alert, for the last drift item watch alerted (or this drift run reported first) on each target: from the change's time where the target's audit log gives it (keyward_detection_latency_attributed 1), else from the start of the last successful check before the alert, an upper bound (0).",
     );
     for (t, l) in latency {
         let _ = writeln!(out, "keyward_detection_latency_seconds{{target=\"{}\"}} {:.3}", escape(t), l.seconds);
