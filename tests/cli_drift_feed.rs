@@ -64,7 +64,7 @@ fn drift(g: &Graph, sb: &support::Sandbox, extra: &[&str], now: Option<&str>) ->
 }
 
 fn stored(sb: &support::Sandbox) -> PathBuf {
-    sb.root.join(".keyward/feeds.json")
+    support::feeds::path(sb)
 }
 
 #[test]
