@@ -64,7 +64,7 @@ fn drift(g: &Graph, sb: &support::Sandbox, extra: &[&str], now: Option<&str>) ->
 }
 
 fn stored(sb: &support::Sandbox) -> PathBuf {
-    sb.root.join(".keyward/feeds.json")
+    support::feeds::path(sb)
 }
 
 #[test]
@@ -253,4 +253,52 @@ fn a_stored_state_larger_than_the_cap_is_not_read() {
     let (next, requests) = drift(&g, &sb, &[], None);
     assert!(next.expect(0).stderr.contains(FED), "{}", next.stderr);
     assert_eq!(requests, 1);
+}
+
+/// The OpenMetrics text with the values that change from run to run replaced by `<seconds>`:
+/// seconds since the last full read (the time a run takes), and the detection latency (from
+/// the fake's audit time, the wall clock, to the run's clock, fixed).
+fn redacted(metrics: &str) -> String {
+    metrics
+        .lines()
+        .map(|l| {
+            let volatile = ["keyward_seconds_since_full_read", "keyward_detection_latency_seconds"];
+            match volatile.iter().find_map(|v| Some((*v, l.strip_prefix(v)?.strip_prefix('{')?))) {
+                Some((name, rest)) => {
+                    let (labels, value) = rest.rsplit_once(' ').unwrap();
+                    assert!(value.parse::<f64>().is_ok(), "{l}");
+                    format!("{name}{{{labels} <seconds>\n")
+                }
+                None => format!("{l}\n"),
+            }
+        })
+        .collect()
+}
+
+/// `drift --metrics-file` writes how each target was read, as `watch`'s `/metrics` does: a full
+/// read, then an idle round of the feed (one request), then a round with a change.
+#[test]
+fn drift_metrics_file_says_how_each_target_was_read() {
+    let (g, _fake, sb) = graph_quickstart();
+    let file = sb.root.join("keyward.prom");
+    let path = file.to_str().unwrap();
+    let (first, full_requests) = drift(&g, &sb, &["--metrics-file", path], None);
+    first.expect(0);
+    let full = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(support::sample(&full, "keyward_read_requests{target=\"directory\"}"), Some(full_requests as f64));
+    insta::assert_snapshot!("drift_metrics_full_read", redacted(&full));
+
+    let (idle, _) = drift(&g, &sb, &["--metrics-file", path], None);
+    idle.expect(0);
+    insta::assert_snapshot!("drift_metrics_idle_round", redacted(&std::fs::read_to_string(&file).unwrap()));
+
+    let janet = g.user("janet.leverling@northwind.example").unwrap()["id"].as_str().unwrap().to_string();
+    g.portal("admin@northwind.example").update_user(&janet, json!({"jobTitle": "Hacker"}));
+    let (changed, requests) = drift(&g, &sb, &["--metrics-file", path], None);
+    changed.expect(2);
+    let m = std::fs::read_to_string(&file).unwrap();
+    // The read's requests: the `$batch`, not the directory audit read after it.
+    assert_eq!(requests, 2);
+    assert_eq!(support::sample(&m, "keyward_read_requests{target=\"directory\"}"), Some(1.0));
+    insta::assert_snapshot!("drift_metrics_round_with_a_change", redacted(&m));
 }

@@ -449,6 +449,8 @@ fn watch_alerts_a_role_given_in_the_admin_center_through_the_feed() {
     assert!(outs.try_recv().is_err(), "no drift, no alert");
 
     // System Administrator given to a sales rep in the admin center: the audit table's feed.
+    let eve = dv.add_app_user("22222222-3333-4444-5555-666666666666", "33333333-4444-5555-6666-777777777777", None);
+    dv.set_audit_actor(Some(&eve));
     let changed = Instant::now();
     dv.admin_assign_role("sofia.lindqvist@northwind.example", "System Administrator");
     let line = outs.recv_timeout(Duration::from_secs(10)).expect("the grant is alerted");
@@ -460,6 +462,8 @@ fn watch_alerts_a_role_given_in_the_admin_center_through_the_feed() {
     );
     let body = bodies.recv_timeout(Duration::from_secs(10)).expect("the webhook gets the alert");
     assert!(body.contains("sofia.lindqvist"), "{body}");
+    // Who gave it, from the audit table, though the check read through the feed.
+    assert!(body.contains(&format!("changed outside git by {eve}")), "{body}");
     let m = http_get(&addr, "/metrics");
     assert_eq!(sample(&m, MODE_INCREMENTAL), Some(1.0), "{m}");
     assert_eq!(sample(&m, RESTARTS), Some(0.0), "read through the feed, not a full read: {m}");

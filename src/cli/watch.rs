@@ -34,12 +34,13 @@ use tokio::net::{TcpListener, TcpStream};
 use super::console::Console;
 use super::{CliResult, Context, Exit, Failure, WatchArgs};
 use crate::engine::drift::{self, DriftSettings, Webhook};
-use crate::engine::feed::{Feeds, ReadMode};
+use crate::engine::feed::Feeds;
+use crate::engine::latency;
 use crate::engine::{Clock, EngineError};
 use crate::model::Timestamp;
 use crate::model::escape::Term;
 use crate::output::Printer;
-use crate::output::metrics::{self, DetectionLatency, DriftMetrics, ReadMetrics};
+use crate::output::metrics::{self, DetectionLatency, DriftMetrics};
 use crate::plan::Action;
 
 /// The largest request head the responder reads.
@@ -228,66 +229,18 @@ impl Watcher {
             };
             if sent {
                 self.alerted.extend(new.iter().map(|c| (c.address.to_string(), c.action)));
-                self.latency.extend(latencies(&new, chrono::Utc::now(), self.checked_from));
+                self.latency.extend(latency::latencies(&new, chrono::Utc::now(), self.checked_from));
             }
         }
         self.checked_from = Some(started);
         let new = new.len();
         let mut metrics = checked.metrics.clone();
-        metrics.reads = self
-            .feeds
-            .report()
-            .iter()
-            .map(|(name, f)| {
-                let r = ReadMetrics {
-                    incremental: f.mode == ReadMode::Incremental,
-                    requests: f.requests,
-                    changed: f.changed,
-                    since_full_read: f.since_full.as_secs_f64(),
-                    feed_restarts: f.restarts,
-                    feed_mismatches: f.mismatches,
-                };
-                (name.to_string(), r)
-            })
-            .collect();
         metrics.detection_latency = self.latency.clone();
         let page = crate::engine::evidence::watch_page(attempt.config, &args.dir, settings.clock, checked)
             .await
             .map_err(Failure::from)?;
         Ok((metrics, page, new))
     }
-}
-
-/// Audit logs give times to the second (Graph's directory audits, AD's `whenChanged`): an
-/// attribution this much before the previous check's start may still be the change it alerts.
-const AUDIT_TIME_SLACK_SECS: i64 = 1;
-
-/// The detection latency of the last of `alerted` on each target, alerted at `at`: from the
-/// change's time where its attribution gives one after `checked_from` (less
-/// [`AUDIT_TIME_SLACK_SECS`]; an earlier one names an older change of the same object), else from `checked_from`, the start of the last
-/// successful check before (an upper bound: that check did not see the change). Items alerted
-/// at the first check, without attribution, have no latency.
-fn latencies(
-    alerted: &[&crate::plan::Change],
-    at: Timestamp,
-    checked_from: Option<Timestamp>,
-) -> BTreeMap<String, DetectionLatency> {
-    let mut out = BTreeMap::new();
-    for c in alerted {
-        let attributed = c.notes.iter().find_map(|n| match n {
-            crate::plan::Note::Attribution(a) => Some(a.time),
-            crate::plan::Note::Text(_) => None,
-        });
-        let (from, attributed) = match (attributed, checked_from) {
-            (Some(t), Some(bound)) if t >= bound - chrono::Duration::seconds(AUDIT_TIME_SLACK_SECS) => (t, true),
-            (Some(t), None) => (t, true),
-            (_, Some(bound)) => (bound, false),
-            (None, None) => continue,
-        };
-        let seconds = (at - from).num_milliseconds().max(0) as f64 / 1000.0;
-        out.insert(c.address.target.to_string(), DetectionLatency { seconds, attributed });
-    }
-    out
 }
 
 /// An open connection: its task, and whether it is still waiting for its request.
@@ -456,47 +409,6 @@ mod tests {
         assert!(parse_interval("0s").is_err());
         assert!(parse_interval("5").is_err());
         assert!(parse_interval("m").is_err());
-    }
-
-    #[test]
-    fn detection_latency_is_from_the_change_where_attributed_else_bounded_by_the_previous_check() {
-        use crate::plan::{Action, Change, Note, Operation, Reason, ReasonKind, Why};
-        let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
-        let change = |address: &str, changed: Option<&str>| {
-            let mut c = Change::new(
-                address.parse().unwrap(),
-                Action::Update,
-                Reason::of(ReasonKind::Drift, Why::AccountMissing),
-                Operation::DeleteUser { user_name: "ann".into() },
-            );
-            c.notes.extend(changed.map(|time| {
-                Note::Attribution(crate::model::Attribution {
-                    actor: Some("eve@example.com".into()),
-                    time: t(time),
-                    activity: "Update user".into(),
-                })
-            }));
-            c
-        };
-        let at = t("2026-12-01T10:00:07Z");
-        let previous = Some(t("2026-12-01T10:00:00Z"));
-        let attributed = change("entra.user.ann", Some("2026-12-01T10:00:04.500Z"));
-        let unattributed = change("ldap.user.ann", None);
-        // An audit entry older than the previous check names an older change of the object.
-        let stale = change("scim.user.ann", Some("2026-12-01T09:59:58Z"));
-        // Audit times are whole seconds: a change just after the previous check started can be
-        // logged a moment before it.
-        let rounded = change("ad.user.ann", Some("2026-12-01T09:59:59.500Z"));
-        let got = latencies(&[&attributed, &unattributed, &stale, &rounded], at, previous);
-        assert_eq!(got["ad"], DetectionLatency { seconds: 7.5, attributed: true });
-        assert_eq!(got["entra"], DetectionLatency { seconds: 2.5, attributed: true });
-        assert_eq!(got["ldap"], DetectionLatency { seconds: 7.0, attributed: false });
-        assert_eq!(got["scim"], DetectionLatency { seconds: 7.0, attributed: false });
-        // The first check: only an attributed item has a latency; the last item of a target wins.
-        let later = change("entra.user.bob", Some("2026-12-01T10:00:06Z"));
-        let got = latencies(&[&unattributed, &attributed, &later], at, None);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got["entra"], DetectionLatency { seconds: 1.0, attributed: true });
     }
 
     #[test]

@@ -132,7 +132,8 @@ pub async fn check(settings: &DriftSettings, observer: &dyn Observer) -> Result<
 }
 
 /// [`check`], reading the targets through their change feeds where `feeds` holds their
-/// state (see [`super::feed`]); for `watch`. Validation runs before the read.
+/// state (see [`super::feed`]); for `watch` and `drift`. Validation runs before the read. The
+/// metrics say how each target was read ([`super::feed::Feeds::metrics`]).
 pub async fn check_fed(
     settings: &DriftSettings,
     observer: &dyn Observer,
@@ -151,7 +152,10 @@ pub async fn check_fed(
         Err(e) => Err(e),
     };
     let checked = match read {
-        Ok(read) => check_read(&config, &settings.dir, settings.clock, read).await,
+        Ok(read) => check_read(&config, &settings.dir, settings.clock, read).await.map(|mut c| {
+            c.metrics.reads = feeds.metrics();
+            c
+        }),
         Err(e) => Err(e),
     };
     Ok(Attempt { config, checked })

@@ -10,13 +10,16 @@
 //! - `full` reads every target in full (and stores the result);
 //! - states of targets this run did not check are kept, those of targets no longer configured
 //!   are dropped.
+//! - the metrics say how each target was read, and the detection latency of the drift items
+//!   this run reports that the run which stored the target's state did not (each stored state
+//!   keeps its drift items and when its run checked).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::drift::{self, Attempt, DriftSettings};
 use super::feed::{Feeds, TargetFeed};
-use super::{EngineError, Observer};
+use super::{EngineError, Observer, latency};
 use crate::model::{Attribution, Name};
 use crate::plan::{Change, Note, ReasonKind};
 use crate::state::{DocName, Expect, StateError, StateStore, Version, documents};
@@ -81,10 +84,14 @@ pub async fn check(
                     a
                 }
             };
-            if let (Some(a), Some(state)) = (found, held.get_mut(&target)) {
-                state.attributions.insert(key, a);
+            if let Some(state) = held.get_mut(&target) {
+                state.drift.insert(key.clone());
+                if let Some(a) = found {
+                    state.attributions.insert(key, a);
+                }
             }
         }
+        checked.metrics.detection_latency = detection_latency(&checked.plan.changes, &all, &reads, now);
         let mut doc = documents::FeedStates { targets: all };
         doc.targets.retain(|n, _| !reads.keys().any(|r| r.as_str() == n) && configured.keys().any(|c| c.as_str() == n));
         doc.targets.extend(held);
@@ -98,6 +105,31 @@ pub async fn check(
         }
     }
     Ok(StoredCheck { attempt, reads, warnings })
+}
+
+/// The detection latency of the drift items this run reports that the run which stored the
+/// state of their target did not (see [`latency::latencies`]: from the change's attributed time,
+/// else from when that run checked), by target; the first run of a target measures attributed
+/// items only, and a target read without a stored state (in full) none that the stored state
+/// already reported.
+fn detection_latency(
+    changes: &[Change],
+    stored: &BTreeMap<String, documents::FeedState>,
+    reads: &BTreeMap<Name, TargetFeed>,
+    now: crate::model::Timestamp,
+) -> BTreeMap<String, crate::output::metrics::DetectionLatency> {
+    let mut out = BTreeMap::new();
+    // Targets without a feed keep no state between runs: their items are never known as new.
+    for name in reads.iter().filter(|(_, r)| r.has_feed).map(|(n, _)| n) {
+        let before = stored.get(name.as_str());
+        let new: Vec<&Change> = changes
+            .iter()
+            .filter(|c| c.reason.kind == ReasonKind::Drift && &c.address.target == name)
+            .filter(|c| before.is_none_or(|s| !s.drift.contains(&attribution_key(c))))
+            .collect();
+        out.extend(latency::latencies(&new, now, before.and_then(|s| s.checked_at)));
+    }
+    out
 }
 
 /// A drift item's key among the attributions stored: its address and action.

@@ -14,6 +14,9 @@
 //!   are brought up to date once more (a change made between the two reads is not a
 //!   difference) and a difference that remains is logged as an error and counted in
 //!   [`TargetFeed::mismatches`]; the full read is kept;
+//! - a cursor loaded from the state store that the provider will not follow (a failure of the
+//!   round, such as a delta link naming another host) means a full read, counted as a restart:
+//!   a stored cursor is not trusted to work at the next run either;
 //! - any other failure fails the check as a full read's failure would, and the state held is
 //!   kept for the next check.
 
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 use super::{EngineError, Observer, Targets};
 use crate::model::feed::{self, Cursor};
 use crate::model::{LiveTarget, Name, Settings, Target, Timestamp};
+use crate::output::metrics::ReadMetrics;
 use crate::provider::FeedError;
 use crate::provider::handle::{self, Opened, Reading, Session};
 use crate::remote::RetryPolicy;
@@ -66,6 +70,21 @@ pub struct TargetFeed {
     pub mismatches: u64,
 }
 
+impl TargetFeed {
+    /// This read's per-target series of the metrics (`watch`'s `/metrics` and
+    /// `drift --metrics-file` alike).
+    pub fn metrics(&self) -> ReadMetrics {
+        ReadMetrics {
+            incremental: self.mode == ReadMode::Incremental,
+            requests: self.requests,
+            changed: self.changed,
+            since_full_read: self.since_full.as_secs_f64(),
+            feed_restarts: self.restarts,
+            feed_mismatches: self.mismatches,
+        }
+    }
+}
+
 /// What is held for a target between checks.
 struct Held {
     /// The target's settings when it was read (a change means a full read).
@@ -76,6 +95,9 @@ struct Held {
     /// Loaded from a stored state older than the resync interval (or dated in the future):
     /// the next check is a resync.
     stale: bool,
+    /// Loaded from the state store (not read by this process): a cursor the provider cannot
+    /// use is not trusted to work at the next check either, so it means a full read.
+    loaded: bool,
 }
 
 /// The live states held between checks, by target.
@@ -104,6 +126,11 @@ impl Feeds {
     /// Per target, how the last check read it.
     pub fn report(&self) -> &BTreeMap<Name, TargetFeed> {
         &self.report
+    }
+
+    /// [`Feeds::report`] as the metrics' per-target series, by target name.
+    pub fn metrics(&self) -> BTreeMap<String, ReadMetrics> {
+        self.report.iter().map(|(name, f)| (name.to_string(), f.metrics())).collect()
     }
 
     /// Reads targets `names` of `settings` (see [`Targets::read`]), through their feeds where
@@ -197,7 +224,14 @@ impl Feeds {
         let stale = age.is_none_or(|a| a >= self.resync);
         let instant = Instant::now();
         let last_full = age.and_then(|a| instant.checked_sub(a)).unwrap_or(instant);
-        Some(Held { target: target.clone(), live: state.live, cursor: Cursor(state.cursor), last_full, stale })
+        Some(Held {
+            target: target.clone(),
+            live: state.live,
+            cursor: Cursor(state.cursor),
+            last_full,
+            stale,
+            loaded: true,
+        })
     }
 
     /// The states held, to be stored ([`Feeds::from_stored`] takes them back); `now` is the
@@ -214,6 +248,8 @@ impl Feeds {
                     cursor: h.cursor.0.clone(),
                     live: h.live.clone(),
                     attributions: BTreeMap::new(),
+                    checked_at: Some(now),
+                    drift: Default::default(),
                 };
                 (name.to_string(), state)
             })
@@ -250,6 +286,7 @@ async fn read_one(
     match opened.read_changes(&held.cursor, &held.live).await {
         Ok((changes, session)) => {
             let Held { target: held_target, live: mut caught_up, last_full, stale, .. } = held;
+            let loaded = false;
             feed::apply(&mut caught_up, &changes.changes, |b| session.binding_fingerprint(b));
             let requests = session.requests().unwrap_or(0);
             if !due {
@@ -260,13 +297,19 @@ async fn read_one(
                 feed.since_full = now.duration_since(last_full);
                 tracing::info!(target_name = %name, changed = feed.changed, requests,
                     elapsed_ms = started.elapsed().as_millis() as u64, "read target changes");
-                let next =
-                    Held { target: held_target, live: caught_up.clone(), cursor: changes.cursor, last_full, stale };
+                let next = Held {
+                    target: held_target,
+                    live: caught_up.clone(),
+                    cursor: changes.cursor,
+                    last_full,
+                    stale,
+                    loaded,
+                };
                 return Ok(Outcome { live: caught_up, session, held: Some(next), feed });
             }
             // A resync: the full read must equal the state the feed built, which is held should
             // the full read fail.
-            let built = Held { target: held_target, live: caught_up, cursor: changes.cursor, last_full, stale };
+            let built = Held { target: held_target, live: caught_up, cursor: changes.cursor, last_full, stale, loaded };
             let opened = match open() {
                 Ok(o) => o,
                 Err(e) => return Err((e, Some(built))),
@@ -279,6 +322,13 @@ async fn read_one(
         Err((FeedError::Unsupported, opened)) => full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held))),
         Err((FeedError::Expired { message, .. }, opened)) => {
             tracing::warn!(target_name = %name, %message, "the change feed must start again; reading in full");
+            feed.restarts += 1;
+            full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
+        }
+        // A stored cursor the provider will not follow (one naming another host, say): as a
+        // stored state that does not parse, it means a full read.
+        Err((FeedError::Read(e), opened)) if held.loaded => {
+            tracing::warn!(target_name = %name, error = %e, "the stored change-feed cursor cannot be used; reading in full");
             feed.restarts += 1;
             full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
         }
@@ -300,8 +350,14 @@ async fn full(
     feed.requests = session.requests().map(|r| r + earlier_requests);
     feed.changed = 0;
     feed.since_full = Duration::ZERO;
-    let held =
-        cursor.map(|cursor| Held { target: target.clone(), live: live.clone(), cursor, last_full: now, stale: false });
+    let held = cursor.map(|cursor| Held {
+        target: target.clone(),
+        live: live.clone(),
+        cursor,
+        last_full: now,
+        stale: false,
+        loaded: false,
+    });
     Ok(Outcome { live, session, held, feed })
 }
 

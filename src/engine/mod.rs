@@ -30,6 +30,7 @@ pub mod evidence;
 pub mod feed;
 pub mod governance;
 pub mod import;
+pub mod latency;
 pub mod plan;
 pub mod policy;
 pub mod read;

@@ -39,7 +39,8 @@ pub struct DriftMetrics {
     pub horizon_days: u32,
     /// When a check last succeeded.
     pub last_success: Option<Timestamp>,
-    /// How `watch` read each target at the last check, by target name (empty for `drift`).
+    /// How the last check read each target, by target name (`watch`, and `drift` through the
+    /// stored change feeds).
     pub reads: BTreeMap<String, ReadMetrics>,
     /// The detection latency of the last drift item `watch` alerted, by target name.
     pub detection_latency: BTreeMap<String, DetectionLatency>,
@@ -55,7 +56,7 @@ pub struct DetectionLatency {
     pub attributed: bool,
 }
 
-/// How one target was read at a check of `watch`.
+/// How one target was read at a check of `watch` or a run of `drift`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadMetrics {
     /// Through the change feed (true) or in full (false).
@@ -164,7 +165,7 @@ fn render_latency(out: &mut String, latency: &BTreeMap<String, DetectionLatency>
     head(
         out,
         "keyward_detection_latency_seconds",
-        "Seconds from a change outside git to its alert, for the last drift item watch alerted on each target: from the change's time where the target's audit log gives it (keyward_detection_latency_attributed 1), else from the start of the last successful check before the alert, an upper bound (0).",
+        "Seconds from a change outside git to its alert, for the last drift item watch alerted (or this drift run reported first) on each target: from the change's time where the target's audit log gives it (keyward_detection_latency_attributed 1), else from the start of the last successful check before the alert, an upper bound (0).",
     );
     for (t, l) in latency {
         let _ = writeln!(out, "keyward_detection_latency_seconds{{target=\"{}\"}} {:.3}", escape(t), l.seconds);

@@ -134,6 +134,14 @@ pub struct FeedState {
     /// what its round changed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributions: BTreeMap<String, crate::model::Attribution>,
+    /// When the run that stored it checked (the bound of an unattributed detection latency at
+    /// the next run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<Timestamp>,
+    /// The drift items of the target that run reported (by address and action): an item not
+    /// among them is new at the next run.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub drift: std::collections::BTreeSet<String>,
 }
 
 /// `feeds.json`: per target, the state the next `keyward drift` reads through the feed from.

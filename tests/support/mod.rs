@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod feeds;
+
 /// The fixed "now" the tests plan at, unless a test moves the clock.
 pub const NOW: &str = "2026-11-28T12:00:00Z";
 

@@ -10,14 +10,44 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::{DataverseProvider, HISTORY_PAGE, key};
-use crate::model::{Attribution, Binding};
+use crate::model::feed::LiveChange;
+use crate::model::{Attribution, Binding, LiveTarget};
 use crate::plan::{Change, Operation, Principal};
 
+/// The ids of the users of `last` once `changes` are applied to it, by lower-cased domain name
+/// (what a round of the change feed knows of the users, in place of a full read's state).
+pub(super) fn users_after(last: &LiveTarget, changes: &[LiveChange]) -> HashMap<String, String> {
+    let mut users: HashMap<String, String> =
+        last.accounts.iter().map(|a| (key(&a.user_name), a.id.to_ascii_lowercase())).collect();
+    for c in changes {
+        match c {
+            LiveChange::Account(a) => {
+                let id = a.id.to_ascii_lowercase();
+                users.retain(|_, v| *v != id);
+                users.insert(key(&a.user_name), id);
+            }
+            LiveChange::AccountRemoved { id } => {
+                let id = id.to_ascii_lowercase();
+                users.retain(|_, v| *v != id);
+            }
+            _ => {}
+        }
+    }
+    users
+}
+
 impl DataverseProvider {
-    /// One request: the newest [`HISTORY_PAGE`] role audit rows.
+    /// One request: the newest [`HISTORY_PAGE`] role audit rows. The users are those of the
+    /// last full read, or of the state the last round of the change feed brought up to date.
     pub(super) async fn attribute_drift(&mut self, changes: &[&Change]) -> Vec<Option<Attribution>> {
         let none = vec![None; changes.len()];
-        let Some(state) = &self.state else { return none };
+        let users: HashMap<String, String> = match &self.state {
+            Some(state) => state.users.iter().map(|(k, u)| (k.clone(), u.id.to_ascii_lowercase())).collect(),
+            None => self.fed_users.clone(),
+        };
+        if users.is_empty() {
+            return none;
+        }
         let wanted: Vec<Option<(String, i64)>> = changes
             .iter()
             .map(|c| {
@@ -28,7 +58,7 @@ impl DataverseProvider {
                     return None;
                 };
                 let action = if matches!(c.operation, Operation::Revoke { .. }) { 55 } else { 56 };
-                Some((state.users.get(&key(u))?.id.clone(), action))
+                Some((users.get(&key(u))?.clone(), action))
             })
             .collect();
         if wanted.iter().all(Option::is_none) {
@@ -46,7 +76,7 @@ impl DataverseProvider {
                 return none;
             }
         };
-        let names: HashMap<&str, &str> = state.users.iter().map(|(k, u)| (u.id.as_str(), k.as_str())).collect();
+        let names: HashMap<&str, &str> = users.iter().map(|(k, id)| (id.as_str(), k.as_str())).collect();
         let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_ascii_lowercase);
         let mut rows: Vec<&Value> = page.get("value").and_then(Value::as_array).into_iter().flatten().collect();
         rows.sort_by_key(|r| std::cmp::Reverse(r.get("createdon").and_then(Value::as_str).unwrap_or_default()));

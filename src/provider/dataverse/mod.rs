@@ -129,6 +129,9 @@ pub struct DataverseProvider {
     /// While a read starts the change feed: the delta link of each collection read (see
     /// [`feed`]).
     tracking: std::sync::Mutex<Option<std::collections::BTreeMap<String, String>>>,
+    /// After a round of the change feed (which leaves `state` unset): the ids of the users the
+    /// state it brought up to date holds, by lower-cased domain name, for attribution.
+    fed_users: HashMap<String, String>,
 }
 
 impl DataverseProvider {
@@ -169,6 +172,7 @@ impl DataverseProvider {
             client,
             state: None,
             tracking: Default::default(),
+            fed_users: HashMap::new(),
         })
     }
 
@@ -286,7 +290,9 @@ impl Provider for DataverseProvider {
         cursor: &super::Cursor,
         last: &LiveTarget,
     ) -> Result<super::Changes, super::FeedError> {
-        self.changes(cursor, last).await
+        let changes = self.changes(cursor, last).await?;
+        self.fed_users = attribution::users_after(last, &changes.changes);
+        Ok(changes)
     }
 
     fn binding_fingerprint(&self, binding: &crate::model::LiveBinding) -> String {
