@@ -245,6 +245,7 @@ impl Watcher {
                     changed: f.changed,
                     since_full_read: f.since_full.as_secs_f64(),
                     feed_restarts: f.restarts,
+                    feed_unfollowed: f.unfollowed,
                     feed_mismatches: f.mismatches,
                 };
                 (name.to_string(), r)
