@@ -424,6 +424,7 @@ fn the_tables_named_in_the_documentation_are_those_the_feed_needs() {
 
 const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"d365\",mode=\"incremental\"}";
 const RESTARTS: &str = "keyward_feed_restarts{target=\"d365\"}";
+const UNFOLLOWED: &str = "keyward_feed_unfollowed{target=\"d365\"}";
 const REQUESTS: &str = "keyward_read_requests{target=\"d365\"}";
 
 /// `keyward watch` every 200 ms on the sandbox's `d365` target: the process, its address, its
@@ -518,11 +519,20 @@ fn watch_alerts_a_role_given_in_the_admin_center_through_the_feed() {
     let m = http_get(&addr, "/metrics");
     assert_eq!(sample(&m, MODE_INCREMENTAL), Some(1.0), "{m}");
     assert_eq!(sample(&m, RESTARTS), Some(0.0), "read through the feed, not a full read: {m}");
+    assert_eq!(sample(&m, UNFOLLOWED), Some(0.0), "{m}");
+
+    // A business unit created: read in full, counted as a change the feed cannot follow, not as
+    // a refused cursor; then the feed goes on.
+    dv.create_business_unit("Logistics", &dv.root_business_unit());
+    let m = metrics_until(&addr, "the new unit is read in full", |m| sample(m, UNFOLLOWED) == Some(1.0));
+    assert_eq!(sample(&m, RESTARTS), Some(0.0), "no cursor was refused: {m}");
+    metrics_until(&addr, "checks turn incremental after the unit", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
 
     // The delta tokens expire: a full read starts the feed again, and nothing is alerted that
     // did not change (the grant already alerted is not alerted again).
     dv.set_now(NOW + 8 * 86_400);
-    metrics_until(&addr, "the feed starts again", |m| sample(m, RESTARTS) == Some(1.0));
+    let m = metrics_until(&addr, "the feed starts again", |m| sample(m, RESTARTS) == Some(1.0));
+    assert_eq!(sample(&m, UNFOLLOWED), Some(1.0), "an expired token is a refusal: {m}");
     metrics_until(&addr, "checks turn incremental again", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
     std::thread::sleep(Duration::from_millis(600));
     let extra: Vec<String> = outs.try_iter().collect();

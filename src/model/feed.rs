@@ -521,4 +521,39 @@ mod tests {
         apply(&mut held, &again, fingerprint);
         assert_eq!(held.bindings[0].members, vec!["u1".to_string()]);
     }
+
+    #[test]
+    fn an_accounts_unit_reach_and_licence_are_replaced_and_go_with_the_account() {
+        use crate::model::{BusinessUnits, LiveLicence, OutOfReach};
+        let reach = |account: &str, role: &str| OutOfReach {
+            binding: Binding::SecurityRole(role.into()),
+            account: Some(account.into()),
+            scope: "business unit `west`".into(),
+        };
+        let mut held = LiveTarget {
+            business_units: Some(BusinessUnits {
+                root: "root".into(),
+                roles: BTreeMap::new(),
+                of_account: [("u1".to_string(), "root".to_string())].into(),
+            }),
+            out_of_reach: vec![reach("u1", "A"), reach("u2", "A")],
+            ..LiveTarget::default()
+        };
+        let licence = LiveLicence { access_mode: "Read-Write".into(), exempt: false, licensed: true };
+        let changes = vec![
+            LiveChange::AccountUnit { account: "u1".into(), unit: Some("west".into()) },
+            LiveChange::AccountOutOfReach { account: "u1".into(), out_of_reach: vec![reach("u1", "C"), reach("u1", "B")] },
+            LiveChange::AccountLicence { account: "u1".into(), licence: Some(licence.clone()) },
+        ];
+        apply(&mut held, &changes, |_| String::new());
+        assert_eq!(held.business_units.as_ref().unwrap().of_account["u1"], "west");
+        assert_eq!(held.out_of_reach, vec![reach("u1", "B"), reach("u1", "C"), reach("u2", "A")], "replaced, in order");
+        assert_eq!(held.licences.get("u1"), Some(&licence));
+        assert_eq!(Changes { changes, cursor: Cursor::default() }.objects(), 1, "one account");
+
+        apply(&mut held, &[LiveChange::AccountRemoved { id: "u1".into() }], |_| String::new());
+        assert!(held.business_units.as_ref().unwrap().of_account.is_empty(), "the unit goes with the account");
+        assert_eq!(held.out_of_reach, vec![reach("u2", "A")], "and what was out of its reach");
+        assert!(held.licences.is_empty());
+    }
 }
