@@ -14,20 +14,34 @@
 //! A later round is one `$batch` of GET requests: each table's delta link, and the two intersect
 //! collections that hold team and field security profile members (they cannot be tracked, and
 //! their changes are not audited as role assignments are, so they are read whole: they are
-//! small). A page past the first follows its `@odata.nextLink`. Then, if any user the audit
-//! rows name (actions 55 and 56: a role given to or taken from a user) had its roles changed,
-//! one more `$batch` re-reads the roles of just those users (`systemusers(id)/
-//! systemuserroles_association`). So an idle round costs one request and a round with role
-//! changes two.
+//! small). A page past the first follows its `@odata.nextLink`. Then, if any user had roles
+//! given or taken (the audit rows' actions 55 and 56), was created, was moved to another
+//! business unit or became a person, one more `$batch` re-reads the roles of just those users
+//! (`systemusers(id)/systemuserroles_association`). So an idle round costs one request, and a
+//! round with role changes, new hires or moves two.
 //!
-//! What the feed does not follow, and reads in full instead ([`FeedError::Expired`]: the caller
-//! reads in full and starts the feed again): any change to business units, security roles,
-//! teams, field security profiles or their permissions (rare, and they decide which copy of a
-//! role a user can hold and who is out of reach); a user created or moved to another business
-//! unit (their unit and what is out of their reach come from a full read); a person who stops
-//! being one (an application user, or no domain name); more than [`MAX_REREADS`] users named
-//! by the audit rows of one round; a delta link refused (`400 0x80040203`: expired after
-//! `ExpireChangeTrackingInDays`, or change tracking turned off).
+//! A user created or moved is folded in the round as a full read would report it: its unit by
+//! name from the units the cursor holds by id, its licence from its row, its roles from the
+//! re-read, its team and profile memberships from the intersect collections, and what is out of
+//! its reach (every role without a copy in its unit that it does not hold) from the units'
+//! role copies the last full read saw. The same re-derivation runs for every user whose roles
+//! were re-read.
+//!
+//! What the feed cannot follow, and reads in full instead ([`FeedError::Unfollowed`]: the
+//! caller reads in full and starts the feed again, and counts it apart from refused cursors):
+//! any change to business units, security roles, teams, field security profiles or their
+//! permissions (rare, and they decide which copy of a role a user can hold and who is out of
+//! reach); an application user changed or deleted (the feed does not keep service accounts); a
+//! person who stops being one (an application user, or no domain name); a user in a unit the
+//! cursor does not hold, or holding a role the last full read did not see; more than
+//! [`MAX_REREADS`] users whose roles must be re-read in one round. A delta link refused (`400
+//! 0x80040203`: expired after `ExpireChangeTrackingInDays`, or change tracking turned off) is
+//! [`FeedError::Expired`].
+//!
+//! Team members are not followed incrementally: `teammembershipcollection` cannot be tracked,
+//! and a membership change writes no audit row the reference sheet documents (only roles given
+//! to or taken from users and teams, actions 53–56), so reading the collection whole is the only
+//! sound way to see it.
 //!
 //! Assumed, and checked by the periodic full read: that the audit table records every role
 //! given to or taken from a user (auditing on, as the access review also needs), and that a
