@@ -298,6 +298,22 @@ async fn an_idle_round_is_one_request_and_a_role_change_two() {
 }
 
 #[tokio::test]
+async fn the_members_of_a_microsoft_entra_group_team_are_followed() {
+    let dv = environment(&TRACKED);
+    dv.assign_team_role(&dv.add_group_team("Sales Group", None, "1b0c3a43-5d0e-4c2e-9d7a-6f1f8b6f1c11", 0), ROLES[0]);
+    let env = Env::new(dv);
+    let mut held = env.start().await;
+    let team = env.dv.team_id("Sales Group").unwrap();
+    // Dataverse brings the group's members over: no audit row, no tracked table.
+    env.dv.set_group_team_members(&team, &[&user(1), &user(2)]);
+    assert_eq!(env.catch_up(&mut held).await.unwrap(), (1, 1));
+    env.check(&held, "members of a group team").await;
+    env.dv.set_group_team_members(&team, &[&user(2)]);
+    env.catch_up(&mut held).await.unwrap();
+    env.check(&held, "a member gone from a group team").await;
+}
+
+#[tokio::test]
 async fn an_expired_token_is_refused_so_the_caller_reads_in_full() {
     let env = Env::new(environment(&TRACKED));
     let mut held = env.start().await;

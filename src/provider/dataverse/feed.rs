@@ -87,6 +87,11 @@ pub fn fingerprint(b: &LiveBinding) -> String {
     match &b.binding {
         Binding::SecurityRole(_) => digest(&(b.id.strip_prefix("role:").unwrap_or(&b.id), &b.members)),
         Binding::Team(_) => digest(&(b.id.strip_prefix("team:").unwrap_or(&b.id), &b.members)),
+        Binding::GroupTeam(g) => digest(&(
+            b.id.strip_prefix("team:").unwrap_or(&b.id),
+            &b.members,
+            g.security_roles.clone().unwrap_or_default(),
+        )),
         Binding::FieldSecurityProfile(p) => digest(&(&b.id, &p.columns, &b.members)),
         _ => digest(&(&b.id, &b.binding, &b.members)),
     }
@@ -300,7 +305,7 @@ impl DataverseProvider {
         let none = BTreeSet::new();
         for b in &last.bindings {
             let want = match &b.binding {
-                Binding::Team(_) => of_team.get(&b.id),
+                Binding::Team(_) | Binding::GroupTeam(_) => of_team.get(&b.id),
                 Binding::FieldSecurityProfile(_) => of_profile.get(&b.id),
                 _ => continue,
             };
