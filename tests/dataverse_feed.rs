@@ -240,7 +240,10 @@ async fn sequence(ops: &[Op]) -> usize {
         match env.catch_up(&mut held).await {
             Ok(_) => incremental += 1,
             Err(FeedError::Unfollowed { message, .. }) => {
-                assert!(changed && !op.incremental(), "{what}: only an application user's change is read in full: {message}");
+                assert!(
+                    changed && !op.incremental(),
+                    "{what}: only an application user's change is read in full: {message}"
+                );
                 held = env.start().await;
             }
             Err(e) => panic!("{what}: {e}"),

@@ -542,7 +542,10 @@ mod tests {
         let licence = LiveLicence { access_mode: "Read-Write".into(), exempt: false, licensed: true };
         let changes = vec![
             LiveChange::AccountUnit { account: "u1".into(), unit: Some("west".into()) },
-            LiveChange::AccountOutOfReach { account: "u1".into(), out_of_reach: vec![reach("u1", "C"), reach("u1", "B")] },
+            LiveChange::AccountOutOfReach {
+                account: "u1".into(),
+                out_of_reach: vec![reach("u1", "C"), reach("u1", "B")],
+            },
             LiveChange::AccountLicence { account: "u1".into(), licence: Some(licence.clone()) },
         ];
         apply(&mut held, &changes, |_| String::new());

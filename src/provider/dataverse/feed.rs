@@ -12,9 +12,9 @@
 //! business units by id (to tell a user's unit by name, as a full read reports it).
 //!
 //! A later round is one `$batch` of GET requests: each table's delta link, and the two intersect
-//! collections that hold team and field security profile members (they cannot be tracked, and
-//! their changes are not audited as role assignments are, so they are read whole: they are
-//! small). A page past the first follows its `@odata.nextLink`. Then, if any user had roles
+//! collections that hold team (owner and Microsoft Entra group teams) and field security
+//! profile members (they cannot be tracked, and their changes are not audited as role
+//! assignments are, so they are read whole: they are small). A page past the first follows its `@odata.nextLink`. Then, if any user had roles
 //! given or taken (the audit rows' actions 55 and 56), was created, was moved to another
 //! business unit or became a person, one more `$batch` re-reads the roles of just those users
 //! (`systemusers(id)/systemuserroles_association`). So an idle round costs one request, and a
@@ -354,7 +354,10 @@ impl DataverseProvider {
             };
             let unit = match &u.business_unit {
                 Some(b) => Some(cursor.0.get(&format!("{UNIT}{b}")).cloned().ok_or_else(|| {
-                    self.unfollowed(format!("user {} is in business unit {b}, which the last full read did not see", u.id))
+                    self.unfollowed(format!(
+                        "user {} is in business unit {b}, which the last full read did not see",
+                        u.id
+                    ))
                 })?),
                 None => None,
             };
