@@ -1,7 +1,8 @@
 //! The cost of one `watch` check of a large Dataverse environment, full read against the
 //! change feed, on the in-repo Dataverse fake: requests and keyward's CPU time per idle check and
 //! per check with 10 changes (5 job titles changed, 1 user disabled, 3 roles given in the admin
-//! center, 1 team member added).
+//! center, 1 team member added), per check after a user was created (a new hire), and per check
+//! after a user was moved to another business unit.
 //!
 //! A check here is what `watch` does for the target: open the provider (a new token), then a
 //! full read (`read`), or the feed's round (`read_changes`) folded into the held state. CPU
@@ -143,6 +144,7 @@ fn main() {
         dv.add_team_member(&team, &user(i));
     }
     dv.add_profile("Payroll", &["systemuser.jobtitle"]);
+    let east = dv.create_business_unit("east", &dv.root_business_unit());
     for t in TRACKED {
         assert!(dv.enable_change_tracking(t));
     }
@@ -187,5 +189,23 @@ fn main() {
     }
     row("full read, after 10 changes", &fulls);
     row("incremental, 10 changes", &incs);
+
+    let created: Vec<Check> = (0..5)
+        .map(|round| {
+            dv.add_user(&format!("hire{round}@bench.example"), None);
+            incremental(&rt, &url, dir.path(), &mut live, &mut cursor)
+        })
+        .collect();
+    row("incremental, a user created", &created);
+    let moved: Vec<Check> = (0..5)
+        .map(|round| {
+            dv.move_user(&user(10 + round), &east);
+            incremental(&rt, &url, dir.path(), &mut live, &mut cursor)
+        })
+        .collect();
+    row("incremental, a user moved to another unit", &moved);
+    let (_, truth) = full(&rt, &url, dir.path());
+    assert_eq!(feed::kept(&live), feed::kept(&truth), "the feed's state equals a full read");
+    assert_eq!(live.business_units, truth.business_units, "units of accounts too");
     drop(fake);
 }

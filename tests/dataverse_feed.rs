@@ -1,7 +1,9 @@
 //! The Dataverse provider's change feed against the Dataverse fake over HTTP: for random
 //! sequences of changes made outside keyward, the state built from the feed equals a fresh full
 //! read after every step; an idle round costs one request (a `$batch`) and a round with role
-//! changes two; an expired token and a table without change tracking lead to full reads; and
+//! changes, a user created or a user moved two; an expired token is refused, a change to
+//! structure tables is read in full without being a refusal, and a table without change
+//! tracking leads to full reads; and
 //! `keyward watch` end to end alerts a role given in the admin center through the feed.
 
 mod support;
@@ -56,7 +58,8 @@ fn user(i: u8) -> String {
     format!("u{i}@northwind.example")
 }
 
-/// An environment with two roles in two units, an owner team, a field security profile, six
+/// An environment with two roles in two units and a third unit with a copy of only the first
+/// (the second is out of reach of its users), an owner team, a field security profile, six
 /// people (one in the second unit) and an application user holding a role.
 fn environment(tracked: &[&str]) -> Dataverse {
     let dv = Dataverse::new("northwind");
@@ -65,6 +68,8 @@ fn environment(tracked: &[&str]) -> Dataverse {
         dv.add_role_everywhere(r);
     }
     let east = dv.create_business_unit("east", &dv.root_business_unit());
+    let west = dv.add_business_unit("west", Some(&dv.root_business_unit()));
+    dv.add_role(ROLES[0], Some(&west));
     for i in 0..6 {
         dv.add_user(&user(i), (i == 5).then_some(east.as_str()));
     }
@@ -127,19 +132,12 @@ impl Env {
         self.open().read().await.unwrap()
     }
 
-    /// The state held equals a full read, every part of it but the business unit of accounts
-    /// removed (kept by the state held, and looked up only for accounts, people or application
-    /// users, that exist).
+    /// The state held equals a full read, every part of it (accounts, bindings, each account's
+    /// business unit and licence, what is out of whose reach).
     async fn check(&self, held: &Held, what: &str) {
         let full = self.full().await;
-        let mut built = feed::normalized(&held.live);
-        if let Some(units) = built.business_units.as_mut() {
-            units.of_account.retain(|id, _| {
-                held.live.accounts.iter().any(|a| &a.id == id) || held.live.service_accounts.iter().any(|s| &s.id == id)
-            });
-        }
         assert_eq!(
-            built,
+            feed::normalized(&held.live),
             feed::normalized(&full),
             "{what}: the state built from the feed differs from a full read: {:?}",
             feed::differences(&held.live, &full)
@@ -154,7 +152,8 @@ fn binding<'a>(live: &'a LiveTarget, b: &Binding) -> &'a keyward::model::LiveBin
 /// A change made outside keyward.
 #[derive(Debug, Clone)]
 enum Op {
-    Create(u8),
+    /// A person created in a unit (0: root, 1: east, 2: west).
+    Create(u8, u8),
     Title(u8, u8),
     Disable(u8, bool),
     Delete(u8),
@@ -163,16 +162,16 @@ enum Op {
     TeamAdd(u8),
     TeamRemove(u8),
     ProfileAdd(u8),
-    Move(u8),
+    /// A user moved to a unit (as for `Create`; the unit it is in already is a move too).
+    Move(u8, u8),
     Idle,
 }
 
 impl Op {
-    /// Whether the feed reads it as changes (a user created or moved, and the application user
-    /// deleted, are read in full: application users are service accounts, which the feed does
-    /// not keep).
+    /// Whether the feed reads it as changes (the application user deleted or moved is read in
+    /// full: application users are service accounts, which the feed does not keep).
     fn incremental(&self) -> bool {
-        !matches!(self, Op::Create(_) | Op::Move(_) | Op::Delete(7))
+        !matches!(self, Op::Delete(7) | Op::Move(7, _))
     }
 }
 
@@ -183,7 +182,7 @@ fn who(i: u8) -> String {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0u8..7).prop_map(Op::Create),
+        (0u8..7, 0u8..3).prop_map(|(u, b)| Op::Create(u, b)),
         (0u8..7, 0u8..4).prop_map(|(u, t)| Op::Title(u, t)),
         (0u8..7, any::<bool>()).prop_map(|(u, d)| Op::Disable(u, d)),
         (0u8..8).prop_map(Op::Delete),
@@ -192,7 +191,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..7).prop_map(Op::TeamAdd),
         (0u8..7).prop_map(Op::TeamRemove),
         (0u8..7).prop_map(Op::ProfileAdd),
-        (0u8..7).prop_map(Op::Move),
+        (0u8..8, 0u8..3).prop_map(|(u, b)| Op::Move(u, b)),
         Just(Op::Idle),
     ]
 }
@@ -202,25 +201,26 @@ fn op() -> impl Strategy<Value = Op> {
 fn run(dv: &Dataverse, op: &Op) -> bool {
     let exists = |i: u8| dv.user_id(&who(i)).is_some();
     let team = || dv.team_id("Key Accounts").unwrap();
+    let unit = |b: u8| match b {
+        0 => dv.root_business_unit(),
+        1 => dv.business_unit("east").unwrap(),
+        _ => dv.business_unit("west").unwrap(),
+    };
+    // Only the copy of the user's own unit can be given, and west has no copy of the second.
+    let has_copy = |i: u8, r: usize| dv.role_in(ROLES[r], &dv.user_business_unit(&who(i)).unwrap()).is_some();
     match *op {
-        Op::Create(i) if !exists(i) => {
-            dv.add_user(&who(i), None);
+        Op::Create(i, b) if !exists(i) => {
+            dv.add_user(&who(i), Some(&unit(b)));
         }
         Op::Title(i, t) if exists(i) => dv.set_user_field(&who(i), "jobtitle", json!(format!("title {t}"))),
         Op::Disable(i, d) if exists(i) => dv.set_user_field(&who(i), "isdisabled", json!(d)),
         Op::Delete(i) if exists(i) => dv.remove_user(&who(i)),
-        Op::Assign(i, r) if exists(i) => dv.admin_assign_role(&who(i), ROLES[r]),
+        Op::Assign(i, r) if exists(i) && has_copy(i, r) => dv.admin_assign_role(&who(i), ROLES[r]),
         Op::Unassign(i, r) if exists(i) => dv.admin_remove_role(&who(i), ROLES[r]),
         Op::TeamAdd(i) if exists(i) => dv.add_team_member(&team(), &who(i)),
         Op::TeamRemove(i) if exists(i) => dv.remove_team_member(&team(), &who(i)),
         Op::ProfileAdd(i) if exists(i) => dv.add_profile_member("Payroll", &who(i)),
-        Op::Move(i) if exists(i) => {
-            let to = match dv.user_business_unit(&who(i)) {
-                Some(bu) if bu == dv.root_business_unit() => dv.business_unit("east").unwrap(),
-                _ => dv.root_business_unit(),
-            };
-            dv.move_user(&who(i), &to);
-        }
+        Op::Move(i, b) if exists(i) => dv.move_user(&who(i), &unit(b)),
         Op::Idle => {}
         _ => return false,
     }
@@ -239,8 +239,11 @@ async fn sequence(ops: &[Op]) -> usize {
         let what = format!("step {n}: {op:?}");
         match env.catch_up(&mut held).await {
             Ok(_) => incremental += 1,
-            Err(FeedError::Expired { message, .. }) => {
-                assert!(changed && !op.incremental(), "{what}: only a creation or a move is read in full: {message}");
+            Err(FeedError::Unfollowed { message, .. }) => {
+                assert!(
+                    changed && !op.incremental(),
+                    "{what}: only an application user's change is read in full: {message}"
+                );
                 held = env.start().await;
             }
             Err(e) => panic!("{what}: {e}"),
@@ -258,7 +261,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let rounds = rt.block_on(sequence(&ops));
         let expected = ops.iter().filter(|o| o.incremental()).count();
-        prop_assert!(rounds >= expected, "every change but creations and moves is read through the feed");
+        prop_assert!(rounds >= expected, "every change but the application user's is read through the feed");
     }
 }
 
@@ -298,6 +301,22 @@ async fn an_idle_round_is_one_request_and_a_role_change_two() {
 }
 
 #[tokio::test]
+async fn the_members_of_a_microsoft_entra_group_team_are_followed() {
+    let dv = environment(&TRACKED);
+    dv.assign_team_role(&dv.add_group_team("Sales Group", None, "1b0c3a43-5d0e-4c2e-9d7a-6f1f8b6f1c11", 0), ROLES[0]);
+    let env = Env::new(dv);
+    let mut held = env.start().await;
+    let team = env.dv.team_id("Sales Group").unwrap();
+    // Dataverse brings the group's members over: no audit row, no tracked table.
+    env.dv.set_group_team_members(&team, &[&user(1), &user(2)]);
+    assert_eq!(env.catch_up(&mut held).await.unwrap(), (1, 1));
+    env.check(&held, "members of a group team").await;
+    env.dv.set_group_team_members(&team, &[&user(2)]);
+    env.catch_up(&mut held).await.unwrap();
+    env.check(&held, "a member gone from a group team").await;
+}
+
+#[tokio::test]
 async fn an_expired_token_is_refused_so_the_caller_reads_in_full() {
     let env = Env::new(environment(&TRACKED));
     let mut held = env.start().await;
@@ -334,14 +353,69 @@ async fn a_table_without_change_tracking_means_full_reads() {
 }
 
 #[tokio::test]
-async fn a_change_to_roles_or_units_is_read_in_full() {
+async fn a_change_to_roles_or_units_is_read_in_full_and_is_no_refused_cursor() {
     let env = Env::new(environment(&TRACKED));
     let mut held = env.start().await;
-    env.dv.create_business_unit("west", &env.dv.root_business_unit());
+    env.dv.create_business_unit("north", &env.dv.root_business_unit());
     match env.catch_up(&mut held).await {
-        Err(FeedError::Expired { message, .. }) => assert!(message.contains("businessunits"), "{message}"),
-        other => panic!("a new business unit is read in full: {other:?}"),
+        Err(FeedError::Unfollowed { message, .. }) => assert!(message.contains("businessunits"), "{message}"),
+        other => panic!("a new business unit is read in full, the cursor not refused: {other:?}"),
     }
+    let mut held = env.start().await;
+    env.dv.add_role("Auditor", None);
+    assert!(
+        matches!(env.catch_up(&mut held).await, Err(FeedError::Unfollowed { .. })),
+        "a new role is read in full, the cursor not refused"
+    );
+}
+
+#[tokio::test]
+async fn a_user_created_or_moved_is_read_through_the_feed_in_two_requests() {
+    let env = Env::new(environment(&TRACKED));
+    let mut held = env.start().await;
+    let west = env.dv.business_unit("west").unwrap();
+
+    // A new hire in the unit without a copy of Sales Manager: the $batch, and its roles re-read.
+    let hire = env.dv.add_user("hire@northwind.example", Some(&west));
+    assert_eq!(env.catch_up(&mut held).await.unwrap(), (2, 1), "the $batch, and the new user's roles");
+    let units = held.live.business_units.as_ref().unwrap();
+    assert_eq!(units.of_account.get(&hire).map(String::as_str), Some("west"));
+    assert!(
+        held.live.out_of_reach.iter().any(|o| o.account.as_deref() == Some(hire.as_str())
+            && o.binding == Binding::SecurityRole("Sales Manager".into())),
+        "{:?}",
+        held.live.out_of_reach
+    );
+    assert!(held.live.licences.contains_key(&hire), "its licence is recorded");
+    env.check(&held, "a user created").await;
+
+    // A user moved from the root unit to west and back: its roles go, its reach follows.
+    env.dv.admin_assign_role(&user(3), "Salesperson");
+    env.dv.admin_assign_role(&user(3), "Sales Manager");
+    env.catch_up(&mut held).await.unwrap();
+    env.dv.move_user(&user(3), &west);
+    assert_eq!(env.catch_up(&mut held).await.unwrap().0, 2, "the $batch, and the moved user's roles");
+    let id = env.dv.user_id(&user(3)).unwrap();
+    assert!(binding(&held.live, &Binding::SecurityRole("Sales Manager".into())).members.iter().all(|m| m != &id));
+    env.check(&held, "a user moved to a unit without a copy").await;
+    env.dv.move_user(&user(3), &env.dv.root_business_unit());
+    assert_eq!(env.catch_up(&mut held).await.unwrap().0, 2);
+    assert!(held.live.out_of_reach.iter().all(|o| o.account.as_deref() != Some(id.as_str())));
+    env.check(&held, "a user moved back").await;
+
+    // Created, given a role and put in a team in one round: still two requests.
+    env.dv.add_user("second@northwind.example", None);
+    env.dv.admin_assign_role("second@northwind.example", "Sales Manager");
+    env.dv.add_team_member(&env.dv.team_id("Key Accounts").unwrap(), "second@northwind.example");
+    assert_eq!(env.catch_up(&mut held).await.unwrap().0, 2);
+    env.check(&held, "a user created with a role and a team").await;
+
+    // A deleted user leaves no unit and nothing out of reach behind.
+    env.dv.remove_user("hire@northwind.example");
+    assert_eq!(env.catch_up(&mut held).await.unwrap(), (1, 1));
+    assert!(!held.live.business_units.as_ref().unwrap().of_account.contains_key(&hire));
+    assert!(held.live.out_of_reach.iter().all(|o| o.account.as_deref() != Some(hire.as_str())));
+    env.check(&held, "the new user deleted").await;
 }
 
 #[tokio::test]
@@ -369,6 +443,7 @@ fn the_tables_named_in_the_documentation_are_those_the_feed_needs() {
 
 const MODE_INCREMENTAL: &str = "keyward_read_mode{target=\"d365\",mode=\"incremental\"}";
 const RESTARTS: &str = "keyward_feed_restarts{target=\"d365\"}";
+const UNFOLLOWED: &str = "keyward_feed_unfollowed{target=\"d365\"}";
 const REQUESTS: &str = "keyward_read_requests{target=\"d365\"}";
 
 /// `keyward watch` every 200 ms on the sandbox's `d365` target: the process, its address, its
@@ -467,11 +542,20 @@ fn watch_alerts_a_role_given_in_the_admin_center_through_the_feed() {
     let m = http_get(&addr, "/metrics");
     assert_eq!(sample(&m, MODE_INCREMENTAL), Some(1.0), "{m}");
     assert_eq!(sample(&m, RESTARTS), Some(0.0), "read through the feed, not a full read: {m}");
+    assert_eq!(sample(&m, UNFOLLOWED), Some(0.0), "{m}");
+
+    // A business unit created: read in full, counted as a change the feed cannot follow, not as
+    // a refused cursor; then the feed goes on.
+    dv.create_business_unit("Logistics", &dv.root_business_unit());
+    let m = metrics_until(&addr, "the new unit is read in full", |m| sample(m, UNFOLLOWED) == Some(1.0));
+    assert_eq!(sample(&m, RESTARTS), Some(0.0), "no cursor was refused: {m}");
+    metrics_until(&addr, "checks turn incremental after the unit", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
 
     // The delta tokens expire: a full read starts the feed again, and nothing is alerted that
     // did not change (the grant already alerted is not alerted again).
     dv.set_now(NOW + 8 * 86_400);
-    metrics_until(&addr, "the feed starts again", |m| sample(m, RESTARTS) == Some(1.0));
+    let m = metrics_until(&addr, "the feed starts again", |m| sample(m, RESTARTS) == Some(1.0));
+    assert_eq!(sample(&m, UNFOLLOWED), Some(1.0), "an expired token is a refusal: {m}");
     metrics_until(&addr, "checks turn incremental again", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
     std::thread::sleep(Duration::from_millis(600));
     let extra: Vec<String> = outs.try_iter().collect();
@@ -522,7 +606,7 @@ async fn more_role_changes_than_a_round_rereads_are_read_in_full() {
         env.dv.admin_assign_role(&user(i), "Sales Manager");
     }
     match env.catch_up(&mut held).await {
-        Err(FeedError::Expired { message, .. }) => assert!(message.contains("more than 200"), "{message}"),
+        Err(FeedError::Unfollowed { message, .. }) => assert!(message.contains("more than 200"), "{message}"),
         other => panic!("201 users' roles are read in full: {other:?}"),
     }
 }

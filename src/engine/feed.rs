@@ -6,7 +6,9 @@
 //! Guarantees:
 //! - a target is read in full on the first check, when its connection settings changed, when
 //!   its provider has no feed, when the target refuses the cursor (expired, or reset on its
-//!   side: logged, and counted in [`TargetFeed::restarts`]), and at least every `resync`;
+//!   side: logged, and counted in [`TargetFeed::restarts`]), when the feed cannot follow what
+//!   changed (a change to Dataverse business units or roles: logged, and counted apart, in
+//!   [`TargetFeed::unfollowed`]), and at least every `resync`;
 //! - at a resync, the state held is first brought up to date through the feed and then
 //!   compared with the full read (what the feed keeps: accounts, which of them another
 //!   directory masters, and bindings with their members; the rest of a live state, such as
@@ -66,6 +68,9 @@ pub struct TargetFeed {
     pub has_feed: bool,
     /// Cursors the target refused since watching began (each followed by a full read).
     pub restarts: u64,
+    /// Changes the feed could not follow since watching began (each followed by a full read;
+    /// the cursor was not refused).
+    pub unfollowed: u64,
     /// Resyncs whose full read differed from the state built from the feed.
     pub mismatches: u64,
 }
@@ -80,6 +85,7 @@ impl TargetFeed {
             changed: self.changed,
             since_full_read: self.since_full.as_secs_f64(),
             feed_restarts: self.restarts,
+            feed_unfollowed: self.unfollowed,
             feed_mismatches: self.mismatches,
         }
     }
@@ -273,7 +279,12 @@ async fn read_one(
 ) -> Result<Outcome, Failed> {
     let open = || handle::open::<Reading>(target, root, retry).map_err(EngineError::from);
     let started = Instant::now();
-    let mut feed = TargetFeed { restarts: previous.restarts, mismatches: previous.mismatches, ..Default::default() };
+    let mut feed = TargetFeed {
+        restarts: previous.restarts,
+        unfollowed: previous.unfollowed,
+        mismatches: previous.mismatches,
+        ..Default::default()
+    };
     let Some(held) = held else {
         let opened = open().map_err(|e| (e, None))?;
         return full(target, opened, now, feed, 0).await.map_err(|e| (e, None));
@@ -323,6 +334,11 @@ async fn read_one(
         Err((FeedError::Expired { message, .. }, opened)) => {
             tracing::warn!(target_name = %name, %message, "the change feed must start again; reading in full");
             feed.restarts += 1;
+            full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
+        }
+        Err((FeedError::Unfollowed { message, .. }, opened)) => {
+            tracing::info!(target_name = %name, %message, "the change feed cannot follow a change; reading in full");
+            feed.unfollowed += 1;
             full(target, opened, now, feed, 0).await.map_err(|e| (e, Some(held)))
         }
         // A stored cursor the provider will not follow (one naming another host, say): as a

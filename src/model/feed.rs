@@ -4,21 +4,24 @@
 //! A provider with a feed answers a read with a [`Cursor`], and later, given that cursor, with
 //! [`Changes`]: accounts created or updated (whole, as a read would return them), whether
 //! another directory masters an account, accounts removed, bindings created or renamed,
-//! bindings removed, and members added or removed.
+//! bindings removed, and members added or removed; and, for targets that place accounts in
+//! units (Dataverse), an account's unit, the bindings out of its reach and its licence, as a full
+//! read derives them.
 //! [`apply`] folds them into a [`LiveTarget`]; [`normalized`] is the form in which a state built
 //! from a feed is compared with a fresh full read (order of lists is not part of the state).
 //!
 //! Guarantees: [`apply`] is pure and idempotent per change (creating what exists updates it,
 //! removing what is gone does nothing, adding a present member does nothing); an account
 //! removed leaves every binding's members (a full read lists no member that is not an
-//! object of the directory), is held elsewhere no more, and has no licence recorded; a member
+//! object of the directory), is held elsewhere no more, and has no licence, unit or binding out
+//! of its reach recorded; a member
 //! added in the same round to an account the round removes is not added (the feeds report each
 //! collection in turn, so a group may report a membership of a user its users' feed reported
 //! deleted).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Binding, HeldElsewhere, LiveAccount, LiveBinding, LiveTarget};
+use super::{Binding, HeldElsewhere, LiveAccount, LiveBinding, LiveLicence, LiveTarget, OutOfReach};
 
 /// Where a provider's feed stands: opaque to everyone but the provider that made it (on
 /// Microsoft Graph, the delta links by collection).
@@ -35,6 +38,14 @@ pub enum LiveChange {
     AccountHeld { account: String, held: Option<HeldElsewhere> },
     /// The account with this id is gone (deleted, soft-deleted, or out of scope).
     AccountRemoved { id: String },
+    /// The business unit (by name) the account `account` is in, `None`: none; for targets
+    /// that report units ([`LiveTarget::business_units`]), ignored by others.
+    AccountUnit { account: String, unit: Option<String> },
+    /// Every binding out of the reach of the account `account`, as a full read reports them
+    /// (replacing what was held for it).
+    AccountOutOfReach { account: String, out_of_reach: Vec<OutOfReach> },
+    /// What the target records about the account's licence (`None`: nothing).
+    AccountLicence { account: String, licence: Option<LiveLicence> },
     /// A binding created or renamed; its members are untouched (new: none).
     Binding { id: String, binding: Binding },
     /// The binding with this id is gone.
@@ -60,7 +71,11 @@ impl Changes {
         for c in &self.changes {
             ids.insert(match c {
                 LiveChange::Account(a) => ("account", a.id.as_str()),
-                LiveChange::AccountRemoved { id } | LiveChange::AccountHeld { account: id, .. } => ("account", id),
+                LiveChange::AccountRemoved { id }
+                | LiveChange::AccountHeld { account: id, .. }
+                | LiveChange::AccountUnit { account: id, .. }
+                | LiveChange::AccountOutOfReach { account: id, .. }
+                | LiveChange::AccountLicence { account: id, .. } => ("account", id),
                 LiveChange::Binding { id, .. } | LiveChange::BindingRemoved { id } => ("binding", id),
                 LiveChange::MemberAdded { binding, .. } | LiveChange::MemberRemoved { binding, .. } => {
                     ("binding", binding)
@@ -103,6 +118,7 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
         live.bindings.iter().enumerate().map(|(i, b)| (b.id.clone(), i)).collect();
     let mut touched: BTreeSet<String> = BTreeSet::new();
     let mut removed_accounts: BTreeSet<String> = BTreeSet::new();
+    let mut reach_touched = false;
     // Accounts the round removes (held or not) and does not report again: a membership the
     // round reports for one of them is of an object a full read no longer lists.
     let mut gone: BTreeSet<&str> = BTreeSet::new();
@@ -134,6 +150,12 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
                 }
                 live.held_elsewhere.retain(|h| &h.account != id);
                 live.licences.remove(id);
+                if let Some(units) = live.business_units.as_mut() {
+                    units.of_account.remove(id);
+                }
+                let before = live.out_of_reach.len();
+                live.out_of_reach.retain(|o| o.account.as_ref() != Some(id));
+                reach_touched |= live.out_of_reach.len() != before;
                 for b in &mut live.bindings {
                     let before = b.members.len();
                     b.members.retain(|m| m != id);
@@ -142,6 +164,27 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
                     }
                 }
             }
+            LiveChange::AccountUnit { account, unit } => {
+                if let Some(units) = live.business_units.as_mut() {
+                    match unit {
+                        Some(u) => units.of_account.insert(account.clone(), u.clone()),
+                        None => units.of_account.remove(account),
+                    };
+                }
+            }
+            LiveChange::AccountOutOfReach { account, out_of_reach } => {
+                live.out_of_reach.retain(|o| o.account.as_ref() != Some(account));
+                live.out_of_reach.extend(out_of_reach.iter().filter(|o| o.account.as_ref() == Some(account)).cloned());
+                reach_touched = true;
+            }
+            LiveChange::AccountLicence { account, licence } => match licence {
+                Some(l) => {
+                    live.licences.insert(account.clone(), l.clone());
+                }
+                None => {
+                    live.licences.remove(account);
+                }
+            },
             LiveChange::Binding { id, binding } => match bindings.get(id) {
                 Some(&i) => {
                     let old = std::mem::replace(&mut live.bindings[i].binding, binding.clone());
@@ -198,10 +241,19 @@ pub fn apply(live: &mut LiveTarget, changes: &[LiveChange], fingerprint: impl Fn
     if !removed_accounts.is_empty() {
         live.accounts.retain(|a| !removed_accounts.contains(&a.id));
     }
+    if reach_touched {
+        sort_out_of_reach(&mut live.out_of_reach);
+    }
     for b in live.bindings.iter_mut().filter(|b| touched.contains(&b.id)) {
         b.members.sort();
         b.fingerprint = fingerprint(b);
     }
+}
+
+/// Bindings out of reach in the order a full read lists them: by account (those of accounts to
+/// be created first), then binding.
+pub fn sort_out_of_reach(out_of_reach: &mut [OutOfReach]) {
+    out_of_reach.sort_by_cached_key(|o| (o.account.clone(), o.binding.label()));
 }
 
 /// A binding renamed: what the last full read said about eligibility and activation follows
@@ -468,5 +520,43 @@ mod tests {
         let mut held = dir.live();
         apply(&mut held, &again, fingerprint);
         assert_eq!(held.bindings[0].members, vec!["u1".to_string()]);
+    }
+
+    #[test]
+    fn an_accounts_unit_reach_and_licence_are_replaced_and_go_with_the_account() {
+        use crate::model::{BusinessUnits, LiveLicence, OutOfReach};
+        let reach = |account: &str, role: &str| OutOfReach {
+            binding: Binding::SecurityRole(role.into()),
+            account: Some(account.into()),
+            scope: "business unit `west`".into(),
+        };
+        let mut held = LiveTarget {
+            business_units: Some(BusinessUnits {
+                root: "root".into(),
+                roles: BTreeMap::new(),
+                of_account: [("u1".to_string(), "root".to_string())].into(),
+            }),
+            out_of_reach: vec![reach("u1", "A"), reach("u2", "A")],
+            ..LiveTarget::default()
+        };
+        let licence = LiveLicence { access_mode: "Read-Write".into(), exempt: false, licensed: true };
+        let changes = vec![
+            LiveChange::AccountUnit { account: "u1".into(), unit: Some("west".into()) },
+            LiveChange::AccountOutOfReach {
+                account: "u1".into(),
+                out_of_reach: vec![reach("u1", "C"), reach("u1", "B")],
+            },
+            LiveChange::AccountLicence { account: "u1".into(), licence: Some(licence.clone()) },
+        ];
+        apply(&mut held, &changes, |_| String::new());
+        assert_eq!(held.business_units.as_ref().unwrap().of_account["u1"], "west");
+        assert_eq!(held.out_of_reach, vec![reach("u1", "B"), reach("u1", "C"), reach("u2", "A")], "replaced, in order");
+        assert_eq!(held.licences.get("u1"), Some(&licence));
+        assert_eq!(Changes { changes, cursor: Cursor::default() }.objects(), 1, "one account");
+
+        apply(&mut held, &[LiveChange::AccountRemoved { id: "u1".into() }], |_| String::new());
+        assert!(held.business_units.as_ref().unwrap().of_account.is_empty(), "the unit goes with the account");
+        assert_eq!(held.out_of_reach, vec![reach("u2", "A")], "and what was out of its reach");
+        assert!(held.licences.is_empty());
     }
 }

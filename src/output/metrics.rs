@@ -69,6 +69,9 @@ pub struct ReadMetrics {
     pub since_full_read: f64,
     /// Cursors the target refused since watching began.
     pub feed_restarts: u64,
+    /// Changes the target's feed could not follow since watching began (each read in full; no
+    /// cursor was refused).
+    pub feed_unfollowed: u64,
     /// Resyncs whose full read differed from the state built from the feed.
     pub feed_mismatches: u64,
 }
@@ -220,6 +223,14 @@ fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
     }
     head(
         out,
+        "keyward_feed_unfollowed",
+        "Changes each target's change feed could not follow since watching began, each followed by a full read (no cursor refused).",
+    );
+    for (t, r) in reads {
+        let _ = writeln!(out, "keyward_feed_unfollowed{{target=\"{}\"}} {}", escape(t), r.feed_unfollowed);
+    }
+    head(
+        out,
         "keyward_feed_mismatches",
         "Full reads at a resync that differed from the state built from the change feed, since watching began.",
     );
@@ -243,6 +254,7 @@ mod tests {
                 requests: Some(2),
                 changed: 3,
                 since_full_read: 1.5,
+                feed_unfollowed: 4,
                 ..Default::default()
             },
         );
@@ -257,6 +269,7 @@ mod tests {
             "keyward_read_changed_objects{target=\"entra\"} 3",
             "keyward_seconds_since_full_read{target=\"entra\"} 1.500",
             "keyward_feed_restarts{target=\"entra\"} 0",
+            "keyward_feed_unfollowed{target=\"entra\"} 4",
             "keyward_feed_mismatches{target=\"entra\"} 0",
             "keyward_detection_latency_seconds{target=\"entra\"} 2.250",
             "keyward_detection_latency_attributed{target=\"entra\"} 1",

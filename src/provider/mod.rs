@@ -65,6 +65,11 @@ pub enum FeedError {
     /// only a full read tells the state now.
     #[error("{target}: the change feed must start again: {message}")]
     Expired { target: String, message: String },
+    /// The cursor is good, but something changed that the feed cannot follow (on Dataverse, a
+    /// change to business units or security roles): only a full read tells the state now. Not a
+    /// refusal: counted apart from [`FeedError::Expired`].
+    #[error("{target}: the change feed cannot follow a change; reading in full: {message}")]
+    Unfollowed { target: String, message: String },
     /// The target has no change feed.
     #[error("the target offers no change feed")]
     Unsupported,
@@ -213,7 +218,8 @@ pub trait Provider: Send {
     /// What changed since `cursor`, as changes to `last` (the state the read that gave the
     /// cursor returned, with every change read since applied; see
     /// [`crate::model::feed::apply`]), and the next cursor. Has no effect on the target. A
-    /// cursor the target refuses is [`FeedError::Expired`]: the caller reads in full.
+    /// cursor the target refuses is [`FeedError::Expired`], a change the feed cannot follow
+    /// [`FeedError::Unfollowed`]: either way the caller reads in full.
     async fn read_changes(&mut self, cursor: &Cursor, last: &LiveTarget) -> Result<Changes, FeedError> {
         let _ = (cursor, last);
         Err(FeedError::Unsupported)

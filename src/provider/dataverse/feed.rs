@@ -12,22 +12,36 @@
 //! business units by id (to tell a user's unit by name, as a full read reports it).
 //!
 //! A later round is one `$batch` of GET requests: each table's delta link, and the two intersect
-//! collections that hold team and field security profile members (they cannot be tracked, and
-//! their changes are not audited as role assignments are, so they are read whole: they are
-//! small). A page past the first follows its `@odata.nextLink`. Then, if any user the audit
-//! rows name (actions 55 and 56: a role given to or taken from a user) had its roles changed,
-//! one more `$batch` re-reads the roles of just those users (`systemusers(id)/
-//! systemuserroles_association`). So an idle round costs one request and a round with role
-//! changes two.
+//! collections that hold team (owner and Microsoft Entra group teams) and field security
+//! profile members (they cannot be tracked, and their changes are not audited as role
+//! assignments are, so they are read whole: they are small). A page past the first follows its `@odata.nextLink`. Then, if any user had roles
+//! given or taken (the audit rows' actions 55 and 56), was created, was moved to another
+//! business unit or became a person, one more `$batch` re-reads the roles of just those users
+//! (`systemusers(id)/systemuserroles_association`). So an idle round costs one request, and a
+//! round with role changes, new hires or moves two.
 //!
-//! What the feed does not follow, and reads in full instead ([`FeedError::Expired`]: the caller
-//! reads in full and starts the feed again): any change to business units, security roles,
-//! teams, field security profiles or their permissions (rare, and they decide which copy of a
-//! role a user can hold and who is out of reach); a user created or moved to another business
-//! unit (their unit and what is out of their reach come from a full read); a person who stops
-//! being one (an application user, or no domain name); more than [`MAX_REREADS`] users named
-//! by the audit rows of one round; a delta link refused (`400 0x80040203`: expired after
-//! `ExpireChangeTrackingInDays`, or change tracking turned off).
+//! A user created or moved is folded in the round as a full read would report it: its unit by
+//! name from the units the cursor holds by id, its licence from its row, its roles from the
+//! re-read, its team and profile memberships from the intersect collections, and what is out of
+//! its reach (every role without a copy in its unit that it does not hold) from the units'
+//! role copies the last full read saw. The same re-derivation runs for every user whose roles
+//! were re-read.
+//!
+//! What the feed cannot follow, and reads in full instead ([`FeedError::Unfollowed`]: the
+//! caller reads in full and starts the feed again, and counts it apart from refused cursors):
+//! any change to business units, security roles, teams, field security profiles or their
+//! permissions (rare, and they decide which copy of a role a user can hold and who is out of
+//! reach); an application user changed or deleted (the feed does not keep service accounts); a
+//! person who stops being one (an application user, or no domain name); a user in a unit the
+//! cursor does not hold, or holding a role the last full read did not see; more than
+//! [`MAX_REREADS`] users whose roles must be re-read in one round. A delta link refused (`400
+//! 0x80040203`: expired after `ExpireChangeTrackingInDays`, or change tracking turned off) is
+//! [`FeedError::Expired`].
+//!
+//! Team members are not followed incrementally: `teammembershipcollection` cannot be tracked,
+//! and a membership change writes no audit row the reference sheet documents (only roles given
+//! to or taken from users and teams, actions 53–56), so reading the collection whole is the only
+//! sound way to see it.
 //!
 //! Assumed, and checked by the periodic full read: that the audit table records every role
 //! given to or taken from a user (auditing on, as the access review also needs), and that a
@@ -42,7 +56,7 @@ use serde_json::Value;
 use super::wire::{self, WireUser};
 use super::{DataverseProvider, key};
 use crate::model::feed::{Changes, Cursor, LiveChange};
-use crate::model::{Binding, LiveAccount, LiveBinding, LiveTarget, UserAttrs, digest};
+use crate::model::{Binding, LiveAccount, LiveBinding, LiveTarget, OutOfReach, UserAttrs, digest};
 use crate::provider::odata::{BatchOp, ODataError, display_url};
 use crate::provider::{FeedError, Provider, ProviderError, ids};
 
@@ -73,6 +87,11 @@ pub fn fingerprint(b: &LiveBinding) -> String {
     match &b.binding {
         Binding::SecurityRole(_) => digest(&(b.id.strip_prefix("role:").unwrap_or(&b.id), &b.members)),
         Binding::Team(_) => digest(&(b.id.strip_prefix("team:").unwrap_or(&b.id), &b.members)),
+        Binding::GroupTeam(g) => digest(&(
+            b.id.strip_prefix("team:").unwrap_or(&b.id),
+            &b.members,
+            g.security_roles.clone().unwrap_or_default(),
+        )),
         Binding::FieldSecurityProfile(p) => digest(&(&b.id, &p.columns, &b.members)),
         _ => digest(&(&b.id, &b.binding, &b.members)),
     }
@@ -131,6 +150,10 @@ fn refused(e: &ODataError) -> bool {
 impl DataverseProvider {
     fn expired(&self, message: String) -> FeedError {
         FeedError::Expired { target: self.target.clone(), message }
+    }
+
+    fn unfollowed(&self, message: String) -> FeedError {
+        FeedError::Unfollowed { target: self.target.clone(), message }
     }
 
     fn feed_error(&self, what: &str, e: ODataError) -> FeedError {
@@ -250,13 +273,21 @@ impl DataverseProvider {
         for set in STRUCTURE {
             let n = by_set.get(set).map_or(0, Vec::len);
             if n > 0 {
-                return Err(self.expired(format!("{n} row(s) of `{set}` changed; reading in full")));
+                return Err(self.unfollowed(format!("{n} row(s) of `{set}` changed")));
             }
         }
         let mut changes = Vec::new();
-        self.user_changes(by_set.remove("systemusers").unwrap_or_default(), cursor, last, &mut changes)?;
-        let named = self.audited_users(&by_set.remove(AUDITS).unwrap_or_default())?;
-        self.role_changes(&named, last, &mut changes).await?;
+        let placed = self.user_changes(by_set.remove("systemusers").unwrap_or_default(), cursor, last, &mut changes)?;
+        let mut named = self.audited_users(&by_set.remove(AUDITS).unwrap_or_default())?;
+        named.extend(placed.keys().cloned());
+        if named.len() > MAX_REREADS {
+            return Err(self.unfollowed(format!(
+                "the roles of {} users changed or must be read (more than {MAX_REREADS})",
+                named.len()
+            )));
+        }
+        let held = self.role_changes(&named, last, &mut changes).await?;
+        reach_changes(&held, &placed, last, &mut changes);
         let pairs = |rows: &[Value], a: &str, b: &str| -> Result<Vec<(String, String)>, FeedError> {
             rows.iter()
                 .map(|v| wire::pair(v, a, b))
@@ -274,7 +305,7 @@ impl DataverseProvider {
         let none = BTreeSet::new();
         for b in &last.bindings {
             let want = match &b.binding {
-                Binding::Team(_) => of_team.get(&b.id),
+                Binding::Team(_) | Binding::GroupTeam(_) => of_team.get(&b.id),
                 Binding::FieldSecurityProfile(_) => of_profile.get(&b.id),
                 _ => continue,
             };
@@ -283,21 +314,25 @@ impl DataverseProvider {
         Ok(Changes { changes, cursor: Cursor(next) })
     }
 
-    /// Users created, updated and deleted.
+    /// Users created, updated and deleted; returns the people created or moved to another
+    /// business unit (or who became people), with their unit's name: their roles are re-read
+    /// and what is out of their reach derived again.
     fn user_changes(
         &self,
         rows: Vec<Value>,
         cursor: &Cursor,
         last: &LiveTarget,
         out: &mut Vec<LiveChange>,
-    ) -> Result<(), FeedError> {
+    ) -> Result<BTreeMap<String, Option<String>>, FeedError> {
+        let mut placed = BTreeMap::new();
         for row in rows {
             if let Some(id) = deleted(&row) {
                 let id = id.to_ascii_lowercase();
                 ids::guid(&id).map_err(|e| self.invalid(format!("a deleted systemuser is refused: {e}")))?;
                 if last.service_accounts.iter().any(|s| s.id == id) {
-                    return Err(self.expired(format!("application user {id} was deleted; reading in full")));
+                    return Err(self.unfollowed(format!("application user {id} was deleted")));
                 }
+                placed.remove(&id);
                 out.push(LiveChange::AccountRemoved { id });
                 continue;
             }
@@ -305,26 +340,43 @@ impl DataverseProvider {
                 .map_err(|m| self.invalid(format!("users read from the environment are not valid: {m}")))?;
             if last.service_accounts.iter().any(|s| s.id == u.id) {
                 // Application users are service accounts, which the feed does not keep.
-                return Err(self.expired(format!("application user {} changed; reading in full", u.id)));
+                return Err(self.unfollowed(format!("application user {} changed", u.id)));
             }
             let Some(account) = account(&u) else {
                 if last.accounts.iter().any(|a| a.id == u.id) {
-                    return Err(self.expired(format!("user {} is no longer a person; reading in full", u.id)));
+                    return Err(self.unfollowed(format!("user {} is no longer a person", u.id)));
                 }
                 continue;
             };
-            if let Some(units) = &last.business_units {
-                let unit = u.business_unit.as_ref().and_then(|b| cursor.0.get(&format!("{UNIT}{b}")));
-                if unit != units.of_account.get(&u.id) {
-                    return Err(self.expired(format!(
-                        "user {} was created or moved to another business unit; reading in full",
+            let Some(units) = &last.business_units else {
+                // No root unit was read: nothing to place users in.
+                return Err(self.unfollowed(format!("user {} changed and the environment has no root unit", u.id)));
+            };
+            let unit = match &u.business_unit {
+                Some(b) => Some(cursor.0.get(&format!("{UNIT}{b}")).cloned().ok_or_else(|| {
+                    self.unfollowed(format!(
+                        "user {} is in business unit {b}, which the last full read did not see",
                         u.id
-                    )));
-                }
-            }
+                    ))
+                })?),
+                None => None,
+            };
+            let was = units.of_account.get(&u.id);
+            // A person without a unit is in no `of_account`: whether it is new is in the accounts.
+            let new = match (&unit, was) {
+                (None, None) => !last.accounts.iter().any(|a| a.id == u.id),
+                _ => unit.as_ref() != was,
+            };
+            let mut scratch = LiveTarget::default();
+            super::appusers::record_licence(&mut scratch, &u);
             out.push(LiveChange::Account(Box::new(account)));
+            out.push(LiveChange::AccountLicence { account: u.id.clone(), licence: scratch.licences.remove(&u.id) });
+            if new || placed.contains_key(&u.id) {
+                out.push(LiveChange::AccountUnit { account: u.id.clone(), unit: unit.clone() });
+                placed.insert(u.id.clone(), unit);
+            }
         }
-        Ok(())
+        Ok(placed)
     }
 
     /// The users whose roles audit rows say were given or taken (actions 55 and 56).
@@ -340,25 +392,24 @@ impl DataverseProvider {
             let user = user.to_ascii_lowercase();
             ids::guid(&user).map_err(|e| self.invalid(format!("an audit row is refused: {e}")))?;
             users.insert(user);
-        }
-        if users.len() > MAX_REREADS {
-            return Err(self.expired(format!(
-                "the roles of {} users changed (more than {MAX_REREADS}); reading in full",
-                users.len()
-            )));
+            if users.len() > MAX_REREADS {
+                break;
+            }
         }
         Ok(users)
     }
 
-    /// The role memberships of `users`, re-read, as changes to `last`.
+    /// The role memberships of `users`, re-read, as changes to `last`; returns the role
+    /// bindings each user holds now (users deleted since are left out).
     async fn role_changes(
         &self,
         users: &BTreeSet<String>,
         last: &LiveTarget,
         out: &mut Vec<LiveChange>,
-    ) -> Result<(), FeedError> {
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, FeedError> {
+        let mut out_held = BTreeMap::new();
         if users.is_empty() {
-            return Ok(());
+            return Ok(out_held);
         }
         let urls: Vec<(String, Url)> = users
             .iter()
@@ -399,7 +450,7 @@ impl DataverseProvider {
                 })?;
                 let id = format!("role:{}", key(name));
                 if !roles.contains_key(id.as_str()) {
-                    return Err(self.expired(format!("user {user} holds a role the last full read did not see")));
+                    return Err(self.unfollowed(format!("user {user} holds a role the last full read did not see")));
                 }
                 held.insert(id);
             }
@@ -411,8 +462,56 @@ impl DataverseProvider {
                     out.push(LiveChange::MemberRemoved { binding: id.to_string(), member: user.clone() });
                 }
             }
+            out_held.insert(user.clone(), held);
         }
-        Ok(())
+        Ok(out_held)
+    }
+}
+
+/// What is out of the reach of each person whose roles were re-read (`held`: the role bindings
+/// each holds now), as a full read derives it: every security role with no copy in the person's
+/// business unit (`placed` for people created or moved, else the unit `last` holds) that the
+/// person does not hold. A user who is no person (an application user, a built-in account) has
+/// nothing out of reach.
+fn reach_changes(
+    held: &BTreeMap<String, BTreeSet<String>>,
+    placed: &BTreeMap<String, Option<String>>,
+    last: &LiveTarget,
+    out: &mut Vec<LiveChange>,
+) {
+    let Some(units) = &last.business_units else { return };
+    // What `last` holds for them, in one pass: only a difference is a change.
+    let mut had: BTreeMap<&str, Vec<&OutOfReach>> = BTreeMap::new();
+    for o in &last.out_of_reach {
+        if let Some(a) = o.account.as_deref().filter(|a| held.contains_key(*a)) {
+            had.entry(a).or_default().push(o);
+        }
+    }
+    for (user, roles) in held {
+        let unit = match placed.get(user) {
+            Some(unit) => unit.as_ref(),
+            None if last.service_accounts.iter().any(|s| &s.id == user) => None,
+            None => units.of_account.get(user),
+        };
+        let reach = unit.map_or_else(Vec::new, |unit| {
+            let copies = units.roles.get(unit);
+            last.bindings
+                .iter()
+                .filter(|b| !roles.contains(&b.id))
+                .filter_map(|b| match &b.binding {
+                    Binding::SecurityRole(name) if !copies.is_some_and(|r| r.contains(name)) => Some(OutOfReach {
+                        binding: b.binding.clone(),
+                        account: Some(user.clone()),
+                        scope: format!("business unit `{unit}`"),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        });
+        let before = had.remove(user.as_str()).unwrap_or_default();
+        if before.len() != reach.len() || !reach.iter().all(|o| before.contains(&o)) {
+            out.push(LiveChange::AccountOutOfReach { account: user.clone(), out_of_reach: reach });
+        }
     }
 }
 

@@ -128,7 +128,7 @@ pub(super) fn normalise(
         });
         state.teams.insert(key(&t.name), t.id.clone());
     }
-    live.out_of_reach.sort_by(|a, b| (&a.account, a.binding.label()).cmp(&(&b.account, b.binding.label())));
+    crate::model::feed::sort_out_of_reach(&mut live.out_of_reach);
     // Field security profiles.
     let mut members_of: HashMap<&str, BTreeSet<String>> = HashMap::new();
     for (user, profile) in user_profiles {
