@@ -173,7 +173,8 @@ pub fn review(input: &ReviewInput) -> Review {
                 status: f.severity.to_string(),
                 detail: f.message.clone(),
             });
-        } else if f.rule == crate::policy::Rule::SodConflict.id() || f.rule == crate::policy::Rule::SodLiveConflict.id() {
+        } else if f.rule == crate::policy::Rule::SodConflict.id() || f.rule == crate::policy::Rule::SodLiveConflict.id()
+        {
             // What the holder's roles give, in git or in their live contents (privileges,
             // duties), that a rule keeps apart.
             let (target, _) = split_address(&f.address);

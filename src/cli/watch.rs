@@ -282,7 +282,11 @@ impl Watcher {
             return 0;
         }
         for f in &new {
-            printer.out(&format!("drift: contents of {} changed outside git: {}\n", Term(&f.address), Term(&f.message)));
+            printer.out(&format!(
+                "drift: contents of {} changed outside git: {}\n",
+                Term(&f.address),
+                Term(&f.message)
+            ));
         }
         let sent = match &self.webhook {
             Some(w) => match w.post(&drift::contents_alert_text(&args.dir, &new)).await {

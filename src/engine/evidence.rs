@@ -161,11 +161,8 @@ pub async fn gather(settings: &EvidenceSettings, observer: &dyn Observer) -> Res
         }
         None => (Err("--offline".to_string()), Vec::new(), None),
     };
-    let live_state = live.as_ref().ok().map(|targets| super::policy::Live {
-        targets,
-        undelivered: &undelivered,
-        pinned: &pinned,
-    });
+    let live_state =
+        live.as_ref().ok().map(|targets| super::policy::Live { targets, undelivered: &undelivered, pinned: &pinned });
     let findings = super::policy::evaluate_config(&config, plan.as_ref(), live_state, now);
     let history = history::history(dir, HistoryOptions::default())?;
     let certifications = super::governance::closed_campaigns(state, dir, observer);

@@ -74,7 +74,9 @@ impl DataverseProvider {
                 let root = state.root_unit.clone().unwrap_or_default();
                 roles
                     .iter()
-                    .filter_map(|r| state.roles.get(&(key(r), root.clone())).map(|id| (key(r), (r.clone(), id.clone()))))
+                    .filter_map(|r| {
+                        state.roles.get(&(key(r), root.clone())).map(|id| (key(r), (r.clone(), id.clone())))
+                    })
                     .collect()
             }
             // Read through the change feed (`watch`): the roles were not listed, so list them.
