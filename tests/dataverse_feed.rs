@@ -545,6 +545,11 @@ fn watch_alerts_a_pinned_role_whose_contents_changed_once_while_it_lasts() {
     );
     harness::run(&sb, &secret, &["import", "{dir}", "--target", "d365", "--contents"]).expect(0);
     harness::run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    // `drift` reads through the feed state it stored at its last run, contents too.
+    harness::run(&sb, &secret, &["drift", "{dir}", "--target", "d365"]).expect(0);
+    let d = harness::run(&sb, &secret, &["drift", "{dir}", "--target", "d365"]);
+    d.expect(0);
+    assert!(d.stderr.contains("d365: read through the change feed"), "{}", d.stderr);
     let (hook, bodies) = support::webhook("/hooks/alerts");
     let (child, addr, outs, _errs) = watch(&sb, &secret, &hook);
     metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
