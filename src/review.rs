@@ -26,18 +26,20 @@ pub enum Section {
     Credentials,
     Authentication,
     PrivilegedMembers,
+    SodConflicts,
     SodExceptions,
     Licences,
     AuditActivity,
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::StaleAccounts,
         Section::ExpiringAssignments,
         Section::Credentials,
         Section::Authentication,
         Section::PrivilegedMembers,
+        Section::SodConflicts,
         Section::SodExceptions,
         Section::Licences,
         Section::AuditActivity,
@@ -50,6 +52,7 @@ impl Section {
             Section::Credentials => "credentials",
             Section::Authentication => "authentication",
             Section::PrivilegedMembers => "privileged-members",
+            Section::SodConflicts => "sod-conflicts",
             Section::SodExceptions => "sod-exceptions",
             Section::Licences => "licences",
             Section::AuditActivity => "audit-activity",
@@ -63,6 +66,7 @@ impl Section {
             Section::Credentials => "Credentials expiring or due for rotation",
             Section::Authentication => "Privileged access lacking required authentication",
             Section::PrivilegedMembers => "Privileged groups with members keyward does not manage",
+            Section::SodConflicts => "Accounts holding what a segregation-of-duties rule keeps apart",
             Section::SodExceptions => "Segregation-of-duties exceptions expiring",
             Section::Licences => "Accounts holding roles that need a licence they lack",
             Section::AuditActivity => "Recent audit-log activity",
@@ -168,6 +172,20 @@ pub fn review(input: &ReviewInput) -> Review {
                 days: None,
                 status: f.severity.to_string(),
                 detail: f.message.clone(),
+            });
+        } else if f.rule == crate::policy::Rule::SodConflict.id() || f.rule == crate::policy::Rule::SodLiveConflict.id()
+        {
+            // What the holder's roles give, in git or in their live contents (privileges,
+            // duties), that a rule keeps apart.
+            let (target, _) = split_address(&f.address);
+            items.push(Item {
+                section: Section::SodConflicts,
+                subject: f.address.clone(),
+                target,
+                date: None,
+                days: None,
+                status: f.severity.to_string(),
+                detail: format!("{} [{}]", f.message, f.rule),
             });
         } else if f.rule.starts_with("auth.") {
             items.push(Item {

@@ -251,3 +251,56 @@ fn creating_a_person_on_dataverse_notes_the_licence_it_needs() {
         assert_eq!(noted, c["after"]["active"] == true, "{c}");
     }
 }
+
+/// A business unit without a copy of one of an application user's security roles cannot hold
+/// it: creating the application user there, or moving it there, is a plan error naming the
+/// account, the unit and the role, and nothing is applied.
+#[test]
+fn an_application_user_in_a_unit_without_a_copy_of_its_role_is_a_plan_error() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    // A unit made without copies of the root roles.
+    dv.add_business_unit("Outlet", Some(&dv.root_business_unit()));
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    let expected = "target `d365`: role `sales-rep` cannot be given to `sales-sync`: securityRole Salesperson does not exist in business unit `Outlet`";
+
+    // Created there.
+    let outlet = format!("{{d365: {{applicationId: {APP}, businessUnit: Outlet}}}}");
+    sb.write("service-accounts/sales-sync.yaml", &sales_sync(&outlet, "sales-rep"));
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--target", "d365"]);
+    plan.expect(1);
+    assert!(plan.stderr.contains(expected), "{}", plan.stderr);
+    run(&sb, &secret, &["apply", "{dir}", "--target", "d365", "--auto-approve"]).expect(1);
+    assert_eq!(dv.app_user_id(APP), None, "nothing was applied");
+
+    // Created in the root unit, then moved there.
+    sb.write(
+        "service-accounts/sales-sync.yaml",
+        &sales_sync(&format!("{{d365: {{applicationId: {APP}}}}}"), "sales-rep"),
+    );
+    run(&sb, &secret, &["apply", "{dir}", "--target", "d365", "--auto-approve"]).expect(0);
+    let id = dv.app_user_id(APP).expect("created");
+    sb.write("service-accounts/sales-sync.yaml", &sales_sync(&outlet, "sales-rep"));
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--target", "d365"]);
+    plan.expect(1);
+    assert!(plan.stderr.contains(expected), "{}", plan.stderr);
+    run(&sb, &secret, &["apply", "{dir}", "--target", "d365", "--auto-approve"]).expect(1);
+    assert_eq!(dv.roles_of_id(&id), vec!["Salesperson"], "not moved, so the role is kept");
+
+    // A person moved there: the same error, naming her.
+    std::fs::remove_file(sb.path("service-accounts/sales-sync.yaml")).unwrap();
+    sb.edit(
+        "users/sales.yaml",
+        "employeeId: \"E1019\"\n",
+        "employeeId: \"E1019\"\ntargets: {d365: {businessUnit: Outlet}}\n",
+    );
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--target", "d365"]);
+    plan.expect(1);
+    assert!(
+        plan.stderr.contains("cannot be given to `sofia.lindqvist@northwind.example`: securityRole Salesperson does not exist in business unit `Outlet`"),
+        "{}",
+        plan.stderr
+    );
+}

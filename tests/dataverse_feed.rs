@@ -610,3 +610,60 @@ async fn more_role_changes_than_a_round_rereads_are_read_in_full() {
         other => panic!("201 users' roles are read in full: {other:?}"),
     }
 }
+
+/// A pinned role whose live contents leave its snapshot is printed and alerted by `watch` as
+/// `drift` reports it, once while it lasts, and again when it comes back.
+#[test]
+fn watch_alerts_a_pinned_role_whose_contents_changed_once_while_it_lasts() {
+    use keyward_fakes::dataverse::Depth;
+    let (entra, secret) = (Entra::new(), harness::secret());
+    let dv = harness::dataverse(&entra, &secret);
+    dv.set_now(NOW);
+    for t in TRACKED {
+        assert!(dv.enable_change_tracking(t));
+    }
+    dv.add_privilege("prvReadAccount");
+    dv.grant_privilege("Salesperson", "prvReadAccount", Depth::Local);
+    let server = dv.serve(&entra, &RequestLog::default(), None);
+    let sb = harness::enterprise(&server.url(), None);
+    sb.edit(
+        "roles/sales.yaml",
+        "  d365: {securityRole: Salesperson}\n",
+        "  d365: {securityRole: Salesperson}\ncontents: pinned\n",
+    );
+    harness::run(&sb, &secret, &["import", "{dir}", "--target", "d365", "--contents"]).expect(0);
+    harness::run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    // `drift` reads through the feed state it stored at its last run, contents too.
+    harness::run(&sb, &secret, &["drift", "{dir}", "--target", "d365"]).expect(0);
+    let d = harness::run(&sb, &secret, &["drift", "{dir}", "--target", "d365"]);
+    d.expect(0);
+    assert!(d.stderr.contains("d365: read through the change feed"), "{}", d.stderr);
+    let (hook, bodies) = support::webhook("/hooks/alerts");
+    let (child, addr, outs, _errs) = watch(&sb, &secret, &hook);
+    metrics_until(&addr, "checks turn incremental", |m| sample(m, MODE_INCREMENTAL) == Some(1.0));
+    support::assert_no_alert(&outs, "the contents match the snapshot");
+
+    let widened = || {
+        let line = outs.recv_timeout(Duration::from_secs(10)).expect("the changed contents are alerted");
+        assert!(line.starts_with("drift: contents of role.sales-rep changed outside git: "), "{line}");
+        assert!(line.contains("prvReadAccount"), "{line}");
+        let body = bodies.recv_timeout(Duration::from_secs(10)).expect("the webhook gets the alert");
+        assert!(body.contains("the contents of 1 pinned role in") && body.contains("role.sales-rep"), "{body}");
+        assert!(!body.contains("prvReadAccount"), "the alert carries addresses only: {body}");
+    };
+    // Outside git: the Salesperson role's read widens to the whole organization.
+    dv.grant_privilege("Salesperson", "prvReadAccount", Depth::Global);
+    widened();
+    // Later checks see the same change: not alerted again.
+    std::thread::sleep(Duration::from_millis(800));
+    support::assert_no_alert(&outs, "alerted once while it lasts");
+    assert!(bodies.try_recv().is_err(), "nothing more was sent to the webhook");
+
+    // Undone, then done again: alerted again.
+    dv.grant_privilege("Salesperson", "prvReadAccount", Depth::Local);
+    std::thread::sleep(Duration::from_millis(800));
+    support::assert_no_alert(&outs, "undoing the change is no drift");
+    dv.grant_privilege("Salesperson", "prvReadAccount", Depth::Global);
+    widened();
+    stop(child);
+}

@@ -154,7 +154,7 @@ fn a_group_no_graph_target_holds_and_a_team_the_environment_lacks_are_plan_error
     // Planning Dataverse alone cannot see the Graph target: the error says to plan it too.
     let r = run(&sb, &w.secret, &["plan", "{dir}", "--target", "d365"]);
     r.expect(1);
-    assert!(r.stderr.contains("(target `entra` was not read: plan it too)"), "{}", r.stderr);
+    assert!(r.stderr.contains("plan them together: `--target entra --target d365`"), "{}", r.stderr);
 
     // The group exists, but has no team in business unit Retail.
     w.dv.create_business_unit("Retail", "northwind");
@@ -374,4 +374,32 @@ fn a_listed_role_the_teams_business_unit_lacks_is_a_plan_error() {
         r.stderr
     );
     assert!(w.dv.team_roles(&w.team).is_empty());
+}
+
+/// The group's object id names the team: `--target d365` alone cannot plan a group team
+/// binding, whether or not the group exists, and says which targets to plan together; planned
+/// together, the same configuration plans and applies.
+#[test]
+fn a_group_team_planned_without_its_graph_target_says_to_plan_them_together() {
+    let w = world();
+    let (graph, log) = (w.graph.serve(), RequestLog::default());
+    let dv = w.dv.serve(w.graph.entra(), &log, None);
+    let sb = sandbox(&graph.url(), &dv.url(), &team(""));
+    for command in ["plan", "drift"] {
+        let r = run(&sb, &w.secret, &[command, "{dir}", "--target", "d365"]);
+        r.expect(1);
+        assert!(
+            r.stderr.contains(&format!(
+                "target `d365`: role `key-accounts` binds the Microsoft Entra group team of group {GROUP}, which is found on a Graph target (the group's object id names the team, and its members are the team's), but target `entra` was not read in this run; plan them together: `--target entra --target d365`"
+            )),
+            "{command}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("create it on the Graph target"), "the group exists: {}", r.stderr);
+    }
+    run(&sb, &w.secret, &["apply", "{dir}", "--target", "d365", "--auto-approve"]).expect(1);
+    assert_eq!(w.graph.members(&w.group), Vec::<String>::new(), "nothing was applied");
+    run(&sb, &w.secret, &["plan", "{dir}", "--target", "entra", "--target", "d365", "--detailed-exitcode"]).expect(2);
+    run(&sb, &w.secret, &["apply", "{dir}", "--target", "entra", "--target", "d365", "--auto-approve"]).expect(0);
+    run(&sb, &w.secret, &["plan", "{dir}", "--target", "entra", "--target", "d365", "--detailed-exitcode"]).expect(0);
 }

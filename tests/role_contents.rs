@@ -235,3 +235,49 @@ fn a_pinned_role_without_a_security_role_binding_is_a_validation_error() {
     let diagnostics: Vec<&str> = r.stderr.lines().filter(|l| !l.contains("is not valid")).collect();
     insta::assert_snapshot!("pinned_without_security_role", diagnostics.join("\n"));
 }
+
+/// The access review and the evidence bundle see live role contents as plan does: a privilege
+/// added to a security role outside git that an SodRule keeps apart from a duty the holder has
+/// puts the holder in the review.
+#[test]
+fn the_access_review_lists_a_holder_whose_role_gained_a_forbidden_privilege() {
+    let (entra, log, secret) = (Entra::new(), RequestLog::default(), secret());
+    let dv = dataverse(&entra, &secret);
+    for p in ["prvReadAccount", "prvWriteAccount"] {
+        dv.add_privilege(p);
+    }
+    dv.grant_privilege("Salesperson", "prvReadAccount", Depth::Local);
+    let server = dv.serve(&entra, &log, None);
+    let sb = enterprise(&server.url(), None);
+    sb.write("policies/live-sod.yaml", LIVE_SOD);
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    let review = |format: &str| {
+        let r = run(&sb, &secret, &["audit", "review", "{dir}", "--target", "d365", "--format", format]);
+        r.expect(0);
+        r.stdout
+    };
+    let conflicts = |json: &str| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["items"].as_array().unwrap().iter().filter(|i| i["section"] == "sod-conflicts").cloned().collect()
+    };
+    assert_eq!(conflicts(&review("json")), Vec::<serde_json::Value>::new(), "nobody holds the privilege yet");
+    assert!(!review("text").contains("segregation-of-duties rule keeps apart"), "an empty section is left out");
+
+    // Outside git: Salesperson gains prvWriteAccount.
+    dv.grant_privilege("Salesperson", "prvWriteAccount", Depth::Global);
+    let items = conflicts(&review("json"));
+    let subjects: Vec<&str> = items.iter().map(|i| i["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["user.daniel.osei", "user.mei.tanaka", "user.sofia.lindqvist"], "the sales reps");
+    assert!(items.iter().all(|i| i["status"] == "deny"), "{items:#?}");
+    let text = review("text");
+    let start = text.find("Accounts holding what a segregation-of-duties rule keeps apart").expect(&text);
+    let end = text[start..].find("\n\n").map_or(text.len(), |e| start + e);
+    insta::assert_snapshot!("review_live_sod_conflict", &text[start..end]);
+
+    // The auditors' report sees it too.
+    let r = run(&sb, &secret, &["report", "{dir}", "--target", "d365", "--format", "json"]);
+    r.expect(0);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let rows = report["sod"]["conflicts"].to_string();
+    assert!(rows.contains("sofia.lindqvist") && rows.contains("prvWriteAccount"), "{rows}");
+}

@@ -3,7 +3,8 @@
 //! Guarantees:
 //! - each drift item (address and action) is alerted once while it lasts; an item that was
 //!   resolved and comes back is alerted again; an alert that could not be sent is retried at
-//!   the next check;
+//!   the next check; likewise each pinned role whose live contents left its snapshot
+//!   (`contents.pinned-drift`, read and compared as `drift` does), by the role's address;
 //! - a failing check is alerted once, when checks start failing, and never stops the loop: the
 //!   configuration is read afresh at every check;
 //! - `/metrics` serves the same OpenMetrics text as `keyward drift --metrics-file`; `/healthz`
@@ -103,6 +104,7 @@ pub async fn run(args: WatchArgs, ctx: Context, printer: &Printer) -> CliResult 
     let console = Console::deduplicating(printer);
     let mut watcher = Watcher {
         alerted: BTreeSet::new(),
+        contents_alerted: BTreeSet::new(),
         noticed: BTreeSet::new(),
         failing: false,
         webhook: None,
@@ -131,6 +133,8 @@ struct Watcher {
     noticed: BTreeSet<String>,
     /// Drift items already alerted, by address and action.
     alerted: BTreeSet<(String, Action)>,
+    /// Pinned roles whose changed contents were already alerted, by address.
+    contents_alerted: BTreeSet<String>,
     /// Whether the last check failed (a failure is alerted when checks start failing).
     failing: bool,
     /// The last webhook resolved, to alert a failure to read the configuration.
@@ -233,13 +237,56 @@ impl Watcher {
             }
         }
         self.checked_from = Some(started);
-        let new = new.len();
+        let new = new.len() + self.alert_contents(args, console, &checked.contents).await;
         let mut metrics = checked.metrics.clone();
         metrics.detection_latency = self.latency.clone();
         let page = crate::engine::evidence::watch_page(attempt.config, &args.dir, settings.clock, checked)
             .await
             .map_err(Failure::from)?;
         Ok((metrics, page, new))
+    }
+}
+
+impl Watcher {
+    /// Prints and alerts the pinned roles whose live contents left their snapshot (what
+    /// `drift` reports from the same check), each once while it lasts. Returns how many were
+    /// new.
+    async fn alert_contents(
+        &mut self,
+        args: &WatchArgs,
+        console: &Console<'_>,
+        contents: &[crate::policy::Finding],
+    ) -> usize {
+        let printer = console.printer;
+        let current: BTreeSet<&str> = contents.iter().map(|f| f.address.as_str()).collect();
+        // A role whose contents went back to its snapshot may alert again later.
+        self.contents_alerted.retain(|a| current.contains(a.as_str()));
+        let new: Vec<crate::policy::Finding> =
+            contents.iter().filter(|f| !self.contents_alerted.contains(&f.address)).cloned().collect();
+        if new.is_empty() {
+            return 0;
+        }
+        for f in &new {
+            printer.out(&format!(
+                "drift: contents of {} changed outside git: {}\n",
+                Term(&f.address),
+                Term(&f.message)
+            ));
+        }
+        let sent = match &self.webhook {
+            Some(w) => match w.post(&drift::contents_alert_text(&args.dir, &new)).await {
+                Ok(()) => true,
+                Err(e) => {
+                    printer.err(&format!("keyward watch: {e} (will retry at the next check)\n"));
+                    false
+                }
+            },
+            None => true,
+        };
+        if sent {
+            self.contents_alerted.extend(new.iter().map(|f| f.address.clone()));
+        }
+        new.len()
     }
 }
 

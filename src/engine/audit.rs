@@ -181,13 +181,11 @@ pub async fn review(settings: &ReviewSettings, observer: &dyn Observer) -> Resul
             lt.history = p.role_history().await?;
         }
     }
+    // Role contents as plan reads them, so SoD is checked against live privileges and duties.
+    let pinned = super::contents::prepare(state, dir, &mut open.sessions, &mut live).await?;
     let now = settings.clock.now;
     let undelivered = Store::open(state, dir)?.undelivered().await?;
-    let live_state = super::policy::Live {
-        targets: &live,
-        undelivered: &undelivered,
-        pinned: &crate::model::contents::NO_SNAPSHOTS,
-    };
+    let live_state = super::policy::Live { targets: &live, undelivered: &undelivered, pinned: &pinned };
     let findings = super::policy::evaluate_config(&config, None, Some(live_state), now);
 
     // The log of the state the configuration selects (or the file named instead).

@@ -140,9 +140,12 @@ pub async fn gather(settings: &EvidenceSettings, observer: &dyn Observer) -> Res
     let StateFacts { records, verify, location: audit_path, applied_commit } = read_state(state, dir).await?;
     let store = Store::open(state, dir)?;
     let undelivered = store.undelivered().await?;
+    let mut pinned = crate::model::Snapshots::new();
     let (live, changes, plan) = match read {
         Some(Ok(Read { names, mut open, mut live })) => {
             super::applied::add_unkept(&store, &mut live).await?;
+            // Role contents as plan reads them, so SoD is checked against live privileges.
+            pinned = super::contents::prepare(state, dir, &mut open.sessions, &mut live).await?;
             let base = baseline(dir, applied_commit.as_deref(), observer);
             let mut changes =
                 super::plan::compute(state, &live, &open.capabilities, now, base.as_ref(), &undelivered, base.as_ref())
@@ -158,11 +161,8 @@ pub async fn gather(settings: &EvidenceSettings, observer: &dyn Observer) -> Res
         }
         None => (Err("--offline".to_string()), Vec::new(), None),
     };
-    let live_state = live.as_ref().ok().map(|targets| super::policy::Live {
-        targets,
-        undelivered: &undelivered,
-        pinned: &crate::model::contents::NO_SNAPSHOTS,
-    });
+    let live_state =
+        live.as_ref().ok().map(|targets| super::policy::Live { targets, undelivered: &undelivered, pinned: &pinned });
     let findings = super::policy::evaluate_config(&config, plan.as_ref(), live_state, now);
     let history = history::history(dir, HistoryOptions::default())?;
     let certifications = super::governance::closed_campaigns(state, dir, observer);

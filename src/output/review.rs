@@ -22,8 +22,9 @@ pub fn render_text(r: &Review) -> String {
     let mut out = format!("{}\n", header(r));
     for s in Section::ALL {
         let items: Vec<_> = r.section(s).collect();
-        // Shown when it lists someone: only targets that record licences can.
-        if items.is_empty() && s == Section::Licences {
+        // Shown when they list someone: only targets that record licences can list licences,
+        // and only configurations with SodRules conflicts.
+        if items.is_empty() && matches!(s, Section::Licences | Section::SodConflicts) {
             continue;
         }
         out.push_str(&format!("\n{} ({})\n", s.title(), items.len()));
@@ -50,7 +51,7 @@ pub fn render_markdown(r: &Review) -> String {
     let mut out = format!("# {}\n", header(r));
     for s in Section::ALL {
         let items: Vec<_> = r.section(s).collect();
-        if items.is_empty() && s == Section::Licences {
+        if items.is_empty() && matches!(s, Section::Licences | Section::SodConflicts) {
             continue;
         }
         out.push_str(&format!("\n## {} ({})\n\n", s.title(), items.len()));

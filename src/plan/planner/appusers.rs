@@ -20,7 +20,7 @@ impl<'a> TargetPlanner<'a> {
     }
 
     /// The business unit the configuration puts application user `sa` in here, if any.
-    fn wanted_sa_unit(&self, sa: &'a ServiceAccount) -> Option<&'a str> {
+    pub(super) fn wanted_sa_unit(&self, sa: &'a ServiceAccount) -> Option<&'a str> {
         if !self.caps.business_units {
             return None;
         }

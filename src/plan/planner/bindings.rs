@@ -248,7 +248,24 @@ impl<'a> TargetPlanner<'a> {
                     }
                     Principal::User(user_name.clone())
                 }
-                Key::ServiceAccount(n) => Principal::ServiceAccount(n.to_string()),
+                Key::ServiceAccount(n) => {
+                    // An application user holds only the copies of its unit's roles: the unit
+                    // it moves to, is created in, or is in.
+                    if let Some(unit) = self.app_user_unit(n, subject, moves_to)
+                        && self.lost_in_move(binding)
+                        && self.live.business_units.as_ref().is_some_and(|u| !u.has_copy(unit, &binding.object_name()))
+                    {
+                        errors.push(PlanError::OutOfReach {
+                            target: self.target.name.clone(),
+                            what: grantor.describe(),
+                            user: subject.to_string(),
+                            binding: binding.label(),
+                            scope: format!("business unit `{unit}`"),
+                        });
+                        continue;
+                    }
+                    Principal::ServiceAccount(n.to_string())
+                }
             };
             let mut after = grantor.values(binding);
             if let Some(e) = expires {

@@ -100,9 +100,14 @@ pub enum PlanError {
     )]
     UnknownBusinessUnit { target: Name, user: String, unit: String },
     #[error(
-        "target `{target}`: role `{role}` binds the Microsoft Entra group team of group {group}, which no Graph target holds{hint}; keyward keeps the team's members through that group, so create it on the Graph target or correct `groupTeam.group`"
+        "target `{target}`: role `{role}` binds the Microsoft Entra group team of group {group}, which no Graph target holds; keyward keeps the team's members through that group, so create it on the Graph target or correct `groupTeam.group`"
     )]
-    GroupTeamWithoutGroup { target: Name, role: Name, group: String, hint: String },
+    GroupTeamWithoutGroup { target: Name, role: Name, group: String },
+    #[error(
+        "target `{target}`: role `{role}` binds the Microsoft Entra group team of group {group}, which is found on a Graph target (the group's object id names the team, and its members are the team's), but {unread} {} not read in this run; plan them together: `{command}`",
+        if unread.contains(',') { "were" } else { "was" }
+    )]
+    GroupTeamGraphNotRead { target: Name, role: Name, group: String, unread: String, command: String },
     #[error(
         "target `{target}`: role `{role}` binds the Microsoft Entra group team of group {group}, which several Graph targets hold ({holders}); rename the group on all but one of them"
     )]

@@ -4,7 +4,9 @@
 //!
 //! - Before any target is planned, each group team's group is found on the Graph targets read
 //!   (targets whose groups are Entra groups, [`Capabilities::entra_groups`]); none, or several,
-//!   is a plan error naming the role and the group.
+//!   is a plan error naming the role and the group. The group's object id names the team, so
+//!   a Dataverse target planned without a configured Graph target (`--target d365`) cannot
+//!   plan the binding: a plan error says which targets to plan together.
 //! - The Graph target plans the group's members as it plans `{group: NAME}`, and each of those
 //!   changes notes what the membership gives: the Dataverse security roles of the team.
 //! - The Dataverse target checks that the team exists (the group's object id in the named
@@ -44,6 +46,7 @@ impl<'a> GroupTeams<'a> {
             .iter()
             .filter(|(name, _)| input.capabilities.get(*name).is_some_and(|c| c.entra_groups))
             .collect();
+        let unread_graph = unread_graph_targets(input);
         for (role_name, role) in &input.desired.roles {
             for (team_target, binding) in &role.bindings {
                 let Binding::GroupTeam(team) = binding else { continue };
@@ -65,11 +68,19 @@ impl<'a> GroupTeams<'a> {
                         out.delegations.push(Delegation { role: role_name, team_target, team, graph_target, object_id })
                     }
                     [] if !team_read => {}
+                    // A Graph target that may hold the group was not read (`--target`): the
+                    // team cannot be named without it.
+                    [] if !unread_graph.is_empty() => errors.push(PlanError::GroupTeamGraphNotRead {
+                        target: team_target.clone(),
+                        role: role_name.clone(),
+                        group: team.group.clone(),
+                        unread: unread_graph.iter().map(|t| format!("target `{t}`")).collect::<Vec<_>>().join(", "),
+                        command: together(input, &unread_graph),
+                    }),
                     [] => errors.push(PlanError::GroupTeamWithoutGroup {
                         target: team_target.clone(),
                         role: role_name.clone(),
                         group: team.group.clone(),
-                        hint: not_read_hint(input),
                     }),
                     many => errors.push(PlanError::GroupTeamGroupAmbiguous {
                         target: team_target.clone(),
@@ -88,22 +99,23 @@ impl<'a> GroupTeams<'a> {
     }
 }
 
-/// Why no Graph target held the group, when some were not read: which to plan too.
-fn not_read_hint(input: &PlanInput) -> String {
-    let unread: Vec<String> = input
+/// The configured Graph targets (whose groups are Entra groups) that were not read.
+fn unread_graph_targets<'a>(input: &'a PlanInput<'a>) -> Vec<&'a Name> {
+    input
         .desired
         .settings
         .targets
         .values()
         .filter(|t| !input.live.contains_key(&t.name))
         .filter(|t| crate::model::capabilities(t.provider()).entra_groups)
-        .map(|t| format!("`{}`", t.name))
-        .collect();
-    if unread.is_empty() {
-        String::new()
-    } else {
-        format!(" read in this run (target {} was not read: plan it too)", unread.join(", "))
-    }
+        .map(|t| &t.name)
+        .collect()
+}
+
+/// The `--target` options that read the unread Graph targets with those read.
+fn together(input: &PlanInput, unread: &[&Name]) -> String {
+    let names = unread.iter().copied().chain(input.live.keys());
+    names.map(|n| format!("--target {n}")).collect::<Vec<_>>().join(" ")
 }
 
 /// The live group team of `object_id` in business unit `unit`.

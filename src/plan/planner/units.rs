@@ -8,6 +8,10 @@
 //! of each security role the user should hold, as the new unit's copies (applied after every
 //! update). Roles the user holds and should not are removed by the move itself, so no revoke is
 //! planned for them; the move's notes list both.
+//!
+//! A security role the unit a user or application user ends up in has no copy of cannot be
+//! given there: that is a plan error naming the account, the unit and the role
+//! ([`PlanError::OutOfReach`]), never a failure at apply.
 
 use super::*;
 
@@ -53,6 +57,24 @@ impl<'a> TargetPlanner<'a> {
         match principal {
             Key::User(k) => self.moves.get(k).copied(),
             Key::ServiceAccount(k) => self.sa_moves.get(k).copied(),
+        }
+    }
+
+    /// The unit application user `key` (service account `name`) is in once this plan's move
+    /// (to `moves_to`) or creation is applied, where the target has units.
+    pub(super) fn app_user_unit(&self, key: &str, name: &str, moves_to: Option<&'a str>) -> Option<&'a str> {
+        let units = self.live.business_units.as_ref()?;
+        if let Some(unit) = moves_to {
+            return Some(unit);
+        }
+        if let Some(live) = self.sa_by_name.get(key) {
+            return Some(units.of_account.get(&live.id).map_or(units.root.as_str(), String::as_str));
+        }
+        // Created in its unit (an unknown one is an error of its own), else in the root.
+        let sa = self.present_sas.get(name)?;
+        match self.wanted_sa_unit(sa) {
+            Some(want) => units.find(want),
+            None => Some(units.root.as_str()),
         }
     }
 
@@ -131,5 +153,146 @@ impl<'a> TargetPlanner<'a> {
             }
             out.push(change);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::model::{BusinessUnits, LiveAccount, LiveBinding, LiveServiceAccount, UserAttrs};
+
+    const APP: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    const SETTINGS: &str = "version: 1
+targets:
+  d365: {provider: dataverse, url: https://x.crm.dynamics.com, tenant: 456e4037-8afc-4f71-ae73-f9e51f634295, clientId: 55b1a2c7-9c3a-4911-a9b3-2555f9df8578, clientSecret: '${env:S}'}
+";
+
+    fn desired(unit: &str) -> DesiredState {
+        let resources = format!(
+            "kind: Role
+name: clerk
+bindings: {{d365: {{securityRole: Clerk}}}}
+---
+kind: User
+name: ann
+userName: ann@example.com
+givenName: Ann
+familyName: Lee
+email: ann@example.com
+roles: [clerk]
+targets: {{d365: {{businessUnit: {unit}}}}}
+---
+kind: ServiceAccount
+name: sync
+owner: ann
+displayName: Sync
+targets: {{d365: {{applicationId: {APP}, businessUnit: {unit}}}}}
+roles: [clerk]
+"
+        );
+        let files = vec![
+            (PathBuf::from("keyward.yaml"), SETTINGS.as_bytes().to_vec()),
+            (PathBuf::from("resources.yaml"), resources.into_bytes()),
+        ];
+        let loaded = crate::load::load_files(Path::new("/c"), files).unwrap();
+        let v = crate::validate::validate(&loaded);
+        assert!(!v.has_errors(), "{:?}", v.diagnostics);
+        v.state.unwrap()
+    }
+
+    /// Units `Root` (holding `Clerk`) and `Outlet` (no copy of it); `ann` and the application
+    /// user in the root unit when `live_accounts`.
+    fn live(live_accounts: bool) -> LiveTarget {
+        let mut of_account = BTreeMap::new();
+        let mut live = LiveTarget {
+            bindings: vec![LiveBinding {
+                id: "role-clerk".into(),
+                binding: Binding::SecurityRole("Clerk".into()),
+                members: Vec::new(),
+                fingerprint: "r".into(),
+            }],
+            ..Default::default()
+        };
+        if live_accounts {
+            live.accounts.push(LiveAccount {
+                id: "u-ann".into(),
+                user_name: "ann@example.com".into(),
+                attrs: UserAttrs {
+                    given_name: Some("Ann".into()),
+                    family_name: Some("Lee".into()),
+                    email: Some("ann@example.com".into()),
+                    ..Default::default()
+                },
+                active: true,
+                last_sign_in: None,
+                registered_methods: None,
+                fingerprint: "a".into(),
+            });
+            live.service_accounts.push(LiveServiceAccount {
+                id: "u-sync".into(),
+                name: APP.into(),
+                display_name: Some("Sync".into()),
+                description: None,
+                owner: None,
+                credentials: Vec::new(),
+                fingerprint: "s".into(),
+                application_id: Some(APP.into()),
+                active: Some(true),
+            });
+            live.bindings[0].members = vec!["u-ann".into(), "u-sync".into()];
+            of_account.insert("u-ann".to_string(), "Root".to_string());
+            of_account.insert("u-sync".to_string(), "Root".to_string());
+        }
+        live.business_units = Some(BusinessUnits {
+            root: "Root".into(),
+            roles: [("Root".to_string(), vec!["Clerk".to_string()]), ("Outlet".to_string(), Vec::new())].into(),
+            of_account,
+        });
+        live
+    }
+
+    fn plan(desired: &DesiredState, live: LiveTarget) -> Result<Vec<Change>, Vec<PlanError>> {
+        let name = Name::new("d365").unwrap();
+        let live = [(name.clone(), live)].into();
+        let caps = [(name, crate::model::capabilities(crate::model::ProviderKind::Dataverse))].into();
+        plan_changes(&PlanInput {
+            desired,
+            live: &live,
+            capabilities: &caps,
+            now: chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").unwrap().to_utc(),
+            baseline: None,
+            undelivered: &[],
+            previous: None,
+        })
+    }
+
+    fn out_of_reach(user: &str) -> PlanError {
+        PlanError::OutOfReach {
+            target: Name::new("d365").unwrap(),
+            what: "role `clerk`".into(),
+            user: user.into(),
+            binding: "securityRole Clerk".into(),
+            scope: "business unit `Outlet`".into(),
+        }
+    }
+
+    #[test]
+    fn a_unit_without_a_copy_of_a_role_is_a_plan_error_for_users_and_application_users() {
+        // Moved there: both lose the role and cannot get it back.
+        let errors = plan(&desired("Outlet"), live(true)).unwrap_err();
+        assert_eq!(errors, vec![out_of_reach("ann@example.com"), out_of_reach("sync")]);
+        let message = errors[1].to_string();
+        assert!(
+            message.contains("`sync`") && message.contains("`Outlet`") && message.contains("securityRole Clerk"),
+            "{message}"
+        );
+        // Created there (the application user in its unit; the user in the root, then moved).
+        let errors = plan(&desired("Outlet"), live(false)).unwrap_err();
+        assert_eq!(errors, vec![out_of_reach("ann@example.com"), out_of_reach("sync")]);
+        // Where the unit has the copy, nothing is in the way.
+        plan(&desired("Root"), live(true)).unwrap();
+        plan(&desired("Root"), live(false)).unwrap();
     }
 }

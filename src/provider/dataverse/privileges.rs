@@ -4,7 +4,9 @@
 //! Guarantees:
 //! - two paged requests whatever the number of roles: `privileges` (id and name) and the
 //!   intersect collection `roleprivilegescollection` (role, privilege, `privilegedepthmask`),
-//!   made only when asked (see [`crate::provider::Provider::role_contents`]);
+//!   made only when asked (see [`crate::provider::Provider::role_contents`]); two more
+//!   (`businessunits` and `roles`, to find the root copies) when the session was read through
+//!   the change feed, which does not list the roles;
 //! - privileges are held by the root role (the copy in the root business unit): a role's
 //!   contents are its root copy's;
 //! - a row naming a privilege that was not listed, or a depth mask with no known bit, is an
@@ -66,18 +68,20 @@ impl DataverseProvider {
         &mut self,
         roles: &[String],
     ) -> Result<BTreeMap<String, RoleContents>, ProviderError> {
-        let Some(state) = &self.state else {
-            return Err(ProviderError::Remote {
-                target: self.target.clone(),
-                message: "role contents asked before the read".into(),
-            });
-        };
-        let root = state.root_unit.clone().unwrap_or_default();
         // Lower-cased name → (name as asked, root role id).
-        let wanted: BTreeMap<String, (String, String)> = roles
-            .iter()
-            .filter_map(|r| state.roles.get(&(key(r), root.clone())).map(|id| (key(r), (r.clone(), id.clone()))))
-            .collect();
+        let wanted: BTreeMap<String, (String, String)> = match &self.state {
+            Some(state) => {
+                let root = state.root_unit.clone().unwrap_or_default();
+                roles
+                    .iter()
+                    .filter_map(|r| {
+                        state.roles.get(&(key(r), root.clone())).map(|id| (key(r), (r.clone(), id.clone())))
+                    })
+                    .collect()
+            }
+            // Read through the change feed (`watch`): the roles were not listed, so list them.
+            None => self.root_roles(roles).await?,
+        };
         if wanted.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -89,6 +93,23 @@ impl DataverseProvider {
             target: self.target.clone(),
             message: format!("role privileges read from the environment are not valid: {m}"),
         })
+    }
+}
+
+impl DataverseProvider {
+    /// The root copies of `roles` (lower-cased name → (name as asked, id)), read from the
+    /// environment: the business units (for the root one) and the security roles.
+    async fn root_roles(&self, roles: &[String]) -> Result<BTreeMap<String, (String, String)>, ProviderError> {
+        let units =
+            self.list("businessunits", wire::BU_SELECT, "business units", wire::WireBusinessUnit::parse).await?;
+        let all = self.list("roles", wire::ROLE_SELECT, "security roles", wire::WireRole::parse).await?;
+        let Some(root) = units.iter().find(|u| u.parent.is_none()) else { return Ok(BTreeMap::new()) };
+        let asked: HashMap<String, &String> = roles.iter().map(|r| (key(r), r)).collect();
+        Ok(all
+            .into_iter()
+            .filter(|r| r.business_unit == root.id)
+            .filter_map(|r| asked.get(&key(&r.name)).map(|name| (key(&r.name), ((*name).clone(), r.id))))
+            .collect())
     }
 }
 
