@@ -16,7 +16,7 @@ use super::*;
 
 impl<'a> TargetPlanner<'a> {
     fn key_of(&self, name: &'a str, sa: &'a ServiceAccount) -> &'a str {
-        sa_key(name, sa, &self.target.name)
+        sa_key(self.app_ids, self.caps, &self.target.name, name, sa)
     }
 
     /// The business unit the configuration puts application user `sa` in here, if any.
