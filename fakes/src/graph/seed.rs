@@ -189,6 +189,22 @@ impl Graph {
         self.with(|t| t.app_role_assignments.values().cloned().collect())
     }
 
+    /// Gives the application with client id `app_id`, and its service principal, a new client
+    /// id, as deleting the registration and making it again by hand (tags and all) would;
+    /// returns the new client id.
+    pub fn replace_app_id(&self, app_id: &str) -> String {
+        self.with(|t| {
+            t.next += 1;
+            let new = format!("a0000000-0000-4000-8000-{:012x}", t.next);
+            for v in t.applications.values_mut().chain(t.service_principals.values_mut()) {
+                if v["appId"].as_str() == Some(app_id) {
+                    v["appId"] = json!(new);
+                }
+            }
+            new
+        })
+    }
+
     /// Applications as stored, with their owner ids under `owners`.
     pub fn applications(&self) -> Vec<Value> {
         self.with(|t| {

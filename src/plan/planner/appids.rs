@@ -23,8 +23,10 @@ use crate::plan::Notice;
 /// Where one present account's client id comes from on one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source<'a> {
-    /// Declared, or taken from the account's live registration.
+    /// Declared (and, where a registration was read, its client id too).
     Known(&'a str),
+    /// Left out, and taken from the account's live registration on `graph`.
+    Registered { id: &'a str, graph: &'a Name },
     /// Left out; the registration is created by this plan on `graph`.
     Pending { graph: &'a Name },
     /// Left out; none of the Graph targets that keep the registration was read.
@@ -110,7 +112,7 @@ impl<'a> AppIds<'a> {
                         continue;
                     }
                     (Some(declared), _) => Source::Known(declared),
-                    (None, [one]) => Source::Known(one),
+                    (None, [one]) => Source::Registered { id: one, graph: found[0].0 },
                     (None, []) => {
                         let read: Vec<&'a Name> = holders.iter().copied().filter(|g| live.contains_key(*g)).collect();
                         match read.first() {
@@ -128,7 +130,7 @@ impl<'a> AppIds<'a> {
                         continue;
                     }
                 };
-                if let Source::Known(id) = source {
+                if let Source::Known(id) | Source::Registered { id, .. } = source {
                     // Declared ids are unique (validation); one taken from Graph may not be.
                     if let Some(first) = by_id.insert(id, sa_name) {
                         errors.push(PlanError::ApplicationIdTaken {
@@ -157,7 +159,7 @@ impl<'a> AppIds<'a> {
     /// registration's.
     pub fn key(&self, target: &Name, name: &'a str, sa: &'a ServiceAccount) -> Option<&'a str> {
         match self.source(target, name) {
-            Some(Source::Known(id)) => return Some(id),
+            Some(Source::Known(id) | Source::Registered { id, .. }) => return Some(id),
             Some(_) => return None,
             None => {}
         }
@@ -179,7 +181,7 @@ impl<'a> AppIds<'a> {
             match source {
                 Source::Pending { graph } => out.push(Notice::application_id_pending(target, account, graph)),
                 Source::NotRead { unread } => out.push(Notice::application_id_not_read(target, account, unread)),
-                Source::Known(_) | Source::Missing => {}
+                Source::Known(_) | Source::Registered { .. } | Source::Missing => {}
             }
         }
         out
@@ -296,6 +298,11 @@ bindings: {d365: {securityRole: Salesperson}}
             ops.iter().any(|op| matches!(op,
                 Operation::Assign { principal: Principal::ServiceAccount(key), .. } if key == APP)),
             "its role is given to the registration's client id: {ops:#?}"
+        );
+        let create = changes.iter().find(|c| c.address.to_string() == "d365.service-account.sales-sync").unwrap();
+        assert_eq!(
+            create.notes[0],
+            Note::Text("applicationId: the client id of its app registration on `entra`".into())
         );
         let notices = crate::plan::notices(&desired, &live(Some(APP)), &caps());
         assert!(notices.is_empty(), "{notices:?}");
