@@ -483,6 +483,20 @@ pub fn explain(input: &ExplainInput) -> Result<Explanation, ExplainError> {
     Ok(Explanation { generated: now, holder, access, unexplained, live_read: live.is_some(), findings, notes })
 }
 
+/// The client id of service account `name`'s one app registration among the live targets read
+/// (a Graph target reports it; an application user's own name is its client id, so it is not
+/// one), if there is exactly one.
+fn registration_id<'l>(live: Option<&'l BTreeMap<Name, LiveTarget>>, name: &Name) -> Option<&'l str> {
+    let mut ids = live?
+        .values()
+        .flat_map(|lt| &lt.service_accounts)
+        .filter(|s| s.name == name.as_str())
+        .filter_map(|s| s.application_id.as_deref())
+        .filter(|id| *id != name.as_str());
+    let first = ids.next()?;
+    ids.all(|id| id == first).then_some(first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -719,18 +733,4 @@ mod tests {
             "there is no user or service account `jannet` in the configuration; did you mean `janet`?"
         );
     }
-}
-
-/// The client id of service account `name`'s one app registration among the live targets read
-/// (a Graph target reports it; an application user's own name is its client id, so it is not
-/// one), if there is exactly one.
-fn registration_id<'l>(live: Option<&'l BTreeMap<Name, LiveTarget>>, name: &Name) -> Option<&'l str> {
-    let mut ids = live?
-        .values()
-        .flat_map(|lt| &lt.service_accounts)
-        .filter(|s| s.name == name.as_str())
-        .filter_map(|s| s.application_id.as_deref())
-        .filter(|id| *id != name.as_str());
-    let first = ids.next()?;
-    ids.all(|id| id == first).then_some(first)
 }

@@ -154,9 +154,7 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
     plan.expect(2);
     let shown = flat(&plan.stdout);
     for expected in [
-        format!(
-            "+ d365.service-account.sales-sync + applicationId = \"{sales_sync_app}\" + businessUnit = \"Sales\""
-        ),
+        format!("+ d365.service-account.sales-sync + applicationId = \"{sales_sync_app}\" + businessUnit = \"Sales\""),
         "applicationId: the client id of its app registration on `entra`".to_string(),
         "an application user has access mode Non-interactive and needs no licence".to_string(),
         "+ d365.assignment.sales-sync/order-sync".to_string(),

@@ -72,7 +72,7 @@ impl<'a> AppIds<'a> {
                 }
             }
         }
-        for (target_name, _) in live {
+        for target_name in live.keys() {
             let Some(target) = desired.settings.targets.get(target_name) else { continue };
             if !caps.get(target_name).is_some_and(|c| c.application_users && c.service_accounts) {
                 continue;
