@@ -3,7 +3,8 @@
 //! the first plan creates the registration and says the application user waits for its client
 //! id; the next creates the application user with the registration's appId; then nothing is
 //! left to do. A declared applicationId that is not the registration's is refused at its YAML
-//! line, and a saved plan whose registration changed before apply is refused as stale.
+//! line, a saved plan whose registration changed before apply is refused as stale, and a
+//! registration whose client id is not a GUID is refused when it is read.
 
 #[path = "d365/harness.rs"]
 mod harness;
@@ -170,4 +171,25 @@ fn validate_accepts_a_client_id_left_out_only_with_a_graph_target() {
     r.expect(1);
     let dir = sb.path("").display().to_string();
     insta::assert_snapshot!("appid_missing_without_graph", r.stderr.replace(dir.trim_end_matches('/'), "{dir}"));
+}
+
+#[test]
+fn a_registration_whose_client_id_is_not_a_guid_is_refused_when_read() {
+    let (graph, dv, secret) = world();
+    let (g, log) = (graph.serve(), RequestLog::default());
+    let server = dv.serve(graph.entra(), &log, None);
+    let sb = sandbox(&g.url(), &server.url(), "{businessUnit: northwind}");
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    let app = registration(&graph);
+    graph.set_app_id(&app, "../systemusers");
+    let r = run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]);
+    r.expect(1);
+    assert!(
+        r.stderr.contains("the application of service account `sales-sync`")
+            && r.stderr.contains("appId `../systemusers` is not a GUID"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(dv.app_user_id("../systemusers"), None);
+    assert_eq!(dv.app_user_id(&app), None);
 }
