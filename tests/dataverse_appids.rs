@@ -100,6 +100,10 @@ fn the_application_user_takes_the_client_id_of_the_registration_keyward_made_two
 
     // Converged.
     run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
+    // `explain` finds the role held live, through the application user of the registration.
+    let e = run(&sb, &secret, &["explain", "sales-sync", "{dir}", "--format", "json"]).json();
+    let d365 = e["access"][0]["targets"].as_array().unwrap().iter().find(|t| t["target"] == "d365").cloned();
+    assert_eq!(d365.expect("the d365 binding")["live"], "held");
     // Declaring the same id changes nothing.
     write_account(&sb, &format!("{{applicationId: {app}, businessUnit: northwind}}"));
     run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
