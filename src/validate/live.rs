@@ -93,6 +93,13 @@ pub fn application_ids(
                 "application-id-mismatch",
                 "write the client id of the account's own app registration, or leave applicationId out to take it from the registration",
             ),
+            PlanError::ApplicationIdBeforeRegistration { target, account, .. } => (
+                account,
+                target,
+                Some("applicationId"),
+                "application-id-mismatch",
+                "leave applicationId out: the application user takes the client id Entra gives the registration, in the next plan",
+            ),
             PlanError::ApplicationIdAmbiguous { target, account, .. } => (
                 account,
                 target,

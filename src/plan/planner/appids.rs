@@ -5,7 +5,9 @@
 //!
 //! Resolved once, before any target is planned, for the accounts present on each such target:
 //! - declared, and a live registration of the account has another client id: a plan error
-//!   naming both (roles would go to another application than the account's own);
+//!   naming both (roles would go to another application than the account's own); declared,
+//!   and the registration is created by this plan (Entra gives it a client id of its own): a
+//!   plan error too;
 //! - left out, and the account's registrations read have one client id: that one;
 //! - left out, and a Graph target that keeps the registration was read without it: this plan
 //!   creates it, so nothing is planned for the account here yet (a notice says so; the next
@@ -107,6 +109,17 @@ impl<'a> AppIds<'a> {
                             account: sa_name.clone(),
                             declared: declared.to_string(),
                             registered: registered.to_string(),
+                            graph: graph.clone(),
+                        });
+                        continue;
+                    }
+                    (Some(declared), []) if holders.iter().any(|g| live.contains_key(*g)) => {
+                        // The registration this plan creates gets a client id of its own.
+                        let graph = holders.iter().copied().find(|g| live.contains_key(*g)).unwrap_or(holders[0]);
+                        errors.push(PlanError::ApplicationIdBeforeRegistration {
+                            target: target_name.clone(),
+                            account: sa_name.clone(),
+                            declared: declared.to_string(),
                             graph: graph.clone(),
                         });
                         continue;
@@ -324,6 +337,12 @@ bindings: {d365: {securityRole: Salesperson}}
         );
         let text = errors[0].to_string();
         assert!(text.contains(OTHER) && text.contains(APP) && text.contains("targets.d365.applicationId"), "{text}");
+        // Declared before the registration exists: Entra will give it another client id.
+        let errors = plan(&desired, &live(None)).unwrap_err();
+        assert!(
+            matches!(&errors[..], [PlanError::ApplicationIdBeforeRegistration { declared, .. }] if declared == OTHER),
+            "{errors:?}"
+        );
         // The same id, declared: planned as before.
         let desired = state(&format!("{{d365: {{applicationId: {}}}}}", APP.to_uppercase()));
         let changes = plan(&desired, &live(Some(APP))).unwrap();

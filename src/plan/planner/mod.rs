@@ -119,6 +119,10 @@ pub enum PlanError {
     )]
     ApplicationIdMismatch { target: Name, account: Name, declared: String, registered: String, graph: Name },
     #[error(
+        "target `{target}`: service account `{account}` declares applicationId `{declared}` (targets.{target}.applicationId), but its app registration on `{graph}` does not exist yet: this plan creates it, and Entra gives it a client id of its own; leave applicationId out to take that one"
+    )]
+    ApplicationIdBeforeRegistration { target: Name, account: Name, declared: String, graph: Name },
+    #[error(
         "target `{target}`: service account `{account}` has app registrations with different client ids ({ids}); set targets.{target}.applicationId to the one its application user stands for"
     )]
     ApplicationIdAmbiguous { target: Name, account: Name, ids: String },
