@@ -373,12 +373,18 @@ pub fn explain(input: &ExplainInput) -> Result<Explanation, ExplainError> {
                     r.entry.address == address && r.entry.action == "assign" && r.entry.outcome == Outcome::Applied
                 })
                 .map(Applied::of);
-            // A service account a target knows by its application: by client id there.
+            // A service account a target knows by its application: by client id there, declared
+            // or its app registration's (read from Graph).
+            let by_application = desired
+                .settings
+                .targets
+                .get(t)
+                .is_some_and(|target| crate::model::capabilities(target.provider()).application_users);
             let key = desired
                 .service_accounts
                 .get(&name)
-                .filter(|_| kind == Kind::ServiceAccount)
-                .and_then(|sa| sa.application_id(t))
+                .filter(|_| kind == Kind::ServiceAccount && by_application)
+                .and_then(|sa| sa.application_id(t).or_else(|| registration_id(live, &name)))
                 .unwrap_or(&key);
             let live_state = match live.and_then(|l| l.get(t)) {
                 Some(lt) if holds(lt, key, kind, binding) => LiveState::Held,
@@ -475,6 +481,20 @@ pub fn explain(input: &ExplainInput) -> Result<Explanation, ExplainError> {
         notes.push("the live targets were not read: live state and drift are unknown".to_string());
     }
     Ok(Explanation { generated: now, holder, access, unexplained, live_read: live.is_some(), findings, notes })
+}
+
+/// The client id of service account `name`'s one app registration among the live targets read
+/// (a Graph target reports it; an application user's own name is its client id, so it is not
+/// one), if there is exactly one.
+fn registration_id<'l>(live: Option<&'l BTreeMap<Name, LiveTarget>>, name: &Name) -> Option<&'l str> {
+    let mut ids = live?
+        .values()
+        .flat_map(|lt| &lt.service_accounts)
+        .filter(|s| s.name == name.as_str())
+        .filter_map(|s| s.application_id.as_deref())
+        .filter(|id| *id != name.as_str());
+    let first = ids.next()?;
+    ids.all(|id| id == first).then_some(first)
 }
 
 #[cfg(test)]

@@ -86,8 +86,6 @@ fn on_fakes(graph: &str, dv: &str, fno: &str, vault: &str, complete: bool) -> Sa
 
 const SOFIA: &str = "sofia.lindqvist@northwind.example";
 const DANIEL: &str = "daniel.osei@northwind.example";
-/// The app registration of the web shop's order sync.
-const SALES_SYNC_APP: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
 const KEY_ACCOUNTS_GROUP: &str = "Key Accounts EMEA";
 
 #[test]
@@ -127,11 +125,10 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
         // The group team is what membership of its Entra group means on d365.
         "membership of group Key Accounts EMEA is role `key-accounts` on `d365`: its Microsoft Entra group team (business unit northwind) takes the group's members and gives them the security roles Salesperson",
         "+ entra.assignment.daniel.osei/key-accounts",
-        // The order sync is an application user in the Sales unit (and, on `entra`, an app
-        // registration: `users: all`), with its own security role.
-        "+ d365.service-account.sales-sync + applicationId = \"0f8fad5b-d9cb-469f-a165-70867728950e\" + businessUnit = \"Sales\"",
-        "an application user has access mode Non-interactive and needs no licence",
-        "+ d365.assignment.sales-sync/order-sync",
+        // The order sync is an app registration on `entra` (`users: all`); its application
+        // user on d365 takes the registration's client id, so it waits for the next run.
+        "+ entra.service-account.sales-sync",
+        "service account `sales-sync` is not planned on target `d365` yet: it takes its client id from its app registration on `entra`, which this plan creates",
         // Sofia is created in the root unit and placed in Sales.
         "~ businessUnit = \"northwind\" -> \"Sales\"",
     ] {
@@ -144,7 +141,28 @@ fn the_dynamics_365_security_model_plans_applies_converges_and_shows_live_privil
     assert_eq!(dv.roles_of(SOFIA), vec!["Salesperson"]);
     let daniel = g.user(DANIEL).expect("Daniel's Entra account")["id"].as_str().unwrap().to_string();
     assert_eq!(g.members(&group), vec![daniel], "the group team's members come from the Entra group");
-    let app = dv.app_user_id(SALES_SYNC_APP).expect("the application user");
+    assert!(!shown.contains("d365.service-account.sales-sync"), "{}", plan.stdout);
+    // The next run: the application user in Sales, with the registration's client id and its
+    // own security role.
+    let sales_sync_app = g
+        .applications()
+        .iter()
+        .find(|a| a["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "keyward:sales-sync")))
+        .and_then(|a| a["appId"].as_str().map(str::to_string))
+        .expect("the order sync's app registration");
+    let plan = run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]);
+    plan.expect(2);
+    let shown = flat(&plan.stdout);
+    for expected in [
+        format!("+ d365.service-account.sales-sync + applicationId = \"{sales_sync_app}\" + businessUnit = \"Sales\""),
+        "applicationId: the client id of its app registration on `entra`".to_string(),
+        "an application user has access mode Non-interactive and needs no licence".to_string(),
+        "+ d365.assignment.sales-sync/order-sync".to_string(),
+    ] {
+        assert!(shown.contains(&expected), "{expected} in plan:\n{}", plan.stdout);
+    }
+    run(&sb, &secret, &["apply", "{dir}", "--auto-approve"]).expect(0);
+    let app = dv.app_user_id(&sales_sync_app).expect("the application user");
     assert_eq!(dv.roles_of_id(&app), vec!["Web Shop Integration"]);
     run(&sb, &secret, &["plan", "{dir}", "--detailed-exitcode"]).expect(0);
 

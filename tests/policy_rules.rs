@@ -387,6 +387,23 @@ fn service_accounts_need_an_active_owner() {
     });
     let f = c.eval(NOW, Some(&state), None);
     assert!(!f.iter().any(|f| f.address.contains(app)), "{f:#?}");
+    // An app registration read from Graph carries its client id too, and is still reported.
+    let state = live(LiveTarget {
+        service_accounts: vec![LiveServiceAccount {
+            application_id: Some(app.into()),
+            active: None,
+            id: "s3".into(),
+            name: "orphan-bot".into(),
+            display_name: None,
+            description: None,
+            owner: None,
+            credentials: vec![],
+            fingerprint: "fp".into(),
+        }],
+        ..LiveTarget::default()
+    });
+    let f = c.eval(NOW, Some(&state), None);
+    assert!(f.iter().any(|f| f.address == "directory.service-account.orphan-bot"), "{f:#?}");
 }
 
 #[test]

@@ -88,7 +88,8 @@ fn confine_secrets(config: &Config, base: &Config, dir: &Path, observer: &dyn Ob
 
 /// Refuses, at the YAML line and before anything is planned, role bindings whose members the
 /// targets read report something else decides (dynamic groups, groups synchronized from
-/// on-premises), as validation errors.
+/// on-premises), and service accounts' client ids that are not their own app registration's
+/// (see `crate::validate::application_ids`), as validation errors.
 pub(super) fn refuse_members_decided(
     config: &Config,
     live: &BTreeMap<Name, LiveTarget>,
@@ -96,8 +97,9 @@ pub(super) fn refuse_members_decided(
     dir: &Path,
     observer: &dyn Observer,
 ) -> Result<(), EngineError> {
-    let diagnostics =
-        crate::validate::members_decided(config.state(), &config.validated.origins, &config.loaded, live, caps);
+    let (state, origins, loaded) = (config.state(), &config.validated.origins, &config.loaded);
+    let mut diagnostics = crate::validate::members_decided(state, origins, loaded, live, caps);
+    diagnostics.extend(crate::validate::application_ids(state, origins, loaded, live, caps));
     if diagnostics.is_empty() {
         return Ok(());
     }

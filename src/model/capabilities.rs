@@ -48,6 +48,9 @@ pub struct Capabilities {
     /// Whether the target knows service accounts by their Entra application's client id
     /// (`targets: {T: {applicationId}}`): a service account without one is not managed there.
     pub application_users: bool,
+    /// Whether the target's service accounts are Microsoft Entra app registrations, whose
+    /// client id a target with `application_users` takes when `applicationId` is left out.
+    pub entra_applications: bool,
 }
 
 impl Capabilities {
@@ -76,6 +79,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
         business_units: false,
         entra_groups: false,
         application_users: false,
+        entra_applications: false,
     };
     match kind {
         ProviderKind::File => Capabilities {
@@ -98,6 +102,7 @@ pub fn capabilities(kind: ProviderKind) -> Capabilities {
             bindings: [(Group, Creatable), (DirectoryRole, Predefined), (AppRole, Predefined)].into(),
             eligibility: [Group, DirectoryRole].into(),
             entra_groups: true,
+            entra_applications: true,
             restorable_days: Some(30),
             service_accounts: true,
             credentials: true,

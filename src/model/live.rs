@@ -255,9 +255,9 @@ pub struct LiveServiceAccount {
     #[serde(default)]
     pub credentials: Vec<LiveCredential>,
     pub fingerprint: String,
-    /// The client id of the account's Entra application, where the target knows the account
-    /// by it (a Dataverse application user, a Finance & Operations user mapped to the
-    /// application); then `name` is that id.
+    /// The client id (`appId`) of the account's Entra application: on Microsoft Graph, the
+    /// app registration's; where the target knows the account by it (a Dataverse application
+    /// user, a Finance & Operations user mapped to the application), `name` is that id too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_id: Option<String>,
     /// Whether the account may sign in, where the target can disable it; `None` otherwise.

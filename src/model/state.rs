@@ -57,6 +57,20 @@ impl DesiredState {
         }
     }
 
+    /// The targets on which service account `sa`, holding `roles`, is a Microsoft Entra app
+    /// registration keyward keeps ([`super::Capabilities::entra_applications`]): where a target
+    /// that knows it by its application takes its client id from when `applicationId` is left
+    /// out.
+    pub fn registration_targets<'s>(&'s self, sa: &'s ServiceAccount, roles: &[&Name]) -> Vec<&'s Name> {
+        self.settings
+            .targets
+            .values()
+            .filter(|t| super::capabilities(t.provider()).entra_applications)
+            .filter(|t| self.present_on(sa.explicit_targets(), roles.iter().copied(), t))
+            .map(|t| &t.name)
+            .collect()
+    }
+
     fn any_bound<'r>(&self, mut roles: impl Iterator<Item = &'r Name>, target: &Name) -> bool {
         roles.any(|r| self.roles.get(r).is_some_and(|role| role.bindings.contains_key(target)))
     }

@@ -14,8 +14,8 @@ mod why;
 pub use guards::{GuardOverrides, GuardViolation};
 pub use notices::notices;
 pub use planner::{
-    ABSENT, PlanError, PlanInput, default_key_algorithm, held_notices, membership_fingerprint, plan_changes,
-    sort_for_apply,
+    ABSENT, PlanError, PlanInput, application_id_errors, default_key_algorithm, held_notices, membership_fingerprint,
+    plan_changes, sort_for_apply,
 };
 pub use types::*;
 

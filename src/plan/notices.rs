@@ -10,14 +10,19 @@ use crate::model::{Capabilities, DesiredState, LiveTarget, Name, RoleGrant, User
 /// For each target read: one notice per user attribute the configuration sets for someone on
 /// it that the target does not keep ([`LiveTarget::unkept`]), and one per service account the
 /// configuration places on a target that has none (named in its `targets`, or holding a role
-/// bound there).
+/// bound there); and one per service account whose client id is to come from its app
+/// registration on a Graph target, when this plan creates the registration or that target was
+/// not read.
 pub fn notices(
     desired: &DesiredState,
     live: &BTreeMap<Name, LiveTarget>,
     capabilities: &BTreeMap<Name, Capabilities>,
 ) -> Vec<Notice> {
+    let (ids, _) = super::planner::AppIds::resolve(desired, live, capabilities, None);
+    let application_ids = ids.notices();
     let mut out = Vec::new();
     for (name, live) in live {
+        out.extend(application_ids.iter().filter(|n| &n.target == name).cloned());
         let Some(target) = desired.settings.targets.get(name) else { continue };
         for (field, reason) in &live.unkept {
             let set = desired.users.values().any(|u| {
@@ -32,8 +37,12 @@ pub fn notices(
         if caps.is_some_and(|c| !c.service_accounts || c.application_users) {
             let by_application = caps.is_some_and(|c| c.service_accounts);
             for (sa_name, sa) in &desired.service_accounts {
-                // Known by its application's client id: managed.
-                if by_application && sa.application_id(name).is_some() {
+                // Known by its application's client id, or to take it from its app registration
+                // on a Graph target (the notices of `application_ids` say when it cannot yet).
+                let roles: Vec<&Name> = sa.roles.iter().map(RoleGrant::role).collect();
+                if by_application
+                    && (sa.application_id(name).is_some() || !desired.registration_targets(sa, &roles).is_empty())
+                {
                     continue;
                 }
                 let named =

@@ -705,6 +705,37 @@ impl Notice {
         }
     }
 
+    /// The code of [`Notice::application_id_pending`].
+    pub const APPLICATION_PENDING: &'static str = "application-pending";
+    /// The code of [`Notice::application_id_not_read`].
+    pub const APPLICATION_NOT_READ: &'static str = "application-not-read";
+
+    /// A service account takes its client id on `target` from its app registration on `graph`,
+    /// which the plan creates: its application user waits for the next plan.
+    pub fn application_id_pending(target: &Name, account: &Name, graph: &Name) -> Self {
+        Notice {
+            code: Self::APPLICATION_PENDING.to_string(),
+            target: target.clone(),
+            message: format!(
+                "service account `{account}` is not planned on target `{target}` yet: it takes its client id from its app registration on `{graph}`, which this plan creates; its application user is created by the next plan/apply once the registration has its client id"
+            ),
+        }
+    }
+
+    /// A service account takes its client id on `target` from its app registration on a Graph
+    /// target that was not read.
+    pub fn application_id_not_read(target: &Name, account: &Name, unread: &[&Name]) -> Self {
+        let unread: Vec<String> = unread.iter().map(|t| format!("`{t}`")).collect();
+        Notice {
+            code: Self::APPLICATION_NOT_READ.to_string(),
+            target: target.clone(),
+            message: format!(
+                "service account `{account}` is not planned on target `{target}`: it takes its client id from its app registration on {}, which was not read in this run; plan it too",
+                unread.join(", ")
+            ),
+        }
+    }
+
     /// Whether the notice stops a saved plan from being applied (its target was planned
     /// offline).
     pub fn blocks_apply(&self) -> bool {

@@ -11,7 +11,7 @@ mod limits;
 mod live;
 mod references;
 mod settings;
-pub use live::members_decided;
+pub use live::{application_ids, members_decided};
 pub use settings::{SecretUse, check_secrets, check_secrets_against_uses};
 
 use std::collections::HashMap;

@@ -391,7 +391,7 @@ impl Checker<'_, '_> {
             self.grants(Kind::ServiceAccount, name, &sa.roles);
             match &sa.targets {
                 Some(crate::model::ServiceAccountTargets::List(l)) => self.targets(Kind::ServiceAccount, name, Some(l)),
-                Some(crate::model::ServiceAccountTargets::Settings(m)) => appusers::check(self, name, m),
+                Some(crate::model::ServiceAccountTargets::Settings(m)) => appusers::check(self, name, sa, m),
                 None => {}
             }
             let mut seen = BTreeSet::new();

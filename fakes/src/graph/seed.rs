@@ -189,6 +189,30 @@ impl Graph {
         self.with(|t| t.app_role_assignments.values().cloned().collect())
     }
 
+    /// Gives the application with client id `app_id`, and its service principal, a new client
+    /// id, as deleting the registration and making it again by hand (tags and all) would;
+    /// returns the new client id.
+    pub fn replace_app_id(&self, app_id: &str) -> String {
+        let new = self.with(|t| {
+            t.next += 1;
+            format!("a0000000-0000-4000-8000-{:012x}", t.next)
+        });
+        self.set_app_id(app_id, &new);
+        new
+    }
+
+    /// Sets the client id of the application with client id `app_id`, and of its service
+    /// principal, to `new` as given (a hostile tenant's answer need not be a GUID).
+    pub fn set_app_id(&self, app_id: &str, new: &str) {
+        self.with(|t| {
+            for v in t.applications.values_mut().chain(t.service_principals.values_mut()) {
+                if v["appId"].as_str() == Some(app_id) {
+                    v["appId"] = json!(new);
+                }
+            }
+        })
+    }
+
     /// Applications as stored, with their owner ids under `owners`.
     pub fn applications(&self) -> Vec<Value> {
         self.with(|t| {

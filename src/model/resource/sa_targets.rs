@@ -27,7 +27,10 @@ pub enum ServiceAccountTargets {
 pub struct ServiceAccountTargetSettings {
     /// dataverse, fno: the client id (`appId`) of the account's Entra app registration. The
     /// target knows the account by it: a Dataverse application user, or the Finance &
-    /// Operations user the application is mapped to (Microsoft Entra applications).
+    /// Operations user the application is mapped to (Microsoft Entra applications). Leave it
+    /// out when the account is on a graph target: the client id of the app registration keyward
+    /// keeps there is taken (the application user is made once that registration exists); a
+    /// declared one that is not that registration's is refused.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lower_case")]
     #[schemars(regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
     pub application_id: Option<String>,

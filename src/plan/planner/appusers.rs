@@ -1,6 +1,7 @@
 //! Application users: service accounts a target knows by their Entra application's client id
-//! (`targets: {T: {applicationId}}`), a Dataverse application user or the Finance & Operations
-//! user the application is mapped to. Their key on such a target is the client id.
+//! (`targets: {T: {applicationId}}`, or, left out, its app registration's on a Graph target: see
+//! `appids`), a Dataverse application user or the Finance & Operations user the application is
+//! mapped to. Their key on such a target is the client id.
 //!
 //! A present one is created (in its business unit, where the target has units), enabled when
 //! disabled, and moved when in another unit (its security roles given back after the move, as a
@@ -16,7 +17,7 @@ use super::*;
 
 impl<'a> TargetPlanner<'a> {
     fn key_of(&self, name: &'a str, sa: &'a ServiceAccount) -> &'a str {
-        sa_key(name, sa, &self.target.name)
+        sa_key(self.app_ids, self.caps, &self.target.name, name, sa)
     }
 
     /// The business unit the configuration puts application user `sa` in here, if any.
@@ -68,6 +69,10 @@ impl<'a> TargetPlanner<'a> {
             });
             let mut after = Values::new();
             after.insert("applicationId".into(), json!(key));
+            let mut notes = self.licence_notes(principal, None);
+            if let Some(appids::Source::Registered { graph, .. }) = self.app_ids.source(&self.target.name, name) {
+                notes.insert(0, format!("applicationId: the client id of its app registration on `{graph}`"));
+            }
             if let Some(u) = &unit {
                 after.insert("businessUnit".into(), json!(u));
             }
@@ -87,7 +92,7 @@ impl<'a> TargetPlanner<'a> {
                 )
                 .after(after)
                 .subject(name.to_string())
-                .notes(self.licence_notes(principal, None)),
+                .notes(notes),
             );
             return;
         };

@@ -11,6 +11,8 @@ use crate::plan::Notice;
 pub fn held_notices(input: &PlanInput) -> Vec<Notice> {
     let mut out = Vec::new();
     let user_keys: Vec<Cow<str>> = input.desired.users.values().map(|u| lower_key(&u.user_name)).collect();
+    // Service accounts play no part here; their client ids are resolved only to build planners.
+    let (app_ids, _) = super::appids::AppIds::resolve(input.desired, input.live, input.capabilities, Some(input.now));
     for (target_name, live) in input.live {
         if live.held_elsewhere.is_empty() {
             continue;
@@ -18,7 +20,8 @@ pub fn held_notices(input: &PlanInput) -> Vec<Notice> {
         let Some(target) = input.desired.settings.targets.get(target_name) else { continue };
         let Some(caps) = input.capabilities.get(target_name) else { continue };
         let account_keys: Vec<Cow<str>> = live.accounts.iter().map(|a| lower_key(&a.user_name)).collect();
-        let tp = TargetPlanner::new(input, target, caps, live, Keys { users: &user_keys, accounts: &account_keys });
+        let keys = Keys { users: &user_keys, accounts: &account_keys };
+        let tp = TargetPlanner::new(input, target, caps, live, keys, &app_ids);
         tp.held_notices(&mut out);
     }
     out

@@ -32,6 +32,7 @@ use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
 
 mod accounts;
+mod appids;
 mod appusers;
 mod auth;
 mod bindings;
@@ -40,6 +41,8 @@ mod eligibility;
 mod held;
 mod teams;
 mod units;
+pub(super) use appids::AppIds;
+pub use appids::application_id_errors;
 pub use held::held_notices;
 
 use super::derived;
@@ -116,6 +119,22 @@ pub enum PlanError {
         "target `{target}`: role `{role}` lists security role `{security_role}` for its group team, which business unit `{unit}` has no copy of; a team holds only the copies of its own unit, so create the role there or correct `securityRoles`"
     )]
     TeamRoleMissing { target: Name, role: Name, security_role: String, unit: String },
+    #[error(
+        "target `{target}`: service account `{account}` declares applicationId `{declared}` (targets.{target}.applicationId), but its app registration on `{graph}` has client id `{registered}`; roles given to `{declared}` would go to another application, so correct applicationId or leave it out to take the registration's"
+    )]
+    ApplicationIdMismatch { target: Name, account: Name, declared: String, registered: String, graph: Name },
+    #[error(
+        "target `{target}`: service account `{account}` declares applicationId `{declared}` (targets.{target}.applicationId), but its app registration on `{graph}` does not exist yet: this plan creates it, and Entra gives it a client id of its own; leave applicationId out to take that one"
+    )]
+    ApplicationIdBeforeRegistration { target: Name, account: Name, declared: String, graph: Name },
+    #[error(
+        "target `{target}`: service account `{account}` has app registrations with different client ids ({ids}); set targets.{target}.applicationId to the one its application user stands for"
+    )]
+    ApplicationIdAmbiguous { target: Name, account: Name, ids: String },
+    #[error(
+        "target `{target}`: service accounts `{other}` and `{account}` both come to client id `{id}` (one of them from its app registration on Graph); one application user cannot stand for both, so correct applicationId or the registrations"
+    )]
+    ApplicationIdTaken { target: Name, account: Name, other: Name, id: String },
 }
 
 /// The marker fingerprint for a live object that does not exist.
@@ -125,6 +144,9 @@ pub const ABSENT: &str = "absent";
 pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
     let mut changes = Vec::new();
     let (group_teams, mut errors) = teams::GroupTeams::resolve(input);
+    let (app_ids, app_id_errors) =
+        appids::AppIds::resolve(input.desired, input.live, input.capabilities, Some(input.now));
+    errors.extend(app_id_errors);
     // Lower-cased userNames, made once: most are lower case already and only borrowed.
     let user_keys: Vec<Cow<str>> = input.desired.users.values().map(|u| lower_key(&u.user_name)).collect();
     for (target_name, live) in input.live {
@@ -137,7 +159,8 @@ pub fn plan_changes(input: &PlanInput) -> Result<Vec<Change>, Vec<PlanError>> {
             errors.extend(twins);
             continue;
         }
-        let mut tp = TargetPlanner::new(input, target, caps, live, Keys { users: &user_keys, accounts: &account_keys });
+        let keys = Keys { users: &user_keys, accounts: &account_keys };
+        let mut tp = TargetPlanner::new(input, target, caps, live, keys, &app_ids);
         tp.group_teams = Some(&group_teams);
         // Accounts and bindings are planned side by side; the changes are sorted below, so
         // the result does not depend on which finishes first.
@@ -295,14 +318,23 @@ struct TargetPlanner<'a> {
     /// Service accounts that move to another business unit, by their key here, with the unit.
     sa_moves: FxHashMap<&'a str, &'a str>,
     /// The name in git of each service account the configuration, its baseline or its previous
-    /// revision knows on this target, by the key the target knows it by (see [`sa_key`]).
+    /// revision knows on this target, by the key the target knows it by (see `sa_key`).
     sa_names: FxHashMap<&'a str, &'a str>,
+    /// Each service account's client id on the targets that know accounts by it.
+    app_ids: &'a appids::AppIds<'a>,
 }
 
-/// The key target `target` knows service account `name` by: its application's client id where
-/// the target knows accounts so (`applicationId`), else its name.
-fn sa_key<'s>(name: &'s str, sa: &'s ServiceAccount, target: &Name) -> &'s str {
-    sa.application_id(target).unwrap_or(name)
+/// The key a target knows service account `name` by: where it knows accounts by their
+/// application ([`Capabilities::application_users`]), the client id (declared, or its app
+/// registration's, see `appids`) when there is one; else its name.
+fn sa_key<'a>(
+    app_ids: &appids::AppIds<'a>,
+    caps: &Capabilities,
+    target: &Name,
+    name: &'a str,
+    sa: &'a ServiceAccount,
+) -> &'a str {
+    if caps.application_users { app_ids.key(target, name, sa).unwrap_or(name) } else { name }
 }
 
 /// Lower-cased userNames, in the order of `desired.users` and of `live.accounts`.
@@ -366,6 +398,7 @@ impl<'a> TargetPlanner<'a> {
         caps: &'a Capabilities,
         live: &'a LiveTarget,
         keys: Keys<'a>,
+        app_ids: &'a appids::AppIds<'a>,
     ) -> Self {
         let desired = input.desired;
         // The live side's indexes and the desired side's are independent: built side by side.
@@ -403,7 +436,7 @@ impl<'a> TargetPlanner<'a> {
                 for (name, sa) in &desired.service_accounts {
                     // Without its application's client id the target cannot tell which account
                     // it is: not managed there (the plan's notices say so).
-                    if caps.application_users && sa.application_id(&target.name).is_none() {
+                    if caps.application_users && app_ids.key(&target.name, name.as_str(), sa).is_none() {
                         continue;
                     }
                     let roles = active_grants(&sa.roles, now).map(RoleGrant::role);
@@ -428,7 +461,7 @@ impl<'a> TargetPlanner<'a> {
             for (name, sa) in &present_sas {
                 for g in &sa.roles {
                     grants_by_role.entry(g.role()).or_default().push(Grant {
-                        principal: Key::ServiceAccount(sa_key(name, sa, &target.name)),
+                        principal: Key::ServiceAccount(sa_key(app_ids, caps, &target.name, name, sa)),
                         subject: name,
                         expires: g.expires(),
                         eligible: g.eligible(),
@@ -449,13 +482,14 @@ impl<'a> TargetPlanner<'a> {
         let known = [input.previous, baseline].into_iter().flatten().chain([desired]);
         for state in known {
             for (name, sa) in &state.service_accounts {
-                sa_names.insert(sa_key(name.as_str(), sa, &target.name), name.as_str());
+                sa_names.insert(sa_key(app_ids, caps, &target.name, name.as_str(), sa), name.as_str());
             }
         }
         let mut tp = TargetPlanner {
             group_teams: None,
             sa_moves: FxHashMap::default(),
             sa_names,
+            app_ids,
             moves: FxHashMap::default(),
             unit_errors: Vec::new(),
             held,

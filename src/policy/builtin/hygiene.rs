@@ -239,11 +239,12 @@ fn live(ctx: &PolicyContext, ix: &Index, out: &mut Vec<Finding>) {
     let git_sas: std::collections::HashSet<&str> = ctx.desired.service_accounts.keys().map(Name::as_str).collect();
     for (t, lt) in targets {
         for s in &lt.service_accounts {
-            // An application user (Dataverse, F&O) stands for an Entra app registration, whose
-            // owner is the directory's to report; environments hold several built-in ones.
+            // An application user (Dataverse, F&O: known by its client id, its name there) stands
+            // for an Entra app registration, whose owner is the directory's to report;
+            // environments hold several built-in ones.
             if s.owner.as_deref().is_some_and(|o| !o.trim().is_empty())
                 || git_sas.contains(s.name.as_str())
-                || s.application_id.is_some()
+                || s.application_id.as_deref() == Some(s.name.as_str())
             {
                 continue;
             }

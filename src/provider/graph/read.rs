@@ -302,6 +302,16 @@ impl GraphProvider {
                 continue;
             };
             let (Some(obj), Some(app_id)) = (id_of(a), str_of(a, "appId")) else { continue };
+            // The client id is what a Dataverse or F&O target knows the account by, when its
+            // `applicationId` is left to this registration: only a GUID is taken.
+            if ids::guid(&app_id).is_err() {
+                return Err(self.invalid(format!(
+                    "the application of service account `{}` read from {} is refused: its appId `{}` is not a GUID, as client ids are",
+                    name.escape_debug(),
+                    c.root(),
+                    app_id.chars().take(80).flat_map(char::escape_debug).collect::<String>()
+                )));
+            }
             let owners: Vec<String> =
                 a.get("owners").and_then(Value::as_array).into_iter().flatten().filter_map(id_of).collect();
             let owner = owners.iter().find_map(|o| upn_by_id.get(o.as_str())).map(|u| u.to_string());
@@ -320,7 +330,7 @@ impl GraphProvider {
                 .map(|c| (c.id.clone(), (c.thumbprint.clone(), c.end)))
                 .collect();
             live.service_accounts.push(LiveServiceAccount {
-                application_id: None,
+                application_id: Some(app_id.to_ascii_lowercase()),
                 active: None,
                 // The service principal holds roles; without one, the application stands in.
                 id: sp_id.clone().unwrap_or_else(|| obj.clone()),

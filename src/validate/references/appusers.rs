@@ -1,15 +1,24 @@
 //! A service account's settings per target (`targets: {T: {applicationId, businessUnit}}`):
 //! the target exists, knows service accounts by their application (Dataverse, Finance &
-//! Operations), and the client id is a GUID no other service account claims there.
+//! Operations), and the client id is a GUID no other service account claims there. The client
+//! id may be left out only when the account has a Microsoft Graph target: keyward keeps its app
+//! registration there, and the plan takes the registration's client id.
 
 use std::collections::BTreeMap;
 
 use super::Checker;
 use crate::diagnostic::Diagnostic;
 use crate::load::PathSeg;
-use crate::model::{Kind, Name, ServiceAccountTargetSettings, capabilities};
+use crate::model::{Kind, Name, RoleGrant, ServiceAccount, ServiceAccountTargetSettings, capabilities};
 
-pub(super) fn check(c: &mut Checker, name: &Name, settings: &BTreeMap<Name, ServiceAccountTargetSettings>) {
+pub(super) fn check(
+    c: &mut Checker,
+    name: &Name,
+    sa: &ServiceAccount,
+    settings: &BTreeMap<Name, ServiceAccountTargetSettings>,
+) {
+    let roles: Vec<&Name> = sa.roles.iter().map(RoleGrant::role).collect();
+    let registered = !c.state.registration_targets(sa, &roles).is_empty();
     for (t, s) in settings {
         let path = |field: &str| -> Vec<PathSeg> { vec!["targets".into(), t.as_str().into(), field.into()] };
         if !c.target_exists(Kind::ServiceAccount, name, &["targets".into(), t.as_str().into()], t) {
@@ -18,6 +27,8 @@ pub(super) fn check(c: &mut Checker, name: &Name, settings: &BTreeMap<Name, Serv
         let provider = c.state.settings.targets[t].provider();
         let caps = capabilities(provider);
         match &s.application_id {
+            // Taken from the account's app registration on its Graph target, at plan time.
+            None if caps.application_users && registered => {}
             None if caps.application_users => c.report(
                 Kind::ServiceAccount,
                 name,
@@ -26,7 +37,7 @@ pub(super) fn check(c: &mut Checker, name: &Name, settings: &BTreeMap<Name, Serv
                     "missing-application-id",
                     format!("target `{t}` (provider `{provider}`) knows service accounts by their Entra application, and no applicationId is given"),
                 )
-                .help("set applicationId to the client id (appId) of the account's app registration"),
+                .help("set applicationId to the client id (appId) of the account's app registration, or put the account on a Microsoft Graph target (one with `users: all`, or where one of its roles is bound) so keyward keeps its app registration there and takes the client id from it"),
             ),
             None => {}
             Some(_) if !caps.application_users => c.report(
