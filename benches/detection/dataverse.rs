@@ -1,9 +1,9 @@
 //! The Dataverse case, on the in-repo Dataverse fake: the enterprise example's `d365` target
 //! (as tests/d365/harness.rs retargets it) applied, beside `KEYWARD_BENCH_DETECTION_DV_USERS`
 //! (100,000 by default) users outside the configuration's scope, as benches/dataverse_feed.rs
-//! seeds them, with change tracking on the tables the feed needs. Each change gives System
-//! Administrator to a different person of the example in the admin center (audited, so the
-//! feed's read of the audit table sees it), watched with `--target d365`.
+//! seeds them, with change tracking on the tables the feed needs. Each change gives a role
+//! (System Administrator, or Sales Manager) a person of the example does not hold, in the admin
+//! center (audited, so the feed's read of the audit table sees it), watched with `--target d365`.
 
 use super::watch::{self, Case, Change, Summary};
 use crate::d365_harness as harness;
@@ -14,9 +14,17 @@ use keyward_fakes::entra::Entra;
 /// The tables a full read of the provider needs change tracking on (docs/servers.md).
 const TRACKED: [&str; 6] =
     ["systemusers", "businessunits", "roles", "teams", "fieldsecurityprofiles", "fieldpermissions"];
-/// People of the enterprise example who hold no System Administrator in Dynamics 365.
-const PEOPLE: [&str; 7] =
-    ["robert.king", "emma.brennan", "daniel.osei", "mei.tanaka", "tomas.novak", "sofia.lindqvist", "janet.leverling"];
+/// Roles given to people of the enterprise example in Dynamics 365 that they do not hold
+/// (`d365` has `users: with-roles`: its people are the sales team and the IT admins).
+const GRANTS: [(&str, &str); 7] = [
+    ("robert.king", "System Administrator"),
+    ("emma.brennan", "System Administrator"),
+    ("daniel.osei", "System Administrator"),
+    ("mei.tanaka", "System Administrator"),
+    ("sofia.lindqvist", "System Administrator"),
+    ("mei.tanaka", "Sales Manager"),
+    ("daniel.osei", "Sales Manager"),
+];
 
 pub fn run() -> Option<Summary> {
     let n: usize =
@@ -36,13 +44,13 @@ pub fn run() -> Option<Summary> {
     let (hook, _bodies) = support::webhook("/hooks/alerts");
 
     let dv = &dv;
-    let changes = PEOPLE
+    let changes = GRANTS
         .iter()
-        .map(|person| {
+        .map(|&(person, role)| {
             let who = format!("{person}@northwind.example");
             assert!(dv.user(&who).is_some(), "{who} is in the environment");
-            Change::new(format!("{person}: System Administrator"), &["drift: revoke d365.", person], move || {
-                dv.admin_assign_role(&who, "System Administrator");
+            Change::new(format!("{person}: {role}"), &["drift: revoke d365.", person], move || {
+                dv.admin_assign_role(&who, role);
             })
         })
         .collect();
