@@ -130,6 +130,7 @@ pub fn measure(mut case: Case<'_>) -> Summary {
         // changes fall at different points of the interval.
         let pause = Duration::from_millis(700 * k as u64 % 5000);
         std::thread::sleep(pause);
+        let before = sample(&http_get(&addr, "/metrics"), &series("keyward_detection_latency_seconds"));
         let changed = Instant::now();
         (change.make)();
         let deadline = changed + Duration::from_secs(120);
@@ -144,7 +145,17 @@ pub fn measure(mut case: Case<'_>) -> Summary {
             }
         }
         let alerted = changed.elapsed().as_secs_f64();
-        let m = http_get(&addr, "/metrics");
+        // `watch` prints the alert before it publishes its latency: wait (up to 2 s) for the
+        // figure to move from what it was before the change.
+        let published = Instant::now() + Duration::from_secs(2);
+        let m = loop {
+            let m = http_get(&addr, "/metrics");
+            let now = sample(&m, &series("keyward_detection_latency_seconds"));
+            if (now.is_some() && now != before) || Instant::now() > published {
+                break m;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let get = |name: &str| sample(&m, &series(name)).unwrap_or(f64::NAN);
         let row = Measured {
             label: change.label.clone(),
