@@ -162,6 +162,7 @@ fn main() {
             flavor: LdapFlavor::Openldap,
             user_key: "uid".into(),
             disable: LdapDisable::Attribute { name: "pwdAccountLockedTime".into(), value: "000001010000Z".into() },
+            access_log: None,
         }),
     };
     let admin_password = dir.path().join("admin.pw");

@@ -17,6 +17,9 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapResult, Mod, Scope, Searc
 const OP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pages one paged search reads at most (a million entries at 500 a page): a server that keeps
+/// answering a paging cookie cannot keep keyward reading forever.
+pub const MAX_PAGES: usize = 2000;
 
 /// A failed LDAP operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +30,9 @@ pub enum LdapFailure {
     /// The connection, TLS or the protocol failed.
     #[error("{op}: {message}")]
     Transport { op: String, message: String },
+    /// A paged search still answered a paging cookie after [`MAX_PAGES`] pages.
+    #[error("{op}: the server still answers a paging cookie after {pages} pages; keyward stops reading there")]
+    TooManyPages { op: String, pages: usize },
 }
 
 fn diagnostic(text: &str) -> String {
@@ -38,7 +44,7 @@ impl LdapFailure {
     pub fn rc(&self) -> Option<u32> {
         match self {
             LdapFailure::Result { rc, .. } => Some(*rc),
-            LdapFailure::Transport { .. } => None,
+            LdapFailure::Transport { .. } | LdapFailure::TooManyPages { .. } => None,
         }
     }
 }
@@ -223,7 +229,12 @@ impl Client {
         let op = format!("searching {base} for {filter}");
         let mut out = Vec::new();
         let mut cookie: Vec<u8> = Vec::new();
+        let mut pages = 0;
         loop {
+            if pages == MAX_PAGES {
+                return Err(LdapFailure::TooManyPages { op, pages });
+            }
+            pages += 1;
             let control = PagedResults { size: page_size, cookie: std::mem::take(&mut cookie) };
             let mut controls: Vec<RawControl> = vec![control.into()];
             controls.extend(extra.iter().cloned());
