@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::feed::{MAX_BY_ID, by_ids};
+use super::feed::{MAX_BY_ID, by_ids, csn_sid};
 use super::read::{ReadUser, UserIndex, account_fingerprint};
 use super::*;
 use crate::model::feed::LiveChange;
@@ -56,6 +56,8 @@ pub(super) struct Logged {
     pub(super) new_dn: Option<Dn>,
     /// The entry's `entryUUID` (`reqEntryUUID`), lower-cased.
     pub(super) uuid: Option<String>,
+    /// The CSN of the write (the log entry's `entryCSN`).
+    pub(super) csn: String,
 }
 
 /// Why a round cannot use the log.
@@ -92,8 +94,12 @@ pub(super) fn parse_log(
             container = true;
             continue;
         }
-        if let Some(csn) = first(&attrs, "entryCSN") {
-            csns.insert(csn.to_ascii_lowercase());
+        let csn = first(&attrs, "entryCSN").cloned().unwrap_or_default();
+        csns.insert(csn.to_ascii_lowercase());
+        // The writes at or below the cursor's CSN of their server id were seen before.
+        let sid = csn_sid(&csn).map(str::to_ascii_lowercase);
+        if sid.and_then(|sid| held.get(&sid)).is_some_and(|h| csn.as_str() <= h.as_str()) {
+            continue;
         }
         let op = match first(&attrs, "reqType").map(|t| t.to_ascii_lowercase()).as_deref() {
             Some("add") => LogOp::Add,
@@ -109,8 +115,9 @@ pub(super) fn parse_log(
             continue;
         }
         let uuid = first(&attrs, "reqEntryUUID").map(|u| u.to_ascii_lowercase());
-        out.push(Logged { op, dn, new_dn, uuid });
+        out.push(Logged { op, dn, new_dn, uuid, csn });
     }
+    out.sort_by(|a, b| a.csn.cmp(&b.csn));
     if !container {
         return Err(NoLog::Unreadable("the search returns no auditContainer entry".into()));
     }
@@ -287,7 +294,33 @@ impl LdapProvider {
             groups.extend(read.into_iter().filter(|e| again.contains(&Self::id_of(e))));
         }
 
-        let index = self.resolving_index(client, whole, &groups, last, &removed).await?;
+        // DNs that hold no user now: members held as DNs (no account) that no write touched
+        // since, and DNs whose last write deleted or renamed their entry away.
+        let ids: HashSet<&str> = last.accounts.iter().map(|a| a.id.as_str()).collect();
+        let mut absent: HashSet<String> = last
+            .bindings
+            .iter()
+            .flat_map(|b| b.members.iter())
+            .filter(|m| !ids.contains(m.as_str()))
+            .map(|m| dn::normalize(m))
+            .collect();
+        for l in log {
+            match l.op {
+                LogOp::Delete => {
+                    absent.insert(l.dn.key());
+                }
+                LogOp::Rename => {
+                    absent.insert(l.dn.key());
+                    if let Some(d) = &l.new_dn {
+                        absent.remove(&d.key());
+                    }
+                }
+                LogOp::Add | LogOp::Modify => {
+                    absent.remove(&l.dn.key());
+                }
+            }
+        }
+        let index = self.resolving_index(client, whole, &groups, last, &removed, &absent).await?;
         let held: HashMap<&str, &LiveAccount> = last.accounts.iter().map(|a| (a.id.as_str(), a)).collect();
         for u in &index.index.users[..index.whole] {
             let a = self.map_user(&index.index, u);
@@ -315,7 +348,9 @@ impl LdapProvider {
         groups: &[SearchEntry],
         last: &LiveTarget,
         removed: &HashSet<String>,
+        absent: &HashSet<String>,
     ) -> Result<Resolving, FeedError> {
+        let user_bases: Vec<Dn> = self.bases().0;
         let manager = field_attribute(self.conn.flavor, UserField::Manager);
         let mut wanted: BTreeMap<String, String> = BTreeMap::new();
         for u in &whole.users {
@@ -362,6 +397,8 @@ impl LdapProvider {
                     };
                     users.push(user);
                 }
+                // A DN outside the user bases, or known to hold no user, names no user.
+                None if absent.contains(&k) || !user_bases.iter().any(|b| parsed.is_within(b)) => {}
                 None => unresolved.push(raw),
             }
         }
@@ -454,7 +491,7 @@ mod tests {
                 ],
             ),
         ];
-        let got = parse_log(&log, &held(CSN_B), &bases()).unwrap();
+        let got = parse_log(&log, &held(CSN_A), &bases()).unwrap();
         let ops: Vec<(&LogOp, String, Option<String>, Option<&str>)> = got
             .iter()
             .map(|l| (&l.op, l.dn.to_string(), l.new_dn.as_ref().map(Dn::to_string), l.uuid.as_deref()))
@@ -462,12 +499,12 @@ mod tests {
         assert_eq!(
             ops,
             vec![
-                (&LogOp::Modify, "uid=a,ou=people,dc=x".into(), None, None),
-                (&LogOp::Rename, "uid=b,ou=people,dc=x".into(), Some("uid=c,ou=people,dc=x".into()), Some("ab-cd")),
                 (&LogOp::Delete, "uid=d,ou=people,dc=x".into(), None, Some("dd")),
                 (&LogOp::Rename, "uid=e,ou=else,dc=x".into(), Some("uid=e,ou=people,dc=x".into()), None),
+                (&LogOp::Rename, "uid=b,ou=people,dc=x".into(), Some("uid=c,ou=people,dc=x".into()), Some("ab-cd")),
             ],
-            "the delete outside the bases is ignored; a move into them is kept"
+            "in CSN order (none first); the write at the cursor's CSN was seen before; the delete outside the bases is \
+             ignored; a move into them is kept"
         );
     }
 

@@ -53,7 +53,7 @@ const MAX_ATTRIBUTED: usize = 100;
 
 /// The server id of a CSN (`YYYYmmddHHMMSS.ffffffZ#count#sid#mod`), or `None` when it is not
 /// one.
-fn csn_sid(csn: &str) -> Option<&str> {
+pub(super) fn csn_sid(csn: &str) -> Option<&str> {
     let parts: Vec<&str> = csn.split('#').collect();
     let [time, count, sid, modn] = parts[..] else { return None };
     let time_ok = time.len() >= 15
