@@ -186,8 +186,8 @@ fn scripted(d: &Directory) {
             &[],
             &format!(
                 "{}\n{}\ndn: {}\nobjectClass: groupOfNames\ncn: ops\nmember: {alice}\n\n",
-                person(&d, "alice", "title: Lead\n"),
-                person(&d, "bob", &format!("manager: {alice}\n")),
+                person(d, "alice", "title: Lead\n"),
+                person(d, "bob", &format!("manager: {alice}\n")),
                 d.group("ops")
             ),
         )
@@ -200,7 +200,7 @@ fn scripted(d: &Directory) {
         let (requests, changed) = d.catch_up(&mut held).await.unwrap();
         assert_eq!((requests, changed), (2, 0), "an idle round");
 
-        d.corner.ldap_tool("ldapadd", &[], &person(&d, "carol", "title: New\n")).expect_ok();
+        d.corner.ldap_tool("ldapadd", &[], &person(d, "carol", "title: New\n")).expect_ok();
         assert_eq!(d.step(&mut held, "a user created").await, 1);
         let carol = account_id(&held.live, "carol");
 
@@ -252,7 +252,7 @@ fn scripted(d: &Directory) {
         assert!(group(&held.live, "ops").members.iter().any(|m| m.eq_ignore_ascii_case(&bob)), "kept as a DN");
 
         // Created again at that DN: the foreign member resolves to the new account.
-        d.corner.ldap_tool("ldapadd", &[], &person(&d, "bob", "")).expect_ok();
+        d.corner.ldap_tool("ldapadd", &[], &person(d, "bob", "")).expect_ok();
         d.step(&mut held, "a user created where a group named its DN").await;
         let new_bob = account_id(&held.live, "bob");
         assert_ne!(new_bob, bob_id);

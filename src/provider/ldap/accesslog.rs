@@ -519,7 +519,7 @@ mod tests {
             Err(NoLog::Incomplete(m)) => assert!(m.contains(CSN_A), "{m}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_log(&[write.clone()], &held(CSN_B), &bases()), Err(NoLog::Unreadable(_))));
+        assert!(matches!(parse_log(std::slice::from_ref(&write), &held(CSN_B), &bases()), Err(NoLog::Unreadable(_))));
         assert!(parse_log(&[container(), write], &held(CSN_B), &bases()).is_ok());
     }
 
