@@ -20,6 +20,10 @@
 //!   that names a user created, removed or changed since (by id or by DN) is read again, so its
 //!   members resolve as a full read resolves them.
 //!
+//! With the target's `accessLog` set, a check reads deletions and renames from the accesslog
+//! database instead of listing the ids (see [`super::accesslog`]); without it, when keyward
+//! cannot read the log, or when the log no longer holds the cursor's write, it lists them.
+//!
 //! RFC 4533 syncrepl (refreshOnly with a cookie) would name removals without the listing, but
 //! the `ldap3` crate's Sync State and Sync Info parsers panic on a value they cannot decode: a
 //! hostile or broken server could stop keyward, so they are not used.
