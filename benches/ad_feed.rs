@@ -151,6 +151,7 @@ fn main() {
                 flavor: LdapFlavor::Ad,
                 user_key: "sAMAccountName".into(),
                 disable: LdapDisable::AccountControl,
+                access_log: None,
             }),
         },
     };

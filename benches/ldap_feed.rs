@@ -1,5 +1,7 @@
 //! The cost of one `watch` check of an OpenLDAP directory of 10,000 users, full read against
-//! the change feed, on the slapd of `cargo xtask slapd` (with the syncprov overlay): requests
+//! the change feed (listing the ids for removals, or reading the accesslog database the test
+//! slapd has, `KEYWARD_LDAP_LOG_BASE`), on the slapd of `cargo xtask slapd` (with the syncprov
+//! and accesslog overlays): requests
 //! and keyward's CPU time per idle check and per check with 10 changes (5 user updates, 1 user
 //! created, 3 memberships added, 1 removed), made as the root DN with `ldapmodify`.
 //!
@@ -55,6 +57,8 @@ fn as_root(b: &Bench, tool: &str, input: &str) {
 
 struct Bench {
     target: Target,
+    /// The same target with the accesslog configured.
+    logged: Target,
     admin_password: std::path::PathBuf,
     people: String,
     groups: String,
@@ -63,6 +67,9 @@ struct Bench {
 impl Bench {
     fn open(&self) -> LdapProvider {
         LdapProvider::open(&self.target, Path::new("/"), Access::Read).unwrap()
+    }
+    fn open_logged(&self) -> LdapProvider {
+        LdapProvider::open(&self.logged, Path::new("/"), Access::Read).unwrap()
     }
     fn user(&self, i: usize) -> String {
         format!("uid=user{i:05},{}", self.people)
@@ -88,9 +95,10 @@ fn full(rt: &tokio::runtime::Runtime, b: &Bench) -> (Check, LiveTarget) {
     (check, live)
 }
 
-fn incremental(rt: &tokio::runtime::Runtime, b: &Bench, live: &mut LiveTarget, cursor: &mut Cursor) -> Check {
+fn incremental(rt: &tokio::runtime::Runtime, b: &Bench, held: &mut (LiveTarget, Cursor), log: bool) -> Check {
+    let (live, cursor) = (&mut held.0, &mut held.1);
     let (cpu, wall) = (thread_cpu(), Instant::now());
-    let mut p = b.open();
+    let mut p = if log { b.open_logged() } else { b.open() };
     let changes = rt.block_on(p.read_changes(cursor, live)).unwrap();
     feed::apply(live, &changes.changes, |x| p.binding_fingerprint(x));
     *cursor = changes.cursor.clone();
@@ -162,13 +170,18 @@ fn main() {
             flavor: LdapFlavor::Openldap,
             user_key: "uid".into(),
             disable: LdapDisable::Attribute { name: "pwdAccountLockedTime".into(), value: "000001010000Z".into() },
+            access_log: None,
         }),
     };
     let admin_password = dir.path().join("admin.pw");
     std::fs::write(&admin_password, var("KEYWARD_LDAP_ADMIN_PASSWORD")).unwrap();
     // The OpenLDAP clients warn about a password file others can read.
     std::fs::set_permissions(&admin_password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let b = Bench { target, admin_password, people, groups };
+    let mut logged = target.clone();
+    if let Connection::Ldap(c) = &mut logged.connection {
+        c.access_log = Some(var("KEYWARD_LDAP_LOG_BASE"));
+    }
+    let b = Bench { target, logged, admin_password, people, groups };
 
     // Seed as the root DN: the OU, n users, groups of 50 members.
     let mut ldif = format!("dn: {ou}\nobjectClass: organizationalUnit\nou: bench-{}\n\n", std::process::id());
@@ -197,31 +210,38 @@ fn main() {
     println!("| check | runs | requests per run | CPU (median) | wall (median) | objects changed |");
     println!("|---|---:|---|---:|---:|---:|");
 
-    let (mut live, mut cursor) = {
+    let start = || {
         let mut p = b.open();
         let (live, cursor) = rt.block_on(p.read_with_cursor()).unwrap();
         (live, cursor.expect("slapd with syncprov has a feed"))
     };
-    assert_eq!(live.accounts.len(), n);
+    // Two watchers: one that lists the ids for removals, one that reads the accesslog.
+    let (mut listing, mut logging) = (start(), start());
+    assert_eq!(listing.0.accounts.len(), n);
 
     let fulls: Vec<Check> = (0..3).map(|_| full(&rt, &b).0).collect();
     row("full read, idle", &fulls);
-    let idle: Vec<Check> = (0..10).map(|_| incremental(&rt, &b, &mut live, &mut cursor)).collect();
+    let idle: Vec<Check> = (0..10).map(|_| incremental(&rt, &b, &mut listing, false)).collect();
     row("incremental, idle", &idle);
+    let idle: Vec<Check> = (0..10).map(|_| incremental(&rt, &b, &mut logging, true)).collect();
+    row("incremental with the accesslog, idle", &idle);
 
     let mut fulls = Vec::new();
-    let mut incs = Vec::new();
+    let (mut listed, mut logged) = (Vec::new(), Vec::new());
     for round in 0..5 {
         ten_changes(&b, n, round);
-        incs.push(incremental(&rt, &b, &mut live, &mut cursor));
+        listed.push(incremental(&rt, &b, &mut listing, false));
+        logged.push(incremental(&rt, &b, &mut logging, true));
         if round < 2 {
             let (check, truth) = full(&rt, &b);
-            assert_eq!(feed::normalized(&live), feed::normalized(&truth), "the feed's state equals a full read");
+            assert_eq!(feed::normalized(&listing.0), feed::normalized(&truth), "the feed's state equals a full read");
+            assert_eq!(feed::normalized(&logging.0), feed::normalized(&truth), "with the accesslog too");
             fulls.push(check);
         }
     }
     row("full read, after 10 changes", &fulls);
-    row("incremental, 10 changes", &incs);
+    row("incremental, 10 changes (ids listed)", &listed);
+    row("incremental with the accesslog, 10 changes", &logged);
 
     let _ = Command::new("ldapdelete")
         .args(["-x", "-r", "-H", &var("KEYWARD_LDAP_URL"), "-D", &var("KEYWARD_LDAP_ADMIN_DN"), "-y"])

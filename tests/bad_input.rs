@@ -361,9 +361,17 @@ fn state_settings() {
 fn ldap_settings() {
     let diags = case(
         "ldap-settings",
-        &["field-not-for-provider", "invalid-dn", "invalid-attribute", "invalid-disable", "invalid-disable"],
+        &[
+            "field-not-for-provider",
+            "invalid-dn",
+            "invalid-attribute",
+            "invalid-disable",
+            "invalid-disable",
+            "field-not-for-provider",
+        ],
     );
     assert!(diags[1].message.contains("ou=people,,dc=example,dc=com"), "{}", diags[1].message);
+    assert!(diags[5].message.contains("`accessLog` does not apply to flavor `ad`"), "{}", diags[5].message);
 }
 
 #[test]

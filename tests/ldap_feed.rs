@@ -110,6 +110,41 @@ fn directory<'a>(server: &'a Server, name: &str) -> Directory<'a> {
     Directory { corner, target }
 }
 
+/// The suffix of the test slapd's accesslog database.
+fn log_base() -> String {
+    std::env::var("KEYWARD_LDAP_LOG_BASE").expect("KEYWARD_LDAP_LOG_BASE: the accesslog database of the test slapd")
+}
+
+/// [`directory`], with the accesslog at `log` configured.
+fn logged<'a>(server: &'a Server, name: &str, log: &str) -> Directory<'a> {
+    let mut d = directory(server, name);
+    let keyward::model::config::Connection::Ldap(c) = &mut d.target.connection else { unreachable!() };
+    c.access_log = Some(log.to_string());
+    d
+}
+
+/// Deletes every write the accesslog holds, as its root DN (as `logpurge` would, past any
+/// cursor).
+fn purge_log(server: &Server) {
+    let root = format!("cn=admin,{}", log_base());
+    let password = std::env::var("KEYWARD_LDAP_ADMIN_PASSWORD").expect("KEYWARD_LDAP_ADMIN_PASSWORD");
+    let auth = ["-x", "-H", &server.url, "-D", &root, "-w", &password];
+    let out = Command::new("ldapsearch")
+        .args(auth)
+        .args(["-b", &log_base(), "-s", "one", "-LLL", "-o", "ldif-wrap=no", "(objectClass=*)", "1.1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dns: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("dn: "))
+        .map(str::to_string)
+        .collect();
+    assert!(!dns.is_empty(), "the log holds writes");
+    let status = Command::new("ldapdelete").args(auth).args(&dns).status().unwrap();
+    assert!(status.success());
+}
+
 fn person(d: &Directory, uid: &str, extra: &str) -> String {
     format!("dn: {}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n{extra}\n", d.user(uid))
 }
@@ -131,7 +166,19 @@ fn runtime() -> tokio::runtime::Runtime {
 fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
     let _turn = turn();
     let server = Server::from_env();
-    let d = directory(&server, "feed");
+    scripted(&directory(&server, "feed"));
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn with_the_accesslog_the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
+    let _turn = turn();
+    let server = Server::from_env();
+    scripted(&logged(&server, "feed-log", &log_base()));
+}
+
+/// The scripted sequence of changes, each followed by a round of the feed and a full read.
+fn scripted(d: &Directory) {
     let (alice, bob) = (d.user("alice"), d.user("bob"));
     d.corner
         .ldap_tool(
@@ -139,8 +186,8 @@ fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
             &[],
             &format!(
                 "{}\n{}\ndn: {}\nobjectClass: groupOfNames\ncn: ops\nmember: {alice}\n\n",
-                person(&d, "alice", "title: Lead\n"),
-                person(&d, "bob", &format!("manager: {alice}\n")),
+                person(d, "alice", "title: Lead\n"),
+                person(d, "bob", &format!("manager: {alice}\n")),
                 d.group("ops")
             ),
         )
@@ -153,7 +200,7 @@ fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
         let (requests, changed) = d.catch_up(&mut held).await.unwrap();
         assert_eq!((requests, changed), (2, 0), "an idle round");
 
-        d.corner.ldap_tool("ldapadd", &[], &person(&d, "carol", "title: New\n")).expect_ok();
+        d.corner.ldap_tool("ldapadd", &[], &person(d, "carol", "title: New\n")).expect_ok();
         assert_eq!(d.step(&mut held, "a user created").await, 1);
         let carol = account_id(&held.live, "carol");
 
@@ -205,7 +252,7 @@ fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
         assert!(group(&held.live, "ops").members.iter().any(|m| m.eq_ignore_ascii_case(&bob)), "kept as a DN");
 
         // Created again at that DN: the foreign member resolves to the new account.
-        d.corner.ldap_tool("ldapadd", &[], &person(&d, "bob", "")).expect_ok();
+        d.corner.ldap_tool("ldapadd", &[], &person(d, "bob", "")).expect_ok();
         d.step(&mut held, "a user created where a group named its DN").await;
         let new_bob = account_id(&held.live, "bob");
         assert_ne!(new_bob, bob_id);
@@ -222,6 +269,110 @@ fn the_state_built_from_the_feed_equals_a_full_read_after_each_change() {
 
         let (requests, changed) = d.catch_up(&mut held).await.unwrap();
         assert_eq!((requests, changed), (2, 0), "idle again");
+    });
+}
+
+/// Three people in a group, two of them managed by the first, and a second group.
+fn team(d: &Directory) {
+    let (ann, ben) = (d.user("ann"), d.user("ben"));
+    d.corner
+        .ldap_tool(
+            "ldapadd",
+            &[],
+            &format!(
+                "{}\n{}\n{}\ndn: {}\nobjectClass: groupOfNames\ncn: crew\nmember: {ann}\nmember: {ben}\nmember: {}\n\n\
+                 dn: {}\nobjectClass: groupOfNames\ncn: other\nmember: {ben}\n\n",
+                person(d, "ann", ""),
+                person(d, "ben", &format!("manager: {ann}\n")),
+                person(d, "cid", &format!("manager: {ann}\n")),
+                d.group("crew"),
+                d.user("cid"),
+                d.group("other"),
+            ),
+        )
+        .expect_ok();
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn the_accesslog_names_deletions_and_renames_in_four_operations() {
+    let _turn = turn();
+    let server = Server::from_env();
+    let d = logged(&server, "log-ops", &log_base());
+    team(&d);
+    runtime().block_on(async {
+        let mut held = d.start().await;
+        let ann = account_id(&held.live, "ann");
+        let cid = account_id(&held.live, "cid");
+
+        // A deletion: the bind, the contextCSN, the log and the changes. Listing the ids would
+        // take two more searches.
+        d.corner.ldap_tool("ldapdelete", &[&d.user("cid")], "").expect_ok();
+        let (requests, _) = d.catch_up(&mut held).await.unwrap();
+        assert_eq!(requests, 4, "a deletion through the accesslog");
+        assert!(held.live.accounts.iter().all(|a| a.id != cid), "the removal is seen");
+        assert!(group(&held.live, "crew").members.iter().any(|m| m.eq_ignore_ascii_case(&d.user("cid"))));
+        assert_eq!(feed::normalized(&held.live), feed::normalized(&d.full().await), "after the deletion");
+
+        // A rename: the managed user's manager and the group's member resolve anew.
+        d.corner.ldap_tool("ldapmodrdn", &["-r", &d.user("ann"), "uid=anna"], "").expect_ok();
+        let (requests, _) = d.catch_up(&mut held).await.unwrap();
+        assert_eq!(requests, 4, "a rename through the accesslog");
+        assert_eq!(account_id(&held.live, "anna"), ann, "the same account, renamed");
+        let ben = held.live.accounts.iter().find(|a| a.user_name == "ben").unwrap();
+        assert_eq!(ben.attrs.manager, None, "ben's manager DN names nobody now");
+        assert!(!group(&held.live, "crew").members.contains(&ann), "the group names the old DN, no account");
+        assert_eq!(feed::normalized(&held.live), feed::normalized(&d.full().await), "after the rename");
+
+        // A title update and a member added: no removal, still four.
+        d.modify(&format!("dn: {}\nchangetype: modify\nreplace: title\ntitle: Boss\n", d.user("anna")));
+        d.modify(&format!("dn: {}\nchangetype: modify\nadd: member\nmember: {}\n", d.group("other"), d.user("anna")));
+        let (requests, _) = d.catch_up(&mut held).await.unwrap();
+        assert_eq!(requests, 4, "an update and a membership through the accesslog");
+        assert!(group(&held.live, "other").members.contains(&ann));
+        assert_eq!(feed::normalized(&held.live), feed::normalized(&d.full().await), "after the update");
+    });
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn a_purged_accesslog_falls_back_to_listing_the_ids() {
+    let _turn = turn();
+    let server = Server::from_env();
+    let d = logged(&server, "log-purged", &log_base());
+    team(&d);
+    runtime().block_on(async {
+        let mut held = d.start().await;
+        let cid = account_id(&held.live, "cid");
+        d.corner.ldap_tool("ldapdelete", &[&d.user("cid")], "").expect_ok();
+        // The log no longer reaches back to the cursor: the deletion is not in it.
+        purge_log(&server);
+        d.modify(&format!("dn: {}\nchangetype: modify\nreplace: title\ntitle: Boss\n", d.user("ann")));
+        let (requests, _) = d.catch_up(&mut held).await.unwrap();
+        assert!(requests > 4, "the ids are listed: {requests} operations");
+        assert!(held.live.accounts.iter().all(|a| a.id != cid), "the removal is seen");
+        assert_eq!(feed::normalized(&held.live), feed::normalized(&d.full().await), "no false difference");
+        // The next round has the log again (the cursor's write is logged).
+        d.corner.ldap_tool("ldapdelete", &[&d.user("ben")], "").expect_ok();
+        let (requests, _) = d.catch_up(&mut held).await.unwrap();
+        assert_eq!(requests, 4, "through the accesslog again");
+        assert_eq!(feed::normalized(&held.live), feed::normalized(&d.full().await));
+    });
+}
+
+#[test]
+#[ignore = "needs slapd: cargo xtask test"]
+fn an_accesslog_keyward_cannot_read_falls_back_to_listing_the_ids() {
+    let _turn = turn();
+    let server = Server::from_env();
+    let d = logged(&server, "log-unreadable", "cn=nolog");
+    team(&d);
+    runtime().block_on(async {
+        let mut held = d.start().await;
+        d.corner.ldap_tool("ldapdelete", &[&d.user("cid")], "").expect_ok();
+        let (requests, _) = d.catch_up(&mut held).await.unwrap();
+        assert!(requests > 4, "the ids are listed: {requests} operations");
+        assert_eq!(feed::normalized(&held.live), feed::normalized(&d.full().await));
     });
 }
 

@@ -225,6 +225,11 @@ pub struct TargetFile {
     /// `{attribute: pwdAccountLockedTime, value: "000001010000Z"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable: Option<LdapDisableFile>,
+    /// ldap with flavor `openldap`: the suffix of the accesslog database (slapo-accesslog) that
+    /// logs the writes to the directory, such as `cn=accesslog`. With it, the change feed reads
+    /// deletions and renames from the log instead of listing every user and group id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<String>,
 }
 
 /// How an OpenLDAP target disables accounts: one of `moveTo` or `attribute` (with `value`).
@@ -652,6 +657,8 @@ pub struct LdapConnection {
     pub flavor: LdapFlavor,
     pub user_key: String,
     pub disable: LdapDisable,
+    /// OpenLDAP: the suffix of the accesslog database the change feed reads, if any.
+    pub access_log: Option<String>,
 }
 
 /// How a disabled account is marked on an LDAP target.

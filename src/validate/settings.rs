@@ -472,7 +472,7 @@ fn resolve_target(
         v
     };
     // Which optional fields each provider takes, beside provider, users and caFile.
-    let set: [(&str, bool); 20] = [
+    let set: [(&str, bool); 21] = [
         ("path", t.path.is_some()),
         ("url", t.url.is_some()),
         ("token", t.token.is_some()),
@@ -491,6 +491,7 @@ fn resolve_target(
         ("flavor", t.flavor.is_some()),
         ("userKey", t.user_key.is_some()),
         ("disable", t.disable.is_some()),
+        ("accessLog", t.access_log.is_some()),
         ("federatedDomains", t.federated_domains.is_some()),
         ("businessUnit", t.business_unit.is_some()),
     ];
@@ -502,7 +503,18 @@ fn resolve_target(
         ProviderKind::Dataverse => [entra, &["url", "businessUnit"]].concat(),
         ProviderKind::Fno => [entra, &["url"]].concat(),
         ProviderKind::Ldap => {
-            vec!["url", "startTls", "bindDn", "password", "usersBase", "groupsBase", "flavor", "userKey", "disable"]
+            vec![
+                "url",
+                "startTls",
+                "bindDn",
+                "password",
+                "usersBase",
+                "groupsBase",
+                "flavor",
+                "userKey",
+                "disable",
+                "accessLog",
+            ]
         }
     };
     let mut ok = true;
@@ -642,6 +654,18 @@ fn resolve_target(
                 b => dn_ok(sink, "bindDn", b),
             };
             let users_base = dn_ok(sink, "usersBase", users_base);
+            let access_log = match (flavor, t.access_log.clone()) {
+                (LdapFlavor::Ad, Some(_)) => {
+                    sink.at(
+                        doc,
+                        &path("accessLog"),
+                        Diagnostic::error("field-not-for-provider", "`accessLog` does not apply to flavor `ad`")
+                            .help("Active Directory's change feed reads uSNChanged and deleted objects instead"),
+                    );
+                    None
+                }
+                (_, a) => Some(dn_ok(sink, "accessLog", a)),
+            };
             let groups_base = dn_ok(sink, "groupsBase", groups_base);
             let user_key = t.user_key.clone().unwrap_or_else(|| default_key.to_string());
             let user_key = if is_attribute_name(&user_key) {
@@ -720,6 +744,7 @@ fn resolve_target(
                 flavor,
                 user_key: user_key?,
                 disable: disable?,
+                access_log: access_log?,
             })
         }
     };

@@ -219,6 +219,7 @@ impl<'a> Ou<'a> {
                 flavor: LdapFlavor::Ad,
                 user_key: user_key.into(),
                 disable: LdapDisable::AccountControl,
+                access_log: None,
             }),
         }
     }

@@ -171,6 +171,7 @@ impl<'a> Corner<'a> {
                 flavor: LdapFlavor::Openldap,
                 user_key: "uid".into(),
                 disable,
+                access_log: None,
             }),
         }
     }

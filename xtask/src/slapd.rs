@@ -26,6 +26,10 @@ pub const BASE: &str = "dc=keyward,dc=test";
 pub const SIZE_LIMIT: usize = 1000;
 /// A second database without the syncprov overlay: a server that offers no change feed.
 pub const PLAIN_BASE: &str = "dc=plain,dc=test";
+/// The accesslog database (slapo-accesslog(5)) that logs the writes to [`BASE`]: readable by
+/// the service account, writable by its own root DN `cn=admin,cn=accesslog` (whose password is
+/// the root DN's), which the tests use to purge it.
+pub const LOG_BASE: &str = "cn=accesslog";
 
 /// Where Debian keeps the schemas and the loadable modules.
 const SCHEMA_DIR: &str = "/etc/ldap/schema";
@@ -57,6 +61,7 @@ impl Slapd {
             ("KEYWARD_LDAP_BIND_PASSWORD".into(), self.bind_password.clone()),
             ("KEYWARD_LDAP_SIZE_LIMIT".into(), SIZE_LIMIT.to_string()),
             ("KEYWARD_LDAP_PLAIN_BASE".into(), PLAIN_BASE.into()),
+            ("KEYWARD_LDAP_LOG_BASE".into(), LOG_BASE.into()),
         ];
         if let Some((url, ca)) = &self.tls {
             v.push(("KEYWARD_LDAP_LDAPS_URL".into(), url.clone()));
@@ -76,7 +81,7 @@ impl Slapd {
         remove_stale_runs(root);
         let dir = root.join(format!("run-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for db in ["db", "db-plain"] {
+        for db in ["db", "db-plain", "db-log"] {
             std::fs::create_dir_all(dir.join(db)).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         let admin_dn = format!("cn=admin,{BASE}");
@@ -98,7 +103,7 @@ impl Slapd {
         // Load the seed offline, then serve.
         let slapadd = slapd.with_file_name("slapadd");
         let slapadd = if slapadd.is_file() { slapadd } else { PathBuf::from("/usr/sbin/slapadd") };
-        run(Command::new(&slapadd).arg("-f").arg(&conf).arg("-l").arg(dir.join("seed.ldif")))?;
+        run(Command::new(&slapadd).arg("-f").arg(&conf).args(["-b", BASE, "-l"]).arg(dir.join("seed.ldif")))?;
         write_private(
             &dir.join("plain.ldif"),
             &format!("dn: {PLAIN_BASE}\nobjectClass: dcObject\nobjectClass: organization\ndc: plain\no: no feed\n"),
@@ -185,8 +190,9 @@ pub(crate) fn remove_stale_runs(root: &Path) {
     }
 }
 
-/// slapd.conf: schemas, modules, one mdb database with the ppolicy overlay, the root DN, and
-/// access for the service account.
+/// slapd.conf: schemas, modules, the accesslog database, one mdb database with the ppolicy,
+/// syncprov and accesslog overlays, the root DN, and access for the service account; a second
+/// database without overlays.
 fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str, tls: bool) -> String {
     let d = dir.display();
     let tls = if tls {
@@ -205,9 +211,20 @@ fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str, tls: 
          moduleload back_mdb\n\
          moduleload ppolicy\n\
          moduleload syncprov\n\
+         moduleload accesslog\n\
          pidfile {d}/slapd.pid\n\
          argsfile {d}/slapd.args\n\
          {tls}\n\
+         database mdb\n\
+         suffix \"{LOG_BASE}\"\n\
+         rootdn \"cn=admin,{LOG_BASE}\"\n\
+         rootpw {admin_password}\n\
+         directory {d}/db-log\n\
+         maxsize 104857600\n\
+         dbnosync\n\
+         index entryCSN,objectClass,reqEnd,reqResult,reqStart eq\n\
+         access to * by dn.exact=\"{bind_dn}\" read by * none\n\
+         \n\
          database mdb\n\
          suffix \"{BASE}\"\n\
          rootdn \"{admin_dn}\"\n\
@@ -222,6 +239,11 @@ fn config(dir: &Path, admin_dn: &str, admin_password: &str, bind_dn: &str, tls: 
          limits dn.exact=\"{bind_dn}\" size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.prtotal=unlimited\n\
          overlay ppolicy\n\
          overlay syncprov\n\
+         overlay accesslog\n\
+         logdb \"{LOG_BASE}\"\n\
+         logops writes\n\
+         logsuccess TRUE\n\
+         logpurge 07+00:00 01+00:00\n\
          access to attrs=userPassword by self write by anonymous auth by * none\n\
          access to * by dn.exact=\"{bind_dn}\" write by * none\n\
          \n\
@@ -344,6 +366,10 @@ mod tests {
         assert!(c.contains("size.prtotal=unlimited"));
         assert!(c.contains("overlay ppolicy"));
         assert!(c.contains("directory /tmp/x/db"));
+        assert!(c.contains(&format!("logdb \"{LOG_BASE}\"")));
+        let log_db = c.find(&format!("suffix \"{LOG_BASE}\"")).unwrap();
+        assert!(log_db < c.find(&format!("suffix \"{BASE}\"")).unwrap(), "the log database comes first");
+        assert!(c.contains("access to * by dn.exact=\"cn=svc,dc=a\" read"));
         let p = random_password().unwrap();
         assert_eq!(p.len(), 32);
         assert_ne!(p, random_password().unwrap());

@@ -481,6 +481,7 @@ mod tests {
             flavor,
             user_key: if flavor == LdapFlavor::Ad { "sAMAccountName".into() } else { "uid".into() },
             disable,
+            access_log: None,
         }
     }
 

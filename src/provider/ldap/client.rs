@@ -17,6 +17,9 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapResult, Mod, Scope, Searc
 const OP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pages one paged search reads at most (a million entries at 500 a page): a server that keeps
+/// answering a paging cookie cannot keep keyward reading forever.
+pub const MAX_PAGES: usize = 2000;
 
 /// A failed LDAP operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +30,9 @@ pub enum LdapFailure {
     /// The connection, TLS or the protocol failed.
     #[error("{op}: {message}")]
     Transport { op: String, message: String },
+    /// A paged search still answered a paging cookie after [`MAX_PAGES`] pages.
+    #[error("{op}: the server still answers a paging cookie after {pages} pages; keyward stops reading there")]
+    TooManyPages { op: String, pages: usize },
 }
 
 fn diagnostic(text: &str) -> String {
@@ -38,7 +44,7 @@ impl LdapFailure {
     pub fn rc(&self) -> Option<u32> {
         match self {
             LdapFailure::Result { rc, .. } => Some(*rc),
-            LdapFailure::Transport { .. } => None,
+            LdapFailure::Transport { .. } | LdapFailure::TooManyPages { .. } => None,
         }
     }
 }
@@ -223,7 +229,12 @@ impl Client {
         let op = format!("searching {base} for {filter}");
         let mut out = Vec::new();
         let mut cookie: Vec<u8> = Vec::new();
+        let mut pages = 0;
         loop {
+            if pages == MAX_PAGES {
+                return Err(LdapFailure::TooManyPages { op, pages });
+            }
+            pages += 1;
             let control = PagedResults { size: page_size, cookie: std::mem::take(&mut cookie) };
             let mut controls: Vec<RawControl> = vec![control.into()];
             controls.extend(extra.iter().cloned());
@@ -428,6 +439,89 @@ mod tests {
         let f = LdapFailure::Result { op: "adding cn=y".into(), rc: 68, text: String::new() };
         assert_eq!(f.to_string(), "adding cn=y: LDAP result 68 (entryAlreadyExists)");
         assert_eq!(f.rc(), Some(68));
+    }
+
+    /// A BER TLV.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = content.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let bytes: Vec<u8> = n.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// A BER INTEGER's contents (two's complement, minimal).
+    fn int(v: u32) -> Vec<u8> {
+        let mut b: Vec<u8> = v.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        if b.first().is_none_or(|f| f & 0x80 != 0) {
+            b.insert(0, 0);
+        }
+        b
+    }
+
+    /// Reads one LDAP message: its id and its operation's tag.
+    async fn read_message(s: &mut tokio::net::TcpStream) -> Option<(u32, u8)> {
+        use tokio::io::AsyncReadExt;
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).await.ok()?;
+        let len = if head[1] & 0x80 == 0 {
+            head[1] as usize
+        } else {
+            let mut l = vec![0u8; (head[1] & 0x7f) as usize];
+            s.read_exact(&mut l).await.ok()?;
+            l.iter().fold(0usize, |a, b| (a << 8) | *b as usize)
+        };
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.ok()?;
+        let id_len = body[1] as usize;
+        let id = body[2..2 + id_len].iter().fold(0u32, |a, b| (a << 8) | *b as u32);
+        Some((id, body[2 + id_len]))
+    }
+
+    /// A server that binds anyone and answers every search with no entry and a paging cookie.
+    async fn endless_pager(listener: tokio::net::TcpListener) {
+        use tokio::io::AsyncWriteExt;
+        let (mut s, _) = listener.accept().await.unwrap();
+        let result = [tlv(0x0a, &[0]), tlv(0x04, &[]), tlv(0x04, &[])].concat();
+        while let Some((id, op)) = read_message(&mut s).await {
+            let reply = match op {
+                0x60 => tlv(0x30, &[tlv(0x02, &int(id)), tlv(0x61, &result)].concat()),
+                0x63 => {
+                    let value = tlv(0x30, &[tlv(0x02, &[0]), tlv(0x04, b"again")].concat());
+                    let control = tlv(0x30, &[tlv(0x04, b"1.2.840.113556.1.4.319"), tlv(0x04, &value)].concat());
+                    tlv(0x30, &[tlv(0x02, &int(id)), tlv(0x65, &result), tlv(0xa0, &control)].concat())
+                }
+                _ => break,
+            };
+            if s.write_all(&reply).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_that_pages_without_end_is_stopped() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("ldap://{}", listener.local_addr().unwrap());
+            tokio::spawn(endless_pager(listener));
+            let o = ConnectOptions { url: &url, start_tls: false, ca_file: None, bind_dn: "cn=k", password: "p" };
+            let client = Client::connect(&o).await.unwrap();
+            let e = client.search_paged("dc=x", "(objectClass=*)", &["cn"], 500, false).await.unwrap_err();
+            assert_eq!(
+                e,
+                LdapFailure::TooManyPages { op: "searching dc=x for (objectClass=*)".into(), pages: MAX_PAGES }
+            );
+            assert!(e.to_string().contains("after 2000 pages"), "{e}");
+            assert_eq!(client.operations(), 1 + MAX_PAGES, "the bind and the pages, no more");
+        });
     }
 
     #[test]

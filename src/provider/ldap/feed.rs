@@ -20,6 +20,10 @@
 //!   that names a user created, removed or changed since (by id or by DN) is read again, so its
 //!   members resolve as a full read resolves them.
 //!
+//! With the target's `accessLog` set, a check reads deletions and renames from the accesslog
+//! database instead of listing the ids (see [`super::accesslog`]); without it, when keyward
+//! cannot read the log, or when the log no longer holds the cursor's write, it lists them.
+//!
 //! RFC 4533 syncrepl (refreshOnly with a cookie) would name removals without the listing, but
 //! the `ldap3` crate's Sync State and Sync Info parsers panic on a value they cannot decode: a
 //! hostile or broken server could stop keyward, so they are not used.
@@ -47,13 +51,13 @@ const SUFFIX: &str = "suffix";
 /// The cursor's key for the `contextCSN` values, space-separated.
 const CSN: &str = "contextCSN";
 /// Objects read again by id in one filter at most; more are read again all at once.
-const MAX_BY_ID: usize = 100;
+pub(super) const MAX_BY_ID: usize = 100;
 /// Changes whose author is looked up per call at most.
 const MAX_ATTRIBUTED: usize = 100;
 
 /// The server id of a CSN (`YYYYmmddHHMMSS.ffffffZ#count#sid#mod`), or `None` when it is not
 /// one.
-fn csn_sid(csn: &str) -> Option<&str> {
+pub(super) fn csn_sid(csn: &str) -> Option<&str> {
     let parts: Vec<&str> = csn.split('#').collect();
     let [time, count, sid, modn] = parts[..] else { return None };
     let time_ok = time.len() >= 15
@@ -76,7 +80,7 @@ fn csns<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<BTreeMap<String
 }
 
 /// Says `message` once per target and URL for the life of the process.
-fn say_once(target: &str, url: &str, message: &str) {
+pub(super) fn say_once(target: &str, url: &str, message: &str) {
     static SAID: OnceLock<Mutex<BTreeSet<String>>> = OnceLock::new();
     let key = format!("{target} {url} {message}");
     let first = SAID.get_or_init(Mutex::default).lock().map(|mut s| s.insert(key)).unwrap_or(false);
@@ -86,7 +90,7 @@ fn say_once(target: &str, url: &str, message: &str) {
 }
 
 /// `(|(entryUUID=a)(entryUUID=b)…)` for `ids`.
-fn by_ids<'a>(ids: impl IntoIterator<Item = &'a String>) -> String {
+pub(super) fn by_ids<'a>(ids: impl IntoIterator<Item = &'a String>) -> String {
     let parts: String = ids.into_iter().map(|id| format!("(entryUUID={})", dn::filter_value(id))).collect();
     format!("(|{parts})")
 }
@@ -123,7 +127,7 @@ impl LdapProvider {
     }
 
     /// An entry's id, as a full read gives it.
-    fn id_of(e: &SearchEntry) -> String {
+    pub(super) fn id_of(e: &SearchEntry) -> String {
         entry_id(e, &client::attrs_by_lower_name(e), &dn::normalize(&e.dn))
     }
 
@@ -206,6 +210,28 @@ impl LdapProvider {
             return Ok(Changes { changes: Vec::new(), cursor: next });
         }
         let since = held.values().min().cloned().unwrap_or_default();
+        if let Some(log_base) = self.conn.access_log.clone() {
+            match self.read_log(&client, &log_base, &held, &since).await? {
+                Ok(log) => {
+                    if let Some(changes) = self.changes_logged(&client, suffix, &since, &log, last).await? {
+                        tracing::debug!(target_name = %self.target, changes = changes.len(), logged = log.len(),
+                            requests = client.operations(), "read OpenLDAP changes with the accesslog");
+                        return Ok(Changes { changes, cursor: next });
+                    }
+                    tracing::info!(target_name = %self.target, logged = log.len(),
+                        "the accesslog names too many entries for one search; this check lists every id");
+                }
+                Err(accesslog::NoLog::Unreadable(why)) => say_once(
+                    &self.target,
+                    &self.conn.url,
+                    &format!(
+                        "the accesslog {log_base} cannot be read ({why}); each change feed check lists every user and group id to find removals"
+                    ),
+                ),
+                Err(accesslog::NoLog::Incomplete(why)) => tracing::warn!(target_name = %self.target,
+                    "the accesslog {log_base} {why}; this check lists every user and group id to find removals"),
+            }
+        }
         let changes = self.changes_above(&client, &since, last).await?;
         tracing::debug!(target_name = %self.target, changes = changes.len(), requests = client.operations(),
             "read OpenLDAP changes");
@@ -325,6 +351,14 @@ impl LdapProvider {
         }
         let groups: Vec<SearchEntry> = to_map.into_values().collect();
         let (bindings, _) = self.map_groups(client, &index, &groups).await?;
+        out.extend(self.binding_changes(bindings, last));
+        Ok(out)
+    }
+
+    /// The changes of the groups `bindings` read this round against `last`; their fingerprints
+    /// are kept for [`Provider::binding_fingerprint`].
+    pub(super) fn binding_changes(&mut self, bindings: Vec<LiveBinding>, last: &LiveTarget) -> Vec<LiveChange> {
+        let mut out = Vec::new();
         let before: HashMap<&str, &LiveBinding> = last.bindings.iter().map(|b| (b.id.as_str(), b)).collect();
         for b in bindings {
             let mut sorted = b.members.clone();
@@ -344,7 +378,7 @@ impl LdapProvider {
                 out.push(LiveChange::MemberRemoved { binding: b.id.clone(), member: m.clone() });
             }
         }
-        Ok(out)
+        out
     }
 
     /// A user that did not change since the cursor, as a full read would map it now: as held,

@@ -45,6 +45,7 @@ pub mod client;
 /// The DN and filter escaping, kept in the model (validation checks DNs too).
 pub use crate::model::dn;
 
+mod accesslog;
 mod apply;
 mod attribution;
 mod feed;
