@@ -4,6 +4,7 @@
 //! names); the resulting [`Plan`] is a plain value that serializes to the documented, stable
 //! JSON format (docs/plan-format.md).
 
+mod address;
 pub mod derived;
 pub mod guards;
 mod notices;
