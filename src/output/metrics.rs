@@ -216,7 +216,7 @@ fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
     head(
         out,
         "keyward_feed_restarts",
-        "Change-feed cursors each target refused since watching began, each followed by a full read.",
+        "Change-feed cursors each target refused since watch started (drift: in this run), each followed by a full read.",
     );
     for (t, r) in reads {
         let _ = writeln!(out, "keyward_feed_restarts{{target=\"{}\"}} {}", escape(t), r.feed_restarts);
@@ -224,7 +224,7 @@ fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
     head(
         out,
         "keyward_feed_unfollowed",
-        "Changes each target's change feed could not follow since watching began, each followed by a full read (no cursor refused).",
+        "Changes each target's change feed could not follow since watch started (drift: in this run), each followed by a full read (no cursor refused).",
     );
     for (t, r) in reads {
         let _ = writeln!(out, "keyward_feed_unfollowed{{target=\"{}\"}} {}", escape(t), r.feed_unfollowed);
@@ -232,7 +232,7 @@ fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
     head(
         out,
         "keyward_feed_mismatches",
-        "Full reads at a resync that differed from the state built from the change feed, since watching began.",
+        "Full reads at a resync that differed from the state built from the change feed, since watch started (drift: in this run).",
     );
     for (t, r) in reads {
         let _ = writeln!(out, "keyward_feed_mismatches{{target=\"{}\"}} {}", escape(t), r.feed_mismatches);
