@@ -26,14 +26,36 @@
 //!
 //! What the USN of an object does not show, found on Samba AD and in [MS-ADTS] (linked
 //! attributes are stored on the forward link's object, but resolved when read): adding or
-//! removing a member bumps the group's `uSNChanged`; deleting or renaming a member does not
-//! (the group's `member` loses or renames the value without a new USN), nor does renaming a
-//! manager change its reports. So the round also reads, by `objectGUID` (one more search, only
-//! when there is something to read), every group the held state says contains an account
-//! changed or removed in the round, every group a user changed in the round is a member of
-//! (`memberOf`: a user moved into scope turns from a foreign member, kept as its DN, into an
-//! account), and every account whose manager was renamed or removed: each is then mapped
-//! whole, as a full read would see it.
+//! removing a member bumps the group's `uSNChanged`; deleting, renaming or moving a member
+//! does not (the group's `member` loses or renames the value without a new USN), nor does
+//! renaming a manager, or moving it into scope, change its reports. So the round also reads,
+//! by `objectGUID` (one more search, only when there is something to read), what would now
+//! map otherwise:
+//! - the groups the held state says contain an account gone, or an account whose DN is not
+//!   the one held. An account's fingerprint covers its DN ([`account_fingerprint`]): the held
+//!   fingerprint, computed again from the held account with the DN read now, is the same
+//!   only when the DN is. A title update leaves it, so the groups of an updated user are not
+//!   read again: their members' DNs, and so their fingerprints, did not change;
+//! - for an account new to the held state or whose DN changed, the held groups in its
+//!   `memberOf` (a user moved into scope turns from a foreign member, kept as its DN, into an
+//!   account) and the held accounts in its `directReports` (a manager moved into scope turns
+//!   from no manager into one). A user created since the cursor is in no group whose USN did
+//!   not move, so these are already read;
+//! - for a user outside the users' bases (a foreign member), the held groups in its
+//!   `memberOf` that do not hold its DN now (it was renamed or moved);
+//! - the accounts whose manager's userName changed or whose manager is gone.
+//!
+//! A round with changes so costs the bind, the rootDSE, the `invocationId` and the search of
+//! the changes (4 operations), plus the search of what a rename, move or deletion affects (5).
+//! The `invocationId` cannot be spared on a round whose USN moved: a DC restored from a backup
+//! takes a new one and numbers its changes again from the backup's USN, so once it is past the
+//! cursor again only the `invocationId` shows that changes were numbered below the cursor
+//! since. It is on the NTDS Settings object, in the configuration naming context, which
+//! neither the rootDSE nor a search of the domain's naming context returns.
+//!
+//! Each search is bounded ([`ReadLimits`], through [`Client::search_paged_bounded`]) as is
+//! each ranged read of a large group's members: a DC paging without end stops the round with
+//! an error naming the bound.
 //!
 //! The next cursor is the `highestCommittedUSN` read at the start of the round: a change
 //! committed while the round runs is read in this round, the next, or both, and reading it
