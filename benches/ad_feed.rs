@@ -1,7 +1,8 @@
 //! The cost of one `watch` check of an Active Directory domain of 10,000 entries, full read
 //! against the `uSNChanged` feed, on the Samba AD DC of `cargo xtask samba`: LDAP operations
 //! and keyward's CPU time per idle check and per check with 10 changes (5 user updates, 1 user
-//! created, 3 memberships added, 1 removed), made with `ldapmodify` as the domain's
+//! created, 3 memberships added, 1 removed; then 4 user updates, 1 user renamed, 1 deleted, 1
+//! created, 2 memberships added, 1 removed), made with `ldapmodify` as the domain's
 //! Administrator.
 //!
 //! A check is what `watch` does for the target: open the provider and connect (the bind is
@@ -237,5 +238,50 @@ fn main() {
     }
     row("full read, after 10 changes", &fulls);
     row("incremental, 10 changes", &incs);
+
+    // Ten changes of which one renames and one deletes a user that groups hold: the groups
+    // that hold them are read again (their USN does not show it).
+    let mut renames = Vec::new();
+    for round in 0..3 {
+        let mut ldif = String::new();
+        for k in 0..4 {
+            let u = (round * 7 + k * 13 + 3000) % users_n;
+            ldif.push_str(&format!(
+                "dn: {}\nchangetype: modify\nreplace: title\ntitle: title r{round}\n\n",
+                user_dn(u)
+            ));
+        }
+        let (renamed, deleted) = ((users_n / 5 + round * 2) % users_n, (users_n / 5 + round * 2 + 1) % users_n);
+        ldif.push_str(&format!(
+            "dn: {}\nchangetype: modrdn\nnewrdn: CN={}-renamed\ndeleteoldrdn: 1\n\n",
+            user_dn(renamed),
+            user(renamed)
+        ));
+        ldif.push_str(&format!("dn: {}\nchangetype: delete\n\n", user_dn(deleted)));
+        ldif.push_str(&format!(
+            "dn: CN=b{tag}-hire-r{round},{people}\nchangetype: add\nobjectClass: user\nsAMAccountName: b{tag}-hire-r{round}\nuserAccountControl: 512\n\n"
+        ));
+        for k in 0..2 {
+            let member = user_dn(users_n - 100 - (round * 2 + k));
+            ldif.push_str(&format!(
+                "dn: {}\nchangetype: modify\nadd: member\nmember: {member}\n\n",
+                group_dn((10 + k) % groups_n)
+            ));
+        }
+        ldif.push_str(&format!(
+            "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n\n",
+            group_dn(12 % groups_n),
+            user_dn(((12 % groups_n) * 50 + round) % users_n)
+        ));
+        d.tool("ldapmodify", &ldif);
+        renames.push(incremental(&rt, &d, dir.path(), &mut live, &mut cursor));
+        let (_, truth) = full(&rt, &d, dir.path());
+        assert!(
+            feed::kept(&live) == feed::kept(&truth),
+            "the feed's state equals a full read after a rename and a deletion: {:?}",
+            feed::differences(&live, &truth)
+        );
+    }
+    row("incremental, 10 changes with a rename and a deletion", &renames);
     // The OU stays: the domain is thrown away with the DC `cargo xtask samba` started.
 }

@@ -13,6 +13,9 @@ use std::time::Duration;
 use ldap3::controls::{Control, ControlType, PagedResults, RawControl};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapResult, Mod, Scope, SearchEntry};
 
+mod bounded;
+pub use bounded::BoundedFailure;
+
 /// The longest one operation may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest connecting may take.

@@ -26,14 +26,36 @@
 //!
 //! What the USN of an object does not show, found on Samba AD and in [MS-ADTS] (linked
 //! attributes are stored on the forward link's object, but resolved when read): adding or
-//! removing a member bumps the group's `uSNChanged`; deleting or renaming a member does not
-//! (the group's `member` loses or renames the value without a new USN), nor does renaming a
-//! manager change its reports. So the round also reads, by `objectGUID` (one more search, only
-//! when there is something to read), every group the held state says contains an account
-//! changed or removed in the round, every group a user changed in the round is a member of
-//! (`memberOf`: a user moved into scope turns from a foreign member, kept as its DN, into an
-//! account), and every account whose manager was renamed or removed: each is then mapped
-//! whole, as a full read would see it.
+//! removing a member bumps the group's `uSNChanged`; deleting, renaming or moving a member
+//! does not (the group's `member` loses or renames the value without a new USN), nor does
+//! renaming a manager, or moving it into scope, change its reports. So the round also reads,
+//! by `objectGUID` (one more search, only when there is something to read), what would now
+//! map otherwise:
+//! - the groups the held state says contain an account gone, or an account whose DN is not
+//!   the one held. An account's fingerprint covers its DN ([`account_fingerprint`]): the held
+//!   fingerprint, computed again from the held account with the DN read now, is the same
+//!   only when the DN is. A title update leaves it, so the groups of an updated user are not
+//!   read again: their members' DNs, and so their fingerprints, did not change;
+//! - for an account new to the held state or whose DN changed, the held groups in its
+//!   `memberOf` (a user moved into scope turns from a foreign member, kept as its DN, into an
+//!   account) and the held accounts in its `directReports` (a manager moved into scope turns
+//!   from no manager into one). A user created since the cursor is in no group whose USN did
+//!   not move, so these are already read;
+//! - for a user outside the users' bases (a foreign member), the held groups in its
+//!   `memberOf` that do not hold its DN now (it was renamed or moved);
+//! - the accounts whose manager's userName changed or whose manager is gone.
+//!
+//! A round with changes so costs the bind, the rootDSE, the `invocationId` and the search of
+//! the changes (4 operations), plus the search of what a rename, move or deletion affects (5).
+//! The `invocationId` cannot be spared on a round whose USN moved: a DC restored from a backup
+//! takes a new one and numbers its changes again from the backup's USN, so once it is past the
+//! cursor again only the `invocationId` shows that changes were numbered below the cursor
+//! since. It is on the NTDS Settings object, in the configuration naming context, which
+//! neither the rootDSE nor a search of the domain's naming context returns.
+//!
+//! Each search is bounded ([`ReadLimits`], through [`Client::search_paged_bounded`]) as is
+//! each ranged read of a large group's members: a DC paging without end stops the round with
+//! an error naming the bound.
 //!
 //! The next cursor is the `highestCommittedUSN` read at the start of the round: a change
 //! committed while the round runs is read in this round, the next, or both, and reading it
@@ -43,10 +65,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ldap3::controls::RawControl;
 
-use super::read::{UserRead, group_of};
+use super::client::BoundedFailure;
+use super::read::{UserRead, account_fingerprint, group_of};
 use super::*;
 use crate::model::feed::{Changes, Cursor, LiveChange};
 use crate::provider::FeedError;
+use crate::provider::bounds::ReadLimits;
 
 /// The Show Deleted control ([MS-ADTS] 3.1.1.3.4.1.14, LDAP_SERVER_SHOW_DELETED_OID).
 pub const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";
@@ -123,21 +147,52 @@ fn has_class(attrs: &HashMap<String, Vec<String>>, class: &str) -> bool {
 /// A group in scope: DN, id, name, and the members as (GUID, DN).
 type GroupFound = (String, String, String, Vec<(Option<String>, String)>);
 
+/// A user in scope a search returned.
+struct FoundUser {
+    read: UserRead,
+    /// The GUID of its manager, if any.
+    manager: Option<String>,
+    /// The GUIDs of the groups it is a member of now (`memberOf`).
+    member_of: Vec<String>,
+    /// The GUIDs of the users it manages now (`directReports`).
+    reports: Vec<String>,
+}
+
+/// A user outside the users' bases (not deleted) a search returned: a group may hold it as
+/// a foreign member, kept as its DN.
+struct Outside {
+    dn_key: String,
+    member_of: Vec<String>,
+}
+
 /// What one search returned, sorted as the round maps it.
 #[derive(Default)]
 struct Found {
-    /// Users in scope, with the GUID of their manager, if any.
-    users: Vec<(UserRead, Option<String>)>,
+    users: Vec<FoundUser>,
     groups: Vec<GroupFound>,
     /// Ids of objects deleted or out of scope.
     gone: Vec<String>,
-    /// The GUIDs of the groups the users found are members of now (`memberOf`).
-    member_of: Vec<String>,
+    outside: Vec<Outside>,
+}
+
+/// The GUIDs the Extended DN control gives for the values of `attr`.
+fn guids_of(attrs: &HashMap<String, Vec<String>>, attr: &str) -> Vec<String> {
+    attrs.get(attr).into_iter().flatten().filter_map(|v| split_extended(v).0).collect()
 }
 
 impl LdapProvider {
     fn feed_failure(&self, what: &str, e: &LdapFailure) -> FeedError {
         FeedError::Read(self.remote(what, e))
+    }
+
+    fn feed_bounded(&self, what: &str, e: &BoundedFailure) -> FeedError {
+        match e {
+            BoundedFailure::Ldap(e) => self.feed_failure(what, e),
+            _ => FeedError::Read(ProviderError::Remote {
+                target: self.target.clone(),
+                message: format!("cannot {what}: {e}"),
+            }),
+        }
     }
 
     fn restart(&self, message: impl Into<String>) -> FeedError {
@@ -246,10 +301,11 @@ impl LdapProvider {
         );
         let attrs = self.feed_attributes();
         let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
+        let limits = ReadLimits::default();
         let entries = client
-            .search_paged_with(&dc.naming_context, &filter, &attrs, self.page_size, false, &controls())
+            .search_paged_bounded(&dc.naming_context, &filter, &attrs, self.page_size, limits, &controls())
             .await
-            .map_err(|e| self.feed_failure("read the changes", &e))?;
+            .map_err(|e| self.feed_bounded("read the changes", &e))?;
         let mut found = Found::default();
         self.sort_found(&client, &entries, &mut found).await?;
         let changed: usize = found.users.len() + found.groups.len() + found.gone.len();
@@ -259,9 +315,9 @@ impl LdapProvider {
         for chunk in again.chunks(GUIDS_PER_SEARCH) {
             let filter = format!("(|{})", chunk.iter().filter_map(|id| guid_filter(id)).collect::<String>());
             let entries = client
-                .search_paged_with(&dc.naming_context, &filter, &attrs, self.page_size, false, &controls())
+                .search_paged_bounded(&dc.naming_context, &filter, &attrs, self.page_size, limits, &controls())
                 .await
-                .map_err(|e| self.feed_failure("read the objects a change affects", &e))?;
+                .map_err(|e| self.feed_bounded("read the objects a change affects", &e))?;
             self.sort_found(&client, &entries, &mut found).await?;
         }
         let changes = self.changes_of(found, last);
@@ -278,7 +334,7 @@ impl LdapProvider {
     /// The attributes a round reads: a user's and a group's, and whether an object is deleted.
     fn feed_attributes(&self) -> Vec<String> {
         let mut a = self.user_attributes();
-        for extra in ["member", "memberOf", "objectClass", "isDeleted"] {
+        for extra in ["member", "memberOf", "directReports", "objectClass", "isDeleted"] {
             if !a.iter().any(|x| x.eq_ignore_ascii_case(extra)) {
                 a.push(extra.to_string());
             }
@@ -308,9 +364,9 @@ impl LdapProvider {
                 let mut values = attrs.get("member").cloned().unwrap_or_default();
                 if let Some((k, first)) = attrs.iter().find(|(k, _)| k.starts_with("member;range=")) {
                     values = client
-                        .ranged_values_with(dn, "member", k, first, &controls()[1..])
+                        .ranged_values_bounded(dn, "member", k, first, ReadLimits::default(), &controls()[1..])
                         .await
-                        .map_err(|e| self.feed_failure("read the members of a large group", &e))?;
+                        .map_err(|e| self.feed_bounded("read the members of a large group", &e))?;
                 }
                 let members = values
                     .iter()
@@ -323,6 +379,7 @@ impl LdapProvider {
                 continue;
             }
             let within = parsed.as_ref().is_some_and(|d| user_bases.iter().any(|b| d.is_within(b)));
+            let member_of = guids_of(&attrs, "memberof");
             match self.user_read(e, dn).filter(|_| within) {
                 Some(mut u) => {
                     let manager = field_attribute(self.conn.flavor, UserField::Manager).to_ascii_lowercase();
@@ -334,50 +391,78 @@ impl LdapProvider {
                             *v = dn.to_string();
                         }
                     }
-                    let groups = u.attrs.get("memberof").into_iter().flatten();
-                    found.member_of.extend(groups.filter_map(|v| split_extended(v).0));
-                    found.users.push((u, guid));
+                    let reports = guids_of(&attrs, "directreports");
+                    found.users.push(FoundUser { read: u, manager: guid, member_of, reports });
                 }
-                None => found.gone.push(id),
+                None => {
+                    found.outside.push(Outside { dn_key: dn::normalize(dn), member_of });
+                    found.gone.push(id);
+                }
             }
         }
         Ok(())
     }
 
-    /// The ids of objects to read again (see the module's documentation): groups the held
-    /// state says contain an account changed or gone, and accounts whose manager was renamed
-    /// or is gone; not those the round read already.
+    /// The ids of objects to read again (see the module's documentation): the groups that
+    /// hold, by a DN that is no longer its DN, an account or a foreign member the round
+    /// returned, and the accounts whose manager was renamed, moved into scope or is gone; not
+    /// those the round read already.
     fn to_read_again(&self, found: &Found, last: &LiveTarget) -> Vec<String> {
-        let changed: HashSet<&str> =
-            found.users.iter().map(|(u, _)| u.id.as_str()).chain(found.gone.iter().map(String::as_str)).collect();
-        if changed.is_empty() {
-            return Vec::new();
+        let held: HashMap<&str, &LiveAccount> = last.accounts.iter().map(|a| (a.id.as_str(), a)).collect();
+        let bindings: HashMap<&str, &LiveBinding> = last.bindings.iter().map(|b| (b.id.as_str(), b)).collect();
+        let mut again: BTreeSet<String> = BTreeSet::new();
+        // Accounts whose DN a held group may hold as it was: gone, or not at the DN held
+        // (renamed, moved, or new to keyward). An account's fingerprint covers its DN: the
+        // held one, computed again with the DN read now, is the same only if the DN is.
+        let mut moved: HashSet<&str> = found.gone.iter().map(String::as_str).collect();
+        for u in &found.users {
+            let same_dn = held
+                .get(u.read.id.as_str())
+                .is_some_and(|a| account_fingerprint(&u.read.dn, &a.user_name, &a.attrs, a.active) == a.fingerprint);
+            if same_dn {
+                continue;
+            }
+            moved.insert(u.read.id.as_str());
+            again.extend(u.member_of.iter().filter(|g| bindings.contains_key(g.as_str())).cloned());
+            // Its reports name it as their manager only once it is in scope.
+            again.extend(u.reports.iter().filter(|r| held.contains_key(r.as_str())).cloned());
         }
-        let read: HashSet<&str> = found.groups.iter().map(|g| g.1.as_str()).chain(changed.iter().copied()).collect();
+        // A foreign member is held as its DN: a group whose members lack the DN read now
+        // holds it as it was.
+        for o in &found.outside {
+            for g in &o.member_of {
+                if bindings.get(g.as_str()).is_some_and(|b| !b.members.iter().any(|m| dn::normalize(m) == o.dn_key)) {
+                    again.insert(g.clone());
+                }
+            }
+        }
+        if !moved.is_empty() {
+            for b in &last.bindings {
+                if b.members.iter().any(|m| moved.contains(m.as_str())) {
+                    again.insert(b.id.clone());
+                }
+            }
+        }
+        // Accounts whose manager's userName changed or who lost their manager.
         let new_names: HashMap<&str, &str> =
-            found.users.iter().map(|(u, _)| (u.id.as_str(), u.user_name.as_str())).collect();
+            found.users.iter().map(|u| (u.read.id.as_str(), u.read.user_name.as_str())).collect();
+        let returned: HashSet<&str> =
+            found.users.iter().map(|u| u.read.id.as_str()).chain(found.gone.iter().map(String::as_str)).collect();
         let lost_names: HashSet<&str> = last
             .accounts
             .iter()
-            .filter(|a| changed.contains(a.id.as_str()) && new_names.get(a.id.as_str()) != Some(&a.user_name.as_str()))
+            .filter(|a| returned.contains(a.id.as_str()) && new_names.get(a.id.as_str()) != Some(&a.user_name.as_str()))
             .map(|a| a.user_name.as_str())
             .collect();
-        let mut again: BTreeSet<String> = BTreeSet::new();
-        let member_of: HashSet<&str> = found.member_of.iter().map(String::as_str).collect();
-        for b in &last.bindings {
-            let holds = b.members.iter().any(|m| changed.contains(m.as_str()));
-            if !read.contains(b.id.as_str()) && (holds || member_of.contains(b.id.as_str())) {
-                again.insert(b.id.clone());
-            }
-        }
         if !lost_names.is_empty() {
             for a in &last.accounts {
-                if !read.contains(a.id.as_str()) && a.attrs.manager.as_deref().is_some_and(|m| lost_names.contains(m)) {
+                if a.attrs.manager.as_deref().is_some_and(|m| lost_names.contains(m)) {
                     again.insert(a.id.clone());
                 }
             }
         }
-        again.into_iter().filter(|id| crate::provider::ids::guid(id).is_ok()).collect()
+        let read: HashSet<&str> = found.groups.iter().map(|g| g.1.as_str()).chain(returned.iter().copied()).collect();
+        again.into_iter().filter(|id| !read.contains(id.as_str()) && crate::provider::ids::guid(id).is_ok()).collect()
     }
 
     /// The round's changes, in the order [`crate::model::feed::apply`] needs: objects gone,
@@ -399,11 +484,12 @@ impl LdapProvider {
                 out.push(LiveChange::BindingRemoved { id: id.clone() });
             }
         }
-        for (u, _) in &found.users {
-            accounts.insert(u.id.clone(), u.user_name.clone());
+        for u in &found.users {
+            accounts.insert(u.read.id.clone(), u.read.user_name.clone());
         }
-        for (u, manager) in &found.users {
-            let account = self.account_of(u, |_| manager.as_ref().and_then(|g| accounts.get(g)).cloned());
+        for u in &found.users {
+            let manager = &u.manager;
+            let account = self.account_of(&u.read, |_| manager.as_ref().and_then(|g| accounts.get(g)).cloned());
             out.push(LiveChange::Account(Box::new(account)));
         }
         self.feed_fingerprints.clear();
