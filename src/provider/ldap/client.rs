@@ -229,13 +229,30 @@ impl Client {
         missing_ok: bool,
         extra: &[RawControl],
     ) -> Result<Vec<SearchEntry>, LdapFailure> {
+        self.search_pages(base, filter, attrs, page_size, missing_ok, extra, |_, _| Ok::<(), LdapFailure>(())).await
+    }
+
+    /// The paging loop of every paged search: `on_page` sees each page's operation name and
+    /// entry count and may stop the search with an error of its own. Past [`MAX_PAGES`] pages
+    /// the search stops whatever `on_page` says.
+    #[allow(clippy::too_many_arguments)]
+    async fn search_pages<E: From<LdapFailure>>(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        page_size: i32,
+        missing_ok: bool,
+        extra: &[RawControl],
+        mut on_page: impl FnMut(&str, usize) -> Result<(), E>,
+    ) -> Result<Vec<SearchEntry>, E> {
         let op = format!("searching {base} for {filter}");
         let mut out = Vec::new();
         let mut cookie: Vec<u8> = Vec::new();
         let mut pages = 0;
         loop {
             if pages == MAX_PAGES {
-                return Err(LdapFailure::TooManyPages { op, pages });
+                return Err(LdapFailure::TooManyPages { op, pages }.into());
             }
             pages += 1;
             let control = PagedResults { size: page_size, cookie: std::mem::take(&mut cookie) };
@@ -254,9 +271,11 @@ impl Client {
             }
             let result = check(&op, Ok(result), &[])?;
             self.pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let before = out.len();
             // Search references (AD answers them for partitions below a domain root) are
             // not entries; keyward reads one naming context and leaves them.
             out.extend(entries.into_iter().filter(|e| !e.is_ref() && !e.is_intermediate()).map(SearchEntry::construct));
+            on_page(&op, out.len() - before)?;
             cookie = result
                 .ctrls
                 .iter()
@@ -488,7 +507,7 @@ mod tests {
     }
 
     /// A server that binds anyone and answers every search with no entry and a paging cookie.
-    async fn endless_pager(listener: tokio::net::TcpListener) {
+    pub(super) async fn endless_pager(listener: tokio::net::TcpListener) {
         use tokio::io::AsyncWriteExt;
         let (mut s, _) = listener.accept().await.unwrap();
         let result = [tlv(0x0a, &[0]), tlv(0x04, &[]), tlv(0x04, &[])].concat();

@@ -31,40 +31,11 @@ impl Client {
         limits: ReadLimits,
         extra: &[RawControl],
     ) -> Result<Vec<SearchEntry>, BoundedFailure> {
-        let op = format!("searching {base} for {filter}");
         let mut budget = ReadBudget::new(limits);
-        let mut out = Vec::new();
-        let mut cookie: Vec<u8> = Vec::new();
-        loop {
-            let control = PagedResults { size: page_size, cookie: std::mem::take(&mut cookie) };
-            let mut controls: Vec<RawControl> = vec![control.into()];
-            controls.extend(extra.iter().cloned());
-            let mut ldap = self.op();
-            let r = ldap
-                .with_timeout(OP_TIMEOUT)
-                .with_controls(controls)
-                .search(base, Scope::Subtree, filter, attrs.to_vec())
-                .await
-                .map_err(|e| transport(&op, e))?;
-            let (entries, result) = (r.0, r.1);
-            let result = check(&op, Ok(result), &[])?;
-            self.pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let before = out.len();
-            // Search references are not entries (see `search_paged_with`).
-            out.extend(entries.into_iter().filter(|e| !e.is_ref() && !e.is_intermediate()).map(SearchEntry::construct));
-            budget.page(out.len() - before).map_err(|bound| BoundedFailure::Bound { op: op.clone(), bound })?;
-            cookie = result
-                .ctrls
-                .iter()
-                .find_map(|c| match c {
-                    Control(Some(ControlType::PagedResults), raw) => Some(raw.parse::<PagedResults>().cookie),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            if cookie.is_empty() {
-                return Ok(out);
-            }
-        }
+        self.search_pages(base, filter, attrs, page_size, false, extra, |op, n| {
+            budget.page(n).map_err(|bound| BoundedFailure::Bound { op: op.to_string(), bound })
+        })
+        .await
     }
 
     /// [`Client::ranged_values_with`] within `limits`; each range must start after the one
@@ -112,7 +83,6 @@ fn range_moves_on(key: &str, after: usize) -> bool {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn ranges_must_move_on() {
@@ -124,73 +94,11 @@ mod tests {
         assert!(!range_moves_on("member", 1499));
     }
 
-    /// A BER element: tag, definite length, content.
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let n = content.len();
-        if n < 0x80 {
-            out.push(n as u8);
-        } else {
-            let bytes: Vec<u8> = n.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
-            out.push(0x80 | bytes.len() as u8);
-            out.extend(bytes);
-        }
-        out.extend_from_slice(content);
-        out
-    }
-
-    /// Reads one BER element from `r`: its tag and content.
-    async fn read_tlv(r: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
-        let tag = r.read_u8().await.ok()?;
-        let first = r.read_u8().await.ok()?;
-        let len = if first < 0x80 {
-            first as usize
-        } else {
-            let mut n = 0usize;
-            for _ in 0..(first & 0x7f) {
-                n = (n << 8) | r.read_u8().await.ok()? as usize;
-            }
-            n
-        };
-        let mut content = vec![0; len];
-        r.read_exact(&mut content).await.ok()?;
-        Some((tag, content))
-    }
-
-    /// An LDAP server that accepts any bind and answers every search with no entry and a
-    /// paging cookie, for ever; it counts the searches.
-    async fn endless_pager(searches: Arc<std::sync::atomic::AtomicUsize>) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ldap://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            while let Some((_, msg)) = read_tlv(&mut s).await {
-                // messageID (INTEGER), then the operation's tag.
-                let id = &msg[..2 + msg[1] as usize];
-                let op = msg[2 + msg[1] as usize];
-                let done = [tlv(0x0a, &[0]), tlv(0x04, b""), tlv(0x04, b"")].concat();
-                let reply = match op {
-                    0x60 => [id.to_vec(), tlv(0x61, &done)].concat(),
-                    0x63 => {
-                        searches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let value = tlv(0x30, &[tlv(0x02, &[0]), tlv(0x04, b"more")].concat());
-                        let control = tlv(0x30, &[tlv(0x04, b"1.2.840.113556.1.4.319"), tlv(0x04, &value)].concat());
-                        [id.to_vec(), tlv(0x65, &done), tlv(0xa0, &control)].concat()
-                    }
-                    _ => return,
-                };
-                if s.write_all(&tlv(0x30, &reply)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        url
-    }
-
     #[tokio::test]
     async fn a_server_that_pages_without_end_is_stopped_at_the_bound() {
-        let searches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let url = endless_pager(searches.clone()).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ldap://{}", listener.local_addr().unwrap());
+        tokio::spawn(super::super::tests::endless_pager(listener));
         let o = ConnectOptions { url: &url, start_tls: false, ca_file: None, bind_dn: "cn=x", password: "p" };
         let client = Client::connect(&o).await.unwrap();
         let limits = ReadLimits { max_pages: 5, max_objects: 100, max_time: Duration::from_secs(60) };
@@ -200,7 +108,6 @@ mod tests {
             BoundedFailure::Bound { op: "searching dc=x for (objectClass=*)".into(), bound: BoundError::Pages(5) }
         );
         assert!(e.to_string().contains("more than 5 pages"), "{e}");
-        assert_eq!(searches.load(std::sync::atomic::Ordering::Relaxed), 6, "stops right after the bound");
-        assert_eq!(client.operations(), 7, "the bind and six pages");
+        assert_eq!(client.operations(), 7, "the bind and six pages: stops right after the bound");
     }
 }
