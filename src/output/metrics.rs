@@ -164,28 +164,37 @@ pub fn render(m: &DriftMetrics) -> String {
     out
 }
 
+/// One gauge per target: its HELP and TYPE, then a sample for each target `value` gives one.
+fn per_target<T>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    by_target: &BTreeMap<String, T>,
+    value: impl Fn(&T) -> Option<String>,
+) {
+    head(out, name, help);
+    for (t, v) in by_target {
+        if let Some(v) = value(v) {
+            let _ = writeln!(out, "{name}{{target=\"{}\"}} {v}", escape(t));
+        }
+    }
+}
+
 fn render_latency(out: &mut String, latency: &BTreeMap<String, DetectionLatency>) {
-    head(
+    per_target(
         out,
         "keyward_detection_latency_seconds",
         "Seconds from a change outside git to its alert, for the last drift item watch alerted (or this drift run reported first) on each target: from the change's time where the target's audit log gives it (keyward_detection_latency_attributed 1), else from the start of the last successful check before the alert, an upper bound (0).",
+        latency,
+        |l| Some(format!("{:.3}", l.seconds)),
     );
-    for (t, l) in latency {
-        let _ = writeln!(out, "keyward_detection_latency_seconds{{target=\"{}\"}} {:.3}", escape(t), l.seconds);
-    }
-    head(
+    per_target(
         out,
         "keyward_detection_latency_attributed",
         "Whether keyward_detection_latency_seconds is measured from the change's own time (1) or bounded by the previous check (0).",
+        latency,
+        |l| Some(u8::from(l.attributed).to_string()),
     );
-    for (t, l) in latency {
-        let _ = writeln!(
-            out,
-            "keyward_detection_latency_attributed{{target=\"{}\"}} {}",
-            escape(t),
-            u8::from(l.attributed)
-        );
-    }
 }
 
 fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
@@ -199,44 +208,48 @@ fn render_reads(out: &mut String, reads: &BTreeMap<String, ReadMetrics>) {
         let _ = writeln!(out, "keyward_read_mode{{target=\"{t}\",mode=\"full\"}} {}", u8::from(!r.incremental));
         let _ = writeln!(out, "keyward_read_mode{{target=\"{t}\",mode=\"incremental\"}} {}", u8::from(r.incremental));
     }
-    head(out, "keyward_read_requests", "Requests the last check sent to each target (targets that count them).");
-    for (t, r) in reads {
-        if let Some(n) = r.requests {
-            let _ = writeln!(out, "keyward_read_requests{{target=\"{}\"}} {n}", escape(t));
-        }
-    }
-    head(out, "keyward_read_changed_objects", "Objects each target's change feed reported changed at the last check.");
-    for (t, r) in reads {
-        let _ = writeln!(out, "keyward_read_changed_objects{{target=\"{}\"}} {}", escape(t), r.changed);
-    }
-    head(out, "keyward_seconds_since_full_read", "Seconds since each target was last read in full.");
-    for (t, r) in reads {
-        let _ = writeln!(out, "keyward_seconds_since_full_read{{target=\"{}\"}} {:.3}", escape(t), r.since_full_read);
-    }
-    head(
+    per_target(
+        out,
+        "keyward_read_requests",
+        "Requests the last check sent to each target (targets that count them).",
+        reads,
+        |r| r.requests.map(|n| n.to_string()),
+    );
+    per_target(
+        out,
+        "keyward_read_changed_objects",
+        "Objects each target's change feed reported changed at the last check.",
+        reads,
+        |r| Some(r.changed.to_string()),
+    );
+    per_target(
+        out,
+        "keyward_seconds_since_full_read",
+        "Seconds since each target was last read in full.",
+        reads,
+        |r| Some(format!("{:.3}", r.since_full_read)),
+    );
+    per_target(
         out,
         "keyward_feed_restarts",
         "Change-feed cursors each target refused since watch started (drift: in this run), each followed by a full read.",
+        reads,
+        |r| Some(r.feed_restarts.to_string()),
     );
-    for (t, r) in reads {
-        let _ = writeln!(out, "keyward_feed_restarts{{target=\"{}\"}} {}", escape(t), r.feed_restarts);
-    }
-    head(
+    per_target(
         out,
         "keyward_feed_unfollowed",
         "Changes each target's change feed could not follow since watch started (drift: in this run), each followed by a full read (no cursor refused).",
+        reads,
+        |r| Some(r.feed_unfollowed.to_string()),
     );
-    for (t, r) in reads {
-        let _ = writeln!(out, "keyward_feed_unfollowed{{target=\"{}\"}} {}", escape(t), r.feed_unfollowed);
-    }
-    head(
+    per_target(
         out,
         "keyward_feed_mismatches",
         "Full reads at a resync that differed from the state built from the change feed, since watch started (drift: in this run).",
+        reads,
+        |r| Some(r.feed_mismatches.to_string()),
     );
-    for (t, r) in reads {
-        let _ = writeln!(out, "keyward_feed_mismatches{{target=\"{}\"}} {}", escape(t), r.feed_mismatches);
-    }
 }
 
 #[cfg(test)]
